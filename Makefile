@@ -1,0 +1,42 @@
+# seedtune: `make demo` and `make test` on a fresh machine; each installs what it needs.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+TORCH ?= torch==2.13.0
+STAMP := $(VENV)/.seedtune-installed
+PYTEST_ARGS ?=
+
+.PHONY: setup demo test test-fast bench lint clean
+
+setup: $(STAMP)
+
+# torch first: the pinned wheel (CPU here), so nothing below pulls several GB of CUDA wheels.
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH)"
+	$(PY) -m pip install -q -e ".[dev]"
+	@touch $(STAMP)
+
+demo: setup
+	$(VENV)/bin/seedtune demo
+
+# Everything, slow end-to-end DVC tests included. pytest exits 5 when a selection
+# (PYTEST_ARGS="-k ...") matches no test: say so instead of failing obscurely.
+test: setup
+	@set +e; PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests for PYTEST_ARGS='$(PYTEST_ARGS)'"; \
+	exit 1; fi; exit $$rc
+
+test-fast: setup
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+bench: setup
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/run.py
+
+lint: setup
+	$(VENV)/bin/ruff check src stages tests bench
+
+clean:
+	rm -rf .cache .pytest_cache .ruff_cache

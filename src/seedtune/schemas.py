@@ -1,0 +1,38 @@
+"""Structured-output schemas for the LLM calls (pydantic -> JSON schema -> validation)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class QuestionList(_Strict):
+    """What the queries prompt asks for."""
+
+    questions: list[str] = Field(min_length=1)
+
+
+class QA(_Strict):
+    """What the synthesize prompt asks for."""
+
+    question: str
+    answer: str
+
+
+class Verdict(_Strict):
+    """What the judge prompt asks for: which of two answers is better."""
+
+    verdict: Literal["A", "B", "tie"]
+    reason: str
+
+
+def json_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """OpenAI ``response_format`` for ``model`` (strict json_schema)."""
+    schema = model.model_json_schema()
+    return {"type": "json_schema",
+            "json_schema": {"name": model.__name__, "schema": schema, "strict": True}}

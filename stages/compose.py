@@ -1,0 +1,11 @@
+"""compose stage: conf/ -> params.yaml for plain `dvc repro`.
+
+Run: ``dvc repro compose`` (or ``python stages/compose.py``). Inside ``dvc exp run`` DVC has
+already composed params.yaml with your -S overrides, so this leaves it alone.
+"""
+
+from seedtune.compose import write_params
+from seedtune.stage import run_stage
+
+if __name__ == "__main__":
+    run_stage("compose", lambda: write_params("params.yaml", "conf"))

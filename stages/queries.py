@@ -1,0 +1,33 @@
+"""queries stage: the LLM writes questions per seed word -> data/questions.jsonl.
+
+Run: ``dvc repro queries``. Needs the key named by llm.api_key_env unless every answer is
+already in data/cache/queries.
+"""
+
+from seedtune.cache import ResponseCache
+from seedtune.config import load_params
+from seedtune.llm import LLMClient, check_reject_rate
+from seedtune.prompts import load_template
+from seedtune.questions import build_requests, candidates, filter_questions
+from seedtune.records import read_lines, write_jsonl
+from seedtune.stage import CACHE_DIR, run_stage, write_metrics, write_rejects
+
+
+def main() -> None:
+    p = load_params(sections=("llm", "queries"))
+    seeds = list(dict.fromkeys(read_lines(p.queries.seed_file)))
+    extra = [q for f in p.queries.extra_files for q in read_lines(f)]
+    template = load_template("queries")
+    client = LLMClient(p.llm, ResponseCache(CACHE_DIR / "queries"), desc="queries")
+    outcomes = client.run(build_requests(seeds, p.queries, template))
+    rejects = [{"seed": o.id, "reason": o.reject} for o in outcomes if o.reject]
+    write_rejects("queries", rejects)
+    check_reject_rate("queries", len(seeds), len(rejects), p.llm.max_reject_rate)
+    kept, counts = filter_questions(
+        candidates(outcomes, p.llm.model, template.version, extra), p.queries)
+    write_jsonl("data/questions.jsonl", kept)
+    write_metrics("queries", {**client.stats.as_dict(), "seeds": len(seeds), **counts})
+
+
+if __name__ == "__main__":
+    run_stage("queries", main)

@@ -1,0 +1,44 @@
+"""synthesize stage: the LLM writes grounded Korean answers -> data/instructions.jsonl.
+
+Run: ``dvc repro synthesize``. Each row carries ``split`` (train/eval), a deterministic hash
+split of the question.
+"""
+
+from seedtune.cache import ResponseCache
+from seedtune.config import load_params
+from seedtune.llm import LLMClient, check_reject_rate
+from seedtune.prompts import load_template
+from seedtune.records import read_jsonl, write_jsonl
+from seedtune.stage import CACHE_DIR, run_stage, write_metrics, write_rejects
+from seedtune.synthesis import assign_split, build_requests, check_answer
+
+
+def main() -> None:
+    p = load_params(sections=("llm", "synthesize"))
+    ranked = read_jsonl("data/ranked.jsonl")
+    template = load_template("synthesize")
+    client = LLMClient(p.llm, ResponseCache(CACHE_DIR / "synthesize"), desc="synthesize")
+    outcomes = client.run(build_requests(ranked, p.synthesize, template))
+    rows, rejects = [], []
+    for row, o in zip(ranked, outcomes, strict=True):
+        reason = o.reject or check_answer(o.value["answer"], p.synthesize)
+        if reason:
+            rejects.append({"question": row["question"], "reason": reason})
+            continue
+        rows.append({"question": row["question"], "answer": o.value["answer"].strip(),
+                     "sources": [d["link"] for d in row["documents"][: p.synthesize.top_k]],
+                     "model": p.llm.model, "template": template.version})
+    write_rejects("synthesize", rejects)
+    check_reject_rate("synthesize", len(ranked), len(rejects), p.llm.max_reject_rate)
+    split = assign_split([r["question"] for r in rows], p.synthesize.eval_fraction,
+                         p.synthesize.min_eval, p.seed)
+    rows = [{**r, "split": split[r["question"]]} for r in rows]
+    write_jsonl("data/instructions.jsonl", rows)
+    n_eval = sum(1 for r in rows if r["split"] == "eval")
+    write_metrics("synthesize", {**client.stats.as_dict(), "questions": len(ranked),
+                                 "answers": len(rows), "rejects": len(rejects),
+                                 "train": len(rows) - n_eval, "eval": n_eval})
+
+
+if __name__ == "__main__":
+    run_stage("synthesize", main)
