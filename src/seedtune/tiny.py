@@ -41,7 +41,7 @@ __all__ = ["BUILDER_VERSION", "STAMP_NAME", "TinyModels", "build_tiny_models", "
 logger = logging.getLogger(__name__)
 
 #: Bump whenever the output of the builder changes (invalidates every cached build).
-BUILDER_VERSION = "1"
+BUILDER_VERSION = "2"
 STAMP_NAME = ".tiny-models.stamp"
 _LOCK_NAME = ".tiny-models.lock"
 _TMP_PREFIX = ".tiny-build-"
@@ -70,7 +70,12 @@ _GEMMA_FILES = (
     "tokenizer.json",
     "tokenizer_config.json",
 )
-_E5_FILES = ("modules.json", "config_sentence_transformers.json", "config.json", "model.safetensors")
+_E5_FILES = (
+    "modules.json",
+    "config_sentence_transformers.json",
+    "config.json",
+    "model.safetensors",
+)
 
 
 @dataclass(frozen=True)
@@ -88,7 +93,9 @@ def _resource_text(name: str) -> str:
 
 def corpus_lines() -> list[str]:
     """Non-empty lines of the bundled Korean corpus."""
-    return [line.strip() for line in _resource_text("korean_corpus.txt").splitlines() if line.strip()]
+    return [
+        line.strip() for line in _resource_text("korean_corpus.txt").splitlines() if line.strip()
+    ]
 
 
 def gemma_chat_template() -> str:
@@ -135,7 +142,12 @@ def _locked(root: Path) -> Iterator[None]:
         yield
         return
     with open(root / _LOCK_NAME, "a+") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        except OSError:  # pragma: no cover - file system without locks
+            logger.warning("could not lock %s; building without a lock", root)
+            yield
+            return
         try:
             yield
         finally:
@@ -318,15 +330,21 @@ def _build_e5(out: Path, lines: list[str], scratch: Path) -> None:
         device="cpu",
     )
     model.save(str(out), create_model_card=False)
+    # Loading through sentence-transformers leaves loader flags in the tokenizer config.
+    _patch_json(out / "tokenizer_config.json", _drop=("is_local", "local_files_only"))
 
 
 # ----------------------------------------------------------------------------- api
 
 
-def _patch_json(path: Path, **updates: object) -> None:
+def _patch_json(path: Path, _drop: tuple[str, ...] = (), **updates: object) -> None:
     data = json.loads(path.read_text(encoding="utf-8"))
+    for key in _drop:
+        data.pop(key, None)
     data.update(updates)
-    path.write_text(json.dumps(data, indent=2, ensure_ascii=False, sort_keys=True) + "\n", encoding="utf-8")
+    path.write_text(
+        json.dumps(data, indent=2, ensure_ascii=False, sort_keys=True) + "\n", encoding="utf-8"
+    )
 
 
 def _replace_dir(src: Path, dst: Path, trash: Path) -> None:

@@ -15,6 +15,9 @@ from collections import Counter
 from collections.abc import Sequence
 
 HANGUL_RE = re.compile(r"[가-힣]+")
+_LABELED_RE = re.compile(
+    r"(?:시드\s*단어|시드|키워드|주제어?|seed(?:\s*word)?|keyword|topic)\s*[:：=]\s*([^\n,;|]{1,30})", re.I
+)
 _QUOTED_RE = re.compile(r"[\"'“”‘’「」『』《》]([^\"'“”‘’「」『』《》\n]{1,40})[\"'“”‘’「」『』《》]")
 
 # Longest first so that "에서는" wins over "는".
@@ -34,7 +37,16 @@ STOPWORDS: frozenset[str] = frozenset(
     있는 없는 있습니다 없습니다 합니다 입니다 것을 것이 것은 경우 정도 이상 이하 내외 결과 형식 출력
     반드시 각각 모든 무엇 어떻게 어떤 개의 주제 시드 단어로 참고 문서 자료 검색 평가 기준 점수 응답
     근거 다음의 포함 포함해 포함하여 바탕 바탕으로 활용 활용해 내용 내용을 제공 제공된 요약 이유
+    개를 개의 개로 가지 만들어 만든 사람들 사람 실제 실제로 기반 기반으로 명확 간결 자연스럽게 스타일
+    출처 번호 인용 목록 배열 필드 정확 정확히 설명 있으면 없으면 하나 여러 각각의 이것 그것 저것
     """.split()
+)
+
+# Raw tokens ending like this are verbs/adjectives, not content words.
+VERB_ENDINGS: tuple[str, ...] = tuple(
+    """세요 니다 어요 아요 해요 하세 하다 한다 했다 된다 있다 없다 어서 아서 으며 하며 지만 는데 려면
+    으면 하면 해서 하고 어야 아야 해야 도록 었다 았다 겠다 시오 어라 거나 든지 더라도 하는 되는 있는
+    없는 하게 되게 같은 하여 되어 만들 봅시다 세요요 십시오 주고 주는 보고 보는 인지 한지 할지""".split()
 )
 
 TOPICS: tuple[str, ...] = (
@@ -158,8 +170,10 @@ def hangul_tokens(text: str) -> list[str]:
     """Content-looking Hangul tokens of ``text`` (particles stripped, stopwords dropped)."""
     out: list[str] = []
     for raw in HANGUL_RE.findall(text):
+        if raw in STOPWORDS or raw in PARTICLES or raw.endswith(VERB_ENDINGS):
+            continue
         tok = strip_particle(raw)
-        if len(tok) >= 2 and tok not in STOPWORDS and raw not in STOPWORDS:
+        if len(tok) >= 2 and tok not in STOPWORDS and not tok.endswith(VERB_ENDINGS):
             out.append(tok)
     return out
 
@@ -168,15 +182,18 @@ def top_keywords(text: str, k: int = 8) -> list[str]:
     """The ``k`` most frequent content tokens of ``text`` (ties broken by first occurrence)."""
     toks = hangul_tokens(text)
     counts = Counter(toks)
+    for tok in counts:  # domain words first among equals
+        if any(topic in tok for topic in TOPICS):
+            counts[tok] += 1
     first = {t: i for i, t in reversed(list(enumerate(toks)))}
     return sorted(counts, key=lambda t: (-counts[t], first[t]))[:k]
 
 
 def quoted_terms(text: str) -> list[str]:
-    """Short quoted strings that contain Hangul, e.g. the seed word in ``'시드 단어: "전세"'``."""
+    """Quoted or labelled short Hangul terms, e.g. the seed word in ``시드 단어: "전세"``."""
     out: list[str] = []
-    for m in _QUOTED_RE.finditer(text):
-        term = m.group(1).strip()
+    for m in [*_QUOTED_RE.finditer(text), *_LABELED_RE.finditer(text)]:
+        term = m.group(1).strip().strip("\"'“”‘’「」『』《》").strip()
         if HANGUL_RE.search(term) and len(term) <= 30 and term not in out:
             out.append(term)
     return out

@@ -176,12 +176,12 @@ def request_seed(body: dict[str, Any]) -> int:
 def _content(kind: str, schema: dict[str, Any] | None, prompt: str, full: str, rng: random.Random,
              judge: str) -> str:
     if kind == "json_schema" and schema is not None:
-        value = fill_schema(schema, prompt=prompt, rng=rng, judge=judge)
+        value = fill_schema(schema, prompt=prompt, rng=rng, judge=judge, hint_text=full)
         return json.dumps(value, ensure_ascii=False)
     if kind == "json_object":
-        value = fill_schema(_json_object_schema(full), prompt=prompt, rng=rng, judge=judge)
+        value = fill_schema(_json_object_schema(full), prompt=prompt, rng=rng, judge=judge, hint_text=full)
         return json.dumps(value, ensure_ascii=False)
-    ctx = make_context(prompt, rng, judge=judge)
+    ctx = make_context(prompt, rng, judge=judge, hint_text=full)
     if ctx.target_words is None and ctx.target_chars is None:
         ctx.target_words = 45
     return text_for("answer", ctx)

@@ -76,10 +76,19 @@ def prompt_hints(prompt: str) -> dict[str, int | None]:
 
 
 def make_context(
-    prompt: str, rng: random.Random, root: dict[str, Any] | None = None, judge: str = "hash"
+    prompt: str,
+    rng: random.Random,
+    root: dict[str, Any] | None = None,
+    judge: str = "hash",
+    hint_text: str = "",
 ) -> FillContext:
-    """Build a :class:`FillContext` from the (last user) prompt text."""
+    """Build a :class:`FillContext`: keywords from ``prompt`` (the last user message), size hints
+    from ``prompt`` first, then from ``hint_text`` (e.g. the system prompt)."""
     hints = prompt_hints(prompt)
+    if hint_text:
+        for key, value in prompt_hints(hint_text).items():
+            if hints[key] is None:
+                hints[key] = value
     quoted = korean.quoted_terms(prompt)
     keywords = korean.top_keywords(prompt, 10)
     main_terms = quoted[:3] or keywords[:2]
@@ -97,10 +106,17 @@ def make_context(
 
 
 def fill_schema(
-    schema: dict[str, Any], *, prompt: str, rng: random.Random, judge: str = "hash", name: str = ""
+    schema: dict[str, Any],
+    *,
+    prompt: str,
+    rng: random.Random,
+    judge: str = "hash",
+    name: str = "",
+    hint_text: str = "",
 ) -> Any:
-    """Return a value valid against ``schema``, with Korean strings informed by ``prompt``."""
-    ctx = make_context(prompt, rng, schema, judge)
+    """Return a value valid against ``schema``, with Korean strings informed by ``prompt``
+    (size hints such as "약 N 단어" / "N개" may also come from ``hint_text``)."""
+    ctx = make_context(prompt, rng, schema, judge, hint_text)
     return fill(schema, ctx, name, 0)
 
 

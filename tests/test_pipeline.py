@@ -1,0 +1,214 @@
+"""End-to-end: the whole DAG with `dvc repro` in a temporary git repo, against the loopback
+simulators and tiny models; then the DVC behaviours users rely on (no-op rerun, experiments,
+conf edits, sharing through a remote)."""
+
+from __future__ import annotations
+
+import filecmp
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from seedtune.demo import SIM_ENV, local_config, prepare_workspace, tool_env
+
+pytestmark = pytest.mark.slow
+
+SEEDS = ["전세", "청약", "재건축", "양도소득세", "등기부등본"]
+
+
+def dvc(ws: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(["dvc", *args], cwd=ws, env=tool_env(SIM_ENV), text=True,
+                          capture_output=True, timeout=900)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"dvc {' '.join(args)} failed ({proc.returncode}):\n"
+                             f"{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+    return proc
+
+
+def ran(proc: subprocess.CompletedProcess[str]) -> set[str]:
+    return set(re.findall(r"Running stage '([\w-]+)'", proc.stdout + proc.stderr))
+
+
+def git(ws: Path, *args: str) -> str:
+    return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t.invalid", *args],
+                          cwd=ws, check=True, text=True, capture_output=True).stdout
+
+
+@pytest.fixture(scope="module")
+def sim_server() -> Iterator[object]:
+    from seedtune.sim import SimConfig, SimServer
+
+    cfg = SimConfig(openai_api_key=SIM_ENV["OPENAI_API_KEY"],
+                    naver_client_id=SIM_ENV["NAVER_CLIENT_ID"],
+                    naver_client_secret=SIM_ENV["NAVER_CLIENT_SECRET"])
+    with SimServer(cfg) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory, root: Path, tiny_models,
+              sim_server) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    local = local_config(sim_server.url, tiny_models)
+    local["queries"] = {"per_seed": 3}
+    local["train"].update({"max_steps": 6, "eval_steps": 3, "logging_steps": 1})
+    local["evaluate"] = {"max_new_tokens": 16, "max_questions": 4}
+    ws = prepare_workspace(root, tmp_path_factory.mktemp("e2e") / "ws", local, seeds=SEEDS)
+    proc = dvc(ws, "repro")
+    return ws, proc
+
+
+def test_whole_dag_runs_with_dvc_repro(workspace) -> None:
+    ws, proc = workspace
+    assert ran(proc) == {"compose", "queries", "search", "rank", "synthesize", "train",
+                         "evaluate"}
+    questions = [json.loads(x) for x in (ws / "data/questions.jsonl").read_text().splitlines()]
+    assert {q["seed"] for q in questions} == set(SEEDS)
+    ranked = [json.loads(x) for x in (ws / "data/ranked.jsonl").read_text().splitlines()]
+    assert len(ranked) == len(questions)
+    for row in ranked:
+        scores = [d["score"] for d in row["documents"]]
+        assert scores == sorted(scores, reverse=True)
+        assert all("<b>" not in d["passage"] and "&quot;" not in d["passage"]
+                   for d in row["documents"])
+    inst = [json.loads(x) for x in (ws / "data/instructions.jsonl").read_text().splitlines()]
+    assert {r["split"] for r in inst} == {"train", "eval"}
+    assert (ws / "models/adapter/adapter_config.json").is_file()
+    assert (ws / "models/adapter/adapter_model.safetensors").is_file()
+    assert "tuned vs base" in (ws / "reports/evaluation.md").read_text()
+    metrics = json.loads(dvc(ws, "metrics", "show", "--json").stdout)
+    flat = json.dumps(metrics)
+    for key in ("win_rate", "train_loss", "eval_loss", "kept", "mean_top_score"):
+        assert f'"{key}"' in flat, key
+    ev = json.loads((ws / "metrics/evaluate.json").read_text())
+    assert 0.0 <= ev["win_rate"] <= 1.0
+    assert (ws / "metrics/train/plots/metrics/train/loss.tsv").is_file()
+
+
+def test_second_repro_runs_nothing(workspace) -> None:
+    ws, _ = workspace
+    proc = dvc(ws, "repro")
+    assert ran(proc) == set()
+    assert "Data and pipelines are up to date" in dvc(ws, "status").stdout
+
+
+def test_no_secret_reaches_any_file(workspace) -> None:
+    ws, _ = workspace
+    for path in ws.rglob("*"):
+        if path.is_file() and ".git" not in path.parts:
+            blob = path.read_bytes()
+            for value in SIM_ENV.values():
+                assert value.encode() not in blob, f"{value} leaked into {path}"
+
+
+def test_exp_run_reruns_only_train_and_evaluate(workspace) -> None:
+    ws, _ = workspace
+    git(ws, "add", "-A")
+    git(ws, "commit", "-qm", "baseline")
+    proc = dvc(ws, "exp", "run", "-S", "train.lora.r=8")
+    assert {"train", "evaluate"} <= ran(proc) <= {"compose", "train", "evaluate"}
+    params = yaml.safe_load((ws / "params.yaml").read_text())
+    assert params["train"]["lora"]["r"] == 8
+    adapter = json.loads((ws / "models/adapter/adapter_config.json").read_text())
+    assert adapter["r"] == 8
+    assert "train.lora.r" in dvc(ws, "exp", "show", "--csv").stdout
+    # back to the committed baseline for the next tests
+    git(ws, "checkout", "--", ".")
+    dvc(ws, "checkout", "--force")
+
+
+def test_editing_lora_conf_reruns_only_compose_train_evaluate(workspace) -> None:
+    ws, _ = workspace
+    lora = ws / "conf/lora/tutorial.yaml"
+    lora.write_text(lora.read_text().replace("alpha: 32", "alpha: 16"))
+    proc = dvc(ws, "repro")
+    assert ran(proc) == {"compose", "train", "evaluate"}
+    assert yaml.safe_load((ws / "params.yaml").read_text())["train"]["lora"]["alpha"] == 16
+    adapter = json.loads((ws / "models/adapter/adapter_config.json").read_text())
+    assert adapter["lora_alpha"] == 16
+    git(ws, "add", "-A")
+    git(ws, "commit", "-qm", "alpha 16")
+
+
+def _tracked_outputs(ws: Path) -> list[Path]:
+    files = []
+    for rel in ("data", "models/adapter", "metrics", "reports"):
+        files += [p for p in (ws / rel).rglob("*") if p.is_file() and p.name != ".gitignore"]
+    return files
+
+
+def _roundtrip(ws: Path, tmp: Path, remote: str, extra_env: dict[str, str] | None = None
+               ) -> None:
+    env_extra = extra_env or {}
+    os.environ.update(env_extra)  # dvc subprocesses inherit via tool_env
+    try:
+        dvc(ws, "push", "-r", remote)
+        clone = tmp / f"clone-{remote}"
+        subprocess.run(["git", "clone", "-q", str(ws), str(clone)], check=True)
+        dvc(clone, "pull", "-r", remote)
+        assert "Data and pipelines are up to date" in dvc(clone, "status").stdout
+        originals = _tracked_outputs(ws)
+        assert len(originals) > 10
+        for path in originals:
+            twin = clone / path.relative_to(ws)
+            assert twin.is_file(), f"missing in clone: {path.relative_to(ws)}"
+            assert filecmp.cmp(path, twin, shallow=False), path.relative_to(ws)
+    finally:
+        for key in env_extra:
+            os.environ.pop(key, None)
+
+
+def test_push_clone_pull_local_remote(workspace, tmp_path: Path) -> None:
+    ws, _ = workspace
+    dvc(ws, "remote", "add", "-f", "localremote", str(tmp_path / "remote"))
+    git(ws, "add", "-A")
+    git(ws, "commit", "-qm", "remote", "--allow-empty")
+    _roundtrip(ws, tmp_path, "localremote")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.s3
+def test_push_clone_pull_s3_remote(workspace, tmp_path: Path) -> None:
+    pytest.importorskip("dvc_s3")
+    pytest.importorskip("moto")
+    boto3 = pytest.importorskip("boto3")
+    ws, _ = workspace
+    port = _free_port()
+    creds = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+             "AWS_DEFAULT_REGION": "us-east-1"}
+    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p",
+                               str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        boto3.client("s3", endpoint_url=url, **{k.lower(): v for k, v in creds.items()
+                                                if k != "AWS_DEFAULT_REGION"},
+                     region_name="us-east-1").create_bucket(Bucket="seedtune")
+        dvc(ws, "remote", "add", "-f", "s3remote", "s3://seedtune/store")
+        dvc(ws, "remote", "modify", "s3remote", "endpointurl", url)
+        git(ws, "add", "-A")
+        git(ws, "commit", "-qm", "s3 remote", "--allow-empty")
+        _roundtrip(ws, tmp_path, "s3remote", creds)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+        shutil.rmtree(tmp_path / "clone-s3remote", ignore_errors=True)
