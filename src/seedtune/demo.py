@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -23,9 +24,11 @@ import yaml
 
 log = logging.getLogger(__name__)
 
-# Fake credentials for the simulator only; the real services never see them.
-SIM_ENV = {"OPENAI_API_KEY": "sim-openai-key", "NAVER_CLIENT_ID": "sim-naver-id",
-           "NAVER_CLIENT_SECRET": "sim-naver-secret"}
+# Credentials for the simulator only, made fresh per process so that a leak test can look
+# for their exact values in every file the pipeline writes (they appear in no source file).
+_TOKEN = secrets.token_hex(8)
+SIM_ENV = {"OPENAI_API_KEY": f"sk-sim-{_TOKEN}", "NAVER_CLIENT_ID": f"sim-id-{_TOKEN}",
+           "NAVER_CLIENT_SECRET": f"sim-secret-{_TOKEN}"}
 
 OUTPUTS = ["params.yaml", "data/questions.jsonl", "data/documents.jsonl", "data/ranked.jsonl",
            "data/instructions.jsonl", "models/adapter", "metrics/train/plots/metrics",

@@ -150,7 +150,8 @@ class LiveCallback:
                 for key, name in names.items():
                     if key in logs:
                         self.live.log_metric(name, float(logs[key]))
-                tokens = getattr(state, "num_input_tokens_seen", 0) or 0
+                # TRL logs the running count of training tokens as `num_tokens`
+                tokens = int(float(logs.get("num_tokens", 0)))
                 now = time.perf_counter()
                 if "loss" in logs and tokens > self._tokens0 and now > self._t0:
                     self.live.log_metric("train/tokens_per_s",

@@ -24,6 +24,7 @@ _QUOTED_RE = re.compile(r"[\"'“”‘’「」『』《》]([^\"'“”‘’�
 PARTICLES: tuple[str, ...] = tuple(
     sorted(
         """은 는 이 가 을 를 의 에 에서 에서는 에게 에게서 으로 로 으로는 로는 와 과 도 만 까지 부터
+        만으로 으로만 로만 에만 만이 까지도 에서도 과의 와의 이라도 라도
         보다 처럼 이나 나 이란 란 이라는 라는 이며 며 이고 고 에는 에도 으로서 로서 인가요 인가
         입니다 합니다 하는 하고 하여 해서 했다 한다 하기 하면 되는 되어 된 할 한 이다 이요 요""".split(),
         key=len,
@@ -39,6 +40,11 @@ STOPWORDS: frozenset[str] = frozenset(
     근거 다음의 포함 포함해 포함하여 바탕 바탕으로 활용 활용해 내용 내용을 제공 제공된 요약 이유
     개를 개의 개로 가지 만들어 만든 사람들 사람 실제 실제로 기반 기반으로 명확 간결 자연스럽게 스타일
     출처 번호 인용 목록 배열 필드 정확 정확히 설명 있으면 없으면 하나 여러 각각의 이것 그것 저것
+    일반인 궁금해 궁금한 궁금해할 물음표 관점 개념 표현 반복 용어 한국어로 지시문 무시 분량 그대로
+    담아 나은 차이 넣고 적습니다 고르세요 두 공정한 평가자 순서 길이 영향 정확성 유용성 관련성 자연스러움
+    판단 전문가 전문가이자 교육용 작성자 검색창 상담 상담가 친절한 신뢰 텍스트 지시 명령 정보 사실
+    일반적으로 알려진 조심스럽게 덧붙입니다 목록에 최근 제도 절차 비용과 세금 위험과 주의점 다룹니다
+    만한 서로 다른 끝나 참고자료 같은 모두 가장 매우 이런 그런 어느 통해 위해 따라 때문 경우에
     """.split()
 )
 
@@ -46,7 +52,8 @@ STOPWORDS: frozenset[str] = frozenset(
 VERB_ENDINGS: tuple[str, ...] = tuple(
     """세요 니다 어요 아요 해요 하세 하다 한다 했다 된다 있다 없다 어서 아서 으며 하며 지만 는데 려면
     으면 하면 해서 하고 어야 아야 해야 도록 었다 았다 겠다 시오 어라 거나 든지 더라도 하는 되는 있는
-    없는 하게 되게 같은 하여 되어 만들 봅시다 세요요 십시오 주고 주는 보고 보는 인지 한지 할지""".split()
+    없는 하게 되게 같은 하여 되어 만들 봅시다 십시오 주고 주는 보고 보는 인지 한지 할지 다면 라면
+    는지 을지 을까 는가 니까 므로 지요 네요 군요 적인 적으로 스러운 로운""".split()
 )
 
 TOPICS: tuple[str, ...] = (
@@ -54,6 +61,8 @@ TOPICS: tuple[str, ...] = (
     "임대차계약", "확정일자", "전입신고", "등기부등본", "취득세", "양도소득세", "종합부동산세", "재산세",
     "중개수수료", "공인중개사", "오피스텔", "빌라", "아파트", "역세권", "학군", "실거래가", "공시가격",
     "보증금", "전세보증보험", "계약갱신청구권", "LTV", "DSR", "갭투자", "임대사업자", "특별공급",
+    "전세권", "근저당", "계약금", "중도금", "잔금", "관리비", "소유권", "경매", "증여", "상속",
+    "용적률", "건폐율", "입주", "주택", "부동산", "대출", "임대", "등기", "세금", "분양",
 )
 
 PLACES: tuple[str, ...] = (
@@ -74,21 +83,38 @@ NUMBERS: tuple[str, ...] = (
 )
 
 _QUESTION_TEMPLATES: tuple[str, ...] = (
-    "{a|은} {b|와} 관련해 어떤 점을 먼저 확인해야 하나요?",
+    "{a|은} 정확히 무엇을 뜻하나요?",
     "{a} 계약 시 {b|을} 어떻게 준비해야 하나요?",
     "{a|이} {b}에 미치는 영향은 무엇인가요?",
-    "{x|가} {a|을} 진행할 때 주의할 점은 무엇인가요?",
+    "{x|이} {a|을} 진행할 때 주의할 점은 무엇인가요?",
     "{a}에서 {b|은} 어떤 기준으로 정해지나요?",
-    "{p}에서 {a|을} 알아볼 때 {b|은} 어떻게 비교하나요?",
+    "{p}에서 {a|을} 알아볼 때 무엇부터 비교해야 할까요?",
     "{a}의 {s|은} 무엇인가요?",
     "{a|와} {b|은} 어떤 차이가 있나요?",
-    "{a|을} 할 때 {b} 관련 비용은 얼마나 드나요?",
-    "{x} 입장에서 {a}의 {s|은} 어떻게 되나요?",
+    "{a|을} 할 때 드는 비용은 보통 얼마인가요?",
+    "{x} 입장에서 {a|은} 어떤 점이 유리한가요?",
     "{a|은} {b|와} 함께 신청할 수 있나요?",
-    "{a} 진행 중 {b} 문제가 생기면 어떻게 해야 하나요?",
-    "{a|을} 위해 {b|을} 꼭 확인해야 하는 이유는 무엇인가요?",
-    "최근 {p}의 {a} 시장에서 {b|은} 어떻게 변하고 있나요?",
-    "{a}에 대한 {s|을} 단계별로 알려줄 수 있나요?",
+    "{a} 진행 중 문제가 생기면 누구에게 도움을 받을 수 있나요?",
+    "{a|을} 위해 꼭 챙겨야 하는 서류는 무엇인가요?",
+    "최근 {a} 관련 제도는 어떻게 바뀌었나요?",
+    "{a} 절차를 처음부터 끝까지 단계별로 알려줄 수 있나요?",
+    "{a}에 붙는 세금은 어떻게 계산하나요?",
+    "{a|을} 잘못 이해하면 어떤 손해를 볼 수 있나요?",
+    "{n} 정도의 예산으로도 {a|이} 가능한가요?",
+    "{a} 기간이 끝나면 그다음에는 무엇을 해야 하나요?",
+    "초보자가 {a|을} 공부하려면 어디서부터 시작하면 좋을까요?",
+    "{a} 때문에 분쟁이 생기면 법적으로 보호받을 수 있나요?",
+    "{a} 조건을 충족하는지 스스로 확인하는 방법이 있나요?",
+    "{a|은} 언제 하는 것이 가장 유리한가요?",
+    "{a} 관련 사기를 피하려면 무엇을 확인해야 하나요?",
+    "대출을 받아 {a|을} 하려면 한도가 얼마나 나오나요?",
+    "{a|을} 중도에 취소하거나 해지할 수 있나요?",
+    "{a} 신청이 거절되는 대표적인 이유는 무엇인가요?",
+    "{a}의 장점과 단점을 비교해 주실 수 있나요?",
+    "{a|와} 관련해 공인중개사에게 꼭 물어봐야 할 질문은 무엇인가요?",
+    "{a|을} 하기 전에 등기부등본에서 어떤 항목을 봐야 하나요?",
+    "{a} 관련 정부 지원이나 혜택에는 무엇이 있나요?",
+    "{a} 시세는 어디에서 확인할 수 있나요?",
 )
 
 _SENTENCE_TEMPLATES: tuple[str, ...] = (
@@ -199,10 +225,17 @@ def quoted_terms(text: str) -> list[str]:
     return out
 
 
-def _slots(rng: random.Random, words: Sequence[str], main: str | None = None) -> dict[str, str]:
+def is_domain_word(word: str) -> bool:
+    """Whether ``word`` contains (or is part of) a real-estate vocabulary term."""
+    return any(t in word or (len(word) >= 2 and word in t) for t in TOPICS)
+
+
+def _slots(rng: random.Random, words: Sequence[str], main: str | None = None,
+           domain_only: bool = False) -> dict[str, str]:
     pool = list(words) or list(TOPICS)
     a = main or rng.choice(pool)
-    rest = [w for w in pool if w != a] or [t for t in TOPICS if t != a]
+    rest = [w for w in pool if w not in a and a not in w and (not domain_only or is_domain_word(w))]
+    rest = rest or [t for t in TOPICS if t not in a and a not in t]
     return {
         "a": a,
         "b": rng.choice(rest),
@@ -213,14 +246,28 @@ def _slots(rng: random.Random, words: Sequence[str], main: str | None = None) ->
     }
 
 
-def question(rng: random.Random, words: Sequence[str], main: str | None = None) -> str:
-    """One Korean question ending in '?' that mentions ``main`` (or one of ``words``)."""
-    return render(rng.choice(_QUESTION_TEMPLATES), _slots(rng, words, main))
+def question(rng: random.Random, words: Sequence[str], main: str | None = None,
+             template: int | None = None) -> str:
+    """One Korean question ending in '?' that mentions ``main`` (or one of ``words``).
+
+    ``template`` selects a question pattern (modulo :func:`n_question_templates`); random if None.
+    """
+    tpl = (_QUESTION_TEMPLATES[template % len(_QUESTION_TEMPLATES)] if template is not None
+           else rng.choice(_QUESTION_TEMPLATES))
+    return render(tpl, _slots(rng, words, main, domain_only=True))
 
 
-def sentence(rng: random.Random, words: Sequence[str], main: str | None = None) -> str:
-    """One declarative Korean sentence built around ``words``."""
-    return render(rng.choice(_SENTENCE_TEMPLATES), _slots(rng, words, main))
+def n_question_templates() -> int:
+    """How many distinct question patterns there are."""
+    return len(_QUESTION_TEMPLATES)
+
+
+def sentence(rng: random.Random, words: Sequence[str], main: str | None = None,
+             template: int | None = None) -> str:
+    """One declarative Korean sentence built around ``words`` (``template`` picks the pattern)."""
+    tpl = (_SENTENCE_TEMPLATES[template % len(_SENTENCE_TEMPLATES)] if template is not None
+           else rng.choice(_SENTENCE_TEMPLATES))
+    return render(tpl, _slots(rng, words, main))
 
 
 def reason(rng: random.Random, words: Sequence[str]) -> str:
@@ -256,9 +303,11 @@ def paragraph(
     parts: list[str] = []
     n_words = 0
     i = 0
+    order = list(range(len(_SENTENCE_TEMPLATES)))
+    rng.shuffle(order)
     while n_words < goal or sum(len(p) + 1 for p in parts) < min_chars:
         main = pool[i % len(pool)] if i < 2 * len(pool) else None
-        s = sentence(rng, pool, main)
+        s = sentence(rng, pool, main, order[i % len(order)])
         parts.append(s)
         n_words += len(s.split())
         i += 1

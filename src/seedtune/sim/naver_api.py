@@ -31,7 +31,7 @@ ERRORS: dict[str, tuple[int, str, str]] = {
     "display": (400, "SE02", "Invalid display value (부적절한 display 값입니다.)"),
     "start": (400, "SE03", "Invalid start value (부적절한 start 값입니다.)"),
     "sort": (400, "SE04", "Invalid sort value (부적절한 sort 값입니다.)"),
-    "api": (404, "SE06", "Invalid search api (존재하지 않는 검색 api 입니다.)"),
+    "api": (404, "SE05", "Invalid search api (존재하지 않는 검색 api 입니다.)"),
     "encoding": (400, "SE06", "Malformed encoding (잘못된 형식의 인코딩입니다.)"),
     "system": (500, "SE99", "System error (시스템 에러)"),
     "auth": (401, "024", "Authentication failed. (인증에 실패했습니다.)"),
@@ -222,8 +222,9 @@ def item(category: str, query: str, idx: int, total: int) -> dict[str, str]:
         out["bloggerlink"] = f"blog.naver.com/{blog_id}"
         out["postdate"] = date.strftime("%Y%m%d")
     elif category == "news":
-        out = {"title": title, "originallink": f"https://www.{_PRESS[doc % len(_PRESS)]}.co.kr/news/"
-               f"articleView.html?idxno={doc % 10**7}", "link": link, "description": description,
+        original = link if shared else (f"https://www.{_PRESS[doc % len(_PRESS)]}.co.kr/news/"
+                                        f"articleView.html?idxno={doc % 10**7}")
+        out = {"title": title, "originallink": original, "link": link, "description": description,
                "pubDate": format_datetime(date)}
     elif category == "cafearticle":
         cafe = f"homecafe{doc % 1000:03d}"

@@ -33,12 +33,12 @@ _COUNT_RES = (
     re.compile(r"(\d{1,3})\s*개(?!월)"),
     re.compile(r"(\d{1,3})\s+(?:questions|items|queries|answers)", re.I),
 )
+_ECHO_RE = re.compile(r"^\s*(?:질문|question)\s*[:：]\s*(\S.{0,300}?)\s*$", re.M | re.I)
 _MAX_DEPTH = 8
 
 _QUESTION_NAME = re.compile(r"question|질문|quest", re.I)
 _LONG_NAME = re.compile(r"answer|content|text|body|response|paragraph|passage|summary|답변|본문", re.I)
 _REASON_NAME = re.compile(r"reason|rationale|explanation|justification|feedback|comment|critique|근거|이유", re.I)
-_SHORT_NAME = re.compile(r"title|name|keyword|query|topic|label|tag|category|제목|키워드", re.I)
 
 
 @dataclass
@@ -53,8 +53,10 @@ class FillContext:
     target_words: int | None = None
     target_chars: int | None = None
     target_count: int | None = None
+    echo_question: str | None = None
     used: set[str] = field(default_factory=set)
     q_index: int = 0
+    q_order: list[int] = field(default_factory=list)
 
 
 def prompt_hints(prompt: str) -> dict[str, int | None]:
@@ -93,6 +95,9 @@ def make_context(
     keywords = korean.top_keywords(prompt, 10)
     main_terms = quoted[:3] or keywords[:2]
     pool = [w for w in dict.fromkeys(main_terms + keywords) if w]
+    echo = _ECHO_RE.search(prompt)
+    order = list(range(korean.n_question_templates()))
+    rng.shuffle(order)
     return FillContext(
         rng=rng,
         root=root or {},
@@ -102,6 +107,8 @@ def make_context(
         target_words=hints["words"],
         target_chars=hints["chars"],
         target_count=hints["count"],
+        echo_question=echo.group(1) if echo else None,
+        q_order=order,
     )
 
 
@@ -123,7 +130,10 @@ def fill_schema(
 def text_for(name: str, ctx: FillContext, min_len: int = 0, max_len: int | None = None) -> str:
     """A Korean string suited to a field called ``name`` (used for plain text answers too)."""
     rng = ctx.rng
-    if _QUESTION_NAME.search(name):
+    if name.lower() in ("question", "질문") and ctx.echo_question and ctx.echo_question not in ctx.used:
+        text = ctx.echo_question  # e.g. "question" echoed back in a QA answer
+        ctx.used.add(text)
+    elif _QUESTION_NAME.search(name):
         text = _unique_question(ctx)
         if max_len is not None and len(text) > max_len:
             text = text[: max(max_len - 1, 0)].rstrip() + "?" if max_len > 0 else ""
@@ -134,9 +144,7 @@ def text_for(name: str, ctx: FillContext, min_len: int = 0, max_len: int | None 
         if ctx.target_chars and not words:
             words = max(ctx.target_chars // 4, 5)
         text = korean.paragraph(rng, ctx.keywords, target_words=words, min_chars=min_len, max_chars=max_len)
-    elif _SHORT_NAME.search(name):
-        text = korean.phrase(rng, ctx.keywords)
-    else:
+    else:  # title / name / keyword / anything else: a short phrase
         text = korean.phrase(rng, ctx.keywords)
     while len(text) < min_len:
         extra = korean.sentence(rng, ctx.keywords)
@@ -147,10 +155,12 @@ def text_for(name: str, ctx: FillContext, min_len: int = 0, max_len: int | None 
 
 
 def _unique_question(ctx: FillContext) -> str:
+    """A question not yet used in this answer; patterns are cycled so questions differ in form."""
     mains = ctx.main_terms or ctx.keywords or list(korean.TOPICS)
+    order = ctx.q_order or list(range(korean.n_question_templates()))
     for attempt in range(60):
         main = mains[(ctx.q_index + attempt) % len(mains)]
-        q = korean.question(ctx.rng, ctx.keywords, main)
+        q = korean.question(ctx.rng, ctx.keywords, main, order[(ctx.q_index + attempt) % len(order)])
         if q not in ctx.used:
             break
     else:  # pragma: no cover - extremely unlikely with the template space

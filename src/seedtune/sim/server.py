@@ -60,7 +60,7 @@ class SimConfig:
     naver_quota: int | None = None
     empty_rate: float = 0.1
     judge: str = "hash"
-    log_requests: bool = True
+    log_requests: bool = False  # one stderr line per request; the CLI turns it on (--quiet: off)
 
     def __post_init__(self) -> None:
         rates = [self.fault_429_rate, self.fault_5xx_rate, self.fault_timeout_rate,
