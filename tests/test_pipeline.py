@@ -139,6 +139,21 @@ def test_editing_lora_conf_reruns_only_compose_train_evaluate(workspace) -> None
     git(ws, "commit", "-qm", "alpha 16")
 
 
+def test_local_conf_edit_then_seedtune_compose_reruns_only_what_it_affects(workspace) -> None:
+    ws, _ = workspace
+    local = ws / "conf/local/default.yaml"
+    cfg = yaml.safe_load(local.read_text())
+    cfg["evaluate"]["max_new_tokens"] = 8
+    local.write_text(yaml.safe_dump(cfg, allow_unicode=True))
+    # conf/local/ is .dvcignored (machine-specific), so `dvc repro` alone would not see it
+    assert ran(dvc(ws, "repro")) == set()
+    subprocess.run(["seedtune", "compose"], cwd=ws, env=tool_env(), check=True,
+                   capture_output=True)
+    assert ran(dvc(ws, "repro")) == {"compose", "evaluate"}
+    git(ws, "add", "-A")
+    git(ws, "commit", "-qm", "shorter answers")
+
+
 def _tracked_outputs(ws: Path) -> list[Path]:
     files = []
     for rel in ("data", "models/adapter", "metrics", "reports"):
