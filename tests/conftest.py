@@ -32,11 +32,8 @@ def tiny_models():
 @pytest.fixture()
 def sim() -> Iterator[object]:
     """A fresh loopback simulator with the demo's credentials."""
-    from seedtune.demo import SIM_ENV
-    from seedtune.sim import SimConfig, SimServer
+    from seedtune.demo import sim_config
+    from seedtune.sim import SimServer
 
-    cfg = SimConfig(openai_api_key=SIM_ENV["OPENAI_API_KEY"],
-                    naver_client_id=SIM_ENV["NAVER_CLIENT_ID"],
-                    naver_client_secret=SIM_ENV["NAVER_CLIENT_SECRET"])
-    with SimServer(cfg) as server:
+    with SimServer(sim_config()) as server:
         yield server

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from seedtune.demo import SIM_ENV, local_config, prepare_workspace, tool_env
+from seedtune.demo import SIM_ENV, local_config, prepare_workspace, sim_config, tool_env
 
 pytestmark = pytest.mark.slow
 
@@ -46,12 +46,9 @@ def git(ws: Path, *args: str) -> str:
 
 @pytest.fixture(scope="module")
 def sim_server() -> Iterator[object]:
-    from seedtune.sim import SimConfig, SimServer
+    from seedtune.sim import SimServer
 
-    cfg = SimConfig(openai_api_key=SIM_ENV["OPENAI_API_KEY"],
-                    naver_client_id=SIM_ENV["NAVER_CLIENT_ID"],
-                    naver_client_secret=SIM_ENV["NAVER_CLIENT_SECRET"])
-    with SimServer(cfg) as server:
+    with SimServer(sim_config()) as server:
         yield server
 
 

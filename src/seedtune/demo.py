@@ -35,6 +35,15 @@ OUTPUTS = ["params.yaml", "data/questions.jsonl", "data/documents.jsonl", "data/
            "reports/evaluation.md"]
 
 
+def sim_config(**overrides: Any) -> Any:
+    """A :class:`~seedtune.sim.SimConfig` that accepts exactly the :data:`SIM_ENV` keys."""
+    from seedtune.sim import SimConfig
+
+    return SimConfig(openai_api_key=SIM_ENV["OPENAI_API_KEY"],
+                     naver_client_id=SIM_ENV["NAVER_CLIENT_ID"],
+                     naver_client_secret=SIM_ENV["NAVER_CLIENT_SECRET"], **overrides)
+
+
 def repo_files(repo: Path) -> list[str]:
     """Files git tracks or would track (not ignored) in ``repo``."""
     out = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
@@ -94,7 +103,7 @@ def tool_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 def main(argv: list[str] | None = None) -> int:
     """Build tiny models, start the simulators, ``dvc repro`` in a scratch workspace."""
-    from seedtune.sim import SimConfig, SimServer
+    from seedtune.sim import SimServer
     from seedtune.tiny import build_tiny_models
 
     ap = argparse.ArgumentParser(prog="seedtune demo", description=__doc__.splitlines()[0])
@@ -108,10 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     t0 = time.perf_counter()
     models = build_tiny_models(Path(args.models).resolve())
-    sim_cfg = SimConfig(openai_api_key=SIM_ENV["OPENAI_API_KEY"],
-                        naver_client_id=SIM_ENV["NAVER_CLIENT_ID"],
-                        naver_client_secret=SIM_ENV["NAVER_CLIENT_SECRET"])
-    with SimServer(sim_cfg) as sim:
+    with SimServer(sim_config()) as sim:
         work = prepare_workspace(repo, Path(args.workdir).resolve(),
                                  local_config(sim.url, models))
         log.info("workspace %s, simulators at %s", work, sim.url)

@@ -1,0 +1,107 @@
+"""The real LLM and Naver clients against the loopback simulator, faults included."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from seedtune.cache import ResponseCache
+from seedtune.config import ConfigError, LLMConfig, SearchConfig
+from seedtune.demo import SIM_ENV, sim_config
+from seedtune.llm import LLMClient, LLMRequest
+from seedtune.naver import NaverClient, QuotaExceeded, search_all
+from seedtune.schemas import QA, QuestionList
+from seedtune.sim import SimServer
+
+
+def _requests(n: int) -> list[LLMRequest]:
+    return [LLMRequest(id=str(i), schema=QuestionList, messages=[
+        {"role": "user", "content": f'용어: "전세{i}" 에 대한 질문을 정확히 3개 작성하세요. JSON'}])
+        for i in range(n)]
+
+
+@pytest.fixture()
+def llm_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", SIM_ENV["OPENAI_API_KEY"])
+
+
+def _llm(sim: SimServer, tmp_path: Path, **kw: object) -> LLMClient:
+    cfg = LLMConfig(base_url=sim.openai_base_url, model="sim", **kw)
+    return LLMClient(cfg, ResponseCache(tmp_path / "cache"))
+
+
+def test_llm_answers_are_cached_and_a_rerun_makes_no_call(sim, tmp_path, llm_key) -> None:
+    outcomes = _llm(sim, tmp_path).run(_requests(10))
+    assert all(o.value and len(o.value["questions"]) >= 1 for o in outcomes)
+    calls = sim.stats()["chat"]["ok"]
+    again = _llm(sim, tmp_path)
+    assert [o.value for o in again.run(_requests(10))] == [o.value for o in outcomes]
+    assert sim.stats()["chat"]["ok"] == calls and again.stats.cache_hits == 10
+
+
+def test_llm_survives_faults_and_accounts_for_every_item(tmp_path, llm_key) -> None:
+    cfg = sim_config(fault_429_rate=0.15, retry_after_s=0.01, fault_5xx_rate=0.15,
+                     fault_truncated_rate=0.1, fault_fenced_rate=0.2, seed=3)
+    with SimServer(cfg) as sim:
+        client = _llm(sim, tmp_path, max_retries=8)
+        outcomes = client.run(_requests(40))
+        faults = sim.stats()["chat"]["faults"]
+    assert [o.id for o in outcomes] == [str(i) for i in range(40)]
+    assert sum(1 for o in outcomes if o.value) >= 38
+    assert all(o.value or o.reject for o in outcomes)
+    assert faults["429"] and faults["5xx"] and faults["fenced"]
+
+
+def test_llm_missing_key_is_one_clear_line(sim, tmp_path, monkeypatch) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.chdir(tmp_path)  # no .env here
+    with pytest.raises(ConfigError, match="OPENAI_API_KEY is not set"):
+        _llm(sim, tmp_path).run(_requests(1))
+    assert sim.stats()["chat"]["ok"] == 0
+
+
+def test_llm_truncated_answer_becomes_a_reject(sim, tmp_path, llm_key) -> None:
+    client = _llm(sim, tmp_path, max_tokens=5)  # every answer is cut: finish_reason=length
+    req = LLMRequest(id="q", schema=QA, messages=[{"role": "user", "content": "질문: 전세란?"}])
+    (outcome,) = client.run([req])
+    assert outcome.value is None and "truncated" in outcome.reject
+
+
+def _naver(sim: SimServer, tmp_path: Path, secret: str = SIM_ENV["NAVER_CLIENT_SECRET"],
+           **kw: object) -> NaverClient:
+    cfg = SearchConfig(base_url=sim.naver_base_url, rps=1000, **kw)
+    return NaverClient(cfg, ResponseCache(tmp_path / "search"), SIM_ENV["NAVER_CLIENT_ID"],
+                       secret)
+
+
+def test_naver_documents_are_clean_and_cached(sim, tmp_path) -> None:
+    questions = [f"전세 사기 예방 방법 {i}" for i in range(8)]
+    rows, stopped = search_all(_naver(sim, tmp_path, categories=["blog", "news"]), questions)
+    assert stopped is None and [r["question"] for r in rows] == questions
+    docs = [d for r in rows for d in r["documents"]]
+    assert docs and all("<b>" not in d["title"] + d["description"] for d in docs)
+    assert all("&quot;" not in d["description"] and "&amp;" not in d["description"]
+               for d in docs)
+    calls = sim.stats()["search"]["ok"]
+    search_all(_naver(sim, tmp_path, categories=["blog", "news"]), questions)
+    assert sim.stats()["search"]["ok"] == calls
+
+
+def test_naver_wrong_secret_names_the_variables(sim, tmp_path) -> None:
+    with pytest.raises(ConfigError, match="NAVER_CLIENT_ID / NAVER_CLIENT_SECRET"):
+        _naver(sim, tmp_path, secret="wrong").search("전세", "blog")
+
+
+def test_naver_quota_stops_then_resumes_without_refetching(tmp_path) -> None:
+    questions = [f"청약 가점 계산 {i}" for i in range(10)]
+    with SimServer(sim_config(naver_quota=6)) as sim:
+        rows, stopped = search_all(_naver(sim, tmp_path, categories=["blog"]), questions,
+                                   workers=1)
+        assert stopped and len(rows) == 6
+        with pytest.raises(QuotaExceeded):
+            _naver(sim, tmp_path, categories=["blog"]).search(questions[-1], "blog")
+    with SimServer(sim_config()) as fresh:
+        rows, stopped = search_all(_naver(fresh, tmp_path, categories=["blog"]), questions)
+        assert stopped is None and len(rows) == 10
+        assert fresh.stats()["search"]["ok"] == 4  # only what the quota cut off
