@@ -30,6 +30,14 @@ def test_near_duplicate_korean_questions_are_removed() -> None:
     assert counts == {"generated": 6, "filtered": 2, "duplicates": 2, "kept": 2}
 
 
+def test_same_phrasing_about_different_terms_is_not_a_duplicate() -> None:
+    rows = [{"question": "전세의 장단점은 무엇인가요?", "seed": "전세"},
+            {"question": "월세의 장단점은 무엇인가요?", "seed": "월세"},
+            {"question": "전세의 장단점은 무엇인가요?", "seed": "월세"}]  # exact: still removed
+    kept, counts = filter_questions(rows, QueriesConfig())
+    assert [r["seed"] for r in kept] == ["전세", "월세"] and counts["duplicates"] == 1
+
+
 def test_hangul_share() -> None:
     assert hangul_share("전세 계약") == 1.0
     assert hangul_share("LTV 규제") == pytest.approx(2 / 5)

@@ -57,8 +57,11 @@ def local_config(sim_url: str, models: Any, small: bool = True) -> dict[str, Any
         "llm": {"base_url": f"{sim_url}/v1", "model": "sim-gpt"},
         "search": {"base_url": sim_url, "rps": 1000},
         "rank": {"model": str(models.e5), "device": "cpu"},
-        "train": {"model": {"name_or_path": str(models.gemma)}, "max_steps": 20,
-                  "logging_steps": 2, "eval_steps": 10, "max_length": 256},
+        # a random-weight model needs a high learning rate for the tuned answers to visibly
+        # differ from the base model's within a demo's few steps
+        "train": {"model": {"name_or_path": str(models.gemma)}, "max_steps": 40,
+                  "optim": {"lr": 0.01}, "logging_steps": 2, "eval_steps": 10,
+                  "max_length": 256},
         "evaluate": {"max_new_tokens": 32, "max_questions": 12},
     }
     if small:

@@ -1,4 +1,4 @@
-"""The queries stage's logic: prompts per seed word, then clean, filter and deduplicate (syllable-bigram Jaccard).
+"""The queries stage's logic: prompts per seed word, then clean, filter and deduplicate.
 
 Requests are one per seed word, so adding a word costs only that word's calls.
 """
@@ -39,13 +39,17 @@ def candidates(outcomes: list[LLMOutcome], model: str, template_version: str,
 
 def filter_questions(rows: list[dict[str, Any]], cfg: QueriesConfig
                      ) -> tuple[list[dict[str, Any]], dict[str, int]]:
-    """Normalise, drop bad lengths / non-Korean, then exact and near duplicates (bigram Jaccard).
+    """Normalise, drop bad lengths / non-Korean, then exact and near duplicates.
 
-    Returns the kept rows (first occurrence wins) and counts for the metrics.
+    Exact duplicates are removed across the whole set; near duplicates (syllable-bigram
+    Jaccard >= ``dedup_threshold``) among the questions of the same seed word, because
+    questions about two different terms in the same phrasing ("전세의 장단점은?" /
+    "월세의 장단점은?") share most bigrams yet are not duplicates. Returns the kept rows
+    (first occurrence wins) and counts for the metrics.
     """
     counts = {"generated": len(rows), "filtered": 0, "duplicates": 0, "kept": 0}
     kept: list[dict[str, Any]] = []
-    grams: list[set[str]] = []
+    grams: dict[str | None, list[set[str]]] = {}
     seen: set[str] = set()
     for row in rows:
         q = normalize(row["question"])
@@ -54,11 +58,12 @@ def filter_questions(rows: list[dict[str, Any]], cfg: QueriesConfig
             counts["filtered"] += 1
             continue
         g = char_ngrams(q, 2)  # syllable bigrams: Hangul syllables are information-dense
-        if q in seen or any(jaccard(g, other) >= cfg.dedup_threshold for other in grams):
+        group = grams.setdefault(row.get("seed"), [])
+        if q in seen or any(jaccard(g, other) >= cfg.dedup_threshold for other in group):
             counts["duplicates"] += 1
             continue
         seen.add(q)
-        grams.append(g)
+        group.append(g)
         kept.append({**row, "question": q})
     counts["kept"] = len(kept)
     return kept, counts

@@ -19,7 +19,7 @@ def setup_logging(stage: str) -> None:
     """INFO logs with the stage name; quiet the HTTP libraries (they log every request)."""
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format=f"%(asctime)s [{stage}] %(levelname)s %(name)s: %(message)s")
-    for noisy in ("httpx", "httpcore", "urllib3", "filelock", "datasets"):
+    for noisy in ("httpx", "httpx2", "httpcore", "openai", "urllib3", "filelock", "datasets"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
