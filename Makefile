@@ -39,4 +39,4 @@ lint: setup
 	$(VENV)/bin/ruff check src stages tests bench
 
 clean:
-	rm -rf .cache .pytest_cache .ruff_cache
+	rm -rf .cache .pytest_cache .ruff_cache bench/results.json
