@@ -34,15 +34,15 @@ def sim_process(*args: str) -> Iterator[str]:
             proc.wait(timeout=10)
 
 
-def run(calls: int = 400, latency_ms: float = 50, concurrency: int = 32
+def run(calls: int = 2000, latency_ms: float = 100, concurrency: int = 32
                      ) -> dict[str, Any]:
     """Structured-output calls against the simulator: our async client vs a thread pool."""
     from openai import OpenAI
 
     from seedtune.cache import ResponseCache
     from seedtune.config import LLMConfig
-    from seedtune.llm import LLMClient, LLMRequest
-    from seedtune.schemas import QA, json_schema
+    from seedtune.llm import LLMClient, LLMRequest, response_format
+    from seedtune.schemas import QA
 
     key = "bench-key"
     with sim_process("--latency-ms", str(latency_ms), "--openai-api-key", key) as url, \
@@ -54,7 +54,7 @@ def run(calls: int = 400, latency_ms: float = 50, concurrency: int = 32
 
         def one(m: list[dict[str, str]]) -> str:
             r = sync.chat.completions.create(model="m", messages=m, temperature=0,
-                                             response_format=json_schema(QA))
+                                             response_format=response_format(QA))
             return r.choices[0].message.content or ""
 
         t0 = time.perf_counter()

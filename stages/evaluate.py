@@ -5,6 +5,7 @@ Run: ``dvc repro evaluate``. Writes metrics/evaluate.json and reports/evaluation
 
 from seedtune.cache import ResponseCache
 from seedtune.config import load_params
+from seedtune.costs import usage_metrics
 from seedtune.generation import generate_answers, load_model
 from seedtune.judging import bootstrap_ci, build_requests, combine, report_markdown, win_rate
 from seedtune.llm import LLMClient
@@ -42,7 +43,8 @@ def main() -> None:
                     zip(questions, answers["tuned"], answers["base"], judged, strict=True)]
     atomic_write_text("reports/evaluation.md", report_markdown(summary, per_question))
     write_metrics("evaluate", {**{k: v for k, v in summary.items() if k != "judge_model"},
-                               **{f"judge_{k}": v for k, v in client.stats.as_dict().items()}})
+                               **{f"judge_{k}": v for k, v in
+                                  usage_metrics(judge, client.stats, p.price_table()).items()}})
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ already in data/cache/queries.
 
 from seedtune.cache import ResponseCache
 from seedtune.config import load_params
+from seedtune.costs import usage_metrics
 from seedtune.llm import LLMClient, check_reject_rate
 from seedtune.prompts import load_template
 from seedtune.questions import build_requests, candidates, filter_questions
@@ -26,7 +27,8 @@ def main() -> None:
     kept, counts = filter_questions(
         candidates(outcomes, p.llm.model, template.version, extra), p.queries)
     write_jsonl("data/questions.jsonl", kept)
-    write_metrics("queries", {**client.stats.as_dict(), "seeds": len(seeds), **counts})
+    write_metrics("queries", {"seeds": len(seeds), **counts, "rejects": len(rejects),
+                              **usage_metrics(p.llm.model, client.stats, p.price_table())})
 
 
 if __name__ == "__main__":

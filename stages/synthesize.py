@@ -6,6 +6,7 @@ split of the question.
 
 from seedtune.cache import ResponseCache
 from seedtune.config import load_params
+from seedtune.costs import usage_metrics
 from seedtune.llm import LLMClient, check_reject_rate
 from seedtune.prompts import load_template
 from seedtune.records import read_jsonl, write_jsonl
@@ -35,9 +36,10 @@ def main() -> None:
     rows = [{**r, "split": split[r["question"]]} for r in rows]
     write_jsonl("data/instructions.jsonl", rows)
     n_eval = sum(1 for r in rows if r["split"] == "eval")
-    write_metrics("synthesize", {**client.stats.as_dict(), "questions": len(ranked),
-                                 "answers": len(rows), "rejects": len(rejects),
-                                 "train": len(rows) - n_eval, "eval": n_eval})
+    write_metrics("synthesize", {"questions": len(ranked), "answers": len(rows),
+                                 "rejects": len(rejects), "train": len(rows) - n_eval,
+                                 "eval": n_eval,
+                                 **usage_metrics(p.llm.model, client.stats, p.price_table())})
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
     seedtune compose [--conf conf] [--out params.yaml] [overrides ...]
     seedtune sim [--port 0 --port-file F ...]      loopback OpenAI + Naver simulators
     seedtune tiny-models DIR [--force]             tiny Gemma + e5 models built locally
+    seedtune estimate [--json]                     LLM calls, tokens, dollars before any
     seedtune demo [--workdir DIR]                  the whole DAG offline, in minutes
 """
 
@@ -38,8 +39,20 @@ def _tiny(argv: list[str]) -> int:
     return main(argv)
 
 
+def _estimate(argv: list[str]) -> int:
+    from seedtune.estimate import main
+
+    return main(argv)
+
+
 def _demo(argv: list[str]) -> int:
     from seedtune.demo import main
+
+    return main(argv)
+
+
+def _export(argv: list[str]) -> int:
+    from seedtune.export import main
 
     return main(argv)
 
@@ -48,7 +61,9 @@ COMMANDS: dict[str, tuple[Callable[[list[str]], int], str]] = {
     "compose": (_compose, "compose conf/ into params.yaml"),
     "sim": (_sim, "run the loopback OpenAI + Naver simulators"),
     "tiny-models": (_tiny, "build tiny Gemma and e5 models locally"),
+    "estimate": (_estimate, "predict LLM calls, tokens and dollars before spending any"),
     "demo": (_demo, "run the whole pipeline offline with simulators and tiny models"),
+    "export": (_export, "merge models/adapter into a standalone model directory"),
 }
 
 

@@ -32,6 +32,8 @@ class LLMConfig(_Section):
     concurrency: int = Field(16, ge=1)
     max_tokens: int = Field(2048, ge=1)
     max_reject_rate: float = Field(0.2, ge=0, le=1)
+    rpm: float | None = Field(None, gt=0)
+    tpm: float | None = Field(None, gt=0)
 
 
 class QueriesConfig(_Section):
@@ -80,9 +82,12 @@ class SynthesizeConfig(_Section):
 
 
 class ModelConfig(_Section):
+    """``train.model``: the base causal LM and how it is loaded."""
+
     name_or_path: str = "google/gemma-2b-it"
     attn_implementation: Literal["auto", "flash_attention_2", "sdpa", "eager"] = "auto"
     revision: str = "main"
+    load_in_4bit: bool = False  # QLoRA (bitsandbytes NF4); CUDA only
 
 
 class LoraConfigModel(_Section):
@@ -103,6 +108,8 @@ class OptimConfig(_Section):
 
 
 class TrainConfig(_Section):
+    """``train``: LoRA SFT (mapped onto PEFT/TRL in :mod:`seedtune.train_config`)."""
+
     model: ModelConfig
     lora: LoraConfigModel
     optim: OptimConfig
@@ -114,8 +121,13 @@ class TrainConfig(_Section):
     bf16: bool = True
     packing: bool = True
     gradient_checkpointing: bool = False
+    liger_kernel: Literal["auto"] | bool = "auto"
     logging_steps: int = Field(5, ge=1)
     eval_steps: int = Field(50, ge=1)
+    save_steps: int = Field(50, ge=1)
+    launcher: Literal["python", "accelerate"] = "python"
+    num_processes: int = Field(1, ge=1)
+    accelerate_config: str = "conf/accelerate/ddp.yaml"
 
 
 class EvaluateConfig(_Section):
@@ -124,6 +136,11 @@ class EvaluateConfig(_Section):
     batch_size: int = Field(8, ge=1)
     max_questions: int = Field(50, ge=1)
     bootstrap: int = Field(1000, ge=10)
+
+
+class Price(_Section):
+    input: float = Field(ge=0)   # USD per 1M prompt tokens
+    output: float = Field(ge=0)  # USD per 1M completion tokens
 
 
 class Params(BaseModel):
@@ -138,6 +155,11 @@ class Params(BaseModel):
     synthesize: SynthesizeConfig | None = None
     train: TrainConfig | None = None
     evaluate: EvaluateConfig | None = None
+    prices: dict[str, Price] = {}
+
+    def price_table(self) -> dict[str, dict[str, float]]:
+        """``prices`` as plain dicts for :mod:`seedtune.costs`."""
+        return {m: p.model_dump() for m, p in self.prices.items()}
 
 
 S = TypeVar("S", bound=BaseModel)
@@ -162,11 +184,11 @@ def load_params(path: Path | str = "params.yaml", sections: tuple[str, ...] = ()
         raw: dict[str, Any] = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({exc.__class__.__name__})") from None
-    wanted = sections or tuple(n for n in Params.model_fields if n != "seed")
+    wanted = sections or tuple(n for n in Params.model_fields if n not in ("seed", "prices"))
     missing = [s for s in wanted if s not in raw]
     if missing:
         raise ConfigError(f"{path}: section `{missing[0]}` is missing; recompose from conf/")
-    data = {k: raw[k] for k in (*wanted, "seed") if k in raw}
+    data = {k: raw[k] for k in (*wanted, "seed", "prices") if k in raw}
     try:
         return Params.model_validate(data)
     except ValidationError as exc:

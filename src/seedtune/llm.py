@@ -2,19 +2,25 @@
 
 Works with any endpoint that speaks the chat completions API (OpenAI, vLLM, Ollama, the
 ``seedtune sim`` simulator) through ``llm.base_url``. Requests run concurrently
-(``llm.concurrency``), retry with backoff on 429/5xx/timeouts (the openai client honours
-``Retry-After``), ask for structured output (``response_format`` json_schema), parse
-tolerantly (code fences, surrounding text) and validate. Every good answer is stored in a
-:class:`~seedtune.cache.ResponseCache` the moment it arrives; an answer that stays
+(``llm.concurrency``) under optional client-side limits (``llm.rpm``, ``llm.tpm``); 429, 5xx,
+timeouts and connection errors are retried with exponential backoff and full jitter,
+honouring ``Retry-After`` / ``retry-after-ms``; answers ask for structured output
+(``response_format`` json_schema), are parsed tolerantly (code fences, surrounding text) and
+validated. Every good answer is stored in a :class:`~seedtune.cache.ResponseCache` the
+moment it arrives, so ``kill -9`` loses at most the calls in flight; an answer that stays
 unusable after retries becomes a recorded reject, never a crash.
 """
 
 from __future__ import annotations
 
 import asyncio
+import email.utils
+import functools
 import json
 import logging
+import random
 import re
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,13 +30,22 @@ from tqdm.auto import tqdm
 
 from seedtune.cache import ResponseCache, cache_key
 from seedtune.config import ConfigError, LLMConfig
+from seedtune.costs import messages_tokens
 from seedtune.credentials import get_secret
-from seedtune.schemas import json_schema
+from seedtune.ratelimit import AsyncTokenBucket
 
 log = logging.getLogger(__name__)
 
-# Extra attempts when the answer arrives but cannot be used (truncated, not JSON, invalid).
+# Extra attempts when an answer arrives but cannot be used (truncated, not JSON, invalid).
 PARSE_RETRIES = 2
+BACKOFF_BASE_S = 0.5
+BACKOFF_CAP_S = 30.0
+RETRY_AFTER_CAP_S = 120.0
+RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504}
+
+
+class LLMQuotaExceeded(RuntimeError):
+    """The provider says the account is out of quota (429 insufficient_quota): stop now."""
 
 
 @dataclass(frozen=True)
@@ -58,12 +73,15 @@ class LLMOutcome:
 
 @dataclass
 class LLMStats:
-    """What a batch cost: calls made, cache hits, tokens, rejects."""
+    """What a batch cost: calls made, cache hits, retries, tokens, rejects."""
 
     calls: int = 0
     cache_hits: int = 0
+    retries: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cached_prompt_tokens: int = 0
+    cached_completion_tokens: int = 0
     rejects: int = 0
 
     def as_dict(self) -> dict[str, int]:
@@ -89,6 +107,19 @@ def extract_json(text: str) -> Any:
     raise ValueError("answer is not JSON")
 
 
+@functools.cache
+def schema_of(model: type[BaseModel]) -> dict[str, Any]:
+    """The model's JSON schema, computed once per class (pydantic's is not cheap)."""
+    return model.model_json_schema()
+
+
+@functools.cache
+def response_format(model: type[BaseModel]) -> dict[str, Any]:
+    """OpenAI ``response_format`` for ``model`` (strict json_schema)."""
+    return {"type": "json_schema",
+            "json_schema": {"name": model.__name__, "schema": schema_of(model), "strict": True}}
+
+
 def request_key(cfg: LLMConfig, req: LLMRequest) -> str:
     """Cache key: what determines the answer; never the endpoint URL or the API key."""
     return cache_key({
@@ -96,19 +127,48 @@ def request_key(cfg: LLMConfig, req: LLMRequest) -> str:
         "messages": req.messages,
         "temperature": req.temperature,
         "max_tokens": cfg.max_tokens,
-        "schema": req.schema.model_json_schema(),
+        "schema": schema_of(req.schema),
         "template": req.template_version,
     })
 
 
+def retry_after_s(headers: Any) -> float | None:
+    """Seconds the server asks us to wait (``retry-after-ms``, ``Retry-After`` secs or date)."""
+    if headers is None:
+        return None
+    ms = headers.get("retry-after-ms")
+    if ms:
+        try:
+            return float(ms) / 1000
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        when = email.utils.parsedate_to_datetime(value)
+        return max(0.0, when.timestamp() - time.time()) if when else None
+
+
+def backoff_s(attempt: int) -> float:
+    """Exponential backoff with full jitter: uniform(0, min(cap, base * 2**attempt))."""
+    return random.uniform(0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**attempt))
+
+
 class LLMClient:
-    """Cached, concurrent, retrying structured-output calls to an OpenAI-compatible API."""
+    """Cached, concurrent, rate-limited, retrying structured-output calls."""
 
     def __init__(self, cfg: LLMConfig, cache: ResponseCache, desc: str = "llm") -> None:
         self.cfg = cfg
         self.cache = cache
         self.desc = desc
         self.stats = LLMStats()
+
+    def pending(self, requests: Sequence[LLMRequest]) -> list[LLMRequest]:
+        """The requests that are not answered in the cache yet (what a run would pay for)."""
+        return [r for r in requests if self.cache.get(request_key(self.cfg, r)) is None]
 
     def run(self, requests: Sequence[LLMRequest]) -> list[LLMOutcome]:
         """Answer every request (cache first), in input order."""
@@ -118,8 +178,11 @@ class LLMClient:
             key = request_key(self.cfg, req)
             hit = self.cache.get(key)
             if hit is not None:
-                outcomes[i] = LLMOutcome(req.id, value=hit, cached=True)
+                usage = hit.get("usage", {})
+                outcomes[i] = LLMOutcome(req.id, value=hit["answer"], cached=True, usage=usage)
                 self.stats.cache_hits += 1
+                self.stats.cached_prompt_tokens += usage.get("prompt_tokens", 0)
+                self.stats.cached_completion_tokens += usage.get("completion_tokens", 0)
             else:
                 todo.append((i, req, key))
         log.info("%s: %d requests, %d cached, %d to call", self.desc, len(requests),
@@ -129,22 +192,25 @@ class LLMClient:
             api_key = get_secret(self.cfg.api_key_env, f"API key for {self.cfg.base_url}")
             for i, outcome in asyncio.run(self._run_async(todo, api_key)):
                 outcomes[i] = outcome
-        self.stats.rejects = sum(1 for o in outcomes if o is not None and o.reject)
-        return [o for o in outcomes if o is not None]
+        done = [o for o in outcomes if o is not None]
+        self.stats.rejects = sum(1 for o in done if o.reject)
+        return done
 
-    async def _run_async(
-        self, todo: list[tuple[int, LLMRequest, str]], api_key: str
-    ) -> list[tuple[int, LLMOutcome]]:
+    async def _run_async(self, todo: list[tuple[int, LLMRequest, str]], api_key: str
+                         ) -> list[tuple[int, LLMOutcome]]:
         from openai import AsyncOpenAI
 
+        # max_retries=0: retries are ours (below), so quota errors stop at once and every
+        # attempt is counted.
         client = AsyncOpenAI(base_url=self.cfg.base_url, api_key=api_key,
-                             timeout=self.cfg.timeout_s, max_retries=self.cfg.max_retries)
+                             timeout=self.cfg.timeout_s, max_retries=0)
         sem = asyncio.Semaphore(self.cfg.concurrency)
+        rpm, tpm = AsyncTokenBucket(self.cfg.rpm), AsyncTokenBucket(self.cfg.tpm)
         bar = tqdm(total=len(todo), desc=self.desc, unit="call")
 
         async def one(i: int, req: LLMRequest, key: str) -> tuple[int, LLMOutcome]:
             async with sem:
-                outcome = await self._call(client, req, key)
+                outcome = await self._answer(client, req, key, rpm, tpm)
             bar.update(1)
             return i, outcome
 
@@ -154,55 +220,98 @@ class LLMClient:
             bar.close()
             await client.close()
 
-    async def _call(self, client: Any, req: LLMRequest, key: str) -> LLMOutcome:
+    async def _answer(self, client: Any, req: LLMRequest, key: str, rpm: AsyncTokenBucket,
+                      tpm: AsyncTokenBucket) -> LLMOutcome:
+        """Call until a valid answer, a non-retryable error, or the attempt budgets run out."""
         import openai
 
-        reason = "no answer"
-        for _attempt in range(1 + PARSE_RETRIES):
+        body = {"model": req.model or self.cfg.model, "messages": req.messages,
+                "temperature": req.temperature, "max_tokens": self.cfg.max_tokens,
+                "response_format": response_format(req.schema)}
+        # providers count prompt + max_tokens against the TPM limit when the call starts
+        tokens = messages_tokens(req.messages) + self.cfg.max_tokens
+        reason, transport_tries, parse_tries = "no answer", 0, 0
+        while True:
+            await rpm.acquire(1)
+            await tpm.acquire(tokens)
+            wait: float | None = None
             try:
-                resp = await client.chat.completions.create(
-                    model=req.model or self.cfg.model,
-                    messages=req.messages,
-                    temperature=req.temperature,
-                    max_tokens=self.cfg.max_tokens,
-                    response_format=json_schema(req.schema),
-                )
+                text = await client.post("/chat/completions", body=body, cast_to=str)
+                data = json.loads(text)
             except openai.AuthenticationError:
-                raise ConfigError(
-                    f"{self.cfg.base_url} rejected the key in {self.cfg.api_key_env} (401)"
-                ) from None
-            except (openai.APIResponseValidationError, json.JSONDecodeError) as exc:
-                reason = f"malformed response: {type(exc).__name__}"
-                continue
-            except (openai.APIConnectionError, openai.RateLimitError,
-                    openai.InternalServerError) as exc:
-                # the client already retried max_retries times with backoff
-                reason = f"{type(exc).__name__} after {self.cfg.max_retries} retries"
-                break
+                raise ConfigError(f"{self.cfg.base_url} rejected the key in "
+                                  f"{self.cfg.api_key_env} (HTTP 401)") from None
             except openai.APIStatusError as exc:
+                if _insufficient_quota(exc):
+                    raise LLMQuotaExceeded(
+                        f"{self.cfg.base_url}: account quota exhausted (insufficient_quota); "
+                        "answers so far are cached, rerun after topping up") from None
+                if exc.status_code not in RETRYABLE_STATUS:
+                    return LLMOutcome(req.id, reject=f"HTTP {exc.status_code}: "
+                                      f"{str(exc.message)[:200]}")
                 reason = f"HTTP {exc.status_code}"
-                break
-            self.stats.calls += 1
-            if resp.usage is not None:
-                self.stats.prompt_tokens += resp.usage.prompt_tokens or 0
-                self.stats.completion_tokens += resp.usage.completion_tokens or 0
-            choice = resp.choices[0]
-            if choice.finish_reason == "length":
-                reason = "truncated (finish_reason=length)"
+                wait = retry_after_s(exc.response.headers)
+            except (openai.APIConnectionError, openai.APITimeoutError) as exc:
+                reason = type(exc).__name__
+            except json.JSONDecodeError:
+                # a body cut off mid-way: the call happened, the answer is unusable
+                self.stats.calls += 1
+                reason = "malformed response body"
+                parse_tries += 1
+                if parse_tries > PARSE_RETRIES:
+                    return LLMOutcome(req.id, reject=reason)
                 continue
-            try:
-                value = req.schema.model_validate(extract_json(choice.message.content or ""))
-            except (ValueError, ValidationError) as exc:
-                reason = f"invalid answer: {str(exc).splitlines()[0][:200]}"
+            else:
+                self.stats.calls += 1
+                value, usage, reason = self._parse(req, data)
+                if value is not None:
+                    # file creation can take ~1 ms: keep it off the event loop
+                    await asyncio.to_thread(self.cache.put, key, {
+                        "answer": value, "usage": usage, "model": req.model or self.cfg.model})
+                    return LLMOutcome(req.id, value=value, usage=usage)
+                parse_tries += 1
+                if parse_tries > PARSE_RETRIES:
+                    return LLMOutcome(req.id, reject=reason)
                 continue
-            data = value.model_dump()
-            self.cache.put(key, data)
-            return LLMOutcome(req.id, value=data)
-        return LLMOutcome(req.id, reject=reason)
+            transport_tries += 1
+            if transport_tries > self.cfg.max_retries:
+                return LLMOutcome(req.id, reject=f"{reason} after {self.cfg.max_retries} retries")
+            self.stats.retries += 1
+            await asyncio.sleep(min(RETRY_AFTER_CAP_S, wait) if wait is not None
+                                else backoff_s(transport_tries - 1))
+
+    def _parse(self, req: LLMRequest, data: Any
+               ) -> tuple[dict[str, Any] | None, dict[str, int], str]:
+        """(validated answer or None, usage, reason when None) of one completion body."""
+        usage = {}
+        try:
+            raw_usage = data.get("usage") or {}
+            usage = {"prompt_tokens": int(raw_usage.get("prompt_tokens") or 0),
+                     "completion_tokens": int(raw_usage.get("completion_tokens") or 0)}
+            self.stats.prompt_tokens += usage["prompt_tokens"]
+            self.stats.completion_tokens += usage["completion_tokens"]
+            choice = data["choices"][0]
+            content = choice["message"].get("content") or ""
+        except (AttributeError, KeyError, IndexError, TypeError, ValueError):
+            return None, usage, "response without choices[0].message"
+        if choice.get("finish_reason") == "length":
+            return None, usage, "truncated (finish_reason=length)"
+        try:
+            value = req.schema.model_validate(extract_json(content))
+        except (ValueError, ValidationError) as exc:
+            return None, usage, f"invalid answer: {str(exc).splitlines()[0][:200]}"
+        return value.model_dump(), usage, ""
+
+
+def _insufficient_quota(exc: Any) -> bool:
+    body = exc.body if isinstance(exc.body, dict) else {}
+    err = body.get("error", body) if isinstance(body, dict) else {}
+    code = err.get("code") if isinstance(err, dict) else None
+    return exc.status_code == 429 and code == "insufficient_quota"
 
 
 def check_reject_rate(stage: str, n_items: int, n_rejects: int, max_rate: float) -> None:
-    """Fail the stage (ConfigError-style one line) when too many items were rejected."""
+    """Fail the stage (one line) when too many items were rejected."""
     if n_items and n_rejects / n_items > max_rate:
         raise RuntimeError(
             f"{stage}: {n_rejects}/{n_items} items rejected (> llm.max_reject_rate={max_rate}); "

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -30,9 +30,3 @@ class Verdict(_Strict):
     verdict: Literal["A", "B", "tie"]
     reason: str
 
-
-def json_schema(model: type[BaseModel]) -> dict[str, Any]:
-    """OpenAI ``response_format`` for ``model`` (strict json_schema)."""
-    schema = model.model_json_schema()
-    return {"type": "json_schema",
-            "json_schema": {"name": model.__name__, "schema": schema, "strict": True}}

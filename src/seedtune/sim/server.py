@@ -172,6 +172,9 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "seedtune-sim/0.1"
     sys_version = ""
     timeout = 75  # idle keep-alive connections are closed after this many seconds
+    # Headers and body go out in two writes; with Nagle's algorithm on, the second waits for
+    # the client's delayed ACK (~40 ms), which would swamp any latency we simulate.
+    disable_nagle_algorithm = True
     server: _Server
 
     # --- plumbing -------------------------------------------------------------------------
