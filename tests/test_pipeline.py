@@ -91,6 +91,30 @@ def test_whole_dag_runs_with_dvc_repro(workspace) -> None:
     assert (ws / "metrics/train/plots/metrics/train/loss.tsv").is_file()
 
 
+def _ask(ws: Path, *args: str, keys: bool = True) -> subprocess.CompletedProcess[str]:
+    env = tool_env(SIM_ENV if keys else {})
+    if not keys:
+        for name in SIM_ENV:
+            env.pop(name, None)
+    return subprocess.run(["seedtune", "ask", "전세 계약 시 주의할 점은 무엇인가요?",
+                           "--max-new-tokens", "12", *args], cwd=ws, env=env, text=True,
+                          capture_output=True, timeout=300)
+
+
+def test_ask_answers_with_the_tuned_adapter(workspace, sim_server) -> None:
+    ws, _ = workspace
+    proc = _ask(ws)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    searches = sim_server.stats()["search"]["ok"]
+    proc = _ask(ws, "--rag")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert sim_server.stats()["search"]["ok"] > searches  # --rag searched
+    assert "출처 (sources):" in proc.stdout and "[1]" in proc.stdout
+    proc = _ask(ws, "--rag", keys=False)
+    assert proc.returncode == 2
+    assert "NAVER_CLIENT_ID" in proc.stderr.strip().splitlines()[-1]
+
+
 def test_second_repro_runs_nothing(workspace) -> None:
     ws, _ = workspace
     proc = dvc(ws, "repro")

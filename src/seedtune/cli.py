@@ -4,6 +4,7 @@
     seedtune sim [--port 0 --port-file F ...]      loopback OpenAI + Naver simulators
     seedtune tiny-models DIR [--force]             tiny Gemma + e5 models built locally
     seedtune estimate [--json]                     LLM calls, tokens, dollars before any
+    seedtune ask "QUESTION" [--rag]                 the tuned model answers (streamed)
     seedtune demo [--workdir DIR]                  the whole DAG offline, in minutes
 """
 
@@ -45,6 +46,12 @@ def _estimate(argv: list[str]) -> int:
     return main(argv)
 
 
+def _ask(argv: list[str]) -> int:
+    from seedtune.ask import main
+
+    return main(argv)
+
+
 def _demo(argv: list[str]) -> int:
     from seedtune.demo import main
 
@@ -62,6 +69,7 @@ COMMANDS: dict[str, tuple[Callable[[list[str]], int], str]] = {
     "sim": (_sim, "run the loopback OpenAI + Naver simulators"),
     "tiny-models": (_tiny, "build tiny Gemma and e5 models locally"),
     "estimate": (_estimate, "predict LLM calls, tokens and dollars before spending any"),
+    "ask": (_ask, "answer a question with the tuned model (--rag: grounded by search)"),
     "demo": (_demo, "run the whole pipeline offline with simulators and tiny models"),
     "export": (_export, "merge models/adapter into a standalone model directory"),
 }

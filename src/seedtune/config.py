@@ -132,6 +132,7 @@ class TrainConfig(_Section):
 
 class EvaluateConfig(_Section):
     judge_model: str | None = None
+    questions_file: str | None = "data/eval_questions.txt"
     max_new_tokens: int = Field(256, ge=1)
     batch_size: int = Field(8, ge=1)
     max_questions: int = Field(50, ge=1)

@@ -11,7 +11,7 @@ from typing import Any
 
 from seedtune.llm import LLMOutcome, LLMRequest
 from seedtune.prompts import PromptTemplate
-from seedtune.schemas import Verdict
+from seedtune.schemas import Score, Verdict
 
 
 def build_requests(questions: list[str], tuned: list[str], base: list[str],
@@ -21,10 +21,31 @@ def build_requests(questions: list[str], tuned: list[str], base: list[str],
     for i, (q, t, b) in enumerate(zip(questions, tuned, base, strict=True)):
         for order, (a, bb) in (("tuned_first", (t, b)), ("base_first", (b, t))):
             reqs.append(LLMRequest(id=f"{i}:{order}",
-                                   messages=template.render(question=q, answer_a=a, answer_b=bb),
+                                   messages=template.render(question=q,
+                                                            answer_a=a or "(빈 답변)",
+                                                            answer_b=bb or "(빈 답변)"),
                                    schema=Verdict, template_version=template.version,
                                    model=judge_model))
     return reqs
+
+
+def build_score_requests(questions: list[str], answers: dict[str, list[str]],
+                         template: PromptTemplate, judge_model: str) -> list[LLMRequest]:
+    """One 1-10 scoring request per question and model: ``<i>:<label>``."""
+    return [LLMRequest(id=f"{i}:{label}", schema=Score, template_version=template.version,
+                       messages=template.render(question=q, answer=texts[i] or "(빈 답변)"),
+                       model=judge_model)
+            for label, texts in answers.items() for i, q in enumerate(questions)]
+
+
+def mean_scores(outcomes: list[LLMOutcome], labels: list[str]) -> dict[str, float | None]:
+    """Mean 1-10 score per model label over the scores that parsed (None when none did)."""
+    out: dict[str, float | None] = {}
+    for label in labels:
+        got = [o.value["score"] for o in outcomes
+               if o.value is not None and o.id.endswith(f":{label}")]
+        out[label] = sum(got) / len(got) if got else None
+    return out
 
 
 def combine(outcomes: list[LLMOutcome], n: int) -> list[dict[str, Any]]:
@@ -76,7 +97,9 @@ def report_markdown(summary: dict[str, Any], rows: list[dict[str, Any]]) -> str:
               "counts as a tie.", ""]
     for i, r in enumerate(rows, 1):
         lines += [f"## {i}. {r['question']}", "",
-                  f"**Result for the tuned model:** {r.get('result') or 'rejected'}", "",
+                  f"**Result for the tuned model:** {r.get('result') or 'rejected'}"
+                  f" · scores tuned {r.get('score_tuned') or '-'} / base "
+                  f"{r.get('score_base') or '-'}", "",
                   "| tuned | base |", "|---|---|",
                   f"| {_cell(r['tuned'])} | {_cell(r['base'])} |", ""]
         for reason in r.get("reasons", []):

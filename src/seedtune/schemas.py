@@ -24,6 +24,13 @@ class QA(_Strict):
     answer: str
 
 
+class Score(_Strict):
+    """What the single-answer scoring prompt asks for: 1-10 and why."""
+
+    score: int = Field(ge=1, le=10)
+    reason: str
+
+
 class Verdict(_Strict):
     """What the judge prompt asks for: which of two answers is better."""
 

@@ -1,0 +1,96 @@
+"""Judging against stand-in judges: position bias gives exactly 0.5, a judge that always
+prefers the tuned answer gives 1.0, malformed judge output is a recorded reject."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from seedtune.cache import ResponseCache
+from seedtune.compose import compose_config
+from seedtune.config import Params
+from seedtune.demo import SIM_ENV, sim_config
+from seedtune.evaluation import judge_all
+from seedtune.llm import LLMClient
+from seedtune.sim import SimServer
+
+ROOT = Path(__file__).resolve().parents[1]
+QUESTIONS = [f"전세 계약 {i}번째 질문은 무엇인가요?" for i in range(6)]
+ANSWERS = {"tuned": [f"[튜닝] 전세 계약 전에는 등기부등본을 확인해야 합니다 {i}." for i in range(6)],
+           "base": [f"잘 모르겠습니다 {i}." for i in range(6)]}
+
+
+def _params(base_url: str) -> Params:
+    raw = compose_config(ROOT / "conf")
+    raw["llm"].update({"base_url": base_url, "model": "judge"})
+    raw["evaluate"]["bootstrap"] = 200
+    return Params.model_validate({k: raw[k] for k in ("llm", "train", "evaluate", "seed")})
+
+
+def _judge(base_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("OPENAI_API_KEY", SIM_ENV["OPENAI_API_KEY"])
+    p = _params(base_url)
+    client = LLMClient(p.llm, ResponseCache(tmp_path / "cache"), desc="judge")
+    return judge_all(p, client, QUESTIONS, ANSWERS)
+
+
+def test_position_biased_judge_gives_exactly_half(tmp_path, monkeypatch) -> None:
+    with SimServer(sim_config(judge="first")) as sim:  # always the first enum value: "A"
+        summary, rows = _judge(sim.openai_base_url, tmp_path, monkeypatch)
+    assert summary["win_rate"] == 0.5 and summary["ties"] == 6 and summary["rejects"] == 0
+    assert summary["win_rate_ci_low"] == summary["win_rate_ci_high"] == 0.5
+    assert all(1 <= summary[k] <= 10 for k in ("score_tuned", "score_base"))
+    assert all(r["result"] == "tie" for r in rows)
+
+
+class _PrefersTuned(BaseHTTPRequestHandler):
+    """An OpenAI-compatible judge that prefers whichever answer carries the [튜닝] marker."""
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server API
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        prompt = body["messages"][-1]["content"]
+        if "[답변 A]" in prompt:
+            a = re.search(r"\[답변 A\]\n(.*?)\n\n\[답변 B\]", prompt, re.S).group(1)
+            answer = {"verdict": "A" if "[튜닝]" in a else "B", "reason": "튜닝 답변이 낫다."}
+        else:
+            answer = {"score": 9 if "[튜닝]" in prompt else 2, "reason": "근거가 있다."}
+        out = json.dumps({"id": "x", "object": "chat.completion", "created": 0,
+                          "model": body["model"], "usage": {"prompt_tokens": 10,
+                                                            "completion_tokens": 5},
+                          "choices": [{"index": 0, "finish_reason": "stop", "message": {
+                              "role": "assistant", "content": json.dumps(answer)}}]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(out)))
+        self.end_headers()
+        self.wfile.write(out)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture()
+def prefers_tuned() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _PrefersTuned)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    server.shutdown()
+
+
+def test_judge_that_prefers_tuned_gives_one(prefers_tuned, tmp_path, monkeypatch) -> None:
+    summary, _ = _judge(prefers_tuned, tmp_path, monkeypatch)
+    assert summary["win_rate"] == 1.0 and summary["wins"] == 6
+    assert (summary["score_tuned"], summary["score_base"]) == (9.0, 2.0)
+
+
+def test_malformed_judge_output_is_a_reject_not_a_crash(tmp_path, monkeypatch) -> None:
+    with SimServer(sim_config(fault_truncated_rate=1.0)) as sim:
+        summary, rows = _judge(sim.openai_base_url, tmp_path, monkeypatch)
+    assert summary["rejects"] == 6 and summary["n"] == 0 and summary["win_rate"] is None
+    assert all(r["result"] is None and "malformed" in r["reject"] for r in rows)
