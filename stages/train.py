@@ -1,32 +1,50 @@
 """train stage: LoRA SFT of train.model on data/instructions.jsonl -> models/adapter/.
 
-Run: ``dvc repro train``. Checkpoints go to models/checkpoints (persisted): an interrupted
-run resumes from the last one if the params and data are unchanged.
+Run: ``dvc repro train``. Params are validated before any weights load (a bad value fails
+with one line naming the key). Checkpoints go to models/checkpoints (persisted, git-ignored):
+an interrupted run resumes from the last one if the params and data are unchanged. With
+``train.launcher=accelerate`` this script re-runs itself under ``accelerate launch``.
 """
 
+import sys
 from pathlib import Path
 
 from seedtune.config import load_params
+from seedtune.launch import is_main_process, needs_launch, owns_setup, relaunch
+from seedtune.model_card import write_model_card
 from seedtune.records import read_jsonl
 from seedtune.stage import METRICS_DIR, run_stage
-from seedtune.training import check_model, prepare_checkpoints, save_atomically, train
+from seedtune.train_config import validate
+from seedtune.training import (
+    clear_checkpoints,
+    live_or_none,
+    prepare_checkpoints,
+    save_atomically,
+    train,
+)
+
+DATA = Path("data/instructions.jsonl")
+ADAPTER = Path("models/adapter")
+CHECKPOINTS = Path("models/checkpoints")
 
 
 def main() -> None:
-    from dvclive import Live
-
     p = load_params(sections=("train",))
-    check_model(p.train)  # fails fast on a bad model path or LoRA targets
-    rows = read_jsonl("data/instructions.jsonl")
-    ckpt = prepare_checkpoints(Path("models/checkpoints"), p.train, p.seed,
-                               Path("data/instructions.jsonl"))
-    # dvcyaml=False: metrics and plots are declared in dvc.yaml; dvclive must not edit it
-    with Live(dir=str(METRICS_DIR / "train"), dvcyaml=False, save_dvc_exp=False,
-              report=None) as live:
-        with save_atomically(Path("models/adapter")) as tmp:
-            metrics = train(p.train, rows, p.seed, tmp, ckpt, live)
-        for key, value in metrics.items():
-            live.summary[key] = value
+    validate(p.train)  # model path, chat template, LoRA targets, device: before any weights
+    rows = read_jsonl(DATA)
+    if owns_setup():
+        prepare_checkpoints(CHECKPOINTS, p.train, p.seed, DATA)
+    if needs_launch(p.train):
+        sys.exit(relaunch(p.train, __file__))
+    main_rank = is_main_process()
+    with live_or_none(METRICS_DIR / "train", main_rank) as live:
+        with save_atomically(ADAPTER, enabled=main_rank) as tmp:
+            metrics = train(p.train, rows, p.seed, tmp, CHECKPOINTS, live)
+            if main_rank:
+                write_model_card(tmp, p.train, p.seed, DATA, metrics)
+        if main_rank:
+            live.summary.update(metrics)
+            clear_checkpoints(CHECKPOINTS)
 
 
 if __name__ == "__main__":

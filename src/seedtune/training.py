@@ -1,18 +1,35 @@
 """LoRA supervised fine-tuning with TRL's SFTTrainer, mapped explicitly from params.
 
 Examples are conversational prompt/completion pairs, rendered by TRL with the base model's
-own chat template (the same format ``evaluate`` and ``seedtune ask`` generate with), and the
-loss covers only the completion tokens.
+own chat template (the same format ``evaluate`` generates with), the loss covers only the
+completion tokens, and examples are packed padding-free. The mapping from params onto
+PEFT/TRL lives in :mod:`seedtune.train_config`; metrics go to dvclive through
+:mod:`seedtune.train_live`.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
 import logging
-import time
+import shutil
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from seedtune.config import ConfigError, TrainConfig
+from seedtune.train_config import (
+    device_caps,
+    hf_token,
+    lora_config,
+    model_kwargs,
+    sft_config,
+)
+
+__all__ = ["build_trainer", "clear_checkpoints", "device_caps", "final_metrics", "hf_token",
+           "live_or_none", "load_base", "prepare_checkpoints", "save_atomically", "split_rows",
+           "to_conversation", "train"]
 
 log = logging.getLogger(__name__)
 
@@ -23,189 +40,109 @@ def to_conversation(row: dict[str, Any]) -> dict[str, Any]:
             "completion": [{"role": "assistant", "content": row["answer"]}]}
 
 
-def device_caps() -> dict[str, bool]:
-    """What the machine supports: cuda, bf16, flash-attn."""
-    import importlib.util
-
-    import torch
-
-    cuda = torch.cuda.is_available()
-    return {
-        "cuda": cuda,
-        "bf16": cuda and torch.cuda.is_bf16_supported(),
-        "flash_attn": cuda and importlib.util.find_spec("flash_attn") is not None,
-    }
-
-
-def resolve_attention(requested: str, caps: dict[str, bool]) -> str:
-    """flash_attention_2 when asked for (or auto) and available, else sdpa."""
-    if requested == "auto":
-        return "flash_attention_2" if caps["flash_attn"] else "sdpa"
-    if requested == "flash_attention_2" and not caps["flash_attn"]:
-        raise ConfigError("train.model.attn_implementation=flash_attention_2 needs CUDA and "
-                          "the flash-attn package (`pip install -e .[gpu]`); use auto or sdpa")
-    return requested
-
-
-def resolve_optim(name: str, caps: dict[str, bool]) -> str:
-    """The fused AdamW kernel is CUDA-only in practice: fall back to adamw_torch elsewhere."""
-    if name == "adamw_torch_fused" and not caps["cuda"]:
-        log.info("train.optim.name=adamw_torch_fused without CUDA: using adamw_torch")
-        return "adamw_torch"
-    return name
-
-
-def hf_token() -> str | None:
-    """HF_TOKEN for gated models such as google/gemma-2b-it (never logged)."""
-    from seedtune.credentials import optional_secret
-
-    return optional_secret("HF_TOKEN")
-
-
-def check_model(cfg: TrainConfig) -> None:
-    """Fail fast, before loading weights: the model must resolve and have the LoRA targets."""
-    import torch
-    from transformers import AutoConfig, AutoModelForCausalLM
-
-    name = cfg.model.name_or_path
-    try:
-        mcfg = AutoConfig.from_pretrained(name, revision=cfg.model.revision, token=hf_token())
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"train.model.name_or_path={name!r}: cannot load its config "
-                          f"({str(exc).splitlines()[0][:160]})") from None
-    with torch.device("meta"):
-        skeleton = AutoModelForCausalLM.from_config(mcfg)
-    leaves = {n.rsplit(".", 1)[-1] for n, _ in skeleton.named_modules()}
-    missing = [t for t in cfg.lora.target_modules if t not in leaves]
-    if missing:
-        raise ConfigError(f"train.lora.target_modules: {missing} not in {name} "
-                          f"(has e.g. {sorted(x for x in leaves if 'proj' in x)[:8]})")
-
-
-def lora_config(cfg: TrainConfig) -> Any:
-    """PEFT LoraConfig from ``train.lora``."""
-    from peft import LoraConfig
-
-    return LoraConfig(r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
-                      target_modules=list(cfg.lora.target_modules), bias=cfg.lora.bias,
-                      task_type="CAUSAL_LM")
-
-
-def sft_config(cfg: TrainConfig, seed: int, checkpoint_dir: Path, has_eval: bool,
-               caps: dict[str, bool]) -> Any:
-    """TRL SFTConfig from ``train`` and ``train.optim`` (every field set explicitly)."""
-    from trl import SFTConfig
-
-    return SFTConfig(
-        output_dir=str(checkpoint_dir),
-        max_steps=cfg.max_steps,
-        num_train_epochs=cfg.epochs,
-        per_device_train_batch_size=cfg.batch_size,
-        per_device_eval_batch_size=cfg.batch_size,
-        gradient_accumulation_steps=cfg.grad_accum,
-        learning_rate=cfg.optim.lr,
-        lr_scheduler_type=cfg.optim.scheduler,
-        warmup_steps=cfg.optim.warmup_ratio,  # a float in [0, 1) is a ratio in transformers 5
-        weight_decay=cfg.optim.weight_decay,
-        max_grad_norm=cfg.optim.max_grad_norm,
-        optim=resolve_optim(cfg.optim.name, caps),
-        bf16=cfg.bf16 and caps["bf16"],
-        max_length=cfg.max_length,
-        packing=cfg.packing,
-        packing_strategy="bfd",
-        completion_only_loss=True,
-        gradient_checkpointing=cfg.gradient_checkpointing,
-        logging_steps=cfg.logging_steps,
-        eval_strategy="steps" if has_eval else "no",
-        eval_steps=cfg.eval_steps,
-        save_strategy="steps",
-        save_steps=cfg.eval_steps,
-        save_total_limit=2,
-        seed=seed,
-        data_seed=seed,
-        report_to="none",  # our own dvclive callback, which never edits dvc.yaml
-        dataset_num_proc=None,
-        disable_tqdm=False,
-    )
-
-
-class LiveCallback:
-    """Logs train/eval loss, learning rate and tokens/s to dvclive against the global step."""
-
-    def __new__(cls, live: Any) -> Any:
-        from transformers import TrainerCallback
-
-        class _Cb(TrainerCallback):
-            def __init__(self) -> None:
-                self.live = live
-                self._t0 = time.perf_counter()
-                self._tokens0 = 0
-
-            def on_log(self, args: Any, state: Any, control: Any, logs: Any = None,
-                       **kw: Any) -> None:
-                logs = logs or {}
-                self.live.step = state.global_step
-                names = {"loss": "train/loss", "eval_loss": "eval/loss",
-                         "learning_rate": "train/learning_rate"}
-                for key, name in names.items():
-                    if key in logs:
-                        self.live.log_metric(name, float(logs[key]))
-                # TRL logs the running count of training tokens as `num_tokens`
-                tokens = int(float(logs.get("num_tokens", 0)))
-                now = time.perf_counter()
-                if "loss" in logs and tokens > self._tokens0 and now > self._t0:
-                    self.live.log_metric("train/tokens_per_s",
-                                         (tokens - self._tokens0) / (now - self._t0))
-                    self._t0, self._tokens0 = now, tokens
-
-        return _Cb()
-
-
-def train(cfg: TrainConfig, rows: list[dict[str, Any]], seed: int, out_dir: Path,
-          checkpoint_dir: Path, live: Any) -> dict[str, Any]:
-    """Train a LoRA adapter on ``rows`` (split train/eval) and save it with the tokenizer.
-
-    Resumes from the last checkpoint in ``checkpoint_dir`` when one exists.
-    """
-    import torch
-    from datasets import Dataset
-    from transformers import AutoModelForCausalLM, AutoTokenizer, set_seed
-    from transformers.trainer_utils import get_last_checkpoint
-    from trl import SFTTrainer
-
-    set_seed(seed)
-    caps = device_caps()
-    attn = resolve_attention(cfg.model.attn_implementation, caps)
-    dtype = torch.bfloat16 if (cfg.bf16 and caps["bf16"]) else torch.float32
+def split_rows(rows: Sequence[dict[str, Any]]) -> tuple[list[dict[str, Any]],
+                                                         list[dict[str, Any]]]:
+    """(train, eval) conversations by each row's ``split`` (synthesize's hash split)."""
     train_rows = [to_conversation(r) for r in rows if r.get("split") != "eval"]
     eval_rows = [to_conversation(r) for r in rows if r.get("split") == "eval"]
     if not train_rows:
         raise ConfigError("data/instructions.jsonl has no training examples")
+    return train_rows, eval_rows
+
+
+def load_base(cfg: TrainConfig, caps: dict[str, Any]) -> tuple[Any, Any]:
+    """(model, tokenizer) of ``train.model``: bf16 where supported, chosen attention, 4-bit."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    kwargs = model_kwargs(cfg, caps)
     name = cfg.model.name_or_path
-    log.info("loading %s (attention=%s, dtype=%s)", name, attn, dtype)
+    log.info("loading %s (attention=%s, dtype=%s%s)", name, kwargs["attn_implementation"],
+             kwargs["dtype"], ", 4-bit" if cfg.model.load_in_4bit else "")
     tokenizer = AutoTokenizer.from_pretrained(name, revision=cfg.model.revision, token=hf_token())
-    model = AutoModelForCausalLM.from_pretrained(name, revision=cfg.model.revision,
-                                                 token=hf_token(), dtype=dtype,
-                                                 attn_implementation=attn)
-    args = sft_config(cfg, seed, checkpoint_dir, bool(eval_rows), caps)
-    trainer = SFTTrainer(model=model, args=args, processing_class=tokenizer,
-                         train_dataset=Dataset.from_list(train_rows),
-                         eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None,
-                         peft_config=lora_config(cfg), callbacks=[LiveCallback(live)])
+    model = AutoModelForCausalLM.from_pretrained(name, **kwargs)
+    return model, tokenizer
+
+
+def build_trainer(cfg: TrainConfig, seed: int, train_rows: list[dict[str, Any]],
+                  eval_rows: list[dict[str, Any]], checkpoint_dir: Path,
+                  callbacks: Sequence[Any] = (), caps: dict[str, Any] | None = None) -> Any:
+    """An SFTTrainer with the LoRA adapter attached and the datasets tokenized and packed."""
+    from datasets import Dataset
+    from transformers import set_seed
+    from trl import SFTTrainer
+
+    set_seed(seed)  # before the adapter is initialised, so its init is reproducible
+    caps = caps or device_caps()
+    model, tokenizer = load_base(cfg, caps)
+    return SFTTrainer(model=model, args=sft_config(cfg, seed, checkpoint_dir, bool(eval_rows), caps),
+                      processing_class=tokenizer, train_dataset=Dataset.from_list(train_rows),
+                      eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None,
+                      peft_config=lora_config(cfg), callbacks=list(callbacks))
+
+
+def final_metrics(log_history: list[dict[str, Any]]) -> dict[str, Any]:
+    """Last logged train and eval loss, steps, epochs and tokens, from the trainer's history.
+
+    The history survives resuming (it is in every checkpoint), unlike the average loss
+    ``Trainer.train`` returns, which covers only the steps of its own call.
+    """
+    out: dict[str, Any] = {}
+    for entry in log_history:
+        if "loss" in entry:
+            out["train_loss"] = float(entry["loss"])
+            out["train_tokens"] = int(float(entry.get("num_tokens", 0)))
+        if "eval_loss" in entry:
+            out["eval_loss"] = float(entry["eval_loss"])
+        if "step" in entry:
+            out["steps"] = int(entry["step"])
+        if "epoch" in entry:
+            out["epochs"] = round(float(entry["epoch"]), 4)
+    return out
+
+
+def train(cfg: TrainConfig, rows: list[dict[str, Any]], seed: int, out_dir: Path,
+          checkpoint_dir: Path, live: Any = None, callbacks: Sequence[Any] = ()
+          ) -> dict[str, Any]:
+    """Train a LoRA adapter on ``rows`` and save it with the tokenizer into ``out_dir``.
+
+    Resumes from the last checkpoint in ``checkpoint_dir`` when one exists. Logs to
+    ``live`` (a dvclive ``Live``) when given. Every process of a distributed run calls this;
+    only the main one writes files.
+    """
+    from transformers.trainer_utils import get_last_checkpoint
+
+    from seedtune.train_live import LiveCallback
+
+    train_rows, eval_rows = split_rows(rows)
+    cbs = [LiveCallback(live)] if live is not None else []
+    trainer = build_trainer(cfg, seed, train_rows, eval_rows, checkpoint_dir, [*cbs, *callbacks])
+    if trainer.is_world_process_zero():
+        log.info("training on %d examples (%d eval), %s, %d process(es)", len(train_rows),
+                 len(eval_rows), trainer.args.device.type, trainer.args.world_size)
     last = get_last_checkpoint(str(checkpoint_dir)) if checkpoint_dir.is_dir() else None
     if last:
         log.info("resuming from %s", last)
-    result = trainer.train(resume_from_checkpoint=last)
-    metrics: dict[str, Any] = {"train_loss": float(result.training_loss),
-                               "steps": int(trainer.state.global_step),
-                               "train_examples": len(train_rows),
-                               "eval_examples": len(eval_rows)}
-    if eval_rows:
-        metrics["eval_loss"] = float(trainer.evaluate()["eval_loss"])
-    out_dir.mkdir(parents=True, exist_ok=True)
-    trainer.model.save_pretrained(str(out_dir))
-    tokenizer.save_pretrained(str(out_dir))
+    trainer.train(resume_from_checkpoint=last)
+    # the trainer evaluates at the last step itself; only a run without any eval log needs one
+    if eval_rows and not any("eval_loss" in h for h in trainer.state.log_history):
+        trainer.evaluate()
+    metrics = {**final_metrics(trainer.state.log_history),
+               "train_examples": len(train_rows), "eval_examples": len(eval_rows)}
+    # save_model writes the adapter and the tokenizer (with its chat template) on the main
+    # process only; under FSDP every process must call it to gather the weights
+    trainer.save_model(str(out_dir))
+    if trainer.is_world_process_zero():
+        # a pickle of the TrainingArguments: not needed to load the adapter, and unsafe to load
+        (out_dir / "training_args.bin").unlink(missing_ok=True)
     return metrics
+
+
+def fingerprint(cfg: TrainConfig, seed: int, data: Path) -> str:
+    """What a checkpoint belongs to: every train param, the seed and the data's bytes."""
+    return hashlib.sha256(json.dumps(
+        {"train": cfg.model_dump(), "seed": seed,
+         "data": hashlib.sha256(data.read_bytes()).hexdigest()},
+        sort_keys=True).encode()).hexdigest()
 
 
 def prepare_checkpoints(root: Path, cfg: TrainConfig, seed: int, data: Path) -> Path:
@@ -213,40 +150,55 @@ def prepare_checkpoints(root: Path, cfg: TrainConfig, seed: int, data: Path) -> 
 
     Resuming is only sound for the same run: a checkpoint of r=4 cannot continue as r=8.
     """
-    import hashlib
-    import json
-    import shutil
-
-    fingerprint = hashlib.sha256(json.dumps(
-        {"train": cfg.model_dump(), "seed": seed,
-         "data": hashlib.sha256(data.read_bytes()).hexdigest()},
-        sort_keys=True).encode()).hexdigest()
     stamp = root / "fingerprint.txt"
-    if root.exists() and (not stamp.is_file() or stamp.read_text().strip() != fingerprint):
+    current = fingerprint(cfg, seed, data)
+    if root.exists() and (not stamp.is_file() or stamp.read_text().strip() != current):
         log.info("params or data changed since the checkpoints in %s: starting fresh", root)
         shutil.rmtree(root)
     root.mkdir(parents=True, exist_ok=True)
-    stamp.write_text(fingerprint + "\n")
+    stamp.write_text(current + "\n")
     return root
 
 
-class save_atomically:  # noqa: N801 - used as a context manager
-    """Yield a temp dir beside ``target``; on success it replaces ``target`` in one rename."""
+def clear_checkpoints(root: Path) -> None:
+    """Drop the checkpoints of a finished run: a forced rerun must train, not resume at the end."""
+    shutil.rmtree(root, ignore_errors=True)
 
-    def __init__(self, target: Path) -> None:
+
+@contextlib.contextmanager
+def live_or_none(directory: Path, enabled: bool) -> Iterator[Any]:
+    """A dvclive ``Live`` on ``directory`` (metrics and plots declared in dvc.yaml), or None."""
+    if not enabled:
+        yield None
+        return
+    from dvclive import Live
+
+    # dvcyaml=False: dvc.yaml declares the metrics and plots; dvclive must not edit it
+    with Live(dir=str(directory), dvcyaml=False, save_dvc_exp=False, report=None) as live:
+        yield live
+
+
+class save_atomically:  # noqa: N801 - used as a context manager
+    """Yield a temp dir beside ``target``; on success it replaces ``target`` in one rename.
+
+    With ``enabled=False`` (the other processes of a distributed run) it only yields the
+    same temp path, creating and renaming nothing.
+    """
+
+    def __init__(self, target: Path, enabled: bool = True) -> None:
         self.target = target
+        self.enabled = enabled
         self.tmp = target.with_name(f".{target.name}.tmp")
 
     def __enter__(self) -> Path:
-        import shutil
-
-        shutil.rmtree(self.tmp, ignore_errors=True)
-        self.tmp.mkdir(parents=True)
+        if self.enabled:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            self.tmp.mkdir(parents=True)
         return self.tmp
 
     def __exit__(self, exc_type: Any, *_: Any) -> None:
-        import shutil
-
+        if not self.enabled:
+            return
         if exc_type is not None:
             shutil.rmtree(self.tmp, ignore_errors=True)
             return

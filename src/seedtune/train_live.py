@@ -1,0 +1,60 @@
+"""Training metrics to dvclive: train/eval loss, learning rate and tokens/s per optimizer step.
+
+The stage opens ``Live(dir="metrics/train", dvcyaml=False)``: the metrics file and plots are
+declared in dvc.yaml, so ``dvc metrics show``, ``dvc plots show`` and ``dvc exp show`` see
+them and dvclive never edits dvc.yaml. Only the main process logs.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from transformers import TrainerCallback
+
+# Trainer log key -> dvclive metric name (plots land in metrics/train/plots/metrics/<name>.tsv)
+METRICS = {"loss": "train/loss", "eval_loss": "eval/loss", "learning_rate": "train/learning_rate",
+           "grad_norm": "train/grad_norm"}
+
+
+class LiveCallback(TrainerCallback):
+    """Logs :data:`METRICS` and training tokens/s to a dvclive ``Live`` against the global step.
+
+    tokens/s is TRL's running ``num_tokens`` (every token the model processed; padding-free
+    packing has no pad tokens) over the wall time between two training logs, minus the time
+    spent evaluating in between.
+    """
+
+    def __init__(self, live: Any) -> None:
+        self.live = live
+        self._t0 = time.perf_counter()
+        self._tokens0 = 0.0
+        self._eval_s = 0.0
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        """Replay the history a resumed checkpoint carries, so the plots cover the whole run."""
+        if state.is_world_process_zero:
+            for entry in state.log_history:
+                self._log(entry, int(entry.get("step", 0)))
+            self._t0 = time.perf_counter()
+            self._tokens0, self._eval_s = 0.0, 0.0
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None,
+               **kw: Any) -> None:
+        """Log this step's figures; derive tokens/s from TRL's running token count."""
+        if not state.is_world_process_zero or not logs:
+            return
+        self._log(logs, state.global_step)
+        self._eval_s += float(logs.get("eval_runtime", 0.0))
+        tokens = float(logs.get("num_tokens", 0.0))
+        now = time.perf_counter()
+        busy = now - self._t0 - self._eval_s
+        if "loss" in logs and tokens > self._tokens0 and busy > 0:
+            self.live.log_metric("train/tokens_per_s", (tokens - self._tokens0) / busy)
+            self._t0, self._tokens0, self._eval_s = now, tokens, 0.0
+
+    def _log(self, logs: dict[str, Any], step: int) -> None:
+        self.live.step = step
+        for key, name in METRICS.items():
+            if key in logs:
+                self.live.log_metric(name, float(logs[key]))

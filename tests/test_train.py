@@ -1,0 +1,423 @@
+"""Training on the tiny Gemma (CPU): validation, masking, template parity, packing without
+leaks, a short run that reloads and generates, resume, export, the stage and the launcher."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from seedtune.config import ConfigError, TrainConfig
+
+N_ROWS = 40
+
+
+def make_rows(n: int = N_ROWS) -> list[dict[str, Any]]:
+    """Instruction rows like synthesize writes: every 10th one held out for eval."""
+    from seedtune.tiny import corpus_lines
+
+    lines = corpus_lines()
+    rows = []
+    for i in range(n):
+        words = lines[i].split()
+        rows.append({"question": f"{' '.join(words[:3])}에 대해 알려 주세요?",
+                     "answer": f"{lines[i]} {lines[i + n]}",
+                     "split": "eval" if i % 10 == 9 else "train"})
+    return rows
+
+
+def make_cfg(model: Path | str, **train: Any) -> TrainConfig:
+    base: dict[str, Any] = {
+        "model": {"name_or_path": str(model)},
+        "lora": {"r": 4, "alpha": 32, "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj",
+                                                         "gate_proj", "up_proj", "down_proj"]},
+        "optim": {"lr": 5e-3, "warmup_ratio": 0.0},
+        "max_steps": 4, "batch_size": 2, "grad_accum": 1, "max_length": 256,
+        "logging_steps": 1, "eval_steps": 2, "save_steps": 2,
+    }
+    for key, value in train.items():
+        node, *path = key.split("__")
+        if path:
+            base[node] = {**base[node], path[0]: value}
+        else:
+            base[key] = value
+    return TrainConfig.model_validate(base)
+
+
+@pytest.fixture(scope="module")
+def rows() -> list[dict[str, Any]]:
+    return make_rows()
+
+
+@pytest.fixture(scope="module")
+def gemma(tiny_models) -> Path:
+    return tiny_models.gemma
+
+
+# ---------------------------------------------------------------------------- validation
+
+
+def _no_weights_copy(src: Path, dst: Path) -> Path:
+    """The model directory without its weights: validation must never need them."""
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("*.safetensors"))
+    return dst
+
+
+def test_validate_reads_no_weights(gemma: Path, tmp_path: Path) -> None:
+    from seedtune.train_config import validate
+
+    caps = validate(make_cfg(_no_weights_copy(gemma, tmp_path / "m")))
+    assert caps["cuda"] in (True, False)
+
+
+@pytest.mark.parametrize("key,override", [
+    ("train.model.name_or_path", {"model__name_or_path": "/nonexistent/gemma-2b-it"}),
+    ("train.model.name_or_path", {"model__name_or_path": "NO_CONFIG"}),
+    ("train.model.name_or_path", {"model__name_or_path": "NO_TEMPLATE"}),
+    ("train.lora.target_modules", {"lora__target_modules": ["q_proj", "query_key_value"]}),
+    ("train.optim.name", {"optim__name": "adamw_bogus"}),
+    ("train.optim.scheduler", {"optim__scheduler": "zigzag"}),
+    ("train.num_processes", {"num_processes": 2}),
+    ("train.accelerate_config", {"launcher": "accelerate", "accelerate_config": "nope.yaml"}),
+    ("train.model.attn_implementation", {"model__attn_implementation": "flash_attention_2"}),
+    ("train.model.load_in_4bit", {"model__load_in_4bit": True}),
+    ("train.liger_kernel", {"liger_kernel": True}),
+])
+def test_every_validation_error_is_one_line_naming_the_key(
+        gemma: Path, tmp_path: Path, key: str, override: dict[str, Any]) -> None:
+    from seedtune.train_config import device_caps, validate
+
+    caps = device_caps()
+    if caps["cuda"] and key in ("train.model.attn_implementation", "train.model.load_in_4bit",
+                                "train.liger_kernel"):
+        pytest.skip("CPU-only errors")
+    name = override.get("model__name_or_path")
+    if name == "NO_CONFIG":
+        (tmp_path / "empty").mkdir()
+        override = {"model__name_or_path": str(tmp_path / "empty")}
+    elif name == "NO_TEMPLATE":
+        model = _no_weights_copy(gemma, tmp_path / "base")
+        (model / "chat_template.jinja").unlink()
+        tok_cfg = json.loads((model / "tokenizer_config.json").read_text())
+        tok_cfg.pop("chat_template", None)
+        (model / "tokenizer_config.json").write_text(json.dumps(tok_cfg))
+        override = {"model__name_or_path": str(model)}
+    cfg = make_cfg(_no_weights_copy(gemma, tmp_path / "m"), **override)
+    with pytest.raises(ConfigError) as err:
+        validate(cfg)
+    msg = str(err.value)
+    assert "\n" not in msg and msg.startswith(f"params.yaml: {key}="), msg
+
+
+def _stage_workspace(root: Path, ws: Path, rows: list[dict[str, Any]],
+                     train: dict[str, Any]) -> Path:
+    """A directory to run stages/train.py in: params.yaml, data, conf/accelerate."""
+    params = yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8"))
+    for dotted, value in train.items():
+        node = params["train"]
+        *parents, leaf = dotted.split(".")
+        for k in parents:
+            node = node[k]
+        node[leaf] = value
+    ws.mkdir(parents=True, exist_ok=True)
+    (ws / "params.yaml").write_text(yaml.safe_dump(params, allow_unicode=True))
+    (ws / "data").mkdir(exist_ok=True)
+    (ws / "data/instructions.jsonl").write_text(
+        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    shutil.copytree(root / "conf/accelerate", ws / "conf/accelerate", dirs_exist_ok=True)
+    return ws
+
+
+def _run_stage(root: Path, ws: Path, timeout: int = 300) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.run([sys.executable, str(root / "stages/train.py")], cwd=ws, env=env,
+                          text=True, capture_output=True, timeout=timeout)
+
+
+@pytest.mark.parametrize("key,value", [
+    ("lora.r", "abc"), ("optim.lr", -1), ("model.name_or_path", "/nonexistent/gemma-2b-it"),
+])
+def test_train_stage_fails_fast_with_one_line(root: Path, tmp_path: Path, gemma: Path,
+                                              rows: list[dict[str, Any]], key: str,
+                                              value: Any) -> None:
+    overrides = {"model.name_or_path": str(gemma), key: value}
+    ws = _stage_workspace(root, tmp_path / "ws", rows, overrides)
+    proc = _run_stage(root, ws)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    errors = [line for line in proc.stderr.splitlines() if "error" in line.lower()]
+    assert len(errors) == 1 and errors[0].startswith("train: error:"), proc.stderr[-2000:]
+    assert f"train.{key}" in errors[0]
+    assert "Loading weights" not in proc.stderr  # failed before any weights were read
+    assert not (ws / "models/adapter").exists()
+
+
+# ------------------------------------------------------------------ format, masking, packing
+
+
+@pytest.fixture(scope="module")
+def trainer(gemma: Path, rows: list[dict[str, Any]], tmp_path_factory: pytest.TempPathFactory):
+    from seedtune.training import build_trainer, split_rows
+
+    train_rows, eval_rows = split_rows(rows)
+    return build_trainer(make_cfg(gemma), 42, train_rows, eval_rows,
+                         tmp_path_factory.mktemp("ckpt"))
+
+
+@pytest.fixture(scope="module")
+def batch(trainer) -> dict[str, Any]:
+    return next(iter(trainer.get_train_dataloader()))
+
+
+def _segments(batch: dict[str, Any]) -> list[tuple[list[int], list[int]]]:
+    """(input_ids, labels) of each packed example, cut at the collator's cu_seq_lens."""
+    cu = batch["cu_seq_lens_q"].tolist()
+    ids, labels = batch["input_ids"][0].tolist(), batch["labels"][0].tolist()
+    return [(ids[s:e], labels[s:e]) for s, e in zip(cu, cu[1:], strict=False)]
+
+
+def _generation_prompt_ids(tokenizer: Any, question: str) -> list[int]:
+    """Exactly how seedtune.generation encodes a question for the model."""
+    text = tokenizer.apply_chat_template([{"role": "user", "content": question}],
+                                         tokenize=False, add_generation_prompt=True)
+    return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+def test_batch_is_packed_padding_free(batch: dict[str, Any], trainer) -> None:
+    assert "attention_mask" not in batch  # padding-free: boundaries come from position_ids
+    assert batch["input_ids"].shape[0] == 1
+    assert len(batch["cu_seq_lens_q"]) - 1 > trainer.args.per_device_train_batch_size
+    assert (batch["input_ids"] != trainer.processing_class.pad_token_id).all()
+
+
+def test_loss_only_on_answer_tokens_and_prompt_matches_generation(
+        batch: dict[str, Any], trainer, rows: list[dict[str, Any]]) -> None:
+    tok = trainer.processing_class
+    prompts = {tuple(_generation_prompt_ids(tok, r["question"])): r for r in rows}
+    segments = _segments(batch)
+    assert segments
+    for ids, labels in segments:
+        n_masked = next(i for i, lab in enumerate(labels) if lab != -100)
+        # the prompt is masked, every token after it is a label (a prefix, then the answer)
+        assert all(lab == -100 for lab in labels[:n_masked])
+        assert labels[n_masked:] == ids[n_masked:]
+        # template parity: the masked prompt is token for token what generation feeds
+        assert tuple(ids[:n_masked]) in prompts, tok.decode(ids[:n_masked])
+        row = prompts[tuple(ids[:n_masked])]
+        answer = tok.decode(ids[n_masked:])
+        assert answer.endswith("<end_of_turn>\n")  # the model learns to stop
+        assert answer.startswith(row["answer"][:10])
+
+
+def test_packed_examples_do_not_attend_to_each_other(batch: dict[str, Any], trainer) -> None:
+    """sdpa (CPU, or GPUs without flash-attn) gets a block-diagonal mask from position_ids."""
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a CPU check of the sdpa path; on CUDA flash-attn uses cu_seq_lens")
+    model = trainer.model
+    model.eval()
+    with torch.no_grad():
+        packed = model(input_ids=batch["input_ids"], position_ids=batch["position_ids"],
+                       use_cache=False).logits[0]
+        cu = batch["cu_seq_lens_q"].tolist()
+        alone = torch.cat([model(input_ids=batch["input_ids"][:, s:e], use_cache=False).logits[0]
+                           for s, e in zip(cu, cu[1:], strict=False)])
+        # what a full attention mask over the packed row would do: attend across examples
+        leaky = model(input_ids=batch["input_ids"], position_ids=batch["position_ids"],
+                      attention_mask=torch.ones_like(batch["input_ids"]), use_cache=False).logits[0]
+    model.train()
+    assert model.config._attn_implementation == "sdpa"
+    assert (packed - alone).abs().max().item() < 1e-4
+    assert (leaky - alone).abs().max().item() > 1e-3  # the check can tell a leak apart
+
+
+def test_sft_config_maps_params_explicitly(trainer) -> None:
+    from seedtune.train_config import device_caps
+
+    args = trainer.args
+    assert (args.learning_rate, args.lr_scheduler_type.value, args.max_steps) == (5e-3, "cosine", 4)
+    assert args.packing and args.packing_strategy == "bfd" and args.completion_only_loss
+    assert args.activation_checkpointing is False  # TRL's default would be True
+    assert args.optim.value == ("adamw_torch_fused" if device_caps()["cuda"] else "adamw_torch")
+    assert args.seed == 42 and args.eval_strategy.value == "steps"
+    lora = trainer.model.peft_config["default"]
+    assert (lora.r, lora.lora_alpha) == (4, 32)
+
+
+# ------------------------------------------------------------------------ a short run
+
+
+@pytest.fixture(scope="module")
+def trained(gemma: Path, rows: list[dict[str, Any]], tmp_path_factory: pytest.TempPathFactory):
+    from seedtune.training import live_or_none, train
+
+    tmp = tmp_path_factory.mktemp("run")
+    out = tmp / "adapter"
+    out.mkdir()
+    with live_or_none(tmp / "metrics", True) as live:
+        metrics = train(make_cfg(gemma), rows, 42, out, tmp / "ckpt", live)
+        live.summary.update(metrics)
+    return out, metrics, tmp / "metrics"
+
+
+def test_short_run_metrics_and_dvclive_files(trained) -> None:
+    _, metrics, live_dir = trained
+    assert metrics["steps"] == 4 and metrics["eval_examples"] == 4
+    assert math.isfinite(metrics["train_loss"]) and math.isfinite(metrics["eval_loss"])
+    summary = json.loads((live_dir / "metrics.json").read_text())
+    assert summary["train_loss"] == metrics["train_loss"] and summary["step"] == 4
+    plots = live_dir / "plots/metrics"
+    for name in ("train/loss", "eval/loss", "train/learning_rate", "train/tokens_per_s"):
+        lines = (plots / f"{name}.tsv").read_text().splitlines()
+        assert lines[0].split("\t")[:2] == ["step", name.split("/")[1]], name
+        assert len(lines) >= 3, name
+    steps = [int(x.split("\t")[0]) for x in (plots / "train/loss.tsv").read_text().splitlines()[1:]]
+    assert steps == [1, 2, 3, 4]
+
+
+def test_adapter_reloads_generates_and_carries_the_base_template(trained, gemma: Path) -> None:
+    from peft import AutoPeftModelForCausalLM
+    from transformers import AutoTokenizer
+
+    from seedtune.generation import generate_answers
+
+    out, _, _ = trained
+    assert (out / "adapter_model.safetensors").is_file()
+    assert not (out / "training_args.bin").exists()
+    assert (out / "chat_template.jinja").read_text() == (gemma / "chat_template.jinja").read_text()
+    tok = AutoTokenizer.from_pretrained(out)
+    assert tok.chat_template == AutoTokenizer.from_pretrained(gemma).chat_template
+    model = AutoPeftModelForCausalLM.from_pretrained(out)
+    lora_b = [p for n, p in model.named_parameters() if "lora_B" in n]
+    assert lora_b and any(p.abs().sum() > 0 for p in lora_b)  # the adapter learned something
+    answers = generate_answers(model, tok, ["전세 계약 전에 무엇을 확인하나요?"], max_new_tokens=8)
+    assert len(answers) == 1 and isinstance(answers[0], str)
+
+
+def test_interrupted_run_resumes_to_the_same_adapter(trained, gemma: Path, rows, tmp_path) -> None:
+    """Stopped after step 3 (checkpoint at 2), rerun: it resumes and ends where an
+    uninterrupted run with the same seed ends (so the seed makes runs deterministic too)."""
+    import torch
+    from safetensors.torch import load_file
+    from transformers import TrainerCallback
+
+    from seedtune.training import train
+
+    class Interrupt(TrainerCallback):
+        def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            if state.global_step == 3:
+                raise KeyboardInterrupt
+
+    ckpt, out = tmp_path / "ckpt", tmp_path / "adapter"
+    out.mkdir()
+    with pytest.raises(KeyboardInterrupt):
+        train(make_cfg(gemma), rows, 42, out, ckpt, None, [Interrupt()])
+    assert (ckpt / "checkpoint-2").is_dir() and not (out / "adapter_config.json").exists()
+    metrics = train(make_cfg(gemma), rows, 42, out, ckpt, None)
+    assert metrics["steps"] == 4
+    resumed = load_file(out / "adapter_model.safetensors")
+    straight = load_file(trained[0] / "adapter_model.safetensors")
+    assert resumed.keys() == straight.keys()
+    for key in straight:
+        torch.testing.assert_close(resumed[key], straight[key], atol=1e-5, rtol=1e-4)
+
+
+def test_checkpoints_restart_when_params_change(gemma: Path, tmp_path: Path) -> None:
+    from seedtune.training import prepare_checkpoints
+
+    data = tmp_path / "data.jsonl"
+    data.write_text("{}\n")
+    root = prepare_checkpoints(tmp_path / "ckpt", make_cfg(gemma), 42, data)
+    (root / "checkpoint-2").mkdir()
+    prepare_checkpoints(root, make_cfg(gemma), 42, data)
+    assert (root / "checkpoint-2").is_dir()  # same run: keep, to resume
+    prepare_checkpoints(root, make_cfg(gemma, lora__r=8), 42, data)
+    assert not (root / "checkpoint-2").exists()  # r=4 checkpoints cannot continue as r=8
+
+
+def test_model_card_lists_base_params_data_version_metrics(trained, gemma: Path,
+                                                           tmp_path: Path) -> None:
+    from seedtune.model_card import data_version, write_model_card
+
+    data = tmp_path / "instructions.jsonl"
+    data.write_text('{"question": "q", "answer": "a"}\n', encoding="utf-8")
+    _, metrics, _ = trained
+    write_model_card(tmp_path, make_cfg(gemma), 42, data, metrics)
+    card = (tmp_path / "README.md").read_text(encoding="utf-8")
+    front = yaml.safe_load(card.split("---")[1])
+    assert front["base_model"] == str(gemma) and front["library_name"] == "peft"
+    assert data_version(data) in card and len(data_version(data)) == 32
+    assert f"{metrics['eval_loss']:.4g}" in card and "r: 4" in card
+
+
+def test_export_merges_into_a_standalone_model(trained, tmp_path: Path) -> None:
+    import torch
+    from peft import AutoPeftModelForCausalLM
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from seedtune.cli import main
+
+    out, _, _ = trained
+    merged = tmp_path / "merged"
+    assert main(["export", "--adapter", str(out), "--out", str(merged)]) == 0
+    assert not (merged / "adapter_config.json").exists()
+    assert AutoTokenizer.from_pretrained(merged).chat_template
+    ids = torch.tensor([[2, 5, 100, 200, 300]])
+    with torch.no_grad():
+        want = AutoPeftModelForCausalLM.from_pretrained(out)(input_ids=ids).logits
+        got = AutoModelForCausalLM.from_pretrained(merged)(input_ids=ids).logits
+    torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
+
+
+def test_export_without_adapter_is_one_line(tmp_path: Path) -> None:
+    from seedtune.cli import main
+
+    assert main(["export", "--adapter", str(tmp_path / "none")]) == 2
+
+
+# ------------------------------------------------------------------------ launching
+
+
+def test_accelerate_launch_command(root: Path, gemma: Path) -> None:
+    from accelerate.commands.config.config_args import load_config_from_file
+    from accelerate.commands.launch import launch_command_parser
+
+    from seedtune.launch import launch_command
+
+    cfg = make_cfg(gemma, launcher="accelerate", num_processes=4,
+                   accelerate_config=str(root / "conf/accelerate/fsdp.yaml"))
+    cmd = launch_command(cfg, "stages/train.py")
+    assert cmd[:3] == [sys.executable, "-m", "accelerate.commands.launch"]
+    args = launch_command_parser().parse_args(cmd[3:])
+    assert (args.num_processes, args.config_file, args.training_script) == (
+        4, str(root / "conf/accelerate/fsdp.yaml"), "stages/train.py")
+    kinds = {name: load_config_from_file(str(root / f"conf/accelerate/{name}.yaml"))
+             .distributed_type for name in ("ddp", "fsdp")}
+    assert {k: v.value for k, v in kinds.items()} == {"ddp": "MULTI_GPU", "fsdp": "FSDP"}
+
+
+def test_two_cpu_processes_train_through_the_stage(root: Path, tmp_path: Path, gemma: Path,
+                                                   rows: list[dict[str, Any]]) -> None:
+    """launcher=accelerate, num_processes=2: the stage relaunches itself under accelerate
+    (DDP over gloo on CPU); rank 0 alone writes the adapter, card and metrics."""
+    ws = _stage_workspace(root, tmp_path / "ws", rows, {
+        "model.name_or_path": str(gemma), "launcher": "accelerate", "num_processes": 2,
+        "max_steps": 2, "batch_size": 2, "grad_accum": 1, "max_length": 256,
+        "logging_steps": 1, "eval_steps": 2, "save_steps": 2})
+    proc = _run_stage(root, ws)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "launching 2 processes" in proc.stderr and "cpu, 2 process(es)" in proc.stderr
+    adapter = ws / "models/adapter"
+    assert (adapter / "adapter_model.safetensors").is_file()
+    assert "# LoRA adapter for" in (adapter / "README.md").read_text(encoding="utf-8")
+    summary = json.loads((ws / "metrics/train/metrics.json").read_text())
+    assert summary["steps"] == 2 and "eval_loss" in summary
+    assert not (ws / "models/checkpoints").exists()  # a finished run leaves nothing to resume
