@@ -1,28 +1,32 @@
 """rank stage: multilingual-e5 ranks each question's documents -> data/ranked.jsonl.
 
-Run: ``dvc repro rank``.
+Run: ``dvc repro rank``. Rows are ``{question, documents: [{..., passage, score}]}``, best
+first; a question without documents keeps an empty list.
 """
 
+import logging
+import time
+
 from seedtune.config import load_params
-from seedtune.ranking import load_encoder, rank_rows
+from seedtune.ranking import check_rows, load_encoder, rank_metrics, rank_rows
 from seedtune.records import read_jsonl, write_jsonl
 from seedtune.stage import run_stage, write_metrics
+
+DOCUMENTS = "data/documents.jsonl"
+RANKED = "data/ranked.jsonl"
 
 
 def main() -> None:
     p = load_params(sections=("rank",))
-    rows = read_jsonl("data/documents.jsonl")
+    rows = read_jsonl(DOCUMENTS)
+    check_rows(rows, DOCUMENTS)
     model = load_encoder(p.rank.model, p.rank.device)
+    started = time.perf_counter()
     ranked = rank_rows(model, rows, p.rank.top_k, p.rank.max_gap, p.rank.batch_size)
-    write_jsonl("data/ranked.jsonl", ranked)
-    with_docs = [r for r in ranked if r["documents"]]
-    write_metrics("rank", {
-        "questions": len(ranked),
-        "with_passages": len(with_docs),
-        "mean_top_score": (sum(r["documents"][0]["score"] for r in with_docs) / len(with_docs)
-                           if with_docs else 0.0),
-        "mean_kept": sum(len(r["documents"]) for r in ranked) / max(1, len(ranked)),
-    })
+    logging.getLogger("rank").info("ranked %d questions in %.1f s", len(rows),
+                                   time.perf_counter() - started)
+    write_jsonl(RANKED, ranked)
+    write_metrics("rank", rank_metrics(ranked))
 
 
 if __name__ == "__main__":

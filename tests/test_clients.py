@@ -1,4 +1,7 @@
-"""The real LLM and Naver clients against the loopback simulator, faults included."""
+"""The real LLM client against the loopback simulator, faults included.
+
+(The Naver client's tests are in test_search.py.)
+"""
 
 from __future__ import annotations
 
@@ -7,10 +10,9 @@ from pathlib import Path
 import pytest
 
 from seedtune.cache import ResponseCache
-from seedtune.config import ConfigError, LLMConfig, SearchConfig
+from seedtune.config import ConfigError, LLMConfig
 from seedtune.demo import SIM_ENV, sim_config
 from seedtune.llm import LLMClient, LLMRequest
-from seedtune.naver import NaverClient, QuotaExceeded, search_all
 from seedtune.schemas import QA, QuestionList
 from seedtune.sim import SimServer
 
@@ -66,42 +68,3 @@ def test_llm_truncated_answer_becomes_a_reject(sim, tmp_path, llm_key) -> None:
     req = LLMRequest(id="q", schema=QA, messages=[{"role": "user", "content": "질문: 전세란?"}])
     (outcome,) = client.run([req])
     assert outcome.value is None and "truncated" in outcome.reject
-
-
-def _naver(sim: SimServer, tmp_path: Path, secret: str = SIM_ENV["NAVER_CLIENT_SECRET"],
-           **kw: object) -> NaverClient:
-    cfg = SearchConfig(base_url=sim.naver_base_url, rps=1000, **kw)
-    return NaverClient(cfg, ResponseCache(tmp_path / "search"), SIM_ENV["NAVER_CLIENT_ID"],
-                       secret)
-
-
-def test_naver_documents_are_clean_and_cached(sim, tmp_path) -> None:
-    questions = [f"전세 사기 예방 방법 {i}" for i in range(8)]
-    rows, stopped = search_all(_naver(sim, tmp_path, categories=["blog", "news"]), questions)
-    assert stopped is None and [r["question"] for r in rows] == questions
-    docs = [d for r in rows for d in r["documents"]]
-    assert docs and all("<b>" not in d["title"] + d["description"] for d in docs)
-    assert all("&quot;" not in d["description"] and "&amp;" not in d["description"]
-               for d in docs)
-    calls = sim.stats()["search"]["ok"]
-    search_all(_naver(sim, tmp_path, categories=["blog", "news"]), questions)
-    assert sim.stats()["search"]["ok"] == calls
-
-
-def test_naver_wrong_secret_names_the_variables(sim, tmp_path) -> None:
-    with pytest.raises(ConfigError, match="NAVER_CLIENT_ID / NAVER_CLIENT_SECRET"):
-        _naver(sim, tmp_path, secret="wrong").search("전세", "blog")
-
-
-def test_naver_quota_stops_then_resumes_without_refetching(tmp_path) -> None:
-    questions = [f"청약 가점 계산 {i}" for i in range(10)]
-    with SimServer(sim_config(naver_quota=6)) as sim:
-        rows, stopped = search_all(_naver(sim, tmp_path, categories=["blog"]), questions,
-                                   workers=1)
-        assert stopped and len(rows) == 6
-        with pytest.raises(QuotaExceeded):
-            _naver(sim, tmp_path, categories=["blog"]).search(questions[-1], "blog")
-    with SimServer(sim_config()) as fresh:
-        rows, stopped = search_all(_naver(fresh, tmp_path, categories=["blog"]), questions)
-        assert stopped is None and len(rows) == 10
-        assert fresh.stats()["search"]["ok"] == 4  # only what the quota cut off

@@ -119,5 +119,5 @@ def test_naver_markup_and_entities_are_cleaned() -> None:
     ]}
     docs = to_documents("blog", body)
     assert docs[0] == {"category": "blog", "title": "전세 계약", "description": "설명 & 팁",
-                       "link": "https://a", "date": "20261120"}
+                       "link": "https://a", "date": "2026-11-20"}
     assert len(dedupe_documents(docs)) == 1

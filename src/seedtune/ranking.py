@@ -1,10 +1,17 @@
-"""Rank search results per question with a multilingual-e5 sentence-transformers encoder.
+"""Rank each question's search results with a multilingual-e5 sentence-transformers encoder.
 
-e5 needs its prefixes: questions are embedded as ``"query: ..."`` and documents as
-``"passage: ..."``. The model is loaded once; every unique text is encoded once, in batches
-(sentence-transformers sorts by length inside ``encode``); scores are cosines of normalised
-embeddings. Instead of an absolute threshold (e5 cosines crowd into 0.7-1.0) a passage is
-kept when it is in the top ``k`` and within ``max_gap`` of the question's best score.
+e5 was trained with prefixes and scores poorly without them: questions are embedded as
+``"query: " + question`` and documents as ``"passage: " + passage`` (the model's own default
+prompt, if it has one, is switched off so nothing is prefixed twice). The model is loaded
+once; every unique question and passage is embedded once, in batches sorted by token length
+(little padding) across all questions, rather than once per question. Scores are cosines of
+the L2-normalised embeddings, computed in float32 even when the encoder runs in fp16.
+
+Instead of the tutorial's absolute threshold (e5 cosines crowd into 0.7-1.0, so 0.9 keeps
+almost nothing or almost everything depending on the model), a question keeps its ``top_k``
+best passages that score within ``max_gap`` of its best one.
+
+Try it: ``python -c "from seedtune.ranking import *; m = load_encoder('intfloat/multilingual-e5-small')"``.
 """
 
 from __future__ import annotations
@@ -14,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from seedtune.config import ConfigError
+
 log = logging.getLogger(__name__)
 
 QUERY_PREFIX = "query: "
@@ -21,66 +30,154 @@ PASSAGE_PREFIX = "passage: "
 
 
 def pick_device(requested: str = "auto") -> str:
-    """cuda, then mps, then cpu when ``requested`` is auto."""
-    if requested != "auto":
-        return requested
+    """``requested``, or for ``auto`` the best available of cuda, mps, cpu.
+
+    Raises :class:`ConfigError` naming ``rank.device`` when an explicit device is missing.
+    """
     import torch
 
-    if torch.cuda.is_available():
-        return "cuda"
-    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        return "mps"
-    return "cpu"
-
-
-def passage_text(doc: dict[str, Any]) -> str:
-    """The text embedded for a document (without the prefix): title and description."""
-    return " ".join(p for p in (doc.get("title", ""), doc.get("description", "")) if p).strip()
+    available = {"cpu": True, "cuda": torch.cuda.is_available(),
+                 "mps": bool(getattr(torch.backends, "mps", None)
+                             and torch.backends.mps.is_available())}
+    if requested == "auto":
+        return next(d for d in ("cuda", "mps", "cpu") if available[d])
+    if not available.get(requested, False):
+        raise ConfigError(f"rank.device: {requested!r} is not available on this machine; "
+                          "use auto or cpu")
+    return requested
 
 
 def load_encoder(name_or_path: str, device: str = "auto") -> Any:
-    """Load a SentenceTransformer once, fp16 on CUDA."""
+    """Load a SentenceTransformer once, on ``device`` (fp16 on a GPU: cuda or mps).
+
+    Raises :class:`ConfigError` naming ``rank.model`` when it cannot be loaded.
+    """
     from sentence_transformers import SentenceTransformer
 
     dev = pick_device(device)
     kwargs: dict[str, Any] = {}
-    if dev == "cuda":
+    if dev in ("cuda", "mps"):
         import torch
 
-        kwargs["model_kwargs"] = {"torch_dtype": torch.float16}
+        # loaded straight into fp16 (no fp32 copy on the GPU); scores are still float32
+        kwargs["model_kwargs"] = {"dtype": torch.float16}
     log.info("loading encoder %s on %s", name_or_path, dev)
-    return SentenceTransformer(name_or_path, device=dev, **kwargs)
+    try:
+        return SentenceTransformer(name_or_path, device=dev, **kwargs)
+    except (OSError, ValueError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"rank.model: cannot load {name_or_path!r} ({reason}); use a "
+                          "sentence-transformers model id or a local path") from None
 
 
-def encode(model: Any, texts: list[str], prefix: str, batch_size: int) -> np.ndarray:
-    """Normalised embeddings of ``prefix + text`` for each text."""
+def passage_text(doc: dict[str, Any]) -> str:
+    """The text embedded for a document (without the prefix): title, then description."""
+    parts = (str(doc.get("title") or "").strip(), str(doc.get("description") or "").strip())
+    return " ".join(p for p in parts if p)
+
+
+def _token_lengths(model: Any, texts: list[str]) -> list[int]:
+    """Token counts (capped at the model's limit) to sort by; characters if no tokenizer."""
+    tokenizer = getattr(model, "tokenizer", None)
+    if tokenizer is None:
+        return [len(t) for t in texts]
+    limit = getattr(model, "max_seq_length", None) or 512
+    ids = tokenizer(texts, add_special_tokens=False, truncation=True, max_length=limit)
+    return [len(x) for x in ids["input_ids"]]
+
+
+def embed(model: Any, texts: list[str], prefix: str, batch_size: int,
+          desc: str = "encode") -> np.ndarray:
+    """float32 L2-normalised embeddings of ``prefix + text``, one row per text, in order.
+
+    Texts go through the encoder longest first in batches of ``batch_size``, so each batch
+    is padded only to lengths its neighbours share.
+    """
+    from tqdm.auto import tqdm
+
     if not texts:
-        return np.zeros((0, 1), dtype=np.float32)
-    return model.encode([prefix + t for t in texts], batch_size=batch_size,
-                        normalize_embeddings=True, convert_to_numpy=True,
-                        show_progress_bar=len(texts) > batch_size).astype(np.float32)
+        return np.zeros((0, 0), dtype=np.float32)
+    prefixed = [prefix + t for t in texts]
+    order = np.argsort([-n for n in _token_lengths(model, prefixed)], kind="stable")
+    out: np.ndarray | None = None
+    starts = range(0, len(order), batch_size)
+    for start in tqdm(starts, desc=desc, unit="batch", disable=len(starts) < 2):
+        idx = order[start:start + batch_size]
+        # prompt="" keeps a model's default prompt (if any) from being added on top of ours
+        vecs = model.encode([prefixed[i] for i in idx], prompt="", batch_size=len(idx),
+                            convert_to_numpy=True, show_progress_bar=False)
+        vecs = np.asarray(vecs, dtype=np.float32)
+        if out is None:
+            out = np.empty((len(texts), vecs.shape[1]), dtype=np.float32)
+        out[idx] = vecs
+    assert out is not None
+    norms = np.linalg.norm(out, axis=1, keepdims=True)
+    return out / np.maximum(norms, 1e-12)
+
+
+def keep_top(scored: list[dict[str, Any]], top_k: int, max_gap: float) -> list[dict[str, Any]]:
+    """The ``top_k`` best documents scoring within ``max_gap`` of the best, high to low."""
+    ranked = sorted(scored, key=lambda d: d["score"], reverse=True)  # stable: ties keep order
+    if not ranked:
+        return []
+    floor = ranked[0]["score"] - max_gap
+    return [d for d in ranked[:top_k] if d["score"] >= floor]
+
+
+def check_rows(rows: list[Any], source: str = "data/documents.jsonl") -> None:
+    """Raise ValueError naming the first row that is not ``{question: str, documents: list}``."""
+    for n, row in enumerate(rows, 1):
+        if not (isinstance(row, dict) and isinstance(row.get("question"), str)
+                and isinstance(row.get("documents"), list)):
+            raise ValueError(f"{source}: row {n} is not {{question: str, documents: [...]}}")
 
 
 def rank_rows(model: Any, rows: list[dict[str, Any]], top_k: int, max_gap: float,
               batch_size: int = 64) -> list[dict[str, Any]]:
-    """``{question, documents}`` rows with documents scored, cut and sorted high to low."""
-    questions = [r["question"] for r in rows]
-    passages = sorted({passage_text(d) for r in rows for d in r["documents"]} - {""})
-    q_emb = encode(model, questions, QUERY_PREFIX, batch_size)
-    p_emb = encode(model, passages, PASSAGE_PREFIX, batch_size)
+    """Score, cut and sort each ``{question, documents}`` row's documents.
+
+    Each kept document gets ``passage`` (the exact text embedded, without its prefix) and
+    ``score`` (cosine with the question), sorted high to low. A question without documents
+    stays, with an empty list.
+    """
+    questions = list(dict.fromkeys(r["question"] for r in rows))
+    passages = list(dict.fromkeys(passage_text(d) for r in rows for d in r["documents"]))
+    passages = [p for p in passages if p]
+    q_emb = embed(model, questions, QUERY_PREFIX, batch_size, desc="rank: questions")
+    p_emb = embed(model, passages, PASSAGE_PREFIX, batch_size, desc="rank: passages")
+    q_index = {q: i for i, q in enumerate(questions)}
     p_index = {p: i for i, p in enumerate(passages)}
     out = []
-    for qi, row in enumerate(rows):
-        scored = []
-        for doc in row["documents"]:
-            text = passage_text(doc)
-            if not text:
-                continue
-            score = float(q_emb[qi] @ p_emb[p_index[text]])
-            scored.append({**doc, "passage": text, "score": score})
-        scored.sort(key=lambda d: d["score"], reverse=True)
-        if scored:
-            best = scored[0]["score"]
-            scored = [d for d in scored[:top_k] if d["score"] >= best - max_gap]
-        out.append({"question": row["question"], "documents": scored})
+    for row in rows:
+        docs = _unique_passages(row["documents"])
+        scores = (p_emb[[p_index[t] for t, _ in docs]] @ q_emb[q_index[row["question"]]]
+                  if docs else [])
+        scored = [{**doc, "passage": text, "score": float(s)}
+                  for (text, doc), s in zip(docs, scores, strict=True)]
+        out.append({"question": row["question"], "documents": keep_top(scored, top_k, max_gap)})
     return out
+
+
+def _unique_passages(docs: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+    """``(passage, doc)`` for each document with text, first of any repeated passage."""
+    seen: set[str] = set()
+    out = []
+    for doc in docs:
+        text = passage_text(doc)
+        if text and text not in seen:
+            seen.add(text)
+            out.append((text, doc))
+    return out
+
+
+def rank_metrics(ranked: list[dict[str, Any]]) -> dict[str, Any]:
+    """metrics/rank.json: questions, how many have a passage, mean top score, mean kept."""
+    with_docs = [r for r in ranked if r["documents"]]
+    return {
+        "questions": len(ranked),
+        "with_passages": len(with_docs),
+        "without_passages": len(ranked) - len(with_docs),
+        "mean_top_score": (sum(r["documents"][0]["score"] for r in with_docs) / len(with_docs)
+                           if with_docs else 0.0),
+        "mean_kept": sum(len(r["documents"]) for r in ranked) / max(1, len(ranked)),
+    }

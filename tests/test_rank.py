@@ -1,0 +1,186 @@
+"""e5 ranking: prefixes, one encode per unique text, relative cut, and the rank stage."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import yaml
+
+from seedtune.config import ConfigError
+from seedtune.ranking import (
+    PASSAGE_PREFIX,
+    QUERY_PREFIX,
+    keep_top,
+    load_encoder,
+    passage_text,
+    pick_device,
+    rank_rows,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _doc(title: str, description: str, category: str = "blog") -> dict[str, Any]:
+    return {"category": category, "title": title, "description": description,
+            "link": f"https://example.kr/{abs(hash(title + description)) % 10**8}", "date": None}
+
+
+ROWS = [
+    {"question": "전세 계약 전에 등기부등본에서 무엇을 확인해야 하나요?", "documents": [
+        _doc("등기부등본 보는 법", "근저당과 가압류가 있는지 갑구와 을구를 확인하세요."),
+        _doc("전세 사기 예방", "보증금이 매매가에 가까우면 깡통전세를 의심해야 합니다. 전세보증보험 가입을 검토하세요."),
+        _doc("청약 가점", "무주택 기간과 부양가족 수로 가점을 계산합니다.", "news"),
+        _doc("", "확정일자와 전입신고는 잔금일에 함께 하세요.", "kin"),
+        _doc("재건축 초과이익", "조합원 이익이 기준을 넘으면 부담금이 부과됩니다."),
+    ]},
+    {"question": "청약 가점은 어떻게 계산하나요?", "documents": [
+        _doc("청약 가점", "무주택 기간과 부양가족 수로 가점을 계산합니다.", "news"),  # shared
+        _doc("청약 통장", "납입 인정 횟수와 금액을 확인하세요."),
+    ]},
+    {"question": "검색 결과가 없는 질문입니다?", "documents": []},
+]
+
+
+@pytest.fixture(scope="module")
+def encoder(tiny_models) -> Any:
+    return load_encoder(str(tiny_models.e5), "cpu")
+
+
+def _cos(a: np.ndarray, b: np.ndarray) -> float:
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+def test_scores_are_cosines_of_prefixed_embeddings(tiny_models) -> None:
+    from sentence_transformers import SentenceTransformer
+
+    ranked = rank_rows(load_encoder(str(tiny_models.e5), "cpu"), ROWS, top_k=100, max_gap=2.0,
+                       batch_size=2)
+    independent = SentenceTransformer(str(tiny_models.e5), device="cpu")  # its own instance
+
+    def one(text: str) -> np.ndarray:  # one text at a time: no batching, no padding
+        return independent.encode([text], convert_to_numpy=True)[0].astype(np.float64)
+
+    differs = 0
+    for row in ranked:
+        q = one(QUERY_PREFIX + row["question"])
+        for doc in row["documents"]:
+            expected = _cos(q, one(PASSAGE_PREFIX + doc["passage"]))
+            assert doc["score"] == pytest.approx(expected, abs=1e-5)
+            unprefixed = _cos(one(row["question"]), one(doc["passage"]))
+            differs += abs(unprefixed - doc["score"]) > 1e-3
+    assert differs >= 3  # the prefixes matter, and were used
+
+
+def test_ranked_rows_keep_fields_sorted_with_passage_and_score(encoder) -> None:
+    ranked = rank_rows(encoder, ROWS, top_k=100, max_gap=2.0)
+    assert [r["question"] for r in ranked] == [r["question"] for r in ROWS]
+    assert ranked[2]["documents"] == []  # kept, with an empty list
+    first = ranked[0]["documents"]
+    assert len(first) == 5
+    assert [d["score"] for d in first] == sorted((d["score"] for d in first), reverse=True)
+    for doc in first:
+        assert doc["passage"] == passage_text(doc) and not doc["passage"].startswith("passage:")
+        assert {"category", "title", "description", "link", "date", "passage", "score"} == set(doc)
+    assert any(d["passage"] == "확정일자와 전입신고는 잔금일에 함께 하세요." for d in first)
+
+
+class Spy:
+    """Wraps an encoder and records the texts of each encode call."""
+
+    def __init__(self, model: Any) -> None:
+        self.model, self.calls = model, []
+        self.tokenizer, self.max_seq_length = model.tokenizer, model.max_seq_length
+
+    def encode(self, texts: list[str], **kw: Any) -> np.ndarray:
+        self.calls.append(list(texts))
+        return self.model.encode(texts, **kw)
+
+
+def test_every_unique_text_is_encoded_once_in_length_sorted_batches(encoder) -> None:
+    spy = Spy(encoder)
+    rows = ROWS * 3  # repeated questions and passages cost nothing more
+    ranked = rank_rows(spy, rows, top_k=3, max_gap=2.0, batch_size=2)
+    assert len(ranked) == len(rows)
+    sent = [t for call in spy.calls for t in call]
+    passages = [t for t in sent if t.startswith(PASSAGE_PREFIX)]
+    queries = [t for t in sent if t.startswith(QUERY_PREFIX)]
+    assert len(passages) + len(queries) == len(sent)
+    unique = {passage_text(d) for r in ROWS for d in r["documents"]}
+    assert sorted(passages) == sorted(PASSAGE_PREFIX + p for p in unique)
+    assert sorted(queries) == sorted(QUERY_PREFIX + r["question"] for r in ROWS)
+    assert all(len(call) <= 2 for call in spy.calls)
+    lengths = [len(encoder.tokenizer(t)["input_ids"]) for t in passages]
+    assert lengths == sorted(lengths, reverse=True)
+
+
+def test_relative_cut_and_top_k() -> None:
+    scored = [{"id": i, "score": s} for i, s in enumerate([0.81, 0.93, 0.88, 0.84, 0.93, 0.70])]
+    assert [d["id"] for d in keep_top(scored, 5, 0.1)] == [1, 4, 2, 3]
+    assert [d["id"] for d in keep_top(scored, 2, 0.1)] == [1, 4]  # ties keep search order
+    assert [d["id"] for d in keep_top(scored, 10, 0.0)] == [1, 4]
+    assert len(keep_top(scored, 10, 2.0)) == 6 and keep_top([], 5, 0.1) == []
+
+
+def test_device_choice() -> None:
+    import torch
+
+    mps = bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
+    expected = "cuda" if torch.cuda.is_available() else "mps" if mps else "cpu"
+    assert pick_device("auto") == expected and pick_device("cpu") == "cpu"
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="rank.device: 'cuda' is not available"):
+            pick_device("cuda")
+
+
+def test_unloadable_model_names_rank_model(tmp_path) -> None:
+    with pytest.raises(ConfigError, match=r"^rank\.model: cannot load"):
+        load_encoder(str(tmp_path / "no-such-model"), "cpu")
+
+
+# --------------------------------------------------------------------------- stage
+
+
+def _run_rank(ws: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    return subprocess.run([sys.executable, str(ROOT / "stages" / "rank.py")], cwd=ws, env=env,
+                          text=True, capture_output=True, timeout=300)
+
+
+def test_rank_stage_writes_ranked_rows_and_metrics(tiny_models, tmp_path) -> None:
+    (tmp_path / "data").mkdir()
+    params = {"rank": {"model": str(tiny_models.e5), "top_k": 2, "max_gap": 0.5,
+                       "batch_size": 4, "device": "cpu"}}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
+    (tmp_path / "data" / "documents.jsonl").write_text(
+        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in ROWS), encoding="utf-8")
+    proc = _run_rank(tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ranked = [json.loads(x) for x in (tmp_path / "data/ranked.jsonl").read_text().splitlines()]
+    assert [len(r["documents"]) for r in ranked][1:] == [2, 0]
+    assert all(len(r["documents"]) <= 2 for r in ranked)
+    metrics = json.loads((tmp_path / "metrics/rank.json").read_text())
+    assert metrics["questions"] == 3 and metrics["with_passages"] == 2
+    top = [r["documents"][0]["score"] for r in ranked if r["documents"]]
+    assert metrics["mean_top_score"] == pytest.approx(sum(top) / 2)
+
+
+def test_rank_stage_bad_input_is_one_line(tmp_path) -> None:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "params.yaml").write_text("rank:\n  top_k: 0\n", encoding="utf-8")
+    proc = _run_rank(tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1].startswith(
+        "rank: error: params.yaml: rank.top_k: input should be greater than or equal to 1")
+    (tmp_path / "params.yaml").write_text("rank:\n  device: cpu\n", encoding="utf-8")
+    (tmp_path / "data" / "documents.jsonl").write_text('{"question": "q"}\n', encoding="utf-8")
+    proc = _run_rank(tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "rank: error: data/documents.jsonl: row 1 is not {question: str, documents: [...]}")

@@ -1,0 +1,324 @@
+"""The Naver Search client and the search stage against the loopback simulator."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import unicodedata
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import yaml
+
+from seedtune import naver
+from seedtune.cache import ResponseCache
+from seedtune.config import ConfigError, SearchConfig
+from seedtune.demo import SIM_ENV, sim_config
+from seedtune.naver import (
+    DailyBudget,
+    NaverClient,
+    NaverError,
+    QuotaExceeded,
+    account_key,
+    backoff_s,
+    clean_link,
+    clean_text,
+    dedupe_documents,
+    search_all,
+    search_metrics,
+)
+from seedtune.records import read_json, read_jsonl
+from seedtune.sim import SimServer, naver_api
+
+ROOT = Path(__file__).resolve().parents[1]
+ENTITY = re.compile(r"&(?:[a-zA-Z]+|#\d+|#x[0-9a-fA-F]+);")
+
+
+def _client(sim: SimServer, tmp_path: Path, secret: str | None = SIM_ENV["NAVER_CLIENT_SECRET"],
+            client_id: str | None = SIM_ENV["NAVER_CLIENT_ID"], budget: DailyBudget | None = None,
+            **kw: object) -> NaverClient:
+    cfg = SearchConfig(base_url=sim.naver_base_url, **{"rps": 1000, **kw})
+    return NaverClient(cfg, ResponseCache(tmp_path / "search"), client_id, secret, budget=budget)
+
+
+def _urls(client: NaverClient) -> list[tuple[str, str, object]]:
+    """Record (method, url, body) of every request the client sends."""
+    seen: list[tuple[str, str, object]] = []
+    client.session.hooks["response"].append(
+        lambda r, *a, **k: seen.append((r.request.method, r.request.url, r.request.body)))
+    return seen
+
+
+@pytest.fixture()
+def no_backoff(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, float | None]]:
+    """Retry at once (the backoff itself is tested separately); records each wait asked for."""
+    asked: list[tuple[int, float | None]] = []
+
+    def fake(attempt: int, retry_after: float | None = None) -> float:
+        asked.append((attempt, retry_after))
+        return 0.0
+
+    monkeypatch.setattr(naver, "backoff_s", fake)
+    return asked
+
+
+# --------------------------------------------------------------------------- cleaning
+
+
+def test_clean_text_removes_markup_and_unescapes_entities() -> None:
+    assert clean_text("<b>전세</b> &quot;사기&quot; &amp; 대출 &lt;주의&gt;  &#39;팁&#39;") == \
+        "전세 \"사기\" & 대출 <주의> '팁'"
+    assert clean_text("<B class='x'>청약</B>&amp;quot;가점&amp;quot;\u200b") == '청약"가점"'
+    assert clean_text("&amp;lt;b&amp;gt;재건축&amp;lt;/b&amp;gt; &lt;2025 가이드&gt;") == \
+        "재건축 <2025 가이드>"
+    assert clean_text(unicodedata.normalize("NFD", "전세")) == "전세"  # decomposed jamo recomposed
+    assert clean_text("  a \n\t b  ") == "a b" and clean_text(None) == ""
+    assert clean_link(" https://blog.naver.com/x?Redirect=Log&amp;logNo=1 ") == \
+        "https://blog.naver.com/x?Redirect=Log&logNo=1"
+
+
+def test_duplicates_across_categories_go_by_link_and_by_text() -> None:
+    docs = [
+        {"category": "blog", "title": "전세 계약", "description": "확정일자", "link": "https://a.kr/1"},
+        {"category": "news", "title": "다른 글", "description": "x", "link": "http://www.a.kr/1/"},
+        {"category": "kin", "title": "전세  계약!", "description": "확정 일자", "link": "https://b"},
+        {"category": "kin", "title": "새 글", "description": "y", "link": ""},
+        {"category": "webkr", "title": "또 다른 글", "description": "z", "link": ""},
+    ]
+    assert [d["category"] + d["title"] for d in dedupe_documents(docs)] == \
+        ["blog전세 계약", "kin새 글", "webkr또 다른 글"]
+
+
+# --------------------------------------------------------------------------- client
+
+
+def test_documents_are_clean_and_keep_their_fields(sim, tmp_path) -> None:
+    questions = [f"전세 사기 예방 방법 {i}" for i in range(6)]
+    rows, stopped = search_all(_client(sim, tmp_path, categories=["blog", "news", "kin"]),
+                               questions)
+    assert stopped is None and [r["question"] for r in rows] == questions
+    docs = [d for r in rows for d in r["documents"]]
+    assert docs and {d["category"] for d in docs} == {"blog", "news", "kin"}
+    for d in docs:
+        assert set(d) == {"category", "title", "description", "link", "date"}
+        text = d["title"] + " " + d["description"]
+        assert "<b>" not in text and "</b>" not in text and not ENTITY.search(text), text
+        assert d["link"].startswith("https://")
+        assert d["date"] is None or re.fullmatch(r"\d{4}-\d{2}-\d{2}", d["date"])
+    alltext = " ".join(d["title"] + d["description"] for d in docs)
+    assert '"' in alltext and "&" in alltext and "<" in alltext  # unescaped, not dropped
+    for row in rows:
+        links = [d["link"] for d in row["documents"]]
+        assert len(links) == len(set(links))
+
+
+def test_display_start_and_sort_travel_in_the_url(sim, tmp_path) -> None:
+    client = _client(sim, tmp_path, categories=["blog", "webkr"], display=3, pages=2)
+    sent = _urls(client)
+    (row,), _ = search_all(client, ["청약 가점 계산 방법"])
+    assert len(sent) == 4
+    for method, url, body in sent:
+        q = parse_qs(urlsplit(url).query)
+        assert method == "GET" and body is None
+        assert q["display"] == ["3"] and q["start"][0] in ("1", "4")
+        assert q["query"] == ["청약 가점 계산 방법"]
+        assert ("sort" in q) == ("/blog.json" in url)
+    per_cat = {c: sum(d["category"] == c for d in row["documents"]) for c in ("blog", "webkr")}
+    assert 4 <= per_cat["blog"] <= 6 and 1 <= per_cat["webkr"] <= 6
+
+
+def test_empty_results_are_kept_and_counted(sim, tmp_path) -> None:
+    empty = next(q for q in (f"전세 {i}" for i in range(1000))
+                 if naver_api.is_empty_query(q, sim.config.empty_rate))
+    client = _client(sim, tmp_path, categories=["blog", "news"])
+    rows, stopped = search_all(client, ["전세 사기 예방", empty])
+    assert stopped is None and [r["question"] for r in rows] == ["전세 사기 예방", empty]
+    assert rows[1]["documents"] == [] and rows[0]["documents"]
+    metrics = search_metrics(rows, client)
+    assert metrics["questions"] == 2 and metrics["no_results"] == 1
+    assert metrics["calls"] == 4 and metrics["calls_today"] == 4
+
+
+def test_answers_are_cached_and_a_rerun_needs_no_call_and_no_credentials(sim, tmp_path) -> None:
+    questions = [f"재건축 초과이익 환수 {i}" for i in range(5)]
+    first, _ = search_all(_client(sim, tmp_path, categories=["blog", "news"]), questions)
+    calls = sim.stats()["search"]["ok"]
+    again = _client(sim, tmp_path, categories=["blog", "news"], secret=None, client_id=None)
+    rows, stopped = search_all(again, questions)
+    assert rows == first and stopped is None
+    assert sim.stats()["search"]["ok"] == calls and again.stats.cache_hits == 10
+
+
+def test_wrong_credentials_fail_at_once_naming_the_variables(sim, tmp_path) -> None:
+    with pytest.raises(ConfigError, match="NAVER_CLIENT_ID / NAVER_CLIENT_SECRET"):
+        _client(sim, tmp_path, secret="wrong").search("전세", "blog")
+    assert sim.stats()["search"]["auth_fail"] == 1  # no retry
+    with pytest.raises(ConfigError, match="NAVER_CLIENT_SECRET"):
+        search_all(_client(sim, tmp_path, secret="wrong"), [f"전세 {i}" for i in range(40)])
+    assert sim.stats()["search"]["auth_fail"] <= 1 + naver.WORKERS  # the others stopped
+
+
+def test_missing_credentials_name_the_variable(sim, tmp_path) -> None:
+    with pytest.raises(ConfigError, match="NAVER_CLIENT_SECRET not set"):
+        _client(sim, tmp_path, secret=None).search("전세", "blog")
+    assert sim.stats()["search"] == {"ok": 0, "auth_fail": 0, "faults": {
+        "429": 0, "5xx": 0, "timeout": 0, "truncated": 0, "fenced": 0, "quota": 0}}
+
+
+def test_refused_query_names_the_query(sim, tmp_path) -> None:
+    with pytest.raises(NaverError, match=r"blog search for query '   '.*SE01"):
+        _client(sim, tmp_path).search("   ", "blog")
+
+
+def test_rate_limits_5xx_and_broken_bodies_are_retried(tmp_path, no_backoff) -> None:
+    cfg = sim_config(fault_429_rate=0.2, retry_after_s=0.25, fault_5xx_rate=0.2,
+                     fault_truncated_rate=0.1, seed=5)
+    questions = [f"양도소득세 비과세 요건 {i}" for i in range(12)]
+    with SimServer(cfg) as sim:
+        client = _client(sim, tmp_path, categories=["blog", "news"], max_retries=10)
+        rows, stopped = search_all(client, questions)
+        faults = sim.stats()["search"]["faults"]
+    assert stopped is None and len(rows) == 12
+    assert faults["429"] and faults["5xx"] and faults["truncated"]
+    assert client.stats.retries == faults["429"] + faults["5xx"] + faults["truncated"]
+    assert (1, 0.25) in no_backoff or any(r == 0.25 for _, r in no_backoff)  # Retry-After seen
+
+
+def test_retries_give_up_with_the_query_named(tmp_path, no_backoff) -> None:
+    with SimServer(sim_config(fault_5xx_rate=1.0)) as sim, \
+            pytest.raises(NaverError, match=r"query '전세'.*after 2 retries \(HTTP 5"):
+        _client(sim, tmp_path, max_retries=2).search("전세", "news")
+
+
+def test_bad_or_unreachable_base_url(tmp_path, no_backoff) -> None:
+    def client(url: str) -> NaverClient:
+        return NaverClient(SearchConfig(base_url=url, max_retries=1, timeout_s=2),
+                           ResponseCache(tmp_path / "search"), "id", "secret")
+
+    with pytest.raises(ConfigError, match=r"^search\.base_url: 'openapi\.naver\.com' is not"):
+        client("openapi.naver.com").search("전세", "blog")
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{s.getsockname()[1]}"
+    with pytest.raises(NaverError, match=f"after 1 retries \\(ConnectionError reaching {url}"):
+        client(url).search("전세", "blog")
+    with SimServer(sim_config()) as sim, pytest.raises(NaverError, match="check search.base_url"):
+        client(sim.url + "/api").search("전세", "blog")  # .../api/v1/search/blog.json: 404
+
+
+def test_backoff_grows_is_capped_and_honours_retry_after() -> None:
+    assert 0.25 <= backoff_s(1) <= 0.75 and 2.0 <= backoff_s(4) <= 6.0
+    assert backoff_s(20) <= 45 and backoff_s(1, 7.0) >= 7.0 and backoff_s(1, 1e6) <= 60
+
+
+# --------------------------------------------------------------------------- quota
+
+
+def test_naver_quota_stops_then_resumes_without_refetching(tmp_path) -> None:
+    questions = [f"청약 가점 계산 {i}" for i in range(10)]
+    with SimServer(sim_config(naver_quota=6)) as sim:
+        rows, stopped = search_all(_client(sim, tmp_path, categories=["blog"]), questions,
+                                   workers=1)
+        assert stopped and "errorCode 010" in stopped and len(rows) == 6
+        assert len(ResponseCache(tmp_path / "search")) == 6
+    with SimServer(sim_config()) as fresh:
+        client = _client(fresh, tmp_path, categories=["blog"])
+        rows, stopped = search_all(client, questions)
+        assert stopped is None and [r["question"] for r in rows] == questions
+        assert fresh.stats()["search"]["ok"] == 4 and client.stats.cache_hits == 6
+
+
+def test_daily_budget_persists_across_runs_and_resets_the_next_day(sim, tmp_path) -> None:
+    day = ["2026-11-20"]
+    ledger = tmp_path / "search" / naver.LEDGER_NAME
+
+    def budget() -> DailyBudget:  # a fresh object per "run", like a new process
+        return DailyBudget(ledger, 3, account_key(SIM_ENV["NAVER_CLIENT_ID"]), lambda: day[0])
+
+    questions = [f"전세 대출 한도 {i}" for i in range(5)]
+    rows, stopped = search_all(_client(sim, tmp_path, categories=["blog"], budget=budget()),
+                               questions, workers=1)
+    assert len(rows) == 3 and "search.daily_quota=3" in stopped and "2026-11-20" in stopped
+    rows, stopped = search_all(_client(sim, tmp_path, categories=["blog"], budget=budget()),
+                               questions, workers=1)
+    assert len(rows) == 3 and stopped and sim.stats()["search"]["ok"] == 3  # no call today
+    with pytest.raises(QuotaExceeded, match="search.daily_quota=3"):
+        _client(sim, tmp_path, categories=["blog"], budget=budget()).search(questions[4], "blog")
+    assert SIM_ENV["NAVER_CLIENT_ID"] not in ledger.read_text()  # a one-way tag only
+    day[0] = "2026-11-21"
+    rows, stopped = search_all(_client(sim, tmp_path, categories=["blog"], budget=budget()),
+                               questions)
+    assert stopped is None and len(rows) == 5 and sim.stats()["search"]["ok"] == 5
+    assert budget().used() == 2
+
+
+# --------------------------------------------------------------------------- stage
+
+
+def _stage_dir(tmp_path: Path, base_url: str, questions: list[str], **search: object) -> Path:
+    ws = tmp_path / "ws"
+    (ws / "data").mkdir(parents=True, exist_ok=True)
+    params = {"search": {"base_url": base_url, "categories": ["blog", "news"], "display": 5,
+                         "rps": 1000, "max_retries": 2, **search}}
+    (ws / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
+    (ws / "data" / "questions.jsonl").write_text(
+        "".join(f'{{"question": "{q}", "seed": "전세"}}\n' for q in questions), encoding="utf-8")
+    return ws
+
+
+def _run_stage(ws: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, **SIM_ENV, "PYTHONUNBUFFERED": "1"}
+    return subprocess.run([sys.executable, str(ROOT / "stages" / "search.py")], cwd=ws, env=env,
+                          text=True, capture_output=True, timeout=120)
+
+
+def _last_line(proc: subprocess.CompletedProcess[str]) -> str:
+    return [line for line in re.split(r"[\r\n]", proc.stderr) if line.strip()][-1]
+
+
+def test_stage_quota_stop_exits_with_one_line_then_resumes(sim, tmp_path) -> None:
+    questions = [f"전세 계약 갱신 청구권 {i}" for i in range(8)]
+    with SimServer(sim_config(naver_quota=7)) as tight:
+        ws = _stage_dir(tmp_path, tight.naver_base_url, questions)
+        proc = _run_stage(ws)
+    assert proc.returncode == 2, proc.stderr
+    line = _last_line(proc)
+    assert line.startswith("search: error: Naver's daily quota is exhausted") and "resume" in line
+    assert proc.stderr.count("search: error:") == 1
+    assert not (ws / "data" / "documents.jsonl").exists()
+    kept = len(ResponseCache(ws / "data" / "cache" / "search"))
+    assert kept == 7 and f"{kept} answers kept" in line
+
+    _stage_dir(tmp_path, sim.naver_base_url, questions)  # same workspace, a fresh server
+    proc = _run_stage(ws)
+    assert proc.returncode == 0, proc.stderr
+    rows = read_jsonl(ws / "data" / "documents.jsonl")
+    assert [r["question"] for r in rows] == questions
+    assert sim.stats()["search"]["ok"] == 2 * len(questions) - kept  # nothing refetched
+    metrics = read_json(ws / "metrics" / "search.json")
+    assert metrics["questions"] == 8 and metrics["cache_hits"] == kept
+
+
+def test_stage_daily_budget_holds_across_runs(sim, tmp_path) -> None:
+    ws = _stage_dir(tmp_path, sim.naver_base_url, [f"청약 통장 {i}" for i in range(6)],
+                    daily_quota=5)
+    first = _run_stage(ws)
+    assert first.returncode == 2 and "search.daily_quota=5" in _last_line(first)
+    calls = sim.stats()["search"]["ok"]
+    assert calls == 5
+    second = _run_stage(ws)
+    assert second.returncode == 2 and "search.daily_quota=5" in _last_line(second)
+    assert sim.stats()["search"]["ok"] == calls  # the day's budget is still spent
+
+
+def test_stage_bad_questions_file_is_one_line(sim, tmp_path) -> None:
+    ws = _stage_dir(tmp_path, sim.naver_base_url, [])
+    (ws / "data" / "questions.jsonl").write_text('{"seed": "전세"}\n', encoding="utf-8")
+    proc = _run_stage(ws)
+    assert proc.returncode == 2
+    assert _last_line(proc) == ("search: error: data/questions.jsonl: row 1 has no non-empty "
+                                "`question` string")
