@@ -11,7 +11,7 @@ from seedtune.llm import LLMClient, check_reject_rate
 from seedtune.prompts import load_template
 from seedtune.records import read_jsonl, write_jsonl
 from seedtune.stage import CACHE_DIR, run_stage, write_metrics, write_rejects
-from seedtune.synthesis import assign_split, build_requests, check_answer
+from seedtune.synthesis import assign_split, build_requests, collect_answers
 
 
 def main() -> None:
@@ -20,15 +20,8 @@ def main() -> None:
     template = load_template("synthesize")
     client = LLMClient(p.llm, ResponseCache(CACHE_DIR / "synthesize"), desc="synthesize")
     outcomes = client.run(build_requests(ranked, p.synthesize, template))
-    rows, rejects = [], []
-    for row, o in zip(ranked, outcomes, strict=True):
-        reason = o.reject or check_answer(o.value["answer"], p.synthesize)
-        if reason:
-            rejects.append({"question": row["question"], "reason": reason})
-            continue
-        rows.append({"question": row["question"], "answer": o.value["answer"].strip(),
-                     "sources": [d["link"] for d in row["documents"][: p.synthesize.top_k]],
-                     "model": p.llm.model, "template": template.version})
+    rows, rejects = collect_answers(ranked, outcomes, p.synthesize, p.llm.model,
+                                    template.version)
     write_rejects("synthesize", rejects)
     check_reject_rate("synthesize", len(ranked), len(rejects), p.llm.max_reject_rate)
     split = assign_split([r["question"] for r in rows], p.synthesize.eval_fraction,

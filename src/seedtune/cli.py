@@ -6,72 +6,24 @@
     seedtune estimate [--json]                     LLM calls, tokens, dollars before any
     seedtune ask "QUESTION" [--rag]                 the tuned model answers (streamed)
     seedtune demo [--workdir DIR]                  the whole DAG offline, in minutes
+    seedtune export [--out models/merged]          adapter merged into a standalone model
 """
 
 from __future__ import annotations
 
-import argparse
+import importlib
 import sys
-from collections.abc import Callable
 
-
-def _compose(argv: list[str]) -> int:
-    from seedtune.compose import write_params
-
-    ap = argparse.ArgumentParser(prog="seedtune compose",
-                                 description="compose conf/ into params.yaml")
-    ap.add_argument("--conf", default="conf")
-    ap.add_argument("--out", default="params.yaml")
-    ap.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. train.lora.r=8")
-    args = ap.parse_args(argv)
-    write_params(args.out, args.conf, args.overrides, respect_exp=False)
-    return 0
-
-
-def _sim(argv: list[str]) -> int:
-    from seedtune.sim import main
-
-    return main(argv)
-
-
-def _tiny(argv: list[str]) -> int:
-    from seedtune.tiny import main
-
-    return main(argv)
-
-
-def _estimate(argv: list[str]) -> int:
-    from seedtune.estimate import main
-
-    return main(argv)
-
-
-def _ask(argv: list[str]) -> int:
-    from seedtune.ask import main
-
-    return main(argv)
-
-
-def _demo(argv: list[str]) -> int:
-    from seedtune.demo import main
-
-    return main(argv)
-
-
-def _export(argv: list[str]) -> int:
-    from seedtune.export import main
-
-    return main(argv)
-
-
-COMMANDS: dict[str, tuple[Callable[[list[str]], int], str]] = {
-    "compose": (_compose, "compose conf/ into params.yaml"),
-    "sim": (_sim, "run the loopback OpenAI + Naver simulators"),
-    "tiny-models": (_tiny, "build tiny Gemma and e5 models locally"),
-    "estimate": (_estimate, "predict LLM calls, tokens and dollars before spending any"),
-    "ask": (_ask, "answer a question with the tuned model (--rag: grounded by search)"),
-    "demo": (_demo, "run the whole pipeline offline with simulators and tiny models"),
-    "export": (_export, "merge models/adapter into a standalone model directory"),
+# command -> (module with ``main(argv) -> int``, one-line help); imported only when run, so
+# `seedtune --help` does not pay for torch.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "compose": ("seedtune.compose", "compose conf/ into params.yaml"),
+    "sim": ("seedtune.sim", "run the loopback OpenAI + Naver simulators"),
+    "tiny-models": ("seedtune.tiny", "build tiny Gemma and e5 models locally"),
+    "estimate": ("seedtune.estimate", "predict LLM calls, tokens and dollars before spending any"),
+    "ask": ("seedtune.ask", "answer a question with the tuned model (--rag: grounded by search)"),
+    "demo": ("seedtune.demo", "run the whole pipeline offline with simulators and tiny models"),
+    "export": ("seedtune.export", "merge models/adapter into a standalone model directory"),
 }
 
 
@@ -92,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(argv[0])
     logging.getLogger().setLevel(logging.INFO)
     try:
-        return COMMANDS[argv[0]][0](argv[1:])
+        return importlib.import_module(COMMANDS[argv[0]][0]).main(argv[1:])
     except ConfigError as exc:
         print(f"seedtune {argv[0]}: error: {exc}", file=sys.stderr)
         return 2

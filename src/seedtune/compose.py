@@ -73,3 +73,17 @@ def write_params(
     atomic_write_text(out, text)
     log.info("wrote %s from %s/", out, conf_dir)
     return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``seedtune compose``: write params.yaml from conf/ (also right after editing conf/local/)."""
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="seedtune compose",
+                                 description="compose conf/ into params.yaml")
+    ap.add_argument("--conf", default="conf")
+    ap.add_argument("--out", default="params.yaml")
+    ap.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. train.lora.r=8")
+    args = ap.parse_args(argv)
+    write_params(args.out, args.conf, args.overrides, respect_exp=False)
+    return 0

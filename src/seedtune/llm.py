@@ -17,13 +17,11 @@ unusable after retries becomes a recorded reject, never a crash.
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import functools
 import json
 import logging
 import random
 import re
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,7 +33,7 @@ from seedtune.cache import ResponseCache, cache_key
 from seedtune.config import ConfigError, LLMConfig
 from seedtune.costs import messages_tokens
 from seedtune.credentials import get_secret
-from seedtune.ratelimit import AsyncTokenBucket
+from seedtune.ratelimit import AsyncTokenBucket, retry_after_s
 
 log = logging.getLogger(__name__)
 
@@ -87,9 +85,6 @@ class LLMStats:
     cached_completion_tokens: int = 0
     rejects: int = 0
 
-    def as_dict(self) -> dict[str, int]:
-        return dict(self.__dict__)
-
 
 _FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL)
 
@@ -133,26 +128,6 @@ def request_key(cfg: LLMConfig, req: LLMRequest) -> str:
         "schema": schema_of(req.schema),
         "template": req.template_version,
     })
-
-
-def retry_after_s(headers: Any) -> float | None:
-    """Seconds the server asks us to wait (``retry-after-ms``, ``Retry-After`` secs or date)."""
-    if headers is None:
-        return None
-    ms = headers.get("retry-after-ms")
-    if ms:
-        try:
-            return float(ms) / 1000
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return float(value)
-    except ValueError:
-        when = email.utils.parsedate_to_datetime(value)
-        return max(0.0, when.timestamp() - time.time()) if when else None
 
 
 def backoff_s(attempt: int) -> float:

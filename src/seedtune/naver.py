@@ -39,6 +39,7 @@ from requests.adapters import HTTPAdapter
 
 from seedtune.cache import ResponseCache, cache_key
 from seedtune.config import ConfigError, SearchConfig
+from seedtune.ratelimit import RateLimiter, retry_after_s
 from seedtune.records import atomic_write_text, read_jsonl
 
 log = logging.getLogger(__name__)
@@ -249,24 +250,6 @@ class SearchStats:
         return {f.name: getattr(self, f.name) for f in fields(self) if not f.name.startswith("_")}
 
 
-class RateLimiter:
-    """At most ``rps`` calls per second across threads (evenly spaced slots)."""
-
-    def __init__(self, rps: float) -> None:
-        self.interval = 1.0 / rps
-        self._next = 0.0
-        self._lock = threading.Lock()
-
-    def wait(self) -> None:
-        """Block until this caller's slot."""
-        with self._lock:
-            now = time.monotonic()
-            slot = max(now, self._next)
-            self._next = slot + self.interval
-        if slot > now:
-            time.sleep(slot - now)
-
-
 def backoff_s(attempt: int, retry_after: float | None = None) -> float:
     """Seconds before retry ``attempt`` (1-based): jittered exponential, at least Retry-After."""
     delay = min(_MAX_BACKOFF_S, 0.5 * 2 ** (attempt - 1)) * random.uniform(0.5, 1.5)
@@ -287,13 +270,6 @@ def _error(resp: requests.Response) -> tuple[str | None, str]:
     code = str(code).strip()
     # Naver's numeric codes are three digits ("010"); accept 10 or "10" from look-alikes too
     return (code.zfill(3) if code.isdigit() else code), str(body.get("errorMessage") or "")
-
-
-def _retry_after(resp: requests.Response) -> float | None:
-    try:
-        return float(resp.headers.get("Retry-After", ""))
-    except ValueError:
-        return None
 
 
 class NaverClient:
@@ -369,7 +345,7 @@ class NaverClient:
             if body is not None:
                 return body
             last, wait_hint = f"HTTP {resp.status_code} {_error(resp)[0] or ''}".strip(), \
-                _retry_after(resp)
+                retry_after_s(resp.headers)
             log.debug("retrying %s %r: %s", category, params["query"], last)
         raise NaverError(f"Naver {category} search for query {params['query']!r} still failing "
                          f"after {self.cfg.max_retries} retries ({last}); rerun to resume")

@@ -45,6 +45,22 @@ def check_answer(answer: str, cfg: SynthesizeConfig) -> str | None:
     return None
 
 
+def collect_answers(ranked: list[dict[str, Any]], outcomes: list[Any], cfg: SynthesizeConfig,
+                    model: str, template_version: str
+                    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(instruction rows, rejects): each LLM outcome checked, with its sources and provenance."""
+    rows, rejects = [], []
+    for row, o in zip(ranked, outcomes, strict=True):
+        reason = o.reject or check_answer(o.value["answer"], cfg)
+        if reason:
+            rejects.append({"question": row["question"], "reason": reason})
+            continue
+        rows.append({"question": row["question"], "answer": o.value["answer"].strip(),
+                     "sources": [d["link"] for d in row["documents"][: cfg.top_k]],
+                     "model": model, "template": template_version})
+    return rows, rejects
+
+
 def assign_split(questions: list[str], eval_fraction: float, min_eval: int, seed: int
                  ) -> dict[str, str]:
     """Deterministic train/eval split by a hash of each question.
