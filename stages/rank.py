@@ -1,7 +1,8 @@
 """rank stage: multilingual-e5 ranks each question's documents -> data/ranked.jsonl.
 
 Run: ``dvc repro rank``. Rows are ``{question, documents: [{..., passage, score}]}``, best
-first; a question without documents keeps an empty list.
+first; a question without documents keeps an empty list. Embeddings are kept in
+data/cache/rank, so a rerun (new ``rank.top_k``, more documents) encodes only new texts.
 """
 
 import logging
@@ -10,7 +11,8 @@ import time
 from seedtune.config import load_params
 from seedtune.ranking import check_rows, load_encoder, rank_metrics, rank_rows
 from seedtune.records import read_jsonl, write_jsonl
-from seedtune.stage import run_stage, write_metrics
+from seedtune.stage import CACHE_DIR, run_stage, write_metrics
+from seedtune.vectors import EmbeddingStore, encoder_fingerprint
 
 DOCUMENTS = "data/documents.jsonl"
 RANKED = "data/ranked.jsonl"
@@ -21,12 +23,15 @@ def main() -> None:
     rows = read_jsonl(DOCUMENTS)
     check_rows(rows, DOCUMENTS)
     model = load_encoder(p.rank.model, p.rank.device)
+    store = EmbeddingStore(CACHE_DIR / "rank", encoder_fingerprint(model))
     started = time.perf_counter()
-    ranked = rank_rows(model, rows, p.rank.top_k, p.rank.max_gap, p.rank.batch_size)
-    logging.getLogger("rank").info("ranked %d questions in %.1f s", len(rows),
-                                   time.perf_counter() - started)
+    ranked = rank_rows(model, rows, p.rank.top_k, p.rank.max_gap, p.rank.batch_size, store)
+    logging.getLogger("rank").info("ranked %d questions in %.1f s (%d texts encoded, %d reused)",
+                                   len(rows), time.perf_counter() - started, store.encoded,
+                                   store.reused)
     write_jsonl(RANKED, ranked)
-    write_metrics("rank", rank_metrics(ranked))
+    write_metrics("rank", {**rank_metrics(ranked), "encoded": store.encoded,
+                           "reused": store.reused})
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from seedtune.ranking import (
     pick_device,
     rank_rows,
 )
+from seedtune.vectors import EmbeddingStore, encoder_fingerprint
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -120,6 +121,65 @@ def test_every_unique_text_is_encoded_once_in_length_sorted_batches(encoder) -> 
     assert lengths == sorted(lengths, reverse=True)
 
 
+def test_stored_embeddings_are_reused_and_survive_a_crash(encoder, tmp_path) -> None:
+    fingerprint = encoder_fingerprint(encoder)
+    fresh = rank_rows(encoder, ROWS, top_k=100, max_gap=2.0, batch_size=2)
+
+    class Crash(Spy):  # dies on its fourth batch, like a kill mid-run
+        def encode(self, texts: list[str], **kw: Any) -> np.ndarray:
+            if len(self.calls) == 3:
+                raise KeyboardInterrupt
+            return super().encode(texts, **kw)
+
+    crashing = Crash(encoder)
+    with pytest.raises(KeyboardInterrupt):
+        rank_rows(crashing, ROWS, top_k=100, max_gap=2.0, batch_size=2,
+                  store=EmbeddingStore(tmp_path, fingerprint, flush_every=2))
+    done = [t for call in crashing.calls for t in call]  # the three batches that finished
+
+    spy = Spy(encoder)
+    store = EmbeddingStore(tmp_path, fingerprint)
+    assert len(store) == len(done)
+    resumed = rank_rows(spy, ROWS, top_k=100, max_gap=2.0, batch_size=2, store=store)
+    sent = [t for call in spy.calls for t in call]
+    assert not set(sent) & set(done)  # nothing finished before the crash is encoded again
+    assert store.reused == len(done) and store.encoded == len(sent)
+    for a, b in zip(resumed, fresh, strict=True):
+        assert [d["passage"] for d in a["documents"]] == [d["passage"] for d in b["documents"]]
+        assert [d["score"] for d in a["documents"]] == pytest.approx(
+            [d["score"] for d in b["documents"]], abs=1e-6)
+
+    spy = Spy(encoder)
+    rank_rows(spy, ROWS, top_k=100, max_gap=2.0, store=EmbeddingStore(tmp_path, fingerprint))
+    assert spy.calls == []  # everything stored: not one encode
+
+
+def test_another_encoder_does_not_get_stored_embeddings(tiny_models, encoder, tmp_path) -> None:
+    import torch
+
+    other = load_encoder(str(tiny_models.e5), "cpu")
+    assert encoder_fingerprint(other) == encoder_fingerprint(encoder)  # same model, same store
+    with torch.no_grad():
+        next(other.parameters()).mul_(1.01)  # slightly different weights
+    assert encoder_fingerprint(other) != encoder_fingerprint(encoder)
+    other.max_seq_length = 16  # truncates long texts, which the probes cannot show
+    assert encoder_fingerprint(other) != encoder_fingerprint(encoder)
+
+
+def test_a_damaged_shard_is_ignored_and_its_texts_encoded_again(encoder, tmp_path) -> None:
+    fingerprint = encoder_fingerprint(encoder)
+    rank_rows(encoder, ROWS, top_k=3, max_gap=2.0, store=EmbeddingStore(tmp_path, fingerprint))
+    shards = sorted((tmp_path / fingerprint).glob("*.npz"))
+    assert shards
+    for shard in shards:
+        shard.write_bytes(shard.read_bytes()[:100])  # e.g. half-pulled files
+    spy = Spy(encoder)
+    store = EmbeddingStore(tmp_path, fingerprint)
+    assert len(store) == 0
+    rank_rows(spy, ROWS, top_k=3, max_gap=2.0, store=store)
+    assert store.encoded == len([t for call in spy.calls for t in call]) > 0
+
+
 def test_relative_cut_and_top_k() -> None:
     scored = [{"id": i, "score": s} for i, s in enumerate([0.81, 0.93, 0.88, 0.84, 0.93, 0.70])]
     assert [d["id"] for d in keep_top(scored, 5, 0.1)] == [1, 4, 2, 3]
@@ -169,6 +229,19 @@ def test_rank_stage_writes_ranked_rows_and_metrics(tiny_models, tmp_path) -> Non
     assert metrics["questions"] == 3 and metrics["with_passages"] == 2
     top = [r["documents"][0]["score"] for r in ranked if r["documents"]]
     assert metrics["mean_top_score"] == pytest.approx(sum(top) / 2)
+    texts = len({r["question"] for r in ROWS}) + len(
+        {passage_text(d) for r in ROWS for d in r["documents"]})
+    assert (metrics["encoded"], metrics["reused"]) == (texts, 0)
+
+    # a new top_k reruns the stage: nothing is encoded again, the scores are the same
+    params["rank"]["top_k"] = 5
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
+    proc = _run_rank(tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    metrics = json.loads((tmp_path / "metrics/rank.json").read_text())
+    assert (metrics["encoded"], metrics["reused"]) == (0, texts)
+    again = [json.loads(x) for x in (tmp_path / "data/ranked.jsonl").read_text().splitlines()]
+    assert again[0]["documents"][:2] == ranked[0]["documents"]
 
 
 def test_rank_stage_bad_input_is_one_line(tmp_path) -> None:

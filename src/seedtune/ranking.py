@@ -6,6 +6,8 @@ prompt, if it has one, is switched off so nothing is prefixed twice). The model 
 once; every unique question and passage is embedded once, in batches sorted by token length
 (little padding) across all questions, rather than once per question. Scores are cosines of
 the L2-normalised embeddings, computed in float32 even when the encoder runs in fp16.
+Given a :class:`seedtune.vectors.EmbeddingStore`, texts embedded by an earlier run of the
+same encoder are not encoded again.
 
 Instead of the tutorial's absolute threshold (e5 cosines crowd into 0.7-1.0, so 0.9 keeps
 almost nothing or almost everything depending on the model), a question keeps its ``top_k``
@@ -22,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from seedtune.config import ConfigError
+from seedtune.vectors import EmbeddingStore
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +82,8 @@ def passage_text(doc: dict[str, Any]) -> str:
 def _token_lengths(model: Any, texts: list[str]) -> list[int]:
     """Token counts (capped at the model's limit) to sort by; characters if no tokenizer."""
     tokenizer = getattr(model, "tokenizer", None)
+    if not texts:
+        return []
     if tokenizer is None:
         return [len(t) for t in texts]
     limit = getattr(model, "max_seq_length", None) or 512
@@ -87,32 +92,44 @@ def _token_lengths(model: Any, texts: list[str]) -> list[int]:
 
 
 def embed(model: Any, texts: list[str], prefix: str, batch_size: int,
-          desc: str = "encode") -> np.ndarray:
+          desc: str = "encode", store: EmbeddingStore | None = None) -> np.ndarray:
     """float32 L2-normalised embeddings of ``prefix + text``, one row per text, in order.
 
     Texts go through the encoder longest first in batches of ``batch_size``, so each batch
-    is padded only to lengths its neighbours share.
+    is padded only to lengths its neighbours share. With a ``store``, texts it holds are
+    not encoded again and the newly encoded ones are added to it.
     """
     from tqdm.auto import tqdm
 
     if not texts:
         return np.zeros((0, 0), dtype=np.float32)
     prefixed = [prefix + t for t in texts]
-    order = np.argsort([-n for n in _token_lengths(model, prefixed)], kind="stable")
-    out: np.ndarray | None = None
+    rows: list[np.ndarray | None] = [store.get(t) if store is not None else None
+                                     for t in prefixed]
+    todo = [i for i, row in enumerate(rows) if row is None]
+    if store is not None and len(todo) < len(texts):
+        log.info("%s: %d of %d embeddings reused from %s", desc, len(texts) - len(todo),
+                 len(texts), store.dir)
+    lengths = _token_lengths(model, [prefixed[i] for i in todo])
+    order = [todo[j] for j in np.argsort([-n for n in lengths], kind="stable")]
     starts = range(0, len(order), batch_size)
-    for start in tqdm(starts, desc=desc, unit="batch", disable=len(starts) < 2):
-        idx = order[start:start + batch_size]
-        # prompt="" keeps a model's default prompt (if any) from being added on top of ours
-        vecs = model.encode([prefixed[i] for i in idx], prompt="", batch_size=len(idx),
-                            convert_to_numpy=True, show_progress_bar=False)
-        vecs = np.asarray(vecs, dtype=np.float32)
-        if out is None:
-            out = np.empty((len(texts), vecs.shape[1]), dtype=np.float32)
-        out[idx] = vecs
-    assert out is not None
-    norms = np.linalg.norm(out, axis=1, keepdims=True)
-    return out / np.maximum(norms, 1e-12)
+    try:
+        for start in tqdm(starts, desc=desc, unit="batch", disable=len(starts) < 2):
+            idx = order[start:start + batch_size]
+            batch = [prefixed[i] for i in idx]
+            # prompt="" keeps a model's default prompt (if any) from being added to ours
+            vecs = np.asarray(model.encode(batch, prompt="", batch_size=len(idx),
+                                           convert_to_numpy=True, show_progress_bar=False),
+                              dtype=np.float32)
+            vecs /= np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
+            for i, vec in zip(idx, vecs, strict=True):
+                rows[i] = vec
+            if store is not None:
+                store.add(batch, vecs)
+    finally:
+        if store is not None:
+            store.flush()  # also on Ctrl-C or an error: what was encoded is kept
+    return np.stack(rows)  # type: ignore[arg-type]  # every row is filled by now
 
 
 def keep_top(scored: list[dict[str, Any]], top_k: int, max_gap: float) -> list[dict[str, Any]]:
@@ -133,18 +150,19 @@ def check_rows(rows: list[Any], source: str = "data/documents.jsonl") -> None:
 
 
 def rank_rows(model: Any, rows: list[dict[str, Any]], top_k: int, max_gap: float,
-              batch_size: int = 64) -> list[dict[str, Any]]:
+              batch_size: int = 64, store: EmbeddingStore | None = None
+              ) -> list[dict[str, Any]]:
     """Score, cut and sort each ``{question, documents}`` row's documents.
 
     Each kept document gets ``passage`` (the exact text embedded, without its prefix) and
     ``score`` (cosine with the question), sorted high to low. A question without documents
-    stays, with an empty list.
+    stays, with an empty list. ``store`` (optional) supplies and keeps embeddings.
     """
     questions = list(dict.fromkeys(r["question"] for r in rows))
     passages = list(dict.fromkeys(passage_text(d) for r in rows for d in r["documents"]))
     passages = [p for p in passages if p]
-    q_emb = embed(model, questions, QUERY_PREFIX, batch_size, desc="rank: questions")
-    p_emb = embed(model, passages, PASSAGE_PREFIX, batch_size, desc="rank: passages")
+    q_emb = embed(model, questions, QUERY_PREFIX, batch_size, "rank: questions", store)
+    p_emb = embed(model, passages, PASSAGE_PREFIX, batch_size, "rank: passages", store)
     q_index = {q: i for i, q in enumerate(questions)}
     p_index = {p: i for i, p in enumerate(passages)}
     out = []

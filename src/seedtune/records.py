@@ -15,7 +15,12 @@ from typing import Any
 
 
 def atomic_write_text(path: Path | str, text: str, durable: bool = True) -> None:
-    """Write ``text`` to ``path`` via a temp file in the same directory and ``os.replace``.
+    """Write ``text`` (UTF-8) to ``path`` atomically: see :func:`atomic_write_bytes`."""
+    atomic_write_bytes(path, text.encode("utf-8"), durable)
+
+
+def atomic_write_bytes(path: Path | str, data: bytes, durable: bool = True) -> None:
+    """Write ``data`` to ``path`` via a temp file in the same directory and ``os.replace``.
 
     The rename alone makes the write atomic for other processes and survives ``kill -9``
     (the page cache outlives the process); ``durable`` also fsyncs, so the content
@@ -25,8 +30,8 @@ def atomic_write_text(path: Path | str, text: str, durable: bool = True) -> None
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
             if durable:
                 fh.flush()
                 os.fsync(fh.fileno())
