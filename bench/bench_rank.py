@@ -1,6 +1,6 @@
 """Benchmark: our rank_rows vs the tutorial's per-question e5 ranking, side by side.
 
-Run: ``python bench/run.py rank`` (about 3 minutes on 2 CPU cores).
+Run: ``python bench/run.py rank`` (about 5 minutes on 2 CPU cores).
 
 The encoder has intfloat/multilingual-e5-small's real architecture (BertModel: 12 layers,
 384 hidden, 12 heads, intermediate 1536, 512 positions, vocabulary 250037) with random
@@ -17,7 +17,8 @@ draw their 20 passages from a shared pool of ``pool_per_seed`` documents; ``uniq
 says how much there is to encode, and the ``*_no_overlap_est`` figures extrapolate our
 measured encode rate to 10,000 distinct passages (the worst case for us).
 
-* ours: :func:`seedtune.ranking.rank_rows`: load once, every unique text once, prefixed,
+* ours: the rank stage's way (:func:`seedtune.ranking.rank_rows`, empty embedding store):
+  load once, every unique text once, prefixed,
   in token-length-sorted batches.
 * rerun: ours again, as after ``dvc exp run -S rank.top_k=...``: every embedding is in
   the store (data/cache/rank), so it loads the model, reads the store and scores.
