@@ -4,29 +4,23 @@ Run: ``dvc repro evaluate``. Writes metrics/evaluate.json (win rate with a boots
 interval, ties, mean 1-10 scores, rejects) and reports/evaluation.md.
 """
 
-from pathlib import Path
-
 from seedtune.cache import ResponseCache
 from seedtune.config import load_params
 from seedtune.costs import usage_metrics
-from seedtune.evaluation import answer_all, judge_all
+from seedtune.evaluation import answer_all, eval_questions, judge_all, judge_model
 from seedtune.judging import report_markdown
 from seedtune.llm import LLMClient
-from seedtune.records import atomic_write_text, read_jsonl, read_lines
+from seedtune.records import atomic_write_text, read_jsonl
 from seedtune.stage import CACHE_DIR, run_stage, write_metrics, write_rejects
 
 
 def main() -> None:
     p = load_params(sections=("llm", "train", "evaluate"))
-    questions = [r["question"] for r in read_jsonl("data/instructions.jsonl")
-                 if r["split"] == "eval"][: p.evaluate.max_questions]
-    own = p.evaluate.questions_file
-    if own and Path(own).is_file():
-        questions += [q for q in read_lines(own) if q not in questions]
+    questions = eval_questions(p, read_jsonl("data/instructions.jsonl"))
     answers = answer_all(p, questions, "models/adapter")
     client = LLMClient(p.llm, ResponseCache(CACHE_DIR / "evaluate"), desc="judge")
     summary, rows = judge_all(p, client, questions, answers)
-    judge = p.evaluate.judge_model or p.llm.model
+    judge = judge_model(p)
     write_rejects("evaluate", [{"question": r["question"], "reason": r["reject"]}
                                for r in rows if not r.get("result")])
     atomic_write_text("reports/evaluation.md",

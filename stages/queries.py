@@ -9,14 +9,14 @@ from seedtune.config import load_params
 from seedtune.costs import usage_metrics
 from seedtune.llm import LLMClient, check_reject_rate
 from seedtune.prompts import load_template
-from seedtune.questions import build_requests, candidates, filter_questions
+from seedtune.questions import build_requests, candidates, filter_questions, load_seeds
 from seedtune.records import read_lines, write_jsonl
 from seedtune.stage import CACHE_DIR, run_stage, write_metrics, write_rejects
 
 
 def main() -> None:
     p = load_params(sections=("llm", "queries"))
-    seeds = list(dict.fromkeys(read_lines(p.queries.seed_file)))
+    seeds = load_seeds(p.queries)
     extra = [q for f in p.queries.extra_files for q in read_lines(f)]
     template = load_template("queries")
     client = LLMClient(p.llm, ResponseCache(CACHE_DIR / "queries"), desc="queries")

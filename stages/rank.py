@@ -30,8 +30,7 @@ def main() -> None:
                                    len(rows), time.perf_counter() - started, store.encoded,
                                    store.reused)
     write_jsonl(RANKED, ranked)
-    write_metrics("rank", {**rank_metrics(ranked), "encoded": store.encoded,
-                           "reused": store.reused})
+    write_metrics("rank", rank_metrics(ranked, store))
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from seedtune.llm import LLMClient, check_reject_rate
 from seedtune.prompts import load_template
 from seedtune.records import read_jsonl, write_jsonl
 from seedtune.stage import CACHE_DIR, run_stage, write_metrics, write_rejects
-from seedtune.synthesis import assign_split, build_requests, collect_answers
+from seedtune.synthesis import build_requests, collect_answers, split_rows
 
 
 def main() -> None:
@@ -24,9 +24,7 @@ def main() -> None:
                                     template.version)
     write_rejects("synthesize", rejects)
     check_reject_rate("synthesize", len(ranked), len(rejects), p.llm.max_reject_rate)
-    split = assign_split([r["question"] for r in rows], p.synthesize.eval_fraction,
-                         p.synthesize.min_eval, p.seed)
-    rows = [{**r, "split": split[r["question"]]} for r in rows]
+    rows = split_rows(rows, p.synthesize, p.seed)
     write_jsonl("data/instructions.jsonl", rows)
     n_eval = sum(1 for r in rows if r["split"] == "eval")
     write_metrics("synthesize", {"questions": len(ranked), "answers": len(rows),

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from seedtune.config import load_params
-from seedtune.launch import is_main_process, needs_launch, owns_setup, relaunch
+from seedtune.launch import is_main_process, needs_launch, owns_setup, relaunch, relaunched
 from seedtune.model_card import write_model_card
 from seedtune.records import read_jsonl
 from seedtune.stage import METRICS_DIR, run_stage
@@ -30,7 +30,9 @@ CHECKPOINTS = Path("models/checkpoints")
 
 def main() -> None:
     p = load_params(sections=("train",))
-    validate(p.train)  # model path, chat template, LoRA targets, device: before any weights
+    # model path, chat template, LoRA targets, device: before any weights; workers that
+    # relaunch() started skip it, their parent checked the same params on this machine
+    caps = None if relaunched() else validate(p.train)
     rows = read_jsonl(DATA)
     if owns_setup():
         prepare_checkpoints(CHECKPOINTS, p.train, p.seed, DATA)
@@ -39,7 +41,7 @@ def main() -> None:
     main_rank = is_main_process()
     with live_or_none(METRICS_DIR / "train", main_rank) as live:
         with save_atomically(ADAPTER, enabled=main_rank) as tmp:
-            metrics = train(p.train, rows, p.seed, tmp, CHECKPOINTS, live)
+            metrics = train(p.train, rows, p.seed, tmp, CHECKPOINTS, live, caps=caps)
             if main_rank:
                 write_model_card(tmp, p.train, p.seed, DATA, metrics)
         if main_rank:

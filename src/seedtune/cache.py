@@ -48,8 +48,5 @@ class ResponseCache:
         atomic_write_text(self._path(key), json.dumps({"key": key, "value": value},
                                                       ensure_ascii=False), durable=False)
 
-    def __contains__(self, key: str) -> bool:
-        return self._path(key).is_file()
-
     def __len__(self) -> int:
         return sum(1 for _ in self.root.glob("*/*.json"))

@@ -8,7 +8,7 @@ value fails fast with one line naming the key, e.g.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -161,9 +161,6 @@ class Params(BaseModel):
     def price_table(self) -> dict[str, dict[str, float]]:
         """``prices`` as plain dicts for :mod:`seedtune.costs`."""
         return {m: p.model_dump() for m, p in self.prices.items()}
-
-
-S = TypeVar("S", bound=BaseModel)
 
 
 def _format_error(path: Path, exc: ValidationError) -> str:

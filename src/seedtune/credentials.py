@@ -34,7 +34,7 @@ def get_secret(name: str, purpose: str, dotenv: Path | str = ".env") -> str:
 
     Raises :class:`ConfigError` naming the variable when it is unset or empty.
     """
-    value = os.environ.get(name) or _dotenv(Path(dotenv)).get(name)
+    value = optional_secret(name, dotenv)
     if not value:
         raise ConfigError(
             f"environment variable {name} is not set ({purpose}); export it or add it to .env"

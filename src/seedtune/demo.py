@@ -51,11 +51,12 @@ def repo_files(repo: Path) -> list[str]:
     return [f for f in out.split("\0") if f and (repo / f).is_file()]
 
 
-def local_config(sim_url: str, models: Any, small: bool = True) -> dict[str, Any]:
+def local_config(sim_url: str, models: Any) -> dict[str, Any]:
     """conf/local/default.yaml for an offline run: simulator URLs, tiny models, small sizes."""
-    cfg: dict[str, Any] = {
+    return {
         "llm": {"base_url": f"{sim_url}/v1", "model": "sim-gpt"},
-        "search": {"base_url": sim_url, "rps": 1000},
+        "queries": {"per_seed": 4},
+        "search": {"base_url": sim_url, "rps": 1000, "categories": ["blog", "news"]},
         "rank": {"model": str(models.e5), "device": "cpu"},
         # a random-weight model needs a high learning rate for the tuned answers to visibly
         # differ from the base model's within a demo's few steps
@@ -64,10 +65,6 @@ def local_config(sim_url: str, models: Any, small: bool = True) -> dict[str, Any
                   "max_length": 256},
         "evaluate": {"max_new_tokens": 32, "max_questions": 12},
     }
-    if small:
-        cfg["queries"] = {"per_seed": 4}
-        cfg["search"]["categories"] = ["blog", "news"]
-    return cfg
 
 
 def prepare_workspace(repo: Path, dest: Path, local: dict[str, Any] | None,

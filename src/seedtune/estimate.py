@@ -21,7 +21,7 @@ from seedtune.config import Params, load_params
 from seedtune.costs import cost_usd, estimate_tokens, messages_tokens
 from seedtune.llm import LLMClient, LLMRequest
 from seedtune.prompts import load_template
-from seedtune.records import read_jsonl, read_lines
+from seedtune.records import read_jsonl
 from seedtune.stage import CACHE_DIR
 
 # Typical sizes of what the LLM writes and of a Naver passage, in characters.
@@ -46,7 +46,7 @@ def estimate(p: Params, root: Path = Path(".")) -> list[dict[str, Any]]:
     from seedtune import questions, synthesis
 
     prices = p.price_table()
-    seeds = list(dict.fromkeys(read_lines(root / p.queries.seed_file)))
+    seeds = questions.load_seeds(p.queries, root)
     q_reqs = questions.build_requests(seeds, p.queries, load_template("queries"))
     q_client = LLMClient(p.llm, ResponseCache(root / CACHE_DIR / "queries"))
     q_completion = estimate_tokens("가" * QUESTION_CHARS) * p.queries.per_seed + 10

@@ -7,10 +7,11 @@ answer 1-10 on its own. Judge calls go through the shared cached LLM client.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from seedtune.config import Params
-from seedtune.generation import generate_answers, load_model
+from seedtune.generation import attach_adapter, generate_answers, load_model
 from seedtune.judging import (
     bootstrap_ci,
     build_requests,
@@ -21,25 +22,43 @@ from seedtune.judging import (
 )
 from seedtune.llm import LLMClient
 from seedtune.prompts import load_template
+from seedtune.records import read_lines
 
 LABELS = ("base", "tuned")
 
 
+def eval_questions(p: Params, instructions: list[dict[str, Any]]) -> list[str]:
+    """The eval split's questions (at most ``evaluate.max_questions``), then those of
+    ``evaluate.questions_file`` (when it exists) that are not among them."""
+    questions = [r["question"] for r in instructions
+                 if r["split"] == "eval"][: p.evaluate.max_questions]
+    own = p.evaluate.questions_file
+    if own and Path(own).is_file():
+        questions += [q for q in read_lines(own) if q not in questions]
+    return questions
+
+
 def answer_all(p: Params, questions: list[str], adapter: str) -> dict[str, list[str]]:
-    """Greedy answers of the base model and of base + adapter, one model in memory at a time."""
+    """Greedy answers of the base model, then of base + adapter (the base weights load once)."""
+    model, tok = load_model(p.train.model.name_or_path, None, p.train.model.revision)
     answers: dict[str, list[str]] = {}
-    for label, adapter_dir in (("base", None), ("tuned", adapter)):
-        model, tok = load_model(p.train.model.name_or_path, adapter_dir, p.train.model.revision)
+    for label in LABELS:  # base first, then the adapter goes on top of the same weights
+        if label == "tuned":
+            model, tok = attach_adapter(model, adapter)
         answers[label] = generate_answers(model, tok, questions, p.evaluate.max_new_tokens,
                                           p.evaluate.batch_size, desc=f"answers ({label})")
-        del model
     return answers
+
+
+def judge_model(p: Params) -> str:
+    """The model that judges: ``evaluate.judge_model``, else ``llm.model``."""
+    return p.evaluate.judge_model or p.llm.model
 
 
 def judge_all(p: Params, client: LLMClient, questions: list[str],
               answers: dict[str, list[str]]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """(summary metrics, per-question rows) from pairwise verdicts and single scores."""
-    judge = p.evaluate.judge_model or p.llm.model
+    judge = judge_model(p)
     pair_reqs = build_requests(questions, answers["tuned"], answers["base"],
                                load_template("judge"), judge)
     score_reqs = build_score_requests(questions, answers, load_template("score"), judge)

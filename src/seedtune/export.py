@@ -38,7 +38,8 @@ def merge_adapter(adapter: Path, out: Path, base: str | None = None,
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
-    from seedtune.training import hf_token, save_atomically
+    from seedtune.train_config import hf_token
+    from seedtune.training import save_atomically
 
     recorded, revision = adapter_base(adapter)
     base = base or recorded

@@ -20,18 +20,26 @@ def load_model(name_or_path: str, adapter: str | None = None, revision: str = "m
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from seedtune.training import device_caps, hf_token
+    from seedtune.train_config import device_caps, hf_token
 
     caps = device_caps()
     dtype = torch.bfloat16 if caps["bf16"] else torch.float32
-    tok = AutoTokenizer.from_pretrained(adapter or name_or_path, token=hf_token())
+    tok = AutoTokenizer.from_pretrained(name_or_path, revision=revision, token=hf_token())
     model = AutoModelForCausalLM.from_pretrained(name_or_path, revision=revision,
                                                  token=hf_token(), dtype=dtype)
-    if adapter:
-        from peft import PeftModel
-
-        model = PeftModel.from_pretrained(model, adapter)
     model.to("cuda" if caps["cuda"] else "cpu").eval()
+    return attach_adapter(model, adapter) if adapter else (model, tok)
+
+
+def attach_adapter(model: Any, adapter: str) -> tuple[Any, Any]:
+    """(model with the LoRA ``adapter`` on top, the adapter directory's tokenizer)."""
+    from peft import PeftModel
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(adapter)
+    device = model.device
+    model = PeftModel.from_pretrained(model, adapter)
+    model.to(device).eval()  # the adapter's weights may load elsewhere than the base's
     return model, tok
 
 

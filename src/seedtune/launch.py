@@ -26,7 +26,12 @@ WORKER_ENV = "SEEDTUNE_TRAIN_WORKER"
 
 def in_worker() -> bool:
     """True inside a process started by :func:`relaunch` (or any torchrun-style launcher)."""
-    return os.environ.get(WORKER_ENV) == "1" or "LOCAL_RANK" in os.environ
+    return relaunched() or "LOCAL_RANK" in os.environ
+
+
+def relaunched() -> bool:
+    """True inside a worker that :func:`relaunch` started (its parent validated the params)."""
+    return os.environ.get(WORKER_ENV) == "1"
 
 
 def is_main_process() -> bool:
@@ -37,7 +42,7 @@ def is_main_process() -> bool:
 def owns_setup() -> bool:
     """Whether this process prepares shared state (the checkpoint directory): the launching
     process, or rank 0 when someone ran ``accelerate launch``/``torchrun`` by hand."""
-    return os.environ.get(WORKER_ENV) != "1" and is_main_process()
+    return not relaunched() and is_main_process()
 
 
 def needs_launch(cfg: TrainConfig) -> bool:

@@ -23,7 +23,7 @@ import logging
 import random
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -68,8 +68,6 @@ class LLMOutcome:
     id: str
     value: dict[str, Any] | None = None
     reject: str | None = None
-    cached: bool = False
-    usage: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -157,7 +155,7 @@ class LLMClient:
             hit = self.cache.get(key)
             if hit is not None:
                 usage = hit.get("usage", {})
-                outcomes[i] = LLMOutcome(req.id, value=hit["answer"], cached=True, usage=usage)
+                outcomes[i] = LLMOutcome(req.id, value=hit["answer"])
                 self.stats.cache_hits += 1
                 self.stats.cached_prompt_tokens += usage.get("prompt_tokens", 0)
                 self.stats.cached_completion_tokens += usage.get("completion_tokens", 0)
@@ -209,7 +207,7 @@ class LLMClient:
                 "temperature": req.temperature, "max_tokens": self.cfg.max_tokens,
                 "response_format": response_format(req.schema)}
         # providers count prompt + max_tokens against the TPM limit when the call starts
-        tokens = messages_tokens(req.messages) + self.cfg.max_tokens
+        tokens = messages_tokens(req.messages) + self.cfg.max_tokens if self.cfg.tpm else 0
         reason, transport_tries, parse_tries = "no answer", 0, 0
         while True:
             await rpm.acquire(1)
@@ -220,31 +218,22 @@ class LLMClient:
                     status, headers = resp.status, resp.headers
                     text = await resp.text(encoding="utf-8", errors="replace")
                 if status != 200:
-                    self._raise_fatal(status, text)
+                    self._raise_fatal(status, text, req.model or self.cfg.model)
                     if status not in RETRYABLE_STATUS:
                         return LLMOutcome(req.id, reject=f"HTTP {status}: {_error_message(text)}")
                     raise _Retryable(f"HTTP {status}", retry_after_s(headers))
-                data = json.loads(text)
             except _Retryable as exc:
                 reason, wait = exc.reason, exc.wait
             except (TimeoutError, aiohttp.ClientError) as exc:
                 reason = type(exc).__name__
-            except json.JSONDecodeError:
-                # a body cut off mid-way: the call happened, the answer is unusable
-                self.stats.calls += 1
-                reason = "malformed response body"
-                parse_tries += 1
-                if parse_tries > PARSE_RETRIES:
-                    return LLMOutcome(req.id, reject=reason)
-                continue
             else:
                 self.stats.calls += 1
-                value, usage, reason = self._parse(req, data)
+                value, usage, reason = self._parse(req, text)
                 if value is not None:
                     # file creation can take ~1 ms: keep it off the event loop
                     await asyncio.to_thread(self.cache.put, key, {
                         "answer": value, "usage": usage, "model": req.model or self.cfg.model})
-                    return LLMOutcome(req.id, value=value, usage=usage)
+                    return LLMOutcome(req.id, value=value)
                 parse_tries += 1
                 if parse_tries > PARSE_RETRIES:
                     return LLMOutcome(req.id, reject=reason)
@@ -256,7 +245,7 @@ class LLMClient:
             await asyncio.sleep(min(RETRY_AFTER_CAP_S, wait) if wait is not None
                                 else backoff_s(transport_tries - 1))
 
-    def _raise_fatal(self, status: int, text: str) -> None:
+    def _raise_fatal(self, status: int, text: str, model: str) -> None:
         """Errors no retry can fix stop the whole stage (answers so far stay cached)."""
         if status in (401, 403):
             raise ConfigError(f"{self.cfg.base_url} rejected the key in {self.cfg.api_key_env} "
@@ -266,12 +255,18 @@ class LLMClient:
                 f"{self.cfg.base_url}: account quota exhausted (insufficient_quota); "
                 "answers so far are cached, rerun after topping up")
         if status == 404 and "model" in _error_message(text).lower():
-            raise ConfigError(f"llm.model={self.cfg.model!r}: {_error_message(text)}")
+            key = "llm.model" if model == self.cfg.model else "evaluate.judge_model"
+            raise ConfigError(f"{key}={model!r}: {_error_message(text)}")
 
-    def _parse(self, req: LLMRequest, data: Any
+    def _parse(self, req: LLMRequest, text: str
                ) -> tuple[dict[str, Any] | None, dict[str, int], str]:
         """(validated answer or None, usage, reason when None) of one completion body."""
         usage = {}
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError:
+            # a body cut off mid-way: the call happened, the answer is unusable
+            return None, usage, "malformed response body"
         try:
             raw_usage = data.get("usage") or {}
             usage = {"prompt_tokens": int(raw_usage.get("prompt_tokens") or 0),

@@ -5,13 +5,20 @@ Requests are one per seed word, so adding a word costs only that word's calls.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from seedtune.config import QueriesConfig
 from seedtune.llm import LLMOutcome, LLMRequest
 from seedtune.prompts import PromptTemplate
+from seedtune.records import read_lines
 from seedtune.schemas import QuestionList
 from seedtune.text import char_ngrams, hangul_share, jaccard, normalize
+
+
+def load_seeds(cfg: QueriesConfig, root: Path = Path(".")) -> list[str]:
+    """The seed words of ``queries.seed_file``, each once, in file order."""
+    return list(dict.fromkeys(read_lines(root / cfg.seed_file)))
 
 
 def build_requests(seeds: list[str], cfg: QueriesConfig, template: PromptTemplate

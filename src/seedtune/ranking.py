@@ -188,9 +188,12 @@ def _unique_passages(docs: list[dict[str, Any]]) -> list[tuple[str, dict[str, An
     return out
 
 
-def rank_metrics(ranked: list[dict[str, Any]]) -> dict[str, Any]:
-    """metrics/rank.json: questions, how many have a passage, mean top score, mean kept."""
+def rank_metrics(ranked: list[dict[str, Any]], store: EmbeddingStore | None = None
+                 ) -> dict[str, Any]:
+    """metrics/rank.json: questions, how many have a passage, mean top score, mean kept,
+    and with a ``store`` how many texts were encoded and how many reused."""
     with_docs = [r for r in ranked if r["documents"]]
+    counts = {"encoded": store.encoded, "reused": store.reused} if store is not None else {}
     return {
         "questions": len(ranked),
         "with_passages": len(with_docs),
@@ -198,4 +201,5 @@ def rank_metrics(ranked: list[dict[str, Any]]) -> dict[str, Any]:
         "mean_top_score": (sum(r["documents"][0]["score"] for r in with_docs) / len(with_docs)
                            if with_docs else 0.0),
         "mean_kept": sum(len(r["documents"]) for r in ranked) / max(1, len(ranked)),
+        **counts,
     }

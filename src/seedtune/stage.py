@@ -24,15 +24,15 @@ def setup_logging(stage: str) -> None:
 
 
 def run_stage(stage: str, main: Callable[[], None]) -> None:
-    """Run ``main``; a user-fixable error becomes one line on stderr and exit code 2."""
-    from seedtune.config import ConfigError
-    from seedtune.naver import NaverError, QuotaExceeded
+    """Run ``main``; a user-fixable error becomes one line on stderr and exit code 2.
 
+    ``ValueError`` covers :class:`~seedtune.config.ConfigError` and bad input rows;
+    ``RuntimeError`` the clients' quota and request errors (naver, llm).
+    """
     setup_logging(stage)
     try:
         main()
-    except (ConfigError, FileNotFoundError, QuotaExceeded, NaverError, ValueError,
-            RuntimeError) as exc:
+    except (FileNotFoundError, ValueError, RuntimeError) as exc:
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         print(f"{stage}: error: {msg}", file=sys.stderr)
         sys.exit(2)

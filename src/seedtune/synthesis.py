@@ -68,10 +68,18 @@ def assign_split(questions: list[str], eval_fraction: float, min_eval: int, seed
     A question's split depends only on its text and the seed, so adding questions never
     moves existing ones, except when ``min_eval`` tops up the eval side (lowest hashes first).
     """
-    ranked = sorted(questions, key=lambda q: stable_hash(f"{seed}:{q}"))
+    hashes = {q: stable_hash(f"{seed}:{q}") for q in questions}
+    ranked = sorted(questions, key=hashes.__getitem__)
     cutoff = eval_fraction * 2**64
     # hashes are sorted, so the questions under the cutoff are a prefix of `ranked`
-    n_eval = sum(1 for q in ranked if stable_hash(f"{seed}:{q}") < cutoff)
+    n_eval = sum(1 for q in ranked if hashes[q] < cutoff)
     n_eval = max(n_eval, min(min_eval, len(ranked) // 2))
     eval_set = set(ranked[:n_eval])
     return {q: ("eval" if q in eval_set else "train") for q in questions}
+
+
+def split_rows(rows: list[dict[str, Any]], cfg: SynthesizeConfig, seed: int
+               ) -> list[dict[str, Any]]:
+    """``rows`` with a ``split`` field (train/eval) from :func:`assign_split`."""
+    split = assign_split([r["question"] for r in rows], cfg.eval_fraction, cfg.min_eval, seed)
+    return [{**r, "split": split[r["question"]]} for r in rows]

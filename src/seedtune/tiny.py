@@ -36,6 +36,8 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from seedtune.records import atomic_write_text
+
 __all__ = ["BUILDER_VERSION", "STAMP_NAME", "TinyModels", "build_tiny_models", "main"]
 
 logger = logging.getLogger(__name__)
@@ -354,11 +356,8 @@ def _replace_dir(src: Path, dst: Path, trash: Path) -> None:
 
 
 def _write_stamp(root: Path, fingerprint: str) -> None:
-    stamp = root / STAMP_NAME
-    tmp = stamp.with_name(stamp.name + ".tmp")
     payload = {"builder_version": BUILDER_VERSION, "fingerprint": fingerprint}
-    tmp.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, stamp)
+    atomic_write_text(root / STAMP_NAME, json.dumps(payload, indent=2) + "\n", durable=False)
 
 
 def _clean_stale_tmp(root: Path, max_age_s: float = 3600.0) -> None:

@@ -10,15 +10,15 @@ PEFT/TRL lives in :mod:`seedtune.train_config`; metrics go to dvclive through
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import logging
 import shutil
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from seedtune.cache import cache_key
 from seedtune.config import ConfigError, TrainConfig
+from seedtune.model_card import data_version
 from seedtune.train_config import (
     device_caps,
     hf_token,
@@ -27,9 +27,8 @@ from seedtune.train_config import (
     sft_config,
 )
 
-__all__ = ["build_trainer", "clear_checkpoints", "device_caps", "final_metrics", "hf_token",
-           "live_or_none", "load_base", "prepare_checkpoints", "save_atomically", "split_rows",
-           "to_conversation", "train"]
+__all__ = ["build_trainer", "clear_checkpoints", "final_metrics", "live_or_none", "load_base",
+           "prepare_checkpoints", "save_atomically", "split_rows", "to_conversation", "train"]
 
 log = logging.getLogger(__name__)
 
@@ -101,13 +100,14 @@ def final_metrics(log_history: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def train(cfg: TrainConfig, rows: list[dict[str, Any]], seed: int, out_dir: Path,
-          checkpoint_dir: Path, live: Any = None, callbacks: Sequence[Any] = ()
-          ) -> dict[str, Any]:
+          checkpoint_dir: Path, live: Any = None, callbacks: Sequence[Any] = (),
+          caps: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train a LoRA adapter on ``rows`` and save it with the tokenizer into ``out_dir``.
 
     Resumes from the last checkpoint in ``checkpoint_dir`` when one exists. Logs to
-    ``live`` (a dvclive ``Live``) when given. Every process of a distributed run calls this;
-    only the main one writes files.
+    ``live`` (a dvclive ``Live``) when given. ``caps`` are the device caps that
+    :func:`seedtune.train_config.validate` returned (probed again when None). Every process
+    of a distributed run calls this; only the main one writes files.
     """
     from transformers.trainer_utils import get_last_checkpoint
 
@@ -115,7 +115,8 @@ def train(cfg: TrainConfig, rows: list[dict[str, Any]], seed: int, out_dir: Path
 
     train_rows, eval_rows = split_rows(rows)
     cbs = [LiveCallback(live)] if live is not None else []
-    trainer = build_trainer(cfg, seed, train_rows, eval_rows, checkpoint_dir, [*cbs, *callbacks])
+    trainer = build_trainer(cfg, seed, train_rows, eval_rows, checkpoint_dir, [*cbs, *callbacks],
+                            caps)
     if trainer.is_world_process_zero():
         log.info("training on %d examples (%d eval), %s, %d process(es)", len(train_rows),
                  len(eval_rows), trainer.args.device.type, trainer.args.world_size)
@@ -139,10 +140,7 @@ def train(cfg: TrainConfig, rows: list[dict[str, Any]], seed: int, out_dir: Path
 
 def fingerprint(cfg: TrainConfig, seed: int, data: Path) -> str:
     """What a checkpoint belongs to: every train param, the seed and the data's bytes."""
-    return hashlib.sha256(json.dumps(
-        {"train": cfg.model_dump(), "seed": seed,
-         "data": hashlib.sha256(data.read_bytes()).hexdigest()},
-        sort_keys=True).encode()).hexdigest()
+    return cache_key({"train": cfg.model_dump(), "seed": seed, "data": data_version(data)})
 
 
 def prepare_checkpoints(root: Path, cfg: TrainConfig, seed: int, data: Path) -> Path:

@@ -32,6 +32,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
+from seedtune.records import atomic_write_text
 from seedtune.sim import naver_api, openai_api
 
 _MAX_BODY = 64 * 1024 * 1024
@@ -115,35 +116,35 @@ class _Stats:
         with self.lock:
             self.apis[api].auth_fail += 1
 
-    def decide(self, api: str) -> tuple[str | None, int]:
-        """Pick the outcome of an answerable request: (fault kind or None, 5xx status)."""
-        cfg = self.cfg
+    def take(self, api: str) -> tuple[str | None, int]:
+        """Decide and count the outcome of an answerable request: (fault kind or None, 5xx
+        status). Under one lock, so concurrent requests never overshoot a quota."""
         with self.lock:
             st = self.apis[api]
-            if st.quota is not None and st.served >= st.quota:
-                return "quota", 0
-            u = st.rng.random()
-            status = st.rng.choice((500, 502, 503))
-            edge = 0.0
-            fenced = cfg.fault_fenced_rate if api == "chat" else 0.0
-            for kind, rate in (("429", cfg.fault_429_rate), ("5xx", cfg.fault_5xx_rate),
-                               ("timeout", cfg.fault_timeout_rate),
-                               ("truncated", cfg.fault_truncated_rate), ("fenced", fenced)):
-                edge += rate
-                if u < edge:
-                    return kind, status
-            return None, 0
-
-    def record(self, api: str, kind: str | None) -> None:
-        """Count a decided outcome (``None`` = ok); 200 answers count towards the quota."""
-        with self.lock:
-            st = self.apis[api]
+            kind, status = self._decide(st, api)
             if kind is None:
                 st.ok += 1
             else:
                 st.faults[kind] += 1
-            if kind in (None, "timeout", "truncated", "fenced"):
+            if kind in (None, "timeout", "truncated", "fenced"):  # answered: counts as served
                 st.served += 1
+            return kind, status
+
+    def _decide(self, st: _ApiState, api: str) -> tuple[str | None, int]:
+        cfg = self.cfg
+        if st.quota is not None and st.served >= st.quota:
+            return "quota", 0
+        u = st.rng.random()
+        status = st.rng.choice((500, 502, 503))
+        edge = 0.0
+        fenced = cfg.fault_fenced_rate if api == "chat" else 0.0
+        for kind, rate in (("429", cfg.fault_429_rate), ("5xx", cfg.fault_5xx_rate),
+                           ("timeout", cfg.fault_timeout_rate),
+                           ("truncated", cfg.fault_truncated_rate), ("fenced", fenced)):
+            edge += rate
+            if u < edge:
+                return kind, status
+        return None, 0
 
 
 class _Server(ThreadingHTTPServer):
@@ -346,8 +347,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _answer(self, api: str, payload: dict[str, Any], model: str = "") -> None:
         cfg = self.server.cfg
         stats = self.server.stats
-        kind, status = stats.decide(api)
-        stats.record(api, kind)
+        kind, status = stats.take(api)
         chat = api == "chat"
         extra = self._openai_headers() if chat else {}
         if kind == "quota":
@@ -449,10 +449,6 @@ class SimServer:
         """Counters: ``{"chat"|"search": {"ok", "faults": {...}, "auth_fail"}}``."""
         return copy.deepcopy(self._stats.snapshot())
 
-    def reset(self) -> None:
-        """Zero counters and quotas, and reseed the fault RNGs."""
-        self._stats.reset()
-
 
 def _parser(prog: str | None) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=prog, description="Loopback OpenAI + Naver Search API simulator.")
@@ -479,15 +475,6 @@ def _parser(prog: str | None) -> argparse.ArgumentParser:
     return p
 
 
-def _write_port_file(path: str, port: int) -> None:
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(f"{port}\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     """CLI entry point: serve until SIGTERM/SIGINT, then exit 0 (2 on bad arguments)."""
     args = _parser(prog).parse_args(argv)
@@ -507,7 +494,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     try:
         sim.start()
         if args.port_file:
-            _write_port_file(args.port_file, sim.port)
+            atomic_write_text(args.port_file, f"{sim.port}\n")
         sys.stderr.write(f"seedtune sim listening on {sim.url} (openai: {sim.openai_base_url})\n")
         sys.stderr.flush()
         while not stop.wait(0.2):
