@@ -89,6 +89,11 @@ def test_whole_dag_runs_with_dvc_repro(workspace) -> None:
     ev = json.loads((ws / "metrics/evaluate.json").read_text())
     assert 0.0 <= ev["win_rate"] <= 1.0
     assert (ws / "metrics/train/plots/metrics/train/loss.tsv").is_file()
+    # the estimate prices what evaluate sent: per question two verdicts and two scores
+    est = subprocess.run(["seedtune", "estimate", "--json"], cwd=ws, env=tool_env({}),
+                         text=True, capture_output=True, timeout=120, check=True).stdout
+    judged = {r["stage"]: r for r in json.loads(est)}["evaluate"]
+    assert judged["requests"] == 4 * (ev["n"] + ev["rejects"])
 
 
 def _ask(ws: Path, *args: str, keys: bool = True) -> subprocess.CompletedProcess[str]:

@@ -28,6 +28,8 @@ from seedtune.stage import CACHE_DIR
 QUESTION_CHARS = 30
 PASSAGE_CHARS = 160
 CHARS_PER_KOREAN_WORD = 3.5
+#: A verdict or a score with its one-line reason.
+JUDGE_COMPLETION_TOKENS = 60
 
 
 def _row(stage: str, model: str, reqs: list[LLMRequest], pending: list[LLMRequest],
@@ -70,18 +72,27 @@ def estimate(p: Params, root: Path = Path(".")) -> list[dict[str, Any]]:
     rows.append(_row("synthesize", p.llm.model, s_reqs, s_pending, s_completion, prices,
                      projected))
 
-    n_eval = max(round(len(ranked) * p.synthesize.eval_fraction),
-                 min(p.synthesize.min_eval, len(ranked) // 2))
-    n_judge = 2 * min(n_eval, p.evaluate.max_questions)
-    judge = p.evaluate.judge_model or p.llm.model
-    answer_tokens = 2 * p.evaluate.max_new_tokens + estimate_tokens("가" * QUESTION_CHARS)
-    frame = load_template("judge").render(question="", answer_a="", answer_b="")
-    prompt = (messages_tokens(frame) + answer_tokens) * n_judge
-    completion = 60 * n_judge
-    rows.append({"stage": "evaluate", "model": judge, "requests": n_judge, "calls": n_judge,
-                 "cached": 0, "prompt_tokens": prompt, "completion_tokens": completion,
-                 "usd": cost_usd(judge, prompt, completion, prices), "projected": True})
+    rows.append(_judge_row(p, ranked, root, prices))
     return rows
+
+
+def _judge_row(p: Params, ranked: list[dict[str, Any]], root: Path,
+               prices: dict[str, dict[str, float]]) -> dict[str, Any]:
+    """The evaluate stage's judge calls: per question two pairwise verdicts (both orders)
+    and two 1-10 scores, with answers of ``evaluate.max_new_tokens``. Always projected: the
+    answers, and so the cache keys, exist only once the models have answered."""
+    from seedtune import evaluation, judging, synthesis
+
+    instructions_path = root / "data" / "instructions.jsonl"
+    instructions = (read_jsonl(instructions_path) if instructions_path.is_file()
+                    else synthesis.split_rows(ranked, p.synthesize, p.seed))
+    qs = evaluation.eval_questions(p, instructions, root)
+    judge = evaluation.judge_model(p)
+    answer = ["가" * p.evaluate.max_new_tokens] * len(qs)  # one token per syllable
+    reqs = (judging.build_requests(qs, answer, answer, load_template("judge"), judge)
+            + judging.build_score_requests(qs, {"base": answer, "tuned": answer},
+                                           load_template("score"), judge))
+    return _row("evaluate", judge, reqs, reqs, JUDGE_COMPLETION_TOKENS, prices, True)
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:

@@ -27,14 +27,15 @@ from seedtune.records import read_lines
 LABELS = ("base", "tuned")
 
 
-def eval_questions(p: Params, instructions: list[dict[str, Any]]) -> list[str]:
+def eval_questions(p: Params, instructions: list[dict[str, Any]], root: Path = Path(".")
+                   ) -> list[str]:
     """The eval split's questions (at most ``evaluate.max_questions``), then those of
     ``evaluate.questions_file`` (when it exists) that are not among them."""
     questions = [r["question"] for r in instructions
                  if r["split"] == "eval"][: p.evaluate.max_questions]
     own = p.evaluate.questions_file
-    if own and Path(own).is_file():
-        questions += [q for q in read_lines(own) if q not in questions]
+    if own and (root / own).is_file():
+        questions += [q for q in read_lines(root / own) if q not in questions]
     return questions
 
 
