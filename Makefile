@@ -35,6 +35,7 @@ test-fast: setup
 bench: setup
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/run.py
 
+# ruff with line length 100 (pyproject.toml); CI runs it before the tests
 lint: setup
 	$(VENV)/bin/ruff check src stages tests bench
 

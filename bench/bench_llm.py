@@ -21,7 +21,8 @@ def sim_process(*args: str) -> Iterator[str]:
     """``seedtune sim`` in its own process (in-process it would share our GIL); yields its URL."""
     with tempfile.TemporaryDirectory() as tmp:
         port_file = Path(tmp) / "port"
-        proc = subprocess.Popen([sys.executable, "-m", "seedtune.sim", "--port", "0", "--quiet",
+        proc = subprocess.Popen([sys.executable, "-m", "seedtune.offline.sim", "--port", "0",
+                                 "--quiet",
                                  "--port-file", str(port_file), *args])
         try:
             for _ in range(200):
@@ -39,10 +40,10 @@ def run(calls: int = 2000, latency_ms: float = 100, concurrency: int = 32
     """Structured-output calls against the simulator: our async client vs a thread pool."""
     from openai import OpenAI
 
-    from seedtune.cache import ResponseCache
-    from seedtune.config import LLMConfig
-    from seedtune.llm import LLMClient, LLMRequest, response_format
-    from seedtune.schemas import QA
+    from seedtune.core.cache import ResponseCache
+    from seedtune.core.config import LLMConfig
+    from seedtune.llm.client import LLMClient, LLMRequest, response_format
+    from seedtune.llm.schemas import QA
 
     key = "bench-key"
     with sim_process("--latency-ms", str(latency_ms), "--openai-api-key", key) as url, \

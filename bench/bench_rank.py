@@ -17,7 +17,7 @@ draw their 20 passages from a shared pool of ``pool_per_seed`` documents; ``uniq
 says how much there is to encode, and the ``*_no_overlap_est`` figures extrapolate our
 measured encode rate to 10,000 distinct passages (the worst case for us).
 
-* ours: the rank stage's way (:func:`seedtune.ranking.rank_rows`, empty embedding store):
+* ours: the rank stage's way (:func:`seedtune.retrieval.rank.rank_rows`, empty embedding store):
   load once, every unique text once, prefixed,
   in token-length-sorted batches.
 * rerun: ours again, as after ``dvc exp run -S rank.top_k=...``: every embedding is in
@@ -97,7 +97,7 @@ def build_encoder(out: Path) -> tuple[Path, Any]:
     from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
     from transformers import AutoTokenizer, BertConfig, BertModel
 
-    from seedtune.tiny import build_tiny_models
+    from seedtune.offline.tiny import build_tiny_models
 
     tiny = build_tiny_models(Path(__file__).resolve().parents[1] / ".cache" / "tiny-models")
     trained = AutoTokenizer.from_pretrained(str(tiny.e5))
@@ -129,8 +129,8 @@ def same_segmentation(model_dir: Path, trained: Any, texts: list[str]) -> bool:
 
 def workload(pool_per_seed: int, seed: int = 0) -> list[dict[str, Any]]:
     """``{question, documents}`` rows: SEEDS x PER_SEED questions x PASSAGES documents."""
-    from seedtune.naver import to_documents
-    from seedtune.sim import korean, naver_api
+    from seedtune.offline.sim import korean, naver_api
+    from seedtune.retrieval.naver import to_documents
 
     rng = random.Random(seed)
     words = [w.strip() for w in (Path(__file__).resolve().parents[1] / "data" /
@@ -154,8 +154,8 @@ def workload(pool_per_seed: int, seed: int = 0) -> list[dict[str, Any]]:
 
 def _ours(model_dir: str, rows: list[dict[str, Any]], store_dir: Path) -> float:
     """Our stage's way, embedding store included; returns seconds spent loading the model."""
-    from seedtune.ranking import load_encoder, rank_rows
-    from seedtune.vectors import EmbeddingStore, encoder_fingerprint
+    from seedtune.retrieval.embeddings import EmbeddingStore, encoder_fingerprint
+    from seedtune.retrieval.rank import load_encoder, rank_rows
 
     started = time.perf_counter()
     model = load_encoder(model_dir, "cpu")
@@ -169,7 +169,7 @@ def _tutorial(model_dir: str, rows: list[dict[str, Any]]) -> float:
     """The tutorial's way; returns seconds spent loading the model (once per question)."""
     from sentence_transformers import SentenceTransformer, util
 
-    from seedtune.ranking import passage_text
+    from seedtune.retrieval.rank import passage_text
 
     loading = 0.0
     for row in rows:
@@ -221,7 +221,7 @@ def _measure(approach: str, model_dir: Path, rows_path: Path, n: int) -> dict[st
 
 def run(pool_per_seed: int = 100, tutorial_questions: int = 20) -> dict[str, Any]:
     """Rank 500 questions x 20 passages both ways; speed-up, passages/s, peak memory."""
-    from seedtune.ranking import PASSAGE_PREFIX, QUERY_PREFIX, passage_text
+    from seedtune.retrieval.rank import PASSAGE_PREFIX, QUERY_PREFIX, passage_text
 
     rows = workload(pool_per_seed)
     total = len(rows)

@@ -2,7 +2,7 @@
 
 Run: ``python bench/run.py train``. Both runs use the same tiny Gemma, the same examples (answers
 of very different lengths, as synthesize writes them), the same SFTTrainer mapping
-(``seedtune.training.build_trainer``) and batch size; only ``train.packing`` differs. The
+(``seedtune.training.train.build_trainer``) and batch size; only ``train.packing`` differs. The
 tutorial passed ``packing=True`` in a way its TRL version ignored, so its batches were padded
 to the longest example. Figures:
 
@@ -25,7 +25,7 @@ BATCH, MAX_LENGTH, STEPS, ROWS = 4, 512, 8, 96
 
 def make_rows(n: int = ROWS, seed: int = 0) -> list[dict[str, Any]]:
     """Korean Q/A rows whose answers run from one to twelve corpus sentences."""
-    from seedtune.tiny import corpus_lines
+    from seedtune.offline.tiny import corpus_lines
 
     lines, rng = corpus_lines(), random.Random(seed)
     rows = []
@@ -80,9 +80,9 @@ def run() -> dict[str, Any]:
     """Tutorial (padded) vs ours (packed): real-token share and tokens/s, side by side."""
     import os
 
-    from seedtune.config import TrainConfig
-    from seedtune.tiny import build_tiny_models
-    from seedtune.training import build_trainer, split_rows
+    from seedtune.core.config import TrainConfig
+    from seedtune.offline.tiny import build_tiny_models
+    from seedtune.training.train import build_trainer, split_rows
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     here = Path(__file__).resolve().parents[1]

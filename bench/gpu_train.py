@@ -9,7 +9,7 @@ process so its peak memory is its own. Reports real (non-pad) tokens/s and peak 
 * ``tutorial``: LoRA r=4/alpha=32 on all linear layers, bf16, flash-attention 2 (sdpa if
   flash-attn is missing), fused AdamW, batch 4 x grad-accum 2, batches padded to the longest
   example (the tutorial's ``packing=True`` was ignored by its TRL version);
-* ``ours``: the same through ``seedtune.train_config.sft_config``: padding-free bfd packing;
+* ``ours``: the same through ``seedtune.training.configure.sft_config``: padding-free bfd packing;
 * ``ours_gc``: ours with gradient checkpointing (memory for speed).
 
 Without CUDA it exits with status 2 and one line saying so (``--tiny`` shrinks the model so
@@ -43,7 +43,8 @@ def fail(msg: str) -> None:
 
 
 def make_tokenizer(vocab_size: int) -> Any:
-    """A word-level tokenizer with Gemma's special ids (pad 0, eos 1, bos 2); data is pre-tokenized."""
+    """A word-level tokenizer with Gemma's special ids (pad 0, eos 1, bos 2); data is
+    pre-tokenized."""
     from tokenizers import Tokenizer, models
     from transformers import PreTrainedTokenizerFast
 
@@ -90,8 +91,8 @@ def run_setting(name: str, steps: int, tiny: bool) -> dict[str, Any]:
     from transformers import GemmaConfig, GemmaForCausalLM, TrainerCallback
     from trl import SFTTrainer
 
-    from seedtune.config import TrainConfig
-    from seedtune.train_config import device_caps, lora_config, model_kwargs, sft_config
+    from seedtune.core.config import TrainConfig
+    from seedtune.training.configure import device_caps, lora_config, model_kwargs, sft_config
 
     caps = device_caps()
     cfg = TrainConfig.model_validate({**settings(name, tiny), "max_steps": steps + 1})

@@ -4,8 +4,8 @@ Run: ``dvc repro compose`` (or ``python stages/compose.py``). Inside ``dvc exp r
 already composed params.yaml with your -S overrides, so this leaves it alone.
 """
 
-from seedtune.compose import write_params
-from seedtune.stage import run_stage
+from seedtune.core.compose import write_params
+from seedtune.core.stage import run_stage
 
 if __name__ == "__main__":
     run_stage("compose", lambda: write_params("params.yaml", "conf"))

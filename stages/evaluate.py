@@ -4,14 +4,14 @@ Run: ``dvc repro evaluate``. Writes metrics/evaluate.json (win rate with a boots
 interval, ties, mean 1-10 scores, rejects) and reports/evaluation.md.
 """
 
-from seedtune.cache import ResponseCache
-from seedtune.config import load_params
-from seedtune.costs import usage_metrics
-from seedtune.evaluation import answer_all, eval_questions, judge_all, judge_model
-from seedtune.judging import report_markdown
-from seedtune.llm import LLMClient
-from seedtune.records import atomic_write_text, read_jsonl
-from seedtune.stage import CACHE_DIR, run_stage, write_metrics, write_rejects
+from seedtune.core.cache import ResponseCache
+from seedtune.core.config import load_params
+from seedtune.core.records import atomic_write_text, read_jsonl
+from seedtune.core.stage import CACHE_DIR, run_stage, write_metrics, write_rejects
+from seedtune.evaluation.evaluate import answer_all, eval_questions, judge_all, judge_model
+from seedtune.evaluation.judging import report_markdown
+from seedtune.llm.client import LLMClient
+from seedtune.llm.costs import usage_metrics
 
 
 def main() -> None:

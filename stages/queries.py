@@ -4,14 +4,20 @@ Run: ``dvc repro queries``. Needs the key named by llm.api_key_env unless every 
 already in data/cache/queries.
 """
 
-from seedtune.cache import ResponseCache
-from seedtune.config import load_params
-from seedtune.costs import usage_metrics
-from seedtune.llm import LLMClient, check_reject_rate
-from seedtune.prompts import load_template
-from seedtune.questions import build_requests, candidates, filter_questions, load_seeds
-from seedtune.records import read_lines, write_jsonl
-from seedtune.stage import CACHE_DIR, run_stage, write_metrics, write_rejects
+from seedtune.core.cache import ResponseCache
+from seedtune.core.config import load_params
+from seedtune.core.records import read_lines, write_jsonl
+from seedtune.core.stage import (
+    CACHE_DIR,
+    check_reject_rate,
+    run_stage,
+    write_metrics,
+    write_rejects,
+)
+from seedtune.llm.client import LLMClient
+from seedtune.llm.costs import usage_metrics
+from seedtune.llm.prompts import load_template
+from seedtune.synthesis.queries import build_requests, candidates, filter_questions, load_seeds
 
 
 def main() -> None:

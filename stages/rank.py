@@ -8,11 +8,11 @@ data/cache/rank, so a rerun (new ``rank.top_k``, more documents) encodes only ne
 import logging
 import time
 
-from seedtune.config import load_params
-from seedtune.ranking import check_rows, load_encoder, rank_metrics, rank_rows
-from seedtune.records import read_jsonl, write_jsonl
-from seedtune.stage import CACHE_DIR, run_stage, write_metrics
-from seedtune.vectors import EmbeddingStore, encoder_fingerprint
+from seedtune.core.config import load_params
+from seedtune.core.records import read_jsonl, write_jsonl
+from seedtune.core.stage import CACHE_DIR, run_stage, write_metrics
+from seedtune.retrieval.embeddings import EmbeddingStore, encoder_fingerprint
+from seedtune.retrieval.rank import check_rows, load_encoder, rank_metrics, rank_rows
 
 DOCUMENTS = "data/documents.jsonl"
 RANKED = "data/ranked.jsonl"

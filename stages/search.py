@@ -7,12 +7,13 @@ no documents.jsonl; every answer fetched stays in data/cache/search, so the next
 resumes without fetching any of it again.
 """
 
-from seedtune.cache import ResponseCache
-from seedtune.config import load_params
-from seedtune.credentials import optional_secret
-from seedtune.naver import NaverClient, QuotaExceeded, read_questions, search_all, search_metrics
-from seedtune.records import write_jsonl
-from seedtune.stage import CACHE_DIR, run_stage, write_metrics
+from seedtune.core.cache import ResponseCache
+from seedtune.core.config import load_params
+from seedtune.core.credentials import optional_secret
+from seedtune.core.records import write_jsonl
+from seedtune.core.stage import CACHE_DIR, run_stage, write_metrics
+from seedtune.retrieval.naver import NaverClient, QuotaExceeded
+from seedtune.retrieval.search import read_questions, search_all, search_metrics
 
 QUESTIONS = "data/questions.jsonl"
 DOCUMENTS = "data/documents.jsonl"

@@ -4,14 +4,20 @@ Run: ``dvc repro synthesize``. Each row carries ``split`` (train/eval), a determ
 split of the question.
 """
 
-from seedtune.cache import ResponseCache
-from seedtune.config import load_params
-from seedtune.costs import usage_metrics
-from seedtune.llm import LLMClient, check_reject_rate
-from seedtune.prompts import load_template
-from seedtune.records import read_jsonl, write_jsonl
-from seedtune.stage import CACHE_DIR, run_stage, write_metrics, write_rejects
-from seedtune.synthesis import build_requests, collect_answers, split_rows
+from seedtune.core.cache import ResponseCache
+from seedtune.core.config import load_params
+from seedtune.core.records import read_jsonl, write_jsonl
+from seedtune.core.stage import (
+    CACHE_DIR,
+    check_reject_rate,
+    run_stage,
+    write_metrics,
+    write_rejects,
+)
+from seedtune.llm.client import LLMClient
+from seedtune.llm.costs import usage_metrics
+from seedtune.llm.prompts import load_template
+from seedtune.synthesis.synthesize import build_requests, collect_answers, split_rows
 
 
 def main() -> None:

@@ -9,19 +9,13 @@ an interrupted run resumes from the last one if the params and data are unchange
 import sys
 from pathlib import Path
 
-from seedtune.config import load_params
-from seedtune.launch import is_main_process, needs_launch, owns_setup, relaunch, relaunched
-from seedtune.model_card import write_model_card
-from seedtune.records import read_jsonl
-from seedtune.stage import METRICS_DIR, run_stage
-from seedtune.train_config import validate
-from seedtune.training import (
-    clear_checkpoints,
-    live_or_none,
-    prepare_checkpoints,
-    save_atomically,
-    train,
-)
+from seedtune.core.config import load_params
+from seedtune.core.records import read_jsonl, save_atomically
+from seedtune.core.stage import METRICS_DIR, run_stage
+from seedtune.training.configure import validate
+from seedtune.training.launch import is_main_process, needs_launch, owns_setup, relaunch, relaunched
+from seedtune.training.model_card import write_model_card
+from seedtune.training.train import clear_checkpoints, live_or_none, prepare_checkpoints, train
 
 DATA = Path("data/instructions.jsonl")
 ADAPTER = Path("models/adapter")

@@ -1,4 +1,4 @@
-"""Shared fixtures: the repo root, tiny models (built once), and a running simulator."""
+"""Shared fixtures: tiny models (built once), a running simulator, a stage workspace."""
 
 from __future__ import annotations
 
@@ -7,13 +7,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support import OFFLINE_ENV, ROOT, Workspace
 
-ROOT = Path(__file__).resolve().parents[1]
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+for _key, _value in OFFLINE_ENV.items():
+    os.environ.setdefault(_key, _value)
 
 
 @pytest.fixture(scope="session")
@@ -24,7 +21,7 @@ def root() -> Path:
 @pytest.fixture(scope="session")
 def tiny_models():
     """Tiny Gemma + e5 built locally, cached across runs in .cache/tiny-models."""
-    from seedtune.tiny import build_tiny_models
+    from seedtune.offline.tiny import build_tiny_models
 
     return build_tiny_models(ROOT / ".cache" / "tiny-models")
 
@@ -32,8 +29,14 @@ def tiny_models():
 @pytest.fixture()
 def sim() -> Iterator[object]:
     """A fresh loopback simulator with the demo's credentials."""
-    from seedtune.demo import sim_config
-    from seedtune.sim import SimServer
+    from seedtune.offline.demo import sim_config
+    from seedtune.offline.sim import SimServer
 
     with SimServer(sim_config()) as server:
         yield server
+
+
+@pytest.fixture()
+def workspace(tmp_path: Path) -> Workspace:
+    """A scratch directory to run stage scripts in (see :class:`support.Workspace`)."""
+    return Workspace(tmp_path / "ws")

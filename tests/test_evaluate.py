@@ -1,5 +1,6 @@
-"""Judging against stand-in judges: position bias gives exactly 0.5, a judge that always
-prefers the tuned answer gives 1.0, malformed judge output is a recorded reject."""
+"""evaluate: judging against stand-in judges (position bias gives exactly 0.5, a judge that
+always prefers the tuned answer gives 1.0, malformed judge output is a recorded reject) and
+the verdict arithmetic (both orders, win rate, bootstrap interval)."""
 
 from __future__ import annotations
 
@@ -11,25 +12,25 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from support import composed_params
 
-from seedtune.cache import ResponseCache
-from seedtune.compose import compose_config
-from seedtune.config import Params
-from seedtune.demo import SIM_ENV, sim_config
-from seedtune.evaluation import judge_all
-from seedtune.llm import LLMClient
-from seedtune.sim import SimServer
+from seedtune.core.cache import ResponseCache
+from seedtune.core.config import Params
+from seedtune.evaluation.evaluate import judge_all
+from seedtune.evaluation.judging import bootstrap_ci, combine, win_rate
+from seedtune.llm.client import LLMClient, LLMOutcome
+from seedtune.offline.demo import SIM_ENV, sim_config
+from seedtune.offline.sim import SimServer
 
-ROOT = Path(__file__).resolve().parents[1]
 QUESTIONS = [f"전세 계약 {i}번째 질문은 무엇인가요?" for i in range(6)]
-ANSWERS = {"tuned": [f"[튜닝] 전세 계약 전에는 등기부등본을 확인해야 합니다 {i}." for i in range(6)],
+ANSWERS = {"tuned": [f"[튜닝] 전세 계약 전에는 등기부등본을 확인해야 합니다 {i}."
+                     for i in range(6)],
            "base": [f"잘 모르겠습니다 {i}." for i in range(6)]}
 
 
 def _params(base_url: str) -> Params:
-    raw = compose_config(ROOT / "conf")
-    raw["llm"].update({"base_url": base_url, "model": "judge"})
-    raw["evaluate"]["bootstrap"] = 200
+    raw = composed_params(llm={"base_url": base_url, "model": "judge"},
+                          evaluate={"bootstrap": 200})
     return Params.model_validate({k: raw[k] for k in ("llm", "train", "evaluate", "seed")})
 
 
@@ -94,3 +95,34 @@ def test_malformed_judge_output_is_a_reject_not_a_crash(tmp_path, monkeypatch) -
         summary, rows = _judge(sim.openai_base_url, tmp_path, monkeypatch)
     assert summary["rejects"] == 6 and summary["n"] == 0 and summary["win_rate"] is None
     assert all(r["result"] is None and "malformed" in r["reject"] for r in rows)
+
+
+# --------------------------------------------------------------------------- judging
+
+
+def _verdicts(first: str, second: str) -> list[LLMOutcome]:
+    return [LLMOutcome("0:tuned_first", value={"verdict": first, "reason": "r"}),
+            LLMOutcome("0:base_first", value={"verdict": second, "reason": "r"})]
+
+
+@pytest.mark.parametrize("first,second,result", [
+    ("A", "B", "win"), ("B", "A", "loss"), ("A", "A", "tie"), ("B", "B", "tie"),
+    ("tie", "tie", "tie"), ("A", "tie", "tie"),
+])
+def test_order_swapped_verdicts(first: str, second: str, result: str) -> None:
+    assert combine(_verdicts(first, second), 1)[0]["result"] == result
+
+
+def test_position_biased_judge_gives_half() -> None:
+    results = [combine(_verdicts("A", "A"), 1)[0]["result"] for _ in range(14)]
+    assert win_rate(results) == 0.5
+    assert win_rate(["win", "win", "tie", "loss"]) == pytest.approx(0.625)
+    lo, hi = bootstrap_ci(["win"] * 10 + ["loss"] * 10, 500, seed=0)
+    assert lo < 0.5 < hi and 0 <= lo and hi <= 1
+    assert win_rate([]) is None
+
+
+def test_reject_is_recorded_not_crashed() -> None:
+    out = combine([LLMOutcome("0:tuned_first", reject="invalid answer"),
+                   LLMOutcome("0:base_first", value={"verdict": "A", "reason": "r"})], 1)
+    assert out[0]["result"] is None and out[0]["reject"] == "invalid answer"

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from seedtune.demo import SIM_ENV, local_config, prepare_workspace, sim_config, tool_env
+from seedtune.offline.demo import SIM_ENV, local_config, prepare_workspace, sim_config, tool_env
 
 pytestmark = pytest.mark.slow
 
@@ -46,14 +46,14 @@ def git(ws: Path, *args: str) -> str:
 
 @pytest.fixture(scope="module")
 def sim_server() -> Iterator[object]:
-    from seedtune.sim import SimServer
+    from seedtune.offline.sim import SimServer
 
     with SimServer(sim_config()) as server:
         yield server
 
 
 @pytest.fixture(scope="module")
-def workspace(tmp_path_factory: pytest.TempPathFactory, root: Path, tiny_models,
+def e2e(tmp_path_factory: pytest.TempPathFactory, root: Path, tiny_models,
               sim_server) -> tuple[Path, subprocess.CompletedProcess[str]]:
     local = local_config(sim_server.url, tiny_models)
     local["queries"] = {"per_seed": 3}
@@ -64,8 +64,8 @@ def workspace(tmp_path_factory: pytest.TempPathFactory, root: Path, tiny_models,
     return ws, proc
 
 
-def test_whole_dag_runs_with_dvc_repro(workspace) -> None:
-    ws, proc = workspace
+def test_whole_dag_runs_with_dvc_repro(e2e) -> None:
+    ws, proc = e2e
     assert ran(proc) == {"compose", "queries", "search", "rank", "synthesize", "train",
                          "evaluate"}
     questions = [json.loads(x) for x in (ws / "data/questions.jsonl").read_text().splitlines()]
@@ -106,8 +106,8 @@ def _ask(ws: Path, *args: str, keys: bool = True) -> subprocess.CompletedProcess
                           capture_output=True, timeout=300)
 
 
-def test_ask_answers_with_the_tuned_adapter(workspace, sim_server) -> None:
-    ws, _ = workspace
+def test_ask_answers_with_the_tuned_adapter(e2e, sim_server) -> None:
+    ws, _ = e2e
     proc = _ask(ws)
     assert proc.returncode == 0, proc.stderr[-2000:]
     searches = sim_server.stats()["search"]["ok"]
@@ -120,15 +120,15 @@ def test_ask_answers_with_the_tuned_adapter(workspace, sim_server) -> None:
     assert "NAVER_CLIENT_ID" in proc.stderr.strip().splitlines()[-1]
 
 
-def test_second_repro_runs_nothing(workspace) -> None:
-    ws, _ = workspace
+def test_second_repro_runs_nothing(e2e) -> None:
+    ws, _ = e2e
     proc = dvc(ws, "repro")
     assert ran(proc) == set()
     assert "Data and pipelines are up to date" in dvc(ws, "status").stdout
 
 
-def test_no_secret_reaches_any_file(workspace) -> None:
-    ws, _ = workspace
+def test_no_secret_reaches_any_file(e2e) -> None:
+    ws, _ = e2e
     for path in ws.rglob("*"):
         if path.is_file() and ".git" not in path.parts:
             blob = path.read_bytes()
@@ -136,8 +136,8 @@ def test_no_secret_reaches_any_file(workspace) -> None:
                 assert value.encode() not in blob, f"{value} leaked into {path}"
 
 
-def test_exp_run_reruns_only_train_and_evaluate(workspace) -> None:
-    ws, _ = workspace
+def test_exp_run_reruns_only_train_and_evaluate(e2e) -> None:
+    ws, _ = e2e
     git(ws, "add", "-A")
     git(ws, "commit", "-qm", "baseline")
     proc = dvc(ws, "exp", "run", "-S", "train.lora.r=8")
@@ -152,8 +152,8 @@ def test_exp_run_reruns_only_train_and_evaluate(workspace) -> None:
     dvc(ws, "checkout", "--force")
 
 
-def test_editing_lora_conf_reruns_only_compose_train_evaluate(workspace) -> None:
-    ws, _ = workspace
+def test_editing_lora_conf_reruns_only_compose_train_evaluate(e2e) -> None:
+    ws, _ = e2e
     lora = ws / "conf/lora/tutorial.yaml"
     lora.write_text(lora.read_text().replace("alpha: 32", "alpha: 16"))
     proc = dvc(ws, "repro")
@@ -165,8 +165,8 @@ def test_editing_lora_conf_reruns_only_compose_train_evaluate(workspace) -> None
     git(ws, "commit", "-qm", "alpha 16")
 
 
-def test_local_conf_edit_then_seedtune_compose_reruns_only_what_it_affects(workspace) -> None:
-    ws, _ = workspace
+def test_local_conf_edit_then_seedtune_compose_reruns_only_what_it_affects(e2e) -> None:
+    ws, _ = e2e
     local = ws / "conf/local/default.yaml"
     cfg = yaml.safe_load(local.read_text())
     cfg["evaluate"]["max_new_tokens"] = 8
@@ -208,8 +208,8 @@ def _roundtrip(ws: Path, tmp: Path, remote: str, extra_env: dict[str, str] | Non
             os.environ.pop(key, None)
 
 
-def test_push_clone_pull_local_remote(workspace, tmp_path: Path) -> None:
-    ws, _ = workspace
+def test_push_clone_pull_local_remote(e2e, tmp_path: Path) -> None:
+    ws, _ = e2e
     dvc(ws, "remote", "add", "-f", "localremote", str(tmp_path / "remote"))
     git(ws, "add", "-A")
     git(ws, "commit", "-qm", "remote", "--allow-empty")
@@ -223,11 +223,11 @@ def _free_port() -> int:
 
 
 @pytest.mark.s3
-def test_push_clone_pull_s3_remote(workspace, tmp_path: Path) -> None:
+def test_push_clone_pull_s3_remote(e2e, tmp_path: Path) -> None:
     pytest.importorskip("dvc_s3")
     pytest.importorskip("moto")
     boto3 = pytest.importorskip("boto3")
-    ws, _ = workspace
+    ws, _ = e2e
     port = _free_port()
     creds = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
              "AWS_DEFAULT_REGION": "us-east-1"}

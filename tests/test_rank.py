@@ -2,30 +2,22 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-import yaml
+from support import last_line
 
-from seedtune.config import ConfigError
-from seedtune.ranking import (
+from seedtune.core.errors import ConfigError
+from seedtune.retrieval.embeddings import EmbeddingStore, encoder_fingerprint
+from seedtune.retrieval.rank import (
     PASSAGE_PREFIX,
     QUERY_PREFIX,
     keep_top,
     load_encoder,
     passage_text,
-    pick_device,
     rank_rows,
 )
-from seedtune.vectors import EmbeddingStore, encoder_fingerprint
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def _doc(title: str, description: str, category: str = "blog") -> dict[str, Any]:
@@ -36,7 +28,8 @@ def _doc(title: str, description: str, category: str = "blog") -> dict[str, Any]
 ROWS = [
     {"question": "전세 계약 전에 등기부등본에서 무엇을 확인해야 하나요?", "documents": [
         _doc("등기부등본 보는 법", "근저당과 가압류가 있는지 갑구와 을구를 확인하세요."),
-        _doc("전세 사기 예방", "보증금이 매매가에 가까우면 깡통전세를 의심해야 합니다. 전세보증보험 가입을 검토하세요."),
+        _doc("전세 사기 예방", "보증금이 매매가에 가까우면 깡통전세를 의심해야 합니다. "
+             "전세보증보험 가입을 검토하세요."),
         _doc("청약 가점", "무주택 기간과 부양가족 수로 가점을 계산합니다.", "news"),
         _doc("", "확정일자와 전입신고는 잔금일에 함께 하세요.", "kin"),
         _doc("재건축 초과이익", "조합원 이익이 기준을 넘으면 부담금이 부과됩니다."),
@@ -188,17 +181,6 @@ def test_relative_cut_and_top_k() -> None:
     assert len(keep_top(scored, 10, 2.0)) == 6 and keep_top([], 5, 0.1) == []
 
 
-def test_device_choice() -> None:
-    import torch
-
-    mps = bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
-    expected = "cuda" if torch.cuda.is_available() else "mps" if mps else "cpu"
-    assert pick_device("auto") == expected and pick_device("cpu") == "cpu"
-    if not torch.cuda.is_available():
-        with pytest.raises(ConfigError, match="rank.device: 'cuda' is not available"):
-            pick_device("cuda")
-
-
 def test_unloadable_model_names_rank_model(tmp_path) -> None:
     with pytest.raises(ConfigError, match=r"^rank\.model: cannot load"):
         load_encoder(str(tmp_path / "no-such-model"), "cpu")
@@ -207,25 +189,17 @@ def test_unloadable_model_names_rank_model(tmp_path) -> None:
 # --------------------------------------------------------------------------- stage
 
 
-def _run_rank(ws: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    return subprocess.run([sys.executable, str(ROOT / "stages" / "rank.py")], cwd=ws, env=env,
-                          text=True, capture_output=True, timeout=300)
-
-
-def test_rank_stage_writes_ranked_rows_and_metrics(tiny_models, tmp_path) -> None:
-    (tmp_path / "data").mkdir()
-    params = {"rank": {"model": str(tiny_models.e5), "top_k": 2, "max_gap": 0.5,
-                       "batch_size": 4, "device": "cpu"}}
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
-    (tmp_path / "data" / "documents.jsonl").write_text(
-        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in ROWS), encoding="utf-8")
-    proc = _run_rank(tmp_path)
+def test_rank_stage_writes_ranked_rows_and_metrics(tiny_models, workspace) -> None:
+    rank = {"model": str(tiny_models.e5), "top_k": 2, "max_gap": 0.5, "batch_size": 4,
+            "device": "cpu"}
+    ws = workspace.params(rank=rank)
+    ws.write("data/documents.jsonl", ROWS)
+    proc = ws.run("rank")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    ranked = [json.loads(x) for x in (tmp_path / "data/ranked.jsonl").read_text().splitlines()]
+    ranked = ws.rows("data/ranked.jsonl")
     assert [len(r["documents"]) for r in ranked][1:] == [2, 0]
     assert all(len(r["documents"]) <= 2 for r in ranked)
-    metrics = json.loads((tmp_path / "metrics/rank.json").read_text())
+    metrics = ws.metrics("rank")
     assert metrics["questions"] == 3 and metrics["with_passages"] == 2
     top = [r["documents"][0]["score"] for r in ranked if r["documents"]]
     assert metrics["mean_top_score"] == pytest.approx(sum(top) / 2)
@@ -234,26 +208,23 @@ def test_rank_stage_writes_ranked_rows_and_metrics(tiny_models, tmp_path) -> Non
     assert (metrics["encoded"], metrics["reused"]) == (texts, 0)
 
     # a new top_k reruns the stage: nothing is encoded again, the scores are the same
-    params["rank"]["top_k"] = 5
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
-    proc = _run_rank(tmp_path)
+    ws.params(rank={**rank, "top_k": 5})
+    proc = ws.run("rank")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    metrics = json.loads((tmp_path / "metrics/rank.json").read_text())
+    metrics = ws.metrics("rank")
     assert (metrics["encoded"], metrics["reused"]) == (0, texts)
-    again = [json.loads(x) for x in (tmp_path / "data/ranked.jsonl").read_text().splitlines()]
-    assert again[0]["documents"][:2] == ranked[0]["documents"]
+    assert ws.rows("data/ranked.jsonl")[0]["documents"][:2] == ranked[0]["documents"]
 
 
-def test_rank_stage_bad_input_is_one_line(tmp_path) -> None:
-    (tmp_path / "data").mkdir()
-    (tmp_path / "params.yaml").write_text("rank:\n  top_k: 0\n", encoding="utf-8")
-    proc = _run_rank(tmp_path)
+def test_rank_stage_bad_input_is_one_line(workspace) -> None:
+    ws = workspace.params(rank={"top_k": 0})
+    proc = ws.run("rank")
     assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines()[-1].startswith(
+    assert last_line(proc.stderr).startswith(
         "rank: error: params.yaml: rank.top_k: input should be greater than or equal to 1")
-    (tmp_path / "params.yaml").write_text("rank:\n  device: cpu\n", encoding="utf-8")
-    (tmp_path / "data" / "documents.jsonl").write_text('{"question": "q"}\n', encoding="utf-8")
-    proc = _run_rank(tmp_path)
+    ws.params(rank={"device": "cpu"})
+    ws.write("data/documents.jsonl", '{"question": "q"}\n')
+    proc = ws.run("rank")
     assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines()[-1] == (
+    assert last_line(proc.stderr) == (
         "rank: error: data/documents.jsonl: row 1 is not {question: str, documents: [...]}")

@@ -2,39 +2,32 @@
 
 from __future__ import annotations
 
-import os
 import re
 import socket
-import subprocess
-import sys
 import unicodedata
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-import yaml
+from support import Workspace, last_line
 
-from seedtune import naver
-from seedtune.cache import ResponseCache
-from seedtune.config import ConfigError, SearchConfig
-from seedtune.demo import SIM_ENV, sim_config
-from seedtune.naver import (
+from seedtune.core.cache import ResponseCache
+from seedtune.core.config import SearchConfig
+from seedtune.core.errors import ConfigError
+from seedtune.core.records import read_json, read_jsonl
+from seedtune.offline.demo import SIM_ENV, sim_config
+from seedtune.offline.sim import SimServer, naver_api
+from seedtune.retrieval import naver
+from seedtune.retrieval.documents import clean_link, clean_text, dedupe_documents, to_documents
+from seedtune.retrieval.naver import (
     DailyBudget,
     NaverClient,
     NaverError,
     QuotaExceeded,
     account_key,
-    backoff_s,
-    clean_link,
-    clean_text,
-    dedupe_documents,
-    search_all,
-    search_metrics,
 )
-from seedtune.records import read_json, read_jsonl
-from seedtune.sim import SimServer, naver_api
+from seedtune.retrieval.search import search_all, search_metrics
 
-ROOT = Path(__file__).resolve().parents[1]
 ENTITY = re.compile(r"&(?:[a-zA-Z]+|#\d+|#x[0-9a-fA-F]+);")
 
 
@@ -79,6 +72,20 @@ def test_clean_text_removes_markup_and_unescapes_entities() -> None:
     assert clean_text("  a \n\t b  ") == "a b" and clean_text(None) == ""
     assert clean_link(" https://blog.naver.com/x?Redirect=Log&amp;logNo=1 ") == \
         "https://blog.naver.com/x?Redirect=Log&logNo=1"
+
+
+def test_one_answer_becomes_documents_with_link_and_date() -> None:
+    body = {"items": [
+        {"title": "<b>전세</b> 계약", "link": "https://a", "description": "설명 &amp; 팁",
+         "postdate": "20261120"},
+        {"title": "다른 글", "originallink": "https://a", "link": "https://n/1",
+         "description": "중복 링크", "pubDate": "Mon"},
+    ]}
+    docs = to_documents("blog", body)
+    assert docs[0] == {"category": "blog", "title": "전세 계약", "description": "설명 & 팁",
+                       "link": "https://a", "date": "2026-11-20"}
+    assert docs[1]["link"] == "https://a" and docs[1]["date"] == "Mon"  # kept, not lost
+    assert len(dedupe_documents(docs)) == 1
 
 
 def test_duplicates_across_categories_go_by_link_and_by_text() -> None:
@@ -210,11 +217,6 @@ def test_bad_or_unreachable_base_url(tmp_path, no_backoff) -> None:
         client(sim.url + "/api").search("전세", "blog")  # .../api/v1/search/blog.json: 404
 
 
-def test_backoff_grows_is_capped_and_honours_retry_after() -> None:
-    assert 0.25 <= backoff_s(1) <= 0.75 and 2.0 <= backoff_s(4) <= 6.0
-    assert backoff_s(20) <= 45 and backoff_s(1, 7.0) >= 7.0 and backoff_s(1, 1e6) <= 60
-
-
 # --------------------------------------------------------------------------- quota
 
 
@@ -259,66 +261,53 @@ def test_daily_budget_persists_across_runs_and_resets_the_next_day(sim, tmp_path
 # --------------------------------------------------------------------------- stage
 
 
-def _stage_dir(tmp_path: Path, base_url: str, questions: list[str], **search: object) -> Path:
-    ws = tmp_path / "ws"
-    (ws / "data").mkdir(parents=True, exist_ok=True)
-    params = {"search": {"base_url": base_url, "categories": ["blog", "news"], "display": 5,
-                         "rps": 1000, "max_retries": 2, **search}}
-    (ws / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
-    (ws / "data" / "questions.jsonl").write_text(
-        "".join(f'{{"question": "{q}", "seed": "전세"}}\n' for q in questions), encoding="utf-8")
+def _stage_ws(ws: Workspace, base_url: str, questions: list[str], **search: object
+              ) -> Workspace:
+    ws.params(search={"base_url": base_url, "categories": ["blog", "news"], "display": 5,
+                      "rps": 1000, "max_retries": 2, **search})
+    ws.write("data/questions.jsonl", [{"question": q, "seed": "전세"} for q in questions])
     return ws
 
 
-def _run_stage(ws: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, **SIM_ENV, "PYTHONUNBUFFERED": "1"}
-    return subprocess.run([sys.executable, str(ROOT / "stages" / "search.py")], cwd=ws, env=env,
-                          text=True, capture_output=True, timeout=120)
-
-
-def _last_line(proc: subprocess.CompletedProcess[str]) -> str:
-    return [line for line in re.split(r"[\r\n]", proc.stderr) if line.strip()][-1]
-
-
-def test_stage_quota_stop_exits_with_one_line_then_resumes(sim, tmp_path) -> None:
+def test_stage_quota_stop_exits_with_one_line_then_resumes(sim, workspace) -> None:
     questions = [f"전세 계약 갱신 청구권 {i}" for i in range(8)]
     with SimServer(sim_config(naver_quota=7)) as tight:
-        ws = _stage_dir(tmp_path, tight.naver_base_url, questions)
-        proc = _run_stage(ws)
+        ws = _stage_ws(workspace, tight.naver_base_url, questions)
+        proc = ws.run("search", SIM_ENV)
     assert proc.returncode == 2, proc.stderr
-    line = _last_line(proc)
+    line = last_line(proc.stderr)
     assert line.startswith("search: error: Naver's daily quota is exhausted") and "resume" in line
     assert proc.stderr.count("search: error:") == 1
-    assert not (ws / "data" / "documents.jsonl").exists()
-    kept = len(ResponseCache(ws / "data" / "cache" / "search"))
+    assert not (ws.path / "data" / "documents.jsonl").exists()
+    kept = len(ResponseCache(ws.path / "data" / "cache" / "search"))
     assert kept == 7 and f"{kept} answers kept" in line
 
-    _stage_dir(tmp_path, sim.naver_base_url, questions)  # same workspace, a fresh server
-    proc = _run_stage(ws)
+    _stage_ws(ws, sim.naver_base_url, questions)  # same workspace, a fresh server
+    proc = ws.run("search", SIM_ENV)
     assert proc.returncode == 0, proc.stderr
-    rows = read_jsonl(ws / "data" / "documents.jsonl")
+    rows = read_jsonl(ws.path / "data" / "documents.jsonl")
     assert [r["question"] for r in rows] == questions
     assert sim.stats()["search"]["ok"] == 2 * len(questions) - kept  # nothing refetched
-    metrics = read_json(ws / "metrics" / "search.json")
+    metrics = read_json(ws.path / "metrics" / "search.json")
     assert metrics["questions"] == 8 and metrics["cache_hits"] == kept
 
 
-def test_stage_daily_budget_holds_across_runs(sim, tmp_path) -> None:
-    ws = _stage_dir(tmp_path, sim.naver_base_url, [f"청약 통장 {i}" for i in range(6)],
-                    daily_quota=5)
-    first = _run_stage(ws)
-    assert first.returncode == 2 and "search.daily_quota=5" in _last_line(first)
+def test_stage_daily_budget_holds_across_runs(sim, workspace) -> None:
+    ws = _stage_ws(workspace, sim.naver_base_url, [f"청약 통장 {i}" for i in range(6)],
+                  daily_quota=5)
+    first = ws.run("search", SIM_ENV)
+    assert first.returncode == 2 and "search.daily_quota=5" in last_line(first.stderr)
     calls = sim.stats()["search"]["ok"]
     assert calls == 5
-    second = _run_stage(ws)
-    assert second.returncode == 2 and "search.daily_quota=5" in _last_line(second)
+    second = ws.run("search", SIM_ENV)
+    assert second.returncode == 2 and "search.daily_quota=5" in last_line(second.stderr)
     assert sim.stats()["search"]["ok"] == calls  # the day's budget is still spent
 
 
-def test_stage_bad_questions_file_is_one_line(sim, tmp_path) -> None:
-    ws = _stage_dir(tmp_path, sim.naver_base_url, [])
-    (ws / "data" / "questions.jsonl").write_text('{"seed": "전세"}\n', encoding="utf-8")
-    proc = _run_stage(ws)
+def test_stage_bad_questions_file_is_one_line(sim, workspace) -> None:
+    ws = _stage_ws(workspace, sim.naver_base_url, [])
+    ws.write("data/questions.jsonl", '{"seed": "전세"}\n')
+    proc = ws.run("search", SIM_ENV)
     assert proc.returncode == 2
-    assert _last_line(proc) == ("search: error: data/questions.jsonl: row 1 has no non-empty "
+    assert last_line(proc.stderr) == ("search: error: data/questions.jsonl: row 1 has no non-empty "
                                 "`question` string")

@@ -5,24 +5,24 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from support import Workspace
 
-from seedtune.config import ConfigError, TrainConfig
+from seedtune.core.config import TrainConfig
+from seedtune.core.errors import ConfigError
 
 N_ROWS = 40
 
 
 def make_rows(n: int = N_ROWS) -> list[dict[str, Any]]:
     """Instruction rows like synthesize writes: every 10th one held out for eval."""
-    from seedtune.tiny import corpus_lines
+    from seedtune.offline.tiny import corpus_lines
 
     lines = corpus_lines()
     rows = []
@@ -72,7 +72,7 @@ def _no_weights_copy(src: Path, dst: Path) -> Path:
 
 
 def test_validate_reads_no_weights(gemma: Path, tmp_path: Path) -> None:
-    from seedtune.train_config import validate
+    from seedtune.training.configure import validate
 
     caps = validate(make_cfg(_no_weights_copy(gemma, tmp_path / "m")))
     assert caps["cuda"] in (True, False)
@@ -93,7 +93,8 @@ def test_validate_reads_no_weights(gemma: Path, tmp_path: Path) -> None:
 ])
 def test_every_validation_error_is_one_line_naming_the_key(
         gemma: Path, tmp_path: Path, key: str, override: dict[str, Any]) -> None:
-    from seedtune.train_config import device_caps, validate
+    from seedtune.core.device import device_caps
+    from seedtune.training.configure import validate
 
     caps = device_caps()
     if caps["cuda"] and key in ("train.model.attn_implementation", "train.model.load_in_4bit",
@@ -117,46 +118,35 @@ def test_every_validation_error_is_one_line_naming_the_key(
     assert "\n" not in msg and msg.startswith(f"params.yaml: {key}="), msg
 
 
-def _stage_workspace(root: Path, ws: Path, rows: list[dict[str, Any]],
-                     train: dict[str, Any]) -> Path:
-    """A directory to run stages/train.py in: params.yaml, data, conf/accelerate."""
-    params = yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8"))
+def _train_ws(ws: Workspace, rows: list[dict[str, Any]], train: dict[str, Any]) -> Workspace:
+    """params.yaml with ``train`` overrides (dotted keys), the data and conf/accelerate."""
+    overrides: dict[str, Any] = {}
     for dotted, value in train.items():
-        node = params["train"]
         *parents, leaf = dotted.split(".")
+        node = overrides
         for k in parents:
-            node = node[k]
+            node = node.setdefault(k, {})
         node[leaf] = value
-    ws.mkdir(parents=True, exist_ok=True)
-    (ws / "params.yaml").write_text(yaml.safe_dump(params, allow_unicode=True))
-    (ws / "data").mkdir(exist_ok=True)
-    (ws / "data/instructions.jsonl").write_text(
-        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-    shutil.copytree(root / "conf/accelerate", ws / "conf/accelerate", dirs_exist_ok=True)
+    ws.params(train=overrides)
+    ws.write("data/instructions.jsonl", rows)
+    ws.copy_from_repo("conf/accelerate")
     return ws
-
-
-def _run_stage(root: Path, ws: Path, timeout: int = 300) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.run([sys.executable, str(root / "stages/train.py")], cwd=ws, env=env,
-                          text=True, capture_output=True, timeout=timeout)
 
 
 @pytest.mark.parametrize("key,value", [
     ("lora.r", "abc"), ("optim.lr", -1), ("model.name_or_path", "/nonexistent/gemma-2b-it"),
 ])
-def test_train_stage_fails_fast_with_one_line(root: Path, tmp_path: Path, gemma: Path,
+def test_train_stage_fails_fast_with_one_line(workspace: Workspace, gemma: Path,
                                               rows: list[dict[str, Any]], key: str,
                                               value: Any) -> None:
-    overrides = {"model.name_or_path": str(gemma), key: value}
-    ws = _stage_workspace(root, tmp_path / "ws", rows, overrides)
-    proc = _run_stage(root, ws)
+    ws = _train_ws(workspace, rows, {"model.name_or_path": str(gemma), key: value})
+    proc = ws.run("train")
     assert proc.returncode == 2, proc.stderr[-2000:]
     errors = [line for line in proc.stderr.splitlines() if "error" in line.lower()]
     assert len(errors) == 1 and errors[0].startswith("train: error:"), proc.stderr[-2000:]
     assert f"train.{key}" in errors[0]
     assert "Loading weights" not in proc.stderr  # failed before any weights were read
-    assert not (ws / "models/adapter").exists()
+    assert not (ws.path / "models/adapter").exists()
 
 
 # ------------------------------------------------------------------ format, masking, packing
@@ -164,7 +154,7 @@ def test_train_stage_fails_fast_with_one_line(root: Path, tmp_path: Path, gemma:
 
 @pytest.fixture(scope="module")
 def trainer(gemma: Path, rows: list[dict[str, Any]], tmp_path_factory: pytest.TempPathFactory):
-    from seedtune.training import build_trainer, split_rows
+    from seedtune.training.train import build_trainer, split_rows
 
     train_rows, eval_rows = split_rows(rows)
     return build_trainer(make_cfg(gemma), 42, train_rows, eval_rows,
@@ -184,7 +174,7 @@ def _segments(batch: dict[str, Any]) -> list[tuple[list[int], list[int]]]:
 
 
 def _generation_prompt_ids(tokenizer: Any, question: str) -> list[int]:
-    """Exactly how seedtune.generation encodes a question for the model."""
+    """Exactly how seedtune.evaluation.generation encodes a question for the model."""
     text = tokenizer.apply_chat_template([{"role": "user", "content": question}],
                                          tokenize=False, add_generation_prompt=True)
     return tokenizer(text, add_special_tokens=False)["input_ids"]
@@ -240,7 +230,7 @@ def test_packed_examples_do_not_attend_to_each_other(batch: dict[str, Any], trai
 
 
 def test_sft_config_maps_params_explicitly(trainer) -> None:
-    from seedtune.train_config import device_caps
+    from seedtune.core.device import device_caps
 
     args = trainer.args
     assert (args.learning_rate, args.lr_scheduler_type.value, args.max_steps) == (5e-3, "cosine", 4)
@@ -257,7 +247,7 @@ def test_sft_config_maps_params_explicitly(trainer) -> None:
 
 @pytest.fixture(scope="module")
 def trained(gemma: Path, rows: list[dict[str, Any]], tmp_path_factory: pytest.TempPathFactory):
-    from seedtune.training import live_or_none, train
+    from seedtune.training.train import live_or_none, train
 
     tmp = tmp_path_factory.mktemp("run")
     out = tmp / "adapter"
@@ -287,7 +277,7 @@ def test_adapter_reloads_generates_and_carries_the_base_template(trained, gemma:
     from peft import AutoPeftModelForCausalLM
     from transformers import AutoTokenizer
 
-    from seedtune.generation import generate_answers
+    from seedtune.evaluation.generation import generate_answers
 
     out, _, _ = trained
     assert (out / "adapter_model.safetensors").is_file()
@@ -309,7 +299,7 @@ def test_interrupted_run_resumes_to_the_same_adapter(trained, gemma: Path, rows,
     from safetensors.torch import load_file
     from transformers import TrainerCallback
 
-    from seedtune.training import train
+    from seedtune.training.train import train
 
     class Interrupt(TrainerCallback):
         def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
@@ -331,7 +321,7 @@ def test_interrupted_run_resumes_to_the_same_adapter(trained, gemma: Path, rows,
 
 
 def test_checkpoints_restart_when_params_change(gemma: Path, tmp_path: Path) -> None:
-    from seedtune.training import prepare_checkpoints
+    from seedtune.training.train import prepare_checkpoints
 
     data = tmp_path / "data.jsonl"
     data.write_text("{}\n")
@@ -345,7 +335,8 @@ def test_checkpoints_restart_when_params_change(gemma: Path, tmp_path: Path) -> 
 
 def test_model_card_lists_base_params_data_version_metrics(trained, gemma: Path,
                                                            tmp_path: Path) -> None:
-    from seedtune.model_card import data_version, write_model_card
+    from seedtune.core.records import data_version
+    from seedtune.training.model_card import write_model_card
 
     data = tmp_path / "instructions.jsonl"
     data.write_text('{"question": "q", "answer": "a"}\n', encoding="utf-8")
@@ -390,7 +381,7 @@ def test_accelerate_launch_command(root: Path, gemma: Path) -> None:
     from accelerate.commands.config.config_args import load_config_from_file
     from accelerate.commands.launch import launch_command_parser
 
-    from seedtune.launch import launch_command
+    from seedtune.training.launch import launch_command
 
     cfg = make_cfg(gemma, launcher="accelerate", num_processes=4,
                    accelerate_config=str(root / "conf/accelerate/fsdp.yaml"))
@@ -404,20 +395,20 @@ def test_accelerate_launch_command(root: Path, gemma: Path) -> None:
     assert {k: v.value for k, v in kinds.items()} == {"ddp": "MULTI_GPU", "fsdp": "FSDP"}
 
 
-def test_two_cpu_processes_train_through_the_stage(root: Path, tmp_path: Path, gemma: Path,
+def test_two_cpu_processes_train_through_the_stage(workspace: Workspace, gemma: Path,
                                                    rows: list[dict[str, Any]]) -> None:
     """launcher=accelerate, num_processes=2: the stage relaunches itself under accelerate
     (DDP over gloo on CPU); rank 0 alone writes the adapter, card and metrics."""
-    ws = _stage_workspace(root, tmp_path / "ws", rows, {
+    ws = _train_ws(workspace, rows, {
         "model.name_or_path": str(gemma), "launcher": "accelerate", "num_processes": 2,
         "max_steps": 2, "batch_size": 2, "grad_accum": 1, "max_length": 256,
         "logging_steps": 1, "eval_steps": 2, "save_steps": 2})
-    proc = _run_stage(root, ws)
+    proc = ws.run("train")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "launching 2 processes" in proc.stderr and "cpu, 2 process(es)" in proc.stderr
-    adapter = ws / "models/adapter"
+    adapter = ws.path / "models/adapter"
     assert (adapter / "adapter_model.safetensors").is_file()
     assert "# LoRA adapter for" in (adapter / "README.md").read_text(encoding="utf-8")
-    summary = json.loads((ws / "metrics/train/metrics.json").read_text())
+    summary = json.loads((ws.path / "metrics/train/metrics.json").read_text())
     assert summary["steps"] == 2 and "eval_loss" in summary
-    assert not (ws / "models/checkpoints").exists()  # a finished run leaves nothing to resume
+    assert not (ws.path / "models/checkpoints").exists()  # a finished run leaves nothing to resume

@@ -1,0 +1,133 @@
+"""``seedtune estimate``: calls, tokens and dollars the LLM stages would spend, before any.
+
+Run: ``seedtune estimate`` (reads params.yaml and the inputs that exist; ``--json`` for a
+machine-readable answer). Requests already in a stage's cache cost nothing and are counted
+as cached. Where a stage's input does not exist yet (synthesize before queries has run),
+its requests are projected from the params: every seed word yields ``queries.per_seed``
+questions, each answered with ``synthesize.top_k`` passages of typical length. Token counts
+are estimates (see :func:`seedtune.llm.costs.estimate_tokens`), not billing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from seedtune.core.cache import ResponseCache
+from seedtune.core.config import Params, load_params
+from seedtune.core.records import read_jsonl
+from seedtune.core.stage import CACHE_DIR
+from seedtune.llm.client import LLMClient, LLMRequest
+from seedtune.llm.costs import cost_usd, estimate_tokens, messages_tokens
+from seedtune.llm.prompts import load_template
+
+# Typical sizes of what the LLM writes and of a Naver passage, in characters.
+QUESTION_CHARS = 30
+PASSAGE_CHARS = 160
+CHARS_PER_KOREAN_WORD = 3.5
+#: A verdict or a score with its one-line reason.
+JUDGE_COMPLETION_TOKENS = 60
+
+
+def _row(stage: str, model: str, reqs: list[LLMRequest], pending: list[LLMRequest],
+         completion_tokens: int, prices: dict[str, dict[str, float]], projected: bool
+         ) -> dict[str, Any]:
+    prompt = sum(messages_tokens(r.messages) for r in pending)
+    completion = completion_tokens * len(pending)
+    usd = cost_usd(model, prompt, completion, prices)
+    return {"stage": stage, "model": model, "requests": len(reqs), "calls": len(pending),
+            "cached": len(reqs) - len(pending), "prompt_tokens": prompt,
+            "completion_tokens": completion, "usd": usd, "projected": projected}
+
+
+def estimate(p: Params, root: Path = Path(".")) -> list[dict[str, Any]]:
+    """One row per LLM stage: requests, calls still to make, tokens and dollars."""
+    from seedtune.synthesis import queries as questions
+    from seedtune.synthesis import synthesize as synthesis
+
+    prices = p.price_table()
+    seeds = questions.load_seeds(p.queries, root)
+    q_reqs = questions.build_requests(seeds, p.queries, load_template("queries"))
+    q_client = LLMClient(p.llm, ResponseCache(root / CACHE_DIR / "queries"))
+    q_completion = estimate_tokens("가" * QUESTION_CHARS) * p.queries.per_seed + 10
+    rows = [_row("queries", p.llm.model, q_reqs, q_client.pending(q_reqs), q_completion,
+                 prices, False)]
+
+    ranked_path = root / "data" / "ranked.jsonl"
+    projected = not ranked_path.is_file()
+    if projected:
+        passage = {"passage": "가" * PASSAGE_CHARS}
+        ranked = [{"question": f"{s} 질문 {i} " + "가" * QUESTION_CHARS,
+                   "documents": [passage] * p.synthesize.top_k}
+                  for s in seeds for i in range(p.queries.per_seed)]
+    else:
+        ranked = read_jsonl(ranked_path)
+    s_reqs = synthesis.build_requests(ranked, p.synthesize, load_template("synthesize"))
+    s_client = LLMClient(p.llm, ResponseCache(root / CACHE_DIR / "synthesize"))
+    s_pending = s_reqs if projected else s_client.pending(s_reqs)
+    s_completion = estimate_tokens(
+        "가" * int(p.synthesize.target_words * CHARS_PER_KOREAN_WORD)) + 20
+    rows.append(_row("synthesize", p.llm.model, s_reqs, s_pending, s_completion, prices,
+                     projected))
+
+    rows.append(_judge_row(p, ranked, root, prices))
+    return rows
+
+
+def _judge_row(p: Params, ranked: list[dict[str, Any]], root: Path,
+               prices: dict[str, dict[str, float]]) -> dict[str, Any]:
+    """The evaluate stage's judge calls: per question two pairwise verdicts (both orders)
+    and two 1-10 scores, with answers of ``evaluate.max_new_tokens``. Always projected: the
+    answers, and so the cache keys, exist only once the models have answered."""
+    from seedtune.evaluation import evaluate as evaluation
+    from seedtune.evaluation import judging
+    from seedtune.synthesis import synthesize as synthesis
+
+    instructions_path = root / "data" / "instructions.jsonl"
+    instructions = (read_jsonl(instructions_path) if instructions_path.is_file()
+                    else synthesis.split_rows(ranked, p.synthesize, p.seed))
+    qs = evaluation.eval_questions(p, instructions, root)
+    judge = evaluation.judge_model(p)
+    answer = ["가" * p.evaluate.max_new_tokens] * len(qs)  # one token per syllable
+    reqs = (judging.build_requests(qs, answer, answer, load_template("judge"), judge)
+            + judging.build_score_requests(qs, {"base": answer, "tuned": answer},
+                                           load_template("score"), judge))
+    return _row("evaluate", judge, reqs, reqs, JUDGE_COMPLETION_TOKENS, prices, True)
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    """A plain-text table with a total line."""
+    head = f"{'stage':<11} {'model':<16} {'requests':>8} {'cached':>7} {'calls':>6} " \
+           f"{'prompt tok':>11} {'compl. tok':>11} {'USD':>9}"
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        usd = "unpriced" if r["usd"] is None else f"{r['usd']:.4f}"
+        mark = "*" if r["projected"] else ""
+        lines.append(f"{r['stage'] + mark:<11} {r['model'][:16]:<16} {r['requests']:>8} "
+                     f"{r['cached']:>7} {r['calls']:>6} {r['prompt_tokens']:>11} "
+                     f"{r['completion_tokens']:>11} {usd:>9}")
+    total = sum(r["usd"] or 0 for r in rows)
+    lines.append("-" * len(head))
+    lines.append(f"{'total':<11} {'':<16} {sum(r['requests'] for r in rows):>8} "
+                 f"{sum(r['cached'] for r in rows):>7} {sum(r['calls'] for r in rows):>6} "
+                 f"{sum(r['prompt_tokens'] for r in rows):>11} "
+                 f"{sum(r['completion_tokens'] for r in rows):>11} {total:>9.4f}")
+    if any(r["projected"] for r in rows):
+        lines.append("* projected from params (its input does not exist yet)")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print the estimate for params.yaml in the current directory."""
+    ap = argparse.ArgumentParser(prog="seedtune estimate", description=__doc__.splitlines()[0])
+    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    args = ap.parse_args(argv)
+    p = load_params(args.params, ("llm", "queries", "synthesize", "evaluate"))
+    rows = estimate(p)
+    print(json.dumps(rows, indent=2) if args.json else format_table(rows))
+    sys.stdout.flush()
+    return 0

@@ -1,0 +1,75 @@
+"""``seedtune export``: merge the LoRA adapter into its base model, as a standalone model directory.
+
+    seedtune export [--adapter models/adapter] [--out models/merged] [--base ID_OR_PATH]
+                    [--dtype auto|bfloat16|float16|float32]
+
+The result loads with plain ``AutoModelForCausalLM`` / ``AutoTokenizer`` (no PEFT), carries
+the adapter's tokenizer and chat template, and serves with vLLM, TGI or llama.cpp tools.
+The base model defaults to the one recorded in the adapter (``base_model_name_or_path``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from seedtune.core.credentials import hf_token
+from seedtune.core.errors import ConfigError
+from seedtune.core.records import save_atomically
+
+log = logging.getLogger(__name__)
+
+
+def adapter_base(adapter: Path) -> tuple[str, str | None]:
+    """(base model id or path, revision) recorded in ``adapter/adapter_config.json``."""
+    cfg_path = adapter / "adapter_config.json"
+    if not cfg_path.is_file():
+        raise ConfigError(f"{adapter}: not a PEFT adapter directory (no adapter_config.json); "
+                          "run `dvc repro train` first")
+    cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+    return cfg["base_model_name_or_path"], cfg.get("revision")
+
+
+def merge_adapter(adapter: Path, out: Path, base: str | None = None,
+                  dtype: str = "auto") -> Path:
+    """Load base + adapter, fold the LoRA weights into the base, save to ``out`` atomically."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
+
+    recorded, revision = adapter_base(adapter)
+    base = base or recorded
+    torch_dtype: Any = "auto" if dtype == "auto" else getattr(torch, dtype)
+    log.info("merging %s into %s (dtype %s)", adapter, base, dtype)
+    model = AutoModelForCausalLM.from_pretrained(base, revision=revision or "main",
+                                                 token=hf_token(), dtype=torch_dtype)
+    merged = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+    # the adapter directory carries the tokenizer and chat template the model was tuned with
+    tokenizer = AutoTokenizer.from_pretrained(str(adapter))
+    with save_atomically(out) as tmp:
+        merged.save_pretrained(str(tmp))
+        tokenizer.save_pretrained(str(tmp))
+        try:  # keep the base's stop tokens (Gemma also stops on <end_of_turn>)
+            GenerationConfig.from_pretrained(base, revision=revision or "main",
+                                             token=hf_token()).save_pretrained(str(tmp))
+        except OSError:
+            log.info("%s has no generation_config.json; keeping the default", base)
+    log.info("wrote %s", out)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``seedtune export``."""
+    ap = argparse.ArgumentParser(prog="seedtune export", description=__doc__.splitlines()[0])
+    ap.add_argument("--adapter", default="models/adapter", help="PEFT adapter directory")
+    ap.add_argument("--out", default="models/merged", help="merged model directory (replaced)")
+    ap.add_argument("--base", default=None, help="base model id or path (default: the "
+                    "adapter's base_model_name_or_path)")
+    ap.add_argument("--dtype", default="auto", choices=["auto", "bfloat16", "float16", "float32"])
+    args = ap.parse_args(argv)
+    merge_adapter(Path(args.adapter), Path(args.out), args.base, args.dtype)
+    print(f"merged model: {args.out}")
+    return 0

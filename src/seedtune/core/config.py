@@ -1,0 +1,209 @@
+"""Typed, validated views of params.yaml, one model per section.
+
+Stages call :func:`load_params` once, before any work, with the sections they read. A bad
+value fails fast with one line naming the key, e.g.
+``params.yaml: train.lora.r: must be an integer (got 'abc'); fix conf/ or your -S override``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from seedtune.core.errors import ConfigError
+
+
+class _Section(BaseModel):
+    # extra="forbid": a typo such as `train.lora.rank` is an error, not silently ignored.
+    model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
+
+
+class LLMConfig(_Section):
+    base_url: str = "https://api.openai.com/v1"
+    model: str = "gpt-4o-mini"
+    api_key_env: str = "OPENAI_API_KEY"
+    timeout_s: float = Field(60, gt=0)
+    max_retries: int = Field(6, ge=0)
+    concurrency: int = Field(16, ge=1)
+    max_tokens: int = Field(2048, ge=1)
+    max_reject_rate: float = Field(0.2, ge=0, le=1)
+    rpm: float | None = Field(None, gt=0)
+    tpm: float | None = Field(None, gt=0)
+
+
+#: Where the files named by ``queries.extra_files`` live: DVC takes no dependency from a list
+#: param, so the queries stage depends on this directory instead (see dvc.yaml).
+EXTRA_QUESTIONS_DIR = "data/extra_questions"
+
+
+class QueriesConfig(_Section):
+    seed_file: str = "data/seed_words.txt"
+    per_seed: int = Field(20, ge=1, le=200)
+    extra_files: list[str] = []
+    temperature: float = Field(0.9, ge=0, le=2)
+    min_chars: int = Field(8, ge=1)
+    max_chars: int = Field(200, ge=1)
+    min_hangul_share: float = Field(0.5, ge=0, le=1)
+    dedup_threshold: float = Field(0.6, gt=0, le=1)
+
+    @field_validator("extra_files")
+    @classmethod
+    def _under_tracked_dir(cls, files: list[str]) -> list[str]:
+        for f in files:
+            parts = Path(f).parts
+            if Path(f).is_absolute() or ".." in parts or \
+                    Path(*parts[:2]) != Path(EXTRA_QUESTIONS_DIR) or len(parts) < 3:
+                raise ValueError(f"{f!r} is not under {EXTRA_QUESTIONS_DIR}/ (the directory the "
+                                 "queries stage depends on); move the file there")
+        return files
+
+
+SearchCategory = Literal["blog", "news", "kin", "webkr", "cafearticle", "encyc"]
+
+
+class SearchConfig(_Section):
+    base_url: str = "https://openapi.naver.com"
+    categories: list[SearchCategory] = Field(default_factory=lambda: ["blog", "news", "kin"],
+                                             min_length=1)
+    display: int = Field(10, ge=1, le=100)
+    pages: int = Field(1, ge=1, le=10)
+    sort: Literal["sim", "date"] = "sim"
+    timeout_s: float = Field(10, gt=0)
+    max_retries: int = Field(5, ge=0)
+    rps: float = Field(10, gt=0)
+    daily_quota: int = Field(25000, ge=1)
+
+
+class RankConfig(_Section):
+    model: str = "intfloat/multilingual-e5-small"
+    top_k: int = Field(5, ge=1)
+    max_gap: float = Field(0.1, ge=0, le=2)
+    batch_size: int = Field(64, ge=1)
+    device: Literal["auto", "cuda", "mps", "cpu"] = "auto"
+
+
+class SynthesizeConfig(_Section):
+    top_k: int = Field(3, ge=0)
+    target_words: int = Field(150, ge=10)
+    min_chars: int = Field(20, ge=1)
+    min_hangul_share: float = Field(0.5, ge=0, le=1)
+    temperature: float = Field(0.3, ge=0, le=2)
+    eval_fraction: float = Field(0.05, ge=0, lt=1)
+    min_eval: int = Field(4, ge=0)
+
+
+class ModelConfig(_Section):
+    """``train.model``: the base causal LM and how it is loaded."""
+
+    name_or_path: str = "google/gemma-2b-it"
+    attn_implementation: Literal["auto", "flash_attention_2", "sdpa", "eager"] = "auto"
+    revision: str = "main"
+    load_in_4bit: bool = False  # QLoRA (bitsandbytes NF4); CUDA only
+
+
+class LoraConfigModel(_Section):
+    r: int = Field(4, gt=0)
+    alpha: float = Field(32, gt=0)
+    dropout: float = Field(0.0, ge=0, lt=1)
+    target_modules: list[str] = Field(min_length=1)
+    bias: Literal["none", "all", "lora_only"] = "none"
+
+
+class OptimConfig(_Section):
+    name: str = "adamw_torch_fused"
+    lr: float = Field(1e-4, gt=0)
+    scheduler: str = "cosine"
+    warmup_ratio: float = Field(0.05, ge=0, lt=1)
+    weight_decay: float = Field(0.0, ge=0)
+    max_grad_norm: float = Field(0.3, gt=0)
+
+
+class TrainConfig(_Section):
+    """``train``: LoRA SFT (mapped onto PEFT/TRL in :mod:`seedtune.training.configure`)."""
+
+    model: ModelConfig
+    lora: LoraConfigModel
+    optim: OptimConfig
+    max_steps: int = Field(-1, ge=-1)
+    epochs: float = Field(3, gt=0)
+    batch_size: int = Field(4, ge=1)
+    grad_accum: int = Field(2, ge=1)
+    max_length: int = Field(1024, ge=16)
+    bf16: bool = True
+    packing: bool = True
+    gradient_checkpointing: bool = False
+    liger_kernel: Literal["auto"] | bool = "auto"
+    logging_steps: int = Field(5, ge=1)
+    eval_steps: int = Field(50, ge=1)
+    save_steps: int = Field(50, ge=1)
+    launcher: Literal["python", "accelerate"] = "python"
+    num_processes: int = Field(1, ge=1)
+    accelerate_config: str = "conf/accelerate/ddp.yaml"
+
+
+class EvaluateConfig(_Section):
+    judge_model: str | None = None
+    # a DVC dependency (${evaluate.questions_file} in dvc.yaml), so never null: an empty
+    # file means no questions of your own
+    questions_file: str = "data/eval_questions.txt"
+    max_new_tokens: int = Field(256, ge=1)
+    batch_size: int = Field(8, ge=1)
+    max_questions: int = Field(50, ge=1)
+    bootstrap: int = Field(1000, ge=10)
+
+
+class Price(_Section):
+    input: float = Field(ge=0)   # USD per 1M prompt tokens
+    output: float = Field(ge=0)  # USD per 1M completion tokens
+
+
+class Params(BaseModel):
+    """The sections of params.yaml; a stage loads only what it reads."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    seed: int = 42
+    llm: LLMConfig | None = None
+    queries: QueriesConfig | None = None
+    search: SearchConfig | None = None
+    rank: RankConfig | None = None
+    synthesize: SynthesizeConfig | None = None
+    train: TrainConfig | None = None
+    evaluate: EvaluateConfig | None = None
+    prices: dict[str, Price] = {}
+
+    def price_table(self) -> dict[str, dict[str, float]]:
+        """``prices`` as plain dicts for :mod:`seedtune.llm.costs`."""
+        return {m: p.model_dump() for m, p in self.prices.items()}
+
+
+def _format_error(path: Path, exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    key = ".".join(str(p) for p in err["loc"])
+    got = err.get("input")
+    msg = err["msg"][0].lower() + err["msg"][1:]
+    shown = f" (got {got!r})" if not isinstance(got, dict | list) else ""
+    more = f" [+{len(exc.errors()) - 1} more]" if len(exc.errors()) > 1 else ""
+    return f"{path}: {key}: {msg}{shown}{more}; fix it under conf/ or in your -S override"
+
+
+def load_params(path: Path | str = "params.yaml", sections: tuple[str, ...] = ()) -> Params:
+    """Read ``path`` and validate ``sections`` (all when empty); raises :class:`ConfigError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: missing; run `dvc repro compose` (or `seedtune compose`)")
+    try:
+        raw: dict[str, Any] = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc.__class__.__name__})") from None
+    wanted = sections or tuple(n for n in Params.model_fields if n not in ("seed", "prices"))
+    missing = [s for s in wanted if s not in raw]
+    if missing:
+        raise ConfigError(f"{path}: section `{missing[0]}` is missing; recompose from conf/")
+    data = {k: raw[k] for k in (*wanted, "seed", "prices") if k in raw}
+    try:
+        return Params.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_error(path, exc)) from None

@@ -1,0 +1,52 @@
+"""Secrets from the environment or a git-ignored ``.env``; never from params.
+
+Values are returned to the caller and nowhere else: they are not logged, not written to
+params.yaml, dvc.lock, caches, outputs or metrics.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from seedtune.core.errors import ConfigError
+
+
+def _dotenv(path: Path) -> dict[str, str]:
+    """Parse KEY=VALUE lines of a .env file (``export`` prefix and quotes allowed)."""
+    out: dict[str, str] = {}
+    if not path.is_file():
+        return out
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.removeprefix("export ").partition("=")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        out[key.strip()] = value
+    return out
+
+
+def get_secret(name: str, purpose: str, dotenv: Path | str = ".env") -> str:
+    """The value of environment variable ``name`` (or its line in ``.env``).
+
+    Raises :class:`ConfigError` naming the variable when it is unset or empty.
+    """
+    value = optional_secret(name, dotenv)
+    if not value:
+        raise ConfigError(
+            f"environment variable {name} is not set ({purpose}); export it or add it to .env"
+        )
+    return value
+
+
+def optional_secret(name: str, dotenv: Path | str = ".env") -> str | None:
+    """Like :func:`get_secret` but returns None when unset."""
+    return os.environ.get(name) or _dotenv(Path(dotenv)).get(name) or None
+
+
+def hf_token() -> str | None:
+    """HF_TOKEN for gated models such as google/gemma-2b-it (never logged)."""
+    return optional_secret("HF_TOKEN")

@@ -1,0 +1,60 @@
+"""One error policy for stages and the CLI.
+
+Errors a user can fix (a param, an input file, a key, a quota, an outside service that is
+down) derive from :class:`SeedtuneError`: :func:`run_main`, which runs every stage and every
+``seedtune`` command, prints them as one line,
+``<prog>: error: <what to fix>``, with exit status :data:`EXIT_USER_ERROR`. Anything else (a
+bug, CUDA out of memory) is not caught and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+#: Exit status of a stage or command that stopped on a user-fixable error.
+EXIT_USER_ERROR = 2
+
+
+class SeedtuneError(Exception):
+    """Base of every error the user can fix; its message is one line naming what to fix."""
+
+
+class ConfigError(SeedtuneError):
+    """A params.yaml or conf/ value, or a missing variable or model, to fix."""
+
+
+class InputError(SeedtuneError):
+    """An input file that is missing, empty, undecodable or of the wrong shape."""
+
+
+class QuotaError(SeedtuneError):
+    """A quota is spent (Naver's daily calls, an LLM account's credit): stop, keep what was paid."""
+
+
+class ServiceError(SeedtuneError):
+    """An outside service refuses or keeps failing after the retries (transport, 5xx)."""
+
+
+class RejectRateError(SeedtuneError):
+    """More items were rejected than ``llm.max_reject_rate`` allows."""
+
+
+def one_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its class name when it has none)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def run_main(prog: str, main: Callable[[], int | None]) -> int:
+    """Call ``main`` and return its exit status (None counts as 0).
+
+    A :class:`SeedtuneError` becomes one stderr line, ``<prog>: error: <what to fix>``, and
+    status :data:`EXIT_USER_ERROR`. Anything else propagates with its traceback.
+    """
+    try:
+        return main() or 0
+    except SeedtuneError as exc:
+        sys.stdout.flush()
+        print(f"{prog}: error: {one_line(exc)}", file=sys.stderr)
+        return EXIT_USER_ERROR

@@ -1,0 +1,52 @@
+"""What every stage script shares: logging, one-line errors, metrics and rejects files, paths."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from seedtune.core.errors import RejectRateError, run_main
+from seedtune.core.records import write_json, write_jsonl
+
+CACHE_DIR = Path("data/cache")
+REJECTS_DIR = Path("data/rejects")
+METRICS_DIR = Path("metrics")
+
+
+def setup_logging(stage: str) -> None:
+    """INFO logs with the stage name; quiet the HTTP libraries (they log every request)."""
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format=f"%(asctime)s [{stage}] %(levelname)s %(name)s: %(message)s")
+    for noisy in ("httpx", "httpx2", "httpcore", "openai", "urllib3", "filelock", "datasets"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def run_stage(stage: str, main: Callable[[], None]) -> None:
+    """Run ``main`` and exit with its status (see :func:`~seedtune.core.errors.run_main`): a
+    user-fixable error becomes one line on stderr and exit code 2; anything else keeps its
+    traceback."""
+    setup_logging(stage)
+    sys.exit(run_main(stage, main))
+
+
+def write_metrics(stage: str, metrics: dict[str, Any]) -> None:
+    """metrics/<stage>.json (declared as DVC metrics)."""
+    write_json(METRICS_DIR / f"{stage}.json", metrics)
+    logging.getLogger(stage).info("metrics: %s", metrics)
+
+
+def write_rejects(stage: str, rejects: list[dict[str, Any]]) -> None:
+    """data/rejects/<stage>.jsonl: every item that produced no usable output, with why."""
+    write_jsonl(REJECTS_DIR / f"{stage}.jsonl", rejects)
+
+
+def check_reject_rate(stage: str, n_items: int, n_rejects: int, max_rate: float) -> None:
+    """Fail the stage (one line) when too many items were rejected."""
+    if n_items and n_rejects / n_items > max_rate:
+        raise RejectRateError(
+            f"{stage}: {n_rejects}/{n_items} items rejected (> llm.max_reject_rate={max_rate}); "
+            f"see {REJECTS_DIR}/{stage}.jsonl"
+        )

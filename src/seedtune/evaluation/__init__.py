@@ -1,0 +1,1 @@
+"""evaluate: base and tuned answers (generation), the LLM judge, the report."""

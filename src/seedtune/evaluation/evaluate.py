@@ -1,0 +1,86 @@
+"""The evaluate stage's orchestration: answer with base and tuned models, then judge.
+
+Both models answer the same questions with the same chat template and greedy decoding.
+The judge compares each pair in both orders (see :mod:`seedtune.evaluation.judging`) and scores each
+answer 1-10 on its own. Judge calls go through the shared cached LLM client.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from seedtune.core.config import Params
+from seedtune.core.records import read_lines
+from seedtune.evaluation.generation import attach_adapter, generate_answers, load_model
+from seedtune.evaluation.judging import (
+    bootstrap_ci,
+    build_requests,
+    build_score_requests,
+    combine,
+    mean_scores,
+    win_rate,
+)
+from seedtune.llm.client import LLMClient
+from seedtune.llm.prompts import load_template
+
+LABELS = ("base", "tuned")
+
+
+def eval_questions(p: Params, instructions: list[dict[str, Any]], root: Path = Path(".")
+                   ) -> list[str]:
+    """The eval split's questions (at most ``evaluate.max_questions``), then those of
+    ``evaluate.questions_file`` (when it exists) that are not among them."""
+    questions = [r["question"] for r in instructions
+                 if r["split"] == "eval"][: p.evaluate.max_questions]
+    own = p.evaluate.questions_file
+    if own and (root / own).is_file():
+        questions += [q for q in read_lines(root / own) if q not in questions]
+    return questions
+
+
+def answer_all(p: Params, questions: list[str], adapter: str) -> dict[str, list[str]]:
+    """Greedy answers of the base model, then of base + adapter (the base weights load once)."""
+    model, tok = load_model(p.train.model.name_or_path, None, p.train.model.revision)
+    answers: dict[str, list[str]] = {}
+    for label in LABELS:  # base first, then the adapter goes on top of the same weights
+        if label == "tuned":
+            model, tok = attach_adapter(model, adapter)
+        answers[label] = generate_answers(model, tok, questions, p.evaluate.max_new_tokens,
+                                          p.evaluate.batch_size, desc=f"answers ({label})")
+    return answers
+
+
+def judge_model(p: Params) -> str:
+    """The model that judges: ``evaluate.judge_model``, else ``llm.model``."""
+    return p.evaluate.judge_model or p.llm.model
+
+
+def judge_all(p: Params, client: LLMClient, questions: list[str],
+              answers: dict[str, list[str]]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """(summary metrics, per-question rows) from pairwise verdicts and single scores."""
+    judge = judge_model(p)
+    pair_reqs = build_requests(questions, answers["tuned"], answers["base"],
+                               load_template("judge"), judge)
+    score_reqs = build_score_requests(questions, answers, load_template("score"), judge)
+    outcomes = client.run(pair_reqs + score_reqs)
+    pairs, scores = outcomes[: len(pair_reqs)], outcomes[len(pair_reqs):]
+    judged = combine(pairs, len(questions))
+    results = [j["result"] for j in judged if j["result"]]
+    lo, hi = bootstrap_ci(results, p.evaluate.bootstrap, p.seed)
+    means = mean_scores(scores, list(LABELS))
+    summary = {"win_rate": win_rate(results), "win_rate_ci_low": lo, "win_rate_ci_high": hi,
+               "n": len(results), "wins": results.count("win"), "ties": results.count("tie"),
+               "losses": results.count("loss"), "rejects": len(judged) - len(results),
+               "score_tuned": means["tuned"], "score_base": means["base"],
+               "score_rejects": sum(1 for o in scores if o.reject)}
+    by_id = {o.id: o for o in scores}
+    rows = []
+    for i, (q, j) in enumerate(zip(questions, judged, strict=True)):
+        row: dict[str, Any] = {"question": q, "tuned": answers["tuned"][i],
+                               "base": answers["base"][i], **j}
+        for label in LABELS:
+            o = by_id.get(f"{i}:{label}")
+            row[f"score_{label}"] = o.value["score"] if o and o.value else None
+        rows.append(row)
+    return summary, rows

@@ -1,0 +1,68 @@
+"""Batched greedy generation with a base model and, optionally, a LoRA adapter on top.
+
+Prompts are rendered with the tokenizer's chat template (the base model's, which the adapter
+directory carries too), exactly as in training.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from seedtune.core.credentials import hf_token
+from seedtune.core.device import device_caps, pick_device
+
+log = logging.getLogger(__name__)
+
+
+def load_model(name_or_path: str, adapter: str | None = None, revision: str = "main") -> tuple[
+        Any, Any]:
+    """(model, tokenizer): the base model, with ``adapter`` applied when given."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    caps = device_caps()
+    dtype = torch.bfloat16 if caps["bf16"] else torch.float32
+    tok = AutoTokenizer.from_pretrained(name_or_path, revision=revision, token=hf_token())
+    model = AutoModelForCausalLM.from_pretrained(name_or_path, revision=revision,
+                                                 token=hf_token(), dtype=dtype)
+    model.to(pick_device("auto", caps=caps)).eval()
+    return attach_adapter(model, adapter) if adapter else (model, tok)
+
+
+def attach_adapter(model: Any, adapter: str) -> tuple[Any, Any]:
+    """(model with the LoRA ``adapter`` on top, the adapter directory's tokenizer)."""
+    from peft import PeftModel
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(adapter)
+    device = model.device
+    model = PeftModel.from_pretrained(model, adapter)
+    model.to(device).eval()  # the adapter's weights may load elsewhere than the base's
+    return model, tok
+
+
+def generate_answers(model: Any, tokenizer: Any, questions: list[str], max_new_tokens: int,
+                     batch_size: int = 8, desc: str = "generate") -> list[str]:
+    """Greedy answers to ``questions`` (one user turn each), in order."""
+    import torch
+
+    tokenizer.padding_side = "left"  # decoder-only: pad on the left so generation continues
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    answers: list[str] = []
+    for i in tqdm(range(0, len(questions), batch_size), desc=desc, unit="batch"):
+        chunk = questions[i : i + batch_size]
+        prompts = [tokenizer.apply_chat_template([{"role": "user", "content": q}],
+                                                 tokenize=False, add_generation_prompt=True)
+                   for q in chunk]
+        enc = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+        enc = {k: v.to(model.device) for k, v in enc.items()}
+        with torch.no_grad():
+            out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
+                                 pad_token_id=tokenizer.pad_token_id)
+        new = out[:, enc["input_ids"].shape[1]:]
+        answers += [t.strip() for t in tokenizer.batch_decode(new, skip_special_tokens=True)]
+    return answers

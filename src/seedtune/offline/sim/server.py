@@ -1,0 +1,607 @@
+"""Loopback HTTP simulator for the OpenAI Chat Completions and Naver Search APIs.
+
+Stdlib ``http.server`` only.  In-process use::
+
+    from seedtune.offline.sim import SimConfig, SimServer
+    with SimServer(SimConfig(port=0)) as sim:
+        client = openai.OpenAI(base_url=sim.openai_base_url, api_key="k")
+
+Command line (runs until SIGTERM/SIGINT)::
+
+    python -m seedtune.offline.sim --port 0 --port-file /tmp/sim.port --fault-429-rate 0.1
+
+Admin endpoints: ``GET /_sim/health``, ``GET /_sim/stats``, ``POST /_sim/reset``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import random
+import signal
+import socket
+import socketserver
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass, fields
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import urlsplit
+
+from seedtune.core.records import atomic_write_text
+from seedtune.offline.sim import naver_api, openai_api
+
+_MAX_BODY = 64 * 1024 * 1024
+_FAULT_KINDS = ("429", "5xx", "timeout", "truncated", "fenced", "quota")
+
+
+@dataclass
+class SimConfig:
+    """Simulator settings; every rate is a probability in [0, 1] drawn per answered request."""
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    latency_ms: float = 0
+    seed: int = 0
+    openai_api_key: str | None = None
+    naver_client_id: str | None = None
+    naver_client_secret: str | None = None
+    fault_429_rate: float = 0.0
+    retry_after_s: float = 1.0
+    fault_5xx_rate: float = 0.0
+    fault_timeout_rate: float = 0.0
+    timeout_s: float = 30.0
+    fault_truncated_rate: float = 0.0
+    fault_fenced_rate: float = 0.0
+    openai_quota: int | None = None
+    naver_quota: int | None = None
+    empty_rate: float = 0.1
+    judge: str = "hash"
+    log_requests: bool = False  # one stderr line per request; the CLI turns it on (--quiet: off)
+
+    def __post_init__(self) -> None:
+        rates = [
+            self.fault_429_rate,
+            self.fault_5xx_rate,
+            self.fault_timeout_rate,
+            self.fault_truncated_rate,
+            self.fault_fenced_rate,
+            self.empty_rate,
+        ]
+        if any(not 0.0 <= r <= 1.0 for r in rates):
+            raise ValueError("fault/empty rates must be within [0, 1]")
+        if sum(rates[:5]) > 1.0 + 1e-9:
+            raise ValueError("the fault rates must sum to at most 1")
+        if self.judge not in ("hash", "first"):
+            raise ValueError("judge must be 'hash' or 'first'")
+
+
+class _ApiState:
+    def __init__(self, name: str, seed: int, quota: int | None) -> None:
+        self.name = name
+        self.seed = seed
+        self.quota = quota
+        self.reset()
+
+    def reset(self) -> None:
+        self.rng = random.Random(f"{self.seed}:{self.name}")
+        self.ok = 0
+        self.served = 0  # 200 answers, what the quota counts
+        self.auth_fail = 0
+        self.faults = dict.fromkeys(_FAULT_KINDS, 0)
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"ok": self.ok, "faults": dict(self.faults), "auth_fail": self.auth_fail}
+
+
+class _Stats:
+    """Counters, quotas and the seeded fault RNGs, all behind one lock."""
+
+    def __init__(self, cfg: SimConfig) -> None:
+        self.cfg = cfg
+        self.lock = threading.Lock()
+        self.apis = {
+            "chat": _ApiState("chat", cfg.seed, cfg.openai_quota),
+            "search": _ApiState("search", cfg.seed, cfg.naver_quota),
+        }
+
+    def reset(self) -> None:
+        with self.lock:
+            for api in self.apis.values():
+                api.reset()
+
+    def snapshot(self) -> dict[str, Any]:
+        with self.lock:
+            return {name: api.snapshot() for name, api in self.apis.items()}
+
+    def auth_fail(self, api: str) -> None:
+        with self.lock:
+            self.apis[api].auth_fail += 1
+
+    def take(self, api: str) -> tuple[str | None, int]:
+        """Decide and count the outcome of an answerable request: (fault kind or None, 5xx
+        status). Under one lock, so concurrent requests never overshoot a quota."""
+        with self.lock:
+            st = self.apis[api]
+            kind, status = self._decide(st, api)
+            if kind is None:
+                st.ok += 1
+            else:
+                st.faults[kind] += 1
+            if kind in (None, "timeout", "truncated", "fenced"):  # answered: counts as served
+                st.served += 1
+            return kind, status
+
+    def _decide(self, st: _ApiState, api: str) -> tuple[str | None, int]:
+        cfg = self.cfg
+        if st.quota is not None and st.served >= st.quota:
+            return "quota", 0
+        u = st.rng.random()
+        status = st.rng.choice((500, 502, 503))
+        edge = 0.0
+        fenced = cfg.fault_fenced_rate if api == "chat" else 0.0
+        for kind, rate in (
+            ("429", cfg.fault_429_rate),
+            ("5xx", cfg.fault_5xx_rate),
+            ("timeout", cfg.fault_timeout_rate),
+            ("truncated", cfg.fault_truncated_rate),
+            ("fenced", fenced),
+        ):
+            edge += rate
+            if u < edge:
+                return kind, status
+        return None, 0
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def __init__(self, cfg: SimConfig, stats: _Stats, stop_event: threading.Event) -> None:
+        self.cfg = cfg
+        self.stats = stats
+        self.stop_event = stop_event
+        self.log_lock = threading.Lock()
+        if ":" in cfg.host:
+            self.address_family = socket.AF_INET6
+        super().__init__((cfg.host, cfg.port), _Handler)
+
+    def server_bind(self) -> None:
+        # Skip HTTPServer's getfqdn(): a reverse DNS lookup can stall on machines without network.
+        socketserver.TCPServer.server_bind(self)
+        host, port = self.server_address[:2]
+        self.server_name, self.server_port = str(host), int(port)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "seedtune-sim/0.1"
+    sys_version = ""
+    timeout = 75  # idle keep-alive connections are closed after this many seconds
+    # Headers and body go out in two writes; with Nagle's algorithm on, the second waits for
+    # the client's delayed ACK (~40 ms), which would swamp any latency we simulate.
+    disable_nagle_algorithm = True
+    server: _Server
+
+    # --- plumbing -------------------------------------------------------------------------
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        """Silence the default access log (it would print the query string); see ``_log``."""
+
+    def _log(self, status: int, started: float) -> None:
+        if not self.server.cfg.log_requests:
+            return
+        path = urlsplit(self.path).path
+        ms = (time.perf_counter() - started) * 1000
+        with self.server.log_lock:
+            sys.stderr.write(f"sim {self.command} {path} {status} {ms:.0f}ms\n")
+            sys.stderr.flush()
+
+    def _read_body(self) -> bytes:
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            chunks = []
+            total = 0
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    break
+                total += size
+                if total > _MAX_BODY:
+                    raise ValueError("request body too large")
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+            return b"".join(chunks)
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > _MAX_BODY:
+            raise ValueError("request body too large")
+        return self.rfile.read(length) if length > 0 else b""
+
+    def _sleep(self, seconds: float) -> None:
+        if seconds > 0:
+            self.server.stop_event.wait(seconds)
+
+    def _send(
+        self,
+        status: int,
+        payload: Any,
+        *,
+        headers: dict[str, str] | None = None,
+        truncate: bool = False,
+        content_type: str = "application/json",
+    ) -> None:
+        if isinstance(payload, bytes | str):
+            body = payload.encode("utf-8") if isinstance(payload, str) else payload
+        else:
+            body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+        if truncate:
+            cut = max(len(body) // 2, 1)
+            while cut > 1 and (body[cut] & 0xC0) == 0x80:
+                cut -= 1
+            body = body[:cut]
+        self._sleep(self.server.cfg.latency_ms / 1000)
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", f"{content_type}; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            for key, value in (headers or {}).items():
+                self.send_header(key, value)
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+            self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError):
+            self.close_connection = True
+        self._log(status, self._started)
+
+    # --- dispatch ---------------------------------------------------------------------------
+    def _dispatch(self) -> None:
+        self._started = time.perf_counter()
+        try:
+            body = self._read_body()
+        except (ValueError, OSError):
+            self.close_connection = True
+            self._send(
+                400,
+                {
+                    "error": {
+                        "message": "Malformed request body.",
+                        "type": "invalid_request_error",
+                        "param": None,
+                        "code": None,
+                    }
+                },
+            )
+            return
+        path = urlsplit(self.path).path
+        try:
+            if path.startswith("/_sim/"):
+                self._admin(path)
+            elif path.startswith("/v1/search/"):
+                self._naver(path)
+            elif path.startswith("/v1/"):
+                self._openai(path, body)
+            else:
+                self._send(404, {"error": "not found", "path": path})
+        except Exception as exc:  # noqa: BLE001 - a simulator bug must not kill the connection thread
+            sys.stderr.write(
+                f"sim internal error on {self.command} {path}: {type(exc).__name__}: {exc}\n"
+            )
+            self._send(
+                500,
+                {
+                    "error": {
+                        "message": "simulator internal error",
+                        "type": "server_error",
+                        "param": None,
+                        "code": None,
+                    }
+                },
+            )
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = _dispatch
+
+    def _admin(self, path: str) -> None:
+        stats = self.server.stats
+        if path == "/_sim/health" and self.command == "GET":
+            self._send(200, {"ok": True})
+        elif path == "/_sim/stats" and self.command == "GET":
+            self._send(200, stats.snapshot())
+        elif path == "/_sim/reset" and self.command == "POST":
+            stats.reset()
+            self._send(200, {"ok": True})
+        else:
+            self._send(404, {"error": "unknown admin endpoint"})
+
+    # --- OpenAI -----------------------------------------------------------------------------
+    def _openai_headers(self) -> dict[str, str]:
+        return {
+            "x-request-id": f"req_{uuid.uuid4().hex}",
+            "openai-version": "2020-10-01",
+            "openai-processing-ms": "1",
+        }
+
+    def _openai(self, path: str, body: bytes) -> None:
+        cfg = self.server.cfg
+        auth = self.headers.get("Authorization") or ""
+        token = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
+        if not token or (cfg.openai_api_key is not None and token != cfg.openai_api_key):
+            self.server.stats.auth_fail("chat")
+            message = (
+                "You didn't provide an API key. You need to provide your API key in an "
+                "Authorization "
+                "header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY)."
+                if not token
+                else "Incorrect API key provided. You can find your API key at "
+                "https://platform.openai.com/account/api-keys."
+            )
+            self._send(
+                401,
+                openai_api.error_body(message, code="invalid_api_key"),
+                headers=self._openai_headers(),
+            )
+            return
+        if path in ("/v1/models", "/v1/models/") and self.command == "GET":
+            self._send(200, openai_api.models_list(), headers=self._openai_headers())
+            return
+        if path.startswith("/v1/models/") and self.command == "GET":
+            self._send(
+                200,
+                openai_api.model_object(path.rsplit("/", 1)[-1]),
+                headers=self._openai_headers(),
+            )
+            return
+        if path.rstrip("/") != "/v1/chat/completions" or self.command != "POST":
+            self._send(
+                404,
+                openai_api.error_body(f"Invalid URL ({self.command} {path})"),
+                headers=self._openai_headers(),
+            )
+            return
+        try:
+            try:
+                request = json.loads(body.decode("utf-8")) if body else None
+            except (UnicodeDecodeError, json.JSONDecodeError):
+                request = None
+            completion = openai_api.chat_completion(request, judge=cfg.judge)
+        except openai_api.ChatError as err:
+            self._send(err.status, err.payload, headers=self._openai_headers())
+            return
+        self._answer(
+            "chat", completion, model=str(request.get("model")) if isinstance(request, dict) else ""
+        )
+
+    # --- Naver ------------------------------------------------------------------------------
+    def _naver(self, path: str) -> None:
+        cfg = self.server.cfg
+        cid = self.headers.get("X-Naver-Client-Id") or ""
+        secret = self.headers.get("X-Naver-Client-Secret") or ""
+        if (
+            not cid
+            or not secret
+            or (cfg.naver_client_id is not None and cid != cfg.naver_client_id)
+            or (cfg.naver_client_secret is not None and secret != cfg.naver_client_secret)
+        ):
+            self.server.stats.auth_fail("search")
+            self._send(401, naver_api.error_body("auth"))
+            return
+        if self.command not in ("GET", "HEAD"):
+            self._send(
+                405,
+                {
+                    "errorMessage": "Method not allowed (허용되지 않은 메서드입니다.)",
+                    "errorCode": "405",
+                },
+            )
+            return
+        try:
+            category, params = naver_api.parse_request(path, urlsplit(self.path).query)
+        except naver_api.SearchApiError as err:
+            self._send(err.status, err.payload)
+            return
+        payload = naver_api.search(
+            category,
+            params["query"],
+            params["display"],
+            params["start"],
+            params["sort"],
+            empty_rate=cfg.empty_rate,
+        )
+        self._answer("search", payload)
+
+    # --- shared fault injection ---------------------------------------------------------------
+    def _answer(self, api: str, payload: dict[str, Any], model: str = "") -> None:
+        cfg = self.server.cfg
+        stats = self.server.stats
+        kind, status = stats.take(api)
+        chat = api == "chat"
+        extra = self._openai_headers() if chat else {}
+        if kind == "quota":
+            self._send(
+                429,
+                openai_api.quota_body() if chat else naver_api.error_body("quota"),
+                headers=extra,
+            )
+        elif kind == "429":
+            retry = {"Retry-After": f"{cfg.retry_after_s:g}"}
+            if chat:
+                retry["retry-after-ms"] = str(int(cfg.retry_after_s * 1000))
+            body = (
+                openai_api.rate_limit_body(model, cfg.retry_after_s)
+                if chat
+                else naver_api.error_body("rate")
+            )
+            self._send(429, body, headers={**extra, **retry})
+        elif kind == "5xx":
+            if status == 502:
+                self._send(
+                    502,
+                    "<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad "
+                    "Gateway</h1></center></body></html>",
+                    headers=extra,
+                    content_type="text/html",
+                )
+            elif chat:
+                self._send(status, openai_api.server_error_body(status), headers=extra)
+            else:
+                self._send(status, naver_api.error_body("system"))
+        elif kind == "timeout":
+            self._sleep(cfg.timeout_s)
+            self._send(200, payload, headers=extra)
+        elif kind == "truncated":
+            self._send(200, payload, headers=extra, truncate=True)
+        elif kind == "fenced":
+            openai_api.fence(payload)
+            self._send(200, payload, headers=extra)
+        else:
+            self._send(200, payload, headers=extra)
+
+
+class SimServer:
+    """The simulator in a background daemon thread; usable as a context manager."""
+
+    def __init__(self, config: SimConfig | None = None) -> None:
+        self.config = config or SimConfig()
+        self._stats = _Stats(self.config)
+        self._stop_event = threading.Event()
+        self._httpd: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> SimServer:
+        """Bind and start serving (idempotent); returns ``self``."""
+        if self._httpd is None:
+            self._stop_event.clear()
+            self._httpd = _Server(self.config, self._stats, self._stop_event)
+            self._thread = threading.Thread(
+                target=self._httpd.serve_forever,
+                kwargs={"poll_interval": 0.1},
+                name="seedtune-sim",
+                daemon=True,
+            )
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and close the socket (in-flight timeout faults are woken up)."""
+        if self._httpd is None:
+            return
+        self._stop_event.set()
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._httpd = None
+        self._thread = None
+
+    def __enter__(self) -> SimServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        """The bound TCP port (after :meth:`start`)."""
+        if self._httpd is None:
+            raise RuntimeError("SimServer is not started")
+        return int(self._httpd.server_address[1])
+
+    @property
+    def url(self) -> str:
+        """Base URL, e.g. ``http://127.0.0.1:PORT``."""
+        host = self.config.host
+        if host in ("", "0.0.0.0"):
+            host = "127.0.0.1"
+        elif host == "::":
+            host = "::1"
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
+
+    @property
+    def openai_base_url(self) -> str:
+        """What to put in ``openai.OpenAI(base_url=...)``: ``url + "/v1"``."""
+        return self.url + "/v1"
+
+    @property
+    def naver_base_url(self) -> str:
+        """Naver base: requests go to ``{naver_base_url}/v1/search/{category}.json``."""
+        return self.url
+
+    def stats(self) -> dict[str, Any]:
+        """Counters: ``{"chat"|"search": {"ok", "faults": {...}, "auth_fail"}}``."""
+        return copy.deepcopy(self._stats.snapshot())
+
+
+def _parser(prog: str | None) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=prog, description="Loopback OpenAI + Naver Search API simulator."
+    )
+    d = SimConfig()
+    p.add_argument("--host", default=d.host)
+    p.add_argument("--port", type=int, default=d.port, help="0 picks a free port")
+    p.add_argument("--port-file", help="write the bound port here (atomically) once listening")
+    p.add_argument("--latency-ms", type=float, default=d.latency_ms)
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument(
+        "--openai-api-key",
+        default=os.environ.get("SEEDTUNE_SIM_OPENAI_API_KEY"),
+        help="required Bearer token (default: any non-empty; env SEEDTUNE_SIM_OPENAI_API_KEY)",
+    )
+    p.add_argument("--naver-client-id", default=os.environ.get("SEEDTUNE_SIM_NAVER_CLIENT_ID"))
+    p.add_argument(
+        "--naver-client-secret", default=os.environ.get("SEEDTUNE_SIM_NAVER_CLIENT_SECRET")
+    )
+    for flag in (
+        "fault-429-rate",
+        "fault-5xx-rate",
+        "fault-timeout-rate",
+        "fault-truncated-rate",
+        "fault-fenced-rate",
+    ):
+        p.add_argument(f"--{flag}", type=float, default=0.0)
+    p.add_argument("--retry-after-s", type=float, default=d.retry_after_s)
+    p.add_argument("--timeout-s", type=float, default=d.timeout_s)
+    p.add_argument("--openai-quota", type=int, default=None)
+    p.add_argument("--naver-quota", type=int, default=None)
+    p.add_argument("--empty-rate", type=float, default=d.empty_rate)
+    p.add_argument("--judge", choices=("hash", "first"), default=d.judge)
+    p.add_argument("--quiet", action="store_true", help="do not log one line per request")
+    return p
+
+
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    """CLI entry point: serve until SIGTERM/SIGINT, then exit 0 (2 on bad arguments)."""
+    args = _parser(prog).parse_args(argv)
+    names = {f.name for f in fields(SimConfig)}
+    values = {k: v for k, v in vars(args).items() if k in names}
+    try:
+        cfg = SimConfig(**values, log_requests=not args.quiet)
+    except ValueError as exc:
+        sys.stderr.write(f"sim: {exc}\n")
+        return 2
+    stop = threading.Event()
+    previous: dict[int, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            previous[sig] = signal.signal(sig, lambda *_: stop.set())
+    sim = SimServer(cfg)
+    try:
+        sim.start()
+        if args.port_file:
+            atomic_write_text(args.port_file, f"{sim.port}\n")
+        sys.stderr.write(f"seedtune sim listening on {sim.url} (openai: {sim.openai_base_url})\n")
+        sys.stderr.flush()
+        while not stop.wait(0.2):
+            pass
+    finally:
+        sim.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    sys.stderr.write("seedtune sim stopped\n")
+    return 0

@@ -1,0 +1,232 @@
+"""Naver Search API client (blog, news, kin, webkr, cafearticle, encyc) and its daily budget.
+
+``GET {base_url}/v1/search/{category}.json`` with ``query``, ``display``, ``start`` and (where
+the category takes it) ``sort`` as URL parameters (the tutorial sent them as a GET body,
+which Naver ignores, silently answering with its defaults) and the ``X-Naver-Client-Id`` /
+``X-Naver-Client-Secret`` headers from ``NAVER_CLIENT_ID`` / ``NAVER_CLIENT_SECRET``.
+
+Every answer is cached (:mod:`seedtune.core.cache`) the moment it arrives, raw, so cleaning
+(:mod:`seedtune.retrieval.documents`) can change without refetching. Calls are rate limited
+(``search.rps``), retried with backoff on per-second limits (errorCode 012), 5xx, timeouts
+and malformed bodies, and counted against a daily budget (``search.daily_quota``) persisted
+beside the cache, so that "daily" survives reruns. When the budget or Naver's own quota
+(errorCode 010) runs out the run stops; what was fetched stays cached and the next run
+resumes without fetching it again.
+
+Run against the simulator: ``seedtune sim --port 8080`` and set ``search.base_url``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from seedtune.core.cache import ResponseCache, cache_key
+from seedtune.core.clock import korean_today
+from seedtune.core.config import SearchConfig
+from seedtune.core.errors import ConfigError, QuotaError, ServiceError
+from seedtune.core.records import atomic_write_text
+from seedtune.core.retry import RateLimiter, backoff_s, retry_after_s
+from seedtune.core.stats import CallStats
+
+log = logging.getLogger(__name__)
+
+#: Categories whose API takes ``sort`` (webkr and encyc have no such parameter).
+SORTABLE = frozenset({"blog", "news", "kin", "cafearticle"})
+#: Name of the per-day call ledger inside the search cache directory.
+LEDGER_NAME = "quota.json"
+#: Concurrent requests; the rate limiter, not this, bounds calls per second.
+WORKERS = 4
+# network trouble worth retrying (a reset mid-body surfaces as ChunkedEncodingError)
+_TRANSIENT = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
+              requests.exceptions.ContentDecodingError)
+
+
+class QuotaExceeded(QuotaError):
+    """Naver's daily quota (errorCode 010) or ``search.daily_quota`` is spent."""
+
+
+class NaverError(ServiceError):
+    """A request Naver refuses (SE01-SE06) or that keeps failing after retries."""
+
+
+# --------------------------------------------------------------------------- budget
+
+
+def account_key(client_id: str | None) -> str:
+    """A short, one-way tag for a Naver application: never the client id itself."""
+    return hashlib.sha256((client_id or "").encode("utf-8")).hexdigest()[:16]
+
+
+class DailyBudget:
+    """Calls made today per Naver application, persisted so the budget outlives a run.
+
+    The ledger (``{"day": "YYYY-MM-DD", "calls": {account: n}}``) lives in the search cache
+    directory and is rewritten atomically before each call, so a crash can overcount by at
+    most the calls in flight, never undercount. A new Korean day starts from zero.
+    """
+
+    def __init__(self, path: Path | str, limit: int, account: str,
+                 today: Callable[[], str] = korean_today) -> None:
+        self.path, self.limit, self.account, self._today = Path(path), limit, account, today
+        self._lock = threading.Lock()
+
+    def _load(self, day: str) -> dict[str, int]:
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except (FileNotFoundError, ValueError):
+            return {}
+        if not isinstance(data, dict) or data.get("day") != day:
+            return {}
+        calls = data.get("calls")
+        return {str(k): int(v) for k, v in calls.items()} if isinstance(calls, dict) else {}
+
+    def used(self) -> int:
+        """Calls this application made today."""
+        with self._lock:
+            return self._load(self._today()).get(self.account, 0)
+
+    def take(self) -> None:
+        """Count one call, or raise :class:`QuotaExceeded` when today's budget is spent."""
+        with self._lock:
+            day = self._today()
+            calls = self._load(day)
+            used = calls.get(self.account, 0)
+            if used >= self.limit:
+                raise QuotaExceeded(
+                    f"search.daily_quota={self.limit} calls already made today ({day} KST) "
+                    "with this NAVER_CLIENT_ID; wait for midnight KST or raise search.daily_quota")
+            calls[self.account] = used + 1
+            atomic_write_text(self.path, json.dumps({"day": day, "calls": calls}) + "\n")
+
+
+# --------------------------------------------------------------------------- client
+
+
+def _error(resp: requests.Response) -> tuple[str | None, str]:
+    """Naver's ``(errorCode, errorMessage)`` from an error answer; ``(None, "")`` if absent."""
+    try:
+        body = resp.json()
+    except ValueError:
+        return None, ""
+    if not isinstance(body, dict):
+        return None, ""
+    code = body.get("errorCode")
+    if code is None:
+        return None, str(body.get("errorMessage") or "")
+    code = str(code).strip()
+    # Naver's numeric codes are three digits ("010"); accept 10 or "10" from look-alikes too
+    return (code.zfill(3) if code.isdigit() else code), str(body.get("errorMessage") or "")
+
+
+class NaverClient:
+    """Pooled, rate-limited, retrying, cached, budgeted client for the Naver Search API."""
+
+    def __init__(self, cfg: SearchConfig, cache: ResponseCache, client_id: str | None,
+                 client_secret: str | None, budget: DailyBudget | None = None,
+                 workers: int = WORKERS) -> None:
+        self.cfg = cfg
+        self.cache = cache
+        self._id, self._secret = client_id, client_secret
+        self.budget = budget or DailyBudget(cache.root / LEDGER_NAME, cfg.daily_quota,
+                                            account_key(client_id))
+        self.stats = CallStats()
+        self.limiter = RateLimiter(cfg.rps)
+        self.session = requests.Session()
+        # one pooled keep-alive connection per worker thread
+        self.session.mount("https://", HTTPAdapter(pool_connections=1, pool_maxsize=workers))
+        self.session.mount("http://", HTTPAdapter(pool_connections=1, pool_maxsize=workers))
+        self.workers = workers
+
+    def params(self, query: str, category: str, start: int = 1) -> dict[str, Any]:
+        """The URL parameters of one request (``sort`` only where the category takes it)."""
+        params: dict[str, Any] = {"query": query, "display": self.cfg.display, "start": start}
+        if category in SORTABLE:
+            params["sort"] = self.cfg.sort
+        return params
+
+    def search(self, query: str, category: str, start: int = 1) -> dict[str, Any]:
+        """One page of results (Naver's JSON body), from the cache when already fetched."""
+        params = self.params(query, category, start)
+        key = cache_key({"category": category, **params})
+        hit = self.cache.get(key)
+        if hit is not None:
+            self.stats.add("cache_hits")
+            return hit
+        self._check_credentials()
+        body = self._fetch(category, params)
+        self.cache.put(key, body)
+        return body
+
+    def _check_credentials(self) -> None:
+        missing = [n for n, v in (("NAVER_CLIENT_ID", self._id),
+                                  ("NAVER_CLIENT_SECRET", self._secret)) if not v]
+        if missing:
+            raise ConfigError(f"environment variable(s) {' and '.join(missing)} not set (needed "
+                              "by the search stage for answers not yet in data/cache/search); "
+                              "export them or add them to .env")
+
+    def _fetch(self, category: str, params: dict[str, Any]) -> dict[str, Any]:
+        """GET with retries; raises QuotaExceeded, ConfigError (credentials) or NaverError."""
+        url = f"{self.cfg.base_url.rstrip('/')}/v1/search/{category}.json"
+        headers = {"X-Naver-Client-Id": self._id or "", "X-Naver-Client-Secret": self._secret or ""}
+        last, wait_hint = "", None
+        for attempt in range(self.cfg.max_retries + 1):
+            if attempt:
+                self.stats.add("retries")
+                time.sleep(backoff_s(attempt, wait_hint))
+            self.budget.take()  # before sending: a call Naver may have counted is counted
+            self.limiter.wait()
+            try:
+                resp = self.session.get(url, params=params, headers=headers,
+                                        timeout=self.cfg.timeout_s)
+            except (requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema,
+                    requests.exceptions.InvalidURL) as exc:
+                raise ConfigError(f"search.base_url: {self.cfg.base_url!r} is not a usable "
+                                  f"http(s) URL ({type(exc).__name__})") from None
+            except _TRANSIENT as exc:
+                last, wait_hint = f"{type(exc).__name__} reaching {self.cfg.base_url}", None
+                continue
+            self.stats.add("calls")
+            body = self._accept(resp, category, params["query"])
+            if body is not None:
+                return body
+            last, wait_hint = f"HTTP {resp.status_code} {_error(resp)[0] or ''}".strip(), \
+                retry_after_s(resp.headers)
+            log.debug("retrying %s %r: %s", category, params["query"], last)
+        raise NaverError(f"Naver {category} search for query {params['query']!r} still failing "
+                         f"after {self.cfg.max_retries} retries ({last}); rerun to resume")
+
+    @staticmethod
+    def _accept(resp: requests.Response, category: str, query: str) -> dict[str, Any] | None:
+        """The body of a good answer; None when the call should be retried; raises otherwise."""
+        code, message = _error(resp)
+        status = resp.status_code
+        if status == 200:
+            try:
+                body = resp.json()
+            except ValueError:
+                return None  # truncated or malformed: retry
+            return body if isinstance(body, dict) and isinstance(body.get("items"), list) else None
+        if status in (401, 403) or code == "024":
+            raise ConfigError(
+                f"Naver rejected the credentials in NAVER_CLIENT_ID / NAVER_CLIENT_SECRET "
+                f"(HTTP {status}, errorCode {code or '-'}); check them and that the Search API "
+                "is enabled for the application at developers.naver.com")
+        if status == 429 and code == "010":
+            raise QuotaExceeded("Naver's daily quota is exhausted (HTTP 429, errorCode 010); "
+                                "it resets at midnight KST")
+        if status == 429 or status >= 500:
+            return None  # per-second limit (012) or server trouble: retry
+        hint = "; check search.base_url" if status == 404 else ""  # SE05 or a wrong root
+        raise NaverError(f"Naver refused the {category} search for query {query!r}: HTTP {status}"
+                         f", errorCode {code or '-'} {message}".rstrip() + hint)

@@ -1,0 +1,192 @@
+"""Rank each question's search results with a multilingual-e5 sentence-transformers encoder.
+
+e5 was trained with prefixes and scores poorly without them: questions are embedded as
+``"query: " + question`` and documents as ``"passage: " + passage`` (the model's own default
+prompt, if it has one, is switched off so nothing is prefixed twice). The model is loaded
+once; every unique question and passage is embedded once, in batches sorted by token length
+(little padding) across all questions, rather than once per question. Scores are cosines of
+the L2-normalised embeddings, computed in float32 even when the encoder runs in fp16.
+Given a :class:`seedtune.retrieval.embeddings.EmbeddingStore`, texts embedded by an earlier run of
+the
+same encoder are not encoded again.
+
+Instead of the tutorial's absolute threshold (e5 cosines crowd into 0.7-1.0, so 0.9 keeps
+almost nothing or almost everything depending on the model), a question keeps its ``top_k``
+best passages that score within ``max_gap`` of its best one.
+
+Try it::
+
+    python -c "from seedtune.retrieval.rank import load_encoder as load; \
+load('intfloat/multilingual-e5-small')"
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+
+from seedtune.core.device import pick_device
+from seedtune.core.errors import ConfigError, InputError
+from seedtune.retrieval.embeddings import EmbeddingStore
+
+log = logging.getLogger(__name__)
+
+QUERY_PREFIX = "query: "
+PASSAGE_PREFIX = "passage: "
+
+
+def load_encoder(name_or_path: str, device: str = "auto") -> Any:
+    """Load a SentenceTransformer once, on ``device`` (fp16 on a GPU: cuda or mps).
+
+    Raises :class:`ConfigError` naming ``rank.model`` when it cannot be loaded.
+    """
+    from sentence_transformers import SentenceTransformer
+
+    dev = pick_device(device, "rank.device")
+    kwargs: dict[str, Any] = {}
+    if dev in ("cuda", "mps"):
+        import torch
+
+        # loaded straight into fp16 (no fp32 copy on the GPU); scores are still float32
+        kwargs["model_kwargs"] = {"dtype": torch.float16}
+    log.info("loading encoder %s on %s", name_or_path, dev)
+    try:
+        return SentenceTransformer(name_or_path, device=dev, **kwargs)
+    except (OSError, ValueError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"rank.model: cannot load {name_or_path!r} ({reason}); use a "
+                          "sentence-transformers model id or a local path") from None
+
+
+def passage_text(doc: dict[str, Any]) -> str:
+    """The text embedded for a document (without the prefix): title, then description."""
+    parts = (str(doc.get("title") or "").strip(), str(doc.get("description") or "").strip())
+    return " ".join(p for p in parts if p)
+
+
+def _token_lengths(model: Any, texts: list[str]) -> list[int]:
+    """Token counts (capped at the model's limit) to sort by; characters if no tokenizer."""
+    tokenizer = getattr(model, "tokenizer", None)
+    if not texts:
+        return []
+    if tokenizer is None:
+        return [len(t) for t in texts]
+    limit = getattr(model, "max_seq_length", None) or 512
+    ids = tokenizer(texts, add_special_tokens=False, truncation=True, max_length=limit)
+    return [len(x) for x in ids["input_ids"]]
+
+
+def embed(model: Any, texts: list[str], prefix: str, batch_size: int,
+          desc: str = "encode", store: EmbeddingStore | None = None) -> np.ndarray:
+    """float32 L2-normalised embeddings of ``prefix + text``, one row per text, in order.
+
+    Texts go through the encoder longest first in batches of ``batch_size``, so each batch
+    is padded only to lengths its neighbours share. With a ``store``, texts it holds are
+    not encoded again and the newly encoded ones are added to it.
+    """
+    from tqdm.auto import tqdm
+
+    if not texts:
+        return np.zeros((0, 0), dtype=np.float32)
+    prefixed = [prefix + t for t in texts]
+    rows: list[np.ndarray | None] = [store.get(t) if store is not None else None
+                                     for t in prefixed]
+    todo = [i for i, row in enumerate(rows) if row is None]
+    if store is not None and len(todo) < len(texts):
+        log.info("%s: %d of %d embeddings reused from %s", desc, len(texts) - len(todo),
+                 len(texts), store.dir)
+    lengths = _token_lengths(model, [prefixed[i] for i in todo])
+    order = [todo[j] for j in np.argsort([-n for n in lengths], kind="stable")]
+    starts = range(0, len(order), batch_size)
+    try:
+        for start in tqdm(starts, desc=desc, unit="batch", disable=len(starts) < 2):
+            idx = order[start:start + batch_size]
+            batch = [prefixed[i] for i in idx]
+            # prompt="" keeps a model's default prompt (if any) from being added to ours
+            vecs = np.asarray(model.encode(batch, prompt="", batch_size=len(idx),
+                                           convert_to_numpy=True, show_progress_bar=False),
+                              dtype=np.float32)
+            vecs /= np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
+            for i, vec in zip(idx, vecs, strict=True):
+                rows[i] = vec
+            if store is not None:
+                store.add(batch, vecs)
+    finally:
+        if store is not None:
+            store.flush()  # also on Ctrl-C or an error: what was encoded is kept
+    return np.stack(rows)  # type: ignore[arg-type]  # every row is filled by now
+
+
+def keep_top(scored: list[dict[str, Any]], top_k: int, max_gap: float) -> list[dict[str, Any]]:
+    """The ``top_k`` best documents scoring within ``max_gap`` of the best, high to low."""
+    ranked = sorted(scored, key=lambda d: d["score"], reverse=True)  # stable: ties keep order
+    if not ranked:
+        return []
+    floor = ranked[0]["score"] - max_gap
+    return [d for d in ranked[:top_k] if d["score"] >= floor]
+
+
+def check_rows(rows: list[Any], source: str = "data/documents.jsonl") -> None:
+    """Raise InputError naming the first row that is not ``{question: str, documents: list}``."""
+    for n, row in enumerate(rows, 1):
+        if not (isinstance(row, dict) and isinstance(row.get("question"), str)
+                and isinstance(row.get("documents"), list)):
+            raise InputError(f"{source}: row {n} is not {{question: str, documents: [...]}}")
+
+
+def rank_rows(model: Any, rows: list[dict[str, Any]], top_k: int, max_gap: float,
+              batch_size: int = 64, store: EmbeddingStore | None = None
+              ) -> list[dict[str, Any]]:
+    """Score, cut and sort each ``{question, documents}`` row's documents.
+
+    Each kept document gets ``passage`` (the exact text embedded, without its prefix) and
+    ``score`` (cosine with the question), sorted high to low. A question without documents
+    stays, with an empty list. ``store`` (optional) supplies and keeps embeddings.
+    """
+    questions = list(dict.fromkeys(r["question"] for r in rows))
+    passages = list(dict.fromkeys(passage_text(d) for r in rows for d in r["documents"]))
+    passages = [p for p in passages if p]
+    q_emb = embed(model, questions, QUERY_PREFIX, batch_size, "rank: questions", store)
+    p_emb = embed(model, passages, PASSAGE_PREFIX, batch_size, "rank: passages", store)
+    q_index = {q: i for i, q in enumerate(questions)}
+    p_index = {p: i for i, p in enumerate(passages)}
+    out = []
+    for row in rows:
+        docs = _unique_passages(row["documents"])
+        scores = (p_emb[[p_index[t] for t, _ in docs]] @ q_emb[q_index[row["question"]]]
+                  if docs else [])
+        scored = [{**doc, "passage": text, "score": float(s)}
+                  for (text, doc), s in zip(docs, scores, strict=True)]
+        out.append({"question": row["question"], "documents": keep_top(scored, top_k, max_gap)})
+    return out
+
+
+def _unique_passages(docs: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+    """``(passage, doc)`` for each document with text, first of any repeated passage."""
+    seen: set[str] = set()
+    out = []
+    for doc in docs:
+        text = passage_text(doc)
+        if text and text not in seen:
+            seen.add(text)
+            out.append((text, doc))
+    return out
+
+
+def rank_metrics(ranked: list[dict[str, Any]], store: EmbeddingStore | None = None
+                 ) -> dict[str, Any]:
+    """metrics/rank.json: questions, how many have a passage, mean top score, mean kept,
+    and with a ``store`` how many texts were encoded and how many reused."""
+    with_docs = [r for r in ranked if r["documents"]]
+    counts = {"encoded": store.encoded, "reused": store.reused} if store is not None else {}
+    return {
+        "questions": len(ranked),
+        "with_passages": len(with_docs),
+        "without_passages": len(ranked) - len(with_docs),
+        "mean_top_score": (sum(r["documents"][0]["score"] for r in with_docs) / len(with_docs)
+                           if with_docs else 0.0),
+        "mean_kept": sum(len(r["documents"]) for r in ranked) / max(1, len(ranked)),
+        **counts,
+    }

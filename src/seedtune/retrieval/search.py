@@ -1,0 +1,131 @@
+"""The search stage's orchestration: every question in every category and page, in parallel.
+
+One ``{question, documents}`` row per question, documents cleaned and deduplicated
+(:mod:`seedtune.retrieval.documents`). A quota that runs out stops the run early with what
+was finished; a credentials or request error stops every worker at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from pathlib import Path
+from typing import Any
+
+from seedtune.core.errors import InputError
+from seedtune.core.records import read_jsonl
+from seedtune.retrieval.documents import dedupe_documents, to_documents
+from seedtune.retrieval.naver import NaverClient, QuotaExceeded
+
+log = logging.getLogger(__name__)
+
+
+def search_category(client: NaverClient, question: str, category: str,
+                    stop: threading.Event | None = None) -> list[dict[str, Any]] | None:
+    """Clean documents of up to ``search.pages`` pages; None when ``stop`` was set meanwhile."""
+    cfg = client.cfg
+    docs: list[dict[str, Any]] = []
+    for page in range(cfg.pages):
+        if stop is not None and stop.is_set():
+            return None
+        start = 1 + page * cfg.display
+        body = client.search(question, category, start)
+        docs += to_documents(category, body)
+        total = body.get("total")
+        if len(body.get("items") or []) < cfg.display or (
+                isinstance(total, int) and start - 1 + cfg.display >= total):
+            break  # no further pages
+    return docs
+
+
+def search_question(client: NaverClient, question: str,
+                    stop: threading.Event | None = None) -> dict[str, Any] | None:
+    """``{question, documents}`` over every category, deduplicated; None when stopped."""
+    docs: list[dict[str, Any]] = []
+    for category in client.cfg.categories:
+        found = search_category(client, question, category, stop)
+        if found is None:
+            return None
+        docs += found
+    return {"question": question, "documents": dedupe_documents(docs)}
+
+
+def search_all(client: NaverClient, questions: list[str], workers: int | None = None
+               ) -> tuple[list[dict[str, Any]], str | None]:
+    """Search every (unique) question in every configured category and page.
+
+    Returns ``(rows, stopped)``: one ``{question, documents}`` row per finished question in
+    input order, and the quota message when a quota stopped the run early (rows then cover
+    only the questions finished before it; every answer fetched is in the cache). A
+    credentials or request error stops the other workers at once and is raised.
+    """
+    from tqdm.auto import tqdm
+
+    unique = list(dict.fromkeys(questions))
+    cfg = client.cfg
+    log.info("searching %d questions in %s (up to %d page(s) of %d); %d of "
+             "search.daily_quota=%d calls left today", len(unique), ",".join(cfg.categories),
+             cfg.pages, cfg.display, max(0, cfg.daily_quota - client.budget.used()),
+             cfg.daily_quota)
+    stop = threading.Event()
+    done: dict[str, dict[str, Any]] = {}
+    stopped: str | None = None
+
+    def one(question: str) -> dict[str, Any] | None:
+        if stop.is_set():
+            return None
+        try:
+            return search_question(client, question, stop)
+        except BaseException:
+            stop.set()  # one failure ends the run: do not spend calls on the rest
+            raise
+
+    pool = ThreadPoolExecutor(max_workers=workers or client.workers)
+    try:
+        with tqdm(total=len(unique), desc="search", unit="question") as bar:
+            pending: set[Future] = {pool.submit(one, q) for q in unique}
+            while pending:
+                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    try:
+                        row = fut.result()
+                    except QuotaExceeded as exc:
+                        stopped = stopped or str(exc)
+                        continue
+                    if row is not None:
+                        done[row["question"]] = row
+                        bar.update()
+                bar.set_postfix(calls=client.stats.calls, cached=client.stats.cache_hits,
+                                refresh=False)
+    finally:
+        stop.set()  # also on Ctrl-C: workers finish their request in flight, start no other
+        pool.shutdown(wait=True, cancel_futures=True)
+    return [done[q] for q in unique if q in done], stopped
+
+
+def read_questions(path: Path | str) -> list[str]:
+    """The ``question`` of each row of a questions file; a bad row names its line."""
+    questions = []
+    for n, row in enumerate(read_jsonl(path), 1):
+        q = row.get("question") if isinstance(row, dict) else None
+        if not isinstance(q, str) or not q.strip():
+            raise InputError(f"{path}: row {n} has no non-empty `question` string")
+        questions.append(q.strip())
+    return questions
+
+
+def search_metrics(rows: list[dict[str, Any]], client: NaverClient) -> dict[str, Any]:
+    """Counts for metrics/search.json: questions, empty ones, documents, calls, budget."""
+    per_category: dict[str, int] = {}
+    for row in rows:
+        for doc in row["documents"]:
+            per_category[doc["category"]] = per_category.get(doc["category"], 0) + 1
+    return {
+        "questions": len(rows),
+        "no_results": sum(1 for r in rows if not r["documents"]),
+        "documents": sum(len(r["documents"]) for r in rows),
+        "documents_per_category": per_category,
+        **client.stats.as_dict("calls", "cache_hits", "retries"),
+        "calls_today": client.budget.used(),
+    }

@@ -1,0 +1,1 @@
+"""queries and synthesize: the LLM writes questions per seed word, then grounded answers."""

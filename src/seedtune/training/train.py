@@ -1,0 +1,174 @@
+"""LoRA supervised fine-tuning with TRL's SFTTrainer, mapped explicitly from params.
+
+Examples are conversational prompt/completion pairs, rendered by TRL with the base model's
+own chat template (the same format ``evaluate`` generates with), the loss covers only the
+completion tokens, and examples are packed padding-free. The mapping from params onto
+PEFT/TRL lives in :mod:`seedtune.training.configure`; metrics go to dvclive through
+:mod:`seedtune.training.live`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import shutil
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from seedtune.core.cache import cache_key
+from seedtune.core.config import TrainConfig
+from seedtune.core.credentials import hf_token
+from seedtune.core.device import device_caps
+from seedtune.core.errors import InputError
+from seedtune.core.records import data_version
+from seedtune.training.configure import lora_config, model_kwargs, sft_config
+
+__all__ = ["build_trainer", "clear_checkpoints", "final_metrics", "live_or_none", "load_base",
+           "prepare_checkpoints", "split_rows", "to_conversation", "train"]
+
+log = logging.getLogger(__name__)
+
+
+def to_conversation(row: dict[str, Any]) -> dict[str, Any]:
+    """One instruction row as a conversational prompt/completion example."""
+    return {"prompt": [{"role": "user", "content": row["question"]}],
+            "completion": [{"role": "assistant", "content": row["answer"]}]}
+
+
+def split_rows(rows: Sequence[dict[str, Any]]) -> tuple[list[dict[str, Any]],
+                                                         list[dict[str, Any]]]:
+    """(train, eval) conversations by each row's ``split`` (synthesize's hash split)."""
+    train_rows = [to_conversation(r) for r in rows if r.get("split") != "eval"]
+    eval_rows = [to_conversation(r) for r in rows if r.get("split") == "eval"]
+    if not train_rows:
+        raise InputError("data/instructions.jsonl has no training examples")
+    return train_rows, eval_rows
+
+
+def load_base(cfg: TrainConfig, caps: dict[str, Any]) -> tuple[Any, Any]:
+    """(model, tokenizer) of ``train.model``: bf16 where supported, chosen attention, 4-bit."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    kwargs = model_kwargs(cfg, caps)
+    name = cfg.model.name_or_path
+    log.info("loading %s (attention=%s, dtype=%s%s)", name, kwargs["attn_implementation"],
+             kwargs["dtype"], ", 4-bit" if cfg.model.load_in_4bit else "")
+    tokenizer = AutoTokenizer.from_pretrained(name, revision=cfg.model.revision, token=hf_token())
+    model = AutoModelForCausalLM.from_pretrained(name, **kwargs)
+    return model, tokenizer
+
+
+def build_trainer(cfg: TrainConfig, seed: int, train_rows: list[dict[str, Any]],
+                  eval_rows: list[dict[str, Any]], checkpoint_dir: Path,
+                  callbacks: Sequence[Any] = (), caps: dict[str, Any] | None = None) -> Any:
+    """An SFTTrainer with the LoRA adapter attached and the datasets tokenized and packed."""
+    from datasets import Dataset
+    from transformers import set_seed
+    from trl import SFTTrainer
+
+    set_seed(seed)  # before the adapter is initialised, so its init is reproducible
+    caps = caps or device_caps()
+    model, tokenizer = load_base(cfg, caps)
+    args = sft_config(cfg, seed, checkpoint_dir, bool(eval_rows), caps)
+    return SFTTrainer(model=model, args=args,
+                      processing_class=tokenizer, train_dataset=Dataset.from_list(train_rows),
+                      eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None,
+                      peft_config=lora_config(cfg), callbacks=list(callbacks))
+
+
+def final_metrics(log_history: list[dict[str, Any]]) -> dict[str, Any]:
+    """Last logged train and eval loss, steps, epochs and tokens, from the trainer's history.
+
+    The history survives resuming (it is in every checkpoint), unlike the average loss
+    ``Trainer.train`` returns, which covers only the steps of its own call.
+    """
+    out: dict[str, Any] = {}
+    for entry in log_history:
+        if "loss" in entry:
+            out["train_loss"] = float(entry["loss"])
+            out["train_tokens"] = int(float(entry.get("num_tokens", 0)))
+        if "eval_loss" in entry:
+            out["eval_loss"] = float(entry["eval_loss"])
+        if "step" in entry:
+            out["steps"] = int(entry["step"])
+        if "epoch" in entry:
+            out["epochs"] = round(float(entry["epoch"]), 4)
+    return out
+
+
+def train(cfg: TrainConfig, rows: list[dict[str, Any]], seed: int, out_dir: Path,
+          checkpoint_dir: Path, live: Any = None, callbacks: Sequence[Any] = (),
+          caps: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Train a LoRA adapter on ``rows`` and save it with the tokenizer into ``out_dir``.
+
+    Resumes from the last checkpoint in ``checkpoint_dir`` when one exists. Logs to
+    ``live`` (a dvclive ``Live``) when given. ``caps`` are the device caps that
+    :func:`seedtune.training.configure.validate` returned (probed again when None). Every process
+    of a distributed run calls this; only the main one writes files.
+    """
+    from transformers.trainer_utils import get_last_checkpoint
+
+    from seedtune.training.live import LiveCallback
+
+    train_rows, eval_rows = split_rows(rows)
+    cbs = [LiveCallback(live)] if live is not None else []
+    trainer = build_trainer(cfg, seed, train_rows, eval_rows, checkpoint_dir, [*cbs, *callbacks],
+                            caps)
+    if trainer.is_world_process_zero():
+        log.info("training on %d examples (%d eval), %s, %d process(es)", len(train_rows),
+                 len(eval_rows), trainer.args.device.type, trainer.args.world_size)
+    last = get_last_checkpoint(str(checkpoint_dir)) if checkpoint_dir.is_dir() else None
+    if last:
+        log.info("resuming from %s", last)
+    trainer.train(resume_from_checkpoint=last)
+    # the trainer evaluates at the last step itself; only a run without any eval log needs one
+    if eval_rows and not any("eval_loss" in h for h in trainer.state.log_history):
+        trainer.evaluate()
+    metrics = {**final_metrics(trainer.state.log_history),
+               "train_examples": len(train_rows), "eval_examples": len(eval_rows)}
+    # save_model writes the adapter and the tokenizer (with its chat template) on the main
+    # process only; under FSDP every process must call it to gather the weights
+    trainer.save_model(str(out_dir))
+    if trainer.is_world_process_zero():
+        # a pickle of the TrainingArguments: not needed to load the adapter, and unsafe to load
+        (out_dir / "training_args.bin").unlink(missing_ok=True)
+    return metrics
+
+
+def fingerprint(cfg: TrainConfig, seed: int, data: Path) -> str:
+    """What a checkpoint belongs to: every train param, the seed and the data's bytes."""
+    return cache_key({"train": cfg.model_dump(), "seed": seed, "data": data_version(data)})
+
+
+def prepare_checkpoints(root: Path, cfg: TrainConfig, seed: int, data: Path) -> Path:
+    """The checkpoint directory, emptied when params or data differ from its last run.
+
+    Resuming is only sound for the same run: a checkpoint of r=4 cannot continue as r=8.
+    """
+    stamp = root / "fingerprint.txt"
+    current = fingerprint(cfg, seed, data)
+    if root.exists() and (not stamp.is_file() or stamp.read_text().strip() != current):
+        log.info("params or data changed since the checkpoints in %s: starting fresh", root)
+        shutil.rmtree(root)
+    root.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(current + "\n")
+    return root
+
+
+def clear_checkpoints(root: Path) -> None:
+    """Drop the checkpoints of a finished run: a forced rerun must train, not resume at the end."""
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def live_or_none(directory: Path, enabled: bool) -> Iterator[Any]:
+    """A dvclive ``Live`` on ``directory`` (metrics and plots declared in dvc.yaml), or None."""
+    if not enabled:
+        yield None
+        return
+    from dvclive import Live
+
+    # dvcyaml=False: dvc.yaml declares the metrics and plots; dvclive must not edit it
+    with Live(dir=str(directory), dvcyaml=False, save_dvc_exp=False, report=None) as live:
+        yield live

@@ -1,0 +1,157 @@
+"""The shared core: typed params, the one error policy, records, retries and rate limits,
+device choice, credentials."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from seedtune.core.config import load_params
+from seedtune.core.device import pick_device
+from seedtune.core.errors import ConfigError, InputError, ServiceError, run_main
+from seedtune.core.records import read_jsonl, read_lines, save_atomically
+from seedtune.core.retry import AsyncTokenBucket, backoff_s, retry_after_s
+
+# --------------------------------------------------------------------------- params
+
+
+def _params_with(root: Path, tmp_path: Path, dotted: str, value: object) -> Path:
+    data = yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8"))
+    node = data
+    *parents, leaf = dotted.split(".")
+    for key in parents:
+        node = node[key]
+    node[leaf] = value
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True))
+    return path
+
+
+@pytest.mark.parametrize("dotted,value", [
+    ("train.lora.r", "abc"), ("train.lora.r", 0), ("train.optim.lr", -1),
+    ("search.display", 500), ("search.categories", ["blog", "images"]),
+    ("synthesize.eval_fraction", 1.5), ("llm.concurrency", 0),
+])
+def test_bad_values_name_the_key(root: Path, tmp_path: Path, dotted: str, value: object) -> None:
+    path = _params_with(root, tmp_path, dotted, value)
+    with pytest.raises(ConfigError) as err:
+        load_params(path)
+    msg = str(err.value)
+    assert "\n" not in msg
+    assert dotted.split(".", 1)[1].split(".")[-1] in msg and str(path) in msg
+
+
+def test_typo_key_is_an_error(root: Path, tmp_path: Path) -> None:
+    path = _params_with(root, tmp_path, "train.lora.rank", 8)
+    with pytest.raises(ConfigError, match=r"train\.lora\.rank"):
+        load_params(path, ("train",))
+
+
+def test_missing_params_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="params.yaml: missing"):
+        load_params(tmp_path / "params.yaml")
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def test_user_error_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    def main() -> None:
+        raise ServiceError("Naver keeps failing\nsecond line never shown")
+
+    assert run_main("search", main) == 2
+    assert capsys.readouterr().err == "search: error: Naver keeps failing\n"
+
+
+def test_a_bug_keeps_its_traceback(tmp_path: Path) -> None:
+    script = ("from seedtune.core.stage import run_stage\n"
+              "def main():\n    raise KeyError('a bug')\n"
+              "run_stage('rank', main)\n")
+    proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, text=True,
+                          capture_output=True, timeout=60)
+    assert proc.returncode == 1
+    assert "Traceback" in proc.stderr and "KeyError: 'a bug'" in proc.stderr
+    assert "rank: error:" not in proc.stderr
+
+
+def test_bad_input_files_name_file_and_line(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="missing"):
+        read_jsonl(tmp_path / "nope.jsonl")
+    bad = tmp_path / "rows.jsonl"
+    bad.write_text('{"a": 1}\n{"a": \n', encoding="utf-8")
+    with pytest.raises(InputError, match=r"rows\.jsonl:2: not valid JSON"):
+        read_jsonl(bad)
+    with pytest.raises(InputError, match="no such file"):
+        read_lines(tmp_path / "seeds.txt")
+
+
+# --------------------------------------------------------------------------- records
+
+
+def test_directory_is_replaced_whole_or_not_at_all(tmp_path: Path) -> None:
+    target = tmp_path / "adapter"
+    with save_atomically(target) as tmp:
+        (tmp / "a.txt").write_text("1")
+    assert (target / "a.txt").read_text() == "1"
+    with pytest.raises(RuntimeError), save_atomically(target) as tmp:
+        (tmp / "a.txt").write_text("2")
+        raise RuntimeError("killed mid-write")
+    assert (target / "a.txt").read_text() == "1"  # the old one stays whole
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["adapter"]
+
+
+# --------------------------------------------------------------------------- retries
+
+
+def test_retry_after_headers() -> None:
+    assert retry_after_s({"retry-after-ms": "250"}) == 0.25
+    assert retry_after_s({"retry-after": "3"}) == 3.0
+    assert 0 <= retry_after_s({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}) <= 1
+    assert retry_after_s({}) is None and retry_after_s(None) is None
+
+
+def test_backoff_is_jittered_capped_and_honours_retry_after() -> None:
+    assert all(0 <= backoff_s(a) <= min(30, 0.5 * 2 ** (a - 1))
+               for a in range(1, 12) for _ in range(20))
+    assert len({backoff_s(5) for _ in range(10)}) > 1
+    assert backoff_s(1, 7.0) >= 7.0  # never sooner than the server asked
+    assert backoff_s(1, 1e6) <= 60  # a stuck hint does not hang the run
+    assert max(backoff_s(30) for _ in range(50)) <= 30
+
+
+def test_token_bucket_waits_once_the_minute_is_spent() -> None:
+    async def go() -> float:
+        bucket = AsyncTokenBucket(per_minute=120)  # 2 per second, a minute's burst
+        await bucket.acquire(120)
+        t0 = time.monotonic()
+        await bucket.acquire(2)
+        return time.monotonic() - t0
+
+    assert asyncio.run(go()) >= 0.9
+    assert asyncio.run(_unlimited()) < 0.1
+
+
+async def _unlimited() -> float:
+    bucket = AsyncTokenBucket(None)
+    t0 = time.monotonic()
+    for _ in range(1000):
+        await bucket.acquire(10_000)
+    return time.monotonic() - t0
+
+
+# --------------------------------------------------------------------------- device
+
+
+def test_device_choice() -> None:
+    caps = {"cuda": False, "mps": False}
+    assert pick_device("auto", caps=caps) == "cpu" and pick_device("cpu", caps=caps) == "cpu"
+    assert pick_device("auto", caps={"cuda": True, "mps": False}) == "cuda"
+    assert pick_device("auto", caps={"cuda": False, "mps": True}) == "mps"
+    with pytest.raises(ConfigError, match=r"^rank\.device: 'cuda' is not available"):
+        pick_device("cuda", "rank.device", caps=caps)

@@ -1,0 +1,119 @@
+"""The LLM client: answer parsing, costs, the real client against the loopback simulator
+(faults included), and `seedtune estimate` against what a run spends."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support import Workspace, ranked_rows
+
+from seedtune.core.cache import ResponseCache
+from seedtune.core.config import LLMConfig
+from seedtune.core.errors import ConfigError
+from seedtune.llm.client import LLMClient, LLMRequest, extract_json
+from seedtune.llm.costs import cost_usd, estimate_tokens
+from seedtune.llm.schemas import QA, QuestionList
+from seedtune.offline.demo import SIM_ENV, sim_config
+from seedtune.offline.sim import SimServer
+
+
+def _requests(n: int) -> list[LLMRequest]:
+    return [LLMRequest(id=str(i), schema=QuestionList, messages=[
+        {"role": "user", "content": f'용어: "전세{i}" 에 대한 질문을 정확히 3개 작성하세요. JSON'}])
+        for i in range(n)]
+
+
+@pytest.fixture()
+def llm_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", SIM_ENV["OPENAI_API_KEY"])
+
+
+def _llm(sim: SimServer, tmp_path: Path, **kw: object) -> LLMClient:
+    cfg = LLMConfig(base_url=sim.openai_base_url, model="sim", **kw)
+    return LLMClient(cfg, ResponseCache(tmp_path / "cache"))
+
+
+def test_llm_answers_are_cached_and_a_rerun_makes_no_call(sim, tmp_path, llm_key) -> None:
+    outcomes = _llm(sim, tmp_path).run(_requests(10))
+    assert all(o.value and len(o.value["questions"]) >= 1 for o in outcomes)
+    calls = sim.stats()["chat"]["ok"]
+    again = _llm(sim, tmp_path)
+    assert [o.value for o in again.run(_requests(10))] == [o.value for o in outcomes]
+    assert sim.stats()["chat"]["ok"] == calls and again.stats.cache_hits == 10
+
+
+def test_llm_survives_faults_and_accounts_for_every_item(tmp_path, llm_key) -> None:
+    cfg = sim_config(fault_429_rate=0.15, retry_after_s=0.01, fault_5xx_rate=0.15,
+                     fault_truncated_rate=0.1, fault_fenced_rate=0.2, seed=3)
+    with SimServer(cfg) as sim:
+        client = _llm(sim, tmp_path, max_retries=8)
+        outcomes = client.run(_requests(40))
+        faults = sim.stats()["chat"]["faults"]
+    assert [o.id for o in outcomes] == [str(i) for i in range(40)]
+    assert sum(1 for o in outcomes if o.value) >= 38
+    assert all(o.value or o.reject for o in outcomes)
+    assert faults["429"] and faults["5xx"] and faults["fenced"]
+
+
+def test_llm_missing_key_is_one_clear_line(sim, tmp_path, monkeypatch) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.chdir(tmp_path)  # no .env here
+    with pytest.raises(ConfigError, match="OPENAI_API_KEY is not set"):
+        _llm(sim, tmp_path).run(_requests(1))
+    assert sim.stats()["chat"]["ok"] == 0
+
+
+def test_llm_truncated_answer_becomes_a_reject(sim, tmp_path, llm_key) -> None:
+    client = _llm(sim, tmp_path, max_tokens=5)  # every answer is cut: finish_reason=length
+    req = LLMRequest(id="q", schema=QA, messages=[{"role": "user", "content": "질문: 전세란?"}])
+    (outcome,) = client.run([req])
+    assert outcome.value is None and "truncated" in outcome.reject
+
+
+@pytest.mark.parametrize("text", [
+    '{"a": 1}', '```json\n{"a": 1}\n```', '결과입니다:\n```\n{"a": 1}\n```\n끝',
+    '답: {"a": 1} 입니다'])
+def test_extract_json_tolerates_fences_and_prose(text: str) -> None:
+    assert extract_json(text) == {"a": 1}
+
+
+def test_extract_json_rejects_garbage() -> None:
+    with pytest.raises(ValueError):
+        extract_json('{"a": 1')
+
+
+def test_costs() -> None:
+    prices = {"m": {"input": 0.15, "output": 0.60}}
+    assert cost_usd("m", 1_000_000, 1_000_000, prices) == pytest.approx(0.75)
+    assert cost_usd("unknown", 10, 10, prices) is None
+    assert estimate_tokens("전세 계약") == 4 + 1
+    assert estimate_tokens("hello world!") == 3
+
+
+def test_estimate_predicts_the_calls_a_run_makes(sim, workspace: Workspace) -> None:
+    ws = workspace.params(llm={"base_url": sim.openai_base_url, "model": "sim-gpt"},
+                          queries={"per_seed": 3})
+    ws.write("data/seed_words.txt", "전세\n청약\n재건축\n")
+    ws.write("data/ranked.jsonl", ranked_rows(7))
+
+    def estimate() -> dict[str, dict[str, Any]]:
+        out = subprocess.run([sys.executable, "-m", "seedtune.cli", "estimate", "--json"],
+                             cwd=ws.path, env=ws.env(SIM_ENV), text=True, capture_output=True,
+                             check=True).stdout
+        return {r["stage"]: r for r in json.loads(out)}
+
+    before = estimate()
+    assert (before["queries"]["calls"], before["synthesize"]["calls"]) == (3, 7)
+    assert before["queries"]["usd"] > 0 and before["synthesize"]["prompt_tokens"] > 0
+    assert sim.stats()["chat"]["ok"] == 0  # estimating spends nothing
+    assert ws.run("queries", SIM_ENV).returncode == 0
+    assert ws.run("synthesize", SIM_ENV).returncode == 0
+    assert sim.stats()["chat"]["ok"] == 10
+    after = estimate()
+    assert (after["queries"]["calls"], after["queries"]["cached"]) == (0, 3)
+    assert (after["synthesize"]["calls"], after["synthesize"]["cached"]) == (0, 7)

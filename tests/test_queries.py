@@ -1,0 +1,81 @@
+"""queries stage: question filtering and dedup, user questions, and the stage as DVC runs it
+against the simulator (incremental seed words, missing key)."""
+
+from __future__ import annotations
+
+from support import Workspace, last_line
+
+from seedtune.core.config import QueriesConfig
+from seedtune.llm.client import LLMOutcome
+from seedtune.offline.demo import SIM_ENV
+from seedtune.offline.sim import SimServer
+from seedtune.synthesis.queries import candidates, filter_questions
+
+
+def _q(text: str) -> dict:
+    return {"question": text, "seed": "전세"}
+
+
+def test_near_duplicate_korean_questions_are_removed() -> None:
+    rows = [_q("전세 계약 시 확정일자는 언제 받아야 하나요?"),
+            _q("전세 계약 시 확정일자는 언제 받아야 하나요 ?"),   # exact after normalising
+            _q("전세 계약할 때 확정일자는 언제 받아야 하나요?"),   # near duplicate
+            _q("전세보증보험은 어떤 경우에 가입할 수 없나요?"),
+            _q("What is jeonse?"),                                  # not Korean
+            _q("전세?")]                                            # too short
+    kept, counts = filter_questions(rows, QueriesConfig())
+    assert [r["question"] for r in kept] == ["전세 계약 시 확정일자는 언제 받아야 하나요?",
+                                             "전세보증보험은 어떤 경우에 가입할 수 없나요?"]
+    assert counts == {"generated": 6, "filtered": 2, "duplicates": 2, "kept": 2}
+
+
+def test_same_phrasing_about_different_terms_is_not_a_duplicate() -> None:
+    rows = [{"question": "전세의 장단점은 무엇인가요?", "seed": "전세"},
+            {"question": "월세의 장단점은 무엇인가요?", "seed": "월세"},
+            {"question": "전세의 장단점은 무엇인가요?", "seed": "월세"}]  # exact: still removed
+    kept, counts = filter_questions(rows, QueriesConfig())
+    assert [r["seed"] for r in kept] == ["전세", "월세"] and counts["duplicates"] == 1
+
+
+def test_user_questions_are_merged_with_provenance() -> None:
+    outcomes = [LLMOutcome("전세", value={"questions": ["전세 보증금은 어떻게 돌려받나요?"]}),
+                LLMOutcome("청약", reject="invalid answer")]
+    rows = candidates(outcomes, "gpt-x", "v1", ["  1. 제 질문: 월세 세액공제는 어떻게 받나요? "])
+    kept, counts = filter_questions(rows, QueriesConfig())
+    assert [(r["seed"], r["source"], r["model"], r["template"]) for r in kept] == [
+        ("전세", "llm", "gpt-x", "v1"), (None, "user", None, None)]
+    assert kept[1]["question"] == "제 질문: 월세 세액공제는 어떻게 받나요?"
+    assert counts["kept"] == 2
+
+
+# --------------------------------------------------------------------------- stage
+
+
+def _queries_ws(ws: Workspace, sim: SimServer, seeds: list[str]) -> Workspace:
+    ws.params(llm={"base_url": sim.openai_base_url, "model": "sim-gpt"},
+              queries={"per_seed": 3})
+    ws.write("data/seed_words.txt", "\n".join(seeds) + "\n")
+    return ws
+
+
+def test_one_new_seed_word_costs_only_its_calls(sim, workspace) -> None:
+    ws = _queries_ws(workspace, sim, ["전세", "청약", "재건축"])
+    assert ws.run("queries", SIM_ENV).returncode == 0
+    before = sim.stats()["chat"]["ok"]
+    ws.write("data/seed_words.txt", "분양권\n전세\n청약\n재건축\n")  # inserted first
+    assert ws.run("queries", SIM_ENV).returncode == 0
+    assert sim.stats()["chat"]["ok"] - before == 1
+    m = ws.metrics("queries")
+    assert (m["calls"], m["cache_hits"], m["seeds"]) == (1, 3, 4)
+    assert {r["seed"] for r in ws.rows("data/questions.jsonl")} == {"분양권", "전세", "청약",
+                                                                   "재건축"}
+
+
+def test_missing_key_stops_before_any_request(sim, workspace) -> None:
+    ws = _queries_ws(workspace, sim, ["전세", "청약"])
+    proc = ws.run("queries", drop=tuple(SIM_ENV))
+    assert proc.returncode == 2
+    line = last_line(proc.stderr)
+    assert line.startswith("queries: error:") and "OPENAI_API_KEY" in line
+    assert sim.stats()["chat"]["ok"] == 0
+    assert not (ws.path / "data/questions.jsonl").exists()

@@ -1,0 +1,108 @@
+"""synthesize stage: answer checks, passages, the deterministic split, and the stage as DVC
+runs it against the simulator (faults, forced reruns, kill -9, leaked keys)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+from support import Workspace, ranked_rows
+
+from seedtune.core.config import SynthesizeConfig
+from seedtune.offline.demo import SIM_ENV, sim_config
+from seedtune.offline.sim import SimServer
+from seedtune.synthesis.synthesize import assign_split, check_answer, format_passages
+
+
+def test_split_is_deterministic_and_stable_when_questions_are_added() -> None:
+    qs = [f"부동산 질문 {i}번은 무엇인가요?" for i in range(200)]
+    a = assign_split(qs, 0.1, 4, seed=1)
+    assert a == assign_split(list(reversed(qs)), 0.1, 4, seed=1)
+    b = assign_split(qs + ["새로 추가된 질문입니다?"], 0.1, 4, seed=1)
+    assert all(a[q] == b[q] for q in qs)
+    assert 5 <= sum(v == "eval" for v in a.values()) <= 40
+    assert sum(v == "eval" for v in assign_split(qs[:10], 0.0, 4, 1).values()) == 4
+
+
+def test_answer_checks() -> None:
+    cfg = SynthesizeConfig()
+    assert check_answer("", cfg) == "empty answer"
+    assert "min_chars" in check_answer("짧은 답.", cfg)
+    assert "Hangul" in check_answer("This answer is written entirely in English, sorry.", cfg)
+    assert check_answer("전세 계약 전에는 등기부등본으로 근저당을 확인해야 합니다.", cfg) is None
+
+
+def test_passages_are_numbered_and_capped() -> None:
+    docs = [{"passage": f"자료 {i}"} for i in range(5)]
+    assert format_passages(docs, 2) == "[1] 자료 0\n[2] 자료 1"
+    assert format_passages([], 3) == "(참고 자료 없음)"
+
+
+# --------------------------------------------------------------------------- stage
+
+
+def _synth_ws(ws: Workspace, sim: SimServer, n: int, **llm: object) -> Workspace:
+    ws.params(llm={"base_url": sim.openai_base_url, "model": "sim-gpt", **llm},
+              queries={"per_seed": 3})
+    ws.write("data/ranked.jsonl", ranked_rows(n))
+    return ws
+
+
+def test_synthesize_survives_faults_and_accounts_for_every_item(workspace) -> None:
+    cfg = sim_config(fault_429_rate=0.25, retry_after_s=0.02, fault_5xx_rate=0.1,
+                     fault_timeout_rate=0.05, timeout_s=2.0, fault_truncated_rate=0.1,
+                     fault_fenced_rate=0.2, seed=7)
+    with SimServer(cfg) as sim:
+        ws = _synth_ws(workspace, sim, 30, timeout_s=0.5, max_retries=10)
+        proc = ws.run("synthesize", SIM_ENV)
+        faults = sim.stats()["chat"]["faults"]
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    m = ws.metrics("synthesize")
+    assert m["answers"] + m["rejects"] == 30
+    assert m["answers"] >= 27 and m["retries"] > 0
+    assert all(faults[k] for k in ("429", "5xx", "timeout", "truncated", "fenced"))
+    assert len(ws.rows("data/instructions.jsonl")) + \
+        len(ws.rows("data/rejects/synthesize.jsonl")) == 30
+
+
+def test_forced_rerun_makes_zero_calls_and_needs_no_key(sim, workspace) -> None:
+    ws = _synth_ws(workspace, sim, 12)
+    assert ws.run("synthesize", SIM_ENV).returncode == 0
+    first = (ws.path / "data/instructions.jsonl").read_bytes()
+    calls = sim.stats()["chat"]["ok"]
+    proc = ws.run("synthesize", drop=tuple(SIM_ENV))  # everything is cached: no key needed
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert sim.stats()["chat"]["ok"] == calls
+    assert (ws.path / "data/instructions.jsonl").read_bytes() == first
+    m = ws.metrics("synthesize")
+    assert (m["calls"], m["cache_hits"], m["cost_usd"]) == (0, 12, 0.0)
+    assert m["saved_usd"] > 0
+
+
+def test_kill_9_mid_stage_then_rerun_repeats_at_most_in_flight_calls(workspace) -> None:
+    concurrency, n = 4, 40
+    with SimServer(sim_config(latency_ms=150)) as sim:
+        ws = _synth_ws(workspace, sim, n, concurrency=concurrency)
+        proc = ws.popen("synthesize", SIM_ENV)
+        deadline = time.monotonic() + 60
+        while sim.stats()["chat"]["ok"] < 12 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        assert not (ws.path / "data/instructions.jsonl").exists()  # no partial output
+        assert ws.run("synthesize", SIM_ENV).returncode == 0
+        total = sim.stats()["chat"]["ok"]
+    assert n <= total <= n + concurrency
+    assert ws.metrics("synthesize")["answers"] == n
+
+
+def test_no_key_value_in_any_file_or_log(sim, workspace) -> None:
+    ws = _synth_ws(workspace, sim, 5)
+    ws.write("data/seed_words.txt", "전세\n청약\n")
+    logs = ws.run("queries", SIM_ENV).stderr + ws.run("synthesize", SIM_ENV).stderr
+    for value in SIM_ENV.values():
+        assert value not in logs
+        for path in ws.path.rglob("*"):
+            if path.is_file():
+                assert value.encode() not in path.read_bytes(), path
