@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from seedtune.core.compose import compose_config, write_params
+from seedtune.core.errors import ConfigError
 
 
 def test_committed_params_equal_composed_conf(root: Path) -> None:
@@ -64,3 +65,12 @@ def test_compose_leaves_params_alone_inside_dvc_exp_run(root: Path, tmp_path: Pa
     monkeypatch.delenv("DVC_EXP_NAME")
     assert write_params(out, root / "conf") is True
     assert yaml.safe_load(out.read_text())["train"]["lora"]["r"] == 4
+
+
+def test_broken_conf_yaml_is_one_line_naming_file_and_line(root: Path, tmp_path: Path) -> None:
+    shutil.copytree(root / "conf", tmp_path / "conf", ignore=shutil.ignore_patterns("local"))
+    (tmp_path / "conf" / "llm" / "openai.yaml").write_text("llm:\n  model: [unclosed\n")
+    with pytest.raises(ConfigError, match=r"conf/llm/openai\.yaml:\d+: not valid YAML"):
+        compose_config(tmp_path / "conf")
+    with pytest.raises(ConfigError, match="lora"):
+        compose_config(root / "conf", overrides=["lora@train.lora=nonexistent"])

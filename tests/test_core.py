@@ -17,6 +17,7 @@ from seedtune.core.device import pick_device
 from seedtune.core.errors import ConfigError, InputError, ServiceError, run_main
 from seedtune.core.records import read_jsonl, read_lines, save_atomically
 from seedtune.core.retry import AsyncTokenBucket, backoff_s, retry_after_s
+from seedtune.core.text import hangul_share
 
 # --------------------------------------------------------------------------- params
 
@@ -67,6 +68,13 @@ def test_user_error_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str]) -
 
     assert run_main("search", main) == 2
     assert capsys.readouterr().err == "search: error: Naver keeps failing\n"
+
+
+def test_a_stage_that_finishes_exits_0_whatever_main_returns(tmp_path: Path) -> None:
+    script = ("from seedtune.core.stage import run_stage\n"
+              "run_stage('compose', lambda: True)\n")
+    proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, timeout=60)
+    assert proc.returncode == 0
 
 
 def test_a_bug_keeps_its_traceback(tmp_path: Path) -> None:
@@ -155,3 +163,12 @@ def test_device_choice() -> None:
     assert pick_device("auto", caps={"cuda": False, "mps": True}) == "mps"
     with pytest.raises(ConfigError, match=r"^rank\.device: 'cuda' is not available"):
         pick_device("cuda", "rank.device", caps=caps)
+
+
+# --------------------------------------------------------------------------- text
+
+
+def test_hangul_share() -> None:
+    assert hangul_share("전세 계약") == 1.0
+    assert hangul_share("LTV 규제") == pytest.approx(2 / 5)
+    assert hangul_share("123 ?!") == 0.0

@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import os
+import hashlib
+import json
+import re
+import time
+from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+import pytest
+from support import ROOT
 
-import hashlib  # noqa: E402
-import json  # noqa: E402
-import re  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import pytest  # noqa: E402
-
-from seedtune.offline.tiny import (  # noqa: E402
+from seedtune.core.text import hangul_share
+from seedtune.offline.tiny import (
     LORA_TARGET_MODULES,
     STAMP_NAME,
     TinyModels,
@@ -26,14 +22,8 @@ from seedtune.offline.tiny import (  # noqa: E402
     main,
 )
 
-REPO = Path(__file__).resolve().parents[1]
 QUESTION = "전세 계약 시 주의할 점은?"
 KOREAN = "전세 계약 전에는 등기부등본을 꼭 확인하세요. 보증금 3억 원, 월세 50만 원! 😀"
-
-
-def _hangul_ratio(text: str) -> float:
-    letters = [c for c in text if c.isalpha()]
-    return sum("가" <= c <= "힣" for c in letters) / max(len(letters), 1)
 
 
 def _digest(root: Path) -> dict[str, str]:
@@ -358,18 +348,18 @@ def test_broken_stamp_triggers_rebuild(tmp_path: Path, tiny: TinyModels, monkeyp
 
 
 def test_seed_words() -> None:
-    raw = (REPO / "data" / "seed_words.txt").read_text(encoding="utf-8")
+    raw = (ROOT / "data" / "seed_words.txt").read_text(encoding="utf-8")
     lines = raw.splitlines()
     assert lines and all(line.strip() == line and line for line in lines)
     assert len(lines) == len(set(lines)) >= 30
-    mostly_hangul = [w for w in lines if _hangul_ratio(w) >= 0.5]
+    mostly_hangul = [w for w in lines if hangul_share(w) >= 0.5]
     assert len(mostly_hangul) >= 0.8 * len(lines)
     assert {"전세", "월세", "청약", "재건축"} <= set(lines)
 
 
 def test_corpus() -> None:
     lines = corpus_lines()
-    sentences = [line for line in lines if re.search(r"[.?!]$", line) and _hangul_ratio(line) > 0.8]
+    sentences = [line for line in lines if re.search(r"[.?!]$", line) and hangul_share(line) > 0.8]
     assert len(sentences) >= 300
     syllables = {c for line in lines for c in line if "가" <= c <= "힣"}
     assert len(syllables) >= 500

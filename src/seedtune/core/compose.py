@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from seedtune.core.errors import ConfigError
+from seedtune.core.errors import ConfigError, one_line
 from seedtune.core.records import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -39,11 +39,22 @@ def compose_config(
     conf_dir = Path(conf_dir).resolve()
     if not (conf_dir / f"{config_name}.yaml").is_file():
         raise ConfigError(f"{conf_dir / (config_name + '.yaml')}: no such config file")
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
     GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
-        cfg = compose(config_name=config_name, overrides=list(overrides))
-    GlobalHydra.instance().clear()
-    return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+    try:
+        with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
+            cfg = compose(config_name=config_name, overrides=list(overrides))
+        return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{mark.name}:{mark.line + 1}" if mark else str(conf_dir)
+        raise ConfigError(f"{where}: not valid YAML ({exc.problem or exc.context})") from None
+    except (HydraException, OmegaConfBaseException) as exc:
+        raise ConfigError(f"{conf_dir}: {one_line(exc)}") from None
+    finally:
+        GlobalHydra.instance().clear()
 
 
 def dump_params(params: dict[str, Any]) -> str:

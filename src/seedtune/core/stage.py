@@ -24,12 +24,16 @@ def setup_logging(stage: str) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def run_stage(stage: str, main: Callable[[], None]) -> None:
-    """Run ``main`` and exit with its status (see :func:`~seedtune.core.errors.run_main`): a
-    user-fixable error becomes one line on stderr and exit code 2; anything else keeps its
-    traceback."""
+def run_stage(stage: str, main: Callable[[], object]) -> None:
+    """Run ``main`` (its return value is ignored) and exit: 0 when it finishes, 2 with one line
+    on stderr for a user-fixable error (see :func:`~seedtune.core.errors.run_main`); anything
+    else keeps its traceback."""
     setup_logging(stage)
-    sys.exit(run_main(stage, main))
+
+    def stage_main() -> None:
+        main()
+
+    sys.exit(run_main(stage, stage_main))
 
 
 def write_metrics(stage: str, metrics: dict[str, Any]) -> None:
