@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 import socket
+import subprocess
+import sys
 import unicodedata
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -311,3 +313,17 @@ def test_stage_bad_questions_file_is_one_line(sim, workspace) -> None:
     assert proc.returncode == 2
     assert last_line(proc.stderr) == ("search: error: data/questions.jsonl: row 1 has no non-empty "
                                 "`question` string")
+
+
+def test_ask_rag_on_an_unreachable_naver_is_one_line(workspace) -> None:
+    """The CLI shares the stages' error policy: a Naver failure is one line, no traceback."""
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{s.getsockname()[1]}"
+    ws = workspace.params(search={"base_url": url, "max_retries": 1})
+    proc = subprocess.run([sys.executable, "-m", "seedtune.cli", "ask", "전세란?", "--rag",
+                           "--adapter", "none", "--cache", "search-cache"], cwd=ws.path,
+                          env=ws.env(SIM_ENV), text=True, capture_output=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    assert last_line(proc.stderr).startswith("seedtune ask: error: Naver blog search for query")
