@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -14,8 +15,8 @@ from support import Workspace, ranked_rows
 
 from seedtune.core.cache import ResponseCache
 from seedtune.core.config import LLMConfig
-from seedtune.core.errors import ConfigError
-from seedtune.llm.client import LLMClient, LLMRequest, extract_json
+from seedtune.core.errors import ConfigError, ServiceError
+from seedtune.llm.client import LLMClient, LLMRequest, extract_json, request_key
 from seedtune.llm.costs import cost_usd, estimate_tokens
 from seedtune.llm.schemas import QA, QuestionList
 from seedtune.offline.demo import SIM_ENV, sim_config
@@ -117,3 +118,83 @@ def test_estimate_predicts_the_calls_a_run_makes(sim, workspace: Workspace) -> N
     after = estimate()
     assert (after["queries"]["calls"], after["queries"]["cached"]) == (0, 3)
     assert (after["synthesize"]["calls"], after["synthesize"]["cached"]) == (0, 7)
+
+
+# --------------------------------------------------------------------------- failure semantics
+
+
+def _closed_port_url() -> str:
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}/v1"
+
+
+def test_unreachable_endpoint_is_a_transport_error_not_rejects(tmp_path, llm_key) -> None:
+    url = _closed_port_url()
+    client = LLMClient(LLMConfig(base_url=url, model="sim", max_retries=1),
+                       ResponseCache(tmp_path / "cache"))
+    with pytest.raises(ServiceError, match=f"^{url}/chat/completions: ClientConnectorError "
+                                           "after llm.max_retries=1 retries"):
+        client.run(_requests(3))
+
+
+def test_a_failed_run_keeps_every_answer_and_the_rerun_pays_only_the_rest(tmp_path,
+                                                                          llm_key) -> None:
+    with SimServer(sim_config(fault_5xx_rate=0.5, seed=11)) as flaky:
+        client = _llm(flaky, tmp_path, max_retries=0, concurrency=2)
+        with pytest.raises(ServiceError, match="HTTP 5"):
+            client.run(_requests(20))
+        paid = flaky.stats()["chat"]["ok"]
+    assert paid == len(ResponseCache(tmp_path / "cache")) > 0  # every answer landed
+    with SimServer(sim_config()) as healthy:
+        outcomes = _llm(healthy, tmp_path).run(_requests(20))
+        assert healthy.stats()["chat"]["ok"] == 20 - paid  # nothing paid twice
+    assert all(o.value for o in outcomes)
+
+
+def test_retries_are_visible_while_they_happen(tmp_path, llm_key, caplog) -> None:
+    with SimServer(sim_config(fault_429_rate=0.3, retry_after_s=0.01, seed=5)) as sim:
+        client = _llm(sim, tmp_path, max_retries=8)
+        with caplog.at_level("WARNING", logger="seedtune.llm.client"):
+            client.run(_requests(20))
+    assert client.stats.retries > 0
+    warnings = [r.getMessage() for r in caplog.records if "retrying" in r.getMessage()]
+    assert len(warnings) == 1 and "HTTP 429" in warnings[0]  # one warning for the burst
+
+
+def test_lone_surrogates_are_replaced_and_the_answer_is_cached(tmp_path, llm_key) -> None:
+    with SimServer(sim_config(fault_surrogate_rate=1.0)) as sim:
+        client = _llm(sim, tmp_path)
+        req = LLMRequest(id="q", schema=QA, messages=[
+            {"role": "user", "content": "질문: 전세란? JSON으로 답하세요."}])
+        (outcome,) = client.run([req])
+        assert sim.stats()["chat"]["faults"]["surrogate"] == 1
+        again = _llm(sim, tmp_path)
+        assert [o.value for o in again.run([req])] == [outcome.value]  # cached, not repaid
+        assert again.stats.cache_hits == 1 and sim.stats()["chat"]["faults"]["surrogate"] == 1
+    text = outcome.value["question"] + outcome.value["answer"]
+    assert "\ufffd" in text and not any("\ud800" <= c <= "\udfff" for c in text)
+
+
+def test_error_bodies_that_echo_the_key_are_redacted(sim, tmp_path, llm_key) -> None:
+    with SimServer(sim_config(fault_echo_rate=1.0)) as echo:
+        (outcome,) = _llm(echo, tmp_path).run(_requests(1))
+    assert outcome.reject.startswith("HTTP 400") and "***" in outcome.reject
+    assert SIM_ENV["OPENAI_API_KEY"] not in outcome.reject
+
+
+def test_damaged_or_wrong_shaped_cache_entries_are_misses(sim, tmp_path, llm_key, caplog
+                                                          ) -> None:
+    reqs = _requests(3)
+    first = _llm(sim, tmp_path)
+    first.run(reqs)
+    cache = first.cache
+    keys = [request_key(first.cfg, r) for r in reqs]
+    cache.path(keys[0]).write_bytes(b"\xff\xfe not json")
+    cache.put(keys[1], {"answer": {"questions": "전세란 무엇인가요?"}})  # a string, not a list
+    calls = sim.stats()["chat"]["ok"]
+    with caplog.at_level("WARNING"):
+        outcomes = _llm(sim, tmp_path).run(reqs)
+    assert sim.stats()["chat"]["ok"] - calls == 2  # both asked again, the good one reused
+    assert all(isinstance(o.value["questions"], list) for o in outcomes)
+    assert str(cache.path(keys[0])) in caplog.text and str(cache.path(keys[1])) in caplog.text

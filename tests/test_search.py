@@ -162,6 +162,37 @@ def test_answers_are_cached_and_a_rerun_needs_no_call_and_no_credentials(sim, tm
     assert sim.stats()["search"]["ok"] == calls and again.stats.cache_hits == 10
 
 
+def test_lone_surrogates_in_items_are_replaced_and_cached(tmp_path) -> None:
+    with SimServer(sim_config(fault_surrogate_rate=1.0)) as sim:
+        client = _client(sim, tmp_path, categories=["blog"])
+        rows, _ = search_all(client, ["전세 보증금 반환"])
+        again = _client(sim, tmp_path, categories=["blog"])
+        assert search_all(again, ["전세 보증금 반환"])[0] == rows  # from the cache
+        assert sim.stats()["search"]["faults"]["surrogate"] == 1
+    text = "".join(d["description"] for d in rows[0]["documents"])
+    assert "\ufffd" in text and not any("\ud800" <= c <= "\udfff" for c in text)
+
+
+def test_damaged_cache_entry_is_fetched_again(sim, tmp_path, caplog) -> None:
+    client = _client(sim, tmp_path, categories=["blog"])
+    client.search("청약 가점", "blog")
+    key = next(iter((tmp_path / "search").glob("*/*.json")))
+    key.write_text('{"key": "other", "value": {}}', encoding="utf-8")
+    with caplog.at_level("WARNING"):
+        body = _client(sim, tmp_path, categories=["blog"]).search("청약 가점", "blog")
+    assert isinstance(body["items"], list) and sim.stats()["search"]["ok"] == 2
+    assert str(key) in caplog.text
+
+
+def test_error_bodies_that_echo_credentials_are_redacted(tmp_path) -> None:
+    with SimServer(sim_config(fault_echo_rate=1.0)) as sim, \
+            pytest.raises(NaverError) as err:
+        _client(sim, tmp_path).search("전세", "blog")
+    assert "SE99" in str(err.value) and "***" in str(err.value)
+    assert SIM_ENV["NAVER_CLIENT_SECRET"] not in str(err.value)
+    assert SIM_ENV["NAVER_CLIENT_ID"] not in str(err.value)
+
+
 def test_wrong_credentials_fail_at_once_naming_the_variables(sim, tmp_path) -> None:
     with pytest.raises(ConfigError, match="NAVER_CLIENT_ID / NAVER_CLIENT_SECRET"):
         _client(sim, tmp_path, secret="wrong").search("전세", "blog")

@@ -50,3 +50,11 @@ def optional_secret(name: str, dotenv: Path | str = ".env") -> str | None:
 def hf_token() -> str | None:
     """HF_TOKEN for gated models such as google/gemma-2b-it (never logged)."""
     return optional_secret("HF_TOKEN")
+
+
+def redact(text: str, secrets: list[str | None]) -> str:
+    """``text`` with every secret value in ``secrets`` replaced by ``***``."""
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "***")
+    return text

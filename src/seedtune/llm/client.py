@@ -20,7 +20,9 @@ import asyncio
 import functools
 import json
 import logging
+import math
 import re
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -30,10 +32,11 @@ from tqdm.auto import tqdm
 
 from seedtune.core.cache import ResponseCache, cache_key
 from seedtune.core.config import LLMConfig
-from seedtune.core.credentials import get_secret
-from seedtune.core.errors import ConfigError, QuotaError
+from seedtune.core.credentials import get_secret, redact
+from seedtune.core.errors import ConfigError, QuotaError, SeedtuneError, ServiceError
 from seedtune.core.retry import AsyncTokenBucket, backoff_s, retry_after_s
 from seedtune.core.stats import CallStats
+from seedtune.core.text import replace_lone_surrogates
 from seedtune.llm.costs import messages_tokens
 
 log = logging.getLogger(__name__)
@@ -41,6 +44,8 @@ log = logging.getLogger(__name__)
 # Extra attempts when an answer arrives but cannot be used (truncated, not JSON, invalid).
 PARSE_RETRIES = 2
 RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504}
+#: A retry this long after the last one starts a new burst, which is logged as a warning.
+RETRY_WARNING_EVERY_S = 30.0
 
 
 class LLMQuotaExceeded(QuotaError):
@@ -120,36 +125,60 @@ class LLMClient:
         self.cache = cache
         self.desc = desc
         self.stats = CallStats()
+        self._secret = ""
 
     def pending(self, requests: Sequence[LLMRequest]) -> list[LLMRequest]:
         """The requests that are not answered in the cache yet (what a run would pay for)."""
         return [r for r in requests if self.cache.get(request_key(self.cfg, r)) is None]
 
     def run(self, requests: Sequence[LLMRequest]) -> list[LLMOutcome]:
-        """Answer every request (cache first), in input order."""
+        """Answer every request (cache first), in input order.
+
+        Content failures (invalid, truncated, refused, a 4xx about the request) become
+        rejects. A transport failure that outlasts the retries, a rejected key, a spent
+        quota or an unknown model raise a :class:`~seedtune.core.errors.SeedtuneError` once
+        the calls in flight have landed in the cache: nothing paid for is lost.
+        """
         outcomes: list[LLMOutcome | None] = [None] * len(requests)
         todo: list[tuple[int, LLMRequest, str]] = []
         for i, req in enumerate(requests):
             key = request_key(self.cfg, req)
-            hit = self.cache.get(key)
+            hit = self._cached(key, req)
             if hit is not None:
-                usage = hit.get("usage", {})
+                usage = hit.get("usage") or {}
                 outcomes[i] = LLMOutcome(req.id, value=hit["answer"])
                 self.stats.cache_hits += 1
-                self.stats.cached_prompt_tokens += usage.get("prompt_tokens", 0)
-                self.stats.cached_completion_tokens += usage.get("completion_tokens", 0)
+                self.stats.cached_prompt_tokens += int(usage.get("prompt_tokens") or 0)
+                self.stats.cached_completion_tokens += int(usage.get("completion_tokens") or 0)
             else:
                 todo.append((i, req, key))
         log.info("%s: %d requests, %d cached, %d to call", self.desc, len(requests),
                  len(requests) - len(todo), len(todo))
         if todo:
             # Only now is a key needed: a fully cached rerun works without one.
-            api_key = get_secret(self.cfg.api_key_env, f"API key for {self.cfg.base_url}")
+            api_key = self._api_key()
             for i, outcome in asyncio.run(self._run_async(todo, api_key)):
                 outcomes[i] = outcome
         done = [o for o in outcomes if o is not None]
         self.stats.rejects = sum(1 for o in done if o.reject)
         return done
+
+    def _cached(self, key: str, req: LLMRequest) -> dict[str, Any] | None:
+        """A cache entry whose answer still satisfies the request's schema, else None."""
+        hit = self.cache.get(key)
+        if hit is None:
+            return None
+        try:
+            req.schema.model_validate(hit["answer"])
+        except (TypeError, KeyError, ValidationError):
+            log.warning("%s: ignoring cache entry %s (not a valid %s answer); asking again",
+                        self.desc, self.cache.path(key), req.schema.__name__)
+            return None
+        return hit
+
+    def _api_key(self) -> str:
+        self._secret = get_secret(self.cfg.api_key_env, f"API key for {self.cfg.base_url}")
+        return self._secret
 
     async def _run_async(self, todo: list[tuple[int, LLMRequest, str]], api_key: str
                          ) -> list[tuple[int, LLMOutcome]]:
@@ -162,23 +191,51 @@ class LLMClient:
             trust_env=True)  # honour HTTPS_PROXY / NO_PROXY like other clients
         sem = asyncio.Semaphore(self.cfg.concurrency)
         rpm, tpm = AsyncTokenBucket(self.cfg.rpm), AsyncTokenBucket(self.cfg.tpm)
-        bar = tqdm(total=len(todo), desc=self.desc, unit="call")
+        self._bar = tqdm(total=len(todo), desc=self.desc, unit="call")
+        self._stop = asyncio.Event()  # set by the first fatal error: no new call starts
+        self._last_warning = -math.inf
+        fatal: list[SeedtuneError] = []
 
-        async def one(i: int, req: LLMRequest, key: str) -> tuple[int, LLMOutcome]:
+        async def one(i: int, req: LLMRequest, key: str) -> tuple[int, LLMOutcome | None]:
             async with sem:
-                outcome = await self._answer(client, req, key, rpm, tpm)
-            bar.update(1)
+                if self._stop.is_set():
+                    return i, None
+                try:
+                    outcome = await self._answer(client, req, key, rpm, tpm)
+                except SeedtuneError as exc:
+                    fatal.append(exc)
+                    self._stop.set()
+                    return i, None
+            if outcome is not None:
+                self._bar.update(1)
             return i, outcome
 
         try:
-            return await asyncio.gather(*(one(*t) for t in todo))
+            results = await asyncio.gather(*(one(*t) for t in todo))
         finally:
-            bar.close()
+            self._bar.close()
             await client.close()
+        if fatal:
+            # every answer that arrived is cached: a rerun resumes without paying again
+            raise type(fatal[0])(f"{fatal[0]}; {self.stats.calls} answers of this run are "
+                                 f"cached in {self.cache.root}, a rerun resumes from them")
+        return [(i, o) for i, o in results if o is not None]
+
+    def _retrying(self, reason: str) -> None:
+        """Count a retry; warn at the start of each burst, keep the count on the bar."""
+        self.stats.retries += 1
+        self._bar.set_postfix(retries=self.stats.retries, refresh=False)
+        now = time.monotonic()
+        if now - self._last_warning > RETRY_WARNING_EVERY_S:
+            log.warning("%s: %s from %s; retrying with backoff (up to llm.max_retries=%d per "
+                        "call, %d retries so far)", self.desc, reason, self.cfg.base_url,
+                        self.cfg.max_retries, self.stats.retries)
+        self._last_warning = now
 
     async def _answer(self, client: Any, req: LLMRequest, key: str, rpm: AsyncTokenBucket,
-                      tpm: AsyncTokenBucket) -> LLMOutcome:
-        """Call until a valid answer, a non-retryable error, or the attempt budgets run out."""
+                      tpm: AsyncTokenBucket) -> LLMOutcome | None:
+        """Call until a valid answer or a content reject; None when another call's fatal
+        error stopped the run first. Raises :class:`SeedtuneError` on a fatal error."""
         import aiohttp
 
         url = f"{self.cfg.base_url.rstrip('/')}/chat/completions"
@@ -191,6 +248,8 @@ class LLMClient:
         while True:
             await rpm.acquire(1)
             await tpm.acquire(tokens)
+            if self._stop.is_set():
+                return None
             wait: float | None = None
             try:
                 async with client.post(url, json=body) as resp:
@@ -199,7 +258,7 @@ class LLMClient:
                 if status != 200:
                     self._raise_fatal(status, text, req.model or self.cfg.model)
                     if status not in RETRYABLE_STATUS:
-                        return LLMOutcome(req.id, reject=f"HTTP {status}: {_error_message(text)}")
+                        return LLMOutcome(req.id, reject=f"HTTP {status}: {self._message(text)}")
                     raise _Retryable(f"HTTP {status}", retry_after_s(headers))
             except _Retryable as exc:
                 reason, wait = exc.reason, exc.wait
@@ -219,8 +278,10 @@ class LLMClient:
                 continue
             transport_tries += 1
             if transport_tries > self.cfg.max_retries:
-                return LLMOutcome(req.id, reject=f"{reason} after {self.cfg.max_retries} retries")
-            self.stats.retries += 1
+                raise ServiceError(f"{url}: {reason} after llm.max_retries="
+                                   f"{self.cfg.max_retries} retries; check that the endpoint is "
+                                   "up (llm.base_url) or raise llm.timeout_s / llm.max_retries")
+            self._retrying(reason)
             await asyncio.sleep(backoff_s(transport_tries, wait))
 
     def _raise_fatal(self, status: int, text: str, model: str) -> None:
@@ -234,7 +295,12 @@ class LLMClient:
                 "answers so far are cached, rerun after topping up")
         if status == 404 and "model" in _error_message(text).lower():
             key = "llm.model" if model == self.cfg.model else "evaluate.judge_model"
-            raise ConfigError(f"{key}={model!r}: {_error_message(text)}")
+            raise ConfigError(f"{key}={model!r}: {self._message(text)}")
+
+    def _message(self, text: str) -> str:
+        """The error message of a body, with the API key blanked out (some servers echo the
+        request's headers back; rejects are stored and pushed)."""
+        return redact(_error_message(text), [self._secret])
 
     def _parse(self, req: LLMRequest, text: str
                ) -> tuple[dict[str, Any] | None, dict[str, int], str]:
@@ -245,6 +311,10 @@ class LLMClient:
         except json.JSONDecodeError:
             # a body cut off mid-way: the call happened, the answer is unusable
             return None, usage, "malformed response body"
+        # JSON may carry a lone surrogate (an emoji cut in half), which cannot be written as
+        # UTF-8: made safe here, where the text enters (and again for the JSON inside the
+        # content, below), so a paid answer can always be cached
+        data, _ = replace_lone_surrogates(data)
         try:
             raw_usage = data.get("usage") or {}
             usage = {"prompt_tokens": int(raw_usage.get("prompt_tokens") or 0),
@@ -258,7 +328,11 @@ class LLMClient:
         if choice.get("finish_reason") == "length":
             return None, usage, "truncated (finish_reason=length)"
         try:
-            value = req.schema.model_validate(extract_json(content))
+            parsed, replaced = replace_lone_surrogates(extract_json(content))
+            if replaced:
+                log.warning("%s: replaced %d invalid character(s) in an answer with U+FFFD",
+                            self.desc, replaced)
+            value = req.schema.model_validate(parsed)
         except (ValueError, ValidationError) as exc:
             return None, usage, f"invalid answer: {str(exc).splitlines()[0][:200]}"
         return value.model_dump(), usage, ""

@@ -33,10 +33,12 @@ from requests.adapters import HTTPAdapter
 from seedtune.core.cache import ResponseCache, cache_key
 from seedtune.core.clock import korean_today
 from seedtune.core.config import SearchConfig
+from seedtune.core.credentials import redact
 from seedtune.core.errors import ConfigError, QuotaError, ServiceError
 from seedtune.core.records import atomic_write_text
 from seedtune.core.retry import RateLimiter, backoff_s, retry_after_s
 from seedtune.core.stats import CallStats
+from seedtune.core.text import replace_lone_surrogates
 
 log = logging.getLogger(__name__)
 
@@ -159,9 +161,12 @@ class NaverClient:
         params = self.params(query, category, start)
         key = cache_key({"category": category, **params})
         hit = self.cache.get(key)
-        if hit is not None:
+        if isinstance(hit, dict) and isinstance(hit.get("items"), list):
             self.stats.add("cache_hits")
             return hit
+        if hit is not None:  # stored, but not a search answer: never trusted
+            log.warning("ignoring cache entry %s (not a Naver search answer); fetching again",
+                        self.cache.path(key))
         self._check_credentials()
         body = self._fetch(category, params)
         self.cache.put(key, body)
@@ -206,8 +211,8 @@ class NaverClient:
         raise NaverError(f"Naver {category} search for query {params['query']!r} still failing "
                          f"after {self.cfg.max_retries} retries ({last}); rerun to resume")
 
-    @staticmethod
-    def _accept(resp: requests.Response, category: str, query: str) -> dict[str, Any] | None:
+    def _accept(self, resp: requests.Response, category: str, query: str
+                ) -> dict[str, Any] | None:
         """The body of a good answer; None when the call should be retried; raises otherwise."""
         code, message = _error(resp)
         status = resp.status_code
@@ -216,7 +221,14 @@ class NaverClient:
                 body = resp.json()
             except ValueError:
                 return None  # truncated or malformed: retry
-            return body if isinstance(body, dict) and isinstance(body.get("items"), list) else None
+            if not (isinstance(body, dict) and isinstance(body.get("items"), list)):
+                return None
+            # a lone surrogate (an emoji cut in half) cannot be cached as UTF-8: replace it
+            body, replaced = replace_lone_surrogates(body)
+            if replaced:
+                log.warning("replaced %d invalid character(s) in Naver's answer for %r",
+                            replaced, query)
+            return body
         if status in (401, 403) or code == "024":
             raise ConfigError(
                 f"Naver rejected the credentials in NAVER_CLIENT_ID / NAVER_CLIENT_SECRET "
@@ -228,5 +240,6 @@ class NaverClient:
         if status == 429 or status >= 500:
             return None  # per-second limit (012) or server trouble: retry
         hint = "; check search.base_url" if status == 404 else ""  # SE05 or a wrong root
+        message = redact(message, [self._id, self._secret])  # some servers echo headers
         raise NaverError(f"Naver refused the {category} search for query {query!r}: HTTP {status}"
                          f", errorCode {code or '-'} {message}".rstrip() + hint)

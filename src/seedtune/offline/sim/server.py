@@ -36,7 +36,7 @@ from seedtune.core.records import atomic_write_text
 from seedtune.offline.sim import naver_api, openai_api
 
 _MAX_BODY = 64 * 1024 * 1024
-_FAULT_KINDS = ("429", "5xx", "timeout", "truncated", "fenced", "quota")
+_FAULT_KINDS = ("429", "5xx", "timeout", "truncated", "fenced", "surrogate", "echo", "quota")
 
 
 @dataclass
@@ -57,6 +57,10 @@ class SimConfig:
     timeout_s: float = 30.0
     fault_truncated_rate: float = 0.0
     fault_fenced_rate: float = 0.0
+    # a lone surrogate escape ("\\ud83d", half an emoji) in a text field of a 200 answer
+    fault_surrogate_rate: float = 0.0
+    # a 400 whose error message echoes the request's credentials back (some proxies do)
+    fault_echo_rate: float = 0.0
     openai_quota: int | None = None
     naver_quota: int | None = None
     empty_rate: float = 0.1
@@ -70,11 +74,13 @@ class SimConfig:
             self.fault_timeout_rate,
             self.fault_truncated_rate,
             self.fault_fenced_rate,
+            self.fault_surrogate_rate,
+            self.fault_echo_rate,
             self.empty_rate,
         ]
         if any(not 0.0 <= r <= 1.0 for r in rates):
             raise ValueError("fault/empty rates must be within [0, 1]")
-        if sum(rates[:5]) > 1.0 + 1e-9:
+        if sum(rates[:-1]) > 1.0 + 1e-9:
             raise ValueError("the fault rates must sum to at most 1")
         if self.judge not in ("hash", "first"):
             raise ValueError("judge must be 'hash' or 'first'")
@@ -132,7 +138,7 @@ class _Stats:
                 st.ok += 1
             else:
                 st.faults[kind] += 1
-            if kind in (None, "timeout", "truncated", "fenced"):  # answered: counts as served
+            if kind in (None, "timeout", "truncated", "fenced", "surrogate"):  # counts as served
                 st.served += 1
             return kind, status
 
@@ -150,6 +156,8 @@ class _Stats:
             ("timeout", cfg.fault_timeout_rate),
             ("truncated", cfg.fault_truncated_rate),
             ("fenced", fenced),
+            ("surrogate", cfg.fault_surrogate_rate),
+            ("echo", cfg.fault_echo_rate),
         ):
             edge += rate
             if u < edge:
@@ -318,6 +326,16 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._send(404, {"error": "unknown admin endpoint"})
 
+    def _echo_body(self, chat: bool) -> dict[str, Any]:
+        """A 400 that repeats the request's credential headers in its message."""
+        if chat:
+            return openai_api.error_body(
+                "Invalid request. Received headers: Authorization: "
+                f"{self.headers.get('Authorization')}", code="invalid_request")
+        return {"errorMessage": "Invalid request (headers: X-Naver-Client-Id="
+                f"{self.headers.get('X-Naver-Client-Id')}, X-Naver-Client-Secret="
+                f"{self.headers.get('X-Naver-Client-Secret')})", "errorCode": "SE99"}
+
     # --- OpenAI -----------------------------------------------------------------------------
     def _openai_headers(self) -> dict[str, str]:
         return {
@@ -458,8 +476,35 @@ class _Handler(BaseHTTPRequestHandler):
         elif kind == "fenced":
             openai_api.fence(payload)
             self._send(200, payload, headers=extra)
+        elif kind == "surrogate":
+            # ensure_ascii writes the lone surrogate as the escape "\ud83d", as a server
+            # that cut an emoji's UTF-16 pair in half would
+            _add_lone_surrogate(payload)
+            self._send(200, json.dumps(payload).encode("ascii"), headers=extra)
+        elif kind == "echo":
+            self._send(400, self._echo_body(chat), headers=extra)
         else:
             self._send(200, payload, headers=extra)
+
+
+def _add_lone_surrogate(payload: dict[str, Any]) -> None:
+    """Append half an emoji to the answer's text: a chat message's content (inside its JSON,
+    when it is JSON) or the first search item's description."""
+    if "choices" in payload:
+        message = payload["choices"][0]["message"]
+        try:
+            inner = json.loads(message["content"])
+        except (TypeError, ValueError):
+            message["content"] = (message["content"] or "") + "\ud83d"
+            return
+        if isinstance(inner, dict):
+            for key, value in inner.items():
+                if isinstance(value, str):
+                    inner[key] = value + " \ud83d"
+                    break
+        message["content"] = json.dumps(inner)  # the escape rides inside the content
+    elif payload.get("items"):
+        payload["items"][0]["description"] += "\ud83d"
 
 
 class SimServer:
@@ -563,6 +608,8 @@ def _parser(prog: str | None) -> argparse.ArgumentParser:
         "fault-timeout-rate",
         "fault-truncated-rate",
         "fault-fenced-rate",
+        "fault-surrogate-rate",
+        "fault-echo-rate",
     ):
         p.add_argument(f"--{flag}", type=float, default=0.0)
     p.add_argument("--retry-after-s", type=float, default=d.retry_after_s)
