@@ -291,7 +291,16 @@ def test_rate_limit_429_retry_after() -> None:
         assert s.stats()["chat"] == {
             "ok": 0,
             "auth_fail": 0,
-            "faults": {"429": 4, "5xx": 0, "timeout": 0, "truncated": 0, "fenced": 0, "quota": 0},
+            "faults": {
+                "429": 4,
+                "5xx": 0,
+                "timeout": 0,
+                "truncated": 0,
+                "fenced": 0,
+                "surrogate": 0,
+                "echo": 0,
+                "quota": 0,
+            },
         }
 
 
@@ -536,7 +545,16 @@ def test_naver_quota_rate_limit_and_stats() -> None:
         assert s.stats()["search"] == {
             "ok": 1,
             "auth_fail": 0,
-            "faults": {"429": 0, "5xx": 0, "timeout": 0, "truncated": 0, "fenced": 0, "quota": 1},
+            "faults": {
+                "429": 0,
+                "5xx": 0,
+                "timeout": 0,
+                "truncated": 0,
+                "fenced": 0,
+                "surrogate": 0,
+                "echo": 0,
+                "quota": 1,
+            },
         }
         assert requests.get(f"{s.url}/_sim/stats", timeout=5).json() == s.stats()
     with _sim(fault_429_rate=1.0, retry_after_s=3) as s:

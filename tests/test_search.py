@@ -205,8 +205,8 @@ def test_wrong_credentials_fail_at_once_naming_the_variables(sim, tmp_path) -> N
 def test_missing_credentials_name_the_variable(sim, tmp_path) -> None:
     with pytest.raises(ConfigError, match="NAVER_CLIENT_SECRET not set"):
         _client(sim, tmp_path, secret=None).search("전세", "blog")
-    assert sim.stats()["search"] == {"ok": 0, "auth_fail": 0, "faults": {
-        "429": 0, "5xx": 0, "timeout": 0, "truncated": 0, "fenced": 0, "quota": 0}}
+    stats = sim.stats()["search"]
+    assert stats["ok"] == stats["auth_fail"] == sum(stats["faults"].values()) == 0
 
 
 def test_refused_query_names_the_query(sim, tmp_path) -> None:
