@@ -99,6 +99,28 @@ def test_bad_input_files_name_file_and_line(tmp_path: Path) -> None:
         read_lines(tmp_path / "seeds.txt")
 
 
+@pytest.mark.parametrize("content,message", [
+    ("전세\n청약\n".encode("cp949"), r"seeds\.txt:1: not UTF-8 \(byte 0x"),
+    (b"\x89PNG\r\n\x1a\n\x00\x00", r"seeds\.txt:2: binary data"),
+    ("전세\n".encode("utf-16"), r"seeds\.txt: UTF-16 text"),
+])
+def test_undecodable_input_is_one_line_naming_file_and_line(tmp_path: Path, content: bytes,
+                                                            message: str) -> None:
+    path = tmp_path / "seeds.txt"
+    path.write_bytes(content)
+    with pytest.raises(InputError, match=message):
+        read_lines(path)
+
+
+def test_a_byte_order_mark_is_not_part_of_the_first_line(tmp_path: Path) -> None:
+    path = tmp_path / "seeds.txt"
+    path.write_bytes("\ufeff전세\n청약\n".encode())
+    assert read_lines(path) == ["전세", "청약"]
+    rows = tmp_path / "rows.jsonl"
+    rows.write_bytes(b"\xef\xbb\xbf" + '{"question": "전세?"}\n'.encode())
+    assert read_jsonl(rows) == [{"question": "전세?"}]
+
+
 # --------------------------------------------------------------------------- records
 
 

@@ -3,6 +3,9 @@ against the simulator (incremental seed words, missing key)."""
 
 from __future__ import annotations
 
+import socket
+
+import pytest
 from support import Workspace, last_line
 
 from seedtune.core.config import QueriesConfig
@@ -79,3 +82,30 @@ def test_missing_key_stops_before_any_request(sim, workspace) -> None:
     assert line.startswith("queries: error:") and "OPENAI_API_KEY" in line
     assert sim.stats()["chat"]["ok"] == 0
     assert not (ws.path / "data/questions.jsonl").exists()
+
+
+@pytest.mark.parametrize("content", ["", "# only a comment\n\n"])
+def test_empty_seed_file_fails_at_once_naming_it(sim, workspace, content: str) -> None:
+    ws = _queries_ws(workspace, sim, [])
+    ws.write("data/seed_words.txt", content)
+    proc = ws.run("queries", SIM_ENV)
+    assert proc.returncode == 2
+    assert last_line(proc.stderr).startswith("queries: error: data/seed_words.txt: no seed words")
+    assert not (ws.path / "data/questions.jsonl").exists()
+
+
+def test_unreachable_endpoint_fails_the_stage_naming_the_url(workspace) -> None:
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{s.getsockname()[1]}/v1"
+    ws = workspace.params(llm={"base_url": url, "model": "sim-gpt", "max_retries": 1},
+                          queries={"per_seed": 3})
+    ws.write("data/seed_words.txt", "전세\n청약\n")
+    proc = ws.run("queries", SIM_ENV)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    line = last_line(proc.stderr)
+    assert line.startswith(f"queries: error: {url}/chat/completions: ClientConnectorError")
+    assert "retrying" in proc.stderr  # the retries were visible while they happened
+    assert not (ws.path / "data/questions.jsonl").exists()
+    rejects = ws.path / "data/rejects/queries.jsonl"
+    assert not rejects.exists() or not rejects.read_text()  # an outage is not a reject

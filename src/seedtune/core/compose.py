@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from seedtune.core.config import validate_params
 from seedtune.core.errors import ConfigError, one_line
 from seedtune.core.records import atomic_write_text
 
@@ -57,6 +58,56 @@ def compose_config(
         GlobalHydra.instance().clear()
 
 
+def key_sources(conf_dir: Path | str) -> dict[str, str]:
+    """Dotted key -> the conf file that sets it last, following config.yaml's defaults list
+    (``group@package: option`` entries, ``_self_``, ``optional``), for error messages."""
+    conf_dir = Path(conf_dir)
+    sources: dict[str, str] = {}
+
+    def walk(node: Any, prefix: str, source: str) -> None:
+        if not isinstance(node, dict):
+            return
+        for key, value in node.items():
+            dotted = f"{prefix}.{key}" if prefix else str(key)
+            sources[dotted] = source
+            walk(value, dotted, source)
+
+    def load(path: Path) -> Any:
+        try:
+            return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            return {}
+
+    root = load(conf_dir / "config.yaml")
+    if not isinstance(root, dict):
+        return sources
+    for entry in root.get("defaults") or []:
+        if entry == "_self_":
+            walk({k: v for k, v in root.items() if k != "defaults"}, "",
+                 str(conf_dir / "config.yaml"))
+        elif isinstance(entry, dict) and len(entry) == 1:
+            (spec, option), = entry.items()
+            group, _, package = str(spec).removeprefix("optional ").partition("@")
+            path = conf_dir / group / f"{option}.yaml"
+            if path.is_file():
+                prefix = "" if package == "_global_" else (package or group)
+                walk(load(path), prefix, str(path))
+    return sources
+
+
+def check_params(params: dict[str, Any], sources: dict[str, str], fallback: str) -> None:
+    """Validate a whole composed config; :class:`ConfigError` lists every unknown key and
+    every bad value, one line each, naming the file that set it where it can."""
+    def source_of(key: str) -> str:
+        while key:
+            if key in sources:
+                return sources[key]
+            key = key.rpartition(".")[0]
+        return fallback
+
+    validate_params(params, source_of)
+
+
 def dump_params(params: dict[str, Any]) -> str:
     """YAML text for params.yaml: block style, unicode kept, keys in config order."""
     return HEADER + yaml.safe_dump(params, sort_keys=False, allow_unicode=True)
@@ -70,21 +121,38 @@ def write_params(
 ) -> bool:
     """Compose ``conf_dir`` and write ``out`` atomically.
 
-    Returns False (and writes nothing) inside ``dvc exp run``, where DVC already wrote it.
+    The whole config is validated first (:func:`check_params`): nothing is written when a
+    key is unknown or a value bad. Inside ``dvc exp run``, where DVC already wrote the file
+    with your ``-S`` overrides, it is validated as it is and left alone (returns False).
     The file is only rewritten when its content changes, so its mtime stays meaningful.
     """
-    if respect_exp and os.environ.get("DVC_EXP_NAME"):
-        log.info("inside `dvc exp run` (%s): keeping params.yaml as DVC composed it",
-                 os.environ["DVC_EXP_NAME"])
-        return False
-    text = dump_params(compose_config(conf_dir, overrides=overrides))
     out = Path(out)
+    if respect_exp and os.environ.get("DVC_EXP_NAME"):
+        log.info("inside `dvc exp run` (%s): checking params.yaml as DVC composed it",
+                 os.environ["DVC_EXP_NAME"])
+        check_params(_read_yaml(out), key_sources(conf_dir), f"{out} (your -S override?)")
+        return False
+    params = compose_config(conf_dir, overrides=overrides)
+    check_params(params, key_sources(conf_dir), f"{out} (an override?)")
+    text = dump_params(params)
     if out.is_file() and out.read_text(encoding="utf-8") == text:
         log.info("%s is up to date with %s/", out, conf_dir)
         return True
     atomic_write_text(out, text)
     log.info("wrote %s from %s/", out, conf_dir)
     return True
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: missing") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({type(exc).__name__})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: not a mapping of params")
+    return data
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,6 +7,8 @@ value fails fast with one line naming the key, e.g.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -14,6 +16,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from seedtune.core.errors import ConfigError
+
+#: What an environment variable's name looks like (``*_env`` keys hold names, not secrets).
+_ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
 
 
 class _Section(BaseModel):
@@ -32,6 +37,16 @@ class LLMConfig(_Section):
     max_reject_rate: float = Field(0.2, ge=0, le=1)
     rpm: float | None = Field(None, gt=0)
     tpm: float | None = Field(None, gt=0)
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _a_name_not_a_key(cls, name: str) -> str:
+        # the value never appears in the message: it may be the key itself
+        if not _ENV_NAME.fullmatch(name):
+            raise ValueError("must be the NAME of the environment variable that holds the key "
+                             "(e.g. OPENAI_API_KEY), never the key itself; put the key in the "
+                             "environment or .env")
+        return name
 
 
 #: Where the files named by ``queries.extra_files`` live: DVC takes no dependency from a list
@@ -163,7 +178,8 @@ class Price(_Section):
 class Params(BaseModel):
     """The sections of params.yaml; a stage loads only what it reads."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    # extra="forbid": an unknown section (`+trian.max_steps=3`) is an error too
+    model_config = ConfigDict(extra="forbid", frozen=True)
     seed: int = 42
     llm: LLMConfig | None = None
     queries: QueriesConfig | None = None
@@ -179,14 +195,38 @@ class Params(BaseModel):
         return {m: p.model_dump() for m, p in self.prices.items()}
 
 
-def _format_error(path: Path, exc: ValidationError) -> str:
-    err = exc.errors()[0]
-    key = ".".join(str(p) for p in err["loc"])
-    got = err.get("input")
-    msg = err["msg"][0].lower() + err["msg"][1:]
-    shown = f" (got {got!r})" if not isinstance(got, dict | list) else ""
-    more = f" [+{len(exc.errors()) - 1} more]" if len(exc.errors()) > 1 else ""
-    return f"{path}: {key}: {msg}{shown}{more}; fix it under conf/ or in your -S override"
+FIX = "fix it under conf/ or in your -S override"
+
+
+def problems(exc: ValidationError, source_of: Callable[[str], str]) -> list[str]:
+    """One line per validation error: ``<file>: <key>: <what is wrong> (got <value>)``.
+
+    ``source_of(key)`` names the file that set the key. A value is never shown for keys
+    whose name ends in ``_env`` (they may hold a pasted key) or for unknown keys.
+    """
+    lines = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"])
+        got = err.get("input")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key (a typo? see conf/ for the keys that exist)"
+        else:
+            msg = err["msg"].removeprefix("Value error, ")
+            msg = msg[0].lower() + msg[1:]
+        secret = key.endswith("_env") or err["type"] == "extra_forbidden"
+        shown = f" (got {got!r})" if not (secret or isinstance(got, dict | list)) else ""
+        lines.append(f"{source_of(key)}: {key}: {msg}{shown}")
+    return lines
+
+
+def validate_params(raw: dict[str, Any], source_of: Callable[[str], str]) -> Params:
+    """``raw`` as :class:`Params`; raises :class:`ConfigError` listing every problem."""
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as exc:
+        lines = problems(exc, source_of)
+        more = f" [+{len(lines) - 1} more]" if len(lines) > 1 else ""
+        raise ConfigError(f"{lines[0]}{more}; {FIX}", [f"{x}; {FIX}" for x in lines]) from None
 
 
 def load_params(path: Path | str = "params.yaml", sections: tuple[str, ...] = ()) -> Params:
@@ -203,7 +243,4 @@ def load_params(path: Path | str = "params.yaml", sections: tuple[str, ...] = ()
     if missing:
         raise ConfigError(f"{path}: section `{missing[0]}` is missing; recompose from conf/")
     data = {k: raw[k] for k in (*wanted, "seed", "prices") if k in raw}
-    try:
-        return Params.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(_format_error(path, exc)) from None
+    return validate_params(data, lambda key: str(path))

@@ -21,7 +21,15 @@ class SeedtuneError(Exception):
 
 
 class ConfigError(SeedtuneError):
-    """A params.yaml or conf/ value, or a missing variable or model, to fix."""
+    """A params.yaml or conf/ value, or a missing variable or model, to fix.
+
+    ``problems`` lists every problem found (one line each) when there are several; the
+    message itself stays one line.
+    """
+
+    def __init__(self, message: str, problems: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.problems = problems or []
 
 
 class InputError(SeedtuneError):
@@ -49,12 +57,14 @@ def one_line(exc: BaseException) -> str:
 def run_main(prog: str, main: Callable[[], int | None]) -> int:
     """Call ``main`` and return its exit status (None counts as 0).
 
-    A :class:`SeedtuneError` becomes one stderr line, ``<prog>: error: <what to fix>``, and
-    status :data:`EXIT_USER_ERROR`. Anything else propagates with its traceback.
+    A :class:`SeedtuneError` becomes one stderr line, ``<prog>: error: <what to fix>`` (one
+    per problem for a :class:`ConfigError` that lists several), and status
+    :data:`EXIT_USER_ERROR`. Anything else propagates with its traceback.
     """
     try:
         return main() or 0
     except SeedtuneError as exc:
         sys.stdout.flush()
-        print(f"{prog}: error: {one_line(exc)}", file=sys.stderr)
+        for line in getattr(exc, "problems", None) or [one_line(exc)]:
+            print(f"{prog}: error: {line}", file=sys.stderr)
         return EXIT_USER_ERROR

@@ -7,8 +7,10 @@ complete.
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -17,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from seedtune.core.errors import InputError
+
+log = logging.getLogger(__name__)
 
 
 def atomic_write_text(path: Path | str, text: str, durable: bool = True) -> None:
@@ -73,23 +77,45 @@ def iter_jsonl(path: Path | str) -> Iterator[dict[str, Any]]:
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: missing (run the upstream stage: `dvc repro`)")
-    with path.open(encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                yield json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{path}:{n}: not valid JSON ({exc.msg})") from None
+    for n, line in enumerate(read_text(path).splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            yield json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{path}:{n}: not valid JSON ({exc.msg})") from None
+
+
+def read_text(path: Path | str) -> str:
+    """The text of a UTF-8 input file; anything else is one :class:`InputError` line naming
+    the file and line. A UTF-8 byte-order mark (Windows Notepad writes one) is dropped."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a directory, not a file") from None
+    if data.startswith(codecs.BOM_UTF8):
+        log.warning("%s: ignoring its UTF-8 byte-order mark", path)
+        data = data[len(codecs.BOM_UTF8):]
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise InputError(f"{path}: UTF-16 text; save it as UTF-8")
+    if b"\x00" in data:
+        line = data[:data.index(b"\x00")].count(b"\n") + 1
+        raise InputError(f"{path}:{line}: binary data (a NUL byte), not UTF-8 text")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise InputError(f"{path}:{line}: not UTF-8 (byte 0x{data[exc.start]:02x}); save it as "
+                         "UTF-8, e.g. `iconv -f cp949 -t utf-8`") from None
 
 
 def read_lines(path: Path | str) -> list[str]:
     """Non-empty, stripped lines of a UTF-8 text file (``#`` starts a comment line)."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
     out = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in read_text(path).splitlines():
         line = line.strip()
         if line and not line.startswith("#"):
             out.append(line)

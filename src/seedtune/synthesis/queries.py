@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from seedtune.core.config import QueriesConfig
+from seedtune.core.errors import InputError
 from seedtune.core.records import read_lines
 from seedtune.core.text import char_ngrams, hangul_share, jaccard, normalize
 from seedtune.llm.client import LLMOutcome, LLMRequest
@@ -18,7 +19,11 @@ from seedtune.llm.schemas import QuestionList
 
 def load_seeds(cfg: QueriesConfig, root: Path = Path(".")) -> list[str]:
     """The seed words of ``queries.seed_file``, each once, in file order."""
-    return list(dict.fromkeys(read_lines(root / cfg.seed_file)))
+    seeds = list(dict.fromkeys(read_lines(root / cfg.seed_file)))
+    if not seeds:
+        raise InputError(f"{cfg.seed_file}: no seed words (queries.seed_file wants one per "
+                         "line; # starts a comment)")
+    return seeds
 
 
 def build_requests(seeds: list[str], cfg: QueriesConfig, template: PromptTemplate

@@ -15,14 +15,12 @@ import os
 from pathlib import Path
 from typing import Any
 
-from seedtune.core.config import TrainConfig
+from seedtune.core.config import FIX, TrainConfig
 from seedtune.core.credentials import hf_token
 from seedtune.core.device import device_caps
 from seedtune.core.errors import ConfigError
 
 log = logging.getLogger(__name__)
-
-FIX = "fix it under conf/ or in your -S override"
 
 
 def bad(key: str, value: Any, why: str) -> ConfigError:
