@@ -101,7 +101,7 @@ def test_bad_input_files_name_file_and_line(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("content,message", [
     ("전세\n청약\n".encode("cp949"), r"seeds\.txt:1: not UTF-8 \(byte 0x"),
-    (b"\x89PNG\r\n\x1a\n\x00\x00", r"seeds\.txt:2: binary data"),
+    (b"\x89PNG\r\n\x1a\n\x00\x00", r"seeds\.txt:3: binary data"),
     ("전세\n".encode("utf-16"), r"seeds\.txt: UTF-16 text"),
 ])
 def test_undecodable_input_is_one_line_naming_file_and_line(tmp_path: Path, content: bytes,
