@@ -1,4 +1,6 @@
-"""Prompt templates: text files under ``seedtune/llm/templates/``, rendered with ``$name`` fields.
+"""Prompt templates: text files under ``seedtune/llm/templates/``, rendered with ``$name`` fields,
+and :func:`fence_safe`, which keeps untrusted text from closing or forging the block that
+fences it.
 
 A template file has a ``[system]`` and a ``[user]`` section. Its sha256 (``version``) goes
 into every cache key, so editing a prompt invalidates exactly the answers it produced.
@@ -7,7 +9,9 @@ into every cache key, so editing a prompt invalidates exactly the answers it pro
 from __future__ import annotations
 
 import hashlib
+import html
 import re
+import unicodedata
 from dataclasses import dataclass
 from importlib import resources
 from string import Template
@@ -48,3 +52,40 @@ def load_template(name: str) -> PromptTemplate:
     """Load ``seedtune/llm/templates/<name>.txt``."""
     text = resources.files("seedtune.llm").joinpath("templates", f"{name}.txt").read_text("utf-8")
     return parse_template(name, text)
+
+
+#: The tag that fences untrusted material in the templates (``<참고자료>...</참고자료>``).
+FENCE_TAG = "참고자료"
+# Angle-bracket look-alikes NFKC leaves alone; an LLM reads them as brackets all the same.
+_LOOKALIKES = str.maketrans({**{c: "<" for c in "〈⟨‹«《⧼ᐸ˂❮＜﹤"},
+                             **{c: ">" for c in "〉⟩›»》⧽ᐳ˃❯＞﹥"}})
+_INVISIBLE = re.compile("[\u00ad\u200b-\u200f\u2060-\u2064\ufeff]")
+_SPACED_TAG = r"\s*".join(FENCE_TAG)
+# an opening or closing fence tag, or the tag name right after / before a bracket
+_FORGED = re.compile(rf"<\s*/?\s*{_SPACED_TAG}[^<>\n]{{0,40}}>?|{_SPACED_TAG}\s*>")
+
+
+def _normal(text: str) -> str:
+    """What a reader sees: entities decoded (twice-escaped too), NFKC, look-alike brackets
+    as ``<``/``>``, invisible characters dropped."""
+    for _ in range(3):
+        unescaped = html.unescape(text)
+        if unescaped == text:
+            break
+        text = unescaped
+    return _INVISIBLE.sub("", unicodedata.normalize("NFKC", text)).translate(_LOOKALIKES)
+
+
+def fence_safe(text: str) -> str:
+    """``text`` unchanged, unless a reader could see the fence tag in it: then its normal
+    form with the brackets of every such tag turned into parentheses.
+
+    Whatever a document says (``</참고자료>``, ``&lt;/참고자료&gt;``, ``＜／참고 자료＞``,
+    zero-width characters inside the name), it cannot end the untrusted block early or
+    open a new one. Text without the tag is returned as is, so its prompts (and their
+    cache keys) do not change.
+    """
+    normal = _normal(text)
+    if not _FORGED.search(normal):
+        return text
+    return _FORGED.sub(lambda m: m.group(0).replace("<", "(").replace(">", ")"), normal)

@@ -7,7 +7,7 @@ from typing import Any
 from seedtune.core.config import SynthesizeConfig
 from seedtune.core.text import hangul_share, normalize, stable_hash
 from seedtune.llm.client import LLMRequest
-from seedtune.llm.prompts import PromptTemplate
+from seedtune.llm.prompts import PromptTemplate, fence_safe
 from seedtune.llm.schemas import QA
 
 
@@ -18,14 +18,15 @@ def format_passages(documents: list[dict[str, Any]], top_k: int) -> str:
     """
     if not documents or top_k == 0:
         return "(참고 자료 없음)"
-    return "\n".join(f"[{i}] {d['passage']}" for i, d in enumerate(documents[:top_k], 1))
+    return "\n".join(f"[{i}] {fence_safe(d['passage'])}"
+                     for i, d in enumerate(documents[:top_k], 1))
 
 
 def build_requests(rows: list[dict[str, Any]], cfg: SynthesizeConfig, template: PromptTemplate
                    ) -> list[LLMRequest]:
     """One request per ranked question."""
     return [LLMRequest(id=r["question"],
-                       messages=template.render(question=r["question"],
+                       messages=template.render(question=fence_safe(r["question"]),
                                                 passages=format_passages(r["documents"],
                                                                          cfg.top_k),
                                                 target_words=cfg.target_words),
