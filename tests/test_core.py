@@ -4,6 +4,7 @@ device choice, credentials."""
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 import time
@@ -13,9 +14,10 @@ import pytest
 import yaml
 
 from seedtune.core.config import load_params
+from seedtune.core.credentials import get_secret, redact
 from seedtune.core.device import pick_device
 from seedtune.core.errors import ConfigError, InputError, ServiceError, run_main
-from seedtune.core.records import read_jsonl, read_lines, save_atomically
+from seedtune.core.records import atomic_write_text, read_jsonl, read_lines, save_atomically
 from seedtune.core.retry import AsyncTokenBucket, backoff_s, retry_after_s
 from seedtune.core.text import hangul_share
 
@@ -194,3 +196,28 @@ def test_hangul_share() -> None:
     assert hangul_share("전세 계약") == 1.0
     assert hangul_share("LTV 규제") == pytest.approx(2 / 5)
     assert hangul_share("123 ?!") == 0.0
+
+
+# --------------------------------------------------------------------------- secrets, modes
+
+
+def test_dotenv_values_lose_comments_and_quotes(tmp_path: Path, monkeypatch) -> None:
+    for name in ("A_KEY", "B_KEY", "C_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    env = tmp_path / ".env"
+    env.write_text("A_KEY=sk-abc  # my work key\nexport B_KEY='x y'\nC_KEY=\"q#1\"\n")
+    assert get_secret("A_KEY", "test", env) == "sk-abc"
+    assert get_secret("B_KEY", "test", env) == "x y"
+    assert get_secret("C_KEY", "test", env) == "q#1"
+    assert redact("body echoed Bearer sk-abc here", ["sk-abc", None]) == \
+        "body echoed Bearer *** here"
+
+
+def test_written_files_honour_the_umask(tmp_path: Path) -> None:
+    import stat
+
+    path = tmp_path / "out.json"
+    atomic_write_text(path, "{}")
+    mask = os.umask(0o022)
+    os.umask(mask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask

@@ -13,20 +13,13 @@ from seedtune.core.errors import ConfigError
 
 
 def _dotenv(path: Path) -> dict[str, str]:
-    """Parse KEY=VALUE lines of a .env file (``export`` prefix and quotes allowed)."""
-    out: dict[str, str] = {}
+    """The variables of a .env file, parsed by python-dotenv (quotes, ``export``, inline
+    ``# comments`` after unquoted values, escapes), without touching ``os.environ``."""
     if not path.is_file():
-        return out
-    for line in path.read_text(encoding="utf-8").splitlines():
-        line = line.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        key, _, value = line.removeprefix("export ").partition("=")
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        out[key.strip()] = value
-    return out
+        return {}
+    from dotenv import dotenv_values
+
+    return {k: v for k, v in dotenv_values(path).items() if v is not None}
 
 
 def get_secret(name: str, purpose: str, dotenv: Path | str = ".env") -> str:

@@ -23,6 +23,23 @@ from seedtune.core.errors import InputError
 log = logging.getLogger(__name__)
 
 
+def _process_umask() -> int:
+    """This process's umask, read without changing it where Linux allows (os.umask sets it,
+    which would race with threads that create files)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _process_umask()
+
+
 def atomic_write_text(path: Path | str, text: str, durable: bool = True) -> None:
     """Write ``text`` (UTF-8) to ``path`` atomically: see :func:`atomic_write_bytes`."""
     atomic_write_bytes(path, text.encode("utf-8"), durable)
@@ -39,6 +56,9 @@ def atomic_write_bytes(path: Path | str, data: bytes, durable: bool = True) -> N
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        # mkstemp makes 0600 files; outputs get the mode open() would give them (0644 under
+        # the usual umask), as DVC gives the files it checks out
+        os.fchmod(fd, 0o666 & ~_UMASK)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             if durable:

@@ -22,6 +22,8 @@ from typing import Any
 
 import yaml
 
+from seedtune.core.errors import ConfigError
+
 log = logging.getLogger(__name__)
 
 # Credentials for the simulator only, made fresh per process so that a leak test can look
@@ -29,6 +31,9 @@ log = logging.getLogger(__name__)
 _TOKEN = secrets.token_hex(8)
 SIM_ENV = {"OPENAI_API_KEY": f"sk-sim-{_TOKEN}", "NAVER_CLIENT_ID": f"sim-id-{_TOKEN}",
            "NAVER_CLIENT_SECRET": f"sim-secret-{_TOKEN}"}
+
+#: The file that marks a directory as a demo workspace (only such a directory is replaced).
+MARKER = ".seedtune-demo"
 
 OUTPUTS = ["params.yaml", "data/questions.jsonl", "data/documents.jsonl", "data/ranked.jsonl",
            "data/instructions.jsonl", "models/adapter", "metrics/train/plots/metrics",
@@ -69,10 +74,16 @@ def local_config(sim_url: str, models: Any) -> dict[str, Any]:
 
 def prepare_workspace(repo: Path, dest: Path, local: dict[str, Any] | None,
                       seeds: list[str] | None = None) -> Path:
-    """A fresh git + DVC workspace at ``dest`` holding ``repo``'s files and ``local`` config."""
+    """A fresh git + DVC workspace at ``dest`` holding ``repo``'s files and ``local`` config.
+
+    ``dest`` is replaced only when it is a workspace this function made (it carries
+    :data:`MARKER`); see :func:`check_workdir`.
+    """
+    check_workdir(repo, dest)
     if dest.exists():
         shutil.rmtree(dest)
     dest.mkdir(parents=True)
+    (dest / MARKER).write_text("made by `seedtune demo`; replaced by the next run\n")
     for rel in repo_files(repo):
         if rel.startswith("conf/local/"):
             continue  # never carry one machine's settings into the copy
@@ -89,6 +100,25 @@ def prepare_workspace(repo: Path, dest: Path, local: dict[str, Any] | None,
                  "commit", "-qm", "seedtune workspace"]):
         subprocess.run(cmd, cwd=dest, check=True)
     return dest
+
+
+def check_workdir(repo: Path, dest: Path) -> None:
+    """Refuse a demo workdir that would delete what the demo did not create.
+
+    Refused: this repository or any directory holding it or the current directory, and an
+    existing non-empty directory without :data:`MARKER` (a git clone, your files).
+    """
+    dest, here = dest.resolve(), Path.cwd().resolve()
+    for inside in (repo.resolve(), here):
+        if inside == dest or dest in inside.parents:
+            raise ConfigError(f"--workdir {dest}: holds {inside}; the demo replaces its "
+                              "workdir, so pick a scratch directory such as .cache/demo")
+    if dest.is_dir() and any(dest.iterdir()) and not (dest / MARKER).is_file():
+        what = "a git repository" if (dest / ".git").exists() else "files the demo did not make"
+        raise ConfigError(f"--workdir {dest}: holds {what}; the demo replaces its workdir, so "
+                          "pick an empty or new directory")
+    if dest.exists() and not dest.is_dir():
+        raise ConfigError(f"--workdir {dest}: is a file")
 
 
 def tool_env(extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -115,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         print("seedtune demo: error: run it from the repository root (no dvc.yaml here)",
               file=sys.stderr)
         return 2
+    check_workdir(repo, Path(args.workdir))  # before minutes of model building
     t0 = time.perf_counter()
     models = build_tiny_models(Path(args.models).resolve())
     with SimServer(sim_config()) as sim:
