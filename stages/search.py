@@ -12,7 +12,8 @@ from seedtune.core.config import load_params
 from seedtune.core.credentials import optional_secret
 from seedtune.core.records import write_jsonl
 from seedtune.core.stage import CACHE_DIR, run_stage, write_metrics
-from seedtune.retrieval.naver import NaverClient, QuotaExceeded
+from seedtune.retrieval.naver import NaverClient
+from seedtune.retrieval.quota import QuotaExceeded
 from seedtune.retrieval.search import read_questions, search_all, search_metrics
 
 QUESTIONS = "data/questions.jsonl"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +12,9 @@ from support import OFFLINE_ENV, ROOT, Workspace
 
 for _key, _value in OFFLINE_ENV.items():
     os.environ.setdefault(_key, _value)
+# tests never count Naver calls in this machine's real ledger (module-scoped workspaces too)
+os.environ["SEEDTUNE_QUOTA_LEDGER"] = str(Path(tempfile.mkdtemp(prefix="seedtune-quota-"))
+                                          / "naver_quota.sqlite3")
 
 
 @pytest.fixture(scope="session")
@@ -40,3 +44,11 @@ def sim() -> Iterator[object]:
 def workspace(tmp_path: Path) -> Workspace:
     """A scratch directory to run stage scripts in (see :class:`support.Workspace`)."""
     return Workspace(tmp_path / "ws")
+
+
+@pytest.fixture(autouse=True)
+def quota_ledger(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test counts Naver calls in a ledger of its own, never the machine's."""
+    path = tmp_path / "naver_quota.sqlite3"
+    monkeypatch.setenv("SEEDTUNE_QUOTA_LEDGER", str(path))
+    return path

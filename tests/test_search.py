@@ -21,13 +21,8 @@ from seedtune.offline.demo import SIM_ENV, sim_config
 from seedtune.offline.sim import SimServer, naver_api
 from seedtune.retrieval import naver
 from seedtune.retrieval.documents import clean_link, clean_text, dedupe_documents, to_documents
-from seedtune.retrieval.naver import (
-    DailyBudget,
-    NaverClient,
-    NaverError,
-    QuotaExceeded,
-    account_key,
-)
+from seedtune.retrieval.naver import NaverClient, NaverError
+from seedtune.retrieval.quota import DailyBudget, QuotaExceeded, account_key
 from seedtune.retrieval.search import search_all, search_metrics
 
 ENTITY = re.compile(r"&(?:[a-zA-Z]+|#\d+|#x[0-9a-fA-F]+);")
@@ -269,10 +264,10 @@ def test_naver_quota_stops_then_resumes_without_refetching(tmp_path) -> None:
 
 def test_daily_budget_persists_across_runs_and_resets_the_next_day(sim, tmp_path) -> None:
     day = ["2026-11-20"]
-    ledger = tmp_path / "search" / naver.LEDGER_NAME
+    ledger = tmp_path / "ledger.sqlite3"
 
     def budget() -> DailyBudget:  # a fresh object per "run", like a new process
-        return DailyBudget(ledger, 3, account_key(SIM_ENV["NAVER_CLIENT_ID"]), lambda: day[0])
+        return DailyBudget(3, account_key(SIM_ENV["NAVER_CLIENT_ID"]), ledger, lambda: day[0])
 
     questions = [f"전세 대출 한도 {i}" for i in range(5)]
     rows, stopped = search_all(_client(sim, tmp_path, categories=["blog"], budget=budget()),
@@ -283,7 +278,7 @@ def test_daily_budget_persists_across_runs_and_resets_the_next_day(sim, tmp_path
     assert len(rows) == 3 and stopped and sim.stats()["search"]["ok"] == 3  # no call today
     with pytest.raises(QuotaExceeded, match="search.daily_quota=3"):
         _client(sim, tmp_path, categories=["blog"], budget=budget()).search(questions[4], "blog")
-    assert SIM_ENV["NAVER_CLIENT_ID"] not in ledger.read_text()  # a one-way tag only
+    assert SIM_ENV["NAVER_CLIENT_ID"].encode() not in ledger.read_bytes()  # a one-way tag
     day[0] = "2026-11-21"
     rows, stopped = search_all(_client(sim, tmp_path, categories=["blog"], budget=budget()),
                                questions)
@@ -358,3 +353,27 @@ def test_ask_rag_on_an_unreachable_naver_is_one_line(workspace) -> None:
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr
     assert last_line(proc.stderr).startswith("seedtune ask: error: Naver blog search for query")
+
+
+def test_the_ledger_counts_every_call_of_parallel_processes(tmp_path) -> None:
+    """Three processes share one application's budget: no call goes uncounted."""
+    ledger = tmp_path / "ledger.sqlite3"
+    script = ("import sys\nfrom seedtune.retrieval.quota import DailyBudget, QuotaExceeded\n"
+              f"b = DailyBudget(250, 'app', {str(ledger)!r})\nn = 0\n"
+              "for _ in range(100):\n    try:\n        b.take(); n += 1\n"
+              "    except QuotaExceeded:\n        pass\nprint(n)\n")
+    procs = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+             for _ in range(3)]
+    taken = [int(p.communicate(timeout=120)[0]) for p in procs]
+    assert sum(taken) == 250  # the limit held across processes, to the call
+    assert DailyBudget(250, "app", ledger).used() == 250
+
+
+def test_search_and_ask_share_the_ledger_outside_dvc_outputs(sim, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("SEEDTUNE_QUOTA_LEDGER", str(tmp_path / "machine" / "ledger.sqlite3"))
+    a = _client(sim, tmp_path / "a", categories=["blog"])
+    b = _client(sim, tmp_path / "b", categories=["blog"])  # another cache, e.g. ask --rag's
+    a.search("전세", "blog")
+    b.search("청약", "blog")
+    assert a.budget.used() == b.budget.used() == 2
+    assert not list((tmp_path / "a").rglob("*quota*"))  # nothing inside the cache (a DVC out)

@@ -8,44 +8,36 @@ which Naver ignores, silently answering with its defaults) and the ``X-Naver-Cli
 Every answer is cached (:mod:`seedtune.core.cache`) the moment it arrives, raw, so cleaning
 (:mod:`seedtune.retrieval.documents`) can change without refetching. Calls are rate limited
 (``search.rps``), retried with backoff on per-second limits (errorCode 012), 5xx, timeouts
-and malformed bodies, and counted against a daily budget (``search.daily_quota``) persisted
-beside the cache, so that "daily" survives reruns. When the budget or Naver's own quota
-(errorCode 010) runs out the run stops; what was fetched stays cached and the next run
-resumes without fetching it again.
+and malformed bodies, and counted against a daily budget (``search.daily_quota``) kept in
+the machine's ledger (:mod:`seedtune.retrieval.quota`), so that "daily" survives reruns.
+When the budget or Naver's own quota (errorCode 010) runs out the run stops; what was
+fetched stays cached and the next run resumes without fetching it again.
 
 Run against the simulator: ``seedtune sim --port 8080`` and set ``search.base_url``.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import threading
 import time
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
 
 from seedtune.core.cache import ResponseCache, cache_key
-from seedtune.core.clock import korean_today
 from seedtune.core.config import SearchConfig
 from seedtune.core.credentials import redact
-from seedtune.core.errors import ConfigError, QuotaError, ServiceError
-from seedtune.core.records import atomic_write_text
+from seedtune.core.errors import ConfigError, ServiceError
 from seedtune.core.retry import RateLimiter, backoff_s, retry_after_s
 from seedtune.core.stats import CallStats
 from seedtune.core.text import replace_lone_surrogates
+from seedtune.retrieval.quota import DailyBudget, QuotaExceeded, account_key
 
 log = logging.getLogger(__name__)
 
 #: Categories whose API takes ``sort`` (webkr and encyc have no such parameter).
 SORTABLE = frozenset({"blog", "news", "kin", "cafearticle"})
-#: Name of the per-day call ledger inside the search cache directory.
-LEDGER_NAME = "quota.json"
 #: Concurrent requests; the rate limiter, not this, bounds calls per second.
 WORKERS = 4
 # network trouble worth retrying (a reset mid-body surfaces as ChunkedEncodingError)
@@ -53,62 +45,8 @@ _TRANSIENT = (requests.ConnectionError, requests.Timeout, requests.exceptions.Ch
               requests.exceptions.ContentDecodingError)
 
 
-class QuotaExceeded(QuotaError):
-    """Naver's daily quota (errorCode 010) or ``search.daily_quota`` is spent."""
-
-
 class NaverError(ServiceError):
     """A request Naver refuses (SE01-SE06) or that keeps failing after retries."""
-
-
-# --------------------------------------------------------------------------- budget
-
-
-def account_key(client_id: str | None) -> str:
-    """A short, one-way tag for a Naver application: never the client id itself."""
-    return hashlib.sha256((client_id or "").encode("utf-8")).hexdigest()[:16]
-
-
-class DailyBudget:
-    """Calls made today per Naver application, persisted so the budget outlives a run.
-
-    The ledger (``{"day": "YYYY-MM-DD", "calls": {account: n}}``) lives in the search cache
-    directory and is rewritten atomically before each call, so a crash can overcount by at
-    most the calls in flight, never undercount. A new Korean day starts from zero.
-    """
-
-    def __init__(self, path: Path | str, limit: int, account: str,
-                 today: Callable[[], str] = korean_today) -> None:
-        self.path, self.limit, self.account, self._today = Path(path), limit, account, today
-        self._lock = threading.Lock()
-
-    def _load(self, day: str) -> dict[str, int]:
-        try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-        except (FileNotFoundError, ValueError):
-            return {}
-        if not isinstance(data, dict) or data.get("day") != day:
-            return {}
-        calls = data.get("calls")
-        return {str(k): int(v) for k, v in calls.items()} if isinstance(calls, dict) else {}
-
-    def used(self) -> int:
-        """Calls this application made today."""
-        with self._lock:
-            return self._load(self._today()).get(self.account, 0)
-
-    def take(self) -> None:
-        """Count one call, or raise :class:`QuotaExceeded` when today's budget is spent."""
-        with self._lock:
-            day = self._today()
-            calls = self._load(day)
-            used = calls.get(self.account, 0)
-            if used >= self.limit:
-                raise QuotaExceeded(
-                    f"search.daily_quota={self.limit} calls already made today ({day} KST) "
-                    "with this NAVER_CLIENT_ID; wait for midnight KST or raise search.daily_quota")
-            calls[self.account] = used + 1
-            atomic_write_text(self.path, json.dumps({"day": day, "calls": calls}) + "\n")
 
 
 # --------------------------------------------------------------------------- client
@@ -139,8 +77,7 @@ class NaverClient:
         self.cfg = cfg
         self.cache = cache
         self._id, self._secret = client_id, client_secret
-        self.budget = budget or DailyBudget(cache.root / LEDGER_NAME, cfg.daily_quota,
-                                            account_key(client_id))
+        self.budget = budget or DailyBudget(cfg.daily_quota, account_key(client_id))
         self.stats = CallStats()
         self.limiter = RateLimiter(cfg.rps)
         self.session = requests.Session()
