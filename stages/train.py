@@ -12,10 +12,11 @@ from pathlib import Path
 from seedtune.core.config import load_params
 from seedtune.core.records import read_jsonl, save_atomically
 from seedtune.core.stage import METRICS_DIR, run_stage
+from seedtune.training.checkpoints import clear_checkpoints, prepare_checkpoints
 from seedtune.training.configure import validate
 from seedtune.training.launch import is_main_process, needs_launch, owns_setup, relaunch, relaunched
 from seedtune.training.model_card import write_model_card
-from seedtune.training.train import clear_checkpoints, live_or_none, prepare_checkpoints, train
+from seedtune.training.train import live_or_none, train
 
 DATA = Path("data/instructions.jsonl")
 ADAPTER = Path("models/adapter")

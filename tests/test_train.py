@@ -311,6 +311,17 @@ def test_interrupted_run_resumes_to_the_same_adapter(trained, gemma: Path, rows,
     with pytest.raises(KeyboardInterrupt):
         train(make_cfg(gemma), rows, 42, out, ckpt, None, [Interrupt()])
     assert (ckpt / "checkpoint-2").is_dir() and not (out / "adapter_config.json").exists()
+    # newer checkpoints a kill left half-written must be skipped, not block the rerun
+    shutil.copytree(ckpt / "checkpoint-2", ckpt / "checkpoint-3")
+    optimizer = ckpt / "checkpoint-3" / "optimizer.pt"
+    optimizer.write_bytes(optimizer.read_bytes()[: optimizer.stat().st_size // 2])
+    shutil.copytree(ckpt / "checkpoint-2", ckpt / "checkpoint-5")
+    (ckpt / "checkpoint-5" / "trainer_state.json").unlink()
+    from seedtune.training.checkpoints import latest_complete, problem
+
+    assert problem(ckpt / "checkpoint-3") == "optimizer.pt is truncated or damaged"
+    assert problem(ckpt / "checkpoint-5") == "no trainer_state.json"
+    assert latest_complete(ckpt) == ckpt / "checkpoint-2"
     metrics = train(make_cfg(gemma), rows, 42, out, ckpt, None)
     assert metrics["steps"] == 4
     resumed = load_file(out / "adapter_model.safetensors")
@@ -321,7 +332,7 @@ def test_interrupted_run_resumes_to_the_same_adapter(trained, gemma: Path, rows,
 
 
 def test_checkpoints_restart_when_params_change(gemma: Path, tmp_path: Path) -> None:
-    from seedtune.training.train import prepare_checkpoints
+    from seedtune.training.checkpoints import prepare_checkpoints
 
     data = tmp_path / "data.jsonl"
     data.write_text("{}\n")

@@ -11,21 +11,19 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import shutil
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from seedtune.core.cache import cache_key
 from seedtune.core.config import TrainConfig
 from seedtune.core.credentials import hf_token
 from seedtune.core.device import device_caps
 from seedtune.core.errors import InputError
-from seedtune.core.records import data_version
+from seedtune.training.checkpoints import latest_complete
 from seedtune.training.configure import lora_config, model_kwargs, sft_config
 
-__all__ = ["build_trainer", "clear_checkpoints", "final_metrics", "live_or_none", "load_base",
-           "prepare_checkpoints", "split_rows", "to_conversation", "train"]
+__all__ = ["build_trainer", "final_metrics", "live_or_none", "load_base", "split_rows",
+           "to_conversation", "train"]
 
 log = logging.getLogger(__name__)
 
@@ -102,13 +100,11 @@ def train(cfg: TrainConfig, rows: list[dict[str, Any]], seed: int, out_dir: Path
           caps: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train a LoRA adapter on ``rows`` and save it with the tokenizer into ``out_dir``.
 
-    Resumes from the last checkpoint in ``checkpoint_dir`` when one exists. Logs to
+    Resumes from the newest complete checkpoint in ``checkpoint_dir`` when one exists. Logs to
     ``live`` (a dvclive ``Live``) when given. ``caps`` are the device caps that
     :func:`seedtune.training.configure.validate` returned (probed again when None). Every process
     of a distributed run calls this; only the main one writes files.
     """
-    from transformers.trainer_utils import get_last_checkpoint
-
     from seedtune.training.live import LiveCallback
 
     train_rows, eval_rows = split_rows(rows)
@@ -118,10 +114,10 @@ def train(cfg: TrainConfig, rows: list[dict[str, Any]], seed: int, out_dir: Path
     if trainer.is_world_process_zero():
         log.info("training on %d examples (%d eval), %s, %d process(es)", len(train_rows),
                  len(eval_rows), trainer.args.device.type, trainer.args.world_size)
-    last = get_last_checkpoint(str(checkpoint_dir)) if checkpoint_dir.is_dir() else None
+    last = latest_complete(checkpoint_dir)
     if last:
         log.info("resuming from %s", last)
-    trainer.train(resume_from_checkpoint=last)
+    trainer.train(resume_from_checkpoint=str(last) if last else None)
     # the trainer evaluates at the last step itself; only a run without any eval log needs one
     if eval_rows and not any("eval_loss" in h for h in trainer.state.log_history):
         trainer.evaluate()
@@ -134,31 +130,6 @@ def train(cfg: TrainConfig, rows: list[dict[str, Any]], seed: int, out_dir: Path
         # a pickle of the TrainingArguments: not needed to load the adapter, and unsafe to load
         (out_dir / "training_args.bin").unlink(missing_ok=True)
     return metrics
-
-
-def fingerprint(cfg: TrainConfig, seed: int, data: Path) -> str:
-    """What a checkpoint belongs to: every train param, the seed and the data's bytes."""
-    return cache_key({"train": cfg.model_dump(), "seed": seed, "data": data_version(data)})
-
-
-def prepare_checkpoints(root: Path, cfg: TrainConfig, seed: int, data: Path) -> Path:
-    """The checkpoint directory, emptied when params or data differ from its last run.
-
-    Resuming is only sound for the same run: a checkpoint of r=4 cannot continue as r=8.
-    """
-    stamp = root / "fingerprint.txt"
-    current = fingerprint(cfg, seed, data)
-    if root.exists() and (not stamp.is_file() or stamp.read_text().strip() != current):
-        log.info("params or data changed since the checkpoints in %s: starting fresh", root)
-        shutil.rmtree(root)
-    root.mkdir(parents=True, exist_ok=True)
-    stamp.write_text(current + "\n")
-    return root
-
-
-def clear_checkpoints(root: Path) -> None:
-    """Drop the checkpoints of a finished run: a forced rerun must train, not resume at the end."""
-    shutil.rmtree(root, ignore_errors=True)
 
 
 @contextlib.contextmanager
