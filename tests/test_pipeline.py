@@ -180,6 +180,49 @@ def test_local_conf_edit_then_seedtune_compose_reruns_only_what_it_affects(e2e) 
     git(ws, "commit", "-qm", "shorter answers")
 
 
+def test_endpoint_outage_fails_the_stage_keeps_the_lock_and_pays_nothing_twice(
+        e2e, sim_server) -> None:
+    """The case users hit: a new seed word while the LLM endpoint is down used to be
+    recorded as a reject, exit 0 and update dvc.lock, losing the seed's questions."""
+    ws, _ = e2e
+    seeds = ws / "data/seed_words.txt"
+    original = seeds.read_text(encoding="utf-8")
+    seeds.write_text(original + "분양권\n", encoding="utf-8")
+    local = ws / "conf/local/default.yaml"
+    cfg = yaml.safe_load(local.read_text())
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        down = f"http://127.0.0.1:{s.getsockname()[1]}/v1"
+    good = dict(cfg["llm"])
+    lock = (ws / "dvc.lock").read_text()
+
+    def compose(llm: dict) -> None:
+        cfg["llm"] = llm
+        local.write_text(yaml.safe_dump(cfg, allow_unicode=True))
+        subprocess.run(["seedtune", "compose"], cwd=ws, env=tool_env(), check=True,
+                       capture_output=True)
+
+    compose({**good, "base_url": down, "max_retries": 1})
+    proc = dvc(ws, "repro", "queries", check=False)
+    assert proc.returncode != 0
+    assert f"queries: error: {down}/chat/completions: ClientConnectorError" in proc.stderr
+    assert (ws / "dvc.lock").read_text() == lock  # nothing recorded as done
+    assert not (ws / "data/questions.jsonl").exists()  # no output that looks complete
+
+    compose(good)
+    calls = sim_server.stats()["chat"]["ok"]
+    dvc(ws, "repro", "queries")
+    assert sim_server.stats()["chat"]["ok"] - calls == 1  # only the new seed word is paid
+    questions = [json.loads(x) for x in (ws / "data/questions.jsonl").read_text().splitlines()]
+    assert "분양권" in {q["seed"] for q in questions}
+    # back to where the module's other tests expect the workspace
+    seeds.write_text(original, encoding="utf-8")
+    dvc(ws, "repro")
+    assert sim_server.stats()["chat"]["ok"] - calls == 1
+    git(ws, "add", "-A")
+    git(ws, "commit", "-qm", "after the outage", "--allow-empty")
+
+
 def _tracked_outputs(ws: Path) -> list[Path]:
     files = []
     for rel in ("data", "models/adapter", "metrics", "reports"):
