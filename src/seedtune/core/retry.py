@@ -6,6 +6,7 @@
 - :class:`AsyncTokenBucket`: ``llm.rpm`` / ``llm.tpm`` for asyncio code; capacity one
   minute's worth, refilled continuously.
 - :class:`RateLimiter`: ``search.rps`` across threads, evenly spaced slots.
+- :class:`RetryWarnings`: retries are visible while they happen, without flooding the log.
 
 Staying under the provider's limits costs less wall time than tripping them and backing
 off on 429s.
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import logging
 import random
 import threading
 import time
@@ -104,3 +106,22 @@ class AsyncTokenBucket:
                     self.level -= amount
                     return
                 await asyncio.sleep((amount - self.level) / self.rate)
+
+
+class RetryWarnings:
+    """One warning when a burst of retries starts (none in the last ``quiet_s`` seconds);
+    the retries after it are counted, not logged, until the next quiet spell."""
+
+    def __init__(self, log: logging.Logger, what: str, quiet_s: float = 30.0) -> None:
+        self.log, self.what, self.quiet_s = log, what, quiet_s
+        self._last = -float("inf")
+        self._lock = threading.Lock()
+
+    def note(self, reason: str, retries: int) -> None:
+        """Record one retry caused by ``reason``; ``retries`` is the run's count so far."""
+        now = time.monotonic()
+        with self._lock:
+            burst, self._last = now - self._last > self.quiet_s, now
+        if burst:
+            self.log.warning("%s: %s; retrying with backoff (%d retries so far, the count is "
+                             "on the progress bar)", self.what, reason, retries)

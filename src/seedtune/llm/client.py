@@ -20,9 +20,7 @@ import asyncio
 import functools
 import json
 import logging
-import math
 import re
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -34,7 +32,7 @@ from seedtune.core.cache import ResponseCache, cache_key
 from seedtune.core.config import LLMConfig
 from seedtune.core.credentials import get_secret, redact
 from seedtune.core.errors import ConfigError, QuotaError, SeedtuneError, ServiceError
-from seedtune.core.retry import AsyncTokenBucket, backoff_s, retry_after_s
+from seedtune.core.retry import AsyncTokenBucket, RetryWarnings, backoff_s, retry_after_s
 from seedtune.core.stats import CallStats
 from seedtune.core.text import replace_lone_surrogates
 from seedtune.llm.costs import messages_tokens
@@ -44,8 +42,6 @@ log = logging.getLogger(__name__)
 # Extra attempts when an answer arrives but cannot be used (truncated, not JSON, invalid).
 PARSE_RETRIES = 2
 RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504}
-#: A retry this long after the last one starts a new burst, which is logged as a warning.
-RETRY_WARNING_EVERY_S = 30.0
 
 
 class LLMQuotaExceeded(QuotaError):
@@ -193,7 +189,7 @@ class LLMClient:
         rpm, tpm = AsyncTokenBucket(self.cfg.rpm), AsyncTokenBucket(self.cfg.tpm)
         self._bar = tqdm(total=len(todo), desc=self.desc, unit="call")
         self._stop = asyncio.Event()  # set by the first fatal error: no new call starts
-        self._last_warning = -math.inf
+        self._warnings = RetryWarnings(log, self.desc)
         fatal: list[SeedtuneError] = []
 
         async def one(i: int, req: LLMRequest, key: str) -> tuple[int, LLMOutcome | None]:
@@ -222,15 +218,10 @@ class LLMClient:
         return [(i, o) for i, o in results if o is not None]
 
     def _retrying(self, reason: str) -> None:
-        """Count a retry; warn at the start of each burst, keep the count on the bar."""
+        """Count a retry: a warning at the start of each burst, the count on the bar."""
         self.stats.retries += 1
         self._bar.set_postfix(retries=self.stats.retries, refresh=False)
-        now = time.monotonic()
-        if now - self._last_warning > RETRY_WARNING_EVERY_S:
-            log.warning("%s: %s from %s; retrying with backoff (up to llm.max_retries=%d per "
-                        "call, %d retries so far)", self.desc, reason, self.cfg.base_url,
-                        self.cfg.max_retries, self.stats.retries)
-        self._last_warning = now
+        self._warnings.note(f"{reason} from {self.cfg.base_url}", self.stats.retries)
 
     async def _answer(self, client: Any, req: LLMRequest, key: str, rpm: AsyncTokenBucket,
                       tpm: AsyncTokenBucket) -> LLMOutcome | None:

@@ -29,7 +29,7 @@ from seedtune.core.cache import ResponseCache, cache_key
 from seedtune.core.config import SearchConfig
 from seedtune.core.credentials import redact
 from seedtune.core.errors import ConfigError, ServiceError
-from seedtune.core.retry import RateLimiter, backoff_s, retry_after_s
+from seedtune.core.retry import RateLimiter, RetryWarnings, backoff_s, retry_after_s
 from seedtune.core.stats import CallStats
 from seedtune.core.text import replace_lone_surrogates
 from seedtune.retrieval.quota import DailyBudget, QuotaExceeded, account_key
@@ -79,6 +79,7 @@ class NaverClient:
         self._id, self._secret = client_id, client_secret
         self.budget = budget or DailyBudget(cfg.daily_quota, account_key(client_id))
         self.stats = CallStats()
+        self._warnings = RetryWarnings(log, "search")
         self.limiter = RateLimiter(cfg.rps)
         self.session = requests.Session()
         # one pooled keep-alive connection per worker thread
@@ -125,6 +126,7 @@ class NaverClient:
         for attempt in range(self.cfg.max_retries + 1):
             if attempt:
                 self.stats.add("retries")
+                self._warnings.note(f"{category} search: {last}", self.stats.retries)
                 time.sleep(backoff_s(attempt, wait_hint))
             self.budget.take()  # before sending: a call Naver may have counted is counted
             self.limiter.wait()

@@ -97,6 +97,7 @@ def search_all(client: NaverClient, questions: list[str], workers: int | None = 
                         done[row["question"]] = row
                         bar.update()
                 bar.set_postfix(calls=client.stats.calls, cached=client.stats.cache_hits,
+                                retries=client.stats.retries,
                                 refresh=False)
     finally:
         stop.set()  # also on Ctrl-C: workers finish their request in flight, start no other
