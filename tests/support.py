@@ -66,9 +66,22 @@ class Workspace:
         path.mkdir(parents=True, exist_ok=True)
 
     def params(self, **overrides: Any) -> Workspace:
-        """Write params.yaml: the composed conf/ with ``overrides`` merged per section."""
-        self.write("params.yaml", yaml.safe_dump(composed_params(**overrides),
-                                                 allow_unicode=True))
+        """Write params.yaml (the composed conf/ with the pipeline ``overrides`` merged per
+        section) and conf/local/default.yaml (the machine settings among ``overrides``:
+        endpoints, retries, devices, ``models``), as a user would split them."""
+        from seedtune.core.machine import is_machine_key
+
+        pipeline: dict[str, Any] = {}
+        machine: dict[str, Any] = {}
+        for section, values in overrides.items():
+            if section == "models":
+                machine["models"] = values
+                continue
+            for key, value in values.items():
+                side = machine if is_machine_key(f"{section}.{key}") else pipeline
+                side.setdefault(section, {})[key] = value
+        self.write("params.yaml", yaml.safe_dump(composed_params(**pipeline), allow_unicode=True))
+        self.write("conf/local/default.yaml", yaml.safe_dump(machine, allow_unicode=True))
         return self
 
     def write(self, rel: str, content: str | list[dict[str, Any]]) -> Path:

@@ -33,27 +33,36 @@ def test_tutorial_defaults(root: Path, tmp_path: Path) -> None:
     assert (o["name"], o["lr"], o["scheduler"]) == ("adamw_torch_fused", 1e-4, "cosine")
     assert (o["warmup_ratio"], o["max_grad_norm"]) == (0.05, 0.3)
     assert (t["batch_size"], t["grad_accum"], t["bf16"]) == (4, 2, True)
-    assert c["llm"]["base_url"] == "https://api.openai.com/v1"
-    assert c["search"]["base_url"] == "https://openapi.naver.com"
+    assert c["llm"]["model"] == "gpt-4o-mini"
     assert c["rank"]["model"] == "intfloat/multilingual-e5-small"
 
 
-@pytest.mark.parametrize("header", ["", "# @package _global_\n"])
-def test_local_overrides_with_or_without_package_header(root: Path, tmp_path: Path,
-                                                        header: str) -> None:
+def _conf(root: Path, tmp_path: Path) -> Path:
     shutil.copytree(root / "conf", tmp_path / "conf", ignore=shutil.ignore_patterns("local"))
-    (tmp_path / "conf" / "local").mkdir()
-    (tmp_path / "conf" / "local" / "default.yaml").write_text(
-        header + "llm:\n  base_url: http://127.0.0.1:9/v1\ntrain:\n  max_steps: 3\n"
-        "  model:\n    name_or_path: /models/tiny\nrank:\n  model: /models/e5\n")
-    c = compose_config(tmp_path / "conf")
-    assert c["llm"]["base_url"] == "http://127.0.0.1:9/v1"
-    assert c["llm"]["model"] == "gpt-4o-mini"  # untouched keys keep defaults
-    assert c["train"]["max_steps"] == 3
-    assert c["train"]["model"]["name_or_path"] == "/models/tiny"
-    assert c["train"]["lora"]["r"] == 4
-    assert c["rank"]["model"] == "/models/e5"
-    assert "local" not in c
+    return tmp_path / "conf"
+
+
+def test_machine_settings_never_reach_params(root: Path, tmp_path: Path) -> None:
+    conf = _conf(root, tmp_path)
+    (conf / "local").mkdir()
+    (conf / "local" / "default.yaml").write_text(
+        "llm:\n  base_url: http://127.0.0.1:9/v1\n  concurrency: 2\nrank:\n  device: cpu\n"
+        "models:\n  google/gemma-2b-it: /models/gemma\n")
+    out = tmp_path / "params.yaml"
+    write_params(out, conf)
+    text = out.read_text()
+    for machine in ("base_url", "concurrency", "device", "/models/", "127.0.0.1", "api_key_env"):
+        assert machine not in text
+    assert yaml.safe_load(text)["train"]["model"]["name_or_path"] == "google/gemma-2b-it"
+
+
+def test_a_machine_setting_in_tracked_conf_is_an_error_naming_the_file(root: Path,
+                                                                      tmp_path: Path) -> None:
+    conf = _conf(root, tmp_path)
+    llm = conf / "llm" / "openai.yaml"
+    llm.write_text(llm.read_text() + "concurrency: 4\n")
+    with pytest.raises(ConfigError, match=rf"^{llm}: llm.concurrency: a machine setting"):
+        write_params(tmp_path / "params.yaml", conf)
 
 
 def test_compose_leaves_params_alone_inside_dvc_exp_run(root: Path, tmp_path: Path,
@@ -67,11 +76,6 @@ def test_compose_leaves_params_alone_inside_dvc_exp_run(root: Path, tmp_path: Pa
     monkeypatch.delenv("DVC_EXP_NAME")
     assert write_params(out, root / "conf") is True
     assert yaml.safe_load(out.read_text())["train"]["lora"]["r"] == 4
-
-
-def _conf(root: Path, tmp_path: Path) -> Path:
-    shutil.copytree(root / "conf", tmp_path / "conf", ignore=shutil.ignore_patterns("local"))
-    return tmp_path / "conf"
 
 
 def test_unknown_keys_and_bad_values_are_all_listed_naming_their_file(
@@ -102,24 +106,53 @@ def test_unknown_key_from_an_exp_run_override_fails(root: Path, tmp_path: Path,
         write_params(out, root / "conf")
 
 
-def test_a_key_pasted_into_api_key_env_is_refused_without_echo(root: Path, tmp_path: Path
-                                                                ) -> None:
+# --------------------------------------------------------------------------- round trip
+
+
+def _applied(root: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """A composed workspace where `dvc exp apply` then set train.lora.r=8 in params.yaml."""
     conf = _conf(root, tmp_path)
-    (conf / "local").mkdir()
-    key = "sk-proj-abcdefghijklmnopqrstuvwxyz0123456789"
-    (conf / "local" / "default.yaml").write_text(f"llm:\n  api_key_env: {key}\n")
     out = tmp_path / "params.yaml"
+    write_params(out, conf)
+    data = yaml.safe_load(out.read_text())
+    data["train"]["lora"]["r"] = 8
+    out.write_text(yaml.safe_dump(data, sort_keys=False))
+    return conf, out
+
+
+def test_applied_values_hold_while_conf_is_unchanged(root: Path, tmp_path: Path) -> None:
+    conf, out = _applied(root, tmp_path)
+    write_params(out, conf)  # compose reruns (say its code changed): r stays
+    assert yaml.safe_load(out.read_text())["train"]["lora"]["r"] == 8
+
+
+def test_a_conf_edit_stops_instead_of_undoing_an_experiment(root: Path, tmp_path: Path) -> None:
+    conf, out = _applied(root, tmp_path)
+    lora = conf / "lora" / "tutorial.yaml"
+    lora.write_text(lora.read_text().replace("alpha: 32", "alpha: 16"))
+    before = out.read_text()
     with pytest.raises(ConfigError) as err:
         write_params(out, conf)
-    assert "llm.api_key_env: must be the NAME" in str(err.value)
-    assert key not in str(err.value) and key not in "".join(err.value.problems)
-    assert not out.exists()
+    assert "train.lora.r" in str(err.value) and "seedtune compose --adopt" in str(err.value)
+    assert "--discard" in str(err.value) and "\n" not in str(err.value)
+    assert out.read_text() == before  # nothing undone
 
 
-def test_broken_conf_yaml_is_one_line_naming_file_and_line(root: Path, tmp_path: Path) -> None:
-    shutil.copytree(root / "conf", tmp_path / "conf", ignore=shutil.ignore_patterns("local"))
-    (tmp_path / "conf" / "llm" / "openai.yaml").write_text("llm:\n  model: [unclosed\n")
-    with pytest.raises(ConfigError, match=r"conf/llm/openai\.yaml:\d+: not valid YAML"):
-        compose_config(tmp_path / "conf")
-    with pytest.raises(ConfigError, match="lora"):
-        compose_config(root / "conf", overrides=["lora@train.lora=nonexistent"])
+def test_adopt_writes_applied_values_into_conf_keeping_comments(root: Path,
+                                                               tmp_path: Path) -> None:
+    conf, out = _applied(root, tmp_path)
+    lora = conf / "lora" / "tutorial.yaml"
+    lora.write_text(lora.read_text().replace("alpha: 32", "alpha: 16"))
+    write_params(out, conf, resolve="adopt")
+    params = yaml.safe_load(out.read_text())["train"]["lora"]
+    assert (params["r"], params["alpha"]) == (8, 16)
+    text = lora.read_text()
+    assert "r: 8" in text and "#" in text  # the file keeps its comments
+    write_params(out, conf)  # in step again: nothing left to adopt
+    assert yaml.safe_load(out.read_text())["train"]["lora"]["r"] == 8
+
+
+def test_discard_returns_params_to_conf(root: Path, tmp_path: Path) -> None:
+    conf, out = _applied(root, tmp_path)
+    write_params(out, conf, resolve="discard")
+    assert yaml.safe_load(out.read_text())["train"]["lora"]["r"] == 4

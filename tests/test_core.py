@@ -17,6 +17,7 @@ from seedtune.core.config import load_params
 from seedtune.core.credentials import get_secret, redact
 from seedtune.core.device import pick_device
 from seedtune.core.errors import ConfigError, InputError, ServiceError, run_main
+from seedtune.core.machine import resolve_model
 from seedtune.core.records import atomic_write_text, read_jsonl, read_lines, save_atomically
 from seedtune.core.retry import AsyncTokenBucket, backoff_s, retry_after_s
 from seedtune.core.text import hangul_share
@@ -59,6 +60,52 @@ def test_typo_key_is_an_error(root: Path, tmp_path: Path) -> None:
 def test_missing_params_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="params.yaml: missing"):
         load_params(tmp_path / "params.yaml")
+
+
+# --------------------------------------------------------------------------- machine settings
+
+
+def test_machine_settings_merge_defaults_local_file_and_environment(workspace, monkeypatch
+                                                                     ) -> None:
+    ws = workspace.params(llm={"concurrency": 3, "timeout_s": 5})
+    ws.copy_from_repo("conf/machine.yaml")
+    monkeypatch.setenv("SEEDTUNE_LLM_TIMEOUT_S", "7.5")
+    p = load_params(ws.path / "params.yaml", ("llm",))
+    assert (p.llm.concurrency, p.llm.timeout_s) == (3, 7.5)  # local file, then environment
+    assert p.llm.base_url == "https://api.openai.com/v1"  # the tracked default
+    assert p.llm.model == "gpt-4o-mini"  # pipeline params come from params.yaml
+
+
+def test_a_pipeline_param_in_the_local_file_is_an_error_naming_it(workspace) -> None:
+    ws = workspace.params()
+    ws.write("conf/local/default.yaml", "queries:\n  per_seed: 3\n")
+    with pytest.raises(ConfigError, match=r"default\.yaml: queries\.per_seed: a pipeline param"):
+        load_params(ws.path / "params.yaml", ("queries",))
+
+
+def test_a_machine_setting_in_params_is_an_error_naming_it(workspace) -> None:
+    ws = workspace.params()
+    text = (ws.path / "params.yaml").read_text()
+    ws.write("params.yaml", text.replace("llm:\n", "llm:\n  concurrency: 4\n", 1))
+    with pytest.raises(ConfigError, match=r"params\.yaml: llm\.concurrency: a machine setting"):
+        load_params(ws.path / "params.yaml", ("llm",))
+
+
+def test_a_key_pasted_into_api_key_env_is_refused_without_echo(workspace) -> None:
+    key = "sk-proj-abcdefghijklmnopqrstuvwxyz0123456789"
+    ws = workspace.params(llm={"api_key_env": key})
+    with pytest.raises(ConfigError) as err:
+        load_params(ws.path / "params.yaml", ("llm",))
+    assert "llm.api_key_env: must be the NAME" in str(err.value)
+    assert key not in str(err.value) and key not in "".join(err.value.problems)
+    assert key not in (ws.path / "params.yaml").read_text()
+
+
+def test_models_map_a_params_id_to_a_local_directory(workspace) -> None:
+    ws = workspace.params(models={"google/gemma-2b-it": "/models/gemma-2b-it"})
+    assert resolve_model("google/gemma-2b-it", ws.path) == "/models/gemma-2b-it"
+    assert resolve_model("intfloat/multilingual-e5-small", ws.path) == \
+        "intfloat/multilingual-e5-small"  # unmapped: the HF cache or hub
 
 
 # --------------------------------------------------------------------------- errors

@@ -18,6 +18,7 @@ from typing import Any
 
 from seedtune.core.credentials import hf_token
 from seedtune.core.errors import ConfigError
+from seedtune.core.machine import resolve_model
 from seedtune.core.records import save_atomically
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,7 @@ def merge_adapter(adapter: Path, out: Path, base: str | None = None,
     from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
     recorded, revision = adapter_base(adapter)
-    base = base or recorded
+    base = resolve_model(base or recorded)  # the adapter records the id; models: maps it
     torch_dtype: Any = "auto" if dtype == "auto" else getattr(torch, dtype)
     log.info("merging %s into %s (dtype %s)", adapter, base, dtype)
     model = AutoModelForCausalLM.from_pretrained(base, revision=revision or "main",

@@ -9,6 +9,7 @@ stage leaves the file alone.
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 from collections.abc import Sequence
@@ -17,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from seedtune.core.config import validate_params
+from seedtune.core.config import machine_keys_in, validate_params
 from seedtune.core.errors import ConfigError, one_line
 from seedtune.core.records import atomic_write_text
 
@@ -58,41 +59,43 @@ def compose_config(
         GlobalHydra.instance().clear()
 
 
-def key_sources(conf_dir: Path | str) -> dict[str, str]:
-    """Dotted key -> the conf file that sets it last, following config.yaml's defaults list
-    (``group@package: option`` entries, ``_self_``, ``optional``), for error messages."""
+def conf_files(conf_dir: Path | str) -> list[tuple[Path, str]]:
+    """The conf files config.yaml composes, in its defaults order (``_self_`` included),
+    each with the package its keys land under (``model@train.model`` -> ``train.model``)."""
     conf_dir = Path(conf_dir)
-    sources: dict[str, str] = {}
-
-    def walk(node: Any, prefix: str, source: str) -> None:
-        if not isinstance(node, dict):
-            return
-        for key, value in node.items():
-            dotted = f"{prefix}.{key}" if prefix else str(key)
-            sources[dotted] = source
-            walk(value, dotted, source)
-
-    def load(path: Path) -> Any:
-        try:
-            return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except (OSError, UnicodeDecodeError, yaml.YAMLError):
-            return {}
-
-    root = load(conf_dir / "config.yaml")
-    if not isinstance(root, dict):
-        return sources
-    for entry in root.get("defaults") or []:
+    root = _load_yaml(conf_dir / "config.yaml")
+    files: list[tuple[Path, str]] = []
+    for entry in root.get("defaults") or [] if isinstance(root, dict) else []:
         if entry == "_self_":
-            walk({k: v for k, v in root.items() if k != "defaults"}, "",
-                 str(conf_dir / "config.yaml"))
+            files.append((conf_dir / "config.yaml", ""))
         elif isinstance(entry, dict) and len(entry) == 1:
             (spec, option), = entry.items()
             group, _, package = str(spec).removeprefix("optional ").partition("@")
             path = conf_dir / group / f"{option}.yaml"
             if path.is_file():
-                prefix = "" if package == "_global_" else (package or group)
-                walk(load(path), prefix, str(path))
+                files.append((path, "" if package == "_global_" else (package or group)))
+    return files
+
+
+def key_sources(conf_dir: Path | str) -> dict[str, str]:
+    """Dotted key -> the conf file that sets it last, for error messages."""
+    sources: dict[str, str] = {}
+    for path, prefix in conf_files(conf_dir):
+        data = _load_yaml(path)
+        if isinstance(data, dict) and path.name == "config.yaml" and prefix == "":
+            data = {k: v for k, v in data.items() if k != "defaults"}
+        for key in flatten(data, prefix) if isinstance(data, dict) else {}:
+            parts = key.split(".")
+            for i in range(1, len(parts) + 1):  # a section names its file too
+                sources[".".join(parts[:i])] = str(path)
     return sources
+
+
+def _load_yaml(path: Path) -> Any:
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return {}
 
 
 def check_params(params: dict[str, Any], sources: dict[str, str], fallback: str) -> None:
@@ -105,6 +108,9 @@ def check_params(params: dict[str, Any], sources: dict[str, str], fallback: str)
             key = key.rpartition(".")[0]
         return fallback
 
+    misplaced = machine_keys_in(params, source_of)
+    if misplaced:
+        raise ConfigError(misplaced[0], misplaced)
     validate_params(params, source_of)
 
 
@@ -113,34 +119,123 @@ def dump_params(params: dict[str, Any]) -> str:
     return HEADER + yaml.safe_dump(params, sort_keys=False, allow_unicode=True)
 
 
+#: Beside params.yaml: what conf/ alone composed to last time. Values in params.yaml that
+#: differ from it came from an experiment (``dvc exp apply``, ``-S``), not from conf/.
+BASE_NAME = "params.conf.yaml"
+BASE_HEADER = ("# What conf/ alone composes to (written by the compose stage with params.yaml).\n"
+               "# compose compares params.yaml with it to find the values an experiment set.\n")
+
+
+def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}`` (lists are values)."""
+    if not isinstance(tree, dict):
+        return {prefix: tree}
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        out.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+    return out
+
+
+def experiment_values(current: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
+    """The keys (dotted) whose value in params.yaml is not what conf/ composed to."""
+    cur, old = flatten(current), flatten(base)
+    return {k: v for k, v in cur.items() if old.get(k, _MISSING) != v}
+
+
+_MISSING = object()
+
+
 def write_params(
     out: Path | str = "params.yaml",
     conf_dir: Path | str = "conf",
     overrides: Sequence[str] = (),
     respect_exp: bool = True,
+    resolve: str | None = None,
 ) -> bool:
-    """Compose ``conf_dir`` and write ``out`` atomically.
+    """Compose ``conf_dir`` into ``out`` (and :data:`BASE_NAME` beside it), atomically.
 
     The whole config is validated first (:func:`check_params`): nothing is written when a
     key is unknown or a value bad. Inside ``dvc exp run``, where DVC already wrote the file
     with your ``-S`` overrides, it is validated as it is and left alone (returns False).
-    The file is only rewritten when its content changes, so its mtime stays meaningful.
+
+    Values an experiment put in ``out`` (``dvc exp apply``, ``-S``) are kept while conf/ is
+    unchanged. When conf/ changed too, recomposing would silently undo them, so it stops
+    with a :class:`ConfigError` naming each key, unless ``resolve`` says what to do:
+    ``"adopt"`` writes them into the conf/ files that set them, ``"discard"`` drops them.
     """
-    out = Path(out)
+    out, conf_dir = Path(out), Path(conf_dir)
     if respect_exp and os.environ.get("DVC_EXP_NAME"):
         log.info("inside `dvc exp run` (%s): checking params.yaml as DVC composed it",
                  os.environ["DVC_EXP_NAME"])
         check_params(_read_yaml(out), key_sources(conf_dir), f"{out} (your -S override?)")
         return False
+    base_path = out.with_name(BASE_NAME)
+    current = _read_yaml(out) if out.is_file() else None
+    base = _read_yaml(base_path) if base_path.is_file() else current
+    applied = experiment_values(current, base) if current is not None else {}
+    if applied and resolve == "adopt":
+        set_conf_values(conf_dir, applied)
+        log.info("adopted into %s/: %s", conf_dir, ", ".join(sorted(applied)))
     params = compose_config(conf_dir, overrides=overrides)
     check_params(params, key_sources(conf_dir), f"{out} (an override?)")
-    text = dump_params(params)
-    if out.is_file() and out.read_text(encoding="utf-8") == text:
-        log.info("%s is up to date with %s/", out, conf_dir)
-        return True
-    atomic_write_text(out, text)
-    log.info("wrote %s from %s/", out, conf_dir)
+    if applied and resolve is None:
+        if params == base:  # conf/ unchanged: the experiment's values hold
+            log.info("%s keeps the values an experiment set (%s); conf/ is unchanged",
+                     out, ", ".join(sorted(applied)))
+            return True
+        new = flatten(params)
+        lost = {k: v for k, v in applied.items() if new.get(k, _MISSING) != v}
+        if lost:
+            lines = [f"{out}: {k}={v!r} was set by an experiment (dvc exp apply or -S) and conf/ "
+                     f"now gives {new.get(k, '(nothing)')!r}" for k, v in sorted(lost.items())]
+            hint = ("; keep them with `seedtune compose --adopt` (writes them into conf/) or "
+                    "drop them with `seedtune compose --discard`, then `dvc repro`")
+            raise ConfigError(f"conf/ changed after an experiment set {', '.join(sorted(lost))}"
+                              + hint, [line + hint for line in lines])
+    _write_if_changed(out, dump_params(params))
+    _write_if_changed(base_path, BASE_HEADER + yaml.safe_dump(params, sort_keys=False,
+                                                              allow_unicode=True))
     return True
+
+
+def _write_if_changed(path: Path, text: str) -> None:
+    """Write only when the content changes, so the file's mtime stays meaningful."""
+    if path.is_file() and path.read_text(encoding="utf-8") == text:
+        log.info("%s is up to date", path)
+        return
+    atomic_write_text(path, text)
+    log.info("wrote %s", path)
+
+
+def set_conf_values(conf_dir: Path, values: dict[str, Any]) -> None:
+    """Write dotted ``values`` into the conf/ files that set those keys (conf/config.yaml
+    for keys no file sets), keeping their comments and layout (ruamel round trip)."""
+    from ruamel.yaml import YAML
+
+    ryaml = YAML()
+    ryaml.preserve_quotes = True
+    ryaml.width = 4096  # never re-wrap a line
+    sources = key_sources(conf_dir)
+    prefixes = {str(path): prefix for path, prefix in conf_files(conf_dir)}
+    by_file: dict[Path, dict[str, Any]] = {}
+    for key, value in values.items():
+        path = Path(sources.get(key, conf_dir / "config.yaml"))
+        by_file.setdefault(path, {})[key] = value
+    for path, items in by_file.items():
+        doc = ryaml.load(path.read_text(encoding="utf-8")) or {}
+        prefix = prefixes.get(str(path), "")
+        for key, value in items.items():
+            rel = key[len(prefix) + 1:] if prefix and key.startswith(prefix + ".") else key
+            node = doc
+            *parents, leaf = rel.split(".")
+            for part in parents:
+                if part not in node or not isinstance(node[part], dict):
+                    node[part] = {}
+                node = node[part]
+            node[leaf] = value
+        buf = io.StringIO()
+        ryaml.dump(doc, buf)
+        atomic_write_text(path, buf.getvalue())
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -164,6 +259,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--conf", default="conf")
     ap.add_argument("--out", default="params.yaml")
     ap.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. train.lora.r=8")
+    choice = ap.add_mutually_exclusive_group()
+    choice.add_argument("--adopt", action="store_const", const="adopt", dest="resolve",
+                        help="write the values an experiment set into conf/, then compose")
+    choice.add_argument("--discard", action="store_const", const="discard", dest="resolve",
+                        help="drop the values an experiment set: params.yaml = conf/ again")
     args = ap.parse_args(argv)
-    write_params(args.out, args.conf, args.overrides, respect_exp=False)
+    write_params(args.out, args.conf, args.overrides, respect_exp=False, resolve=args.resolve)
     return 0

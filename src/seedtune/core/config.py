@@ -29,7 +29,7 @@ class _Section(BaseModel):
 class LLMConfig(_Section):
     base_url: str = "https://api.openai.com/v1"
     model: str = "gpt-4o-mini"
-    api_key_env: str = "OPENAI_API_KEY"
+    api_key_env: str | None = "OPENAI_API_KEY"  # None: the endpoint needs no key
     timeout_s: float = Field(60, gt=0)
     max_retries: int = Field(6, ge=0)
     concurrency: int = Field(16, ge=1)
@@ -40,9 +40,9 @@ class LLMConfig(_Section):
 
     @field_validator("api_key_env")
     @classmethod
-    def _a_name_not_a_key(cls, name: str) -> str:
+    def _a_name_not_a_key(cls, name: str | None) -> str | None:
         # the value never appears in the message: it may be the key itself
-        if not _ENV_NAME.fullmatch(name):
+        if name is not None and not _ENV_NAME.fullmatch(name):
             raise ValueError("must be the NAME of the environment variable that holds the key "
                              "(e.g. OPENAI_API_KEY), never the key itself; put the key in the "
                              "environment or .env")
@@ -229,8 +229,29 @@ def validate_params(raw: dict[str, Any], source_of: Callable[[str], str]) -> Par
         raise ConfigError(f"{lines[0]}{more}; {FIX}", [f"{x}; {FIX}" for x in lines]) from None
 
 
+def machine_keys_in(raw: dict[str, Any], source_of: Callable[[str], str]) -> list[str]:
+    """One problem line per machine setting found among pipeline params."""
+    from seedtune.core.machine import env_name, is_machine_key
+
+    lines = []
+    for section, values in raw.items():
+        keys = [""] if section == "models" else list(values) if isinstance(values, dict) else []
+        for key in keys:
+            dotted = f"{section}.{key}".rstrip(".")
+            if is_machine_key(dotted) and (section == "models" or key):
+                hint = "" if section == "models" else f" (or {env_name(section, key)})"
+                lines.append(f"{source_of(dotted)}: {dotted}: a machine setting, not a pipeline "
+                             f"param; set it in conf/local/default.yaml{hint}, not in conf/ or "
+                             "params.yaml")
+    return lines
+
+
 def load_params(path: Path | str = "params.yaml", sections: tuple[str, ...] = ()) -> Params:
-    """Read ``path`` and validate ``sections`` (all when empty); raises :class:`ConfigError`."""
+    """Read ``path`` (pipeline params) and validate ``sections`` (all when empty), with this
+    machine's settings merged into them (:mod:`seedtune.core.machine`); raises
+    :class:`ConfigError` naming the file and key of every problem."""
+    from seedtune.core import machine
+
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: missing; run `dvc repro compose` (or `seedtune compose`)")
@@ -238,9 +259,20 @@ def load_params(path: Path | str = "params.yaml", sections: tuple[str, ...] = ()
         raw: dict[str, Any] = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({exc.__class__.__name__})") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of params")
+    misplaced = machine_keys_in(raw, lambda key: str(path))
+    if misplaced:
+        raise ConfigError(misplaced[0], misplaced)
     wanted = sections or tuple(n for n in Params.model_fields if n not in ("seed", "prices"))
     missing = [s for s in wanted if s not in raw]
     if missing:
         raise ConfigError(f"{path}: section `{missing[0]}` is missing; recompose from conf/")
     data = {k: raw[k] for k in (*wanted, "seed", "prices") if k in raw}
-    return validate_params(data, lambda key: str(path))
+    root = path.parent
+    settings = machine.load_machine(root)
+    for section in wanted:
+        if section in machine.MACHINE_KEYS and isinstance(data.get(section), dict):
+            data[section] = {**data[section], **(settings.get(section) or {})}
+    return validate_params(data, lambda key: machine.source_of(key, root)
+                           if machine.is_machine_key(key) else str(path))

@@ -173,6 +173,9 @@ class LLMClient:
         return hit
 
     def _api_key(self) -> str:
+        """The key named by llm.api_key_env; "" when it is null (local servers need none)."""
+        if self.cfg.api_key_env is None:
+            return ""
         self._secret = get_secret(self.cfg.api_key_env, f"API key for {self.cfg.base_url}")
         return self._secret
 
@@ -180,8 +183,11 @@ class LLMClient:
                          ) -> list[tuple[int, LLMOutcome]]:
         import aiohttp
 
+        headers = {"User-Agent": "seedtune"}
+        if api_key:
+            headers["Authorization"] = f"Bearer {api_key}"
         client = aiohttp.ClientSession(
-            headers={"Authorization": f"Bearer {api_key}", "User-Agent": "seedtune"},
+            headers=headers,
             timeout=aiohttp.ClientTimeout(total=self.cfg.timeout_s),
             connector=aiohttp.TCPConnector(limit=self.cfg.concurrency * 2),
             trust_env=True)  # honour HTTPS_PROXY / NO_PROXY like other clients

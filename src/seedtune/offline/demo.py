@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from seedtune.core.compose import set_conf_values
 from seedtune.core.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,10 @@ SIM_ENV = {"OPENAI_API_KEY": f"sk-sim-{_TOKEN}", "NAVER_CLIENT_ID": f"sim-id-{_T
 
 #: The file that marks a directory as a demo workspace (only such a directory is replaced).
 MARKER = ".seedtune-demo"
+
+#: The real models' ids (the defaults in conf/); the demo maps them to tiny stand-ins.
+GEMMA_ID = "google/gemma-2b-it"
+E5_ID = "intfloat/multilingual-e5-small"
 
 OUTPUTS = ["params.yaml", "data/questions.jsonl", "data/documents.jsonl", "data/ranked.jsonl",
            "data/instructions.jsonl", "models/adapter", "metrics/train/plots/metrics",
@@ -57,24 +62,36 @@ def repo_files(repo: Path) -> list[str]:
 
 
 def local_config(sim_url: str, models: Any) -> dict[str, Any]:
-    """conf/local/default.yaml for an offline run: simulator URLs, tiny models, small sizes."""
+    """conf/local/default.yaml for an offline run: machine settings only (simulator URLs,
+    the tiny models standing in for the real ids through ``models:``)."""
     return {
-        "llm": {"base_url": f"{sim_url}/v1", "model": "sim-gpt"},
-        "queries": {"per_seed": 4},
-        "search": {"base_url": sim_url, "rps": 1000, "categories": ["blog", "news"]},
-        "rank": {"model": str(models.e5), "device": "cpu"},
+        "llm": {"base_url": f"{sim_url}/v1"},
+        "search": {"base_url": sim_url, "rps": 1000},
+        "rank": {"device": "cpu"},
+        "models": {GEMMA_ID: str(models.gemma), E5_ID: str(models.e5)},
+    }
+
+
+def demo_params() -> dict[str, Any]:
+    """Pipeline params for a run of a few minutes on a CPU, committed into the workspace's
+    conf/ (sizes are pipeline params: they change what the outputs are)."""
+    return {
+        "llm.model": "sim-gpt",
+        "queries.per_seed": 4,
+        "search.categories": ["blog", "news"],
         # a random-weight model needs a high learning rate for the tuned answers to visibly
         # differ from the base model's within a demo's few steps
-        "train": {"model": {"name_or_path": str(models.gemma)}, "max_steps": 40,
-                  "optim": {"lr": 0.01}, "logging_steps": 2, "eval_steps": 10,
-                  "max_length": 256},
-        "evaluate": {"max_new_tokens": 32, "max_questions": 12},
+        "train.max_steps": 40, "train.optim.lr": 0.01, "train.logging_steps": 2,
+        "train.eval_steps": 10, "train.max_length": 256,
+        "evaluate.max_new_tokens": 32, "evaluate.max_questions": 12,
     }
 
 
 def prepare_workspace(repo: Path, dest: Path, local: dict[str, Any] | None,
-                      seeds: list[str] | None = None) -> Path:
-    """A fresh git + DVC workspace at ``dest`` holding ``repo``'s files and ``local`` config.
+                      seeds: list[str] | None = None,
+                      params: dict[str, Any] | None = None) -> Path:
+    """A fresh git + DVC workspace at ``dest``: ``repo``'s files, ``local`` machine settings
+    in conf/local/default.yaml, and ``params`` (dotted keys) written into its conf/ files.
 
     ``dest`` is replaced only when it is a workspace this function made (it carries
     :data:`MARKER`); see :func:`check_workdir`.
@@ -91,6 +108,8 @@ def prepare_workspace(repo: Path, dest: Path, local: dict[str, Any] | None,
         shutil.copy2(repo / rel, dest / rel)
     if seeds is not None:
         (dest / "data" / "seed_words.txt").write_text("\n".join(seeds) + "\n", encoding="utf-8")
+    if params:
+        set_conf_values(dest / "conf", params)
     if local is not None:
         (dest / "conf" / "local").mkdir(parents=True, exist_ok=True)
         (dest / "conf" / "local" / "default.yaml").write_text(
@@ -150,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     models = build_tiny_models(Path(args.models).resolve())
     with SimServer(sim_config()) as sim:
         work = prepare_workspace(repo, Path(args.workdir).resolve(),
-                                 local_config(sim.url, models))
+                                 local_config(sim.url, models), params=demo_params())
         log.info("workspace %s, simulators at %s", work, sim.url)
         env = tool_env(SIM_ENV)
         rc = subprocess.run(["dvc", "repro"], cwd=work, env=env).returncode

@@ -29,6 +29,7 @@ import numpy as np
 
 from seedtune.core.device import pick_device
 from seedtune.core.errors import ConfigError, InputError
+from seedtune.core.machine import resolve_model
 from seedtune.retrieval.embeddings import EmbeddingStore
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,7 @@ def load_encoder(name_or_path: str, device: str = "auto") -> Any:
     """
     from sentence_transformers import SentenceTransformer
 
+    path = resolve_model(name_or_path)  # through the models: map of the machine settings
     dev = pick_device(device, "rank.device")
     kwargs: dict[str, Any] = {}
     if dev in ("cuda", "mps"):
@@ -51,13 +53,15 @@ def load_encoder(name_or_path: str, device: str = "auto") -> Any:
 
         # loaded straight into fp16 (no fp32 copy on the GPU); scores are still float32
         kwargs["model_kwargs"] = {"dtype": torch.float16}
-    log.info("loading encoder %s on %s", name_or_path, dev)
+    log.info("loading encoder %s on %s", path, dev)
     try:
-        return SentenceTransformer(name_or_path, device=dev, **kwargs)
+        return SentenceTransformer(path, device=dev, **kwargs)
     except (OSError, ValueError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ConfigError(f"rank.model: cannot load {name_or_path!r} ({reason}); use a "
-                          "sentence-transformers model id or a local path") from None
+        via = f" (models: maps it to {path})" if path != name_or_path else ""
+        raise ConfigError(f"rank.model: cannot load {name_or_path!r}{via} ({reason}); use a "
+                          "sentence-transformers model id, or map it to a local directory "
+                          "under models: in conf/local/default.yaml") from None
 
 
 def passage_text(doc: dict[str, Any]) -> str:

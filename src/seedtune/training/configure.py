@@ -19,6 +19,7 @@ from seedtune.core.config import FIX, TrainConfig
 from seedtune.core.credentials import hf_token
 from seedtune.core.device import device_caps
 from seedtune.core.errors import ConfigError
+from seedtune.core.machine import resolve_model
 
 log = logging.getLogger(__name__)
 
@@ -119,21 +120,23 @@ def check_model(cfg: TrainConfig) -> None:
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-    key, name = "train.model.name_or_path", cfg.model.name_or_path
+    key, name = "train.model.name_or_path", resolve_model(cfg.model.name_or_path)
+    via = f" (models: maps it to {name})" if name != cfg.model.name_or_path else ""
     if _looks_local(name):
         path = Path(name).expanduser()
         if not path.is_dir():
-            raise bad(key, name, "no such directory")
+            raise bad(key, cfg.model.name_or_path, f"no such directory{via}")
         if not (path / "config.json").is_file():
-            raise bad(key, name, "not a model directory (no config.json)")
+            raise bad(key, cfg.model.name_or_path, f"not a model directory (no config.json){via}")
     opts = {"revision": cfg.model.revision, "token": hf_token()}
     try:
         mcfg = AutoConfig.from_pretrained(name, **opts)
         tokenizer = AutoTokenizer.from_pretrained(name, **opts)
     except (OSError, ValueError) as exc:
         why = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
-        raise bad(key, name, f"cannot load it locally or from the hub ({why}); gated models "
-                  "need HF_TOKEN") from None
+        raise bad(key, cfg.model.name_or_path, f"cannot load it locally or from the hub ({why})"
+                  f"{via}; map it to a directory under models: in conf/local/default.yaml; "
+                  "gated models need HF_TOKEN") from None
     if not tokenizer.chat_template:
         raise bad(key, name, "its tokenizer has no chat template; training renders examples "
                   "with the model's own template, so use an instruction-tuned model")

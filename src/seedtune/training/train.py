@@ -10,6 +10,7 @@ PEFT/TRL lives in :mod:`seedtune.training.configure`; metrics go to dvclive thro
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -19,6 +20,8 @@ from seedtune.core.config import TrainConfig
 from seedtune.core.credentials import hf_token
 from seedtune.core.device import device_caps
 from seedtune.core.errors import InputError
+from seedtune.core.machine import resolve_model
+from seedtune.core.records import atomic_write_text
 from seedtune.training.checkpoints import latest_complete
 from seedtune.training.configure import lora_config, model_kwargs, sft_config
 
@@ -49,7 +52,7 @@ def load_base(cfg: TrainConfig, caps: dict[str, Any]) -> tuple[Any, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     kwargs = model_kwargs(cfg, caps)
-    name = cfg.model.name_or_path
+    name = resolve_model(cfg.model.name_or_path)  # the id stays in params and outputs
     log.info("loading %s (attention=%s, dtype=%s%s)", name, kwargs["attn_implementation"],
              kwargs["dtype"], ", 4-bit" if cfg.model.load_in_4bit else "")
     tokenizer = AutoTokenizer.from_pretrained(name, revision=cfg.model.revision, token=hf_token())
@@ -129,7 +132,19 @@ def train(cfg: TrainConfig, rows: list[dict[str, Any]], seed: int, out_dir: Path
     if trainer.is_world_process_zero():
         # a pickle of the TrainingArguments: not needed to load the adapter, and unsafe to load
         (out_dir / "training_args.bin").unlink(missing_ok=True)
+        record_base_id(out_dir, cfg.model.name_or_path)
     return metrics
+
+
+def record_base_id(out_dir: Path, model_id: str) -> None:
+    """Record the params' model id, not this machine's path to its weights, as the adapter's
+    base: PEFT writes the path the weights were loaded from, which means nothing on a
+    teammate's machine (``models:`` maps the id to their own path)."""
+    config_path = out_dir / "adapter_config.json"
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    if config.get("base_model_name_or_path") != model_id:
+        config["base_model_name_or_path"] = model_id
+        atomic_write_text(config_path, json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
 @contextlib.contextmanager

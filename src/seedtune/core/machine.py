@@ -1,0 +1,142 @@
+"""Machine settings: how this machine runs the pipeline, never what its outputs are.
+
+Endpoints, the name of the key variable, concurrency, rate limits, timeouts, retries,
+devices, inference batch sizes and where model weights live (``models:``, model id ->
+local directory). They are read at run time, are never written to params.yaml, dvc.lock
+or any tracked file, are in no stage's ``params:``, and changing them makes nothing stale.
+
+Sources, later ones win:
+
+1. ``conf/machine.yaml``: tracked defaults (the real services), commented;
+2. ``conf/local/default.yaml``: this machine (git-ignored); a pipeline param there is an
+   error naming it. Experiments that DVC runs in a temporary copy
+   (``dvc exp run --queue/--temp``) read the repository's own file;
+3. environment variables ``SEEDTUNE_<SECTION>_<KEY>``, e.g. ``SEEDTUNE_LLM_CONCURRENCY=4``,
+   and ``SEEDTUNE_LOCAL_CONF`` to read another file than conf/local/default.yaml.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from seedtune.core.errors import ConfigError
+
+#: Every machine setting by section (the ``models:`` map aside).
+MACHINE_KEYS: dict[str, tuple[str, ...]] = {
+    "llm": ("base_url", "api_key_env", "timeout_s", "max_retries", "concurrency", "rpm", "tpm"),
+    "search": ("base_url", "timeout_s", "max_retries", "rps", "daily_quota"),
+    "rank": ("device", "batch_size"),
+    "evaluate": ("batch_size",),
+}
+MACHINE_FILE = Path("conf/machine.yaml")
+LOCAL_FILE = Path("conf/local/default.yaml")
+LOCAL_ENV = "SEEDTUNE_LOCAL_CONF"
+
+
+def is_machine_key(dotted: str) -> bool:
+    """Whether ``section.key`` (or ``models...``) is a machine setting."""
+    section, _, key = dotted.partition(".")
+    return section == "models" or key.split(".")[0] in MACHINE_KEYS.get(section, ())
+
+
+def env_name(section: str, key: str) -> str:
+    """The environment variable that overrides ``section.key``."""
+    return f"SEEDTUNE_{section.upper()}_{key.upper()}"
+
+
+def local_file(root: Path = Path(".")) -> Path:
+    """This machine's settings file: ``$SEEDTUNE_LOCAL_CONF``, else conf/local/default.yaml
+    of the workspace, or of the repository a DVC experiment copy runs inside of."""
+    if os.environ.get(LOCAL_ENV):
+        return Path(os.environ[LOCAL_ENV])
+    here = (root / LOCAL_FILE)
+    if here.is_file():
+        return here
+    resolved = root.resolve()
+    # dvc exp run --queue/--temp: <repo>/.dvc/tmp/exps/<tmp>/ is the workspace
+    for parent in resolved.parents:
+        if parent.name == "exps" and parent.parent.name == "tmp" and \
+                parent.parent.parent.name == ".dvc":
+            return parent.parent.parent.parent / LOCAL_FILE
+    return here
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        line = f":{mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}{line}: not valid YAML ({exc.problem})") from None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: unreadable ({type(exc).__name__})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of settings")
+    return data
+
+
+def _check_keys(path: Path, data: dict[str, Any]) -> None:
+    """Only machine settings: a pipeline param names where it belongs instead."""
+    problems = []
+    for section, values in data.items():
+        if section == "models":
+            if not isinstance(values, dict):
+                problems.append(f"{path}: models: expected a map of model id -> directory")
+            continue
+        if not isinstance(values, dict):
+            problems.append(f"{path}: {section}: expected a mapping")
+            continue
+        for key in values:
+            dotted = f"{section}.{key}"
+            if key in MACHINE_KEYS.get(section, ()):
+                continue
+            problems.append(f"{path}: {dotted}: a pipeline param, not a machine setting; set "
+                            f"it in conf/ (tracked) or with `dvc exp run -S {dotted}=...`")
+    if problems:
+        raise ConfigError(problems[0], problems)
+
+
+def load_machine(root: Path = Path(".")) -> dict[str, Any]:
+    """This machine's settings: ``{section: {key: value}, "models": {id: dir}}``."""
+    base, local_path = root / MACHINE_FILE, local_file(root)
+    merged: dict[str, Any] = {"models": {}}
+    for path in (base, local_path):
+        data = _read(path)
+        _check_keys(path, data)
+        for section, values in data.items():
+            merged.setdefault(section, {}).update(values or {})
+    for section, keys in MACHINE_KEYS.items():
+        for key in keys:
+            value = os.environ.get(env_name(section, key))
+            if value is not None:  # YAML scalars: 4 is an int, null is None
+                merged.setdefault(section, {})[key] = yaml.safe_load(value) if value else None
+    return merged
+
+
+def source_of(dotted: str, root: Path = Path(".")) -> str:
+    """Where a machine setting's value comes from (for error messages)."""
+    section, _, key = dotted.partition(".")
+    key = key.split(".")[0]
+    if os.environ.get(env_name(section, key)) is not None:
+        return env_name(section, key)
+    local = local_file(root)
+    if key in (_read(local).get(section) or {}):
+        return str(local)
+    return str(root / MACHINE_FILE) if str(root) != "." else str(MACHINE_FILE)
+
+
+def resolve_model(name_or_path: str, root: Path = Path(".")) -> str:
+    """The local directory ``models:`` maps a model id to, else the id itself (then the
+    Hugging Face cache or hub finds it). Params keep the id, so a teammate's clone is not
+    stale because your weights live elsewhere."""
+    models = load_machine(root).get("models") or {}
+    found = models.get(name_or_path)
+    return str(Path(found).expanduser()) if found else name_or_path
