@@ -1,20 +1,23 @@
 """evaluate stage: an LLM judge compares tuned and base answers on the eval split.
 
-Run: ``dvc repro evaluate``. Writes metrics/evaluate.json (win rate with a bootstrap 95%
-interval, ties, mean 1-10 scores, rejects) and reports/evaluation.md.
+Run: ``dvc repro evaluate``. Writes metrics/summary.json (the headline: win rate with its
+bootstrap 95% interval, both scores, eval loss, tokens/s, LLM cost), metrics/evaluate.json,
+reports/evaluation.md and reports/scores.json (the score distribution plot).
 """
 
 from seedtune.core.cache import ResponseCache
 from seedtune.core.config import load_params
-from seedtune.core.records import atomic_write_text, read_jsonl
+from seedtune.core.records import atomic_write_text, read_jsonl, write_json
 from seedtune.core.stage import (
     CACHE_DIR,
+    METRICS_DIR,
     check_reject_rate,
     run_stage,
     write_metrics,
     write_rejects,
 )
-from seedtune.evaluation.evaluate import answer_all, eval_questions, judge_all, judge_model
+from seedtune.evaluation import evaluate as ev
+from seedtune.evaluation import summary
 from seedtune.evaluation.judging import report_markdown
 from seedtune.llm.client import LLMClient
 from seedtune.llm.costs import usage_metrics
@@ -22,21 +25,26 @@ from seedtune.llm.costs import usage_metrics
 
 def main() -> None:
     p = load_params(sections=("llm", "train", "evaluate"))
-    questions = eval_questions(p, read_jsonl("data/instructions.jsonl"))
-    answers = answer_all(p, questions, "models/adapter")
+    instructions = read_jsonl("data/instructions.jsonl")
+    questions = ev.eval_questions(p, instructions)
+    answers = ev.answer_all(p, questions, "models/adapter")
     client = LLMClient(p.llm, ResponseCache(CACHE_DIR / "evaluate"), desc="judge")
-    summary, rows = judge_all(p, client, questions, answers)
-    judge = judge_model(p)
+    results, rows = ev.judge_all(p, client, questions, answers,
+                                 ev.references(instructions, questions))
     write_rejects("evaluate", [{"question": r["question"], "reason": r["reject"]}
                                for r in rows if not r.get("result")])
     # two verdicts and two scores per question: every judge request counts
     check_reject_rate("evaluate", 4 * len(questions), client.stats.rejects,
                       p.llm.max_reject_rate)
+    judge = ev.judge_model(p)
+    usage = usage_metrics(judge, client.stats, p.price_table())
     atomic_write_text("reports/evaluation.md",
-                      report_markdown({**summary, "judge_model": judge}, rows))
-    write_metrics("evaluate", {**summary, **{f"judge_{k}": v for k, v in
-                                            usage_metrics(judge, client.stats,
-                                                          p.price_table()).items()}})
+                      report_markdown({**results, "judge_model": judge}, rows))
+    write_json("reports/scores.json", summary.score_distribution(rows, ev.LABELS))
+    write_metrics("evaluate", {**results, **{f"judge_{k}": v for k, v in usage.items()}})
+    stages = summary.stage_metrics(METRICS_DIR, ("train", *summary.LLM_STAGES))
+    train = stages.pop("train")
+    write_json(METRICS_DIR / "summary.json", summary.headline(results, usage, train, stages))
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from seedtune.core.config import load_params
 from seedtune.core.records import read_jsonl, save_atomically
-from seedtune.core.stage import METRICS_DIR, run_stage
+from seedtune.core.stage import METRICS_DIR, run_stage, write_metrics
 from seedtune.training.checkpoints import clear_checkpoints, prepare_checkpoints
 from seedtune.training.configure import validate
 from seedtune.training.launch import is_main_process, needs_launch, owns_setup, relaunch, relaunched
@@ -40,7 +40,7 @@ def main() -> None:
             if main_rank:
                 write_model_card(tmp, p.train, p.seed, DATA, metrics)
         if main_rank:
-            live.summary.update(metrics)
+            write_metrics("train", metrics)  # metrics/train.json; dvclive keeps the curves
             clear_checkpoints(CHECKPOINTS)
 
 

@@ -650,3 +650,23 @@ def test_schema_fill_covers_pydantic_features() -> None:
     for seed in range(5):
         value = fill_schema(schema, prompt='시드 단어 "청약"', rng=random.Random(seed))
         Everything.model_validate(value)
+
+
+def test_reference_judge_prefers_longer_reference_like_answers() -> None:
+    """The demo's stand-in judge: deterministic, and it moves the win rate."""
+    from seedtune.evaluation.judging import build_requests, build_score_requests
+    from seedtune.llm.prompts import load_template
+    from seedtune.offline.sim.judge import judge
+
+    ref = "전세 계약 전에는 등기부등본으로 근저당과 가압류를 확인해야 합니다."
+    good = "계약 전에 등기부등본을 떼어 근저당과 가압류가 있는지 확인해야 합니다."
+    reqs = build_requests(["전세 계약 전 확인할 것은?"], [good], [""], load_template("judge"),
+                          "sim", [ref])
+    first, second = (judge(r.messages[-1]["content"], {"verdict": "tie", "reason": "r"})
+                     for r in reqs)
+    assert (first["verdict"], second["verdict"]) == ("A", "B")  # the tuned answer, both orders
+    scores = build_score_requests(["질문?"], {"tuned": [good], "base": ["모르겠습니다."]},
+                                  load_template("score"), "sim", [ref])
+    tuned, base = (judge(r.messages[-1]["content"], {"score": 5, "reason": "r"})["score"]
+                   for r in scores)
+    assert tuned > base >= 1

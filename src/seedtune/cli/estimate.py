@@ -92,9 +92,10 @@ def _judge_row(p: Params, ranked: list[dict[str, Any]], root: Path,
     qs = evaluation.eval_questions(p, instructions, root)
     judge = evaluation.judge_model(p)
     answer = ["가" * p.evaluate.max_new_tokens] * len(qs)  # one token per syllable
-    reqs = (judging.build_requests(qs, answer, answer, load_template("judge"), judge)
+    refs = evaluation.references(instructions, qs)
+    reqs = (judging.build_requests(qs, answer, answer, load_template("judge"), judge, refs)
             + judging.build_score_requests(qs, {"base": answer, "tuned": answer},
-                                           load_template("score"), judge))
+                                           load_template("score"), judge, refs))
     return _row("evaluate", judge, reqs, reqs, JUDGE_COMPLETION_TOKENS, prices, True)
 
 

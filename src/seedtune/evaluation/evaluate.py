@@ -39,6 +39,12 @@ def eval_questions(p: Params, instructions: list[dict[str, Any]], root: Path = P
     return questions
 
 
+def references(instructions: list[dict[str, Any]], questions: list[str]) -> list[str]:
+    """The synthesized (grounded) answer of each question, "" for your own questions."""
+    known = {r["question"]: r.get("answer") or "" for r in instructions}
+    return [known.get(q, "") for q in questions]
+
+
 def answer_all(p: Params, questions: list[str], adapter: str) -> dict[str, list[str]]:
     """Greedy answers of the base model, then of base + adapter (the base weights load once)."""
     model, tok = load_model(p.train.model.name_or_path, None, p.train.model.revision)
@@ -57,12 +63,15 @@ def judge_model(p: Params) -> str:
 
 
 def judge_all(p: Params, client: LLMClient, questions: list[str],
-              answers: dict[str, list[str]]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """(summary metrics, per-question rows) from pairwise verdicts and single scores."""
+              answers: dict[str, list[str]], refs: list[str] | None = None
+              ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """(summary metrics, per-question rows) from pairwise verdicts and single scores, each
+    judged against the question's reference answer (``refs``) where it has one."""
     judge = judge_model(p)
+    refs = refs or [""] * len(questions)
     pair_reqs = build_requests(questions, answers["tuned"], answers["base"],
-                               load_template("judge"), judge)
-    score_reqs = build_score_requests(questions, answers, load_template("score"), judge)
+                               load_template("judge"), judge, refs)
+    score_reqs = build_score_requests(questions, answers, load_template("score"), judge, refs)
     outcomes = client.run(pair_reqs + score_reqs)
     pairs, scores = outcomes[: len(pair_reqs)], outcomes[len(pair_reqs):]
     judged = combine(pairs, len(questions))
@@ -77,8 +86,8 @@ def judge_all(p: Params, client: LLMClient, questions: list[str],
     by_id = {o.id: o for o in scores}
     rows = []
     for i, (q, j) in enumerate(zip(questions, judged, strict=True)):
-        row: dict[str, Any] = {"question": q, "tuned": answers["tuned"][i],
-                               "base": answers["base"][i], **j}
+        row: dict[str, Any] = {"question": q, "reference": refs[i],
+                               "tuned": answers["tuned"][i], "base": answers["base"][i], **j}
         for label in LABELS:
             o = by_id.get(f"{i}:{label}")
             row[f"score_{label}"] = o.value["score"] if o and o.value else None

@@ -13,15 +13,20 @@ from seedtune.llm.client import LLMOutcome, LLMRequest
 from seedtune.llm.prompts import PromptTemplate
 from seedtune.llm.schemas import Score, Verdict
 
+NO_REFERENCE = "(참고 답변 없음)"
+
 
 def build_requests(questions: list[str], tuned: list[str], base: list[str],
-                   template: PromptTemplate, judge_model: str) -> list[LLMRequest]:
+                   template: PromptTemplate, judge_model: str,
+                   references: list[str] | None = None) -> list[LLMRequest]:
     """Two requests per question: ``<i>:tuned_first`` and ``<i>:base_first``."""
+    refs = references or [""] * len(questions)
     reqs = []
-    for i, (q, t, b) in enumerate(zip(questions, tuned, base, strict=True)):
+    for i, (q, t, b, ref) in enumerate(zip(questions, tuned, base, refs, strict=True)):
         for order, (a, bb) in (("tuned_first", (t, b)), ("base_first", (b, t))):
             reqs.append(LLMRequest(id=f"{i}:{order}",
                                    messages=template.render(question=q,
+                                                            reference=ref or NO_REFERENCE,
                                                             answer_a=a or "(빈 답변)",
                                                             answer_b=bb or "(빈 답변)"),
                                    schema=Verdict, template_version=template.version,
@@ -30,10 +35,13 @@ def build_requests(questions: list[str], tuned: list[str], base: list[str],
 
 
 def build_score_requests(questions: list[str], answers: dict[str, list[str]],
-                         template: PromptTemplate, judge_model: str) -> list[LLMRequest]:
+                         template: PromptTemplate, judge_model: str,
+                         references: list[str] | None = None) -> list[LLMRequest]:
     """One 1-10 scoring request per question and model: ``<i>:<label>``."""
+    refs = references or [""] * len(questions)
     return [LLMRequest(id=f"{i}:{label}", schema=Score, template_version=template.version,
-                       messages=template.render(question=q, answer=texts[i] or "(빈 답변)"),
+                       messages=template.render(question=q, reference=refs[i] or NO_REFERENCE,
+                                                answer=texts[i] or "(빈 답변)"),
                        model=judge_model)
             for label, texts in answers.items() for i, q in enumerate(questions)]
 
@@ -88,7 +96,8 @@ def bootstrap_ci(results: list[str], n_boot: int = 1000, seed: int = 0,
 
 
 def report_markdown(summary: dict[str, Any], rows: list[dict[str, Any]]) -> str:
-    """reports/evaluation.md: the summary, then each question with both answers and reasons."""
+    """reports/evaluation.md: the summary, then each question with the reference answer
+    (the eval split's synthesized answer, when it has one) beside both models' answers."""
     lines = ["# Evaluation: tuned vs base", "",
              "| metric | value |", "|---|---|"]
     lines += [f"| {k} | {v:.3f} |" if isinstance(v, float) else f"| {k} | {v} |"
@@ -100,8 +109,9 @@ def report_markdown(summary: dict[str, Any], rows: list[dict[str, Any]]) -> str:
                   f"**Result for the tuned model:** {r.get('result') or 'rejected'}"
                   f" · scores tuned {r.get('score_tuned') or '-'} / base "
                   f"{r.get('score_base') or '-'}", "",
-                  "| tuned | base |", "|---|---|",
-                  f"| {_cell(r['tuned'])} | {_cell(r['base'])} |", ""]
+                  "| reference | tuned | base |", "|---|---|---|",
+                  f"| {_cell(r.get('reference') or '')} | {_cell(r['tuned'])} | "
+                  f"{_cell(r['base'])} |", ""]
         for reason in r.get("reasons", []):
             lines.append(f"- judge: {reason}")
         if r.get("reject"):

@@ -46,12 +46,14 @@ OUTPUTS = ["params.yaml", "data/questions.jsonl", "data/documents.jsonl", "data/
 
 
 def sim_config(**overrides: Any) -> Any:
-    """A :class:`~seedtune.offline.sim.SimConfig` that accepts exactly the :data:`SIM_ENV` keys."""
+    """A :class:`~seedtune.offline.sim.SimConfig` that accepts exactly the :data:`SIM_ENV` keys,
+    with the reference judge (longer, reference-like answers win), so the win rate moves."""
     from seedtune.offline.sim import SimConfig
 
-    return SimConfig(openai_api_key=SIM_ENV["OPENAI_API_KEY"],
-                     naver_client_id=SIM_ENV["NAVER_CLIENT_ID"],
-                     naver_client_secret=SIM_ENV["NAVER_CLIENT_SECRET"], **overrides)
+    return SimConfig(**{"openai_api_key": SIM_ENV["OPENAI_API_KEY"],
+                        "naver_client_id": SIM_ENV["NAVER_CLIENT_ID"],
+                        "naver_client_secret": SIM_ENV["NAVER_CLIENT_SECRET"],
+                        "judge": "reference", **overrides})
 
 
 def repo_files(repo: Path) -> list[str]:

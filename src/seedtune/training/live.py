@@ -17,6 +17,39 @@ METRICS = {"loss": "train/loss", "eval_loss": "eval/loss", "learning_rate": "tra
            "grad_norm": "train/grad_norm"}
 
 
+class Throughput(TrainerCallback):
+    """Training tokens per second over this run: the tokens TRL counted (``num_tokens``; no
+    pad tokens with padding-free packing) over the wall time spent training, evaluation
+    excluded. A resumed run counts only its own part."""
+
+    def __init__(self) -> None:
+        self._t0 = self._eval_s = self._seconds = 0.0
+        self._tokens0 = self._tokens = 0.0
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        """Start the clock; a resumed checkpoint's tokens are not this run's."""
+        counted = [float(e["num_tokens"]) for e in state.log_history if "num_tokens" in e]
+        self._tokens0 = self._tokens = counted[-1] if counted else 0.0
+        self._t0, self._eval_s = time.perf_counter(), 0.0
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None,
+               **kw: Any) -> None:
+        """Keep the running token count and the time spent evaluating."""
+        logs = logs or {}
+        self._eval_s += float(logs.get("eval_runtime", 0.0))
+        if "num_tokens" in logs:
+            self._tokens = float(logs["num_tokens"])
+
+    def on_train_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        """Stop the clock."""
+        self._seconds = time.perf_counter() - self._t0 - self._eval_s
+
+    def tokens_per_s(self) -> float | None:
+        """Tokens per second of training, None when nothing was measured."""
+        tokens = self._tokens - self._tokens0
+        return round(tokens / self._seconds, 1) if self._seconds > 0 and tokens > 0 else None
+
+
 class LiveCallback(TrainerCallback):
     """Logs :data:`METRICS` and training tokens/s to a dvclive ``Live`` against the global step.
 

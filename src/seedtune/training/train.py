@@ -108,10 +108,11 @@ def train(cfg: TrainConfig, rows: list[dict[str, Any]], seed: int, out_dir: Path
     :func:`seedtune.training.configure.validate` returned (probed again when None). Every process
     of a distributed run calls this; only the main one writes files.
     """
-    from seedtune.training.live import LiveCallback
+    from seedtune.training.live import LiveCallback, Throughput
 
     train_rows, eval_rows = split_rows(rows)
-    cbs = [LiveCallback(live)] if live is not None else []
+    throughput = Throughput()
+    cbs = [throughput, *([LiveCallback(live)] if live is not None else [])]
     trainer = build_trainer(cfg, seed, train_rows, eval_rows, checkpoint_dir, [*cbs, *callbacks],
                             caps)
     if trainer.is_world_process_zero():
@@ -125,6 +126,7 @@ def train(cfg: TrainConfig, rows: list[dict[str, Any]], seed: int, out_dir: Path
     if eval_rows and not any("eval_loss" in h for h in trainer.state.log_history):
         trainer.evaluate()
     metrics = {**final_metrics(trainer.state.log_history),
+               "tokens_per_s": throughput.tokens_per_s(),
                "train_examples": len(train_rows), "eval_examples": len(eval_rows)}
     # save_model writes the adapter and the tokenizer (with its chat template) on the main
     # process only; under FSDP every process must call it to gather the weights

@@ -19,6 +19,7 @@ import uuid
 from typing import Any
 
 from seedtune.offline.sim import korean
+from seedtune.offline.sim.judge import judge as reference_judge
 from seedtune.offline.sim.schema_fill import fill_schema, make_context, text_for
 
 MODELS: tuple[str, ...] = (
@@ -250,6 +251,8 @@ def _content(
 ) -> str:
     if kind == "json_schema" and schema is not None:
         value = fill_schema(schema, prompt=prompt, rng=rng, judge=judge, hint_text=full)
+        if judge == "reference" and isinstance(value, dict):
+            value = reference_judge(prompt, value)
         return json.dumps(value, ensure_ascii=False)
     if kind == "json_object":
         value = fill_schema(

@@ -82,8 +82,8 @@ class SimConfig:
             raise ValueError("fault/empty rates must be within [0, 1]")
         if sum(rates[:-1]) > 1.0 + 1e-9:
             raise ValueError("the fault rates must sum to at most 1")
-        if self.judge not in ("hash", "first"):
-            raise ValueError("judge must be 'hash' or 'first'")
+        if self.judge not in ("hash", "first", "reference"):
+            raise ValueError("judge must be 'hash', 'first' or 'reference'")
 
 
 class _ApiState:
@@ -617,7 +617,9 @@ def _parser(prog: str | None) -> argparse.ArgumentParser:
     p.add_argument("--openai-quota", type=int, default=None)
     p.add_argument("--naver-quota", type=int, default=None)
     p.add_argument("--empty-rate", type=float, default=d.empty_rate)
-    p.add_argument("--judge", choices=("hash", "first"), default=d.judge)
+    p.add_argument("--judge", choices=("hash", "first", "reference"), default=d.judge,
+                   help="hash: random verdicts; first: always A (position bias); reference: "
+                        "prefers longer answers closer to the reference")
     p.add_argument("--quiet", action="store_true", help="do not log one line per request")
     return p
 

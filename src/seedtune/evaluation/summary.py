@@ -1,0 +1,51 @@
+"""The headline of a run: ``metrics/summary.json``, the one metrics file DVC shows.
+
+``dvc exp show`` and ``dvc metrics diff`` compare experiments by these few numbers: the
+judge's win rate and its interval, both models' 1-10 scores, the final eval loss, training
+tokens/s, and what the LLM answers behind the run cost. Per-stage accounting stays in
+``metrics/<stage>.json`` (outputs, not declared as DVC metrics), out of their way.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from seedtune.core.records import read_json
+
+#: The LLM stages whose answers a run is built on.
+LLM_STAGES = ("queries", "synthesize")
+
+
+def llm_cost(stage_metrics: dict[str, Any], prefix: str = "") -> float:
+    """What a stage's LLM answers cost: paid this run plus paid earlier (the cache hits)."""
+    return float(stage_metrics.get(f"{prefix}cost_usd") or 0.0) + \
+        float(stage_metrics.get(f"{prefix}saved_usd") or 0.0)
+
+
+def headline(evaluation: dict[str, Any], judge_usage: dict[str, Any], train: dict[str, Any],
+             stages: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """metrics/summary.json from evaluate's results, train's metrics and the LLM stages'."""
+    cost = llm_cost(judge_usage) + sum(llm_cost(m) for m in stages.values())
+    return {
+        "win_rate": evaluation.get("win_rate"),
+        "win_rate_ci_low": evaluation.get("win_rate_ci_low"),
+        "win_rate_ci_high": evaluation.get("win_rate_ci_high"),
+        "score_tuned": evaluation.get("score_tuned"),
+        "score_base": evaluation.get("score_base"),
+        "eval_loss": train.get("eval_loss"),
+        "train_tokens_per_s": train.get("tokens_per_s"),
+        "cost_usd": round(cost, 6),
+    }
+
+
+def stage_metrics(metrics_dir: Path, names: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+    """metrics/<name>.json for each name that exists ({} for one that does not)."""
+    return {n: read_json(metrics_dir / f"{n}.json") if (metrics_dir / f"{n}.json").is_file()
+            else {} for n in names}
+
+
+def score_distribution(rows: list[dict[str, Any]], labels: tuple[str, ...]) -> list[dict[str, int]]:
+    """How many answers of each model got each 1-10 score (rows for a DVC plot)."""
+    return [{"score": s, **{label: sum(1 for r in rows if r.get(f"score_{label}") == s)
+                            for label in labels}} for s in range(1, 11)]
