@@ -17,7 +17,7 @@ from seedtune.core.config import load_params
 from seedtune.core.credentials import get_secret, redact
 from seedtune.core.device import pick_device
 from seedtune.core.errors import ConfigError, InputError, ServiceError, run_main
-from seedtune.core.machine import resolve_model
+from seedtune.core.machine import load_machine, local_file, resolve_model
 from seedtune.core.records import atomic_write_text, read_jsonl, read_lines, save_atomically
 from seedtune.core.retry import AsyncTokenBucket, backoff_s, retry_after_s
 from seedtune.core.text import hangul_share
@@ -99,6 +99,18 @@ def test_a_key_pasted_into_api_key_env_is_refused_without_echo(workspace) -> Non
     assert "llm.api_key_env: must be the NAME" in str(err.value)
     assert key not in str(err.value) and key not in "".join(err.value.problems)
     assert key not in (ws.path / "params.yaml").read_text()
+
+
+def test_a_queued_experiment_reads_its_repositorys_machine_settings(tmp_path: Path,
+                                                                   monkeypatch) -> None:
+    monkeypatch.delenv("SEEDTUNE_LOCAL_CONF", raising=False)
+    repo = tmp_path / "repo"
+    copy = repo / ".dvc" / "tmp" / "exps" / "tmpab12cd"  # where DVC runs --queue/--temp
+    (repo / "conf" / "local").mkdir(parents=True)
+    (repo / "conf" / "local" / "default.yaml").write_text("rank:\n  device: cpu\n")
+    copy.mkdir(parents=True)
+    assert local_file(copy) == repo / "conf" / "local" / "default.yaml"
+    assert load_machine(copy)["rank"]["device"] == "cpu"
 
 
 def test_models_map_a_params_id_to_a_local_directory(workspace) -> None:
