@@ -1,19 +1,33 @@
-"""GPU benchmark: gemma-2b-it's architecture (random weights), the tutorial's settings vs ours.
+"""GPU benchmark: gemma-2b-it's shape (random bf16 weights), the tutorial's settings vs ours.
 
-Run on a CUDA machine with seedtune installed (``pip install -e .``, optionally ``.[gpu]``
-for flash-attn): ``python bench/gpu_train.py [--steps 20] [--json out.json]``. No download:
-the model is ``GemmaConfig`` with gemma-2b's shape and random bf16 weights, the data random
-token ids with answer lengths spread like real instruction data. Each setting runs in its own
-process so its peak memory is its own. Reports real (non-pad) tokens/s and peak GPU memory:
+Run on a CUDA machine with seedtune importable (``pip install -e .``, or ``PYTHONPATH=src``):
+``python bench/gpu_train.py [--steps 8] [--json out.json]``. No download: the model is
+``GemmaConfig`` with gemma-2b's shape, built straight on the GPU in bf16 (seconds, not a
+minute of fp32 on the CPU); the data are random token ids with answer lengths spread like
+real instruction data. Each setting runs in its own process, so its peak memory is its own.
 
-* ``tutorial``: LoRA r=4/alpha=32 on all linear layers, bf16, flash-attention 2 (sdpa if
-  flash-attn is missing), fused AdamW, batch 4 x grad-accum 2, batches padded to the longest
-  example (the tutorial's ``packing=True`` was ignored by its TRL version);
-* ``ours``: the same through ``seedtune.training.configure.sft_config``: padding-free bfd packing;
-* ``ours_gc``: ours with gradient checkpointing (memory for speed).
+First the card's own bf16 matrix rate is measured (8192^3 products), then every setting
+trains ``--steps`` timed optimizer steps after one warm-up step (flex_attention and
+torch.compile compile then). One table: real (non-pad) tokens/s, MFU (4 FLOPs per parameter
+per token: LoRA's forward plus input gradients, against the measured rate), real tokens per
+micro-batch, peak GPU memory, and the ratio to the tutorial:
 
-Without CUDA it exits with status 2 and one line saying so (``--tiny`` shrinks the model so
-the code path can be smoke-tested on CPU).
+* ``tutorial``: LoRA r=4/alpha=32 on all linear layers, bf16, fused AdamW, batch 4 x
+  grad-accum 2, each batch padded to its longest example, sdpa;
+* ``sdpa``: ours (``seedtune.training.configure.sft_config``: padding-free bfd packing) with
+  sdpa, whose mask spans the packed row, blocks between examples computed and masked;
+* ``flex``: ours with flex_attention (block mask: those blocks skipped), no Liger;
+* ``defaults``: exactly the project's defaults (``attn_implementation: auto``: flash-attn if
+  installed, else flex; ``liger_kernel: auto``: Liger's fused linear cross-entropy, no
+  256k-vocabulary logits, when installed);
+* ``defaults_b8``: batch 8 x accum 1, the same tokens per optimizer step;
+* ``defaults_eq``: the defaults at the tutorial's real tokens per micro-batch (one packed
+  row of that length), for peak memory at equal work;
+* ``compile`` (``--compile``): the defaults plus ``train.compile``.
+
+Without CUDA it exits with status 2 and one line saying so; ``--tiny`` shrinks the model so
+every setting's code path runs on a CPU in well under a minute (sdpa stands in for flex
+there, and Liger is off).
 """
 
 from __future__ import annotations
@@ -27,19 +41,65 @@ import time
 from pathlib import Path
 from typing import Any
 
-SETTINGS = ("tutorial", "ours", "ours_gc")
 GEMMA_2B = {"hidden_size": 2048, "num_hidden_layers": 18, "num_attention_heads": 8,
             "num_key_value_heads": 1, "head_dim": 256, "intermediate_size": 16384,
             "vocab_size": 256000}
 TINY = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
         "num_key_value_heads": 1, "head_dim": 16, "intermediate_size": 128, "vocab_size": 512}
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+#: name -> (packing, attention, liger, batch, accum, compile)
+SETTINGS: dict[str, tuple[bool, str, Any, int, int, bool]] = {
+    "tutorial": (False, "sdpa", False, 4, 2, False),
+    "sdpa": (True, "sdpa", False, 4, 2, False),
+    "flex": (True, "flex_attention", False, 4, 2, False),
+    "defaults": (True, "auto", "auto", 4, 2, False),
+    "defaults_b8": (True, "auto", "auto", 8, 1, False),
+    "defaults_eq": (True, "auto", "auto", 1, 8, False),
+    "compile": (True, "auto", "auto", 4, 2, True),
+}
 
 
 def fail(msg: str) -> None:
     """One line on stderr, exit status 2."""
     print(f"gpu_train: error: {msg}", file=sys.stderr)
     sys.exit(2)
+
+
+def matmul_tflops(n: int = 8192, reps: int = 10) -> float:
+    """The card's measured dense bf16 matrix rate (TFLOP/s), the MFU denominator."""
+    import torch
+
+    a = torch.randn(n, n, device="cuda", dtype=torch.bfloat16)
+    b = torch.randn(n, n, device="cuda", dtype=torch.bfloat16)
+    for _ in range(3):
+        a @ b
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    torch.cuda.synchronize()
+    return 2 * n**3 * reps / (time.perf_counter() - t0) / 1e12
+
+
+def flex_keeps_examples_apart() -> float:
+    """Max |logit| difference between two examples packed in one row with flex_attention
+    (the document mask from position_ids) and each run alone: ~0 when nothing leaks. Run on
+    CUDA; torch's CPU flex_attention returned NaN here, so the CPU test covers sdpa only."""
+    import torch
+    from transformers import GemmaConfig, GemmaForCausalLM
+
+    torch.manual_seed(0)
+    cfg = GemmaConfig(**{**TINY, "hidden_size": 256, "head_dim": 64}, pad_token_id=0,
+                      eos_token_id=1, bos_token_id=2, attn_implementation="flex_attention")
+    with torch.device("cuda"):
+        model = GemmaForCausalLM(cfg).eval()
+        ids = torch.randint(4, TINY["vocab_size"], (1, 300))
+        pos = torch.cat([torch.arange(120), torch.arange(180)]).unsqueeze(0)
+    with torch.no_grad():
+        packed = model(input_ids=ids, position_ids=pos, use_cache=False).logits[0]
+        alone = torch.cat([model(input_ids=ids[:, :120], use_cache=False).logits[0],
+                           model(input_ids=ids[:, 120:], use_cache=False).logits[0]])
+    return float((packed - alone).abs().max())
 
 
 def make_tokenizer(vocab_size: int) -> Any:
@@ -70,21 +130,28 @@ def make_dataset(n: int, vocab_size: int, max_length: int, seed: int = 0) -> Any
     return Dataset.from_list(rows)
 
 
-def settings(name: str, tiny: bool) -> dict[str, Any]:
-    """The ``train`` params of one setting (tutorial and ours share everything else)."""
+def train_params(name: str, tiny: bool, eq_tokens: int | None) -> dict[str, Any]:
+    """The ``train`` params of one setting (everything else is shared)."""
+    packing, attention, liger, batch, accum, compile_ = SETTINGS[name]
+    if tiny:  # CPU smoke test: flex and Liger need CUDA
+        attention = "sdpa" if attention == "flex_attention" else attention
+        liger, compile_ = False, False
+    max_length = 256 if tiny else 1024
+    if name == "defaults_eq" and eq_tokens:
+        max_length = max(64, eq_tokens)
     return {
-        "model": {"name_or_path": "random-gemma-2b", "attn_implementation": "auto"},
+        "model": {"name_or_path": "random-gemma-2b", "attn_implementation": attention},
         "lora": {"r": 4, "alpha": 32, "dropout": 0.0, "target_modules": TARGETS},
         "optim": {"name": "adamw_torch_fused", "lr": 1e-4, "scheduler": "cosine",
                   "warmup_ratio": 0.0},
-        "batch_size": 4, "grad_accum": 2, "max_length": 256 if tiny else 1024, "bf16": True,
-        "packing": name != "tutorial", "gradient_checkpointing": name == "ours_gc",
-        "logging_steps": 1, "save_steps": 1_000_000, "liger_kernel": False,
+        "batch_size": batch, "grad_accum": accum, "max_length": max_length, "bf16": True,
+        "packing": packing, "gradient_checkpointing": False, "liger_kernel": liger,
+        "compile": compile_, "logging_steps": 1, "save_steps": 1_000_000,
     }
 
 
-def run_setting(name: str, steps: int, tiny: bool) -> dict[str, Any]:
-    """Train ``steps`` optimizer steps in this process; tokens/s after the first, peak memory."""
+def run_setting(name: str, steps: int, tiny: bool, eq_tokens: int | None) -> dict[str, Any]:
+    """Train 1 + ``steps`` optimizer steps here; time the last ``steps``; peak memory."""
     import tempfile
 
     import torch
@@ -92,20 +159,29 @@ def run_setting(name: str, steps: int, tiny: bool) -> dict[str, Any]:
     from trl import SFTTrainer
 
     from seedtune.core.config import TrainConfig
-    from seedtune.training.configure import device_caps, lora_config, model_kwargs, sft_config
+    from seedtune.core.device import device_caps
+    from seedtune.training.configure import lora_config, model_kwargs, sft_config
 
     caps = device_caps()
-    cfg = TrainConfig.model_validate({**settings(name, tiny), "max_steps": steps + 1})
+    cfg = TrainConfig.model_validate({**train_params(name, tiny, eq_tokens),
+                                      "max_steps": steps + 1})
     shape = TINY if tiny else GEMMA_2B
     kwargs = model_kwargs(cfg, caps)
     gcfg = GemmaConfig(**shape, max_position_embeddings=8192, hidden_act="gelu_pytorch_tanh",
                        pad_token_id=0, eos_token_id=1, bos_token_id=2,
                        attn_implementation=kwargs["attn_implementation"])
+    t_build = time.perf_counter()
     torch.manual_seed(0)
-    model = GemmaForCausalLM(gcfg).to(dtype=kwargs["dtype"])
-    batch_rows = (steps + 1) * cfg.batch_size * cfg.grad_accum
+    # built where it trains, in its training dtype: no fp32 copy on the CPU first
+    torch.set_default_dtype(kwargs["dtype"])
+    with torch.device("cuda" if caps["cuda"] else "cpu"):
+        model = GemmaForCausalLM(gcfg)
+    torch.set_default_dtype(torch.float32)
+    build_s = time.perf_counter() - t_build
+    n_params = sum(p.numel() for p in model.parameters())
+    rows_needed = (steps + 1) * cfg.batch_size * cfg.grad_accum
     # padded batches hold one example per row; packed rows hold several: give both enough
-    data = make_dataset(batch_rows * 4, shape["vocab_size"], cfg.max_length)
+    data = make_dataset(rows_needed * 4, shape["vocab_size"], cfg.max_length)
     marks: list[tuple[float, float]] = []
 
     class Clock(TrainerCallback):
@@ -127,20 +203,47 @@ def run_setting(name: str, steps: int, tiny: bool) -> dict[str, Any]:
             trainer.train()
         except torch.cuda.OutOfMemoryError:
             return {"setting": name, "error": "out of GPU memory"}
-    (t0, n0), (t1, n1) = marks[0], marks[-1]
+    (t0, n0), (t1, n1) = marks[0], marks[-1]  # after the warm-up step: compiles excluded
+    tokens_per_s = (n1 - n0) / (t1 - t0)
     peak = torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else 0.0
     return {"setting": name, "attention": kwargs["attn_implementation"],
-            "packing": cfg.packing, "gradient_checkpointing": cfg.gradient_checkpointing,
-            "tokens_per_s": (n1 - n0) / (t1 - t0), "peak_gib": peak, "steps": steps}
+            "liger": bool(args.use_liger_kernel), "compile": bool(args.torch_compile),
+            "batch": f"{cfg.batch_size}x{cfg.grad_accum}", "max_length": cfg.max_length,
+            "tokens_per_s": tokens_per_s, "tokens_per_microbatch": (n1 - n0) / (
+                (len(marks) - 1) * cfg.grad_accum),
+            "flops_per_s": tokens_per_s * 4 * n_params, "n_params": n_params,
+            "peak_gib": peak, "build_s": build_s, "steps": len(marks) - 1}
+
+
+def table(results: list[dict[str, Any]], peak_tflops: float | None) -> str:
+    """The results as one plain-text table, ratios against the tutorial."""
+    base = next((r for r in results if r["setting"] == "tutorial" and "error" not in r), None)
+    head = (f"{'setting':<14} {'attention':<16} {'batch':>5} {'tokens/s':>9} {'MFU':>6} "
+            f"{'tok/µb':>7} {'peak GiB':>8} {'vs tutorial':>11} {'mem vs tut':>10}")
+    lines = [head, "-" * len(head)]
+    for r in results:
+        if "error" in r:
+            lines.append(f"{r['setting']:<14} error: {r['error']}")
+            continue
+        mfu = f"{r['flops_per_s'] / (peak_tflops * 1e12):.1%}" if peak_tflops else "-"
+        speed = f"{r['tokens_per_s'] / base['tokens_per_s']:.2f}x" if base else "-"
+        mem = f"{r['peak_gib'] / base['peak_gib']:.2f}x" if base and base["peak_gib"] else "-"
+        attention = r["attention"] + ("+liger" if r["liger"] else "")
+        lines.append(f"{r['setting']:<14} {attention:<16} {r['batch']:>5} "
+                     f"{r['tokens_per_s']:>9.0f} {mfu:>6} {r['tokens_per_microbatch']:>7.0f} "
+                     f"{r['peak_gib']:>8.2f} {speed:>11} {mem:>10}")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run every setting in its own process and print a table."""
+    """Run every setting in its own process and print one table."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--steps", type=int, default=20, help="timed optimizer steps per setting")
+    ap.add_argument("--steps", type=int, default=4, help="timed optimizer steps per setting")
     ap.add_argument("--json", type=Path, help="also write the results here")
-    ap.add_argument("--only", choices=SETTINGS, help=argparse.SUPPRESS)  # one child process
+    ap.add_argument("--compile", action="store_true", help="also time train.compile")
     ap.add_argument("--tiny", action="store_true", help="tiny model, CPU allowed (smoke test)")
+    ap.add_argument("--only", choices=SETTINGS, help=argparse.SUPPRESS)  # one child process
+    ap.add_argument("--eq-tokens", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     try:
         import torch
@@ -151,32 +254,37 @@ def main(argv: list[str] | None = None) -> int:
     try:
         import seedtune  # noqa: F401
     except ImportError:
-        fail("seedtune is not installed; run `pip install -e .` in the repository first")
+        fail("seedtune is not importable; `pip install -e .` or PYTHONPATH=src")
     if args.only:
-        print(json.dumps(run_setting(args.only, args.steps, args.tiny)))
+        print(json.dumps(run_setting(args.only, args.steps, args.tiny, args.eq_tokens)))
         return 0
-    results = []
-    for name in SETTINGS:
-        print(f"running {name} ...", file=sys.stderr, flush=True)
-        cmd = [sys.executable, __file__, "--only", name, "--steps", str(args.steps)]
-        proc = subprocess.run(cmd + (["--tiny"] if args.tiny else []), text=True,
-                              capture_output=True, env={**os.environ, "TOKENIZERS_PARALLELISM":
-                                                        "false"})
-        if proc.returncode != 0:
-            results.append({"setting": name, "error": proc.stderr.strip().splitlines()[-1:]})
-            continue
-        results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
-    base = next((r for r in results if r["setting"] == "tutorial" and "error" not in r), None)
-    print(f"\n{'setting':<10} {'attention':<18} {'tokens/s':>10} {'peak GiB':>9} {'speedup':>8}")
-    for r in results:
-        if "error" in r:
-            print(f"{r['setting']:<10} error: {r['error']}")
-            continue
-        speed = f"{r['tokens_per_s'] / base['tokens_per_s']:.2f}x" if base else "-"
-        print(f"{r['setting']:<10} {r['attention']:<18} {r['tokens_per_s']:>10.0f} "
-              f"{r['peak_gib']:>9.2f} {speed:>8}")
+    peak = None if args.tiny else matmul_tflops()
+    if peak:
+        print(f"measured bf16 matrix rate: {peak:.0f} TFLOP/s", file=sys.stderr, flush=True)
+        print(f"flex_attention packed vs alone, max |logit diff|: "
+              f"{flex_keeps_examples_apart():.2e}", file=sys.stderr, flush=True)
+    names = [n for n in SETTINGS if n != "compile" or args.compile]
+    results: list[dict[str, Any]] = []
+    for name in names:
+        t0 = time.perf_counter()
+        eq = next((round(r["tokens_per_microbatch"]) for r in results
+                   if r["setting"] == "tutorial" and "error" not in r), None)
+        if args.tiny:  # a smoke test: one process (peak GPU memory is not measured on a CPU)
+            results.append(run_setting(name, args.steps, True, eq))
+        else:
+            cmd = [sys.executable, __file__, "--only", name, "--steps", str(args.steps)]
+            cmd += ["--eq-tokens", str(eq)] if eq else []
+            proc = subprocess.run(cmd, text=True, capture_output=True,
+                                  env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
+            if proc.returncode != 0:
+                results.append({"setting": name, "error": proc.stderr.strip().splitlines()[-3:]})
+            else:
+                results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+        print(f"{name}: {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+    print(table(results, peak))
     if args.json:
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
+        args.json.write_text(json.dumps({"bf16_tflops": peak, "results": results}, indent=2)
+                             + "\n")
     return 0 if all("error" not in r for r in results) else 1
 
 

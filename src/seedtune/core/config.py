@@ -114,7 +114,8 @@ class ModelConfig(_Section):
     """``train.model``: the base causal LM and how it is loaded."""
 
     name_or_path: str = "google/gemma-2b-it"
-    attn_implementation: Literal["auto", "flash_attention_2", "sdpa", "eager"] = "auto"
+    attn_implementation: Literal["auto", "flash_attention_3", "flash_attention_2",
+                                 "flex_attention", "sdpa", "eager"] = "auto"
     revision: str = "main"
     load_in_4bit: bool = False  # QLoRA (bitsandbytes NF4); CUDA only
 
@@ -150,6 +151,7 @@ class TrainConfig(_Section):
     bf16: bool = True
     packing: bool = True
     gradient_checkpointing: bool = False
+    compile: bool = False  # torch.compile the model (CUDA); see bench/gpu_train.py
     liger_kernel: Literal["auto"] | bool = "auto"
     logging_steps: int = Field(5, ge=1)
     eval_steps: int = Field(50, ge=1)

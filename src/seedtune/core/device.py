@@ -16,8 +16,27 @@ def _has(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
+def _flex_available() -> bool:
+    try:
+        from torch.nn.attention import flex_attention  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+#: Dense bf16 matrix peak (FLOP/s) from the vendors' spec sheets, for MFU.
+BF16_PEAK = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "L4": 121e12,
+             "A10G": 70e12, "RTX 4090": 165e12, "RTX 3090": 71e12}
+
+
+def bf16_peak(gpu_name: str | None) -> float | None:
+    """The spec-sheet dense bf16 FLOP/s of a GPU by its name, None when unknown."""
+    return next((v for k, v in BF16_PEAK.items() if gpu_name and k in gpu_name), None)
+
+
 def device_caps() -> dict[str, Any]:
-    """What this machine supports: cuda (and how many GPUs), mps, bf16, flash-attn, liger, bnb."""
+    """What this machine supports: cuda (how many GPUs, which), mps, bf16, attention kernels
+    (flash-attn 2/3, flex), liger, bnb."""
     import torch
 
     cuda = torch.cuda.is_available()
@@ -26,8 +45,11 @@ def device_caps() -> dict[str, Any]:
         "cuda": cuda,
         "mps": mps,
         "gpus": torch.cuda.device_count() if cuda else 0,
+        "gpu_name": torch.cuda.get_device_name(0) if cuda else None,
         "bf16": cuda and torch.cuda.is_bf16_supported(),
         "flash_attn": cuda and _has("flash_attn"),
+        "flash_attn3": cuda and _has("flash_attn_interface"),
+        "flex": cuda and _flex_available(),
         "liger": cuda and _has("liger_kernel"),
         "bnb": cuda and _has("bitsandbytes"),
     }

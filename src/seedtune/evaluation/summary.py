@@ -35,6 +35,7 @@ def headline(evaluation: dict[str, Any], judge_usage: dict[str, Any], train: dic
         "score_base": evaluation.get("score_base"),
         "eval_loss": train.get("eval_loss"),
         "train_tokens_per_s": train.get("tokens_per_s"),
+        "train_mfu": train.get("mfu"),
         "cost_usd": round(cost, 6),
     }
 

@@ -29,19 +29,31 @@ def bad(key: str, value: Any, why: str) -> ConfigError:
     return ConfigError(f"params.yaml: {key}={value!r}: {why}; {FIX}")
 
 
-def resolve_attention(requested: str, caps: dict[str, Any]) -> str:
-    """flash_attention_2 when asked for (or auto) and available, else sdpa.
+#: What each attention kernel needs, as device_caps() names it, and how to get it.
+ATTENTION_NEEDS = {
+    "flash_attention_3": ("flash_attn3", "CUDA (Hopper) and flash-attn 3 (flash_attn_interface)"),
+    "flash_attention_2": ("flash_attn",
+                          "CUDA and the flash-attn package (`pip install -e .[gpu]`)"),
+    "flex_attention": ("flex", "CUDA and torch.nn.attention.flex_attention (torch >= 2.5)"),
+}
 
-    Both respect packed-sequence boundaries: flash-attn through the collator's
-    ``cu_seq_lens``, sdpa/eager through the block-diagonal mask transformers builds from
-    ``position_ids`` when no attention mask is passed (tests/test_train.py checks it).
+
+def resolve_attention(requested: str, caps: dict[str, Any]) -> str:
+    """The attention kernel: for ``auto`` on CUDA, flash-attn 3, then 2, when installed,
+    else flex_attention, else sdpa; sdpa without CUDA.
+
+    Every kernel keeps packed examples apart: flash-attn through the collator's
+    ``cu_seq_lens``; flex_attention, sdpa and eager through the document mask transformers
+    builds from ``position_ids`` when no attention mask is passed, which flex turns into a
+    block mask that skips the blocks between examples instead of computing and masking them
+    (tests/test_train.py checks sdpa, and flex where torch runs it).
     """
     if requested == "auto":
-        return "flash_attention_2" if caps["flash_attn"] else "sdpa"
-    if requested == "flash_attention_2" and not caps["flash_attn"]:
+        return next((name for name, (cap, _) in ATTENTION_NEEDS.items() if caps.get(cap)),
+                    "sdpa")
+    if requested in ATTENTION_NEEDS and not caps.get(ATTENTION_NEEDS[requested][0]):
         raise bad("train.model.attn_implementation", requested,
-                  "needs CUDA and the flash-attn package (`pip install -e .[gpu]`); "
-                  "use auto or sdpa")
+                  f"needs {ATTENTION_NEEDS[requested][1]}; use auto or sdpa")
     return requested
 
 
@@ -232,6 +244,7 @@ def sft_config(cfg: TrainConfig, seed: int, checkpoint_dir: Path, has_eval: bool
         bf16=use_bf16(cfg, caps),
         fp16=False,
         activation_checkpointing=cfg.gradient_checkpointing,  # TRL's default would be on
+        torch_compile=cfg.compile and bool(caps["cuda"]),
         use_liger_kernel=resolve_liger(cfg.liger_kernel, caps),
         dataloader_pin_memory=bool(caps["cuda"]),
         ddp_find_unused_parameters=False,  # LoRA: every adapter weight gets a gradient

@@ -18,7 +18,7 @@ from typing import Any
 
 from seedtune.core.config import TrainConfig
 from seedtune.core.credentials import hf_token
-from seedtune.core.device import device_caps
+from seedtune.core.device import bf16_peak, device_caps
 from seedtune.core.errors import InputError
 from seedtune.core.machine import resolve_model
 from seedtune.core.records import atomic_write_text
@@ -125,8 +125,10 @@ def train(cfg: TrainConfig, rows: list[dict[str, Any]], seed: int, out_dir: Path
     # the trainer evaluates at the last step itself; only a run without any eval log needs one
     if eval_rows and not any("eval_loss" in h for h in trainer.state.log_history):
         trainer.evaluate()
-    metrics = {**final_metrics(trainer.state.log_history),
-               "tokens_per_s": throughput.tokens_per_s(),
+    tokens_per_s = throughput.tokens_per_s()
+    metrics = {**final_metrics(trainer.state.log_history), "tokens_per_s": tokens_per_s,
+               "mfu": mfu(tokens_per_s, trainer.model, trainer.args.world_size,
+                          caps or device_caps()),
                "train_examples": len(train_rows), "eval_examples": len(eval_rows)}
     # save_model writes the adapter and the tokenizer (with its chat template) on the main
     # process only; under FSDP every process must call it to gather the weights
@@ -136,6 +138,18 @@ def train(cfg: TrainConfig, rows: list[dict[str, Any]], seed: int, out_dir: Path
         (out_dir / "training_args.bin").unlink(missing_ok=True)
         record_base_id(out_dir, cfg.model.name_or_path)
     return metrics
+
+
+def mfu(tokens_per_s: float | None, model: Any, world_size: int, caps: dict[str, Any]
+        ) -> float | None:
+    """Model FLOP utilisation on CUDA: 4 FLOPs per parameter per token (a frozen base under
+    LoRA needs the forward pass and the input gradients, not weight gradients) against the
+    GPU's spec-sheet bf16 peak, per GPU. None off CUDA or on a GPU without a known peak."""
+    peak = bf16_peak(caps.get("gpu_name")) if caps.get("cuda") else None
+    if not (peak and tokens_per_s):
+        return None
+    n_params = sum(p.numel() for p in model.parameters())
+    return round(tokens_per_s * 4 * n_params / (peak * max(1, world_size)), 4)
 
 
 def record_base_id(out_dir: Path, model_id: str) -> None:
