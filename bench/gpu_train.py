@@ -280,7 +280,8 @@ def main(argv: list[str] | None = None) -> int:
                 results.append({"setting": name, "error": proc.stderr.strip().splitlines()[-3:]})
             else:
                 results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
-        print(f"{name}: {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+        print(f"{name}: {time.perf_counter() - t0:.0f} s {json.dumps(results[-1])}",
+              file=sys.stderr, flush=True)  # partial results survive a timeout
     print(table(results, peak))
     if args.json:
         args.json.write_text(json.dumps({"bf16_tflops": peak, "results": results}, indent=2)
