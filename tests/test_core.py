@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from support import ROOT
 
 from seedtune.core.config import load_params
 from seedtune.core.credentials import get_secret, redact
@@ -21,6 +22,7 @@ from seedtune.core.machine import load_machine, local_file, resolve_model
 from seedtune.core.records import atomic_write_text, read_jsonl, read_lines, save_atomically
 from seedtune.core.retry import AsyncTokenBucket, backoff_s, retry_after_s
 from seedtune.core.text import hangul_share
+from seedtune.core.versions import unmet
 
 # --------------------------------------------------------------------------- params
 
@@ -280,3 +282,25 @@ def test_written_files_honour_the_umask(tmp_path: Path) -> None:
     mask = os.umask(0o022)
     os.umask(mask)
     assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask
+
+
+# --------------------------------------------------------------------------- versions
+
+
+def test_installed_versions_meet_the_floors_the_code_needs() -> None:
+    assert unmet(("torch", "transformers", "trl", "peft", "datasets", "accelerate")) == []
+    import tomllib
+
+    floors = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    # the versions whose APIs the code calls (see seedtune.core.versions)
+    assert "transformers>=5.24" in floors and "trl>=1.16" in floors
+
+
+def test_an_old_transformers_is_one_line_naming_the_floor(monkeypatch) -> None:
+    import seedtune.core.versions as versions
+
+    real = versions.version
+    monkeypatch.setattr(versions, "version",
+                        lambda name: "5.17.0" if name == "transformers" else real(name))
+    (line,) = unmet(("transformers",))
+    assert line.startswith("transformers 5.17.0 is installed; seedtune needs transformers>=5.24")

@@ -20,6 +20,7 @@ from seedtune.core.credentials import hf_token
 from seedtune.core.device import device_caps
 from seedtune.core.errors import ConfigError
 from seedtune.core.machine import resolve_model
+from seedtune.core.versions import unmet
 
 log = logging.getLogger(__name__)
 
@@ -170,6 +171,9 @@ def validate(cfg: TrainConfig) -> dict[str, Any]:
 
     Raises :class:`ConfigError` (one line naming the key) on the first problem.
     """
+    problems = unmet(("torch", "transformers", "trl", "peft", "datasets", "accelerate"))
+    if problems:
+        raise ConfigError(problems[0], problems)
     caps = device_caps()
     check_launch(cfg, caps)
     resolve_attention(cfg.model.attn_implementation, caps)
