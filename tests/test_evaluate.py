@@ -126,3 +126,46 @@ def test_reject_is_recorded_not_crashed() -> None:
     out = combine([LLMOutcome("0:tuned_first", reject="invalid answer"),
                    LLMOutcome("0:base_first", value={"verdict": "A", "reason": "r"})], 1)
     assert out[0]["result"] is None and out[0]["reject"] == "invalid answer"
+
+
+# --------------------------------------------------------------------------- generation
+
+
+def test_generation_stops_at_the_end_of_turn_a_tuned_model_writes(tiny_models) -> None:
+    """google/gemma-2b-it's generation_config.json stops on <eos> (id 1) alone, and so does
+    the tiny model's. A model tuned on the chat template ends its answer with <end_of_turn>
+    and, if nothing stops it there, goes on to write the next turns itself; this one is
+    scripted to do exactly that."""
+    import torch
+
+    from seedtune.evaluation.generation import generate_answers, load_model, stop_token_ids
+
+    model, tok = load_model(str(tiny_models.gemma))
+    assert model.generation_config.eos_token_id == tok.eos_token_id  # as the real model
+    eot = tok.convert_tokens_to_ids("<end_of_turn>")
+    answer, leak = "등기부등본을 확인하세요", "<start_of_turn>user\n또 질문"
+    script = tok.encode(answer, add_special_tokens=False) + [eot] + \
+        tok.encode("\n" + leak, add_special_tokens=False)
+
+    class Scripted(torch.nn.Module):  # the LM head of a model that learned to run on
+        def __init__(self) -> None:
+            super().__init__()
+            self.calls = 0
+
+        def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+            logits = torch.zeros(*hidden.shape[:-1], len(tok), dtype=hidden.dtype)
+            logits[..., script[min(self.calls, len(script) - 1)]] = 10.0
+            self.calls += 1
+            return logits
+
+    model.lm_head = Scripted()
+    assert eot in stop_token_ids(tok, model)
+    (got,) = generate_answers(model, tok, ["전세 계약 전 확인할 것은?"], max_new_tokens=40)
+    assert got == answer
+    model.lm_head = Scripted()
+    enc = tok.apply_chat_template([{"role": "user", "content": "질문"}], return_tensors="pt",
+                                  add_generation_prompt=True, return_dict=True)
+    with torch.no_grad():  # what generation did before: the model's own eos alone
+        out = model.generate(**enc, max_new_tokens=len(script), do_sample=False,
+                             pad_token_id=tok.pad_token_id)
+    assert "또 질문" in tok.decode(out[0, enc["input_ids"].shape[1]:], skip_special_tokens=True)

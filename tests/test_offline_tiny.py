@@ -109,7 +109,8 @@ def test_gemma_loads_offline_with_consistent_ids(tiny: TinyModels, tokenizer, mo
     sot = tokenizer.convert_tokens_to_ids("<start_of_turn>")
     assert eot != tokenizer.unk_token_id and sot != tokenizer.unk_token_id
     gen = GenerationConfig.from_pretrained(tiny.gemma)
-    assert gen.eos_token_id == [tokenizer.eos_token_id, eot]
+    # as google/gemma-2b-it's generation_config.json: <eos> alone, not <end_of_turn>
+    assert gen.eos_token_id == tokenizer.eos_token_id != eot
     assert gen.bos_token_id == tokenizer.bos_token_id
     assert gen.pad_token_id == tokenizer.pad_token_id
 

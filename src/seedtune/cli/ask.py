@@ -59,7 +59,7 @@ def answer(p: Params, prompt: str, adapter: str | None, max_new_tokens: int,
     import torch
     from transformers import TextStreamer
 
-    from seedtune.evaluation.generation import load_model
+    from seedtune.evaluation.generation import load_model, stop_token_ids
 
     model, tok = load_model(p.train.model.name_or_path, adapter, p.train.model.revision)
     enc = tok.apply_chat_template([{"role": "user", "content": prompt}], tokenize=True,
@@ -71,7 +71,8 @@ def answer(p: Params, prompt: str, adapter: str | None, max_new_tokens: int,
         {"do_sample": False}
     with torch.no_grad():
         out = model.generate(**enc, max_new_tokens=max_new_tokens, streamer=streamer,
-                             pad_token_id=tok.pad_token_id or tok.eos_token_id, **sampling)
+                             pad_token_id=tok.pad_token_id or tok.eos_token_id,
+                             eos_token_id=stop_token_ids(tok, model), **sampling)
     return tok.decode(out[0, enc["input_ids"].shape[1]:], skip_special_tokens=True).strip()
 
 

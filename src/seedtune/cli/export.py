@@ -20,6 +20,7 @@ from seedtune.core.credentials import hf_token
 from seedtune.core.errors import ConfigError
 from seedtune.core.machine import resolve_model
 from seedtune.core.records import save_atomically
+from seedtune.evaluation.generation import stop_token_ids
 
 log = logging.getLogger(__name__)
 
@@ -53,11 +54,15 @@ def merge_adapter(adapter: Path, out: Path, base: str | None = None,
     with save_atomically(out) as tmp:
         merged.save_pretrained(str(tmp))
         tokenizer.save_pretrained(str(tmp))
-        try:  # keep the base's stop tokens (Gemma also stops on <end_of_turn>)
-            GenerationConfig.from_pretrained(base, revision=revision or "main",
-                                             token=hf_token()).save_pretrained(str(tmp))
+        try:  # the base's generation settings...
+            gen = GenerationConfig.from_pretrained(base, revision=revision or "main",
+                                                   token=hf_token())
         except OSError:
-            log.info("%s has no generation_config.json; keeping the default", base)
+            log.info("%s has no generation_config.json; starting from the default", base)
+            gen = GenerationConfig()
+        # ...stopping also on the chat template's end of turn, which the tuned model writes
+        gen.eos_token_id = stop_token_ids(tokenizer, merged)
+        gen.save_pretrained(str(tmp))
     log.info("wrote %s", out)
     return out
 

@@ -46,6 +46,27 @@ def attach_adapter(model: Any, adapter: str) -> tuple[Any, Any]:
     return model, tok
 
 
+#: Tokens chat templates end a turn with. google/gemma-2b-it's generation config stops on
+#: <eos> alone, yet a model tuned on its template learns to end answers with <end_of_turn>:
+#: without it, generation would run on to max_new_tokens, writing the next turns itself.
+END_OF_TURN_TOKENS = ("<end_of_turn>", "<|eot_id|>", "<|im_end|>", "<|end|>", "<|endoftext|>")
+
+
+def stop_token_ids(tokenizer: Any, model: Any = None) -> list[int]:
+    """Every token generation must stop on: the generation config's eos (one or several),
+    the tokenizer's eos, and each end-of-turn token the chat template writes."""
+    ids: list[int] = []
+    config = getattr(model, "generation_config", None)
+    eos = getattr(config, "eos_token_id", None)
+    ids += eos if isinstance(eos, list) else [eos] if eos is not None else []
+    if tokenizer.eos_token_id is not None:
+        ids.append(tokenizer.eos_token_id)
+    template = tokenizer.chat_template or ""
+    vocab = tokenizer.get_vocab()
+    ids += [vocab[t] for t in END_OF_TURN_TOKENS if t in template and t in vocab]
+    return list(dict.fromkeys(ids))
+
+
 def generate_answers(model: Any, tokenizer: Any, questions: list[str], max_new_tokens: int,
                      batch_size: int = 8, desc: str = "generate") -> list[str]:
     """Greedy answers to ``questions`` (one user turn each), in order."""
@@ -64,7 +85,8 @@ def generate_answers(model: Any, tokenizer: Any, questions: list[str], max_new_t
         enc = {k: v.to(model.device) for k, v in enc.items()}
         with torch.no_grad():
             out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
-                                 pad_token_id=tokenizer.pad_token_id)
+                                 pad_token_id=tokenizer.pad_token_id,
+                                 eos_token_id=stop_token_ids(tokenizer, model))
         new = out[:, enc["input_ids"].shape[1]:]
         answers += [t.strip() for t in tokenizer.batch_decode(new, skip_special_tokens=True)]
     return answers

@@ -43,7 +43,7 @@ __all__ = ["BUILDER_VERSION", "STAMP_NAME", "TinyModels", "build_tiny_models", "
 logger = logging.getLogger(__name__)
 
 #: Bump whenever the output of the builder changes (invalidates every cached build).
-BUILDER_VERSION = "2"
+BUILDER_VERSION = "3"
 STAMP_NAME = ".tiny-models.stamp"
 _LOCK_NAME = ".tiny-models.lock"
 _TMP_PREFIX = ".tiny-build-"
@@ -241,12 +241,15 @@ def _build_gemma(out: Path, lines: list[str]) -> None:
     with _seeded(SEED):
         model = GemmaForCausalLM(config)
     model.eval()
-    # Like google/gemma-2b-it: generation also stops on <end_of_turn>.
+    # As google/gemma-2b-it's generation_config.json on the hub: eos is <eos> (1) alone; the
+    # chat template's <end_of_turn> is NOT a stop token there (Gemma 2 lists [1, 107]), so
+    # seedtune's generation must add it itself (seedtune.evaluation.generation.stop_token_ids)
     model.generation_config = GenerationConfig(
         bos_token_id=ids["bos_token_id"],
-        eos_token_id=[ids["eos_token_id"], eot_id],
+        eos_token_id=ids["eos_token_id"],
         pad_token_id=ids["pad_token_id"],
     )
+    assert eot_id != ids["eos_token_id"]
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     _patch_json(out / "tokenizer_config.json", add_bos_token=True, add_eos_token=False)
