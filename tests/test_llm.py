@@ -198,3 +198,54 @@ def test_damaged_or_wrong_shaped_cache_entries_are_misses(sim, tmp_path, llm_key
     assert sim.stats()["chat"]["ok"] - calls == 2  # both asked again, the good one reused
     assert all(isinstance(o.value["questions"], list) for o in outcomes)
     assert str(cache.path(keys[0])) in caplog.text and str(cache.path(keys[1])) in caplog.text
+
+
+# --------------------------------------------------------------------------- model families
+
+
+def test_reasoning_and_fine_tuned_models_get_the_parameters_they_take(sim, tmp_path,
+                                                                      llm_key) -> None:
+    """The simulator refuses what OpenAI documents these families refuse: max_tokens and a
+    non-default temperature for o-series/GPT-5, size bounds in a fine-tuned model's schema."""
+    for model in ("o4-mini", "gpt-5-mini", "ft:gpt-4o-mini-2024-07-18:org::abc123"):
+        client = LLMClient(LLMConfig(base_url=sim.openai_base_url, model=model),
+                           ResponseCache(tmp_path / model.replace(":", "_")))
+        outcomes = client.run(_requests(2))  # QuestionList has minItems: stripped for ft:
+        assert all(o.value and o.value["questions"] for o in outcomes), (model, outcomes)
+
+
+def test_a_refusal_is_a_reject_asked_once(tmp_path, llm_key) -> None:
+    with SimServer(sim_config(fault_refusal_rate=1.0)) as sim:
+        (outcome,) = _llm(sim, tmp_path).run(_requests(1))
+        assert sim.stats()["chat"]["faults"]["refusal"] == 1  # not retried as "invalid"
+    assert outcome.value is None and outcome.reject.startswith("refusal:")
+
+
+def test_a_parameter_the_model_refuses_is_one_config_error(tmp_path, llm_key) -> None:
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Refuses(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server API
+            self.rfile.read(int(self.headers["Content-Length"]))
+            body = json.dumps({"error": {
+                "message": "Unsupported parameter: 'max_tokens' is not supported with this "
+                           "model. Use 'max_completion_tokens' instead.",
+                "type": "invalid_request_error", "param": "max_tokens",
+                "code": "unsupported_parameter"}}).encode()
+            self.send_response(400)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Refuses)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        cfg = LLMConfig(base_url=f"http://127.0.0.1:{server.server_port}/v1", model="new-model")
+        with pytest.raises(ConfigError, match=r"^llm\.model='new-model': the endpoint refuses"):
+            LLMClient(cfg, ResponseCache(tmp_path / "c")).run(_requests(3))
+    finally:
+        server.shutdown()

@@ -299,6 +299,7 @@ def test_rate_limit_429_retry_after() -> None:
                 "fenced": 0,
                 "surrogate": 0,
                 "echo": 0,
+                "refusal": 0,
                 "quota": 0,
             },
         }
@@ -553,6 +554,7 @@ def test_naver_quota_rate_limit_and_stats() -> None:
                 "fenced": 0,
                 "surrogate": 0,
                 "echo": 0,
+                "refusal": 0,
                 "quota": 1,
             },
         }

@@ -94,11 +94,45 @@ def schema_of(model: type[BaseModel]) -> dict[str, Any]:
     return model.model_json_schema()
 
 
+#: Reasoning models (o-series, GPT-5, fine-tuned ones too): ``max_completion_tokens`` and
+#: no sampling parameters (OpenAI's reasoning guide; the API answers 400 otherwise).
+REASONING_MODEL = re.compile(r"^(ft:)?(o\d|gpt-5)")
+#: Strict-schema keywords OpenAI refuses for fine-tuned models; pydantic still checks them.
+CLIENT_SIDE_BOUNDS = ("minItems", "maxItems", "minimum", "maximum", "minLength", "maxLength",
+                      "exclusiveMinimum", "exclusiveMaximum", "pattern")
+
+
+def _without_bounds(schema: Any) -> Any:
+    if isinstance(schema, dict):
+        return {k: _without_bounds(v) for k, v in schema.items() if k not in CLIENT_SIDE_BOUNDS}
+    if isinstance(schema, list):
+        return [_without_bounds(v) for v in schema]
+    return schema
+
+
 @functools.cache
-def response_format(model: type[BaseModel]) -> dict[str, Any]:
-    """OpenAI ``response_format`` for ``model`` (strict json_schema)."""
+def response_format(model: type[BaseModel], fine_tuned: bool = False) -> dict[str, Any]:
+    """OpenAI ``response_format`` for ``model`` (strict json_schema); for a fine-tuned model
+    without the bounds it refuses (they are still validated here, by pydantic)."""
+    schema = _without_bounds(schema_of(model)) if fine_tuned else schema_of(model)
     return {"type": "json_schema",
-            "json_schema": {"name": model.__name__, "schema": schema_of(model), "strict": True}}
+            "json_schema": {"name": model.__name__, "schema": schema, "strict": True}}
+
+
+def request_body(cfg: LLMConfig, req: LLMRequest) -> dict[str, Any]:
+    """The chat completions body, in the parameters the model's family takes."""
+    model = req.model or cfg.model
+    reasoning = bool(REASONING_MODEL.match(model))
+    body: dict[str, Any] = {"model": model, "messages": req.messages,
+                            "response_format": response_format(req.schema,
+                                                               model.startswith("ft:"))}
+    # OpenAI deprecated max_tokens for max_completion_tokens (reasoning models refuse it);
+    # other servers (vLLM, Ollama) know max_tokens best
+    openai = "api.openai.com" in cfg.base_url
+    body["max_completion_tokens" if openai or reasoning else "max_tokens"] = cfg.max_tokens
+    if not reasoning:
+        body["temperature"] = req.temperature
+    return body
 
 
 def request_key(cfg: LLMConfig, req: LLMRequest) -> str:
@@ -236,9 +270,7 @@ class LLMClient:
         import aiohttp
 
         url = f"{self.cfg.base_url.rstrip('/')}/chat/completions"
-        body = {"model": req.model or self.cfg.model, "messages": req.messages,
-                "temperature": req.temperature, "max_tokens": self.cfg.max_tokens,
-                "response_format": response_format(req.schema)}
+        body = request_body(self.cfg, req)
         # providers count prompt + max_tokens against the TPM limit when the call starts
         tokens = messages_tokens(req.messages) + self.cfg.max_tokens if self.cfg.tpm else 0
         reason, transport_tries, parse_tries = "no answer", 0, 0
@@ -270,8 +302,8 @@ class LLMClient:
                         "answer": value, "usage": usage, "model": req.model or self.cfg.model})
                     return LLMOutcome(req.id, value=value)
                 parse_tries += 1
-                if parse_tries > PARSE_RETRIES:
-                    return LLMOutcome(req.id, reject=reason)
+                if parse_tries > PARSE_RETRIES or reason.startswith("refusal"):
+                    return LLMOutcome(req.id, reject=reason)  # a refusal is its answer
                 continue
             transport_tries += 1
             if transport_tries > self.cfg.max_retries:
@@ -290,9 +322,15 @@ class LLMClient:
             raise LLMQuotaExceeded(
                 f"{self.cfg.base_url}: account quota exhausted (insufficient_quota); "
                 "answers so far are cached, rerun after topping up")
+        key = "llm.model" if model == self.cfg.model else "evaluate.judge_model"
         if status == 404 and "model" in _error_message(text).lower():
-            key = "llm.model" if model == self.cfg.model else "evaluate.judge_model"
             raise ConfigError(f"{key}={model!r}: {self._message(text)}")
+        if status == 400 and (_error_code(text) in ("unsupported_parameter", "unsupported_value",
+                                                     "invalid_json_schema")
+                              or "not supported with this model" in _error_message(text)):
+            # a request this model can never take: the same for every item, so not a reject
+            raise ConfigError(f"{key}={model!r}: the endpoint refuses the request for this "
+                              f"model ({self._message(text)}); choose another model")
 
     def _message(self, text: str) -> str:
         """The error message of a body, with the API key blanked out (some servers echo the
@@ -320,8 +358,11 @@ class LLMClient:
             self.stats.completion_tokens += usage["completion_tokens"]
             choice = data["choices"][0]
             content = choice["message"].get("content") or ""
+            refusal = choice["message"].get("refusal")
         except (AttributeError, KeyError, IndexError, TypeError, ValueError):
             return None, usage, "response without choices[0].message"
+        if refusal:
+            return None, usage, f"refusal: {str(refusal)[:200]}"
         if choice.get("finish_reason") == "length":
             return None, usage, "truncated (finish_reason=length)"
         try:

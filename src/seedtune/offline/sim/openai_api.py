@@ -265,6 +265,38 @@ def _content(
     return text_for("answer", ctx)
 
 
+#: Reasoning models (o-series, GPT-5), fine-tuned ones too ("ft:o4-mini:...").
+REASONING_MODEL = re.compile(r"^(ft:)?(o\d|gpt-5)")
+#: JSON schema keywords OpenAI's strict structured outputs refuse for fine-tuned models.
+FT_UNSUPPORTED = ("minItems", "maxItems", "minimum", "maximum", "minLength", "maxLength",
+                  "exclusiveMinimum", "exclusiveMaximum", "pattern")
+
+
+def _check_model_params(model: str, body: dict[str, Any]) -> None:
+    """What the real API refuses per model family (OpenAI's reasoning guide and structured
+    outputs docs): reasoning models take ``max_completion_tokens``, not ``max_tokens``, and
+    only the default temperature; fine-tuned models take no size or range bounds in a strict
+    schema."""
+    if REASONING_MODEL.match(model):
+        if "max_tokens" in body:
+            raise ChatError(400, "Unsupported parameter: 'max_tokens' is not supported with this "
+                            "model. Use 'max_completion_tokens' instead.", param="max_tokens",
+                            code="unsupported_parameter")
+        temperature = body.get("temperature")
+        if temperature is not None and temperature != 1:
+            raise ChatError(400, f"Unsupported value: 'temperature' does not support "
+                            f"{temperature} with this model. Only the default (1) value is "
+                            "supported.", param="temperature", code="unsupported_value")
+    if model.startswith("ft:"):
+        schema = json.dumps(((body.get("response_format") or {}).get("json_schema") or {})
+                            .get("schema") or {})
+        bad = [k for k in FT_UNSUPPORTED if f'"{k}"' in schema]
+        if bad:
+            raise ChatError(400, f"Invalid schema for response_format: '{bad[0]}' is not "
+                            "permitted for fine-tuned models.", param="response_format",
+                            code="invalid_json_schema")
+
+
 def chat_completion(body: Any, *, judge: str = "hash") -> dict[str, Any]:
     """Build a ``chat.completion`` object for a request body.
 
@@ -299,6 +331,7 @@ def chat_completion(body: Any, *, judge: str = "hash") -> dict[str, Any]:
             param="max_tokens",
             code="integer_below_min_value",
         )
+    _check_model_params(model, body)
     kind, schema = _response_format(body, messages)
 
     users = [m for m in messages if m.get("role") == "user"]

@@ -36,7 +36,8 @@ from seedtune.core.records import atomic_write_text
 from seedtune.offline.sim import naver_api, openai_api
 
 _MAX_BODY = 64 * 1024 * 1024
-_FAULT_KINDS = ("429", "5xx", "timeout", "truncated", "fenced", "surrogate", "echo", "quota")
+_FAULT_KINDS = ("429", "5xx", "timeout", "truncated", "fenced", "surrogate", "echo", "refusal",
+                "quota")
 
 
 @dataclass
@@ -61,6 +62,8 @@ class SimConfig:
     fault_surrogate_rate: float = 0.0
     # a 400 whose error message echoes the request's credentials back (some proxies do)
     fault_echo_rate: float = 0.0
+    # the model declines: message.refusal set, content null (OpenAI's structured outputs)
+    fault_refusal_rate: float = 0.0
     openai_quota: int | None = None
     naver_quota: int | None = None
     empty_rate: float = 0.1
@@ -76,6 +79,7 @@ class SimConfig:
             self.fault_fenced_rate,
             self.fault_surrogate_rate,
             self.fault_echo_rate,
+            self.fault_refusal_rate,
             self.empty_rate,
         ]
         if any(not 0.0 <= r <= 1.0 for r in rates):
@@ -138,7 +142,7 @@ class _Stats:
                 st.ok += 1
             else:
                 st.faults[kind] += 1
-            if kind in (None, "timeout", "truncated", "fenced", "surrogate"):  # counts as served
+            if kind in (None, "timeout", "truncated", "fenced", "surrogate", "refusal"):
                 st.served += 1
             return kind, status
 
@@ -158,6 +162,7 @@ class _Stats:
             ("fenced", fenced),
             ("surrogate", cfg.fault_surrogate_rate),
             ("echo", cfg.fault_echo_rate),
+            ("refusal", cfg.fault_refusal_rate if api == "chat" else 0.0),
         ):
             edge += rate
             if u < edge:
@@ -483,6 +488,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, json.dumps(payload).encode("ascii"), headers=extra)
         elif kind == "echo":
             self._send(400, self._echo_body(chat), headers=extra)
+        elif kind == "refusal":
+            message = payload["choices"][0]["message"]
+            message.update(content=None, refusal="I'm sorry, but I can't help with that.")
+            self._send(200, payload, headers=extra)
         else:
             self._send(200, payload, headers=extra)
 
@@ -610,6 +619,7 @@ def _parser(prog: str | None) -> argparse.ArgumentParser:
         "fault-fenced-rate",
         "fault-surrogate-rate",
         "fault-echo-rate",
+        "fault-refusal-rate",
     ):
         p.add_argument(f"--{flag}", type=float, default=0.0)
     p.add_argument("--retry-after-s", type=float, default=d.retry_after_s)
