@@ -377,3 +377,14 @@ def test_search_and_ask_share_the_ledger_outside_dvc_outputs(sim, tmp_path, monk
     b.search("청약", "blog")
     assert a.budget.used() == b.budget.used() == 2
     assert not list((tmp_path / "a").rglob("*quota*"))  # nothing inside the cache (a DVC out)
+
+
+def test_403_says_https_not_wrong_keys(sim, tmp_path) -> None:
+    """Naver's docs: 403 answers a call over http instead of https."""
+    import requests
+
+    resp = requests.Response()
+    resp.status_code = 403
+    resp._content = b'{"errorMessage": "Forbidden", "errorCode": "403"}'
+    with pytest.raises(ConfigError, match=r"HTTP 403.*search\.base_url=.*must use https://"):
+        _client(sim, tmp_path)._accept(resp, "blog", "전세")

@@ -168,6 +168,13 @@ class NaverClient:
                 log.warning("replaced %d invalid character(s) in Naver's answer for %r",
                             replaced, query)
             return body
+        if status == 403 and code != "024":
+            # Naver's docs: 403 is a call over http instead of https (or an application
+            # without the Search API), not a wrong key
+            raise ConfigError(
+                f"Naver refused the call (HTTP 403): search.base_url={self.cfg.base_url!r} must "
+                "use https://, and the application must have the Search API enabled at "
+                "developers.naver.com")
         if status in (401, 403) or code == "024":
             raise ConfigError(
                 f"Naver rejected the credentials in NAVER_CLIENT_ID / NAVER_CLIENT_SECRET "
