@@ -25,7 +25,7 @@ ALLOWED = {
     "llm": {"core"},
     "retrieval": {"core"},
     "synthesis": {"core", "llm"},
-    "training": {"core"},
+    "training": {"core", "llm"},  # llm.prompts: the ask --rag prompt, for with_passages
     "evaluation": {"core", "llm"},
     "offline": {"core"},
     "cli": {"core", "llm", "retrieval", "synthesis", "training", "evaluation"},

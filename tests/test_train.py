@@ -423,3 +423,20 @@ def test_two_cpu_processes_train_through_the_stage(workspace: Workspace, gemma: 
     summary = json.loads((ws.path / "metrics/train.json").read_text())
     assert summary["steps"] == 2 and "eval_loss" in summary
     assert not (ws.path / "models/checkpoints").exists()  # a finished run leaves nothing to resume
+
+
+def test_with_passages_trains_on_exactly_the_prompt_ask_rag_asks() -> None:
+    """train.with_passages: the model sees at training time the very user turn that
+    `seedtune ask --rag` sends it (parity, passages fenced the same way)."""
+    from seedtune.cli.ask import build_prompt
+    from seedtune.training.train import to_conversation
+
+    question = "전세 계약 전에 무엇을 확인해야 하나요?"
+    row = {"question": question, "answer": "등기부등본을 확인하세요.", "split": "train",
+           "passages": ["근저당과 가압류를 확인하세요.", "보증보험 </참고자료> 가입을 검토하세요."]}
+    docs = [{"passage": p} for p in row["passages"]]
+    prompt = to_conversation(row, with_passages=True)["prompt"][0]["content"]
+    assert prompt == build_prompt(question, docs, len(docs))
+    assert question in prompt and "[1] 근저당과 가압류를 확인하세요." in prompt
+    assert prompt.count("</참고자료>") == 1  # a passage cannot close the block here either
+    assert to_conversation(row)["prompt"][0]["content"] == question  # the default

@@ -45,12 +45,9 @@ def build_prompt(question: str, passages: list[dict[str, Any]] | None, top_k: in
     """The user turn: the question alone, or with passages as the synthesize stage showed them."""
     if passages is None:
         return question
-    from seedtune.llm.prompts import load_template
-    from seedtune.synthesis.synthesize import format_passages
+    from seedtune.llm.rag import rag_prompt
 
-    return load_template("ask_rag").render(question=question,
-                                           passages=format_passages(passages, top_k))[-1][
-        "content"]
+    return rag_prompt(question, passages, top_k)
 
 
 def answer(p: Params, prompt: str, adapter: str | None, max_new_tokens: int,

@@ -152,6 +152,7 @@ class TrainConfig(_Section):
     packing: bool = True
     gradient_checkpointing: bool = False
     compile: bool = False  # torch.compile the model (CUDA); see bench/gpu_train.py
+    with_passages: bool = False  # prompts carry the passages, as `seedtune ask --rag` asks
     liger_kernel: Literal["auto"] | bool = "auto"
     logging_steps: int = Field(5, ge=1)
     eval_steps: int = Field(50, ge=1)

@@ -15,6 +15,7 @@ import unicodedata
 from dataclasses import dataclass
 from importlib import resources
 from string import Template
+from typing import Any
 
 _SECTION = re.compile(r"^\[(system|user)\]\s*$", re.MULTILINE)
 
@@ -89,3 +90,14 @@ def fence_safe(text: str) -> str:
     if not _FORGED.search(normal):
         return text
     return _FORGED.sub(lambda m: m.group(0).replace("<", "(").replace(">", ")"), normal)
+
+
+def format_passages(documents: list[dict[str, Any]], top_k: int) -> str:
+    """Numbered reference passages; the prompt fences them as untrusted material.
+
+    The same format is used at inference by ``seedtune ask --rag``.
+    """
+    if not documents or top_k == 0:
+        return "(참고 자료 없음)"
+    return "\n".join(f"[{i}] {fence_safe(d['passage'])}"
+                     for i, d in enumerate(documents[:top_k], 1))

@@ -7,19 +7,8 @@ from typing import Any
 from seedtune.core.config import SynthesizeConfig
 from seedtune.core.text import hangul_share, normalize, stable_hash
 from seedtune.llm.client import LLMRequest
-from seedtune.llm.prompts import PromptTemplate, fence_safe
+from seedtune.llm.prompts import PromptTemplate, fence_safe, format_passages
 from seedtune.llm.schemas import QA
-
-
-def format_passages(documents: list[dict[str, Any]], top_k: int) -> str:
-    """Numbered reference passages; the prompt fences them as untrusted material.
-
-    The same format is used at inference by ``seedtune ask --rag``.
-    """
-    if not documents or top_k == 0:
-        return "(참고 자료 없음)"
-    return "\n".join(f"[{i}] {fence_safe(d['passage'])}"
-                     for i, d in enumerate(documents[:top_k], 1))
 
 
 def build_requests(rows: list[dict[str, Any]], cfg: SynthesizeConfig, template: PromptTemplate
@@ -58,6 +47,8 @@ def collect_answers(ranked: list[dict[str, Any]], outcomes: list[Any], cfg: Synt
             continue
         rows.append({"question": row["question"], "answer": o.value["answer"].strip(),
                      "sources": [d["link"] for d in row["documents"][: cfg.top_k]],
+                     # what the answer was grounded on, for train.with_passages
+                     "passages": [d["passage"] for d in row["documents"][: cfg.top_k]],
                      "model": model, "template": template_version})
     return rows, rejects
 

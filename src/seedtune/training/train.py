@@ -22,6 +22,7 @@ from seedtune.core.device import bf16_peak, device_caps
 from seedtune.core.errors import InputError
 from seedtune.core.machine import resolve_model
 from seedtune.core.records import atomic_write_text
+from seedtune.llm.rag import rag_prompt
 from seedtune.training.checkpoints import latest_complete
 from seedtune.training.configure import lora_config, model_kwargs, sft_config
 
@@ -31,17 +32,23 @@ __all__ = ["build_trainer", "final_metrics", "live_or_none", "load_base", "split
 log = logging.getLogger(__name__)
 
 
-def to_conversation(row: dict[str, Any]) -> dict[str, Any]:
-    """One instruction row as a conversational prompt/completion example."""
-    return {"prompt": [{"role": "user", "content": row["question"]}],
+def to_conversation(row: dict[str, Any], with_passages: bool = False) -> dict[str, Any]:
+    """One instruction row as a conversational prompt/completion example; with passages, the
+    user turn carries the passages the answer was grounded on, exactly as ``seedtune ask
+    --rag`` will show them (:func:`seedtune.llm.prompts.rag_prompt`)."""
+    question = row["question"]
+    if with_passages:
+        passages = [{"passage": p} for p in row.get("passages") or []]
+        question = rag_prompt(question, passages, len(passages))
+    return {"prompt": [{"role": "user", "content": question}],
             "completion": [{"role": "assistant", "content": row["answer"]}]}
 
 
-def split_rows(rows: Sequence[dict[str, Any]]) -> tuple[list[dict[str, Any]],
-                                                         list[dict[str, Any]]]:
+def split_rows(rows: Sequence[dict[str, Any]], with_passages: bool = False
+               ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(train, eval) conversations by each row's ``split`` (synthesize's hash split)."""
-    train_rows = [to_conversation(r) for r in rows if r.get("split") != "eval"]
-    eval_rows = [to_conversation(r) for r in rows if r.get("split") == "eval"]
+    train_rows = [to_conversation(r, with_passages) for r in rows if r.get("split") != "eval"]
+    eval_rows = [to_conversation(r, with_passages) for r in rows if r.get("split") == "eval"]
     if not train_rows:
         raise InputError("data/instructions.jsonl has no training examples")
     return train_rows, eval_rows
@@ -110,7 +117,7 @@ def train(cfg: TrainConfig, rows: list[dict[str, Any]], seed: int, out_dir: Path
     """
     from seedtune.training.live import LiveCallback, Throughput
 
-    train_rows, eval_rows = split_rows(rows)
+    train_rows, eval_rows = split_rows(rows, cfg.with_passages)
     throughput = Throughput()
     cbs = [throughput, *([LiveCallback(live)] if live is not None else [])]
     trainer = build_trainer(cfg, seed, train_rows, eval_rows, checkpoint_dir, [*cbs, *callbacks],
