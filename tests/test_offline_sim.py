@@ -21,6 +21,14 @@ from pydantic import BaseModel, Field
 
 from seedtune.offline.sim import SimConfig, SimServer, main, naver_api
 
+
+def faults(**counts: int) -> dict[str, int]:
+    """The simulator's fault counters: every kind at 0 but ``counts``."""
+    from seedtune.offline.sim.server import _FAULT_KINDS
+
+    return {**dict.fromkeys(_FAULT_KINDS, 0), **counts}
+
+
 NAVER_HEADERS = {"X-Naver-Client-Id": "cid", "X-Naver-Client-Secret": "secret"}
 SEED_PROMPT = [
     {"role": "system", "content": "당신은 부동산 전문가입니다. 질문 4개를 JSON으로 작성하세요."},
@@ -291,17 +299,7 @@ def test_rate_limit_429_retry_after() -> None:
         assert s.stats()["chat"] == {
             "ok": 0,
             "auth_fail": 0,
-            "faults": {
-                "429": 4,
-                "5xx": 0,
-                "timeout": 0,
-                "truncated": 0,
-                "fenced": 0,
-                "surrogate": 0,
-                "echo": 0,
-                "refusal": 0,
-                "quota": 0,
-            },
+            "faults": faults(**{"429": 4}),
         }
 
 
@@ -546,17 +544,7 @@ def test_naver_quota_rate_limit_and_stats() -> None:
         assert s.stats()["search"] == {
             "ok": 1,
             "auth_fail": 0,
-            "faults": {
-                "429": 0,
-                "5xx": 0,
-                "timeout": 0,
-                "truncated": 0,
-                "fenced": 0,
-                "surrogate": 0,
-                "echo": 0,
-                "refusal": 0,
-                "quota": 1,
-            },
+            "faults": faults(quota=1),
         }
         assert requests.get(f"{s.url}/_sim/stats", timeout=5).json() == s.stats()
     with _sim(fault_429_rate=1.0, retry_after_s=3) as s:

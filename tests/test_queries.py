@@ -109,3 +109,19 @@ def test_unreachable_endpoint_fails_the_stage_naming_the_url(workspace) -> None:
     assert not (ws.path / "data/questions.jsonl").exists()
     rejects = ws.path / "data/rejects/queries.jsonl"
     assert not rejects.exists() or not rejects.read_text()  # an outage is not a reject
+
+
+def test_the_prompt_asks_for_the_forms_in_queries_forms() -> None:
+    """As the tutorial did: questions and instructions both, unless queries.forms narrows."""
+    from seedtune.llm.prompts import load_template
+    from seedtune.synthesis.queries import build_requests
+
+    def prompt(**cfg: object) -> str:
+        (req,) = build_requests(["전세"], QueriesConfig(**cfg), load_template("queries"))
+        return req.messages[-1]["content"]
+
+    both = prompt()
+    assert "의문문" in both and "지시문" in both
+    assert "지시문" not in prompt(forms=["question"])
+    assert "의문문" not in prompt(forms=["instruction"]) and "지시문" in prompt(
+        forms=["instruction"])

@@ -57,6 +57,9 @@ EXTRA_QUESTIONS_DIR = "data/extra_questions"
 class QueriesConfig(_Section):
     seed_file: str = "data/seed_words.txt"
     per_seed: int = Field(20, ge=1, le=200)
+    # the tutorial asked for questions ("~인가요?") and instructions ("~알려 주세요") alike
+    forms: list[Literal["question", "instruction"]] = Field(
+        default_factory=lambda: ["question", "instruction"], min_length=1)
     extra_files: list[str] = []
     temperature: float = Field(0.9, ge=0, le=2)
     min_chars: int = Field(8, ge=1)

@@ -26,10 +26,20 @@ def load_seeds(cfg: QueriesConfig, root: Path = Path(".")) -> list[str]:
     return seeds
 
 
+#: How the prompt asks for each mix of ``queries.forms``.
+_INSTRUCTIONS = "\"~알려 주세요\", \"~설명해 주세요\"처럼 요청하는 지시문(명령문)"
+FORMS = {
+    ("question",): "모두 물음표로 끝나는 의문문입니다.",
+    ("instruction",): f"모두 {_INSTRUCTIONS}입니다.",
+    ("instruction", "question"): f"물음표로 끝나는 의문문과 {_INSTRUCTIONS}을 섞어 씁니다.",
+}
+
+
 def build_requests(seeds: list[str], cfg: QueriesConfig, template: PromptTemplate
                    ) -> list[LLMRequest]:
-    """One structured-output request per seed word."""
-    return [LLMRequest(id=seed, messages=template.render(seed=seed, n=cfg.per_seed),
+    """One structured-output request per seed word, asking for ``queries.forms``."""
+    forms = FORMS[tuple(sorted(set(cfg.forms)))]
+    return [LLMRequest(id=seed, messages=template.render(seed=seed, n=cfg.per_seed, forms=forms),
                        schema=QuestionList, temperature=cfg.temperature,
                        template_version=template.version) for seed in seeds]
 
