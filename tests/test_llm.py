@@ -249,3 +249,13 @@ def test_a_parameter_the_model_refuses_is_one_config_error(tmp_path, llm_key) ->
             LLMClient(cfg, ResponseCache(tmp_path / "c")).run(_requests(3))
     finally:
         server.shutdown()
+
+
+def test_a_local_server_needs_no_key(tmp_path, monkeypatch) -> None:
+    """llm.api_key_env: null, as for vLLM or Ollama started without --api-key."""
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.chdir(tmp_path)  # no .env either
+    with SimServer(sim_config(openai_api_key="")) as local:
+        cfg = LLMConfig(base_url=local.openai_base_url, model="llama", api_key_env=None)
+        outcomes = LLMClient(cfg, ResponseCache(tmp_path / "c")).run(_requests(2))
+    assert all(o.value for o in outcomes)

@@ -353,7 +353,9 @@ class _Handler(BaseHTTPRequestHandler):
         cfg = self.server.cfg
         auth = self.headers.get("Authorization") or ""
         token = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
-        if not token or (cfg.openai_api_key is not None and token != cfg.openai_api_key):
+        # openai_api_key "" stands for a local server started without a key (vLLM, Ollama)
+        if cfg.openai_api_key != "" and (
+                not token or (cfg.openai_api_key is not None and token != cfg.openai_api_key)):
             self.server.stats.auth_fail("chat")
             message = (
                 "You didn't provide an API key. You need to provide your API key in an "
