@@ -1,8 +1,8 @@
 """evaluate stage: an LLM judge compares tuned and base answers on the eval split.
 
-Run: ``dvc repro evaluate``. Writes metrics/summary.json (the headline: win rate with its
-bootstrap 95% interval, both scores, eval loss, tokens/s, LLM cost), metrics/evaluate.json,
-reports/evaluation.md and reports/scores.json (the score distribution plot).
+Run: ``dvc repro evaluate``. Writes metrics/evaluate.json (win rate with its bootstrap 95%
+interval, both scores, rejects, the judge's cost), reports/evaluation.md and
+reports/scores.json (the score distribution plot); the summary stage makes the headline.
 """
 
 from seedtune.core.cache import ResponseCache
@@ -10,15 +10,14 @@ from seedtune.core.config import load_params
 from seedtune.core.records import atomic_write_text, read_jsonl, write_json
 from seedtune.core.stage import (
     CACHE_DIR,
-    METRICS_DIR,
     check_reject_rate,
     run_stage,
     write_metrics,
     write_rejects,
 )
 from seedtune.evaluation import evaluate as ev
-from seedtune.evaluation import summary
 from seedtune.evaluation.judging import report_markdown
+from seedtune.evaluation.summary import score_distribution
 from seedtune.llm.client import LLMClient
 from seedtune.llm.costs import usage_metrics
 
@@ -40,11 +39,8 @@ def main() -> None:
     usage = usage_metrics(judge, client.stats, p.price_table())
     atomic_write_text("reports/evaluation.md",
                       report_markdown({**results, "judge_model": judge}, rows))
-    write_json("reports/scores.json", summary.score_distribution(rows, ev.LABELS))
+    write_json("reports/scores.json", score_distribution(rows, ev.LABELS))
     write_metrics("evaluate", {**results, **{f"judge_{k}": v for k, v in usage.items()}})
-    stages = summary.stage_metrics(METRICS_DIR, ("train", *summary.LLM_STAGES))
-    train = stages.pop("train")
-    write_json(METRICS_DIR / "summary.json", summary.headline(results, usage, train, stages))
 
 
 if __name__ == "__main__":

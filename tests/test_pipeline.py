@@ -77,7 +77,7 @@ def e2e(tmp_path_factory: pytest.TempPathFactory, root: Path, tiny_models,
 def test_whole_dag_runs_with_dvc_repro(e2e, tiny_models) -> None:
     ws, proc = e2e
     assert ran(proc) == {"compose", "queries", "search", "rank", "synthesize", "train",
-                         "evaluate"}
+                         "evaluate", "summary"}
     questions = [json.loads(x) for x in (ws / "data/questions.jsonl").read_text().splitlines()]
     assert {q["seed"] for q in questions} == set(SEEDS)
     ranked = [json.loads(x) for x in (ws / "data/ranked.jsonl").read_text().splitlines()]
@@ -165,7 +165,7 @@ def test_exp_run_reruns_only_train_and_evaluate(e2e) -> None:
     git(ws, "add", "-A")
     git(ws, "commit", "-qm", "baseline")
     proc = dvc(ws, "exp", "run", "-S", "train.lora.r=8")
-    assert {"train", "evaluate"} <= ran(proc) <= {"compose", "train", "evaluate"}
+    assert {"train", "evaluate"} <= ran(proc) <= {"compose", "train", "evaluate", "summary"}
     params = yaml.safe_load((ws / "params.yaml").read_text())
     assert params["train"]["lora"]["r"] == 8
     adapter = json.loads((ws / "models/adapter/adapter_config.json").read_text())
@@ -190,7 +190,7 @@ def test_editing_lora_conf_reruns_only_compose_train_evaluate(e2e) -> None:
     lora = ws / "conf/lora/tutorial.yaml"
     lora.write_text(lora.read_text().replace("alpha: 32", "alpha: 16"))
     proc = dvc(ws, "repro")
-    assert ran(proc) == {"compose", "train", "evaluate"}
+    assert ran(proc) == {"compose", "train", "evaluate", "summary"}
     assert yaml.safe_load((ws / "params.yaml").read_text())["train"]["lora"]["alpha"] == 16
     adapter = json.loads((ws / "models/adapter/adapter_config.json").read_text())
     assert adapter["lora_alpha"] == 16
@@ -222,7 +222,7 @@ def test_an_applied_experiment_survives_repro_exp_run_and_conf_edits(e2e) -> Non
                    capture_output=True)
     assert "r: 8" in lora.read_text()
     proc = dvc(ws, "repro")
-    assert ran(proc) == {"compose", "train", "evaluate"}
+    assert ran(proc) == {"compose", "train", "evaluate", "summary"}
     lora_params = yaml.safe_load((ws / "params.yaml").read_text())["train"]["lora"]
     assert (lora_params["r"], lora_params["dropout"]) == (8, 0.05)
     git(ws, "add", "-A")

@@ -1,4 +1,6 @@
-"""The headline of a run: ``metrics/summary.json``, the one metrics file DVC shows.
+"""The headline of a run: ``metrics/summary.json``, the one metrics file DVC shows (written by
+the summary stage, which only reads the other stages' metrics files: rerunning it is free,
+and a stage whose accounting changed makes nothing else stale).
 
 ``dvc exp show`` and ``dvc metrics diff`` compare experiments by these few numbers: the
 judge's win rate and its interval, both models' 1-10 scores, the final eval loss, training
@@ -13,8 +15,10 @@ from typing import Any
 
 from seedtune.core.records import read_json
 
-#: The LLM stages whose answers a run is built on.
+#: The LLM stages whose answers a run is built on (evaluate's judge is counted too).
 LLM_STAGES = ("queries", "synthesize")
+#: Every stage the headline reads.
+SOURCES = ("queries", "synthesize", "train", "evaluate")
 
 
 def llm_cost(stage_metrics: dict[str, Any], prefix: str = "") -> float:
@@ -23,10 +27,11 @@ def llm_cost(stage_metrics: dict[str, Any], prefix: str = "") -> float:
         float(stage_metrics.get(f"{prefix}saved_usd") or 0.0)
 
 
-def headline(evaluation: dict[str, Any], judge_usage: dict[str, Any], train: dict[str, Any],
-             stages: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """metrics/summary.json from evaluate's results, train's metrics and the LLM stages'."""
-    cost = llm_cost(judge_usage) + sum(llm_cost(m) for m in stages.values())
+def headline(metrics: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """metrics/summary.json from the stages' metrics files (``{stage: metrics}``)."""
+    evaluation, train = metrics.get("evaluate", {}), metrics.get("train", {})
+    cost = llm_cost(evaluation, "judge_") + sum(llm_cost(metrics.get(s, {}))
+                                                for s in LLM_STAGES)
     return {
         "win_rate": evaluation.get("win_rate"),
         "win_rate_ci_low": evaluation.get("win_rate_ci_low"),
