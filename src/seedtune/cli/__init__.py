@@ -1,6 +1,6 @@
 """The ``seedtune`` command line.
 
-    seedtune compose [--conf conf] [--out params.yaml] [overrides ...]
+    seedtune compose [--adopt | --discard] [overrides ...]
     seedtune sim [--port 0 --port-file F ...]      loopback OpenAI + Naver simulators
     seedtune tiny-models DIR [--force]             tiny Gemma + e5 models built locally
     seedtune estimate [--json]                     LLM calls, tokens, dollars before any

@@ -1,10 +1,11 @@
-"""Compose conf/ into params.yaml, the way `dvc exp run` does, for plain `dvc repro`.
+"""Compose conf/ (pipeline params only) into params.yaml, validated, keeping an experiment's
+values.
 
-Run: ``python stages/compose.py`` (the compose stage) or ``seedtune compose``.
-
-Inside ``dvc exp run`` DVC has already composed conf/ (with the ``-S`` overrides) into
-params.yaml and sets ``DVC_EXP_NAME``; recomposing there would drop those overrides, so the
-stage leaves the file alone.
+Run: ``python stages/compose.py`` (the compose stage), ``seedtune compose [--adopt |
+--discard]``. Inside ``dvc exp run`` (``DVC_EXP_NAME`` set) DVC has already written your
+``-S`` overrides into params.yaml: it is validated and left alone. Outside, values an
+experiment put there (``dvc exp apply``) hold while conf/ is unchanged; see
+:func:`write_params`. Machine settings are never composed (:mod:`seedtune.core.machine`).
 """
 
 from __future__ import annotations
@@ -251,7 +252,8 @@ def _read_yaml(path: Path) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``seedtune compose``: write params.yaml from conf/ (also right after editing conf/local/)."""
+    """``seedtune compose``: write params.yaml from conf/ (``--adopt``/``--discard``: resolve
+    the values an experiment set, see :func:`write_params`)."""
     import argparse
 
     ap = argparse.ArgumentParser(prog="seedtune compose",
