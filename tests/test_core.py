@@ -19,6 +19,7 @@ from seedtune.core.credentials import get_secret, redact
 from seedtune.core.device import pick_device
 from seedtune.core.errors import ConfigError, InputError, ServiceError, run_main
 from seedtune.core.machine import load_machine, local_file, resolve_model
+from seedtune.core.pii import TAGS, mask
 from seedtune.core.records import atomic_write_text, read_jsonl, read_lines, save_atomically
 from seedtune.core.retry import AsyncTokenBucket, backoff_s, retry_after_s
 from seedtune.core.text import hangul_share
@@ -304,3 +305,31 @@ def test_an_old_transformers_is_one_line_naming_the_floor(monkeypatch) -> None:
                         lambda name: "5.17.0" if name == "transformers" else real(name))
     (line,) = unmet(("transformers",))
     assert line.startswith("transformers 5.17.0 is installed; seedtune needs transformers>=5.24")
+
+
+# --------------------------------------------------------------------------- personal data
+
+
+@pytest.mark.parametrize("text,kind", [
+    ("연락처 010-1234-5678 로 문자 주세요", "phone"), ("사무실 02-123-4567", "phone"),
+    ("+82 10 1234 5678 로 연락", "phone"), ("지방 031)123-4567", "phone"),
+    ("메일 kim.minsu@naver.com 으로", "email"), ("주민번호 900101-1234567 입니다", "rrn"),
+    ("외국인등록번호 9001015123456", "rrn"), ("카드 4111-1111-1111-1111 결제", "card"),
+    ("국민은행 123456-01-234567 예금주 홍길동", "account"),
+    ("계좌번호: 110-123-456789 로 입금", "account"),
+])
+def test_personal_data_is_masked(text: str, kind: str) -> None:
+    masked, found = mask(text)
+    assert found == {kind: 1}, masked
+    assert TAGS[kind] in masked and not any(ch.isdigit() for ch in masked.split(TAGS[kind])[0]
+                                            if kind == "rrn")
+
+
+@pytest.mark.parametrize("text", [
+    "매매가 3억 5천만 원, 전세 1,200,000원", "계약일 2024-05-01, 잔금 2024.06.30",
+    "전용 84.97㎡ (25평), 59m²", "산12-3번지 및 123-45 필지", "101동 1203호",
+    "1588-1234 고객센터", "우리 아파트 101-1203", "2023년 12월 31일까지 신청",
+    "LTV 70%, DSR 40%", "분양가 9억 8,000만 원", "전화번호를 남겨 주세요",
+])
+def test_look_alikes_are_not_masked(text: str) -> None:
+    assert mask(text) == (text, {})

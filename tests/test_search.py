@@ -85,6 +85,14 @@ def test_one_answer_becomes_documents_with_link_and_date() -> None:
     assert len(dedupe_documents(docs)) == 1
 
 
+def test_personal_data_never_leaves_the_search_answer() -> None:
+    body = {"items": [{"title": "전세 사기 <b>상담</b>", "link": "https://a",
+                       "description": "문의 010-9876-5432, lee@daum.net 보증금 3억 원"}]}
+    (doc,) = to_documents("kin", body)
+    assert doc["description"] == "문의 [전화번호], [이메일] 보증금 3억 원"
+    assert doc["pii_masked"] == {"phone": 1, "email": 1}
+
+
 def test_duplicates_across_categories_go_by_link_and_by_text() -> None:
     docs = [
         {"category": "blog", "title": "전세 계약", "description": "확정일자", "link": "https://a.kr/1"},

@@ -1,8 +1,9 @@
 """Clean documents from Naver Search answers: plain text, one link per page, no repeats.
 
 Naver wraps matches in ``<b>`` tags and escapes entities (sometimes twice); these functions
-turn one answer into ``{category, title, description, link, date}`` documents and drop
-repeats across categories and pages. Pure functions: ``to_documents(category, body)``.
+turn one answer into ``{category, title, description, link, date}`` documents, with
+personal data masked (:mod:`seedtune.core.pii`; ``pii_masked`` counts it), and drop repeats
+across categories and pages. Pure functions: ``to_documents(category, body)``.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import re
 import unicodedata
 from email.utils import parsedate_to_datetime
 from typing import Any
+
+from seedtune.core.pii import mask
 
 # Only real tags (a letter after "<"): Naver escapes literal angle brackets in text, so
 # "&lt;전세보증보험&gt;" is content and must survive as "<전세보증보험>".
@@ -77,13 +80,18 @@ def to_documents(category: str, body: dict[str, Any]) -> list[dict[str, Any]]:
         title, description = clean_text(item.get("title")), clean_text(item.get("description"))
         if not (title or description):
             continue
-        docs.append({
+        # personal data never goes further than here: not to ranking, prompts or training
+        (title, found_t), (description, found_d) = mask(title), mask(description)
+        doc = {
             "category": category,
             "title": title,
             "description": description,
             "link": clean_link(item.get("originallink") or item.get("link")),
             "date": iso_date(item),
-        })
+        }
+        if found_t or found_d:
+            doc["pii_masked"] = dict(found_t + found_d)
+        docs.append(doc)
     return docs
 
 

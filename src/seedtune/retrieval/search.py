@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import Counter
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
@@ -119,14 +120,17 @@ def read_questions(path: Path | str) -> list[str]:
 def search_metrics(rows: list[dict[str, Any]], client: NaverClient) -> dict[str, Any]:
     """Counts for metrics/search.json: questions, empty ones, documents, calls, budget."""
     per_category: dict[str, int] = {}
+    masked: Counter[str] = Counter()
     for row in rows:
         for doc in row["documents"]:
             per_category[doc["category"]] = per_category.get(doc["category"], 0) + 1
+            masked.update(doc.get("pii_masked") or {})
     return {
         "questions": len(rows),
         "no_results": sum(1 for r in rows if not r["documents"]),
         "documents": sum(len(r["documents"]) for r in rows),
         "documents_per_category": per_category,
+        "pii_masked": dict(masked),
         **client.stats.as_dict("calls", "cache_hits", "retries"),
         "calls_today": client.budget.used(),
     }

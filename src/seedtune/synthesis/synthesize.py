@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from seedtune.core.config import SynthesizeConfig
+from seedtune.core.pii import mask
 from seedtune.core.text import hangul_share, normalize, stable_hash
 from seedtune.llm.client import LLMRequest
 from seedtune.llm.prompts import PromptTemplate, fence_safe, format_passages
 from seedtune.llm.schemas import QA
+
+log = logging.getLogger(__name__)
 
 
 def build_requests(rows: list[dict[str, Any]], cfg: SynthesizeConfig, template: PromptTemplate
@@ -38,14 +42,22 @@ def check_answer(answer: str, cfg: SynthesizeConfig) -> str | None:
 def collect_answers(ranked: list[dict[str, Any]], outcomes: list[Any], cfg: SynthesizeConfig,
                     model: str, template_version: str
                     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(instruction rows, rejects): each LLM outcome checked, with its sources and provenance."""
+    """(instruction rows, rejects): each LLM outcome checked, with its sources and provenance.
+
+    Personal data was masked where the passages entered; the final rows are checked again
+    (an LLM may write a number of its own), and what is found is masked too.
+    """
     rows, rejects = [], []
     for row, o in zip(ranked, outcomes, strict=True):
         reason = o.reject or check_answer(o.value["answer"], cfg)
         if reason:
             rejects.append({"question": row["question"], "reason": reason})
             continue
-        rows.append({"question": row["question"], "answer": o.value["answer"].strip(),
+        answer, found = mask(o.value["answer"].strip())
+        if found:
+            log.warning("masked personal data in the answer to %r: %s", row["question"],
+                        dict(found))
+        rows.append({"question": row["question"], "answer": answer,
                      "sources": [d["link"] for d in row["documents"][: cfg.top_k]],
                      # what the answer was grounded on, for train.with_passages
                      "passages": [d["passage"] for d in row["documents"][: cfg.top_k]],
