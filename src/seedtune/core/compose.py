@@ -21,7 +21,7 @@ import yaml
 
 from seedtune.core.config import machine_keys_in, validate_params
 from seedtune.core.errors import ConfigError, one_line
-from seedtune.core.records import atomic_write_text
+from seedtune.core.records import atomic_write_text, read_yaml_mapping
 
 log = logging.getLogger(__name__)
 
@@ -168,11 +168,11 @@ def write_params(
     if respect_exp and os.environ.get("DVC_EXP_NAME"):
         log.info("inside `dvc exp run` (%s): checking params.yaml as DVC composed it",
                  os.environ["DVC_EXP_NAME"])
-        check_params(_read_yaml(out), key_sources(conf_dir), f"{out} (your -S override?)")
+        check_params(read_yaml_mapping(out), key_sources(conf_dir), f"{out} (your -S override?)")
         return False
     base_path = out.with_name(BASE_NAME)
-    current = _read_yaml(out) if out.is_file() else None
-    base = _read_yaml(base_path) if base_path.is_file() else current
+    current = read_yaml_mapping(out) if out.is_file() else None
+    base = read_yaml_mapping(base_path) if base_path.is_file() else current
     applied = experiment_values(current, base) if current is not None else {}
     if applied and resolve == "adopt":
         set_conf_values(conf_dir, applied)
@@ -237,18 +237,6 @@ def set_conf_values(conf_dir: Path, values: dict[str, Any]) -> None:
         buf = io.StringIO()
         ryaml.dump(doc, buf)
         atomic_write_text(path, buf.getvalue())
-
-
-def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: missing") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({type(exc).__name__})") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: not a mapping of params")
-    return data
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,10 +12,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from seedtune.core.errors import ConfigError
+from seedtune.core.records import read_yaml_mapping
 
 #: What an environment variable's name looks like (``*_env`` keys hold names, not secrets).
 _ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
@@ -239,17 +239,13 @@ def machine_keys_in(raw: dict[str, Any], source_of: Callable[[str], str]) -> lis
     """One problem line per machine setting found among pipeline params."""
     from seedtune.core.machine import env_name, is_machine_key
 
-    lines = []
-    for section, values in raw.items():
-        keys = [""] if section == "models" else list(values) if isinstance(values, dict) else []
-        for key in keys:
-            dotted = f"{section}.{key}".rstrip(".")
-            if is_machine_key(dotted) and (section == "models" or key):
-                hint = "" if section == "models" else f" (or {env_name(section, key)})"
-                lines.append(f"{source_of(dotted)}: {dotted}: a machine setting, not a pipeline "
-                             f"param; set it in conf/local/default.yaml{hint}, not in conf/ or "
-                             "params.yaml")
-    return lines
+    found = ["models"] if "models" in raw else []
+    found += [f"{section}.{key}" for section, values in raw.items() if isinstance(values, dict)
+              for key in values if section != "models" and is_machine_key(f"{section}.{key}")]
+    hint = {key: f" (or {env_name(*key.split('.'))})" for key in found if key != "models"}
+    return [f"{source_of(key)}: {key}: a machine setting, not a pipeline param; set it in "
+            f"conf/local/default.yaml{hint.get(key, '')}, not in conf/ or params.yaml"
+            for key in found]
 
 
 def load_params(path: Path | str = "params.yaml", sections: tuple[str, ...] = ()) -> Params:
@@ -261,12 +257,7 @@ def load_params(path: Path | str = "params.yaml", sections: tuple[str, ...] = ()
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: missing; run `dvc repro compose` (or `seedtune compose`)")
-    try:
-        raw: dict[str, Any] = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc.__class__.__name__})") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a mapping of params")
+    raw = read_yaml_mapping(path)
     misplaced = machine_keys_in(raw, lambda key: str(path))
     if misplaced:
         raise ConfigError(misplaced[0], misplaced)

@@ -24,6 +24,7 @@ from typing import Any
 import yaml
 
 from seedtune.core.errors import ConfigError
+from seedtune.core.records import read_yaml_mapping
 
 #: Every machine setting by section (the ``models:`` map aside).
 MACHINE_KEYS: dict[str, tuple[str, ...]] = {
@@ -65,24 +66,6 @@ def local_file(root: Path = Path(".")) -> Path:
     return here
 
 
-def _read(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return {}
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        line = f":{mark.line + 1}" if mark else ""
-        raise ConfigError(f"{path}{line}: not valid YAML ({exc.problem})") from None
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: unreadable ({type(exc).__name__})") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping of settings")
-    return data
-
-
 def _check_keys(path: Path, data: dict[str, Any]) -> None:
     """Only machine settings: a pipeline param names where it belongs instead."""
     problems = []
@@ -109,7 +92,7 @@ def load_machine(root: Path = Path(".")) -> dict[str, Any]:
     base, local_path = root / MACHINE_FILE, local_file(root)
     merged: dict[str, Any] = {"models": {}}
     for path in (base, local_path):
-        data = _read(path)
+        data = read_yaml_mapping(path, missing_ok=True)
         _check_keys(path, data)
         for section, values in data.items():
             merged.setdefault(section, {}).update(values or {})
@@ -128,7 +111,7 @@ def source_of(dotted: str, root: Path = Path(".")) -> str:
     if os.environ.get(env_name(section, key)) is not None:
         return env_name(section, key)
     local = local_file(root)
-    if key in (_read(local).get(section) or {}):
+    if key in (read_yaml_mapping(local, missing_ok=True).get(section) or {}):
         return str(local)
     return str(root / MACHINE_FILE) if str(root) != "." else str(MACHINE_FILE)
 

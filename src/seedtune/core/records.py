@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from seedtune.core.errors import InputError
+from seedtune.core.errors import ConfigError, InputError
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +140,31 @@ def read_lines(path: Path | str) -> list[str]:
         if line and not line.startswith("#"):
             out.append(line)
     return out
+
+
+def read_yaml_mapping(path: Path | str, missing_ok: bool = False) -> dict[str, Any]:
+    """A YAML file of settings or params as a dict ({} when empty, or missing and
+    ``missing_ok``); anything else is one :class:`ConfigError` line naming the file (and
+    line)."""
+    import yaml
+
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        if missing_ok:
+            return {}
+        raise ConfigError(f"{path}: missing") from None
+    except yaml.MarkedYAMLError as exc:
+        line = f":{exc.problem_mark.line + 1}" if exc.problem_mark else ""
+        raise ConfigError(f"{path}{line}: not valid YAML ({exc.problem})") from None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: unreadable ({type(exc).__name__})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of keys")
+    return data
 
 
 def data_version(path: Path | str) -> str:
