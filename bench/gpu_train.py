@@ -1,33 +1,40 @@
 """GPU benchmark: gemma-2b-it's shape (random bf16 weights), the tutorial's settings vs ours.
 
 Run on a CUDA machine with seedtune importable (``pip install -e .``, or ``PYTHONPATH=src``):
-``python bench/gpu_train.py [--steps 8] [--json out.json]``. No download: the model is
-``GemmaConfig`` with gemma-2b's shape, built straight on the GPU in bf16 (seconds, not a
-minute of fp32 on the CPU); the data are random token ids with answer lengths spread like
-real instruction data. Each setting runs in its own process, so its peak memory is its own.
+``python bench/gpu_train.py [--steps 4] [--json out.json]``. No download: the model is
+``GemmaConfig`` with gemma-2b's shape, built straight on the GPU in bf16 (a fraction of a
+second, not a minute of fp32 on the CPU); the data are random token ids with answer lengths
+spread like real instruction data.
 
 First the card's own bf16 matrix rate is measured (8192^3 products), then every setting
 trains ``--steps`` timed optimizer steps after two warm-up steps (flex_attention and
-torch.compile compile then). One table: real (non-pad) tokens/s, MFU (4 FLOPs per parameter
+torch.compile compile there). All settings run in one process, one after the other (the
+model, trainer and CUDA cache freed and the peak-memory counter reset in between), so
+imports happen once and compiled kernels are reused; ``--isolate`` runs each in its own
+process instead. Settings that would start after ``--budget-s`` are listed as skipped, so
+the table always prints. One table: real (non-pad) tokens/s, MFU (4 FLOPs per parameter
 per token: LoRA's forward plus input gradients, against the measured rate), real tokens per
-micro-batch, peak GPU memory, and the ratio to the tutorial:
+micro-batch, peak GPU memory, and the ratios to the tutorial:
 
 * ``tutorial``: LoRA r=4/alpha=32 on all linear layers, bf16, fused AdamW, batch 4 x
   grad-accum 2, each batch padded to its longest example, sdpa;
 * ``sdpa``: ours (``seedtune.training.configure.sft_config``: padding-free bfd packing) with
   sdpa, whose mask spans the packed row, blocks between examples computed and masked;
-* ``flex``: ours with flex_attention (block mask: those blocks skipped), no Liger;
 * ``defaults``: exactly the project's defaults (``attn_implementation: auto``: flash-attn if
-  installed, else flex; ``liger_kernel: auto``: Liger's fused linear cross-entropy, no
-  256k-vocabulary logits, when installed);
+  installed, else flex_attention, whose block mask skips those blocks; ``liger_kernel``
+  false);
 * ``defaults_b8``: batch 8 x accum 1, the same tokens per optimizer step;
 * ``defaults_eq``: the defaults at the tutorial's real tokens per micro-batch (one packed
   row of that length), for peak memory at equal work;
-* ``compile`` (``--compile``): the defaults plus ``train.compile``.
+* ``compile``: the defaults plus ``train.compile`` (fuses the LoRA path's small kernels);
+* ``liger``: the defaults plus Liger's layer kernels (RMSNorm, GeGLU, RoPE). TRL >= 1.16
+  computes the loss, entropy and accuracy through its own chunked fused LM head, so the
+  256k-vocabulary logits are never materialised with or without Liger, and TRL turns
+  Liger's fused linear cross-entropy off.
 
 Without CUDA it exits with status 2 and one line saying so; ``--tiny`` shrinks the model so
 every setting's code path runs on a CPU in well under a minute (sdpa stands in for flex
-there, and Liger is off).
+there; Liger and compile are off).
 """
 
 from __future__ import annotations
@@ -49,16 +56,21 @@ TINY = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
 #: Untimed optimizer steps first: kernels compile and autotune there.
 WARMUP = 2
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-#: name -> (packing, attention, liger, batch, accum, compile)
+#: name -> (packing, attention, liger, batch, accum, compile). Run in this order in one
+#: process: compile and Liger last, because both change state that outlives a model (dynamo's
+#: caches; Liger patches transformers' Gemma classes in place).
 SETTINGS: dict[str, tuple[bool, str, Any, int, int, bool]] = {
     "tutorial": (False, "sdpa", False, 4, 2, False),
     "sdpa": (True, "sdpa", False, 4, 2, False),
-    "flex": (True, "flex_attention", False, 4, 2, False),
-    "defaults": (True, "auto", "auto", 4, 2, False),
-    "defaults_b8": (True, "auto", "auto", 8, 1, False),
-    "defaults_eq": (True, "auto", "auto", 1, 8, False),
-    "compile": (True, "auto", "auto", 4, 2, True),
+    "defaults": (True, "auto", False, 4, 2, False),
+    "defaults_b8": (True, "auto", False, 8, 1, False),
+    "defaults_eq": (True, "auto", False, 1, 8, False),
+    "compile": (True, "auto", False, 4, 2, True),
+    "liger": (True, "auto", True, 4, 2, False),
 }
+#: Wall-clock budget for all settings (s): a GPU session's device time is 15 minutes in all,
+#: so settings that would start after it are reported as skipped rather than run.
+BUDGET_S = 220
 
 
 def fail(msg: str) -> None:
@@ -97,11 +109,12 @@ def flex_keeps_examples_apart() -> float:
         model = GemmaForCausalLM(cfg).to(torch.bfloat16).eval()
         ids = torch.randint(4, TINY["vocab_size"], (1, 300))
         pos = torch.cat([torch.arange(120), torch.arange(180)]).unsqueeze(0)
-    with torch.no_grad():
-        packed = model(input_ids=ids, position_ids=pos, use_cache=False).logits[0]
-        alone = torch.cat([model(input_ids=ids[:, :120], use_cache=False).logits[0],
-                           model(input_ids=ids[:, 120:], use_cache=False).logits[0]])
-    return float((packed.float() - alone.float()).abs().max())
+    # with autograd on, as in training: inference-mode flex hit an inductor lowering error
+    # ("NoValidChoices") on the H100 image
+    packed = model(input_ids=ids, position_ids=pos, use_cache=False).logits[0]
+    alone = torch.cat([model(input_ids=ids[:, :120], use_cache=False).logits[0],
+                       model(input_ids=ids[:, 120:], use_cache=False).logits[0]])
+    return float((packed.float() - alone.float()).abs().max().detach())
 
 
 def make_tokenizer(vocab_size: int) -> Any:
@@ -241,16 +254,45 @@ def table(results: list[dict[str, Any]], peak_tflops: float | None) -> str:
     return "\n".join(lines)
 
 
+def _free_cuda() -> None:
+    """Free the previous setting's memory and restart the peak counter, so each setting's
+    ``max_memory_allocated`` is its own when they share a process."""
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+
+
+def _in_child(name: str, steps: int, eq: int | None) -> dict[str, Any]:
+    """One setting in a process of its own (``--isolate``)."""
+    cmd = [sys.executable, __file__, "--only", name, "--steps", str(steps)]
+    cmd += ["--eq-tokens", str(eq)] if eq else []
+    proc = subprocess.run(cmd, text=True, capture_output=True,
+                          env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
+    if proc.returncode != 0:
+        return {"setting": name, "error": " | ".join(proc.stderr.strip().splitlines()[-3:])}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run every setting in its own process and print one table."""
+    """Run every setting (within the budget) and print one table."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=4, help="timed optimizer steps per setting")
     ap.add_argument("--json", type=Path, help="also write the results here")
-    ap.add_argument("--compile", action="store_true", help="also time train.compile")
+    ap.add_argument("--settings", nargs="+", choices=SETTINGS, default=list(SETTINGS),
+                    help="which settings to run (default: all, in the order listed)")
+    ap.add_argument("--budget-s", type=float, default=BUDGET_S,
+                    help="start no setting after this many seconds (default %(default)s)")
+    ap.add_argument("--isolate", action="store_true", help="each setting in its own process")
     ap.add_argument("--tiny", action="store_true", help="tiny model, CPU allowed (smoke test)")
     ap.add_argument("--only", choices=SETTINGS, help=argparse.SUPPRESS)  # one child process
     ap.add_argument("--eq-tokens", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    t_start = time.perf_counter()
     try:
         import torch
     except ImportError:
@@ -261,6 +303,7 @@ def main(argv: list[str] | None = None) -> int:
         import seedtune  # noqa: F401
     except ImportError:
         fail("seedtune is not importable; `pip install -e .` or PYTHONPATH=src")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     if args.only:
         print(json.dumps(run_setting(args.only, args.steps, args.tiny, args.eq_tokens)))
         return 0
@@ -273,31 +316,33 @@ def main(argv: list[str] | None = None) -> int:
             leak = f"not measured ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})"
         print(f"flex_attention packed vs alone, max |logit diff|: {leak}", file=sys.stderr,
               flush=True)
-    names = [n for n in SETTINGS if n != "compile" or args.compile]
     results: list[dict[str, Any]] = []
-    for name in names:
+    for name in [n for n in SETTINGS if n in args.settings]:
         t0 = time.perf_counter()
+        if t0 - t_start > args.budget_s:
+            results.append({"setting": name, "error": f"skipped: --budget-s {args.budget_s:.0f}"
+                            " spent"})
+            continue
         eq = next((round(r["tokens_per_microbatch"]) for r in results
                    if r["setting"] == "tutorial" and "error" not in r), None)
-        if args.tiny:  # a smoke test: one process (peak GPU memory is not measured on a CPU)
-            results.append(run_setting(name, args.steps, True, eq))
+        if args.isolate and not args.tiny:
+            results.append(_in_child(name, args.steps, eq))
         else:
-            cmd = [sys.executable, __file__, "--only", name, "--steps", str(args.steps)]
-            cmd += ["--eq-tokens", str(eq)] if eq else []
-            proc = subprocess.run(cmd, text=True, capture_output=True,
-                                  env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
-            if proc.returncode != 0:
-                results.append({"setting": name, "error": proc.stderr.strip().splitlines()[-3:]})
-            else:
-                results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
-        print(f"{name}: {time.perf_counter() - t0:.0f} s {json.dumps(results[-1])}",
+            _free_cuda()
+            try:
+                results.append(run_setting(name, args.steps, args.tiny, eq))
+            except Exception as exc:  # noqa: BLE001 - one row's failure, the others still count
+                line = (str(exc).splitlines() or [""])[0][:160]
+                results.append({"setting": name, "error": f"{type(exc).__name__}: {line}"})
+        results[-1]["wall_s"] = round(time.perf_counter() - t0, 1)
+        print(f"{name}: {results[-1]['wall_s']:.0f} s {json.dumps(results[-1])}",
               file=sys.stderr, flush=True)  # partial results survive a timeout
     print(table(results, peak))
+    print(f"total {time.perf_counter() - t_start:.0f} s", file=sys.stderr)
     if args.json:
         args.json.write_text(json.dumps({"bf16_tflops": peak, "results": results}, indent=2)
                              + "\n")
     return 0 if all("error" not in r for r in results) else 1
-
 
 if __name__ == "__main__":
     sys.exit(main())

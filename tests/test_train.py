@@ -440,3 +440,45 @@ def test_with_passages_trains_on_exactly_the_prompt_ask_rag_asks() -> None:
     assert question in prompt and "[1] 근저당과 가압류를 확인하세요." in prompt
     assert prompt.count("</참고자료>") == 1  # a passage cannot close the block here either
     assert to_conversation(row)["prompt"][0]["content"] == question  # the default
+
+
+@pytest.mark.slow
+def test_gpu_bench_tiny_mode_prints_every_setting(tmp_path: Path) -> None:
+    """bench/gpu_train.py --tiny (issue 15's CPU smoke test): every setting's code path runs
+    and the table carries tokens/s, MFU, tokens per micro-batch, peak memory and both ratios;
+    without --tiny on a machine with no CUDA it is one line and status 2."""
+    import subprocess
+
+    from support import ROOT
+
+    env = {**__import__("os").environ, "PYTHONPATH": str(ROOT / "src")}
+    out = tmp_path / "bench.json"
+    proc = subprocess.run([sys.executable, str(ROOT / "bench/gpu_train.py"), "--tiny",
+                           "--steps", "2", "--json", str(out)],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    head = next(line for line in proc.stdout.splitlines() if line.startswith("setting")).split()
+    for column in ("tokens/s", "MFU", "tok/µb", "peak", "tutorial"):
+        assert column in head
+    results = json.loads(out.read_text())["results"]
+    assert [r["setting"] for r in results] == [
+        "tutorial", "sdpa", "defaults", "defaults_b8", "defaults_eq", "compile", "liger"]
+    assert all(r["tokens_per_s"] > 0 and r["steps"] == 2 for r in results)
+    # defaults_eq: one packed row as long as the tutorial's real tokens per micro-batch
+    by = {r["setting"]: r for r in results}
+    assert by["defaults_eq"]["max_length"] == round(by["tutorial"]["tokens_per_microbatch"])
+    assert by["defaults_eq"]["tokens_per_microbatch"] <= by["defaults_eq"]["max_length"]
+    assert by["defaults_b8"]["batch"] == "8x1"
+    budget = subprocess.run([sys.executable, str(ROOT / "bench/gpu_train.py"), "--tiny",
+                             "--steps", "1", "--budget-s", "0"],
+                            capture_output=True, text=True, env=env, timeout=300)
+    assert budget.returncode == 1 and budget.stdout.count("skipped: --budget-s 0") == 7
+    import torch
+
+    if not torch.cuda.is_available():
+        nocuda = subprocess.run([sys.executable, str(ROOT / "bench/gpu_train.py")],
+                                capture_output=True, text=True, env=env, timeout=120)
+        assert nocuda.returncode == 2
+        assert nocuda.stderr.strip().splitlines() == [
+            "gpu_train: error: needs a CUDA GPU (torch.cuda.is_available() is False); "
+            "run it on a GPU machine"]
