@@ -1,20 +1,26 @@
-"""rank stage: multilingual-e5 ranks each question's documents -> data/ranked.jsonl.
+"""rank stage: multilingual-e5 ranks each question's passages -> data/ranked.jsonl.
 
-Run: ``dvc repro rank``. Rows are ``{question, documents: [{..., passage, score}]}``, best
-first; a question without documents keeps an empty list. Embeddings are kept in
-data/cache/rank, so a rerun (new ``rank.top_k``, more documents) encodes only new texts.
+Run: ``dvc repro rank``. Crawled pages (data/pages.jsonl) are cut into passages the encoder
+reads whole; documents without a page bring their snippet. Rows are ``{question, documents:
+[{..., kind, passage, score}]}``, best first; a question without documents keeps an empty
+list. Embeddings are kept in data/cache/rank, so a rerun (new ``rank.top_k``, more
+documents) encodes only new texts.
 """
 
 import logging
 import time
+from pathlib import Path
 
 from seedtune.core.config import load_params
 from seedtune.core.records import read_jsonl, write_jsonl
 from seedtune.core.stage import CACHE_DIR, run_stage, write_metrics
+from seedtune.retrieval.documents import check_rows
 from seedtune.retrieval.embeddings import EmbeddingStore, encoder_fingerprint
-from seedtune.retrieval.rank import check_rows, load_encoder, rank_metrics, rank_rows
+from seedtune.retrieval.passages import page_passages
+from seedtune.retrieval.rank import PASSAGE_PREFIX, load_encoder, rank_metrics, rank_rows
 
 DOCUMENTS = "data/documents.jsonl"
+PAGES = "data/pages.jsonl"
 RANKED = "data/ranked.jsonl"
 
 
@@ -25,7 +31,10 @@ def main() -> None:
     model = load_encoder(p.rank.model, p.rank.device)
     store = EmbeddingStore(CACHE_DIR / "rank", encoder_fingerprint(model))
     started = time.perf_counter()
-    ranked = rank_rows(model, rows, p.rank.top_k, p.rank.max_gap, p.rank.batch_size, store)
+    pages = page_passages(read_jsonl(PAGES) if Path(PAGES).is_file() else [], model,
+                          p.rank.passage_tokens, p.rank.passage_overlap, PASSAGE_PREFIX)
+    ranked = rank_rows(model, rows, p.rank.top_k, p.rank.max_gap, p.rank.batch_size, store,
+                       pages)
     logging.getLogger("rank").info("ranked %d questions in %.1f s (%d texts encoded, %d reused)",
                                    len(rows), time.perf_counter() - started, store.encoded,
                                    store.reused)

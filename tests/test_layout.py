@@ -15,7 +15,7 @@ from support import ROOT
 SRC = ROOT / "src"
 PACKAGE = SRC / "seedtune"
 TEMPLATES = PACKAGE / "llm" / "templates"
-STAGES = ("compose", "queries", "search", "rank", "synthesize", "train", "evaluate", "summary")
+STAGES = ("compose", "queries", "search", "crawl", "rank", "synthesize", "train", "evaluate", "summary")
 #: The files each stage reads because a param names them (``${...}`` in dvc.yaml).
 PARAM_FILES = {"queries": {"${queries.seed_file}", "data/extra_questions"},
                "evaluate": {"${evaluate.questions_file}"}}

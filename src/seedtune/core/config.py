@@ -95,10 +95,27 @@ class SearchConfig(_Section):
     daily_quota: int = Field(25000, ge=1)
 
 
+class CrawlConfig(_Section):
+    per_question: int = Field(3, ge=0)
+    respect_robots: bool = True
+    max_bytes: int = Field(2_000_000, ge=10_000)
+    min_chars: int = Field(200, ge=0)
+    # machine settings (core.machine)
+    user_agent: str = Field("seedtune-crawler/0.1 (+https://github.com/seedtune/seedtune)",
+                            min_length=1)
+    concurrency: int = Field(16, ge=1)
+    per_host: int = Field(2, ge=1)
+    host_rps: float = Field(1.0, gt=0)
+    timeout_s: float = Field(15, gt=0)
+    max_retries: int = Field(2, ge=0)
+
+
 class RankConfig(_Section):
     model: str = "intfloat/multilingual-e5-small"
     top_k: int = Field(5, ge=1)
     max_gap: float = Field(0.1, ge=0, le=2)
+    passage_tokens: int = Field(256, ge=32)
+    passage_overlap: int = Field(32, ge=0)
     batch_size: int = Field(64, ge=1)
     device: Literal["auto", "cuda", "mps", "cpu"] = "auto"
 
@@ -190,6 +207,7 @@ class Params(BaseModel):
     llm: LLMConfig | None = None
     queries: QueriesConfig | None = None
     search: SearchConfig | None = None
+    crawl: CrawlConfig | None = None
     rank: RankConfig | None = None
     synthesize: SynthesizeConfig | None = None
     train: TrainConfig | None = None

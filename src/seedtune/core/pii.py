@@ -2,8 +2,8 @@
 
 Blog and Q&A posts carry phone numbers, e-mail addresses, resident registration numbers,
 card and bank account numbers. Each kind is replaced by a bracketed tag (``[전화번호]``)
-where the text enters the pipeline (search results), and synthesized answers are
-masked again. Covered, and why:
+where the text enters the pipeline (search results and crawled pages), and synthesized
+answers are masked again. Covered, and why:
 
 - resident registration numbers (주민등록번호) and alien registration numbers
   (외국인등록번호): ``YYMMDD-GNNNNNN`` with a valid month and day and a gender digit 1-8;

@@ -69,6 +69,8 @@ def local_config(sim_url: str, models: Any) -> dict[str, Any]:
     return {
         "llm": {"base_url": f"{sim_url}/v1"},
         "search": {"base_url": sim_url, "rps": 1000},
+        # the simulator's page hosts are loopback: polite pacing would only slow the demo
+        "crawl": {"host_rps": 50, "per_host": 4, "timeout_s": 10, "max_retries": 1},
         "rank": {"device": "cpu"},
         "models": {GEMMA_ID: str(models.gemma), E5_ID: str(models.e5)},
     }

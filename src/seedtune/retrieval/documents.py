@@ -14,6 +14,7 @@ import unicodedata
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+from seedtune.core.errors import InputError
 from seedtune.core.pii import mask
 
 # Only real tags (a letter after "<"): Naver escapes literal angle brackets in text, so
@@ -123,3 +124,11 @@ def dedupe_documents(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         seen_text.add(text)
         out.append(doc)
     return out
+
+
+def check_rows(rows: list[Any], source: str = "data/documents.jsonl") -> None:
+    """Raise InputError naming the first row that is not ``{question: str, documents: list}``."""
+    for n, row in enumerate(rows, 1):
+        if not (isinstance(row, dict) and isinstance(row.get("question"), str)
+                and isinstance(row.get("documents"), list)):
+            raise InputError(f"{source}: row {n} is not {{question: str, documents: [...]}}")

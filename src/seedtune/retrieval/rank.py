@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from seedtune.core.device import pick_device
-from seedtune.core.errors import ConfigError, InputError
+from seedtune.core.errors import ConfigError
 from seedtune.core.machine import resolve_model
 from seedtune.retrieval.embeddings import EmbeddingStore
 
@@ -132,33 +132,46 @@ def keep_top(scored: list[dict[str, Any]], top_k: int, max_gap: float) -> list[d
     return [d for d in ranked[:top_k] if d["score"] >= floor]
 
 
-def check_rows(rows: list[Any], source: str = "data/documents.jsonl") -> None:
-    """Raise InputError naming the first row that is not ``{question: str, documents: list}``."""
-    for n, row in enumerate(rows, 1):
-        if not (isinstance(row, dict) and isinstance(row.get("question"), str)
-                and isinstance(row.get("documents"), list)):
-            raise InputError(f"{source}: row {n} is not {{question: str, documents: [...]}}")
+def candidates(docs: list[dict[str, Any]], pages: dict[str, list[str]] | None = None
+               ) -> list[tuple[str, dict[str, Any]]]:
+    """``(passage, doc)`` to score for one question, each passage text once.
+
+    A document whose page was crawled gives one candidate per passage of the page
+    (``kind: page``); any other gives its snippet, title then description (``kind:
+    snippet``).
+    """
+    seen: set[str] = set()
+    out = []
+    for doc in docs:
+        chunks = (pages or {}).get(doc.get("link") or "")
+        kind = "page" if chunks else "snippet"
+        for text in chunks or [passage_text(doc)]:
+            if text and text not in seen:
+                seen.add(text)
+                out.append((text, {**doc, "kind": kind}))
+    return out
 
 
 def rank_rows(model: Any, rows: list[dict[str, Any]], top_k: int, max_gap: float,
-              batch_size: int = 64, store: EmbeddingStore | None = None
-              ) -> list[dict[str, Any]]:
-    """Score, cut and sort each ``{question, documents}`` row's documents.
+              batch_size: int = 64, store: EmbeddingStore | None = None,
+              pages: dict[str, list[str]] | None = None) -> list[dict[str, Any]]:
+    """Score, cut and sort each ``{question, documents}`` row's passages.
 
-    Each kept document gets ``passage`` (the exact text embedded, without its prefix) and
-    ``score`` (cosine with the question), sorted high to low. A question without documents
-    stays, with an empty list. ``store`` (optional) supplies and keeps embeddings.
+    ``pages`` maps a document's link to its page's passages (:mod:`.passages`); those are
+    ranked instead of the document's snippet. Each kept candidate is the document with
+    ``kind`` (page or snippet), ``passage`` (the exact text embedded, without its prefix)
+    and ``score`` (cosine with the question), sorted high to low. A question without
+    documents stays, with an empty list. ``store`` (optional) supplies and keeps embeddings.
     """
+    per_row = [candidates(r["documents"], pages) for r in rows]
     questions = list(dict.fromkeys(r["question"] for r in rows))
-    passages = list(dict.fromkeys(passage_text(d) for r in rows for d in r["documents"]))
-    passages = [p for p in passages if p]
+    passages = list(dict.fromkeys(text for cands in per_row for text, _ in cands))
     q_emb = embed(model, questions, QUERY_PREFIX, batch_size, "rank: questions", store)
     p_emb = embed(model, passages, PASSAGE_PREFIX, batch_size, "rank: passages", store)
     q_index = {q: i for i, q in enumerate(questions)}
     p_index = {p: i for i, p in enumerate(passages)}
     out = []
-    for row in rows:
-        docs = _unique_passages(row["documents"])
+    for row, docs in zip(rows, per_row, strict=True):
         scores = (p_emb[[p_index[t] for t, _ in docs]] @ q_emb[q_index[row["question"]]]
                   if docs else [])
         scored = [{**doc, "passage": text, "score": float(s)}
@@ -167,26 +180,18 @@ def rank_rows(model: Any, rows: list[dict[str, Any]], top_k: int, max_gap: float
     return out
 
 
-def _unique_passages(docs: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
-    """``(passage, doc)`` for each document with text, first of any repeated passage."""
-    seen: set[str] = set()
-    out = []
-    for doc in docs:
-        text = passage_text(doc)
-        if text and text not in seen:
-            seen.add(text)
-            out.append((text, doc))
-    return out
-
-
 def rank_metrics(ranked: list[dict[str, Any]], store: EmbeddingStore | None = None
                  ) -> dict[str, Any]:
-    """metrics/rank.json: questions, how many have a passage, mean top score, mean kept,
+    """metrics/rank.json: questions, how many have a passage, passages kept from pages and
+    from snippets, mean top score, mean kept,
     and with a ``store`` how many texts were encoded and how many reused."""
     with_docs = [r for r in ranked if r["documents"]]
     counts = {"encoded": store.encoded, "reused": store.reused} if store is not None else {}
+    kept = [d for r in ranked for d in r["documents"]]
     return {
         "questions": len(ranked),
+        "kept_from_pages": sum(1 for d in kept if d.get("kind") == "page"),
+        "kept_from_snippets": sum(1 for d in kept if d.get("kind") != "page"),
         "with_passages": len(with_docs),
         "without_passages": len(ranked) - len(with_docs),
         "mean_top_score": (sum(r["documents"][0]["score"] for r in with_docs) / len(with_docs)

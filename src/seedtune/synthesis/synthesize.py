@@ -57,10 +57,13 @@ def collect_answers(ranked: list[dict[str, Any]], outcomes: list[Any], cfg: Synt
         if found:
             log.warning("masked personal data in the answer to %r: %s", row["question"],
                         dict(found))
+        shown = row["documents"][: cfg.top_k]
         rows.append({"question": row["question"], "answer": answer,
-                     "sources": [d["link"] for d in row["documents"][: cfg.top_k]],
+                     "sources": [d["link"] for d in shown],
                      # what the answer was grounded on, for train.with_passages
-                     "passages": [d["passage"] for d in row["documents"][: cfg.top_k]],
+                     "passages": [d["passage"] for d in shown],
+                     "source_categories": [d.get("category") for d in shown],
+                     "source_kinds": [d.get("kind", "snippet") for d in shown],
                      "model": model, "template": template_version})
     return rows, rejects
 

@@ -1,0 +1,79 @@
+"""The crawl stage's logic: which pages to fetch, and what is kept of them.
+
+For each question, the top ``crawl.per_question`` documents in Naver's own order (its
+``sort=sim`` relevance), the categories interleaved (blog 1, news 1, kin 1, blog 2, ...), so
+no one category takes every slot. Their pages are fetched by
+:class:`~seedtune.retrieval.fetch.PageFetcher` and reduced to masked main text
+(:mod:`seedtune.retrieval.pages`). A page whose text is shorter than ``crawl.min_chars``
+counts as ``empty``. A document without a page keeps its snippet for ranking.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from itertools import chain, zip_longest
+from typing import Any
+
+from seedtune.retrieval.fetch import PageFetcher
+from seedtune.retrieval.pages import page_text
+
+
+def select_links(rows: list[dict[str, Any]], per_question: int) -> list[str]:
+    """The links to fetch: each question's top ``per_question`` documents, categories
+    interleaved in Naver's order; each link once, in first-seen order."""
+    links: list[str] = []
+    for row in rows:
+        by_category: dict[str, list[dict[str, Any]]] = {}
+        for doc in row["documents"]:
+            by_category.setdefault(str(doc.get("category")), []).append(doc)
+        interleaved = [d for d in chain.from_iterable(zip_longest(*by_category.values()))
+                       if d is not None and d.get("link")]
+        links += [d["link"] for d in interleaved[:per_question]]
+    return list(dict.fromkeys(links))
+
+
+def page_records(outcomes: dict[str, dict[str, Any]], min_chars: int
+                 ) -> list[dict[str, Any]]:
+    """One ``data/pages.jsonl`` row per link: ``{link, status, final_url, text, chars,
+    pii_masked}``; ``text`` only when ``status`` is ``ok``."""
+    rows = []
+    for link, outcome in outcomes.items():
+        row: dict[str, Any] = {"link": link, "status": outcome["status"],
+                               "final_url": outcome.get("final_url")}
+        if outcome["status"] == "ok":
+            text, found = page_text(outcome["html"], outcome.get("final_url") or link)
+            if len(text) < min_chars:
+                row["status"] = "empty"
+            else:
+                row.update(text=text, chars=len(text), charset=outcome.get("charset"))
+                if found:
+                    row["pii_masked"] = found
+        rows.append(row)
+    return rows
+
+
+def crawl_metrics(rows: list[dict[str, Any]], fetcher: PageFetcher) -> dict[str, Any]:
+    """metrics/crawl.json: pages per outcome, fetches made now vs answered from the cache,
+    characters kept, and personal data masked per kind."""
+    status = Counter(r["status"] for r in rows)
+    masked: Counter[str] = Counter()
+    for r in rows:
+        masked.update(r.get("pii_masked") or {})
+    ok = [r for r in rows if r["status"] == "ok"]
+    return {
+        "links": len(rows),
+        "with_text": len(ok),
+        "pages": dict(sorted(status.items())),
+        "requests": fetcher.fetched,
+        "from_cache": fetcher.cached,
+        "retries": fetcher.retries,
+        "mean_chars": round(sum(r["chars"] for r in ok) / len(ok), 1) if ok else 0.0,
+        "pii_masked": dict(sorted(masked.items())),
+    }
+
+
+def crawl(rows: list[dict[str, Any]], per_question: int, min_chars: int, fetcher: PageFetcher
+          ) -> list[dict[str, Any]]:
+    """Fetch (or read from the cache) the selected pages of ``rows``; their records."""
+    links = select_links(rows, per_question)
+    return page_records(fetcher.fetch_all(links), min_chars) if links else []

@@ -1,0 +1,376 @@
+"""Fetch web pages politely, once: robots.txt, per-host pacing, size cap, Korean decoding.
+
+:class:`PageFetcher` fetches the pages behind search results with aiohttp:
+
+* **robots.txt** (RFC 9309, parsed by Protego) is read once per origin and honoured unless
+  ``crawl.respect_robots`` is off: a 4xx robots.txt allows everything, a 5xx or unreachable
+  one disallows everything (the RFC's "unreachable" rule); a ``Crawl-delay`` longer than
+  ``1 / crawl.host_rps`` is used instead.
+* **Politeness per host** (``host:port``): at most ``crawl.per_host`` requests in flight and
+  at most ``crawl.host_rps`` started per second, ``crawl.concurrency`` over all hosts; a
+  clear ``User-Agent`` (``crawl.user_agent``).
+* **Redirects** are followed by hand (at most :data:`MAX_REDIRECTS`), so every hop is
+  checked against its own host's robots.txt and pacing.
+* **Frames**: a page whose body is a frame onto another address, as Naver blog's desktop
+  page is (``<iframe id="mainFrame" src="/PostView.naver?...">``), is followed to the
+  framed address, which serves the post itself.
+* **Size cap**: a body over ``crawl.max_bytes`` is not read further (``too_large``).
+* **Decoding** (:func:`decode_html`): the charset the header declares, else the page's
+  ``<meta>``, else UTF-8, else a detected one (charset-normalizer); EUC-KR is read as its
+  superset CP949, and a page that lies about its charset is decoded by what it is.
+
+Every outcome is written to the :class:`~seedtune.core.cache.ResponseCache` the moment it
+arrives, keyed by the URL: a killed run refetches only what was in flight, and a rerun
+fetches nothing. Failures are outcomes too (``http_404``, ``robots``, ``timeout``,
+``too_large``, ``not_html``, ...), so they are not retried on every run; only a host that
+could not be reached at all (``unreachable``: DNS, refused connection) is not cached, as
+nothing was fetched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import logging
+import re
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+from seedtune.core.cache import ResponseCache, cache_key
+from seedtune.core.retry import RetryWarnings, backoff_s, retry_after_s
+
+log = logging.getLogger(__name__)
+
+MAX_REDIRECTS = 5
+#: Bytes of a page searched for a ``<meta charset>`` declaration (HTML says within 1024).
+META_SNIFF_BYTES = 4096
+HTML_TYPES = ("text/html", "application/xhtml+xml")
+#: Outcomes that are not cached: nothing came back from the host.
+NOT_CACHED = frozenset({"unreachable"})
+_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""",
+                           re.IGNORECASE)
+_FRAME_TAG = re.compile(r"<i?frame\b[^>]*>", re.IGNORECASE)
+_ATTR = r"""\b{}\s*=\s*["']([^"']*)["']"""
+# CP949 is the superset every Korean site's "EUC-KR" really is (unified Hangul code)
+_ALIASES = {"euc-kr": "cp949", "euc_kr": "cp949", "ks_c_5601-1987": "cp949", "ksc5601": "cp949",
+            "x-windows-949": "cp949", "windows-949": "cp949", "ms949": "cp949"}
+
+
+@dataclass
+class FetchSettings:
+    """How pages are fetched (``crawl.*``; the machine settings and the two pipeline params
+    that change what is kept)."""
+
+    user_agent: str
+    concurrency: int = 16
+    per_host: int = 2
+    host_rps: float = 1.0
+    timeout_s: float = 15.0
+    max_retries: int = 2
+    max_bytes: int = 2_000_000
+    respect_robots: bool = True
+
+
+def _codec(name: str | None) -> str | None:
+    """A Python codec name for a declared charset, or None when unknown."""
+    if not name:
+        return None
+    name = name.strip().strip("'\"").lower()
+    name = _ALIASES.get(name, name)
+    try:
+        return codecs.lookup(name).name
+    except LookupError:
+        return None
+
+
+def declared_charset(content_type: str | None, body: bytes) -> str | None:
+    """The charset the response declares: Content-Type header, else BOM, else ``<meta>``."""
+    for part in (content_type or "").split(";")[1:]:
+        key, _, value = part.partition("=")
+        if key.strip().lower() == "charset" and _codec(value):
+            return _codec(value)
+    if body.startswith(codecs.BOM_UTF8):
+        return "utf-8"
+    match = _META_CHARSET.search(body[:META_SNIFF_BYTES])
+    return _codec(match.group(1).decode("ascii", "ignore")) if match else None
+
+
+def decode_html(body: bytes, content_type: str | None = None) -> tuple[str, str]:
+    """``(text, charset)``: the page decoded by what it declares, checked against what it is.
+
+    The declared charset is tried strictly first; Korean pages that declare one and are
+    another are common, so then UTF-8, CP949 and charset-normalizer's guess are tried, and
+    only as a last resort the declared charset with replacement characters.
+    """
+    declared = declared_charset(content_type, body)
+    for charset in dict.fromkeys(c for c in (declared, "utf-8", "cp949") if c):
+        try:
+            return body.decode(charset).removeprefix("\ufeff"), charset
+        except UnicodeDecodeError:
+            continue
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(body[:200_000]).best()
+    guess = _codec(best.encoding) if best is not None else None
+    charset = guess or declared or "utf-8"
+    return body.decode(charset, errors="replace").removeprefix("\ufeff"), charset
+
+
+def frame_target(html: str, base_url: str) -> str | None:
+    """The address a frame page shows (Naver blog's ``<iframe id="mainFrame">``), or None.
+
+    Only the main frame of a page that is little more than a frame counts: ads and embedded
+    players are iframes too, inside pages with text of their own.
+    """
+    for tag in _FRAME_TAG.findall(html):
+        names = {m.lower() for key in ("id", "name")
+                 for m in re.findall(_ATTR.format(key), tag, re.IGNORECASE)}
+        src = re.findall(_ATTR.format("src"), tag, re.IGNORECASE)
+        if "mainframe" in names and src and src[0].strip():
+            return urljoin(base_url, src[0].strip().replace("&amp;", "&"))
+    return None
+
+
+def origin(url: str) -> str:
+    """``scheme://host[:port]`` of ``url``."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+class _Retry(Exception):
+    """A failure worth another try; ``reason`` is the outcome if the retries run out."""
+
+    def __init__(self, reason: str, wait: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason, self.wait = reason, wait
+
+
+class PageFetcher:
+    """Fetch pages under robots.txt and per-host pacing; every outcome cached as it comes.
+
+    ``fetch_all(urls)`` returns ``{url: outcome}`` where an outcome is ``{"url", "status",
+    "final_url", "http_status", "charset", "html"}``; ``status`` is ``ok`` or the reason
+    there is no page. ``counts`` tallies this run's outcomes, ``fetched`` the HTTP requests
+    made (robots.txt included) and ``cached`` the pages answered from the cache.
+    """
+
+    def __init__(self, settings: FetchSettings, cache: ResponseCache, desc: str = "crawl"
+                 ) -> None:
+        self.cfg, self.cache, self.desc = settings, cache, desc
+        self.counts: Counter[str] = Counter()
+        self.fetched = 0
+        self.cached = 0
+        self.retries = 0
+        self._robots: dict[str, asyncio.Future[Any]] = {}
+        self._host_gate: dict[str, asyncio.Semaphore] = {}
+        self._host_lock: dict[str, asyncio.Lock] = {}
+        self._host_next: dict[str, float] = {}
+        self._host_delay: dict[str, float] = {}
+        self._warnings = RetryWarnings(log, desc)
+
+    # -- the cache -------------------------------------------------------------------------
+    def _key(self, url: str) -> str:
+        return cache_key({"page": url})
+
+    def stored(self, url: str) -> dict[str, Any] | None:
+        """The stored outcome for ``url`` if it still answers today's settings, else None.
+
+        A page stored as ``too_large`` under a smaller cap, or as ``robots`` while robots
+        are now ignored, is fetched again; a stored page over today's cap is ``too_large``.
+        """
+        value = self.cache.get(self._key(url))
+        if not (isinstance(value, dict) and isinstance(value.get("status"), str)):
+            return None
+        status = value["status"]
+        if status == "too_large" and int(value.get("max_bytes") or 0) < self.cfg.max_bytes:
+            return None
+        if status == "robots" and not self.cfg.respect_robots:
+            return None
+        if status == "ok" and int(value.get("bytes") or 0) > self.cfg.max_bytes:
+            return {**value, "status": "too_large", "html": None}
+        if status == "ok" and not isinstance(value.get("html"), str):
+            return None
+        return value
+
+    # -- running ---------------------------------------------------------------------------
+    def fetch_all(self, urls: list[str]) -> dict[str, dict[str, Any]]:
+        """``{url: outcome}`` for every unique URL; cached ones are not fetched again."""
+        out: dict[str, dict[str, Any]] = {}
+        todo = []
+        for url in dict.fromkeys(urls):
+            hit = self.stored(url)
+            if hit is not None:
+                out[url] = hit
+                self.cached += 1
+                self.counts[hit["status"]] += 1
+            else:
+                todo.append(url)
+        if todo:
+            log.info("%s: %d pages to fetch (%d from the cache)", self.desc, len(todo),
+                     len(out))
+            out.update(asyncio.run(self._run(todo)))
+        return out
+
+    async def _run(self, urls: list[str]) -> dict[str, dict[str, Any]]:
+        import aiohttp
+        from tqdm.auto import tqdm
+
+        timeout = aiohttp.ClientTimeout(total=self.cfg.timeout_s)
+        headers = {"User-Agent": self.cfg.user_agent,
+                   "Accept": "text/html,application/xhtml+xml;q=0.9,*/*;q=0.1",
+                   "Accept-Language": "ko-KR,ko;q=0.9,en;q=0.5"}
+        gate = asyncio.Semaphore(self.cfg.concurrency)
+        bar = tqdm(total=len(urls), desc=self.desc, unit="page")
+        out: dict[str, dict[str, Any]] = {}
+        async with aiohttp.ClientSession(
+                timeout=timeout, headers=headers, auto_decompress=True,
+                connector=aiohttp.TCPConnector(limit=self.cfg.concurrency)) as session:
+
+            async def one(url: str) -> None:
+                async with gate:
+                    outcome = await self._page(session, url)
+                if outcome["status"] not in NOT_CACHED:
+                    self.cache.put(self._key(url), outcome)
+                out[url] = outcome
+                self.counts[outcome["status"]] += 1
+                bar.update(1)
+                bar.set_postfix(ok=self.counts["ok"], failed=sum(self.counts.values())
+                                - self.counts["ok"], retries=self.retries, refresh=False)
+
+            try:
+                await asyncio.gather(*(one(u) for u in urls))
+            finally:
+                bar.close()
+        return out
+
+    async def _page(self, session: Any, url: str) -> dict[str, Any]:
+        """One page: redirects and one main frame followed, each hop under robots."""
+        outcome: dict[str, Any] = {"url": url, "status": "ok", "final_url": None,
+                                   "http_status": None, "charset": None, "html": None}
+        current, framed = url, False
+        for _ in range(MAX_REDIRECTS + 2):
+            if urlsplit(current).scheme not in ("http", "https"):
+                return {**outcome, "status": "bad_url"}
+            if not await self._allowed(session, current):
+                return {**outcome, "status": "robots", "final_url": current}
+            result = await self._get(session, current)
+            outcome.update(final_url=current, http_status=result.get("http_status"))
+            if "location" in result:
+                current = urljoin(current, result["location"])
+                continue
+            if result["status"] != "ok":
+                extra = {"max_bytes": self.cfg.max_bytes} if result["status"] == "too_large" else {}
+                return {**outcome, "status": result["status"], **extra}
+            html, charset = decode_html(result["body"], result.get("content_type"))
+            target = None if framed else frame_target(html, current)
+            if target and target != current:
+                current, framed = target, True  # Naver blog: the post lives in the frame
+                continue
+            return {**outcome, "charset": charset, "html": html, "bytes": len(result["body"])}
+        return {**outcome, "status": "too_many_redirects"}
+
+    # -- robots.txt ------------------------------------------------------------------------
+    async def _allowed(self, session: Any, url: str) -> bool:
+        if not self.cfg.respect_robots:
+            return True
+        site = origin(url)
+        if site not in self._robots:  # one robots.txt request per origin, however many wait
+            self._robots[site] = asyncio.ensure_future(self._load_robots(session, site))
+        rules = await self._robots[site]
+        if rules is None:  # unreachable or 5xx: RFC 9309 says assume complete disallow
+            return False
+        if rules is True:
+            return True
+        return bool(rules.can_fetch(url, self.cfg.user_agent))
+
+    async def _load_robots(self, session: Any, site: str) -> Any:
+        """Protego rules for ``site``, True (allow all) or None (disallow all); cached."""
+        from protego import Protego
+
+        key = cache_key({"robots": site})
+        stored = self.cache.get(key)
+        if not (isinstance(stored, dict) and "status" in stored):
+            result = await self._get(session, f"{site}/robots.txt", robots=True)
+            stored = {"status": result["status"], "http_status": result.get("http_status"),
+                      "text": (decode_html(result["body"], result.get("content_type"))[0]
+                               if result["status"] == "ok" else None)}
+            if result["status"] != "unreachable":
+                self.cache.put(key, stored)
+        code = stored.get("http_status") or 0
+        if stored["status"] == "ok" and stored.get("text") is not None:
+            rules = Protego.parse(stored["text"])
+            delay = rules.crawl_delay(self.cfg.user_agent)
+            if delay:
+                self._host_delay[urlsplit(site).netloc] = float(delay)
+            return rules
+        if 400 <= code < 500 or stored["status"] in ("not_html", "too_large"):
+            return True  # no robots.txt: everything is allowed
+        log.warning("%s: %s/robots.txt answered %s; not fetching from that site",
+                    self.desc, site, stored["status"])
+        return None
+
+    # -- one HTTP request ------------------------------------------------------------------
+    async def _pace(self, host: str) -> None:
+        """Wait for ``host``'s next slot: ``1 / host_rps`` apart, or its Crawl-delay."""
+        loop = asyncio.get_running_loop()
+        lock = self._host_lock.setdefault(host, asyncio.Lock())
+        async with lock:
+            interval = max(1.0 / self.cfg.host_rps, self._host_delay.get(host, 0.0))
+            now = loop.time()
+            slot = max(now, self._host_next.get(host, 0.0))
+            self._host_next[host] = slot + interval
+        if slot > now:
+            await asyncio.sleep(slot - now)
+
+    async def _get(self, session: Any, url: str, robots: bool = False) -> dict[str, Any]:
+        """One GET with retries: ``{"status", "http_status", "body", "content_type"}`` or
+        ``{"location"}`` for a redirect."""
+        import aiohttp
+
+        host = urlsplit(url).netloc
+        gate = self._host_gate.setdefault(host, asyncio.Semaphore(self.cfg.per_host))
+        for attempt in range(self.cfg.max_retries + 1):
+            try:
+                async with gate:
+                    await self._pace(host)
+                    self.fetched += 1
+                    return await self._request(session, url, robots)
+            except _Retry as exc:
+                reason, wait = exc.reason, exc.wait
+            except TimeoutError:
+                reason, wait = "timeout", None
+            except aiohttp.ClientError as exc:
+                reason, wait = "unreachable", None
+                log.debug("%s: %s: %s", self.desc, url, exc)
+            if attempt == self.cfg.max_retries:
+                return {"status": reason, "http_status": None if reason in (
+                    "timeout", "unreachable") else int(reason.removeprefix("http_"))}
+            self.retries += 1
+            self._warnings.note(f"{url}: {reason}", self.retries)
+            await asyncio.sleep(backoff_s(attempt + 1, wait))
+        raise AssertionError("unreachable")  # the loop always returns
+
+    async def _request(self, session: Any, url: str, robots: bool) -> dict[str, Any]:
+        async with session.get(url, allow_redirects=False) as resp:
+            code = resp.status
+            if code in (301, 302, 303, 307, 308) and resp.headers.get("Location"):
+                return {"location": resp.headers["Location"], "http_status": code}
+            if code == 429 or code >= 500:
+                raise _Retry(f"http_{code}", retry_after_s(resp.headers))
+            if code != 200:
+                return {"status": f"http_{code}", "http_status": code}
+            ctype = resp.headers.get("Content-Type", "")
+            if not robots and ctype and ctype.split(";")[0].strip().lower() not in HTML_TYPES:
+                return {"status": "not_html", "http_status": code}
+            length = resp.headers.get("Content-Length")
+            if length and length.isdigit() and int(length) > self.cfg.max_bytes:
+                return {"status": "too_large", "http_status": code}
+            body = bytearray()
+            async for chunk in resp.content.iter_chunked(65536):
+                body += chunk
+                if len(body) > self.cfg.max_bytes:
+                    return {"status": "too_large", "http_status": code}
+            return {"status": "ok", "http_status": code, "body": bytes(body),
+                    "content_type": ctype}

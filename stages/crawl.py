@@ -1,0 +1,43 @@
+"""crawl stage: the pages behind each question's top search results -> data/pages.jsonl.
+
+Run: ``dvc repro crawl``. Rows are ``{link, status, final_url, text, chars, pii_masked}``;
+``text`` (the page's main text, personal data masked) only where ``status`` is ``ok``. Every
+fetch is kept in data/cache/crawl as it arrives, so a rerun (or a run after a kill) fetches
+only what it never got; data/rejects/crawl.jsonl lists the links without a page and why
+(their documents keep their snippets).
+"""
+
+from seedtune.core.cache import ResponseCache
+from seedtune.core.config import load_params
+from seedtune.core.errors import ServiceError
+from seedtune.core.records import read_jsonl, write_jsonl
+from seedtune.core.stage import CACHE_DIR, run_stage, write_metrics, write_rejects
+from seedtune.retrieval.crawl import crawl, crawl_metrics
+from seedtune.retrieval.documents import check_rows
+from seedtune.retrieval.fetch import FetchSettings, PageFetcher
+
+DOCUMENTS = "data/documents.jsonl"
+PAGES = "data/pages.jsonl"
+
+
+def main() -> None:
+    c = load_params(sections=("crawl",)).crawl
+    rows = read_jsonl(DOCUMENTS)
+    check_rows(rows, DOCUMENTS)
+    fetcher = PageFetcher(FetchSettings(
+        user_agent=c.user_agent, concurrency=c.concurrency, per_host=c.per_host,
+        host_rps=c.host_rps, timeout_s=c.timeout_s, max_retries=c.max_retries,
+        max_bytes=c.max_bytes, respect_robots=c.respect_robots), ResponseCache(CACHE_DIR / "crawl"))
+    pages = crawl(rows, c.per_question, c.min_chars, fetcher)
+    if pages and all(p["status"] == "unreachable" for p in pages):
+        # not one host answered: this machine's network, not the sites (nothing is cached)
+        raise ServiceError(f"no page could be reached ({pages[0]['link']} and "
+                           f"{len(pages) - 1} more); check this machine's network or proxy")
+    write_rejects("crawl", [{"link": p["link"], "reason": p["status"]}
+                            for p in pages if p["status"] != "ok"])
+    write_jsonl(PAGES, pages)
+    write_metrics("crawl", crawl_metrics(pages, fetcher))
+
+
+if __name__ == "__main__":
+    run_stage("crawl", main)

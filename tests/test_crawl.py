@@ -1,0 +1,239 @@
+"""The crawl stage's pieces: decoding, frames, robots, politeness, the cache, passages.
+
+The loopback site below behaves as the documents say real ones do: Naver blog's desktop
+page is a frame onto ``/PostView.naver`` (the post body), Korean news sites declare EUC-KR
+only in a ``<meta>`` tag, robots.txt follows RFC 9309 (a 404 allows everything), and a
+server may answer 503 with ``Retry-After`` before it recovers.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from seedtune.core.cache import ResponseCache
+from seedtune.retrieval.crawl import page_records, select_links
+from seedtune.retrieval.fetch import FetchSettings, PageFetcher, decode_html, frame_target
+from seedtune.retrieval.passages import split_passages, split_sentences
+
+BODY = ("전세 계약 전에는 등기부등본으로 근저당 설정액을 확인해야 합니다. "
+        "보증금이 시세의 70%를 넘으면 깡통전세 위험이 큽니다. "
+        "확정일자는 전입신고와 함께 주민센터에서 받을 수 있습니다. ")
+PAGE = ("<html><head><meta charset='utf-8'><title>전세 체크리스트</title></head><body>"
+        "<nav>홈 | 블로그 | 로그인</nav><article><h1>전세 체크리스트</h1>"
+        + "".join(f"<p>{BODY}{i}번째 문단입니다. 문의 010-2345-6789.</p>" for i in range(4))
+        + "</article><div class='comments'><p>좋은 글 감사합니다</p></div>"
+          "<footer>Copyright NAVER</footer></body></html>")
+# Naver blog's desktop page: a frame whose src is the address serving the post
+FRAME = ('<html><head><title>블로그</title></head><body><iframe id="mainFrame" '
+         'name="mainFrame" src="/PostView.naver?blogId=land1&amp;logNo=22&amp;redirect=Dlog"'
+         ' width="100%"></iframe></body></html>')
+EUCKR = ('<html><head><meta http-equiv="Content-Type" content="text/html; charset=euc-kr">'
+         "</head><body><article>" + f"<p>{BODY}</p>" * 3 + "</article></body></html>"
+         ).encode("cp949")
+
+
+class _Site(BaseHTTPRequestHandler):
+    hits: Counter[str] = Counter()
+    in_flight = 0
+    max_in_flight = 0
+    lock = threading.Lock()
+    flaky_left = 1
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def _send(self, code: int, body: bytes = b"", ctype: str = "text/html; charset=utf-8",
+              headers: dict[str, str] | None = None) -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        cls = type(self)
+        with cls.lock:
+            cls.hits[self.path] += 1
+            cls.in_flight += 1
+            cls.max_in_flight = max(cls.max_in_flight, cls.in_flight)
+        try:
+            self._route()
+        finally:
+            with cls.lock:
+                cls.in_flight -= 1
+
+    def _route(self) -> None:
+        path = self.path
+        if path == "/robots.txt":
+            self._send(200, b"User-agent: *\nDisallow: /private/\n", "text/plain")
+        elif path.startswith("/page") or path.startswith("/PostView.naver"):
+            time.sleep(0.05)
+            self._send(200, PAGE.encode())
+        elif path == "/blog/land1/22":
+            self._send(200, FRAME.encode())
+        elif path == "/euckr":
+            self._send(200, EUCKR, "text/html")
+        elif path == "/moved":
+            self._send(301, headers={"Location": "/page-moved"})
+        elif path == "/big":
+            self._send(200, b"<html>" + b"x" * 200_000 + b"</html>")
+        elif path == "/slow":
+            time.sleep(1.5)
+            self._send(200, PAGE.encode())
+        elif path == "/flaky":
+            cls = type(self)
+            with cls.lock:
+                fail, cls.flaky_left = cls.flaky_left > 0, cls.flaky_left - 1
+            if fail:
+                self._send(503, b"busy", headers={"Retry-After": "0"})
+            else:
+                self._send(200, PAGE.encode())
+        elif path == "/file.pdf":
+            self._send(200, b"%PDF-1.4", "application/pdf")
+        else:
+            self._send(404, b"not found")
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a client that hung up (timeout, size cap) is part of the test
+
+
+@pytest.fixture
+def site() -> Any:
+    _Site.hits = Counter()
+    _Site.max_in_flight = 0
+    _Site.flaky_left = 1
+    server = _Server(("127.0.0.1", 0), _Site)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def _fetcher(tmp_path: Path, **kw: Any) -> PageFetcher:
+    settings = FetchSettings(**{"user_agent": "seedtune-test/1", "host_rps": 100.0,
+                                "per_host": 4, "timeout_s": 1.0, "max_retries": 1,
+                                "max_bytes": 100_000, **kw})
+    return PageFetcher(settings, ResponseCache(tmp_path / "cache"))
+
+
+def test_decoding_follows_header_then_meta_then_the_bytes() -> None:
+    text = "전세 보증금 반환"
+    assert decode_html(text.encode("utf-8"), "text/html; charset=UTF-8") == (text, "utf-8")
+    meta = f'<meta charset="EUC-KR"><p>{text}</p>'.encode("cp949")
+    assert decode_html(meta, "text/html") == (meta.decode("cp949"), "cp949")
+    # declared UTF-8 but CP949 bytes (common on older Korean sites): decoded by what it is
+    lying = f"<p>{text}</p>".encode("cp949")
+    assert decode_html(lying, "text/html; charset=utf-8")[0] == f"<p>{text}</p>"
+    assert decode_html(b"\xef\xbb\xbf" + text.encode(), None) == (text, "utf-8")
+
+
+def test_frame_target_is_the_main_frame_only() -> None:
+    assert frame_target(FRAME, "https://blog.naver.com/land1/22") == (
+        "https://blog.naver.com/PostView.naver?blogId=land1&logNo=22&redirect=Dlog")
+    ad = '<p>본문</p><iframe src="https://ads.example/x" id="ad"></iframe>'
+    assert frame_target(ad, "https://example.kr/a") is None
+
+
+def test_pages_are_fetched_politely_and_every_outcome_is_kept(site: str, tmp_path: Path
+                                                               ) -> None:
+    urls = {name: f"{site}{path}" for name, path in {
+        "page": "/page", "frame": "/blog/land1/22", "euckr": "/euckr", "moved": "/moved",
+        "big": "/big", "slow": "/slow", "flaky": "/flaky", "missing": "/gone",
+        "private": "/private/secret", "pdf": "/file.pdf"}.items()}
+    fetcher = _fetcher(tmp_path)
+    out = fetcher.fetch_all(list(urls.values()))
+    status = {name: out[url]["status"] for name, url in urls.items()}
+    assert status == {"page": "ok", "frame": "ok", "euckr": "ok", "moved": "ok",
+                      "big": "too_large", "slow": "timeout", "flaky": "ok",
+                      "missing": "http_404", "private": "robots", "pdf": "not_html"}
+    assert out[urls["frame"]]["final_url"] == (
+        f"{site}/PostView.naver?blogId=land1&logNo=22&redirect=Dlog")
+    assert "근저당" in out[urls["frame"]]["html"]
+    assert out[urls["moved"]]["final_url"] == f"{site}/page-moved"
+    assert out[urls["euckr"]]["charset"] == "cp949" and "깡통전세" in out[urls["euckr"]]["html"]
+    assert _Site.hits["/private/secret"] == 0  # robots.txt was honoured
+    assert _Site.hits["/robots.txt"] == 1  # once per origin
+    assert _Site.hits["/flaky"] == 2  # a 503 with Retry-After is retried
+    # a rerun fetches nothing: every outcome, failures included, is in the cache
+    before = sum(_Site.hits.values())
+    again = _fetcher(tmp_path)
+    assert {u: o["status"] for u, o in again.fetch_all(list(urls.values())).items()} == {
+        urls[n]: s for n, s in status.items()}
+    assert sum(_Site.hits.values()) == before and again.fetched == 0
+    assert again.cached == len(urls)
+
+
+def test_a_larger_cap_or_robots_off_fetches_those_pages_again(site: str, tmp_path: Path
+                                                              ) -> None:
+    urls = [f"{site}/big", f"{site}/private/secret", f"{site}/page"]
+    _fetcher(tmp_path).fetch_all(urls)
+    out = _fetcher(tmp_path, max_bytes=1_000_000, respect_robots=False).fetch_all(urls)
+    assert [out[u]["status"] for u in urls] == ["ok", "http_404", "ok"]
+    assert _Site.hits["/page"] == 1  # the page already kept was not fetched again
+    smaller = _fetcher(tmp_path, max_bytes=20_000).fetch_all(urls)
+    assert smaller[urls[0]]["status"] == "too_large" and smaller[urls[0]]["html"] is None
+
+
+def test_per_host_rate_and_concurrency_are_kept(site: str, tmp_path: Path) -> None:
+    urls = [f"{site}/page{i}" for i in range(8)]
+    started = time.perf_counter()
+    fetcher = _fetcher(tmp_path, host_rps=10.0, per_host=2, concurrency=8)
+    out = fetcher.fetch_all(urls)
+    elapsed = time.perf_counter() - started
+    assert all(o["status"] == "ok" for o in out.values())
+    # 9 requests (robots.txt first) spaced 0.1 s apart: at least 0.8 s
+    assert elapsed >= 0.8
+    assert _Site.max_in_flight <= 2
+
+
+def test_page_records_mask_personal_data_and_drop_empty_pages() -> None:
+    outcomes = {"a": {"status": "ok", "html": PAGE, "final_url": "a"},
+                "b": {"status": "ok", "html": "<html><body><p>짧음</p></body></html>"},
+                "c": {"status": "http_404"}}
+    rows = {r["link"]: r for r in page_records(outcomes, min_chars=100)}
+    assert rows["a"]["status"] == "ok" and "근저당" in rows["a"]["text"]
+    assert "010-2345-6789" not in rows["a"]["text"] and rows["a"]["pii_masked"]["phone"] == 4
+    assert "좋은 글 감사합니다" not in rows["a"]["text"]  # comments are boilerplate
+    assert "Copyright" not in rows["a"]["text"]
+    assert rows["b"]["status"] == "empty" and "text" not in rows["b"]
+    assert rows["c"]["status"] == "http_404"
+
+
+def test_links_are_chosen_per_question_with_categories_interleaved() -> None:
+    docs = [{"category": c, "link": f"{c}{i}"} for c in ("blog", "news") for i in range(3)]
+    rows = [{"question": "q1", "documents": docs},
+            {"question": "q2", "documents": docs[:1]}]
+    assert select_links(rows, 3) == ["blog0", "news0", "blog1"]
+    assert select_links(rows, 0) == []
+
+
+def _words(texts: list[str]) -> list[int]:
+    return [len(t.split()) for t in texts]
+
+
+def test_passages_fit_the_budget_keep_sentences_and_overlap() -> None:
+    sentences = [f"문장 {i} 은 다섯 단어입니다." for i in range(30)]
+    text = " ".join(sentences[:15]) + "\n" + " ".join(sentences[15:])
+    assert split_sentences(text) == sentences
+    passages = split_passages(text, _words, max_tokens=20, overlap=5)
+    assert all(_words([p])[0] <= 20 for p in passages)
+    assert all(s in passages[i] for i, p in enumerate(passages) for s in split_sentences(p))
+    for prev, nxt in zip(passages, passages[1:], strict=False):
+        assert split_sentences(prev)[-1] == split_sentences(nxt)[0]  # one sentence shared
+    assert all(any(s in p for p in passages) for s in sentences)  # nothing lost
+    long = " ".join(["단어"] * 50)
+    assert [_words([p])[0] for p in split_passages(long, _words, 20)] == [20, 20, 10]
