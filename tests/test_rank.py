@@ -81,8 +81,32 @@ def test_ranked_rows_keep_fields_sorted_with_passage_and_score(encoder) -> None:
     assert [d["score"] for d in first] == sorted((d["score"] for d in first), reverse=True)
     for doc in first:
         assert doc["passage"] == passage_text(doc) and not doc["passage"].startswith("passage:")
-        assert {"category", "title", "description", "link", "date", "passage", "score"} == set(doc)
+        assert {"category", "title", "description", "link", "date", "kind", "passage",
+                "score"} == set(doc) and doc["kind"] == "snippet"
     assert any(d["passage"] == "확정일자와 전입신고는 잔금일에 함께 하세요." for d in first)
+
+
+def test_crawled_pages_are_ranked_as_passages_that_fit_the_encoder(encoder) -> None:
+    """A document whose page was crawled is ranked by its page's passages (each short
+    enough that e5 reads ``passage: `` + it whole, as its 512-token limit requires); the
+    others keep their snippet."""
+    from seedtune.retrieval.passages import page_passages, token_counter
+
+    page = "\n".join(f"{i}번째 문단: 전세 계약 전에 등기부등본 을구에서 근저당 채권최고액을 "
+                      f"확인하고, 선순위 보증금이 시세의 몇 퍼센트인지 계산해 보세요." for i in range(40))
+    doc = ROWS[0]["documents"][0]
+    pages = page_passages([{"link": doc["link"], "status": "ok", "text": page},
+                           {"link": "https://example.kr/404", "status": "http_404"}],
+                          encoder, passage_tokens=64, overlap=16)
+    assert list(pages) == [doc["link"]] and len(pages[doc["link"]]) > 5
+    count = token_counter(encoder)
+    assert max(count([PASSAGE_PREFIX + p for p in pages[doc["link"]]])) <= 64 + 4
+    ranked = rank_rows(encoder, ROWS[:1], top_k=100, max_gap=2.0, pages=pages)[0]["documents"]
+    from_page = [d for d in ranked if d["kind"] == "page"]
+    assert {d["passage"] for d in from_page} == set(pages[doc["link"]])
+    assert all(d["link"] == doc["link"] and d["title"] == doc["title"] for d in from_page)
+    assert passage_text(doc) not in {d["passage"] for d in ranked}  # its snippet is replaced
+    assert sum(d["kind"] == "snippet" for d in ranked) == 4
 
 
 class Spy:
