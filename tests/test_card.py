@@ -233,3 +233,37 @@ def test_missing_instructions_is_one_line(workspace: Workspace) -> None:
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1] == \
         "card: error: data/instructions.jsonl: missing (run the upstream stage: `dvc repro`)"
+
+
+NODE_STUB = """
+const rows = [["train", "전세 계약"], ["eval", "월세 계약"], ["train", "매매"]].map(
+  ([split, text]) => ({hidden: false, textContent: text, getAttribute: () => split}));
+const on = {}, count = {textContent: ""};
+const box = {value: "", addEventListener: (e, f) => { on.input = f; }};
+const split = {value: "", addEventListener: (e, f) => { on.change = f; }};
+global.document = {querySelectorAll: () => rows,
+                   getElementById: (id) => ({q: box, split: split, count: count})[id]};
+eval(require("fs").readFileSync(0, "utf8"));
+const out = [count.textContent];
+split.value = "train"; on.change(); out.push(count.textContent);
+box.value = "계약"; on.input();
+setTimeout(() => { out.push(count.textContent); console.log(out.join(",")); }, 300);
+"""
+
+
+def test_search_box_and_split_filter_run(tmp_path) -> None:
+    """The page's script, run by node against a stand-in DOM (skipped without node)."""
+    import shutil
+    import subprocess
+
+    from seedtune.synthesis.browse import JS
+
+    node = shutil.which("node")
+    if not node:
+        pytest.skip("node is not installed")
+    stub = tmp_path / "stub.js"
+    stub.write_text(NODE_STUB, encoding="utf-8")
+    proc = subprocess.run([node, str(stub)], input=JS, text=True, capture_output=True,
+                          timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "3 / 3,2 / 3,1 / 3"

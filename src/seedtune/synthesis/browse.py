@@ -28,7 +28,7 @@ input,select{font:inherit;padding:.3rem .5rem;color:inherit;background:var(--car
 border:1px solid var(--line);border-radius:4px}
 input[type=search]{width:min(30rem,100%)}
 article.row{border:1px solid var(--line);border-radius:6px;padding:.75rem 1rem;
-margin:1rem 0;background:var(--card)}
+margin:1rem 0;background:var(--card);content-visibility:auto;contain-intrinsic-size:auto 10rem}
 [hidden]{display:none!important}
 h2.q{font-size:1.05rem;margin:.25rem 0 .5rem}
 .a,.p{white-space:pre-wrap}
