@@ -1,0 +1,459 @@
+"""A Hugging Face style dataset card for data/instructions.jsonl: statistics and the card text.
+
+:func:`read_inputs` gathers what the pipeline left on disk (the instructions, the rejects
+and metrics files of the stages that exist, params.yaml); :func:`dataset_statistics` and
+:func:`render_card` are pure. The card is README-style markdown with a YAML front-matter
+block the Hub (and ``huggingface_hub.DatasetCard``) parses. Its text depends only on its
+inputs (no dates, no machine names), so the DVC output is reproducible.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import re
+import statistics
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+
+from seedtune.core.errors import InputError
+from seedtune.core.pii import TAGS
+from seedtune.core.records import read_json, read_jsonl, read_yaml_mapping
+
+#: Where the instructions live, relative to the repository (and to a Hub dataset repo).
+DATA_FILE = "data/instructions.jsonl"
+#: Stages whose data/rejects/<stage>.jsonl the card reads, when it exists.
+REJECT_STAGES = ("queries", "search", "crawl", "rank", "synthesize")
+#: Stages whose metrics/<stage>.json the card reads, when it exists.
+METRIC_STAGES = ("queries", "search", "crawl", "synthesize")
+#: Stages whose metrics carry ``pii_masked`` ({kind: count}).
+PII_STAGES = ("search", "crawl", "synthesize")
+#: The params the card shows (dvc.yaml lists the same under the card stage's ``params:``).
+CARD_PARAMS = ("llm.model", "search.categories", "search.display", "search.sort", "rank.model",
+               "rank.top_k", "synthesize.top_k", "synthesize.eval_fraction",
+               "train.model.name_or_path")
+TOP_HOSTS = 20
+TOP_REASONS = 10
+
+#: What each column means; a column the rows have and this does not know is still listed.
+FIELDS = {
+    "question": "The question (or instruction), in Korean, written by the LLM from a seed word "
+                "or taken from a question file.",
+    "answer": "The grounded Korean answer the LLM wrote from `passages`; personal data masked.",
+    "sources": "Links of the web pages or search results the passages come from, in the "
+               "order they were given to the LLM.",
+    "passages": "The text the answer was grounded on, parallel to `sources` (quoted from "
+                "third-party pages; personal data masked).",
+    "source_categories": "Naver search category of each source, parallel to `sources` "
+                         "(blog, news, kin, webkr, cafearticle, encyc, ...).",
+    "source_kinds": "Where each passage was cut from, parallel to `sources`: `page` (the "
+                    "crawled web page) or `snippet` (Naver's search result description).",
+    "split": "`train` or `eval`: a deterministic hash split of the question.",
+    "model": "The LLM that wrote the answer.",
+    "template": "Version of the prompt template the answer was written with.",
+}
+
+
+@dataclass(frozen=True)
+class CardInputs:
+    """Everything the card and the browser page are made from."""
+
+    rows: list[dict[str, Any]]
+    rejects: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+def read_inputs(instructions: Path | str, rejects_dir: Path | str, metrics_dir: Path | str,
+                params: Path | str) -> CardInputs:
+    """The instructions (an absent file is an :class:`InputError`), and whichever rejects,
+    metrics and params files exist."""
+    rows = read_jsonl(instructions)
+    for n, row in enumerate(rows, 1):
+        if not isinstance(row, dict):
+            raise InputError(f"{instructions}: row {n} is not a JSON object")
+    rejects = {s: [r for r in read_jsonl(p) if isinstance(r, dict)]
+               for s in REJECT_STAGES if (p := Path(rejects_dir) / f"{s}.jsonl").is_file()}
+    metrics = {}
+    for stage in METRIC_STAGES:
+        path = Path(metrics_dir) / f"{stage}.json"
+        if path.is_file():
+            try:
+                data = read_json(path)
+            except (ValueError, UnicodeDecodeError):
+                raise InputError(f"{path}: not valid JSON") from None
+            metrics[stage] = data if isinstance(data, dict) else {}
+    return CardInputs(rows, rejects, metrics, read_yaml_mapping(params, missing_ok=True))
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _str(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def host(link: str) -> str:
+    """The host of a link, lower case, without ``www.`` ("(no host)" when it has none)."""
+    try:
+        name = urlsplit(link).hostname or ""
+    except ValueError:
+        name = ""
+    return name.removeprefix("www.") or "(no host)"
+
+
+def lengths(values: list[int]) -> dict[str, float | int | None]:
+    """min / median / p90 (nearest rank) / max of character counts."""
+    if not values:
+        return {"min": None, "median": None, "p90": None, "max": None}
+    ordered = sorted(values)
+    p90 = ordered[max(0, math.ceil(0.9 * len(ordered)) - 1)]
+    return {"min": ordered[0], "median": statistics.median(ordered), "p90": p90,
+            "max": ordered[-1]}
+
+
+def _type_name(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, list):
+        inner = sorted({_type_name(v) for v in value if v is not None})
+        return f"list[{'|'.join(inner) or 'string'}]"
+    return {str: "string", int: "int", float: "float", dict: "object"}.get(type(value),
+                                                                          "null")
+
+
+def columns(rows: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """(column, type) for every column of the rows, in first-seen order."""
+    types: dict[str, set[str]] = {}
+    for row in rows:
+        for key, value in row.items():
+            types.setdefault(key, set())
+            if value is not None:
+                types[key].add(_type_name(value))
+    return [(k, "|".join(sorted(t)) or "null") for k, t in types.items()]
+
+
+def _grounding(kinds: list[str], n_sources: int) -> str:
+    if not n_sources:
+        return "no sources"
+    if "page" in kinds and "snippet" in kinds:
+        return "pages and snippets"
+    if "page" in kinds:
+        return "pages only"
+    if "snippet" in kinds:
+        return "snippets only"
+    return "kind not recorded"
+
+
+def _reasons(rejects: list[dict[str, Any]]) -> dict[str, Any]:
+    counts = Counter(_str(r.get("reason")).strip() or "(no reason given)" for r in rejects)
+    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    rest = ranked[TOP_REASONS:]
+    return {"total": len(rejects), "reasons": ranked[:TOP_REASONS],
+            "other": sum(n for _, n in rest), "other_reasons": len(rest)}
+
+
+def _counts(value: Any) -> dict[str, int]:
+    """A {name: count} dict from metrics, ignoring anything that is not one."""
+    if not isinstance(value, dict):
+        return {}
+    return {str(k): v for k, v in value.items()
+            if isinstance(v, int | float) and not isinstance(v, bool)}
+
+
+def dataset_statistics(inputs: CardInputs) -> dict[str, Any]:
+    """Counts, split sizes, sources per category and host, pages vs snippets, lengths,
+    personal data masked per kind and stage, rejects by reason per stage."""
+    rows = inputs.rows
+    citations: Counter[str] = Counter()
+    cat_links: dict[str, set[str]] = {}
+    host_cites: Counter[str] = Counter()
+    host_links: dict[str, set[str]] = {}
+    kinds: Counter[str] = Counter()
+    grounding: Counter[str] = Counter()
+    for row in rows:
+        sources = [_str(s) for s in _list(row.get("sources"))]
+        cats = _list(row.get("source_categories"))
+        row_kinds = [_str(k) for k in _list(row.get("source_kinds"))]
+        for i, link in enumerate(sources):
+            cat = _str(cats[i]) if i < len(cats) else ""
+            cat = cat or "(unknown)"
+            citations[cat] += 1
+            cat_links.setdefault(cat, set()).add(link)
+            h = host(link)
+            host_cites[h] += 1
+            host_links.setdefault(h, set()).add(link)
+            kind = row_kinds[i] if i < len(row_kinds) and row_kinds[i] else "(unknown)"
+            kinds[kind] += 1
+        grounding[_grounding(row_kinds, len(sources))] += 1
+    known = kinds["page"] + kinds["snippet"]
+    pii: dict[str, dict[str, int]] = {}
+    for stage in PII_STAGES:
+        for kind, n in _counts(inputs.metrics.get(stage, {}).get("pii_masked")).items():
+            pii.setdefault(kind, {})[stage] = int(n)
+    by_count = lambda kv: (-kv[1], kv[0])  # noqa: E731
+    return {
+        "rows": len(rows),
+        "questions": len({_str(r.get("question")) for r in rows}),
+        "splits": dict(sorted(Counter(_str(r.get("split")) or "(none)" for r in rows).items())),
+        "length": {"question": lengths([len(_str(r.get("question"))) for r in rows]),
+                   "answer": lengths([len(_str(r.get("answer"))) for r in rows])},
+        "citations": sum(citations.values()),
+        "unique_links": len(set().union(*cat_links.values())) if cat_links else 0,
+        "categories": [(c, n, len(cat_links[c])) for c, n in sorted(citations.items(),
+                                                                    key=by_count)],
+        "hosts": [(h, n, len(host_links[h])) for h, n in sorted(host_cites.items(),
+                                                                key=by_count)],
+        "kinds": dict(sorted(kinds.items(), key=by_count)),
+        "grounding": dict(sorted(grounding.items(), key=by_count)),
+        "pages_share": round(kinds["page"] / known, 4) if known else None,
+        "models": sorted(Counter(_str(r.get("model")) or "(none)" for r in rows).items(),
+                         key=by_count),
+        "templates": sorted(Counter(_str(r.get("template")) or "(none)" for r in rows).items(),
+                            key=by_count),
+        "pii": dict(sorted(pii.items())),
+        "rejects": {s: _reasons(r) for s, r in inputs.rejects.items()},
+        "columns": columns(rows),
+    }
+
+
+def card_metrics(stats: dict[str, Any]) -> dict[str, Any]:
+    """A few counts for metrics/card.json."""
+    return {"rows": stats["rows"], "train": stats["splits"].get("train", 0),
+            "eval": stats["splits"].get("eval", 0), "unique_links": stats["unique_links"],
+            "hosts": len(stats["hosts"]), "pages_share": stats["pages_share"],
+            "rejects": sum(r["total"] for r in stats["rejects"].values())}
+
+
+def size_category(n: int) -> str:
+    """The Hub's ``size_categories`` bucket for ``n`` rows."""
+    if n < 1000:
+        return "n<1K"
+    names = ["1K", "10K", "100K", "1M", "10M", "100M", "1B", "10B", "100B", "1T"]
+    exp = min(int(math.log10(n)) - 3, len(names) - 2)
+    return f"{names[exp]}<n<{names[exp + 1]}"
+
+
+# --------------------------------------------------------------------------- rendering
+
+LICENSE_NAME = "third-party-web-content"
+LICENSE_DETAILS = (
+    "No single licence covers this dataset. The passages quote third-party web pages "
+    "(blogs, news, Q&A, cafe posts, encyclopedias) and Naver search result snippets; their "
+    "text belongs to its authors and publishers. The answers were generated by an LLM from "
+    "those passages and may reproduce parts of them. Check each source's terms (and the "
+    "LLM provider's terms) before you redistribute or train on it. Personal data found "
+    "(phone numbers, e-mail addresses, registration, card and account numbers) was masked, "
+    "but automatic masking can miss some.")
+
+
+def param(params: dict[str, Any], dotted: str) -> Any:
+    """``params['a']['b']`` for ``'a.b'`` (None when any part is absent)."""
+    value: Any = params
+    for part in dotted.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+def front_matter(stats: dict[str, Any]) -> dict[str, Any]:
+    """The card's YAML metadata, as the Hub reads it."""
+    return {
+        "language": ["ko"],
+        "license": "other",
+        "license_name": LICENSE_NAME,
+        "license_details": LICENSE_DETAILS,
+        "pretty_name": "seedtune grounded Korean instructions",
+        "task_categories": ["text-generation"],
+        "tags": ["synthetic", "instruction-tuning", "retrieval-augmented-generation",
+                 "korean", "naver-search", "seedtune"],
+        "annotations_creators": ["machine-generated"],
+        "language_creators": ["found", "machine-generated"],
+        "multilinguality": ["monolingual"],
+        "size_categories": [size_category(stats["rows"])],
+        "configs": [{"config_name": "default",
+                     "data_files": [{"split": "train", "path": DATA_FILE},
+                                    {"split": "eval", "path": DATA_FILE}]}],
+    }
+
+
+def _cell(value: Any) -> str:
+    """A markdown table cell: HTML escaped, pipes escaped, on one line."""
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        value = f"{value:g}"
+    elif isinstance(value, list | dict):
+        value = json.dumps(value, ensure_ascii=False)
+    text = html.escape(str(value), quote=False).replace("|", "\\|")
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def table(headers: list[str], rows: list[list[Any]]) -> str:
+    """A markdown table ("(none)" when there are no rows)."""
+    if not rows:
+        return "(none)\n"
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _share(n: int, total: int) -> str:
+    return f"{n / total:.1%}" if total else "–"
+
+
+def _fence(text: str) -> str:
+    """``text`` in a code fence longer than any backtick run inside it."""
+    ticks = "`" * max(3, max((len(m) for m in re.findall(r"`+", text)), default=0) + 1)
+    return f"{ticks}json\n{text}\n{ticks}\n"
+
+
+def _example(rows: list[dict[str, Any]]) -> str:
+    row = next((r for r in rows if r.get("split") == "train"), rows[0] if rows else None)
+    if row is None:
+        return "(no rows)\n"
+    cut = {k: (v[:300] + "…" if isinstance(v, str) and len(v) > 300 else v)
+           for k, v in row.items()}
+    if isinstance(cut.get("passages"), list):
+        cut["passages"] = [p[:200] + "…" if isinstance(p, str) and len(p) > 200 else p
+                           for p in cut["passages"]]
+    text = json.dumps(cut, ensure_ascii=False, indent=2)
+    # still the same JSON, but no markup for a renderer that lets HTML through a code block
+    return _fence(text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"))
+
+
+def _metrics_tables(metrics: dict[str, dict[str, Any]]) -> list[str]:
+    out = []
+    for stage, values in metrics.items():
+        scalars = [[k, v] for k, v in values.items()
+                   if isinstance(v, int | float | str) and not isinstance(v, bool)]
+        if scalars:
+            out.append(f"**{stage}** (`metrics/{stage}.json`)\n\n"
+                       + table(["count", "value"], scalars))
+        for key, value in values.items():
+            counts = _counts(value)
+            if counts and key != "pii_masked":
+                out.append(f"**{stage}: {_cell(key)}** (`metrics/{stage}.json`)\n\n"
+                           + table([key, "count"], list(counts.items())))
+    return out
+
+
+def render_card(inputs: CardInputs, stats: dict[str, Any]) -> str:
+    """The dataset card: YAML front matter, then the README sections."""
+    p = inputs.params
+    n = stats["rows"]
+    splits = stats["splits"]
+    meta = yaml.safe_dump(front_matter(stats), allow_unicode=True, sort_keys=False, width=88)
+    s: list[str] = [f"---\n{meta}---\n"]
+    s.append("# seedtune grounded Korean instructions\n")
+    s.append(
+        f"{n} Korean question–answer pairs ({splits.get('train', 0)} train, "
+        f"{splits.get('eval', 0)} eval) for instruction tuning, each answer written by an "
+        f"LLM (`{_cell(param(p, 'llm.model'))}`) from passages of web pages and Naver search "
+        "results it cites. Made by the seedtune DVC pipeline from a list of domain seed "
+        "words; every row keeps the passages and links its answer was grounded on.\n")
+    s.append("## Loading it\n")
+    s.append(
+        "Both splits are in one JSON Lines file, `data/instructions.jsonl`, told apart by its "
+        "`split` column. The `configs` above point both Hub splits at that file, so each one "
+        "holds every row: filter on `split`.\n\n"
+        "```python\nimport datasets\n\n"
+        'rows = datasets.load_dataset("json", data_files="data/instructions.jsonl", '
+        'split="train")\n'
+        'train = rows.filter(lambda r: r["split"] == "train")\n'
+        'eval_ = rows.filter(lambda r: r["split"] == "eval")\n```\n\n'
+        "(`split=\"train\"` there is the name `datasets` gives a single file, not this "
+        "dataset's split.)\n")
+    s.append("## How it was made\n")
+    s.append(
+        "1. **queries**: an LLM writes questions for each seed word (plus any question "
+        "files).\n"
+        "2. **search**: each question goes to the Naver Search API; results are cleaned, "
+        "deduplicated, and personal data in them is masked.\n"
+        "3. **crawl** (where the pipeline has it): the result pages are fetched and passages "
+        "cut from them; `source_kinds` says, per passage, whether it came from the page or "
+        "from Naver's snippet.\n"
+        "4. **rank**: a multilingual e5 encoder keeps the passages closest to the question.\n"
+        "5. **synthesize**: an LLM answers each question in Korean from its top passages; "
+        "unusable answers (empty, too short, not Korean, refused) are rejected, personal "
+        "data is masked again, and a deterministic hash of the question picks the split.\n")
+    s.append(table(["param", "value"], [[k, param(p, k)] for k in CARD_PARAMS
+                                        if param(p, k) is not None]))
+    s.append("\nAnswers per model and prompt template version:\n")
+    s.append(table(["model", "rows"], stats["models"]))
+    s.append(table(["template", "rows"], stats["templates"]))
+    s.append("\n## Fields\n")
+    s.append(table(["field", "type", "description"],
+                   [[c, t, FIELDS.get(c, "(not described: a column this card does not "
+                                          "know)")] for c, t in stats["columns"]]))
+    s.append("\nAn example row (long texts cut here, not in the data):\n")
+    s.append(_example(inputs.rows))
+    s.append("## Statistics\n")
+    s.append(table(["split", "rows"], list(splits.items())))
+    s.append(f"\n{stats['questions']} distinct questions. Lengths in characters:\n")
+    s.append(table(["field", "min", "median", "p90", "max"],
+                   [[k, *v.values()] for k, v in stats["length"].items()]))
+    s.append("\n### Grounding: crawled pages or search snippets\n")
+    total_kinds = sum(stats["kinds"].values())
+    s.append(table(["passage kind", "passages", "share"],
+                   [[k, v, _share(v, total_kinds)] for k, v in stats["kinds"].items()]))
+    s.append("\nAnswers by what they were grounded on:\n")
+    s.append(table(["grounded on", "answers", "share"],
+                   [[k, v, _share(v, n)] for k, v in stats["grounding"].items()]))
+    if inputs.metrics:
+        s.append("\n### Pipeline counts\n")
+        s.append("\n".join(_metrics_tables(inputs.metrics)))
+    s.append("\n## Sources\n")
+    s.append(f"{stats['citations']} citations of {stats['unique_links']} distinct links on "
+             f"{len(stats['hosts'])} hosts.\n\n")
+    s.append(table(["category", "citations", "distinct links"], stats["categories"]))
+    s.append(f"\nTop {TOP_HOSTS} hosts:\n\n")
+    hosts = stats["hosts"]
+    rest = hosts[TOP_HOSTS:]
+    s.append(table(["host", "citations", "distinct links"],
+                   hosts[:TOP_HOSTS] + ([[f"other ({len(rest)} hosts)",
+                                          sum(h[1] for h in rest), sum(h[2] for h in rest)]]
+                                        if rest else [])))
+    s.append("\n## Personal data\n")
+    s.append(
+        "Phone numbers, e-mail addresses, resident and alien registration numbers, "
+        "Luhn-valid card numbers and bank account numbers next to a bank word are replaced "
+        "by tags (`[전화번호]`, `[이메일]`, ...) where search results and crawled pages "
+        "enter the pipeline, and synthesized answers are checked again. Prices, dates, "
+        "areas, lot and unit numbers are kept. Masked, per kind and stage:\n\n")
+    pii_stages = [st for st in PII_STAGES if any(st in v for v in stats["pii"].values())]
+    s.append(table(["kind", "tag", *pii_stages, "total"],
+                   [[k, TAGS.get(k, ""), *[v.get(st, 0) for st in pii_stages],
+                     sum(v.values())] for k, v in stats["pii"].items()]))
+    s.append("\n## Rejects\n")
+    s.append(f"Items that produced no row, by stage and reason (top {TOP_REASONS} reasons "
+             "per stage; from `data/rejects/<stage>.jsonl`):\n\n")
+    for stage, r in stats["rejects"].items():
+        rows = [list(x) for x in r["reasons"]]
+        if r["other"]:
+            rows.append([f"other ({r['other_reasons']} reasons)", r["other"]])
+        s.append(f"**{stage}** (rejects: {r['total']})\n\n" + table(["reason", "count"], rows)
+                 + "\n")
+    if not stats["rejects"]:
+        s.append("(no rejects files)\n")
+    s.append("## Licence and caveats\n")
+    s.append(LICENSE_DETAILS + "\n\n")
+    s.append(
+        "- The answers are machine-generated: they can be wrong, outdated or miss nuance, "
+        "even where a passage is right. They are not legal, financial or medical advice.\n"
+        "- The passages are what a search engine returned for the questions, with its "
+        "biases; popular hosts are over-represented (see Sources).\n"
+        "- `data/instructions.html` (beside this card) shows every row with its passages "
+        "and links, and every reject.\n")
+    return "\n".join(x.rstrip("\n") + "\n" for x in s).replace("\n\n\n", "\n\n")

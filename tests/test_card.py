@@ -1,0 +1,269 @@
+"""card stage: the dataset card (metadata the Hub parses, fields that match the data, counts)
+and the self-contained browser page (no external loads, everything escaped), run as DVC
+runs it."""
+
+from __future__ import annotations
+
+import json
+import re
+from html.parser import HTMLParser
+from typing import Any
+
+import pytest
+import yaml
+from support import Workspace
+
+from seedtune.synthesis.browse import render_html, safe_link
+from seedtune.synthesis.card import (
+    CardInputs,
+    dataset_statistics,
+    host,
+    lengths,
+    render_card,
+    size_category,
+)
+
+INJECTION = '</script><script>alert(1)</script><img src=x onerror="alert(2)"> & "인용"'
+
+
+def instruction_rows() -> list[dict[str, Any]]:
+    """Rows as synthesize writes them after the crawl change: 6 rows, 5 train, 1 eval."""
+    rows = []
+    for i in range(6):
+        rows.append({
+            "question": f"전세 계약 {i}번째 주의할 점은 무엇인가요?",
+            "answer": f"전세 계약 전에는 등기부등본으로 근저당을 확인해야 합니다 {i}.",
+            "sources": [f"https://www.blog.example.com/post/{i}", "https://news.example.kr/a/1",
+                        f"https://kin.naver.com/qna/{i % 2}"],
+            "passages": [f"등기부등본 확인 {i}", "뉴스 본문", "지식인 답변"],
+            "source_categories": ["blog", "news", "kin"],
+            "source_kinds": ["page", "page" if i % 2 else "snippet", "snippet"],
+            "split": "eval" if i == 5 else "train",
+            "model": "gpt-4o-mini", "template": "abc123",
+        })
+    rows[0]["answer"] = "전세 계약 전에는 확인하세요. " + INJECTION
+    rows[1]["sources"][0] = "javascript:alert(3)"
+    rows[2]["source_kinds"] = ["page", "page", "page"]
+    return rows
+
+
+def rejects() -> dict[str, list[dict[str, Any]]]:
+    reasons = [f"answer shorter than synthesize.min_chars={i}" for i in range(12)]
+    synth = [{"question": f"q{i}", "reason": r} for i, r in enumerate(reasons)]
+    synth += [{"question": "qx", "reason": "empty answer"}] * 3
+    return {"queries": [{"question": "짧음", "reason": "question too short"}] * 2,
+            "crawl": [{"link": "https://x/1", "reason": "http_404"}],
+            "synthesize": synth}
+
+
+METRICS = {
+    "search": {"questions": 6, "documents": 40, "pii_masked": {"phone": 3, "email": 1}},
+    "crawl": {"pages": {"ok": 10, "http_404": 2, "robots": 1}, "pii_masked": {"phone": 2,
+                                                                             "rrn": 1}},
+    "synthesize": {"questions": 21, "answers": 6, "rejects": 15, "train": 5, "eval": 1,
+                   "pii_masked": {"email": 1}},
+}
+PARAMS = {"llm": {"model": "gpt-4o-mini"}, "rank": {"model": "intfloat/multilingual-e5-small"},
+          "search": {"categories": ["blog", "news", "kin"]}}
+
+
+def _workspace(ws: Workspace) -> Workspace:
+    ws.write("params.yaml", yaml.safe_dump(PARAMS))
+    ws.write("data/instructions.jsonl", instruction_rows())
+    for stage, rows in rejects().items():
+        ws.write(f"data/rejects/{stage}.jsonl", rows)
+    for stage, values in METRICS.items():
+        ws.write(f"metrics/{stage}.json", json.dumps(values))
+    return ws
+
+
+def _front_matter(card: str) -> dict[str, Any]:
+    match = re.match(r"---\n(.*?)\n---\n", card, re.S)
+    assert match, card[:200]
+    return yaml.safe_load(match.group(1))
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+def test_statistics_count_categories_hosts_kinds_pii_and_rejects() -> None:
+    inputs = CardInputs(instruction_rows(), rejects(), METRICS, PARAMS)
+    s = dataset_statistics(inputs)
+    assert s["rows"] == 6 and s["splits"] == {"eval": 1, "train": 5}
+    assert s["categories"] == [("blog", 6, 6), ("kin", 6, 2), ("news", 6, 1)]
+    hosts = dict((h, (n, u)) for h, n, u in s["hosts"])
+    assert hosts["blog.example.com"] == (5, 5) and hosts["kin.naver.com"] == (6, 2)
+    assert hosts["(no host)"] == (1, 1)  # the javascript: link
+    # kinds: page 6 + (odd rows 1,3,5 -> page) 3 + row 2 two more pages
+    assert s["kinds"] == {"page": 11, "snippet": 7}
+    assert s["pages_share"] == round(11 / 18, 4)
+    assert s["grounding"] == {"pages and snippets": 5, "pages only": 1}
+    assert s["pii"] == {"email": {"search": 1, "synthesize": 1},
+                        "phone": {"search": 3, "crawl": 2}, "rrn": {"crawl": 1}}
+    synth = s["rejects"]["synthesize"]
+    assert synth["total"] == 15 and synth["reasons"][0] == ("empty answer", 3)
+    assert len(synth["reasons"]) == 10 and synth["other"] == 3 and synth["other_reasons"] == 3
+
+
+def test_helpers() -> None:
+    assert host("https://WWW.Example.com:8080/x") == "example.com"
+    assert host("not a link") == "(no host)"
+    assert lengths([5, 1, 3, 2, 4, 6, 7, 8, 9, 10]) == {"min": 1, "median": 5.5, "p90": 9,
+                                                        "max": 10}
+    assert lengths([])["median"] is None
+    assert [size_category(n) for n in (0, 999, 1000, 54_321, 2_000_000)] == \
+        ["n<1K", "n<1K", "1K<n<10K", "10K<n<100K", "1M<n<10M"]
+    assert safe_link("javascript:alert(1)") is None and safe_link("https://a.kr/x") == \
+        "https://a.kr/x"
+
+
+def test_card_tolerates_missing_keys_and_files() -> None:
+    inputs = CardInputs([{"question": "질문?"}, {"answer": "답"}, {}])
+    card = render_card(inputs, dataset_statistics(inputs))
+    assert _front_matter(card)["size_categories"] == ["n<1K"]
+    assert "(no rejects files)" in card
+    assert render_html(inputs.rows, {}).count("<article") == 3
+
+
+# --------------------------------------------------------------------------- stage
+
+
+class _Tags(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.scripts: list[str] = []
+        self._in_script = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+        self._in_script = tag == "script"
+
+    def handle_endtag(self, tag: str) -> None:
+        self._in_script = False
+
+    def handle_data(self, data: str) -> None:
+        if self._in_script:
+            self.scripts.append(data)
+
+
+@pytest.fixture()
+def built(workspace: Workspace) -> Workspace:
+    ws = _workspace(workspace)
+    proc = ws.run("card")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return ws
+
+
+def test_card_metadata_parses_and_sections_carry_the_numbers(built: Workspace) -> None:
+    card = (built.path / "data/instructions.md").read_text(encoding="utf-8")
+    meta = _front_matter(card)
+    assert meta["language"] == ["ko"] and meta["license"] == "other"
+    assert meta["license_name"] and "authors" in meta["license_details"]
+    assert meta["task_categories"] == ["text-generation"] and meta["tags"]
+    assert meta["size_categories"] == ["n<1K"]
+    assert meta["configs"] == [{"config_name": "default", "data_files": [
+        {"split": "train", "path": "data/instructions.jsonl"},
+        {"split": "eval", "path": "data/instructions.jsonl"}]}]
+    from huggingface_hub import DatasetCard
+
+    hub = DatasetCard(card).data.to_dict()
+    assert hub["license"] == "other" and hub["language"] == ["ko"]
+    assert 'filter(lambda r: r["split"] == "train")' in card
+    assert "| blog | 6 | 6 |" in card and "| kin.naver.com | 6 | 2 |" in card
+    assert "| phone | [전화번호] | 3 | 2 | 0 | 5 |" in card  # search, crawl, synthesize
+    assert "| email | [이메일] | 1 | 0 | 1 | 2 |" in card
+    assert "| empty answer | 3 |" in card and "| other (3 reasons) | 3 |" in card
+    assert "| question too short | 2 |" in card and "| http_404 | 1 |" in card
+    assert "| robots | 1 |" in card  # crawl's fetch outcomes, whatever they are
+    assert "| gpt-4o-mini | 6 |" in card and "intfloat/multilingual-e5-small" in card
+    assert "belongs to its authors" in card and "terms" in card and "masked" in card
+    assert "<script>" not in card  # the example row is in a code fence, tables escape
+    assert built.metrics("card") == {"rows": 6, "train": 5, "eval": 1, "unique_links": 9,
+                                     "hosts": 4, "pages_share": 0.6111, "rejects": 18}
+
+
+def test_card_fields_match_the_columns_datasets_loads(built: Workspace, tmp_path) -> None:
+    import datasets
+
+    rows = datasets.load_dataset("json", data_files=str(built.path / "data/instructions.jsonl"),
+                                 split="train", cache_dir=str(tmp_path / "hf"))
+    card = (built.path / "data/instructions.md").read_text(encoding="utf-8")
+    section = card.split("## Fields\n", 1)[1].split("\n## ", 1)[0]
+    documented = re.findall(r"^\| (\w+) \| ", section, re.M)
+    assert documented[0] == "field"
+    assert documented[1:] == rows.column_names
+    assert "not described" not in section
+    assert len(rows.filter(lambda r: r["split"] == "train")) == 5
+
+
+def test_html_is_self_contained_escaped_and_complete(built: Workspace) -> None:
+    page = (built.path / "data/instructions.html").read_text(encoding="utf-8")
+    assert '<meta charset="utf-8">' in page and '<html lang="ko">' in page
+    for row in instruction_rows():
+        if "<" not in row["question"]:
+            assert row["question"] in page
+    parser = _Tags()
+    parser.feed(page)
+    tags = parser.tags
+    # exactly our one inline script; the injected one stayed text
+    assert [t for t, _ in tags if t == "script"] == ["script"]
+    assert "alert" not in "".join(parser.scripts)
+    assert "&lt;/script&gt;&lt;script&gt;alert(1)&lt;/script&gt;&lt;img" in page
+    assert not [t for t, _ in tags if t in ("img", "link", "iframe", "object", "embed")]
+    assert not [a for _, a in tags if "src" in a or any(k.startswith("on") for k in a)]
+    assert "url(" not in page.split("</style>")[0] and "@import" not in page
+    anchors = [a for t, a in tags if t == "a"]
+    external = [a for a in anchors if not a["href"].startswith("#")]
+    assert all(re.match(r"https?://", a["href"]) for a in external)
+    assert all(a["rel"] == "noopener noreferrer" and a["target"] == "_blank" for a in external)
+    assert not any("javascript:" in a["href"] for a in anchors)
+    assert page.count('<article class="row"') == 6
+
+
+def test_outputs_are_deterministic(built: Workspace) -> None:
+    outs = ("data/instructions.md", "data/instructions.html", "metrics/card.json")
+    first = {o: (built.path / o).read_bytes() for o in outs}
+    assert built.run("card").returncode == 0
+    assert {o: (built.path / o).read_bytes() for o in outs} == first
+
+
+def test_missing_instructions_is_one_line(workspace: Workspace) -> None:
+    proc = workspace.run("card")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1] == \
+        "card: error: data/instructions.jsonl: missing (run the upstream stage: `dvc repro`)"
+
+
+NODE_STUB = """
+const rows = [["train", "전세 계약"], ["eval", "월세 계약"], ["train", "매매"]].map(
+  ([split, text]) => ({hidden: false, textContent: text, getAttribute: () => split}));
+const on = {}, count = {textContent: ""};
+const box = {value: "", addEventListener: (e, f) => { on.input = f; }};
+const split = {value: "", addEventListener: (e, f) => { on.change = f; }};
+global.document = {querySelectorAll: () => rows,
+                   getElementById: (id) => ({q: box, split: split, count: count})[id]};
+eval(require("fs").readFileSync(0, "utf8"));
+const out = [count.textContent];
+split.value = "train"; on.change(); out.push(count.textContent);
+box.value = "계약"; on.input();
+setTimeout(() => { out.push(count.textContent); console.log(out.join(",")); }, 300);
+"""
+
+
+def test_search_box_and_split_filter_run(tmp_path) -> None:
+    """The page's script, run by node against a stand-in DOM (skipped without node)."""
+    import shutil
+    import subprocess
+
+    from seedtune.synthesis.browse import JS
+
+    node = shutil.which("node")
+    if not node:
+        pytest.skip("node is not installed")
+    stub = tmp_path / "stub.js"
+    stub.write_text(NODE_STUB, encoding="utf-8")
+    proc = subprocess.run([node, str(stub)], input=JS, text=True, capture_output=True,
+                          timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "3 / 3,2 / 3,1 / 3"
