@@ -26,7 +26,7 @@ def main() -> None:
     template = load_template("synthesize")
     client = LLMClient(p.llm, ResponseCache(CACHE_DIR / "synthesize"), desc="synthesize")
     outcomes = client.run(build_requests(ranked, p.synthesize, template))
-    rows, rejects = collect_answers(ranked, outcomes, p.synthesize, p.llm.model,
+    rows, rejects, masked = collect_answers(ranked, outcomes, p.synthesize, p.llm.model,
                                     template.version)
     write_rejects("synthesize", rejects)
     check_reject_rate("synthesize", len(ranked), len(rejects), p.llm.max_reject_rate)
@@ -35,7 +35,7 @@ def main() -> None:
     n_eval = sum(1 for r in rows if r["split"] == "eval")
     write_metrics("synthesize", {"questions": len(ranked), "answers": len(rows),
                                  "rejects": len(rejects), "train": len(rows) - n_eval,
-                                 "eval": n_eval,
+                                 "eval": n_eval, "pii_masked": masked,
                                  **usage_metrics(p.llm.model, client.stats, p.price_table())})
 
 

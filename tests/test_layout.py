@@ -15,7 +15,8 @@ from support import ROOT
 SRC = ROOT / "src"
 PACKAGE = SRC / "seedtune"
 TEMPLATES = PACKAGE / "llm" / "templates"
-STAGES = ("compose", "queries", "search", "crawl", "rank", "synthesize", "train", "evaluate", "summary")
+STAGES = ("compose", "queries", "search", "crawl", "rank", "synthesize", "card", "train",
+          "evaluate", "summary")
 #: The files each stage reads because a param names them (``${...}`` in dvc.yaml).
 PARAM_FILES = {"queries": {"${queries.seed_file}", "data/extra_questions"},
                "evaluate": {"${evaluate.questions_file}"}}
@@ -111,7 +112,7 @@ def test_every_stage_has_a_script_and_a_params_section() -> None:
     params = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
     for stage in STAGES:
         assert (ROOT / "stages" / f"{stage}.py").is_file()
-        assert stage in ("compose", "summary") or stage in params, stage
+        assert stage in ("compose", "card", "summary") or stage in params, stage
 
 
 def _package_imports() -> Iterator[tuple[str, str, Path]]:

@@ -93,7 +93,8 @@ def test_crawled_pages_are_ranked_as_passages_that_fit_the_encoder(encoder) -> N
     from seedtune.retrieval.passages import page_passages, token_counter
 
     page = "\n".join(f"{i}번째 문단: 전세 계약 전에 등기부등본 을구에서 근저당 채권최고액을 "
-                      f"확인하고, 선순위 보증금이 시세의 몇 퍼센트인지 계산해 보세요." for i in range(40))
+                      f"확인하고, 선순위 보증금이 시세의 몇 퍼센트인지 계산해 보세요."
+                      for i in range(40))
     doc = ROWS[0]["documents"][0]
     pages = page_passages([{"link": doc["link"], "status": "ok", "text": page},
                            {"link": "https://example.kr/404", "status": "http_404"}],

@@ -147,8 +147,8 @@ def test_personal_data_an_answer_writes_is_masked_in_the_instructions() -> None:
     ranked = [{"question": "전세 상담은 어디서 받나요?", "documents": [
         {"passage": "상담 안내 [전화번호]", "link": "https://x"}]}]
     answer = "전세 상담은 010-2222-3333 으로 전화하거나 주민센터를 방문해 받을 수 있습니다."
-    rows, rejects = collect_answers(ranked, [LLMOutcome("q", value={"question": "q",
+    rows, rejects, masked = collect_answers(ranked, [LLMOutcome("q", value={"question": "q",
                                                                    "answer": answer})],
                                     SynthesizeConfig(), "m", "v")
     assert not rejects and "010-2222-3333" not in rows[0]["answer"]
-    assert "[전화번호]" in rows[0]["answer"]
+    assert "[전화번호]" in rows[0]["answer"] and masked == {"phone": 1}

@@ -35,8 +35,9 @@ METRIC_STAGES = ("queries", "search", "crawl", "synthesize")
 #: Stages whose metrics carry ``pii_masked`` ({kind: count}).
 PII_STAGES = ("search", "crawl", "synthesize")
 #: The params the card shows (dvc.yaml lists the same under the card stage's ``params:``).
-CARD_PARAMS = ("llm.model", "search.categories", "search.display", "search.sort", "rank.model",
-               "rank.top_k", "synthesize.top_k", "synthesize.eval_fraction",
+CARD_PARAMS = ("llm.model", "search.categories", "search.display", "search.sort",
+               "crawl.per_question", "crawl.respect_robots", "rank.model", "rank.top_k",
+               "rank.passage_tokens", "synthesize.top_k", "synthesize.eval_fraction",
                "train.model.name_or_path")
 TOP_HOSTS = 20
 TOP_REASONS = 10

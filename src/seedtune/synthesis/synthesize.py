@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from typing import Any
 
 from seedtune.core.config import SynthesizeConfig
@@ -41,13 +42,15 @@ def check_answer(answer: str, cfg: SynthesizeConfig) -> str | None:
 
 def collect_answers(ranked: list[dict[str, Any]], outcomes: list[Any], cfg: SynthesizeConfig,
                     model: str, template_version: str
-                    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(instruction rows, rejects): each LLM outcome checked, with its sources and provenance.
+                    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, int]]:
+    """(instruction rows, rejects, personal data masked per kind): each LLM outcome checked,
+    with its sources and provenance.
 
     Personal data was masked where the passages entered; the final rows are checked again
-    (an LLM may write a number of its own), and what is found is masked too.
+    (an LLM may write a number of its own), and what is found is masked too and counted.
     """
     rows, rejects = [], []
+    masked: Counter[str] = Counter()
     for row, o in zip(ranked, outcomes, strict=True):
         reason = o.reject or check_answer(o.value["answer"], cfg)
         if reason:
@@ -55,6 +58,7 @@ def collect_answers(ranked: list[dict[str, Any]], outcomes: list[Any], cfg: Synt
             continue
         answer, found = mask(o.value["answer"].strip())
         if found:
+            masked.update(found)
             log.warning("masked personal data in the answer to %r: %s", row["question"],
                         dict(found))
         shown = row["documents"][: cfg.top_k]
@@ -65,7 +69,7 @@ def collect_answers(ranked: list[dict[str, Any]], outcomes: list[Any], cfg: Synt
                      "source_categories": [d.get("category") for d in shown],
                      "source_kinds": [d.get("kind", "snippet") for d in shown],
                      "model": model, "template": template_version})
-    return rows, rejects
+    return rows, rejects, dict(sorted(masked.items()))
 
 
 def assign_split(questions: list[str], eval_fraction: float, min_eval: int, seed: int
