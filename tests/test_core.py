@@ -317,6 +317,10 @@ def test_an_old_transformers_is_one_line_naming_the_floor(monkeypatch) -> None:
     ("외국인등록번호 9001015123456", "rrn"), ("카드 4111-1111-1111-1111 결제", "card"),
     ("국민은행 123456-01-234567 예금주 홍길동", "account"),
     ("계좌번호: 110-123-456789 로 입금", "account"),
+    # forms found by bench/bench_pii.py: area code in parentheses, e-mail written to dodge
+    # scrapers
+    ("(02) 1234-5678 로 연락", "phone"), ("메일은 kim0101 [at] naver.com", "email"),
+    ("lee.ho(골뱅이)daum.net 으로", "email"),
 ])
 def test_personal_data_is_masked(text: str, kind: str) -> None:
     masked, found = mask(text)
@@ -330,6 +334,7 @@ def test_personal_data_is_masked(text: str, kind: str) -> None:
     "전용 84.97㎡ (25평), 59m²", "산12-3번지 및 123-45 필지", "101동 1203호",
     "1588-1234 고객센터", "우리 아파트 101-1203", "2023년 12월 31일까지 신청",
     "LTV 70%, DSR 40%", "분양가 9억 8,000만 원", "전화번호를 남겨 주세요",
+    "(주)한국부동산 (2024)", "면적(84㎡) 기준", "사건번호 2024가단12345",
 ])
 def test_look_alikes_are_not_masked(text: str) -> None:
     assert mask(text) == (text, {})

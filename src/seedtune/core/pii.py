@@ -8,9 +8,10 @@ answers are masked again. Covered, and why:
 - resident registration numbers (주민등록번호) and alien registration numbers
   (외국인등록번호): ``YYMMDD-GNNNNNN`` with a valid month and day and a gender digit 1-8;
 - phone numbers: mobile ``010``-``019``, Seoul ``02`` and area codes ``031``-``064``,
-  ``070``/``050x`` virtual numbers, ``+82`` forms, ``1588-xxxx`` style numbers are
-  businesses' and kept;
-- e-mail addresses;
+  ``070``/``050x`` virtual numbers, ``+82`` forms, area codes in parentheses;
+  ``1588-xxxx`` style numbers are businesses' and kept;
+- e-mail addresses, also written to dodge scrapers (``kim [at] naver.com``,
+  ``kim(골뱅이)daum.net``);
 - card numbers: 13-19 digits in groups that pass the Luhn check;
 - bank account numbers: digit groups like ``110-123-456789`` next to a word that says
   account (계좌, 입금, 은행 names), since without one they look like lot numbers.
@@ -30,10 +31,13 @@ TAGS = {"rrn": "[주민등록번호]", "phone": "[전화번호]", "email": "[이
 _D = r"(?<![\d-])"  # not inside a longer digit run
 _RRN = re.compile(_D + r"\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\s?[-–]?\s?[1-8]\d{6}"
                   r"(?!\d)")
+# the area code may be in parentheses: "(02) 123-4567"
 _PHONE = re.compile(
-    r"(?:(?<![\d-])(?:\+82[\s-]?(?:0?1[0-9]|0?[2-6]\d?)|01[016789]|02|0[3-6][1-5]|070|050\d)"
-    r"[\s.)-]?\d{3,4}[\s.-]?\d{4}(?!\d))")
-_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
+    r"(?:(?<![\d-])\(?(?:\+82[\s-]?(?:0?1[0-9]|0?[2-6]\d?)|01[016789]|02|0[3-6][1-5]|070|"
+    r"050\d)(?:\)\s?|[\s.-])?\d{3,4}[\s.-]?\d{4}(?!\d))")
+# also the forms people write to dodge scrapers: "kim [at] naver.com", "kim(골뱅이)daum.net"
+_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+(?:@|\s?[\[(]\s?(?:at|AT|골뱅이)\s?[\])]\s?)"
+                    r"[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
 _CARD = re.compile(_D + r"(?:\d{4}[\s-]?){3}\d{1,7}(?!\d)")
 _ACCOUNT_WORDS = (r"(?:계좌|입금|송금|이체|예금주|국민|신한|우리|하나|농협|기업|카카오뱅크|"
                   r"토스뱅크|새마을|우체국|케이뱅크|은행)")
