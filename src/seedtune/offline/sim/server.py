@@ -94,6 +94,8 @@ class SimConfig:
             raise ValueError("fault/empty rates must be within [0, 1]")
         if sum(rates[:-1]) > 1.0 + 1e-9:
             raise ValueError("the fault rates must sum to at most 1")
+        if self.page_delay_s < 0:
+            raise ValueError("page_delay_s must be >= 0")
         if self.judge not in ("hash", "first", "reference"):
             raise ValueError("judge must be 'hash', 'first' or 'reference'")
 
@@ -555,6 +557,10 @@ class _PageHandler(_Handler):
             self._sleep(srv.cfg.page_delay_s)
         path_qs = self.path if self.path.startswith("/") else pages._path_qs(self.path)
         base = srv.page_origins.get(srv.origin, "")
+        try:
+            self._read_body()  # drained, so a kept-alive connection stays in step
+        except (ValueError, OSError):
+            self.close_connection = True
         try:
             if self.command not in ("GET", "HEAD"):
                 answer = pages.Response(405, {"Content-Type": "text/plain; charset=utf-8",
