@@ -12,13 +12,14 @@ from __future__ import annotations
 import hashlib
 import math
 import random
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
 from urllib.parse import parse_qs
 
 from seedtune.core.clock import KST
-from seedtune.offline.sim import korean
+from seedtune.offline.sim import korean, pages
 
 CATEGORIES: tuple[str, ...] = ("blog", "news", "kin", "webkr", "cafearticle", "encyc")
 _BASE_DATE = datetime(2026, 11, 20, 18, 0, tzinfo=KST)
@@ -192,12 +193,14 @@ def search(
     *,
     empty_rate: float = 0.1,
     now: datetime | None = None,
+    origins: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The 200 payload for a validated search request."""
+    """The 200 payload for a validated search request (``origins``: see :func:`item`)."""
     total = total_for(category, query, empty_rate)
     count = min(display, max(0, total - start + 1))
     items = [
-        item(category, query, _doc_index(category, query, total, rank, sort), total)
+        item(category, query, _doc_index(category, query, total, rank, sort), total,
+             origins=origins)
         for rank in range(start, start + count)
     ]
     build = (now or datetime.now(KST)).astimezone(KST)
@@ -235,8 +238,13 @@ def _doc_date(category: str, query: str, total: int, idx: int) -> datetime:
     return _BASE_DATE - timedelta(hours=36 * p, minutes=_h("min", category, query, idx) % 30)
 
 
-def item(category: str, query: str, idx: int, total: int) -> dict[str, str]:
-    """The search item for document ``idx`` of (category, query), with per-category fields."""
+def item(category: str, query: str, idx: int, total: int,
+         origins: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The search item for document ``idx`` of (category, query), with per-category fields.
+
+    ``origins`` (name -> ``http://host:port``, see :mod:`~seedtune.offline.sim.pages`) puts
+    ``link``/``originallink`` on the simulator's page servers; None keeps Naver's real hosts.
+    """
     shared = _h("shared", query, idx) % 8 == 0
     salt = "shared" if shared else category
     rng = random.Random(_h("item", salt, query, idx))
@@ -256,7 +264,10 @@ def item(category: str, query: str, idx: int, total: int) -> dict[str, str]:
     description = highlight(escape(f"{desc_plain} {extra}"), query)
     doc = _h("doc", salt, query, idx)
     date = _doc_date(category, query, total, idx)
-    if shared:
+    page_links = pages.links(category, doc, origins, shared=shared) if origins else None
+    if page_links:
+        link = page_links["link"]
+    elif shared:
         link = f"https://{_SITES[doc % len(_SITES)]}/article/{doc % 10**10}"
     else:
         link = _link(category, doc)
@@ -264,11 +275,14 @@ def item(category: str, query: str, idx: int, total: int) -> dict[str, str]:
     if category == "blog":
         blog_id = f"land{doc % 100000:05d}"
         out["bloggername"] = korean.nickname(rng)
-        out["bloggerlink"] = f"blog.naver.com/{blog_id}"
+        blog_host = origins["blog"].split("://", 1)[-1] if origins else "blog.naver.com"
+        out["bloggerlink"] = f"{blog_host}/{blog_id}"
         out["postdate"] = date.strftime("%Y%m%d")
     elif category == "news":
         original = (
-            link
+            page_links["originallink"]
+            if page_links
+            else link
             if shared
             else (
                 f"https://www.{_PRESS[doc % len(_PRESS)]}.co.kr/news/"

@@ -11,12 +11,17 @@ Command line (runs until SIGTERM/SIGINT)::
     python -m seedtune.offline.sim --port 0 --port-file /tmp/sim.port --fault-429-rate 0.1
 
 Admin endpoints: ``GET /_sim/health``, ``GET /_sim/stats``, ``POST /_sim/reset``.
+
+With ``SimConfig.pages`` (default on; ``--no-pages``) it also serves the web pages behind the
+search links, one loopback listener per origin (:attr:`SimServer.page_origins`); see
+:mod:`seedtune.offline.sim.pages` for the pages and their faults.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import html
 import json
 import os
 import random
@@ -33,7 +38,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from seedtune.core.records import atomic_write_text
-from seedtune.offline.sim import naver_api, openai_api
+from seedtune.offline.sim import naver_api, openai_api, pages
 
 _MAX_BODY = 64 * 1024 * 1024
 _FAULT_KINDS = ("429", "5xx", "timeout", "truncated", "fenced", "surrogate", "echo", "refusal",
@@ -69,6 +74,9 @@ class SimConfig:
     empty_rate: float = 0.1
     judge: str = "hash"
     log_requests: bool = False  # one stderr line per request; the CLI turns it on (--quiet: off)
+    # web pages behind the search links, on extra loopback listeners (see sim.pages)
+    pages: bool = True
+    page_delay_s: float = 1.0  # every response of the "slow" origin waits this long
 
     def __post_init__(self) -> None:
         rates = [
@@ -86,6 +94,8 @@ class SimConfig:
             raise ValueError("fault/empty rates must be within [0, 1]")
         if sum(rates[:-1]) > 1.0 + 1e-9:
             raise ValueError("the fault rates must sum to at most 1")
+        if self.page_delay_s < 0:
+            raise ValueError("page_delay_s must be >= 0")
         if self.judge not in ("hash", "first", "reference"):
             raise ValueError("judge must be 'hash', 'first' or 'reference'")
 
@@ -118,15 +128,38 @@ class _Stats:
             "chat": _ApiState("chat", cfg.seed, cfg.openai_quota),
             "search": _ApiState("search", cfg.seed, cfg.naver_quota),
         }
+        self._reset_pages()
+
+    def _reset_pages(self) -> None:
+        self.page_requests = 0
+        self.page_by_url: dict[str, int] = {}
+        self.page_status: dict[str, int] = {}
+        self.robots = 0
+        self.robots_by_origin: dict[str, int] = {}
 
     def reset(self) -> None:
         with self.lock:
             for api in self.apis.values():
                 api.reset()
+            self._reset_pages()
+
+    def page_hit(self, origin: str, url: str, status: int, robots: bool) -> None:
+        with self.lock:
+            if robots:
+                self.robots += 1
+                self.robots_by_origin[origin] = self.robots_by_origin.get(origin, 0) + 1
+                return
+            self.page_requests += 1
+            self.page_by_url[url] = self.page_by_url.get(url, 0) + 1
+            self.page_status[str(status)] = self.page_status.get(str(status), 0) + 1
 
     def snapshot(self) -> dict[str, Any]:
         with self.lock:
-            return {name: api.snapshot() for name, api in self.apis.items()}
+            out: dict[str, Any] = {name: api.snapshot() for name, api in self.apis.items()}
+            out["pages"] = {"requests": self.page_requests, "by_url": dict(self.page_by_url),
+                            "status": dict(self.page_status), "robots": self.robots,
+                            "robots_by_origin": dict(self.robots_by_origin)}
+            return out
 
     def auth_fail(self, api: str) -> None:
         with self.lock:
@@ -175,14 +208,19 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 128
 
-    def __init__(self, cfg: SimConfig, stats: _Stats, stop_event: threading.Event) -> None:
+    def __init__(self, cfg: SimConfig, stats: _Stats, stop_event: threading.Event,
+                 handler: type[BaseHTTPRequestHandler] | None = None, port: int | None = None,
+                 origin: str = "", registry: pages.PageRegistry | None = None) -> None:
         self.cfg = cfg
         self.stats = stats
         self.stop_event = stop_event
         self.log_lock = threading.Lock()
+        self.origin = origin  # the page origin this listener stands for ("" = the APIs)
+        self.registry = registry or pages.PageRegistry()
+        self.page_origins: dict[str, str] = {}
         if ":" in cfg.host:
             self.address_family = socket.AF_INET6
-        super().__init__((cfg.host, cfg.port), _Handler)
+        super().__init__((cfg.host, cfg.port if port is None else port), handler or _Handler)
 
     def server_bind(self) -> None:
         # Skip HTTPServer's getfqdn(): a reverse DNS lookup can stall on machines without network.
@@ -429,6 +467,7 @@ class _Handler(BaseHTTPRequestHandler):
         except naver_api.SearchApiError as err:
             self._send(err.status, err.payload)
             return
+        origins = self.server.page_origins or None
         payload = naver_api.search(
             category,
             params["query"],
@@ -436,7 +475,15 @@ class _Handler(BaseHTTPRequestHandler):
             params["start"],
             params["sort"],
             empty_rate=cfg.empty_rate,
+            origins=origins,
         )
+        if origins:
+            for rank, it in enumerate(payload["items"], start=params["start"]):
+                title = html.unescape(it["title"].replace("<b>", "").replace("</b>", ""))
+                for key in ("link", "originallink"):
+                    if key in it:
+                        self.server.registry.register(it[key], category, params["query"],
+                                                      rank - 1, title)
         self._answer("search", payload)
 
     # --- shared fault injection ---------------------------------------------------------------
@@ -498,6 +545,51 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, payload, headers=extra)
 
 
+class _PageHandler(_Handler):
+    """One web origin: robots.txt and the pages of :func:`pages.respond`, counted in stats."""
+
+    server_version = "nginx"
+
+    def _dispatch(self) -> None:
+        self._started = time.perf_counter()
+        srv = self.server
+        if srv.origin == "slow":
+            self._sleep(srv.cfg.page_delay_s)
+        path_qs = self.path if self.path.startswith("/") else pages._path_qs(self.path)
+        base = srv.page_origins.get(srv.origin, "")
+        try:
+            self._read_body()  # drained, so a kept-alive connection stays in step
+        except (ValueError, OSError):
+            self.close_connection = True
+        try:
+            if self.command not in ("GET", "HEAD"):
+                answer = pages.Response(405, {"Content-Type": "text/plain; charset=utf-8",
+                                              "Allow": "GET, HEAD"}, b"Method Not Allowed")
+            else:
+                answer = pages.respond(srv.origin, path_qs, srv.registry, base)
+        except Exception as exc:  # noqa: BLE001 - a simulator bug must not kill the thread
+            sys.stderr.write(f"sim page error on {srv.origin} {path_qs}: "
+                             f"{type(exc).__name__}: {exc}\n")
+            answer = pages.Response(500, {"Content-Type": "text/plain; charset=utf-8"},
+                                    b"Internal Server Error")
+        srv.stats.page_hit(srv.origin, base + path_qs, answer.status,
+                           robots=urlsplit(path_qs).path == "/robots.txt")
+        try:
+            self.send_response(answer.status)
+            for key, value in answer.headers.items():
+                self.send_header(key, value)
+            self.send_header("Content-Length", str(len(answer.body)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(answer.body)
+            self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError):
+            self.close_connection = True
+        self._log(answer.status, self._started)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = _dispatch
+
+
 def _add_lone_surrogate(payload: dict[str, Any]) -> None:
     """Append half an emoji to the answer's text: a chat message's content (inside its JSON,
     when it is JSON) or the first search item's description."""
@@ -527,32 +619,51 @@ class SimServer:
         self._stop_event = threading.Event()
         self._httpd: _Server | None = None
         self._thread: threading.Thread | None = None
+        self._page_servers: dict[str, _Server] = {}
+        self._page_threads: list[threading.Thread] = []
+        self.page_registry = pages.PageRegistry()
 
     def start(self) -> SimServer:
         """Bind and start serving (idempotent); returns ``self``."""
         if self._httpd is None:
             self._stop_event.clear()
-            self._httpd = _Server(self.config, self._stats, self._stop_event)
-            self._thread = threading.Thread(
-                target=self._httpd.serve_forever,
-                kwargs={"poll_interval": 0.1},
-                name="seedtune-sim",
-                daemon=True,
-            )
-            self._thread.start()
+            self._httpd = _Server(self.config, self._stats, self._stop_event,
+                                  registry=self.page_registry)
+            if self.config.pages:
+                for name in pages.ORIGINS:
+                    self._page_servers[name] = _Server(
+                        self.config, self._stats, self._stop_event, _PageHandler, port=0,
+                        origin=name, registry=self.page_registry)
+                origins = {name: self._base(srv) for name, srv in self._page_servers.items()}
+                for srv in (self._httpd, *self._page_servers.values()):
+                    srv.page_origins = origins
+            self._thread = self._serve(self._httpd, "seedtune-sim")
+            self._page_threads = [self._serve(srv, f"seedtune-sim-{name}")
+                                  for name, srv in self._page_servers.items()]
         return self
 
+    @staticmethod
+    def _serve(srv: _Server, name: str) -> threading.Thread:
+        thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.1},
+                                  name=name, daemon=True)
+        thread.start()
+        return thread
+
     def stop(self) -> None:
-        """Stop serving and close the socket (in-flight timeout faults are woken up)."""
+        """Stop serving and close the sockets (in-flight timeout faults are woken up)."""
         if self._httpd is None:
             return
         self._stop_event.set()
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        for srv in (self._httpd, *self._page_servers.values()):
+            srv.shutdown()
+            srv.server_close()
+        for thread in (self._thread, *self._page_threads):
+            if thread is not None:
+                thread.join(timeout=5)
         self._httpd = None
         self._thread = None
+        self._page_servers = {}
+        self._page_threads = []
 
     def __enter__(self) -> SimServer:
         return self.start()
@@ -567,9 +678,7 @@ class SimServer:
             raise RuntimeError("SimServer is not started")
         return int(self._httpd.server_address[1])
 
-    @property
-    def url(self) -> str:
-        """Base URL, e.g. ``http://127.0.0.1:PORT``."""
+    def _base(self, srv: _Server) -> str:
         host = self.config.host
         if host in ("", "0.0.0.0"):
             host = "127.0.0.1"
@@ -577,7 +686,20 @@ class SimServer:
             host = "::1"
         if ":" in host:
             host = f"[{host}]"
-        return f"http://{host}:{self.port}"
+        return f"http://{host}:{int(srv.server_address[1])}"
+
+    @property
+    def url(self) -> str:
+        """Base URL, e.g. ``http://127.0.0.1:PORT``."""
+        if self._httpd is None:
+            raise RuntimeError("SimServer is not started")
+        return self._base(self._httpd)
+
+    @property
+    def page_origins(self) -> dict[str, str]:
+        """Web origin name -> ``http://127.0.0.1:PORT`` (empty when pages are off or before
+        :meth:`start`): blog, news, press, press_euckr, kin, web, slow."""
+        return {name: self._base(srv) for name, srv in self._page_servers.items()}
 
     @property
     def openai_base_url(self) -> str:
@@ -590,7 +712,9 @@ class SimServer:
         return self.url
 
     def stats(self) -> dict[str, Any]:
-        """Counters: ``{"chat"|"search": {"ok", "faults": {...}, "auth_fail"}}``."""
+        """Counters: ``{"chat"|"search": {"ok", "faults": {...}, "auth_fail"}, "pages":
+        {"requests", "by_url": {url: n}, "status": {code: n}, "robots", "robots_by_origin"}}``
+        (robots.txt fetches are counted apart from page requests)."""
         return copy.deepcopy(self._stats.snapshot())
 
 
@@ -632,6 +756,10 @@ def _parser(prog: str | None) -> argparse.ArgumentParser:
     p.add_argument("--judge", choices=("hash", "first", "reference"), default=d.judge,
                    help="hash: random verdicts; first: always A (position bias); reference: "
                         "prefers longer answers closer to the reference")
+    p.add_argument("--no-pages", dest="pages", action="store_false",
+                   help="no page servers; search links keep Naver's real hosts")
+    p.add_argument("--page-delay-s", type=float, default=d.page_delay_s,
+                   help="delay of every response of the slow page origin")
     p.add_argument("--quiet", action="store_true", help="do not log one line per request")
     return p
 
@@ -657,6 +785,9 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         if args.port_file:
             atomic_write_text(args.port_file, f"{sim.port}\n")
         sys.stderr.write(f"seedtune sim listening on {sim.url} (openai: {sim.openai_base_url})\n")
+        if sim.page_origins:
+            sys.stderr.write("seedtune sim pages: " + ", ".join(
+                f"{k}={v}" for k, v in sim.page_origins.items()) + "\n")
         sys.stderr.flush()
         while not stop.wait(0.2):
             pass
