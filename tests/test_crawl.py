@@ -237,3 +237,67 @@ def test_passages_fit_the_budget_keep_sentences_and_overlap() -> None:
     assert all(any(s in p for p in passages) for s in sentences)  # nothing lost
     long = " ".join(["단어"] * 50)
     assert [_words([p])[0] for p in split_passages(long, _words, 20)] == [20, 20, 10]
+
+
+# --------------------------------------------------------------------------- the stages
+
+
+@pytest.mark.slow
+def test_pages_ground_the_prompts_without_personal_data_and_are_fetched_once(
+        workspace, tiny_models) -> None:
+    """search -> crawl -> rank -> synthesize against the simulator, whose page hosts serve
+    Naver blog's frame page, EUC-KR publishers, redirects, 404s, a slow host, an oversized
+    page, a robots.txt Disallow and planted personal data (offline/sim/pages.py): passages
+    carry text found only in the pages, no planted value reaches a prompt or the
+    instructions, and a rerun fetches nothing."""
+    from seedtune.offline.demo import SIM_ENV, sim_config
+    from seedtune.offline.sim import SimServer, pages
+
+    with SimServer(sim_config(page_delay_s=0.3)) as sim:
+        ws = workspace.params(
+            search={"base_url": sim.naver_base_url, "categories": ["blog", "news", "kin"],
+                    "display": 10, "rps": 1000},
+            crawl={"per_question": 4, "host_rps": 100, "per_host": 4, "timeout_s": 5},
+            llm={"base_url": sim.openai_base_url, "model": "sim-gpt"},
+            rank={"model": "intfloat/multilingual-e5-small", "device": "cpu",
+                  "passage_tokens": 96},
+            models={"intfloat/multilingual-e5-small": str(tiny_models.e5)})
+        questions = [f"전세 계약 {w} 주의할 점은 무엇인가요?" for w in
+                     ("갱신", "보증금", "확정일자", "전입신고", "중개수수료", "특약", "등기부등본",
+                      "근저당", "보증보험", "묵시적 갱신", "월세 전환", "깡통전세")]
+        ws.write("data/questions.jsonl", [{"question": q, "seed": "전세"} for q in questions])
+        for stage in ("search", "crawl", "rank", "synthesize"):
+            proc = ws.run(stage, keys=SIM_ENV)
+            assert proc.returncode == 0, f"{stage}: {proc.stderr[-2000:]}"
+        crawl = ws.metrics("crawl")
+        fetched = sim.stats()["pages"]["by_url"]
+        links = [r["link"] for r in ws.rows("data/pages.jsonl")]
+        statuses = Counter(r["status"] for r in ws.rows("data/pages.jsonl"))
+        assert statuses["ok"] >= len(links) // 2 and len(links) == crawl["links"]
+        assert crawl["pages"] == dict(sorted(statuses.items()))
+        # robots.txt was honoured: no /private/ page was requested
+        assert not [u for u in fetched if "/private/" in u]
+        # pages' own sentences reached the ranked passages and the prompts
+        only = set().union(*(pages.page_only_sentences(u) for u in links))
+        ranked = [d for r in ws.rows("data/ranked.jsonl") for d in r["documents"]]
+        assert any(d["kind"] == "page" for d in ranked)
+        assert any(s in d["passage"] for d in ranked for s in only)
+        prompts = sim.prompts()
+        assert any(s in p for p in prompts for s in only)
+        # no planted personal value anywhere downstream of the crawl
+        planted = {v for u in links for v in pages.planted_pii(u)}
+        assert planted and crawl["pii_masked"]
+        texts = [*prompts, (ws.path / "data/instructions.jsonl").read_text(encoding="utf-8"),
+                 (ws.path / "data/pages.jsonl").read_text(encoding="utf-8"),
+                 (ws.path / "data/ranked.jsonl").read_text(encoding="utf-8")]
+        leaked = sorted(v for v in planted if any(v in t for t in texts))
+        assert not leaked, leaked
+        # a rerun (pages.jsonl gone, as after `dvc repro -f crawl`) fetches nothing
+        before = sim.stats()["pages"]
+        (ws.path / "data/pages.jsonl").unlink()
+        proc = ws.run("crawl", keys=SIM_ENV)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        after = sim.stats()["pages"]
+        assert (after["requests"], after["robots"]) == (before["requests"], before["robots"])
+        assert ws.metrics("crawl")["requests"] == 0
+        assert [r["link"] for r in ws.rows("data/pages.jsonl")] == links

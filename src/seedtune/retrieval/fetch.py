@@ -196,7 +196,8 @@ class PageFetcher:
 
     # -- running ---------------------------------------------------------------------------
     def fetch_all(self, urls: list[str]) -> dict[str, dict[str, Any]]:
-        """``{url: outcome}`` for every unique URL; cached ones are not fetched again."""
+        """``{url: outcome}`` for every unique URL, in the order given (so outputs do not
+        depend on which answer came first); cached ones are not fetched again."""
         out: dict[str, dict[str, Any]] = {}
         todo = []
         for url in dict.fromkeys(urls):
@@ -211,7 +212,7 @@ class PageFetcher:
             log.info("%s: %d pages to fetch (%d from the cache)", self.desc, len(todo),
                      len(out))
             out.update(asyncio.run(self._run(todo)))
-        return out
+        return {url: out[url] for url in dict.fromkeys(urls) if url in out}
 
     async def _run(self, urls: list[str]) -> dict[str, dict[str, Any]]:
         import aiohttp

@@ -131,6 +131,7 @@ class _Stats:
         self._reset_pages()
 
     def _reset_pages(self) -> None:
+        self.prompts: list[str] = []
         self.page_requests = 0
         self.page_by_url: dict[str, int] = {}
         self.page_status: dict[str, int] = {}
@@ -142,6 +143,15 @@ class _Stats:
             for api in self.apis.values():
                 api.reset()
             self._reset_pages()
+
+    def prompt(self, request: Any) -> None:
+        """Keep the text of every chat message received (tests check what prompts carry)."""
+        if not isinstance(request, dict) or not isinstance(request.get("messages"), list):
+            return
+        text = "\n".join(str(m.get("content")) for m in request["messages"]
+                         if isinstance(m, dict))
+        with self.lock:
+            self.prompts.append(text)
 
     def page_hit(self, origin: str, url: str, status: int, robots: bool) -> None:
         with self.lock:
@@ -431,6 +441,7 @@ class _Handler(BaseHTTPRequestHandler):
                 request = json.loads(body.decode("utf-8")) if body else None
             except (UnicodeDecodeError, json.JSONDecodeError):
                 request = None
+            self.server.stats.prompt(request)
             completion = openai_api.chat_completion(request, judge=cfg.judge)
         except openai_api.ChatError as err:
             self._send(err.status, err.payload, headers=self._openai_headers())
@@ -716,6 +727,11 @@ class SimServer:
         {"requests", "by_url": {url: n}, "status": {code: n}, "robots", "robots_by_origin"}}``
         (robots.txt fetches are counted apart from page requests)."""
         return copy.deepcopy(self._stats.snapshot())
+
+    def prompts(self) -> list[str]:
+        """The text of every chat request's messages received so far, in order."""
+        with self._stats.lock:
+            return list(self._stats.prompts)
 
 
 def _parser(prog: str | None) -> argparse.ArgumentParser:
