@@ -3,10 +3,10 @@
 Run: ``python bench/run.py pii``. Each case is a sentence of the kind blog and Q&A posts
 carry, with one planted value: personal data of one kind (resident and alien registration
 numbers with valid dates and gender digits, mobile/Seoul/area/070/050x/+82 phone numbers in
-dash, dot, space, bare and "(02) ..." forms, e-mail addresses (also "[at]" and "(골뱅이)"), Luhn-valid card numbers, bank accounts
-after a bank or account word), or a look-alike that must stay (prices, dates, areas, lot and
-unit numbers, 1588-style business numbers, Luhn-failing digit groups, account-shaped digits
-with no bank word). Reported: recall per kind (the planted value is gone from the masked
+dash, dot, space, bare and "(02) ..." forms, e-mail addresses (also "[at]" and "(골뱅이)"),
+Luhn-valid card numbers, bank accounts after a bank or account word), or a look-alike that
+must stay (prices, dates, areas, lot and unit numbers, 1588-style business numbers,
+Luhn-failing 16-digit groups, court case numbers). Reported: recall per kind (the planted value is gone from the masked
 text), false positives per look-alike kind (the look-alike was changed), and sentences/s.
 """
 
@@ -17,10 +17,11 @@ import time
 from collections import Counter
 from typing import Any
 
-PREFIXES = ("문의는 {v} 로 연락 주세요.", "담당자 연락처: {v}", "궁금하신 점은 {v}(으)로 보내 주세요.",
-            "자세한 내용은 {v} 참고하시면 됩니다.", "({v}) 확인 부탁드립니다.")
-ACCOUNT_PREFIXES = ("입금 계좌: {bank} {v}", "{bank} {v} 예금주 홍길동", "계좌번호 {v} 로 보내 주세요",
-                    "{bank}은행 {v}")
+PREFIXES = ("문의는 {v} 로 연락 주세요.", "담당자 연락처: {v}",
+            "궁금하신 점은 {v}(으)로 보내 주세요.", "자세한 내용은 {v} 참고하시면 됩니다.",
+            "({v}) 확인 부탁드립니다.")
+ACCOUNT_PREFIXES = ("입금 계좌: {bank} {v}", "{bank} {v} 예금주 홍길동",
+                    "계좌번호 {v} 로 보내 주세요", "{bank}은행 {v}")
 BANKS = ("국민", "신한", "우리", "하나", "농협", "카카오뱅크", "토스뱅크", "기업")
 LOOKALIKE_SENTENCES = {
     "price": ("매매가는 {v}입니다.", "보증금 {v}에 계약했어요."),
