@@ -6,8 +6,9 @@ numbers with valid dates and gender digits, mobile/Seoul/area/070/050x/+82 phone
 dash, dot, space, bare and "(02) ..." forms, e-mail addresses (also "[at]" and "(골뱅이)"),
 Luhn-valid card numbers, bank accounts after a bank or account word), or a look-alike that
 must stay (prices, dates, areas, lot and unit numbers, 1588-style business numbers,
-Luhn-failing 16-digit groups, court case numbers). Reported: recall per kind (the planted value is gone from the masked
-text), false positives per look-alike kind (the look-alike was changed), and sentences/s.
+Luhn-failing 16-digit groups, court case numbers). Reported: recall per kind (the planted
+value is gone from the masked text), false positives per look-alike kind (the look-alike
+was changed), and sentences/s.
 """
 
 from __future__ import annotations
