@@ -301,3 +301,39 @@ def test_pages_ground_the_prompts_without_personal_data_and_are_fetched_once(
         assert (after["requests"], after["robots"]) == (before["requests"], before["robots"])
         assert ws.metrics("crawl")["requests"] == 0
         assert [r["link"] for r in ws.rows("data/pages.jsonl")] == links
+
+
+@pytest.mark.slow
+def test_kill_9_mid_crawl_then_rerun_refetches_at_most_what_was_in_flight(workspace) -> None:
+    """Every page is cached the moment it arrives: after ``kill -9`` the rerun asks again
+    only for the pages that were in flight (at most ``crawl.concurrency``, each with the
+    hops of its chain)."""
+    import signal
+
+    from seedtune.offline.demo import SIM_ENV, sim_config
+    from seedtune.offline.sim import SimServer
+
+    concurrency = 3
+    with SimServer(sim_config(page_delay_s=0.2)) as sim:
+        ws = workspace.params(
+            search={"base_url": sim.naver_base_url, "categories": ["blog", "news", "kin"],
+                    "display": 10, "rps": 1000},
+            crawl={"per_question": 6, "host_rps": 8, "per_host": 1,
+                   "concurrency": concurrency, "timeout_s": 5})
+        ws.write("data/questions.jsonl", [{"question": f"아파트 청약 {i}순위 조건은?",
+                                           "seed": "청약"} for i in range(8)])
+        assert ws.run("search", keys=SIM_ENV).returncode == 0
+        proc = ws.popen("crawl", keys=SIM_ENV)
+        deadline = time.monotonic() + 60
+        while sim.stats()["pages"]["requests"] < 12 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert not (ws.path / "data/pages.jsonl").exists()  # nothing that looks complete
+        proc2 = ws.run("crawl", keys=SIM_ENV)
+        assert proc2.returncode == 0, proc2.stderr[-2000:]
+        twice = [u for u, n in sim.stats()["pages"]["by_url"].items() if n > 1]
+        # a page in flight may have been one hop into its chain (a redirect, blog's frame
+        # page): up to two addresses each
+        assert len(twice) <= 2 * concurrency, twice
+        assert len(ws.rows("data/pages.jsonl")) == ws.metrics("crawl")["links"]

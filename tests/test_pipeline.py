@@ -76,8 +76,12 @@ def e2e(tmp_path_factory: pytest.TempPathFactory, root: Path, tiny_models,
 
 def test_whole_dag_runs_with_dvc_repro(e2e, tiny_models) -> None:
     ws, proc = e2e
-    assert ran(proc) == {"compose", "queries", "search", "rank", "synthesize", "train",
-                         "evaluate", "summary"}
+    assert ran(proc) == {"compose", "queries", "search", "crawl", "rank", "synthesize", "card",
+                         "train", "evaluate", "summary"}
+    # grounded on the simulator's pages, and a dataset card beside the instructions
+    assert json.loads((ws / "metrics/crawl.json").read_text())["with_text"] > 0
+    assert "license: other" in (ws / "data/instructions.md").read_text(encoding="utf-8")
+    assert (ws / "data/instructions.html").stat().st_size > 0
     questions = [json.loads(x) for x in (ws / "data/questions.jsonl").read_text().splitlines()]
     assert {q["seed"] for q in questions} == set(SEEDS)
     ranked = [json.loads(x) for x in (ws / "data/ranked.jsonl").read_text().splitlines()]
