@@ -163,8 +163,7 @@ def test_card_metadata_parses_and_sections_carry_the_numbers(built: Workspace) -
     assert meta["task_categories"] == ["text-generation"] and meta["tags"]
     assert meta["size_categories"] == ["n<1K"]
     assert meta["configs"] == [{"config_name": "default", "data_files": [
-        {"split": "train", "path": "data/instructions.jsonl"},
-        {"split": "eval", "path": "data/instructions.jsonl"}]}]
+        {"split": "train", "path": "data/instructions.jsonl"}]}]
     from huggingface_hub import DatasetCard
 
     hub = DatasetCard(card).data.to_dict()

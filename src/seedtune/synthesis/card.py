@@ -283,9 +283,10 @@ def front_matter(stats: dict[str, Any]) -> dict[str, Any]:
         "language_creators": ["found", "machine-generated"],
         "multilinguality": ["monolingual"],
         "size_categories": [size_category(stats["rows"])],
+        # one file, one Hub split: pointing a train and an eval split at the same file would
+        # put every row in both; the rows' own `split` column tells them apart
         "configs": [{"config_name": "default",
-                     "data_files": [{"split": "train", "path": DATA_FILE},
-                                    {"split": "eval", "path": DATA_FILE}]}],
+                     "data_files": [{"split": "train", "path": DATA_FILE}]}],
     }
 
 
@@ -367,8 +368,8 @@ def render_card(inputs: CardInputs, stats: dict[str, Any]) -> str:
     s.append("## Loading it\n")
     s.append(
         "Both splits are in one JSON Lines file, `data/instructions.jsonl`, told apart by its "
-        "`split` column. The `configs` above point both Hub splits at that file, so each one "
-        "holds every row: filter on `split`.\n\n"
+        "`split` column. Loaded as one file (here, or from the Hub with the `configs` "
+        "above) every row is in the one split `datasets` makes: filter on `split`.\n\n"
         "```python\nimport datasets\n\n"
         'rows = datasets.load_dataset("json", data_files="data/instructions.jsonl", '
         'split="train")\n'
