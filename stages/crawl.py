@@ -14,7 +14,7 @@ from seedtune.core.records import read_jsonl, write_jsonl
 from seedtune.core.stage import CACHE_DIR, run_stage, write_metrics, write_rejects
 from seedtune.retrieval.crawl import crawl, crawl_metrics
 from seedtune.retrieval.documents import check_rows
-from seedtune.retrieval.fetch import FetchSettings, PageFetcher
+from seedtune.retrieval.fetch import NOT_CACHED, FetchSettings, PageFetcher
 
 DOCUMENTS = "data/documents.jsonl"
 PAGES = "data/pages.jsonl"
@@ -29,7 +29,7 @@ def main() -> None:
         host_rps=c.host_rps, timeout_s=c.timeout_s, max_retries=c.max_retries,
         max_bytes=c.max_bytes, respect_robots=c.respect_robots), ResponseCache(CACHE_DIR / "crawl"))
     pages = crawl(rows, c.per_question, c.min_chars, fetcher)
-    if pages and all(p["status"] == "unreachable" for p in pages):
+    if pages and all(p["status"] in NOT_CACHED for p in pages):
         # not one host answered: this machine's network, not the sites (nothing is cached)
         raise ServiceError(f"no page could be reached ({pages[0]['link']} and "
                            f"{len(pages) - 1} more); check this machine's network or proxy")

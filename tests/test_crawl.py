@@ -45,6 +45,7 @@ class _Site(BaseHTTPRequestHandler):
     max_in_flight = 0
     lock = threading.Lock()
     flaky_left = 1
+    robots_status = 200
 
     def log_message(self, *args: Any) -> None:
         pass
@@ -74,7 +75,8 @@ class _Site(BaseHTTPRequestHandler):
     def _route(self) -> None:
         path = self.path
         if path == "/robots.txt":
-            self._send(200, b"User-agent: *\nDisallow: /private/\n", "text/plain")
+            self._send(type(self).robots_status, b"User-agent: *\nDisallow: /private/\n",
+                       "text/plain")
         elif path.startswith("/page") or path.startswith("/PostView.naver"):
             time.sleep(0.05)
             self._send(200, PAGE.encode())
@@ -115,6 +117,7 @@ def site() -> Any:
     _Site.hits = Counter()
     _Site.max_in_flight = 0
     _Site.flaky_left = 1
+    _Site.robots_status = 200
     server = _Server(("127.0.0.1", 0), _Site)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -186,6 +189,19 @@ def test_a_larger_cap_or_robots_off_fetches_those_pages_again(site: str, tmp_pat
     assert _Site.hits["/page"] == 1  # the page already kept was not fetched again
     smaller = _fetcher(tmp_path, max_bytes=20_000).fetch_all(urls)
     assert smaller[urls[0]]["status"] == "too_large" and smaller[urls[0]]["html"] is None
+
+
+def test_a_failing_robots_txt_blocks_the_site_for_this_run_only(site: str, tmp_path: Path
+                                                               ) -> None:
+    """RFC 9309: a robots.txt answering 5xx means complete disallow; a 404 allows all.
+    Neither the failed robots.txt nor the pages it blocked are cached."""
+    _Site.robots_status = 503
+    out = _fetcher(tmp_path, max_retries=0).fetch_all([f"{site}/page"])
+    assert out[f"{site}/page"]["status"] == "robots_unavailable" and _Site.hits["/page"] == 0
+    _Site.robots_status = 404  # the next run asks again, and a missing robots.txt allows all
+    out = _fetcher(tmp_path, max_retries=0).fetch_all([f"{site}/page"])
+    assert out[f"{site}/page"]["status"] == "ok"
+    assert _Site.hits["/robots.txt"] == 2
 
 
 def test_per_host_rate_and_concurrency_are_kept(site: str, tmp_path: Path) -> None:
@@ -337,3 +353,20 @@ def test_kill_9_mid_crawl_then_rerun_refetches_at_most_what_was_in_flight(worksp
         # page): up to two addresses each
         assert len(twice) <= 2 * concurrency, twice
         assert len(ws.rows("data/pages.jsonl")) == ws.metrics("crawl")["links"]
+
+
+def test_no_host_reachable_is_one_line_and_no_output(workspace) -> None:
+    """Not one page host answers (this machine's network): the stage fails with one line,
+    writes no pages.jsonl and caches nothing, so a later run asks again."""
+    from support import last_line
+
+    ws = workspace.params(crawl={"per_question": 2, "max_retries": 0, "timeout_s": 2})
+    ws.write("data/documents.jsonl", [{"question": "전세 계약 주의점?", "documents": [
+        {"category": "blog", "title": "t", "description": "d", "link": f"http://127.0.0.1:9/p{i}"}
+        for i in range(2)]}])
+    proc = ws.run("crawl")
+    assert proc.returncode == 2
+    assert last_line(proc.stderr).startswith("crawl: error: no page could be reached "
+                                             "(http://127.0.0.1:9/p0 and 1 more)")
+    assert not (ws.path / "data/pages.jsonl").exists()
+    assert not list((ws.path / "data/cache/crawl").rglob("*.json"))

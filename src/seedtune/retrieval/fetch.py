@@ -4,7 +4,8 @@
 
 * **robots.txt** (RFC 9309, parsed by Protego) is read once per origin and honoured unless
   ``crawl.respect_robots`` is off: a 4xx robots.txt allows everything, a 5xx or unreachable
-  one disallows everything (the RFC's "unreachable" rule); a ``Crawl-delay`` longer than
+  one disallows everything for this run (the RFC's "unreachable" rule; it is asked again
+  next run); an answer is kept for 24 hours; a ``Crawl-delay`` longer than
   ``1 / crawl.host_rps`` is used instead.
 * **Politeness per host** (``host:port``): at most ``crawl.per_host`` requests in flight and
   at most ``crawl.host_rps`` started per second, ``crawl.concurrency`` over all hosts; a
@@ -33,6 +34,7 @@ import asyncio
 import codecs
 import logging
 import re
+import time
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -47,8 +49,11 @@ MAX_REDIRECTS = 5
 #: Bytes of a page searched for a ``<meta charset>`` declaration (HTML says within 1024).
 META_SNIFF_BYTES = 4096
 HTML_TYPES = ("text/html", "application/xhtml+xml")
-#: Outcomes that are not cached: nothing came back from the host.
-NOT_CACHED = frozenset({"unreachable"})
+#: How long a robots.txt is trusted (RFC 9309: crawlers should not use one over 24 hours old).
+ROBOTS_MAX_AGE_S = 24 * 3600
+#: Outcomes that are not cached: nothing came back from the host (or from its robots.txt,
+#: which then forbids everything for this run only).
+NOT_CACHED = frozenset({"unreachable", "robots_unavailable"})
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""",
                            re.IGNORECASE)
 _FRAME_TAG = re.compile(r"<i?frame\b[^>]*>", re.IGNORECASE)
@@ -254,8 +259,10 @@ class PageFetcher:
         for _ in range(MAX_REDIRECTS + 2):
             if urlsplit(current).scheme not in ("http", "https"):
                 return {**outcome, "status": "bad_url"}
-            if not await self._allowed(session, current):
-                return {**outcome, "status": "robots", "final_url": current}
+            allowed = await self._allowed(session, current)
+            if not allowed:
+                status = "robots" if allowed is False else "robots_unavailable"
+                return {**outcome, "status": status, "final_url": current}
             result = await self._get(session, current)
             outcome.update(final_url=current, http_status=result.get("http_status"))
             if "location" in result:
@@ -273,7 +280,8 @@ class PageFetcher:
         return {**outcome, "status": "too_many_redirects"}
 
     # -- robots.txt ------------------------------------------------------------------------
-    async def _allowed(self, session: Any, url: str) -> bool:
+    async def _allowed(self, session: Any, url: str) -> bool | None:
+        """Whether robots.txt allows ``url``; None when robots.txt could not be read."""
         if not self.cfg.respect_robots:
             return True
         site = origin(url)
@@ -281,7 +289,7 @@ class PageFetcher:
             self._robots[site] = asyncio.ensure_future(self._load_robots(session, site))
         rules = await self._robots[site]
         if rules is None:  # unreachable or 5xx: RFC 9309 says assume complete disallow
-            return False
+            return None
         if rules is True:
             return True
         return bool(rules.can_fetch(url, self.cfg.user_agent))
@@ -292,12 +300,18 @@ class PageFetcher:
 
         key = cache_key({"robots": site})
         stored = self.cache.get(key)
-        if not (isinstance(stored, dict) and "status" in stored):
+        fresh = (isinstance(stored, dict) and "status" in stored
+                 and time.time() - float(stored.get("fetched_at") or 0) < ROBOTS_MAX_AGE_S)
+        if not fresh:
             result = await self._get(session, f"{site}/robots.txt", robots=True)
             stored = {"status": result["status"], "http_status": result.get("http_status"),
                       "text": (decode_html(result["body"], result.get("content_type"))[0]
-                               if result["status"] == "ok" else None)}
-            if result["status"] != "unreachable":
+                               if result["status"] == "ok" else None),
+                      "fetched_at": time.time()}
+            code = stored["http_status"] or 0
+            # an answer is kept (RFC 9309: at most 24 hours); a 5xx, a timeout or no
+            # connection is not, so the next run that needs this site asks again
+            if result["status"] == "ok" or 400 <= code < 500:
                 self.cache.put(key, stored)
         code = stored.get("http_status") or 0
         if stored["status"] == "ok" and stored.get("text") is not None:
