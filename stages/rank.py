@@ -34,7 +34,7 @@ def main() -> None:
     pages = page_passages(read_jsonl(PAGES) if Path(PAGES).is_file() else [], model,
                           p.rank.passage_tokens, p.rank.passage_overlap, PASSAGE_PREFIX)
     ranked = rank_rows(model, rows, p.rank.top_k, p.rank.max_gap, p.rank.batch_size, store,
-                       pages)
+                       pages, p.rank.prefer_pages)
     logging.getLogger("rank").info("ranked %d questions in %.1f s (%d texts encoded, %d reused)",
                                    len(rows), time.perf_counter() - started, store.encoded,
                                    store.reused)

@@ -108,6 +108,23 @@ def test_crawled_pages_are_ranked_as_passages_that_fit_the_encoder(encoder) -> N
     assert all(d["link"] == doc["link"] and d["title"] == doc["title"] for d in from_page)
     assert passage_text(doc) not in {d["passage"] for d in ranked}  # its snippet is replaced
     assert sum(d["kind"] == "snippet" for d in ranked) == 4
+    assert [d["kind"] for d in ranked] == ["page"] * len(from_page) + ["snippet"] * 4
+    mixed = rank_rows(encoder, ROWS[:1], top_k=100, max_gap=2.0, pages=pages,
+                      prefer_pages=False)[0]["documents"]
+    assert [d["score"] for d in mixed] == sorted((d["score"] for d in mixed), reverse=True)
+
+
+def test_pages_take_the_slots_first_and_snippets_fill_the_rest() -> None:
+    from seedtune.retrieval.rank import keep_pages_first
+
+    scored = [{"kind": "snippet", "score": 0.95}, {"kind": "page", "score": 0.90},
+              {"kind": "snippet", "score": 0.93}, {"kind": "page", "score": 0.70},
+              {"kind": "page", "score": 0.88}]
+    assert [(d["kind"], d["score"]) for d in keep_pages_first(scored, 4, 0.1)] == [
+        ("page", 0.90), ("page", 0.88), ("snippet", 0.95), ("snippet", 0.93)]  # 0.70: cut
+    assert [d["score"] for d in keep_pages_first(scored, 2, 0.1)] == [0.90, 0.88]
+    no_pages = [d for d in scored if d["kind"] == "snippet"]
+    assert keep_pages_first(no_pages, 3, 0.1) == keep_top(no_pages, 3, 0.1)
 
 
 class Spy:

@@ -116,6 +116,7 @@ class RankConfig(_Section):
     max_gap: float = Field(0.1, ge=0, le=2)
     passage_tokens: int = Field(256, ge=32)
     passage_overlap: int = Field(32, ge=0)
+    prefer_pages: bool = True
     batch_size: int = Field(64, ge=1)
     device: Literal["auto", "cuda", "mps", "cpu"] = "auto"
 

@@ -132,6 +132,21 @@ def keep_top(scored: list[dict[str, Any]], top_k: int, max_gap: float) -> list[d
     return [d for d in ranked[:top_k] if d["score"] >= floor]
 
 
+def keep_pages_first(scored: list[dict[str, Any]], top_k: int, max_gap: float
+                     ) -> list[dict[str, Any]]:
+    """Page passages first (their own :func:`keep_top`), then the best snippets in the slots
+    left, each group high to low.
+
+    A snippet is a one- or two-sentence summary that repeats the query's words (Naver
+    highlights them), so by cosine it often edges out a passage of the very page it
+    summarises; the page says more, so it is what answers are grounded on when there is one.
+    """
+    pages = keep_top([d for d in scored if d.get("kind") == "page"], top_k, max_gap)
+    snippets = [d for d in scored if d.get("kind") != "page"]
+    return pages + (keep_top(snippets, top_k - len(pages), max_gap)
+                    if len(pages) < top_k else [])
+
+
 def candidates(docs: list[dict[str, Any]], pages: dict[str, list[str]] | None = None
                ) -> list[tuple[str, dict[str, Any]]]:
     """``(passage, doc)`` to score for one question, each passage text once.
@@ -154,11 +169,14 @@ def candidates(docs: list[dict[str, Any]], pages: dict[str, list[str]] | None = 
 
 def rank_rows(model: Any, rows: list[dict[str, Any]], top_k: int, max_gap: float,
               batch_size: int = 64, store: EmbeddingStore | None = None,
-              pages: dict[str, list[str]] | None = None) -> list[dict[str, Any]]:
+              pages: dict[str, list[str]] | None = None, prefer_pages: bool = True
+              ) -> list[dict[str, Any]]:
     """Score, cut and sort each ``{question, documents}`` row's passages.
 
     ``pages`` maps a document's link to its page's passages (:mod:`.passages`); those are
-    ranked instead of the document's snippet. Each kept candidate is the document with
+    ranked instead of the document's snippet; with ``prefer_pages`` (``rank.prefer_pages``)
+    page passages take the slots first (:func:`keep_pages_first`). Each kept candidate is the
+    document with
     ``kind`` (page or snippet), ``passage`` (the exact text embedded, without its prefix)
     and ``score`` (cosine with the question), sorted high to low. A question without
     documents stays, with an empty list. ``store`` (optional) supplies and keeps embeddings.
@@ -176,7 +194,9 @@ def rank_rows(model: Any, rows: list[dict[str, Any]], top_k: int, max_gap: float
                   if docs else [])
         scored = [{**doc, "passage": text, "score": float(s)}
                   for (text, doc), s in zip(docs, scores, strict=True)]
-        out.append({"question": row["question"], "documents": keep_top(scored, top_k, max_gap)})
+        out.append({"question": row["question"],
+                    "documents": (keep_pages_first(scored, top_k, max_gap) if prefer_pages
+                                  else keep_top(scored, top_k, max_gap))})
     return out
 
 
