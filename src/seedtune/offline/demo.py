@@ -40,8 +40,9 @@ MARKER = ".seedtune-demo"
 GEMMA_ID = "google/gemma-2b-it"
 E5_ID = "intfloat/multilingual-e5-small"
 
-OUTPUTS = ["params.yaml", "data/questions.jsonl", "data/documents.jsonl", "data/ranked.jsonl",
-           "data/instructions.jsonl", "models/adapter", "metrics/train/plots/metrics",
+OUTPUTS = ["params.yaml", "data/questions.jsonl", "data/documents.jsonl", "data/pages.jsonl",
+           "data/ranked.jsonl", "data/instructions.jsonl", "data/instructions.md",
+           "data/instructions.html", "models/adapter", "metrics/train/plots/metrics",
            "reports/evaluation.md"]
 
 
