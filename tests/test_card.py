@@ -106,7 +106,10 @@ def test_statistics_count_categories_hosts_kinds_pii_and_rejects() -> None:
 
 
 def test_helpers() -> None:
-    assert host("https://WWW.Example.com:8080/x") == "example.com"
+    assert host("https://WWW.Example.com/x") == "example.com"
+    # another port is another site (the simulator's page hosts are loopback ports)
+    assert host("https://WWW.Example.com:8080/x") == "example.com:8080"
+    assert host("https://example.com:443/x") == "example.com"
     assert host("not a link") == "(no host)"
     assert lengths([5, 1, 3, 2, 4, 6, 7, 8, 9, 10]) == {"min": 1, "median": 5.5, "p90": 9,
                                                         "max": 10}

@@ -105,12 +105,17 @@ def _str(value: Any) -> str:
 
 
 def host(link: str) -> str:
-    """The host of a link, lower case, without ``www.`` ("(no host)" when it has none)."""
+    """The host of a link, lower case, without ``www.``, with its port unless it is the
+    scheme's default ("(no host)" when it has none)."""
     try:
-        name = urlsplit(link).hostname or ""
+        parts = urlsplit(link)
+        name, port = parts.hostname or "", parts.port
     except ValueError:
-        name = ""
-    return name.removeprefix("www.") or "(no host)"
+        name, port = "", None
+    name = name.removeprefix("www.")
+    if name and port and port != {"http": 80, "https": 443}.get(parts.scheme):
+        name = f"{name}:{port}"
+    return name or "(no host)"
 
 
 def lengths(values: list[int]) -> dict[str, float | int | None]:
