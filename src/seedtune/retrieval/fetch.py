@@ -331,13 +331,14 @@ class PageFetcher:
         """Wait for ``host``'s next slot: ``1 / host_rps`` apart, or its Crawl-delay."""
         loop = asyncio.get_running_loop()
         lock = self._host_lock.setdefault(host, asyncio.Lock())
+        # the lock is held through the sleep, and the next slot counts from when this one
+        # really went: a late wake-up never lets two requests bunch up inside one interval
         async with lock:
             interval = max(1.0 / self.cfg.host_rps, self._host_delay.get(host, 0.0))
-            now = loop.time()
-            slot = max(now, self._host_next.get(host, 0.0))
-            self._host_next[host] = slot + interval
-        if slot > now:
-            await asyncio.sleep(slot - now)
+            wait = self._host_next.get(host, 0.0) - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            self._host_next[host] = loop.time() + interval
 
     async def _get(self, session: Any, url: str, robots: bool = False) -> dict[str, Any]:
         """One GET with retries: ``{"status", "http_status", "body", "content_type"}`` or
