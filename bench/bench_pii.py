@@ -4,9 +4,10 @@ Run: ``python bench/run.py pii``. Each case is a sentence of the kind blog and Q
 carry, with one planted value: personal data of one kind (resident and alien registration
 numbers with valid dates and gender digits, mobile/Seoul/area/070/050x/+82 phone numbers in
 dash, dot, space, bare and "(02) ..." forms, e-mail addresses (also "[at]" and "(골뱅이)"),
-Luhn-valid card numbers, bank accounts after a bank or account word), or a look-alike that
-must stay (prices, dates, areas, lot and unit numbers, 1588-style business numbers,
-Luhn-failing 16-digit groups, court case numbers). Reported: recall per kind (the planted
+Luhn-valid card numbers, bank accounts after a bank or account word, driver's licence and
+passport numbers), or a look-alike that must stay (prices, dates, areas, lot and unit
+numbers, 1588-style business numbers, Luhn-failing 16-digit order numbers, court case
+numbers). Reported: recall per kind (the planted
 value is gone from the masked text), false positives per look-alike kind (the look-alike
 was changed), and sentences/s.
 """
@@ -23,6 +24,7 @@ PREFIXES = ("문의는 {v} 로 연락 주세요.", "담당자 연락처: {v}",
             "({v}) 확인 부탁드립니다.")
 ACCOUNT_PREFIXES = ("입금 계좌: {bank} {v}", "{bank} {v} 예금주 홍길동",
                     "계좌번호 {v} 로 보내 주세요", "{bank}은행 {v}")
+PERSONAL = ("rrn", "phone", "email", "card", "account", "license", "passport")
 BANKS = ("국민", "신한", "우리", "하나", "농협", "카카오뱅크", "토스뱅크", "기업")
 LOOKALIKE_SENTENCES = {
     "price": ("매매가는 {v}입니다.", "보증금 {v}에 계약했어요."),
@@ -59,7 +61,7 @@ def personal(rng: random.Random, kind: str) -> str:
         sep = rng.choice(("-", " - ", ""))
         return f"{yy:02d}{mm:02d}{dd:02d}{sep}{rng.randint(1, 8)}{rng.randrange(10**6):06d}"
     if kind == "phone":
-        sep = rng.choice(("-", ".", " ", ""))
+        sep = rng.choice(("-", ".", " ", "", "－", " - "))
         form = rng.randrange(7)
         if form == 0:
             return f"010{sep}{rng.randrange(10**4):04d}{sep}{rng.randrange(10**4):04d}"
@@ -82,6 +84,14 @@ def personal(rng: random.Random, kind: str) -> str:
         return f"{user.strip('.') or 'kim'}{at}{domain}"
     if kind == "card":
         return _group(_luhn_complete(rng, 16), (4, 4, 4, 4), rng.choice(("-", " ", "")))
+    if kind == "license":
+        if rng.random() < 0.5:
+            return (f"{rng.randint(11, 28)}-{rng.randint(10, 99)}-{rng.randrange(10**6):06d}-"
+                    f"{rng.randint(10, 99)}")
+        region = rng.choice(("서울", "경기", "부산"))
+        return f"{region} {rng.randint(10, 99)}-{rng.randrange(10**6):06d}-{rng.randint(10, 99)}"
+    if kind == "passport":
+        return f"{rng.choice('MSR')}{rng.randrange(10**8):08d}"
     if kind == "account":
         sizes = rng.choice(((3, 2, 6), (3, 6, 2, 3), (6, 2, 6), (4, 3, 6)))
         return _group("".join(str(rng.randrange(10)) for _ in range(sum(sizes))), sizes, "-")
@@ -106,10 +116,10 @@ def lookalike(rng: random.Random, kind: str) -> str:
         return f"{rng.randint(101, 120)}동 {rng.randint(1, 30)}{rng.randint(1, 9):02d}호"
     if kind == "business":
         return f"{rng.choice(('1588', '1577', '1644', '1899'))}-{rng.randrange(10**4):04d}"
-    if kind == "digits":  # 16 digits failing Luhn; case numbers
+    if kind == "digits":  # order numbers (16 digits in one run, failing Luhn); case numbers
         digits = _luhn_complete(rng, 16)
         bad = digits[:-1] + str((int(digits[-1]) + 1) % 10)
-        return rng.choice((_group(bad, (4, 4, 4, 4), "-"), f"2024가단{rng.randint(1000, 99999)}"))
+        return rng.choice((bad, f"2024가단{rng.randint(1000, 99999)}"))
     raise ValueError(kind)
 
 
@@ -117,10 +127,13 @@ def cases(n_per_kind: int = 400, seed: int = 0) -> list[tuple[str, str, str, boo
     """``(kind, sentence, value, is_personal)``, ``n_per_kind`` of each kind."""
     rng = random.Random(seed)
     out = []
-    for kind in ("rrn", "phone", "email", "card", "account"):
+    for kind in PERSONAL:
         for _ in range(n_per_kind):
             value = personal(rng, kind)
-            if kind == "account":
+            if kind == "passport":
+                sentence = rng.choice(("여권번호: {v}", "여권 {v} 사본 제출",
+                                       "여권번호 {v}입니다")).format(v=value)
+            elif kind == "account":
                 sentence = rng.choice(ACCOUNT_PREFIXES).format(bank=rng.choice(BANKS), v=value)
             else:
                 sentence = rng.choice(PREFIXES).format(v=value)
@@ -145,7 +158,7 @@ def run(n_per_kind: int = 400) -> dict[str, Any]:
         total[kind] += 1
         hit[kind] += (value not in masked) if is_personal else (masked != sentence)
     elapsed = time.perf_counter() - t0
-    personal_kinds = ("rrn", "phone", "email", "card", "account")
+    personal_kinds = PERSONAL
     result: dict[str, Any] = {f"recall_{k}": hit[k] / total[k] for k in personal_kinds}
     result["recall_all"] = sum(hit[k] for k in personal_kinds) / sum(
         total[k] for k in personal_kinds)

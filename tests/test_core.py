@@ -321,6 +321,13 @@ def test_an_old_transformers_is_one_line_naming_the_floor(monkeypatch) -> None:
     # scrapers
     ("(02) 1234-5678 로 연락", "phone"), ("메일은 kim0101 [at] naver.com", "email"),
     ("lee.ho(골뱅이)daum.net 으로", "email"),
+    # hyphens as a Korean IME types them, and spaced separators
+    ("주민번호 900101－1234567", "rrn"), ("연락처 010 - 1234 - 5678", "phone"),
+    ("휴대폰 010－9876－5432", "phone"),
+    # four groups of four are written only for cards: masked even when Luhn fails
+    ("카드번호 1234-5678-9012-3456", "card"),
+    ("운전면허 11-12-123456-78", "license"), ("면허번호 서울 12-345678-90 입니다", "license"),
+    ("여권번호: M12345678 확인", "passport"),
 ])
 def test_personal_data_is_masked(text: str, kind: str) -> None:
     masked, found = mask(text)
@@ -335,6 +342,7 @@ def test_personal_data_is_masked(text: str, kind: str) -> None:
     "1588-1234 고객센터", "우리 아파트 101-1203", "2023년 12월 31일까지 신청",
     "LTV 70%, DSR 40%", "분양가 9억 8,000만 원", "전화번호를 남겨 주세요",
     "(주)한국부동산 (2024)", "면적(84㎡) 기준", "사건번호 2024가단12345",
+    "주문번호 2024112712345679", "모델명 M12345678 보일러", "기간 2024 - 05 - 01",
 ])
 def test_look_alikes_are_not_masked(text: str) -> None:
     assert mask(text) == (text, {})
