@@ -149,6 +149,8 @@ def test_frame_target_is_the_main_frame_only() -> None:
         "https://blog.naver.com/PostView.naver?blogId=land1&logNo=22&redirect=Dlog")
     ad = '<p>본문</p><iframe src="https://ads.example/x" id="ad"></iframe>'
     assert frame_target(ad, "https://example.kr/a") is None
+    bare = "<frameset><frame src='/PostView.naver?blogId=a&logNo=1'></frameset>"
+    assert frame_target(bare, "http://h/a/1") == "http://h/PostView.naver?blogId=a&logNo=1"
 
 
 def test_pages_are_fetched_politely_and_every_outcome_is_kept(site: str, tmp_path: Path

@@ -124,17 +124,20 @@ def decode_html(body: bytes, content_type: str | None = None) -> tuple[str, str]
 
 
 def frame_target(html: str, base_url: str) -> str | None:
-    """The address a frame page shows (Naver blog's ``<iframe id="mainFrame">``), or None.
+    """The address a frame page shows (Naver blog's ``<iframe id="mainFrame">``, or any
+    frame onto a ``PostView`` address), or None.
 
-    Only the main frame of a page that is little more than a frame counts: ads and embedded
-    players are iframes too, inside pages with text of their own.
+    Only a main frame counts: ads and embedded players are iframes too, inside pages with
+    text of their own.
     """
     for tag in _FRAME_TAG.findall(html):
         names = {m.lower() for key in ("id", "name")
                  for m in re.findall(_ATTR.format(key), tag, re.IGNORECASE)}
         src = re.findall(_ATTR.format("src"), tag, re.IGNORECASE)
-        if "mainframe" in names and src and src[0].strip():
-            return urljoin(base_url, src[0].strip().replace("&amp;", "&"))
+        target = src[0].strip() if src else ""
+        # Naver blog's frame is id/name "mainFrame"; its src is the PostView address
+        if target and ("mainframe" in names or "/postview." in target.lower()):
+            return urljoin(base_url, target.replace("&amp;", "&"))
     return None
 
 
