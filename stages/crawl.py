@@ -12,9 +12,9 @@ from seedtune.core.config import load_params
 from seedtune.core.errors import ServiceError
 from seedtune.core.records import read_jsonl, write_jsonl
 from seedtune.core.stage import CACHE_DIR, run_stage, write_metrics, write_rejects
-from seedtune.retrieval.crawl import crawl, crawl_metrics
+from seedtune.retrieval.crawl import crawl, crawl_metrics, fetch_settings
 from seedtune.retrieval.documents import check_rows
-from seedtune.retrieval.fetch import NOT_CACHED, FetchSettings, PageFetcher
+from seedtune.retrieval.fetch import NOT_CACHED, PageFetcher
 
 DOCUMENTS = "data/documents.jsonl"
 PAGES = "data/pages.jsonl"
@@ -24,10 +24,7 @@ def main() -> None:
     c = load_params(sections=("crawl",)).crawl
     rows = read_jsonl(DOCUMENTS)
     check_rows(rows, DOCUMENTS)
-    fetcher = PageFetcher(FetchSettings(
-        user_agent=c.user_agent, concurrency=c.concurrency, per_host=c.per_host,
-        host_rps=c.host_rps, timeout_s=c.timeout_s, max_retries=c.max_retries,
-        max_bytes=c.max_bytes, respect_robots=c.respect_robots), ResponseCache(CACHE_DIR / "crawl"))
+    fetcher = PageFetcher(fetch_settings(c), ResponseCache(CACHE_DIR / "crawl"))
     pages = crawl(rows, c.per_question, c.min_chars, fetcher)
     if pages and all(p["status"] in NOT_CACHED for p in pages):
         # not one host answered: this machine's network, not the sites (nothing is cached)

@@ -139,9 +139,11 @@ def test_ask_answers_with_the_tuned_adapter(e2e, sim_server) -> None:
     proc = _ask(ws)
     assert proc.returncode == 0, proc.stderr[-2000:]
     searches = sim_server.stats()["search"]["ok"]
+    pages = sim_server.stats()["pages"]["requests"]
     proc = _ask(ws, "--rag")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert sim_server.stats()["search"]["ok"] > searches  # --rag searched
+    assert sim_server.stats()["pages"]["requests"] > pages  # and read pages, as crawl does
     assert "출처 (sources):" in proc.stdout and "[1]" in proc.stdout
     proc = _ask(ws, "--rag", keys=False)
     assert proc.returncode == 2

@@ -3,9 +3,9 @@
 Run: ``seedtune ask "전세 계약 시 주의할 점은?" [--rag] [--adapter models/adapter]``.
 Loads the base model named in params.yaml with the adapter, renders the question with the
 model's own chat template (as in training) and streams the answer to the terminal. With
-``--rag`` it first searches Naver and ranks the results with e5 through the same library
-code as the pipeline, and puts the top passages into the prompt in the numbered, fenced
-format the synthesize stage showed the LLM.
+``--rag`` it first searches Naver, reads the pages behind the top results and ranks their
+passages with e5 through the same library code as the pipeline, and puts the top passages
+into the prompt in the numbered, fenced format the synthesize stage showed the LLM.
 """
 
 from __future__ import annotations
@@ -23,11 +23,15 @@ log = logging.getLogger(__name__)
 
 
 def retrieve(p: Params, question: str, cache_dir: Path) -> list[dict[str, Any]]:
-    """Top passages for ``question``: Naver search, then e5 ranking (the pipeline's code)."""
+    """Top passages for ``question`` as the pipeline finds them: Naver search, the pages
+    behind the top results (``crawl.*``, personal data masked), then e5 ranking."""
     from seedtune.core.cache import ResponseCache
     from seedtune.core.credentials import optional_secret
+    from seedtune.retrieval.crawl import crawl, fetch_settings
+    from seedtune.retrieval.fetch import PageFetcher
     from seedtune.retrieval.naver import NaverClient
-    from seedtune.retrieval.rank import load_encoder, rank_rows
+    from seedtune.retrieval.passages import page_passages
+    from seedtune.retrieval.rank import PASSAGE_PREFIX, load_encoder, rank_rows
     from seedtune.retrieval.search import search_question
 
     cid, secret = optional_secret("NAVER_CLIENT_ID"), optional_secret("NAVER_CLIENT_SECRET")
@@ -36,9 +40,15 @@ def retrieve(p: Params, question: str, cache_dir: Path) -> list[dict[str, Any]]:
                           "in the environment or .env")
     client = NaverClient(p.search, ResponseCache(cache_dir), cid, secret)
     row = search_question(client, question) or {"question": question, "documents": []}
+    c = p.crawl
+    fetcher = PageFetcher(fetch_settings(c), ResponseCache(cache_dir.parent / "crawl"),
+                          desc="ask: crawl")
+    pages = crawl([row], c.per_question, c.min_chars, fetcher)
     encoder = load_encoder(p.rank.model, p.rank.device)
-    return rank_rows(encoder, [row], p.rank.top_k, p.rank.max_gap, p.rank.batch_size)[0][
-        "documents"]
+    chunks = page_passages(pages, encoder, p.rank.passage_tokens, p.rank.passage_overlap,
+                           PASSAGE_PREFIX)
+    return rank_rows(encoder, [row], p.rank.top_k, p.rank.max_gap, p.rank.batch_size,
+                     pages=chunks, prefer_pages=p.rank.prefer_pages)[0]["documents"]
 
 
 def build_prompt(question: str, passages: list[dict[str, Any]] | None, top_k: int) -> str:
@@ -83,9 +93,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-new-tokens", type=int, default=256)
     ap.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
     ap.add_argument("--rag", action="store_true", help="ground the answer in Naver + e5")
-    ap.add_argument("--cache", default=".cache/ask/search", help="search cache for --rag")
+    ap.add_argument("--cache", default=".cache/ask/search",
+                    help="search cache for --rag (pages go beside it, in ../crawl)")
     args = ap.parse_args(argv)
-    p = load_params(args.params, ("train", "search", "rank", "synthesize") if args.rag
+    p = load_params(args.params, ("train", "search", "crawl", "rank", "synthesize") if args.rag
                     else ("train",))
     adapter = None if args.adapter == "none" else args.adapter
     if adapter and not (Path(adapter) / "adapter_config.json").is_file():

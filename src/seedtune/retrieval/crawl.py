@@ -14,8 +14,17 @@ from collections import Counter
 from itertools import chain, zip_longest
 from typing import Any
 
-from seedtune.retrieval.fetch import PageFetcher
+from seedtune.core.config import CrawlConfig
+from seedtune.retrieval.fetch import FetchSettings, PageFetcher
 from seedtune.retrieval.pages import page_text
+
+
+def fetch_settings(c: CrawlConfig) -> FetchSettings:
+    """The fetcher's settings from the ``crawl`` section (params and machine settings)."""
+    return FetchSettings(user_agent=c.user_agent, concurrency=c.concurrency,
+                         per_host=c.per_host, host_rps=c.host_rps, timeout_s=c.timeout_s,
+                         max_retries=c.max_retries, max_bytes=c.max_bytes,
+                         respect_robots=c.respect_robots)
 
 
 def select_links(rows: list[dict[str, Any]], per_question: int) -> list[str]:
