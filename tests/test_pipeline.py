@@ -87,8 +87,12 @@ def test_whole_dag_runs_with_dvc_repro(e2e, tiny_models) -> None:
     ranked = [json.loads(x) for x in (ws / "data/ranked.jsonl").read_text().splitlines()]
     assert len(ranked) == len(questions)
     for row in ranked:
-        scores = [d["score"] for d in row["documents"]]
-        assert scores == sorted(scores, reverse=True)
+        # rank.prefer_pages: page passages first, then snippets, each group best first
+        kinds = [d["kind"] for d in row["documents"]]
+        assert kinds == sorted(kinds)  # "page" < "snippet"
+        for kind in ("page", "snippet"):
+            scores = [d["score"] for d in row["documents"] if d["kind"] == kind]
+            assert scores == sorted(scores, reverse=True)
         assert all("<b>" not in d["passage"] and "&quot;" not in d["passage"]
                    for d in row["documents"])
     inst = [json.loads(x) for x in (ws / "data/instructions.jsonl").read_text().splitlines()]

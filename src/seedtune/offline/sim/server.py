@@ -232,6 +232,13 @@ class _Server(ThreadingHTTPServer):
             self.address_family = socket.AF_INET6
         super().__init__((cfg.host, cfg.port if port is None else port), handler or _Handler)
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # a client that hangs up (a crawler's size cap or timeout, a closed keep-alive) is
+        # what clients do, not a simulator error worth a traceback
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
+
     def server_bind(self) -> None:
         # Skip HTTPServer's getfqdn(): a reverse DNS lookup can stall on machines without network.
         socketserver.TCPServer.server_bind(self)
