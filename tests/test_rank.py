@@ -125,6 +125,9 @@ def test_pages_take_the_slots_first_and_snippets_fill_the_rest() -> None:
     assert [d["score"] for d in keep_pages_first(scored, 2, 0.1)] == [0.90, 0.88]
     no_pages = [d for d in scored if d["kind"] == "snippet"]
     assert keep_pages_first(no_pages, 3, 0.1) == keep_top(no_pages, 3, 0.1)
+    # a page passage far below the best snippet (a login wall) is cut, not put first
+    junk = [{"kind": "snippet", "score": 0.90}, {"kind": "page", "score": 0.70}]
+    assert keep_pages_first(junk, 2, 0.1) == [junk[0]]
 
 
 class Spy:

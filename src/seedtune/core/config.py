@@ -99,7 +99,7 @@ class CrawlConfig(_Section):
     per_question: int = Field(3, ge=0)
     respect_robots: bool = True
     max_bytes: int = Field(2_000_000, ge=10_000)
-    min_chars: int = Field(200, ge=0)
+    min_chars: int = Field(100, ge=0)
     # machine settings (core.machine)
     user_agent: str = Field("seedtune-crawler/0.1 (+https://github.com/seedtune/seedtune)",
                             min_length=1)

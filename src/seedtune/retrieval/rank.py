@@ -134,17 +134,21 @@ def keep_top(scored: list[dict[str, Any]], top_k: int, max_gap: float) -> list[d
 
 def keep_pages_first(scored: list[dict[str, Any]], top_k: int, max_gap: float
                      ) -> list[dict[str, Any]]:
-    """Page passages first (their own :func:`keep_top`), then the best snippets in the slots
-    left, each group high to low.
+    """The relative cut of :func:`keep_top` (within ``max_gap`` of the best of all), then
+    page passages first and the best snippets in the slots left, each group high to low.
 
     A snippet is a one- or two-sentence summary that repeats the query's words (Naver
     highlights them), so by cosine it often edges out a passage of the very page it
     summarises; the page says more, so it is what answers are grounded on when there is one.
+    A page passage far below the best (a login wall, a cookie notice) is still cut.
     """
-    pages = keep_top([d for d in scored if d.get("kind") == "page"], top_k, max_gap)
-    snippets = [d for d in scored if d.get("kind") != "page"]
-    return pages + (keep_top(snippets, top_k - len(pages), max_gap)
-                    if len(pages) < top_k else [])
+    if not scored:
+        return []
+    floor = max(d["score"] for d in scored) - max_gap
+    ranked = sorted((d for d in scored if d["score"] >= floor), key=lambda d: d["score"],
+                    reverse=True)
+    pages = [d for d in ranked if d.get("kind") == "page"]
+    return (pages + [d for d in ranked if d.get("kind") != "page"])[:top_k]
 
 
 def candidates(docs: list[dict[str, Any]], pages: dict[str, list[str]] | None = None
