@@ -325,7 +325,7 @@ def test_an_old_transformers_is_one_line_naming_the_floor(monkeypatch) -> None:
     ("주민번호 900101－1234567", "rrn"), ("연락처 010 - 1234 - 5678", "phone"),
     ("휴대폰 010－9876－5432", "phone"),
     # four groups of four are written only for cards: masked even when Luhn fails
-    ("카드번호 1234-5678-9012-3456", "card"),
+    ("카드번호 1234-5678-9012-3456", "card"), ("아멕스 3782-822463-10005 결제", "card"),
     ("운전면허 11-12-123456-78", "license"), ("면허번호 서울 12-345678-90 입니다", "license"),
     ("여권번호: M12345678 확인", "passport"),
 ])

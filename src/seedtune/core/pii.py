@@ -12,8 +12,9 @@ answers are masked again. Covered, and why:
   ``1588-xxxx`` style numbers are businesses' and kept;
 - e-mail addresses, also written to dodge scrapers (``kim [at] naver.com``,
   ``kim(골뱅이)daum.net``);
-- card numbers: 13-19 digits that pass the Luhn check, and any four groups of four digits
-  (``1234-5678-9012-3456``: written only for cards, so masked even when Luhn fails);
+- card numbers: 13-19 digits (4-4-4-4 or Amex's 4-6-5) that pass the Luhn check, and any
+  four groups of four digits (``1234-5678-9012-3456``: written only for cards, so masked
+  even when Luhn fails);
 - driver's licence numbers (운전면허번호: ``12-34-567890-12``, ``서울 12-345678-90``) and
   passport numbers (``M12345678``, only next to 여권, since alone they look like model
   numbers): both identify a person as surely as a registration number;
@@ -48,7 +49,8 @@ _PHONE = re.compile(
 # also the forms people write to dodge scrapers: "kim [at] naver.com", "kim(골뱅이)daum.net"
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+(?:@|\s?[\[(]\s?(?:at|AT|골뱅이)\s?[\])]\s?)"
                     r"[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
-_CARD = re.compile(_D + r"(?:\d{4}(?:\s|" + _H + r")?){3}\d{1,7}(?!\d)")
+_CARD = re.compile(_D + r"(?:(?:\d{4}(?:\s|" + _H + r")?){3}\d{1,7}|"
+                   r"\d{4}(?:\s|" + _H + r")\d{6}(?:\s|" + _H + r")\d{4,5})(?!\d)")  # 4-6-5: Amex
 # four groups of four with one separator are written only for cards: masked even when the
 # number fails the Luhn check (a typo, or an example number, is still a card number)
 _CARD_GROUPED = re.compile(r"\d{4}(\s|" + _H + r")\d{4}\1\d{4}\1\d{4}")
