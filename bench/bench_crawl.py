@@ -63,8 +63,10 @@ def run(hosts: int = 6, pages_per_host: int = 20, latency_ms: float = 150,
 
     stamps: dict[int, list[float]] = defaultdict(list)
     servers = [_site(latency_ms / 1000, stamps) for _ in range(hosts)]
-    urls = [f"http://127.0.0.1:{s.server_address[1]}/post/{i}" for i in range(pages_per_host)
-            for s in servers]
+    # one host's links after another, as a crawl's links come (blog.naver.com's together):
+    # a crawler that lets one host's waiting pages hold its slots would crawl host by host
+    urls = [f"http://127.0.0.1:{s.server_address[1]}/post/{i}" for s in servers
+            for i in range(pages_per_host)]
     try:
         t0 = time.perf_counter()
         with requests.Session() as session:

@@ -41,6 +41,7 @@ EUCKR = ('<html><head><meta http-equiv="Content-Type" content="text/html; charse
 
 class _Site(BaseHTTPRequestHandler):
     hits: Counter[str] = Counter()
+    order: list[str] = []
     in_flight = 0
     max_in_flight = 0
     lock = threading.Lock()
@@ -64,6 +65,7 @@ class _Site(BaseHTTPRequestHandler):
         cls = type(self)
         with cls.lock:
             cls.hits[self.path] += 1
+            cls.order.append(f"{self.server.server_address[1]}{self.path}")
             cls.in_flight += 1
             cls.max_in_flight = max(cls.max_in_flight, cls.in_flight)
         try:
@@ -115,6 +117,7 @@ class _Server(ThreadingHTTPServer):
 @pytest.fixture
 def site() -> Any:
     _Site.hits = Counter()
+    _Site.order = []
     _Site.max_in_flight = 0
     _Site.flaky_left = 1
     _Site.robots_status = 200
@@ -216,6 +219,25 @@ def test_per_host_rate_and_concurrency_are_kept(site: str, tmp_path: Path) -> No
     # 9 requests (robots.txt first) spaced 0.1 s apart: at least 0.8 s
     assert elapsed >= 0.8
     assert _Site.max_in_flight <= 2
+
+
+def test_a_busy_host_does_not_hold_up_the_others(site: str, tmp_path: Path) -> None:
+    """Pages waiting for their host's turn hold no slot of ``crawl.concurrency``: with most
+    links on one host (as blog.naver.com is), another host's pages go out meanwhile."""
+    other = _Server(("127.0.0.1", 0), _Site)
+    threading.Thread(target=other.serve_forever, daemon=True).start()
+    try:
+        port = other.server_address[1]
+        busy = [f"{site}/page{i}" for i in range(8)]
+        quiet = [f"http://127.0.0.1:{port}/page-b{i}" for i in range(2)]
+        _fetcher(tmp_path, host_rps=5.0, per_host=1, concurrency=2).fetch_all(busy + quiet)
+    finally:
+        other.shutdown()
+        other.server_close()
+    busy_port = site.rsplit(":", 1)[1]
+    # the quiet host's pages are done before the busy host is half way through its eight
+    last_quiet = max(i for i, hit in enumerate(_Site.order) if hit.startswith(f"{port}/page"))
+    assert last_quiet < _Site.order.index(f"{busy_port}/page4"), _Site.order
 
 
 def test_page_records_mask_personal_data_and_drop_empty_pages() -> None:

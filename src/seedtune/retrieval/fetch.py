@@ -177,6 +177,7 @@ class PageFetcher:
         self._host_next: dict[str, float] = {}
         self._host_delay: dict[str, float] = {}
         self._warnings = RetryWarnings(log, desc)
+        self._gate: asyncio.Semaphore | None = None  # made in each run's event loop
 
     # -- the cache -------------------------------------------------------------------------
     def _key(self, url: str) -> str:
@@ -230,7 +231,11 @@ class PageFetcher:
         headers = {"User-Agent": self.cfg.user_agent,
                    "Accept": "text/html,application/xhtml+xml;q=0.9,*/*;q=0.1",
                    "Accept-Language": "ko-KR,ko;q=0.9,en;q=0.5"}
-        gate = asyncio.Semaphore(self.cfg.concurrency)
+        # taken only around a request, never while a task waits for its host's turn: a
+        # crawl is mostly one host (blog.naver.com), and its waiters must not starve others
+        self._gate = asyncio.Semaphore(self.cfg.concurrency)
+        # locks and futures belong to one event loop: a second fetch_all starts afresh
+        self._robots, self._host_gate, self._host_lock, self._host_next = {}, {}, {}, {}
         bar = tqdm(total=len(urls), desc=self.desc, unit="page")
         out: dict[str, dict[str, Any]] = {}
         async with aiohttp.ClientSession(
@@ -238,8 +243,7 @@ class PageFetcher:
                 connector=aiohttp.TCPConnector(limit=self.cfg.concurrency)) as session:
 
             async def one(url: str) -> None:
-                async with gate:
-                    outcome = await self._page(session, url)
+                outcome = await self._page(session, url)
                 if outcome["status"] not in NOT_CACHED:
                     self.cache.put(self._key(url), outcome)
                 out[url] = outcome
@@ -354,8 +358,10 @@ class PageFetcher:
             try:
                 async with gate:
                     await self._pace(host)
-                    self.fetched += 1
-                    return await self._request(session, url, robots)
+                    assert self._gate is not None
+                    async with self._gate:
+                        self.fetched += 1
+                        return await self._request(session, url, robots)
             except _Retry as exc:
                 reason, wait = exc.reason, exc.wait
             except TimeoutError:
