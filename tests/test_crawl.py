@@ -147,6 +147,21 @@ def test_decoding_follows_header_then_meta_then_the_bytes() -> None:
     assert decode_html(b"\xef\xbb\xbf" + text.encode(), None) == (text, "utf-8")
 
 
+def test_naver_blog_links_go_straight_to_the_post() -> None:
+    """blog.naver.com/{id}/{logNo} is a frame page onto PostView.naver (what a browser
+    shows as the post); other addresses are left alone."""
+    from seedtune.retrieval.fetch import post_address
+
+    assert post_address("https://blog.naver.com/land00012/223456789012") == (
+        "https://blog.naver.com/PostView.naver?blogId=land00012&logNo=223456789012")
+    assert post_address("https://m.blog.naver.com/kim_1/22/") == (
+        "https://blog.naver.com/PostView.naver?blogId=kim_1&logNo=22")
+    for url in ("https://blog.naver.com/PostView.naver?blogId=a&logNo=1",
+                "https://blog.naver.com/land00012", "https://cafe.naver.com/home/123",
+                "http://127.0.0.1:8000/land00012/223456789012"):
+        assert post_address(url) == url
+
+
 def test_frame_target_is_the_main_frame_only() -> None:
     assert frame_target(FRAME, "https://blog.naver.com/land1/22") == (
         "https://blog.naver.com/PostView.naver?blogId=land1&logNo=22&redirect=Dlog")

@@ -14,7 +14,8 @@
   checked against its own host's robots.txt and pacing.
 * **Frames**: a page whose body is a frame onto another address, as Naver blog's desktop
   page is (``<iframe id="mainFrame" src="/PostView.naver?...">``), is followed to the
-  framed address, which serves the post itself.
+  framed address, which serves the post itself. A ``blog.naver.com/{id}/{logNo}`` link
+  goes straight to that address (:func:`post_address`), one request instead of two.
 * **Size cap**: a body over ``crawl.max_bytes`` is not read further (``too_large``).
 * **Decoding** (:func:`decode_html`): the charset the header declares, else the page's
   ``<meta>``, else UTF-8, else a detected one (charset-normalizer); EUC-KR is read as its
@@ -141,6 +142,21 @@ def frame_target(html: str, base_url: str) -> str | None:
     return None
 
 
+_BLOG_POST = re.compile(r"^/([A-Za-z0-9_-]+)/(\d+)/?$")
+
+
+def post_address(url: str) -> str:
+    """Where a Naver blog post's body is served: ``blog.naver.com/{id}/{logNo}`` (a frame
+    page on the desktop) becomes its ``PostView.naver`` address, saving a request per post;
+    any other URL is returned as it is (and a frame page is still followed when fetched)."""
+    parts = urlsplit(url)
+    match = _BLOG_POST.match(parts.path)
+    if parts.hostname in ("blog.naver.com", "m.blog.naver.com") and match:
+        return (f"https://blog.naver.com/PostView.naver?blogId={match.group(1)}"
+                f"&logNo={match.group(2)}")
+    return url
+
+
 def origin(url: str) -> str:
     """``scheme://host[:port]`` of ``url``."""
     parts = urlsplit(url)
@@ -262,7 +278,7 @@ class PageFetcher:
         """One page: redirects and one main frame followed, each hop under robots."""
         outcome: dict[str, Any] = {"url": url, "status": "ok", "final_url": None,
                                    "http_status": None, "charset": None, "html": None}
-        current, framed = url, False
+        current, framed = post_address(url), False
         for _ in range(MAX_REDIRECTS + 2):
             if urlsplit(current).scheme not in ("http", "https"):
                 return {**outcome, "status": "bad_url"}
