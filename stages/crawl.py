@@ -9,12 +9,17 @@ only what it never got; data/rejects/crawl.jsonl lists the links without a page 
 
 from seedtune.core.cache import ResponseCache
 from seedtune.core.config import load_params
-from seedtune.core.errors import ServiceError
 from seedtune.core.records import read_jsonl, write_jsonl
 from seedtune.core.stage import CACHE_DIR, run_stage, write_metrics, write_rejects
-from seedtune.retrieval.crawl import crawl, crawl_metrics, fetch_settings
+from seedtune.retrieval.crawl import (
+    check_reachable,
+    crawl,
+    crawl_metrics,
+    crawl_rejects,
+    fetch_settings,
+)
 from seedtune.retrieval.documents import check_rows
-from seedtune.retrieval.fetch import NOT_CACHED, PageFetcher
+from seedtune.retrieval.fetch import PageFetcher
 
 DOCUMENTS = "data/documents.jsonl"
 PAGES = "data/pages.jsonl"
@@ -26,12 +31,8 @@ def main() -> None:
     check_rows(rows, DOCUMENTS)
     fetcher = PageFetcher(fetch_settings(c), ResponseCache(CACHE_DIR / "crawl"))
     pages = crawl(rows, c.per_question, c.min_chars, fetcher)
-    if pages and all(p["status"] in NOT_CACHED for p in pages):
-        # not one host answered: this machine's network, not the sites (nothing is cached)
-        raise ServiceError(f"no page could be reached ({pages[0]['link']} and "
-                           f"{len(pages) - 1} more); check this machine's network or proxy")
-    write_rejects("crawl", [{"link": p["link"], "reason": p["status"]}
-                            for p in pages if p["status"] != "ok"])
+    check_reachable(pages)
+    write_rejects("crawl", crawl_rejects(pages))
     write_jsonl(PAGES, pages)
     write_metrics("crawl", crawl_metrics(pages, fetcher))
 

@@ -15,7 +15,8 @@ from itertools import chain, zip_longest
 from typing import Any
 
 from seedtune.core.config import CrawlConfig
-from seedtune.retrieval.fetch import FetchSettings, PageFetcher
+from seedtune.core.errors import ServiceError
+from seedtune.retrieval.fetch import NOT_CACHED, FetchSettings, PageFetcher
 from seedtune.retrieval.pages import page_text
 
 
@@ -86,3 +87,16 @@ def crawl(rows: list[dict[str, Any]], per_question: int, min_chars: int, fetcher
     """Fetch (or read from the cache) the selected pages of ``rows``; their records."""
     links = select_links(rows, per_question)
     return page_records(fetcher.fetch_all(links), min_chars) if links else []
+
+
+def check_reachable(pages: list[dict[str, Any]]) -> None:
+    """Raise :class:`ServiceError` when not one page host answered: this machine's network,
+    not the sites (and nothing was cached, so the next run asks again)."""
+    if pages and all(p["status"] in NOT_CACHED for p in pages):
+        raise ServiceError(f"no page could be reached ({pages[0]['link']} and "
+                           f"{len(pages) - 1} more); check this machine's network or proxy")
+
+
+def crawl_rejects(pages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """data/rejects/crawl.jsonl: each link without a page, and why."""
+    return [{"link": p["link"], "reason": p["status"]} for p in pages if p["status"] != "ok"]

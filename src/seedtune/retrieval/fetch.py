@@ -166,9 +166,9 @@ def origin(url: str) -> str:
 class _Retry(Exception):
     """A failure worth another try; ``reason`` is the outcome if the retries run out."""
 
-    def __init__(self, reason: str, wait: float | None = None) -> None:
-        super().__init__(reason)
-        self.reason, self.wait = reason, wait
+    def __init__(self, status: int, wait: float | None = None) -> None:
+        super().__init__(f"http_{status}")
+        self.reason, self.status, self.wait = f"http_{status}", status, wait
 
 
 class PageFetcher:
@@ -379,15 +379,14 @@ class PageFetcher:
                         self.fetched += 1
                         return await self._request(session, url, robots)
             except _Retry as exc:
-                reason, wait = exc.reason, exc.wait
+                reason, code, wait = exc.reason, exc.status, exc.wait
             except TimeoutError:
-                reason, wait = "timeout", None
+                reason, code, wait = "timeout", None, None
             except aiohttp.ClientError as exc:
-                reason, wait = "unreachable", None
+                reason, code, wait = "unreachable", None, None
                 log.debug("%s: %s: %s", self.desc, url, exc)
             if attempt == self.cfg.max_retries:
-                return {"status": reason, "http_status": None if reason in (
-                    "timeout", "unreachable") else int(reason.removeprefix("http_"))}
+                return {"status": reason, "http_status": code}
             self.retries += 1
             self._warnings.note(f"{url}: {reason}", self.retries)
             await asyncio.sleep(backoff_s(attempt + 1, wait))
@@ -399,7 +398,7 @@ class PageFetcher:
             if code in (301, 302, 303, 307, 308) and resp.headers.get("Location"):
                 return {"location": resp.headers["Location"], "http_status": code}
             if code == 429 or code >= 500:
-                raise _Retry(f"http_{code}", retry_after_s(resp.headers))
+                raise _Retry(code, retry_after_s(resp.headers))
             if code != 200:
                 return {"status": f"http_{code}", "http_status": code}
             ctype = resp.headers.get("Content-Type", "")

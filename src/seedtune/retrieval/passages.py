@@ -96,11 +96,11 @@ def token_counter(model: object) -> Counter:
     return count
 
 
-def passage_budget(model: object, prefix: str, wanted: int) -> int:
+def passage_budget(model: object, count: Counter, prefix: str, wanted: int) -> int:
     """Tokens a passage may have so that ``prefix + passage`` and the special tokens fit the
-    model's ``max_seq_length``: ``wanted`` or less."""
+    model's ``max_seq_length``: ``wanted`` or less (``count``: :func:`token_counter`)."""
     limit = getattr(model, "max_seq_length", None) or 512
-    prefix_tokens = token_counter(model)([prefix])[0]
+    prefix_tokens = count([prefix])[0]
     return max(8, min(wanted, limit - prefix_tokens - 2))
 
 
@@ -108,6 +108,6 @@ def page_passages(pages: list[dict[str, Any]], model: object, passage_tokens: in
                   overlap: int, prefix: str = "passage: ") -> dict[str, list[str]]:
     """``{link: passages}`` for every crawled page with text (``status: ok``)."""
     count = token_counter(model)
-    budget = passage_budget(model, prefix, passage_tokens)
+    budget = passage_budget(model, count, prefix, passage_tokens)
     return {p["link"]: split_passages(p["text"], count, budget, min(overlap, budget // 2))
             for p in pages if p.get("status") == "ok" and p.get("text")}

@@ -123,13 +123,15 @@ def embed(model: Any, texts: list[str], prefix: str, batch_size: int,
     return np.stack(rows)  # type: ignore[arg-type]  # every row is filled by now
 
 
+def _within_gap(scored: list[dict[str, Any]], max_gap: float) -> list[dict[str, Any]]:
+    """The documents scoring within ``max_gap`` of the best, high to low (the relative cut)."""
+    ranked = sorted(scored, key=lambda d: d["score"], reverse=True)  # stable: ties keep order
+    return [d for d in ranked if d["score"] >= ranked[0]["score"] - max_gap] if ranked else []
+
+
 def keep_top(scored: list[dict[str, Any]], top_k: int, max_gap: float) -> list[dict[str, Any]]:
     """The ``top_k`` best documents scoring within ``max_gap`` of the best, high to low."""
-    ranked = sorted(scored, key=lambda d: d["score"], reverse=True)  # stable: ties keep order
-    if not ranked:
-        return []
-    floor = ranked[0]["score"] - max_gap
-    return [d for d in ranked[:top_k] if d["score"] >= floor]
+    return _within_gap(scored, max_gap)[:top_k]
 
 
 def keep_pages_first(scored: list[dict[str, Any]], top_k: int, max_gap: float
@@ -142,11 +144,7 @@ def keep_pages_first(scored: list[dict[str, Any]], top_k: int, max_gap: float
     summarises; the page says more, so it is what answers are grounded on when there is one.
     A page passage far below the best (a login wall, a cookie notice) is still cut.
     """
-    if not scored:
-        return []
-    floor = max(d["score"] for d in scored) - max_gap
-    ranked = sorted((d for d in scored if d["score"] >= floor), key=lambda d: d["score"],
-                    reverse=True)
+    ranked = _within_gap(scored, max_gap)
     pages = [d for d in ranked if d.get("kind") == "page"]
     return (pages + [d for d in ranked if d.get("kind") != "page"])[:top_k]
 

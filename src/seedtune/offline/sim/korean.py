@@ -14,6 +14,14 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 
+from seedtune.core.text import stable_hash
+
+
+def seed_of(*parts: object) -> int:
+    """A deterministic 64-bit number for ``parts`` (the simulator's one source of choices)."""
+    return stable_hash("\x1f".join(str(p) for p in parts))
+
+
 HANGUL_RE = re.compile(r"[가-힣]+")
 _LABELED_RE = re.compile(
     r"(?:시드\s*단어|시드|키워드|주제어?|seed(?:\s*word)?|keyword|topic)\s*[:：=]\s*([^\n,;|]{1,30})",

@@ -9,7 +9,6 @@ with ``python -m seedtune.offline.sim --port 8000`` and call ``http://127.0.0.1:
 
 from __future__ import annotations
 
-import hashlib
 import math
 import random
 from collections.abc import Mapping
@@ -98,9 +97,7 @@ def error_body(name: str) -> dict[str, str]:
     return {"errorMessage": message, "errorCode": code}
 
 
-def _h(*parts: object) -> int:
-    raw = "\x1f".join(str(p) for p in parts).encode("utf-8")
-    return int.from_bytes(hashlib.sha256(raw).digest()[:8], "big")
+_h = korean.seed_of
 
 
 def escape(text: str) -> str:

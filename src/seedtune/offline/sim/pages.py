@@ -61,7 +61,6 @@ URL answers for the page it leads to.
 
 from __future__ import annotations
 
-import hashlib
 import html
 import random
 import re
@@ -78,9 +77,7 @@ _STATIC = (".ico", ".png", ".jpg", ".jpeg", ".gif", ".svg", ".css", ".js", ".wof
 _PRESS_NAMES = ("한국경제", "매일경제", "머니투데이", "이데일리", "서울경제", "헤럴드경제")
 
 
-def _h(*parts: object) -> int:
-    raw = "\x1f".join(str(p) for p in parts).encode("utf-8")
-    return int.from_bytes(hashlib.sha256(raw).digest()[:8], "big")
+_h = korean.seed_of
 
 
 # --- links (used by naver_api when pages are on) ---------------------------------------------
