@@ -171,11 +171,11 @@ def run_setting(name: str, steps: int, tiny: bool, eq_tokens: int | None) -> dic
 
     import torch
     from transformers import GemmaConfig, GemmaForCausalLM, TrainerCallback
-    from trl import SFTTrainer
 
     from seedtune.core.config import TrainConfig
     from seedtune.core.device import device_caps
-    from seedtune.training.configure import lora_config, model_kwargs, sft_config
+    from seedtune.training.configure import model_kwargs, sft_config
+    from seedtune.training.train import sft_trainer
 
     caps = device_caps()
     cfg = TrainConfig.model_validate({**train_params(name, tiny, eq_tokens),
@@ -211,9 +211,8 @@ def run_setting(name: str, steps: int, tiny: bool, eq_tokens: int | None) -> dic
     with tempfile.TemporaryDirectory() as tmp:
         args = sft_config(cfg, 0, Path(tmp), has_eval=False, caps=caps)
         args.disable_tqdm = True
-        trainer = SFTTrainer(model=model, args=args, train_dataset=data,
-                             processing_class=make_tokenizer(shape["vocab_size"]),
-                             peft_config=lora_config(cfg), callbacks=[Clock()])
+        trainer = sft_trainer(cfg, model, make_tokenizer(shape["vocab_size"]), args, data,
+                              callbacks=[Clock()])
         if torch.cuda.is_available():
             torch.cuda.reset_peak_memory_stats()
         try:

@@ -243,6 +243,81 @@ def test_packed_examples_do_not_attend_to_each_other(batch: dict[str, Any], trai
     assert (flex - alone).abs().max().item() < 1e-4
 
 
+def _lora_step(gemma: Path, uncast: bool, autocast: bool = True) -> tuple[Any, Any, int]:
+    """One forward and backward of the tiny Gemma in bf16 with the project's fp32 LoRA
+    adapter (non-zero B, so A gets gradients too): (logits, adapter grads, cast kernels)."""
+    import torch
+    from peft import get_peft_model
+    from torch.profiler import ProfilerActivity, profile
+    from transformers import AutoModelForCausalLM
+
+    from seedtune.training.configure import lora_config
+    from seedtune.training.train import uncast_lora_inputs
+
+    torch.manual_seed(0)
+    base = AutoModelForCausalLM.from_pretrained(gemma, dtype=torch.bfloat16)
+    model = get_peft_model(base, lora_config(make_cfg(gemma)))  # PEFT's default: fp32 adapter
+    for name, p in model.named_parameters():
+        if "lora_B" in name:
+            torch.nn.init.normal_(p, std=0.02)
+    if uncast:
+        assert uncast_lora_inputs(model) == 7 * base.config.num_hidden_layers
+    ids = torch.randint(4, base.config.vocab_size, (1, 48))
+    pos = torch.cat([torch.arange(20), torch.arange(28)]).unsqueeze(0)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            logits = model(input_ids=ids, position_ids=pos, use_cache=False).logits
+        logits.float().logsumexp(-1).mean().backward()
+    casts = sum(e.count for e in prof.key_averages() if e.key == "aten::_to_copy")
+    grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
+    assert all(p.dtype == torch.float32 for n, p in model.named_parameters() if p.requires_grad)
+    return logits.detach(), grads, casts
+
+
+def test_lora_layers_take_autocast_inputs_as_they_are(gemma: Path) -> None:
+    """Under bf16 autocast (accelerate's, for every training forward) PEFT's cast of each LoRA
+    input to the fp32 adapter dtype is a round trip: without it the logits and every adapter
+    gradient are bit-identical, with two fewer full-size copies per LoRA layer and pass."""
+    import torch
+
+    logits, grads, casts = _lora_step(gemma, uncast=False)
+    logits_u, grads_u, casts_u = _lora_step(gemma, uncast=True)
+    assert torch.equal(logits, logits_u)
+    assert grads.keys() == grads_u.keys() and grads
+    assert all(torch.equal(grads[n], grads_u[n]) for n in grads)
+    assert any(g.abs().sum() > 0 for n, g in grads.items() if "lora_A" in n)
+    layers = 7 * 2  # the tiny Gemma has two decoder layers
+    assert casts - casts_u >= 2 * layers, (casts, casts_u)
+    # the switch is for autocast only: without it a bf16 input meets fp32 weights, loudly
+    with pytest.raises(RuntimeError, match="dtype"):
+        _lora_step(gemma, uncast=True, autocast=False)
+
+
+def test_bf16_training_takes_lora_inputs_uncast(gemma: Path, rows: list[dict[str, Any]],
+                                                tmp_path: Path) -> None:
+    """The trainer the stage builds under bf16 mixed precision (here CPU autocast) has every
+    LoRA layer reading its input as is, and trains; in fp32 nothing is switched."""
+    import torch
+
+    from seedtune.core.device import device_caps
+    from seedtune.training.train import build_trainer, split_rows
+
+    train_rows, _ = split_rows(rows)
+    cfg = make_cfg(gemma, max_steps=2, eval_steps=100, save_steps=100)
+    caps = {**device_caps(), "bf16": True}  # what a bf16 GPU reports
+    trainer = build_trainer(cfg, 42, train_rows, [], tmp_path / "ckpt", caps=caps)
+    assert trainer.args.bf16 and trainer.accelerator.native_amp
+    layers = [m for m in trainer.model.modules() if hasattr(m, "cast_input_dtype_enabled")]
+    assert len(layers) == 14 and not any(m.cast_input_dtype_enabled for m in layers)
+    trainer.train()
+    assert math.isfinite(trainer.state.log_history[-1]["train_loss"])
+    assert next(trainer.model.parameters()).dtype == torch.bfloat16
+    fp32 = build_trainer(cfg, 42, train_rows, [], tmp_path / "ckpt32",
+                         caps={**device_caps(), "bf16": False})
+    assert all(m.cast_input_dtype_enabled for m in fp32.model.modules()
+               if hasattr(m, "cast_input_dtype_enabled"))
+
+
 def test_sft_config_maps_params_explicitly(trainer) -> None:
     from seedtune.core.device import device_caps
 
