@@ -23,6 +23,9 @@ micro-batch, peak GPU memory, and the ratios to the tutorial:
 * ``defaults``: exactly the project's defaults (``attn_implementation: auto``: flash-attn if
   installed, else flex_attention, whose block mask skips those blocks; ``liger_kernel``
   false);
+* ``defaults_casts``: the defaults with PEFT's casts of every LoRA input to the fp32
+  adapter dtype and back left on (``seedtune.training.train.uncast_lora_inputs`` turns
+  them off; the tutorial's row keeps them, as its stack had them);
 * ``defaults_b8``: batch 8 x accum 1, the same tokens per optimizer step;
 * ``defaults_eq``: the defaults at the tutorial's real tokens per micro-batch (one packed
   row of that length), for peak memory at equal work;
@@ -31,6 +34,10 @@ micro-batch, peak GPU memory, and the ratios to the tutorial:
   computes the loss, entropy and accuracy through its own chunked fused LM head, so the
   256k-vocabulary logits are never materialised with or without Liger, and TRL turns
   Liger's fused linear cross-entropy off.
+
+One more optimizer step of ``defaults``, after its timed ones, runs under torch.profiler
+(``bench/step_profile.py``): a second table gives that step's GPU time by kind of kernel
+and the time no kernel ran, to show where the next factor is.
 
 Without CUDA it exits with status 2 and one line saying so; ``--tiny`` shrinks the model so
 every setting's code path runs on a CPU in well under a minute (sdpa stands in for flex
@@ -46,7 +53,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 GEMMA_2B = {"hidden_size": 2048, "num_hidden_layers": 18, "num_attention_heads": 8,
             "num_key_value_heads": 1, "head_dim": 256, "intermediate_size": 16384,
@@ -56,18 +63,35 @@ TINY = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
 #: Untimed optimizer steps first: kernels compile and autotune there.
 WARMUP = 2
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-#: name -> (packing, attention, liger, batch, accum, compile). Run in this order in one
-#: process: compile and Liger last, because both change state that outlives a model (dynamo's
-#: caches; Liger patches transformers' Gemma classes in place).
-SETTINGS: dict[str, tuple[bool, str, Any, int, int, bool]] = {
-    "tutorial": (False, "sdpa", False, 4, 2, False),
-    "sdpa": (True, "sdpa", False, 4, 2, False),
-    "defaults": (True, "auto", False, 4, 2, False),
-    "defaults_b8": (True, "auto", False, 8, 1, False),
-    "defaults_eq": (True, "auto", False, 1, 8, False),
-    "compile": (True, "auto", False, 4, 2, True),
-    "liger": (True, "auto", True, 4, 2, False),
+
+
+class Setting(NamedTuple):
+    """One row of the table: the ``train`` params that differ between rows."""
+    packing: bool
+    attention: str
+    batch: int
+    accum: int
+    liger: bool = False
+    compile: bool = False
+    #: PEFT casting every LoRA input to the fp32 adapter dtype and back, as the tutorial's
+    #: stack did (seedtune.training.train.uncast_lora_inputs turns it off)
+    peft_casts: bool = False
+
+
+#: Run in this order in one process: compile and Liger last, because both change state that
+#: outlives a model (dynamo's caches; Liger patches transformers' Gemma classes in place).
+SETTINGS: dict[str, Setting] = {
+    "tutorial": Setting(False, "sdpa", 4, 2, peft_casts=True),
+    "sdpa": Setting(True, "sdpa", 4, 2),
+    "defaults": Setting(True, "auto", 4, 2),
+    "defaults_casts": Setting(True, "auto", 4, 2, peft_casts=True),
+    "defaults_b8": Setting(True, "auto", 8, 1),
+    "defaults_eq": Setting(True, "auto", 1, 8),
+    "compile": Setting(True, "auto", 4, 2, compile=True),
+    "liger": Setting(True, "auto", 4, 2, liger=True),
 }
+#: The setting whose extra, untimed last step is profiled (bench/step_profile.py).
+PROFILED = "defaults"
 #: Wall-clock budget for all settings (s): a GPU session's device time is 15 minutes in all,
 #: so settings that would start after it are reported as skipped rather than run.
 BUDGET_S = 220
@@ -147,9 +171,8 @@ def make_dataset(n: int, vocab_size: int, max_length: int, seed: int = 0) -> Any
 
 def train_params(name: str, tiny: bool, eq_tokens: int | None) -> dict[str, Any]:
     """The ``train`` params of one setting (everything else is shared)."""
-    packing, attention, liger, batch, accum, compile_ = SETTINGS[name]
-    if tiny:  # CPU smoke test: flex and Liger need CUDA
-        attention = "sdpa" if attention == "flex_attention" else attention
+    packing, attention, batch, accum, liger, compile_, _ = SETTINGS[name]
+    if tiny:  # CPU smoke test: Liger and compile need CUDA (auto attention is sdpa there)
         liger, compile_ = False, False
     max_length = 256 if tiny else 1024
     if name == "defaults_eq" and eq_tokens:
@@ -178,8 +201,9 @@ def run_setting(name: str, steps: int, tiny: bool, eq_tokens: int | None) -> dic
     from seedtune.training.train import sft_trainer
 
     caps = device_caps()
+    profiled = name == PROFILED  # one more step, after the timed ones, under the profiler
     cfg = TrainConfig.model_validate({**train_params(name, tiny, eq_tokens),
-                                      "max_steps": steps + WARMUP})
+                                      "max_steps": steps + WARMUP + profiled})
     shape = TINY if tiny else GEMMA_2B
     kwargs = model_kwargs(cfg, caps)
     gcfg = GemmaConfig(**shape, max_position_embeddings=8192, hidden_act="gelu_pytorch_tanh",
@@ -208,11 +232,21 @@ def run_setting(name: str, steps: int, tiny: bool, eq_tokens: int | None) -> dic
                     torch.cuda.synchronize()
                 marks.append((time.perf_counter(), float(logs["num_tokens"])))
 
+    sink: dict[str, Any] = {}
+    callbacks = [Clock()]
+    if profiled:
+        from step_profile import make_callback
+
+        callbacks.append(make_callback(steps + WARMUP + 1, caps["cuda"], sink))
     with tempfile.TemporaryDirectory() as tmp:
         args = sft_config(cfg, 0, Path(tmp), has_eval=False, caps=caps)
         args.disable_tqdm = True
         trainer = sft_trainer(cfg, model, make_tokenizer(shape["vocab_size"]), args, data,
-                              callbacks=[Clock()])
+                              callbacks=callbacks)
+        if SETTINGS[name].peft_casts:  # undo sft_trainer's uncast_lora_inputs
+            for layer in trainer.model.modules():
+                if hasattr(layer, "cast_input_dtype_enabled"):
+                    layer.cast_input_dtype_enabled = True
         if torch.cuda.is_available():
             torch.cuda.reset_peak_memory_stats()
         try:
@@ -221,16 +255,23 @@ def run_setting(name: str, steps: int, tiny: bool, eq_tokens: int | None) -> dic
             return {"setting": name, "error": "out of GPU memory"}
     # after the warm-up steps: compiles (flex_attention compiles again for the second shape
     # it sees, then runs with dynamic shapes) excluded
-    (t0, n0), (t1, n1) = marks[WARMUP - 1], marks[-1]
+    timed = marks[WARMUP - 1:WARMUP + steps]  # the profiled step, if any, is left out
+    (t0, n0), (t1, n1) = timed[0], timed[-1]
     tokens_per_s = (n1 - n0) / (t1 - t0)
     peak = torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else 0.0
-    return {"setting": name, "attention": kwargs["attn_implementation"],
-            "liger": bool(args.use_liger_kernel), "compile": bool(args.torch_compile),
-            "batch": f"{cfg.batch_size}x{cfg.grad_accum}", "max_length": cfg.max_length,
-            "tokens_per_s": tokens_per_s, "tokens_per_microbatch": (n1 - n0) / (
-                (len(marks) - WARMUP) * cfg.grad_accum),
-            "flops_per_s": tokens_per_s * 4 * n_params, "n_params": n_params,
-            "peak_gib": peak, "build_s": build_s, "steps": len(marks) - WARMUP}
+    out = {"setting": name, "attention": kwargs["attn_implementation"],
+           "liger": bool(args.use_liger_kernel), "compile": bool(args.torch_compile),
+           "peft_casts": SETTINGS[name].peft_casts,
+           "batch": f"{cfg.batch_size}x{cfg.grad_accum}", "max_length": cfg.max_length,
+           "tokens_per_s": tokens_per_s, "tokens_per_microbatch": (n1 - n0) / (
+               (len(timed) - 1) * cfg.grad_accum),
+           "flops_per_s": tokens_per_s * 4 * n_params, "n_params": n_params,
+           "peak_gib": peak, "build_s": build_s, "steps": len(timed) - 1}
+    if profiled:
+        out["profile"] = sink.get("profile") or {"error": sink.get("error", "no step profiled")}
+        out["profile_tokens"] = marks[-1][1] - marks[-2][1] if len(marks) > steps + WARMUP \
+            else None
+    return out
 
 
 def table(results: list[dict[str, Any]], peak_tflops: float | None) -> str:
@@ -337,6 +378,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name}: {results[-1]['wall_s']:.0f} s {json.dumps(results[-1])}",
               file=sys.stderr, flush=True)  # partial results survive a timeout
     print(table(results, peak))
+    for r in results:
+        if "error" not in r.get("profile", {"error": None}):
+            from step_profile import profile_table
+
+            print(profile_table(r["setting"], r["profile"], r.get("profile_tokens")))
+        elif "profile" in r:
+            print(f"profile of `{r['setting']}`: {r['profile']['error']}")
     print(f"total {time.perf_counter() - t_start:.0f} s", file=sys.stderr)
     if args.json:
         args.json.write_text(json.dumps({"bf16_tflops": peak, "results": results}, indent=2)

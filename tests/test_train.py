@@ -531,6 +531,41 @@ def test_with_passages_trains_on_exactly_the_prompt_ask_rag_asks() -> None:
     assert to_conversation(row)["prompt"][0]["content"] == question  # the default
 
 
+def test_gpu_profile_sorts_h100_kernels_by_kind() -> None:
+    """Kernel names as torch.profiler reports them on an H100 (cuBLAS nvjet/sm90 gemms,
+    sdpa's cutlass fmha, flex's Triton template, TRL's chunked log-prob kernels, fused
+    AdamW, casts) land in the kind the bench's step profile reports them under."""
+    from support import ROOT
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        from step_profile import kind_of
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    names = {
+        "nvjet_tst_128x256_64x4_2x1_v_bz_coopA_TNN": "matmul",
+        "sm90_xmma_gemm_bf16bf16_bf16f32_f32_tn_n_tilesize128x128x64_cublas": "matmul",
+        "triton_tem_fused_mm_4": "matmul",
+        "fmha_cutlassB_bf16_aligned_64x64_k128_sm80": "attention",
+        "triton_tem_fused_flex_attention_0": "attention",
+        "flash_fwd_kernel": "attention",
+        "_forward_kernel": "lm head loss",
+        "_backward_kernel": "lm head loss",
+        "_rms_norm_forward_kernel": "other elementwise",  # Liger's, not the loss
+        "void at::native::(anonymous namespace)::multi_tensor_apply_kernel<FusedAdamMathFunctor>":
+            "optimizer",
+        "void at::native::unrolled_elementwise_kernel<direct_copy_kernel_cuda>": "copies and casts",
+        "Memcpy HtoD (Pageable -> Device)": "copies and casts",
+        "void at::native::vectorized_elementwise_kernel<4, GeluCUDAKernelImpl>":
+            "other elementwise",
+        "aten::mm": "matmul",
+        "aten::addmm": "matmul",
+        "aten::_scaled_dot_product_flash_attention_for_cpu": "attention",
+        "aten::mul": "other elementwise",
+    }
+    assert {name: kind_of(name) for name in names} == names
+
+
 @pytest.mark.slow
 def test_gpu_bench_tiny_mode_prints_every_setting(tmp_path: Path) -> None:
     """bench/gpu_train.py --tiny (issue 15's CPU smoke test): every setting's code path runs
@@ -551,8 +586,17 @@ def test_gpu_bench_tiny_mode_prints_every_setting(tmp_path: Path) -> None:
         assert column in head
     results = json.loads(out.read_text())["results"]
     assert [r["setting"] for r in results] == [
-        "tutorial", "sdpa", "defaults", "defaults_b8", "defaults_eq", "compile", "liger"]
+        "tutorial", "sdpa", "defaults", "defaults_casts", "defaults_b8", "defaults_eq",
+        "compile", "liger"]
     assert all(r["tokens_per_s"] > 0 and r["steps"] == 2 for r in results)
+    assert [r["setting"] for r in results if r["peft_casts"]] == ["tutorial", "defaults_casts"]
+    # the defaults' extra, untimed step under the profiler: time by kind, the idle rest
+    profile = next(r for r in results if r["setting"] == "defaults")["profile"]
+    assert profile["matmul"] > 0 and profile["attention"] > 0 and profile["idle"] >= 0
+    kinds = sum(v for k, v in profile.items() if k != "wall")
+    assert kinds == pytest.approx(max(profile["wall"], kinds - profile["idle"]))
+    assert "one optimizer step of `defaults` under torch.profiler" in proc.stdout
+    assert all("profile" not in r for r in results if r["setting"] != "defaults")
     # defaults_eq: one packed row as long as the tutorial's real tokens per micro-batch
     by = {r["setting"]: r for r in results}
     assert by["defaults_eq"]["max_length"] == round(by["tutorial"]["tokens_per_microbatch"])
@@ -561,7 +605,7 @@ def test_gpu_bench_tiny_mode_prints_every_setting(tmp_path: Path) -> None:
     budget = subprocess.run([sys.executable, str(ROOT / "bench/gpu_train.py"), "--tiny",
                              "--steps", "1", "--budget-s", "0"],
                             capture_output=True, text=True, env=env, timeout=300)
-    assert budget.returncode == 1 and budget.stdout.count("skipped: --budget-s 0") == 7
+    assert budget.returncode == 1 and budget.stdout.count("skipped: --budget-s 0") == 8
     import torch
 
     if not torch.cuda.is_available():
