@@ -135,6 +135,7 @@ def _train_ws(ws: Workspace, rows: list[dict[str, Any]], train: dict[str, Any]) 
 
 @pytest.mark.parametrize("key,value", [
     ("lora.r", "abc"), ("optim.lr", -1), ("model.name_or_path", "/nonexistent/gemma-2b-it"),
+    ("eval_steps", 1.5),
 ])
 def test_train_stage_fails_fast_with_one_line(workspace: Workspace, gemma: Path,
                                               rows: list[dict[str, Any]], key: str,
@@ -316,6 +317,21 @@ def test_bf16_training_takes_lora_inputs_uncast(gemma: Path, rows: list[dict[str
                          caps={**device_caps(), "bf16": False})
     assert all(m.cast_input_dtype_enabled for m in fp32.model.modules()
                if hasattr(m, "cast_input_dtype_enabled"))
+
+
+def test_eval_steps_below_one_is_a_share_of_the_run(gemma: Path, rows: list[dict[str, Any]],
+                                                      tmp_path: Path) -> None:
+    """train.eval_steps 0.25 evaluates four times whatever the run's length (transformers'
+    ratio form): at steps 2, 4, 6, 8 of 8. A whole number stays a number of steps."""
+    from seedtune.training.train import build_trainer, split_rows
+
+    train_rows, eval_rows = split_rows(rows)
+    cfg = make_cfg(gemma, max_steps=8, eval_steps=0.25, save_steps=100, batch_size=1)
+    trainer = build_trainer(cfg, 42, train_rows, eval_rows, tmp_path / "ckpt")
+    trainer.train()
+    assert [h["step"] for h in trainer.state.log_history if "eval_loss" in h] == [2, 4, 6, 8]
+    assert make_cfg(gemma, eval_steps=50.0).eval_steps == 50
+    assert isinstance(make_cfg(gemma, eval_steps=50.0).eval_steps, int)
 
 
 def test_sft_config_maps_params_explicitly(trainer) -> None:
