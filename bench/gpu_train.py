@@ -103,22 +103,6 @@ def fail(msg: str) -> None:
     sys.exit(2)
 
 
-def matmul_tflops(n: int = 8192, reps: int = 10) -> float:
-    """The card's measured dense bf16 matrix rate (TFLOP/s), the MFU denominator."""
-    import torch
-
-    a = torch.randn(n, n, device="cuda", dtype=torch.bfloat16)
-    b = torch.randn(n, n, device="cuda", dtype=torch.bfloat16)
-    for _ in range(3):
-        a @ b
-    torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    for _ in range(reps):
-        a @ b
-    torch.cuda.synchronize()
-    return 2 * n**3 * reps / (time.perf_counter() - t0) / 1e12
-
-
 def flex_keeps_examples_apart() -> float:
     """Max |logit| difference between two examples packed in one row with flex_attention
     (the document mask from position_ids) and each run alone: ~0 when nothing leaks. Run on
@@ -347,7 +331,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.only:
         print(json.dumps(run_setting(args.only, args.steps, args.tiny, args.eq_tokens)))
         return 0
-    peak = None if args.tiny else matmul_tflops()
+    from seedtune.core.device import matmul_flops
+
+    rate = None if args.tiny else matmul_flops()
+    peak = rate / 1e12 if rate else None
     if peak:
         print(f"measured bf16 matrix rate: {peak:.0f} TFLOP/s", file=sys.stderr, flush=True)
         try:

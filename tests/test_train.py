@@ -367,6 +367,7 @@ def test_short_run_metrics_and_dvclive_files(trained) -> None:
     assert metrics["steps"] == 4 and metrics["eval_examples"] == 4
     assert math.isfinite(metrics["train_loss"]) and math.isfinite(metrics["eval_loss"])
     assert metrics["tokens_per_s"] > 0  # what metrics/summary.json shows as train_tokens_per_s
+    assert metrics["mfu"] is None and metrics["bf16_tflops"] is None  # measured on CUDA only
     summary = json.loads((live_dir / "metrics.json").read_text())  # dvclive's last values
     assert summary["train"]["loss"] == metrics["train_loss"] and summary["step"] == 4
     plots = live_dir / "plots/metrics"
@@ -376,6 +377,25 @@ def test_short_run_metrics_and_dvclive_files(trained) -> None:
         assert len(lines) >= 3, name
     steps = [int(x.split("\t")[0]) for x in (plots / "train/loss.tsv").read_text().splitlines()[1:]]
     assert steps == [1, 2, 3, 4]
+
+
+def test_mfu_is_4_flops_per_parameter_per_token_against_the_measured_rate(gemma: Path) -> None:
+    """MFU as issue 15 defines it: 4N FLOPs per token (N with the LM head) over the card's
+    measured bf16 matrix rate, per GPU; without a measured rate (no CUDA) there is none."""
+    from transformers import AutoModelForCausalLM
+
+    from seedtune.core.device import matmul_flops
+    from seedtune.training.train import mfu
+
+    model = AutoModelForCausalLM.from_pretrained(gemma)
+    n = sum(p.numel() for p in model.parameters())
+    assert mfu(1000.0, model, 1, 8000.0 * n) == 0.5  # 4n FLOPs x 1000 tokens/s over 8000n
+    assert mfu(1000.0, model, 2, 8000.0 * n) == 0.25  # the same tokens/s over two such GPUs
+    assert mfu(1000.0, model, 1, None) is None and mfu(None, model, 1, 1e15) is None
+    import torch
+
+    if not torch.cuda.is_available():
+        assert matmul_flops() is None
 
 
 def test_adapter_reloads_generates_and_carries_the_base_template(trained, gemma: Path) -> None:

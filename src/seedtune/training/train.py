@@ -18,7 +18,7 @@ from typing import Any
 
 from seedtune.core.config import TrainConfig
 from seedtune.core.credentials import hf_token
-from seedtune.core.device import bf16_peak, device_caps
+from seedtune.core.device import device_caps, matmul_flops
 from seedtune.core.errors import InputError
 from seedtune.core.machine import resolve_model
 from seedtune.core.records import atomic_write_text
@@ -165,9 +165,10 @@ def train(cfg: TrainConfig, rows: list[dict[str, Any]], seed: int, out_dir: Path
     if eval_rows and not any("eval_loss" in h for h in trainer.state.log_history):
         trainer.evaluate()
     tokens_per_s = throughput.tokens_per_s()
+    peak = matmul_flops() if trainer.args.device.type == "cuda" else None
     metrics = {**final_metrics(trainer.state.log_history), "tokens_per_s": tokens_per_s,
-               "mfu": mfu(tokens_per_s, trainer.model, trainer.args.world_size,
-                          caps or device_caps()),
+               "mfu": mfu(tokens_per_s, trainer.model, trainer.args.world_size, peak),
+               "bf16_tflops": round(peak / 1e12, 1) if peak else None,
                "train_examples": len(train_rows), "eval_examples": len(eval_rows)}
     # save_model writes the adapter and the tokenizer (with its chat template) on the main
     # process only; under FSDP every process must call it to gather the weights
@@ -179,16 +180,16 @@ def train(cfg: TrainConfig, rows: list[dict[str, Any]], seed: int, out_dir: Path
     return metrics
 
 
-def mfu(tokens_per_s: float | None, model: Any, world_size: int, caps: dict[str, Any]
+def mfu(tokens_per_s: float | None, model: Any, world_size: int, peak_flops: float | None
         ) -> float | None:
-    """Model FLOP utilisation on CUDA: 4 FLOPs per parameter per token (a frozen base under
-    LoRA needs the forward pass and the input gradients, not weight gradients) against the
-    GPU's spec-sheet bf16 peak, per GPU. None off CUDA or on a GPU without a known peak."""
-    peak = bf16_peak(caps.get("gpu_name")) if caps.get("cuda") else None
-    if not (peak and tokens_per_s):
+    """Model FLOP utilisation: 4 FLOPs per parameter per token (a frozen base under LoRA
+    needs the forward pass and the input gradients, not weight gradients) against
+    ``peak_flops`` per GPU, the card's measured bf16 matrix rate
+    (:func:`seedtune.core.device.matmul_flops`). None off CUDA."""
+    if not (peak_flops and tokens_per_s):
         return None
     n_params = sum(p.numel() for p in model.parameters())
-    return round(tokens_per_s * 4 * n_params / (peak * max(1, world_size)), 4)
+    return round(tokens_per_s * 4 * n_params / (peak_flops * max(1, world_size)), 4)
 
 
 def record_base_id(out_dir: Path, model_id: str) -> None:
