@@ -30,10 +30,10 @@ micro-batch, peak GPU memory, and the ratios to the tutorial:
 * ``defaults_eq``: the defaults at the tutorial's real tokens per micro-batch (one packed
   row of that length), for peak memory at equal work;
 * ``compile``: the defaults plus ``train.compile`` (fuses the LoRA path's small kernels);
-* ``liger`` (only with ``--settings``): the defaults plus Liger's layer kernels (RMSNorm, GeGLU, RoPE). TRL >= 1.16
-  computes the loss, entropy and accuracy through its own chunked fused LM head, so the
-  256k-vocabulary logits are never materialised with or without Liger, and TRL turns
-  Liger's fused linear cross-entropy off.
+* ``liger`` (only with ``--settings``): the defaults plus Liger's layer kernels (RMSNorm,
+  GeGLU, RoPE). TRL >= 1.16 computes the loss, entropy and accuracy through its own
+  chunked fused LM head, so the 256k-vocabulary logits are never materialised with or
+  without Liger, and TRL turns Liger's fused linear cross-entropy off.
 
 One more optimizer step of ``defaults``, after its timed ones, runs under torch.profiler
 (``bench/step_profile.py``): a second table gives that step's GPU time by kind of kernel
