@@ -392,6 +392,12 @@ def test_mfu_is_4_flops_per_parameter_per_token_against_the_measured_rate(gemma:
     assert mfu(1000.0, model, 1, 8000.0 * n) == 0.5  # 4n FLOPs x 1000 tokens/s over 8000n
     assert mfu(1000.0, model, 2, 8000.0 * n) == 0.25  # the same tokens/s over two such GPUs
     assert mfu(1000.0, model, 1, None) is None and mfu(None, model, 1, 1e15) is None
+    from peft import get_peft_model
+
+    from seedtune.training.configure import lora_config
+
+    tuned = get_peft_model(model, lora_config(make_cfg(gemma)))  # PEFT counts it (4-bit too)
+    assert mfu(1000.0, tuned, 1, 8000.0 * sum(p.numel() for p in tuned.parameters())) == 0.5
     import torch
 
     if not torch.cuda.is_available():

@@ -105,8 +105,8 @@ def uncast_lora_inputs(model: Any) -> int:
     bf16 for the matmul: two full-size copies of each of the 7 projections' inputs per
     layer, forward and backward (the down projection's is 16384 wide), for bit-identical
     results. Under autocast the matmul casts the fp32 weights itself, and the optimizer
-    still updates fp32 weights. Only for a forward under autocast: without it, bf16 inputs meet
-    fp32 weights and the matmul fails loudly. This is the switch
+    still updates fp32 weights. Only for a forward under autocast: without it, bf16 inputs
+    meet fp32 weights and the matmul fails loudly. This is the switch
     ``peft.helpers.disable_input_dtype_casting`` flips, kept on for the whole run.
     """
     from peft.tuners.tuners_utils import BaseTunerLayer
@@ -164,12 +164,6 @@ def train(cfg: TrainConfig, rows: list[dict[str, Any]], seed: int, out_dir: Path
     # the trainer evaluates at the last step itself; only a run without any eval log needs one
     if eval_rows and not any("eval_loss" in h for h in trainer.state.log_history):
         trainer.evaluate()
-    tokens_per_s = throughput.tokens_per_s()
-    peak = matmul_flops() if trainer.args.device.type == "cuda" else None
-    metrics = {**final_metrics(trainer.state.log_history), "tokens_per_s": tokens_per_s,
-               "mfu": mfu(tokens_per_s, trainer.model, trainer.args.world_size, peak),
-               "bf16_tflops": round(peak / 1e12, 1) if peak else None,
-               "train_examples": len(train_rows), "eval_examples": len(eval_rows)}
     # save_model writes the adapter and the tokenizer (with its chat template) on the main
     # process only; under FSDP every process must call it to gather the weights
     trainer.save_model(str(out_dir))
@@ -177,7 +171,23 @@ def train(cfg: TrainConfig, rows: list[dict[str, Any]], seed: int, out_dir: Path
         # a pickle of the TrainingArguments: not needed to load the adapter, and unsafe to load
         (out_dir / "training_args.bin").unlink(missing_ok=True)
         record_base_id(out_dir, cfg.model.name_or_path)
-    return metrics
+    tokens_per_s = throughput.tokens_per_s()
+    peak = measured_peak() if trainer.args.device.type == "cuda" else None
+    return {**final_metrics(trainer.state.log_history), "tokens_per_s": tokens_per_s,
+            "mfu": mfu(tokens_per_s, trainer.model, trainer.args.world_size, peak),
+            "bf16_tflops": round(peak / 1e12, 1) if peak else None,
+            "train_examples": len(train_rows), "eval_examples": len(eval_rows)}
+
+
+def measured_peak() -> float | None:
+    """The GPU's bf16 matrix rate for MFU, measured after the adapter is saved; a metric
+    never costs a finished run, so a failure (a GPU too full for three 8192^2 matrices) is
+    a warning and no MFU."""
+    try:
+        return matmul_flops()
+    except RuntimeError as exc:  # torch.cuda.OutOfMemoryError is one
+        log.warning("MFU not measured: %s", str(exc).splitlines()[0][:160])
+        return None
 
 
 def mfu(tokens_per_s: float | None, model: Any, world_size: int, peak_flops: float | None
@@ -188,7 +198,9 @@ def mfu(tokens_per_s: float | None, model: Any, world_size: int, peak_flops: flo
     (:func:`seedtune.core.device.matmul_flops`). None off CUDA."""
     if not (peak_flops and tokens_per_s):
         return None
-    n_params = sum(p.numel() for p in model.parameters())
+    # PEFT's count holds for a 4-bit base too, whose packed weights numel() counts by halves
+    count = getattr(model, "get_nb_trainable_parameters", None)
+    n_params = count()[1] if count else sum(p.numel() for p in model.parameters())
     return round(tokens_per_s * 4 * n_params / (peak_flops * max(1, world_size)), 4)
 
 
