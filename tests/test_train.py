@@ -404,6 +404,40 @@ def test_mfu_is_4_flops_per_parameter_per_token_against_the_measured_rate(gemma:
         assert matmul_flops() is None
 
 
+def test_tokens_per_s_leaves_out_the_warm_up_and_evaluation(monkeypatch: pytest.MonkeyPatch
+                                                              ) -> None:
+    """A run whose first step spends 100 s compiling, then trains 1000 tokens a second with
+    a 30 s evaluation in between, reports 1000 tokens/s; a run too short for the window
+    after the warm-up steps is measured from its start; a resumed run counts its own part."""
+    from types import SimpleNamespace
+
+    from seedtune.training import live
+
+    now = [0.0]
+    monkeypatch.setattr(live.time, "perf_counter", lambda: now[0])
+
+    def run(steps: list[tuple[int, float, float, dict[str, Any]]], history: list[Any] = (),
+            step0: int = 0) -> float | None:
+        meter, now[0] = live.Throughput(), 0.0
+        meter.on_train_begin(None, SimpleNamespace(log_history=list(history),
+                                                   global_step=step0), None)
+        for step, t, tokens, extra in steps:
+            now[0] = t
+            meter.on_log(None, SimpleNamespace(global_step=step), None,
+                         logs={"loss": 1.0, "num_tokens": tokens, **extra})
+        return meter.tokens_per_s()
+
+    # step 1 at 100 s (compiles), logs every 5 steps, an eval of 30 s before step 15's log
+    steps = [(1, 100.0, 1000.0, {}), (5, 104.0, 5000.0, {}), (10, 109.0, 10000.0, {}),
+             (15, 144.0, 15000.0, {"eval_runtime": 30.0}), (20, 149.0, 20000.0, {})]
+    assert run(steps) == 1000.0
+    assert run(steps[:2]) == round(5000 / 104, 1)  # no log after the window opens: from 0
+    assert run([]) is None
+    # resumed at step 10 with 10000 tokens counted before: its own steps and tokens only
+    resumed = [(11, 50.0, 11000.0, {}), (15, 54.0, 15000.0, {}), (20, 59.0, 20000.0, {})]
+    assert run(resumed, history=[{"num_tokens": 10000.0}], step0=10) == 1000.0
+
+
 def test_adapter_reloads_generates_and_carries_the_base_template(trained, gemma: Path) -> None:
     from peft import AutoPeftModelForCausalLM
     from transformers import AutoTokenizer

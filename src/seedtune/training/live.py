@@ -17,37 +17,54 @@ METRICS = {"loss": "train/loss", "eval_loss": "eval/loss", "learning_rate": "tra
            "grad_norm": "train/grad_norm"}
 
 
+#: Optimizer steps at the start of a run left out of its tokens/s: the first compiles
+#: flex_attention's kernels (and torch.compile's graphs), the next shapes recompile them for
+#: dynamic shapes; bench/gpu_train.py leaves out the same two.
+WARMUP_STEPS = 2
+
+
 class Throughput(TrainerCallback):
-    """Training tokens per second over this run: the tokens TRL counted (``num_tokens``; no
-    pad tokens with padding-free packing) over the wall time spent training, evaluation
-    excluded. A resumed run counts only its own part."""
+    """Training tokens per second at speed: the tokens TRL counted (``num_tokens``; no pad
+    tokens with padding-free packing) between the first training log after
+    :data:`WARMUP_STEPS` steps of this run and the last one, over that wall time less the
+    time spent evaluating. A run too short for that window is measured from its start. A
+    resumed run counts only its own part."""
 
     def __init__(self) -> None:
-        self._t0 = self._eval_s = self._seconds = 0.0
-        self._tokens0 = self._tokens = 0.0
+        self._step0 = 0
+        self._eval_s = 0.0
+        # (time, tokens counted, eval seconds so far) at the start, first window log, last log
+        self._start: tuple[float, float, float] = (0.0, 0.0, 0.0)
+        self._from: tuple[float, float, float] | None = None
+        self._last: tuple[float, float, float] | None = None
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
-        """Start the clock; a resumed checkpoint's tokens are not this run's."""
+        """Start the clock; a resumed checkpoint's tokens and steps are not this run's."""
         counted = [float(e["num_tokens"]) for e in state.log_history if "num_tokens" in e]
-        self._tokens0 = self._tokens = counted[-1] if counted else 0.0
-        self._t0, self._eval_s = time.perf_counter(), 0.0
+        self._step0, self._eval_s = state.global_step, 0.0
+        self._start = (time.perf_counter(), counted[-1] if counted else 0.0, 0.0)
+        self._from = self._last = None
 
     def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None,
                **kw: Any) -> None:
-        """Keep the running token count and the time spent evaluating."""
+        """Mark each training log (an eval log, or the end-of-run summary, has no ``loss``)
+        and keep the time spent evaluating."""
         logs = logs or {}
         self._eval_s += float(logs.get("eval_runtime", 0.0))
-        if "num_tokens" in logs:
-            self._tokens = float(logs["num_tokens"])
-
-    def on_train_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
-        """Stop the clock."""
-        self._seconds = time.perf_counter() - self._t0 - self._eval_s
+        if "num_tokens" in logs and "loss" in logs:
+            mark = (time.perf_counter(), float(logs["num_tokens"]), self._eval_s)
+            if self._from is None and state.global_step >= self._step0 + WARMUP_STEPS:
+                self._from = mark
+            self._last = mark
 
     def tokens_per_s(self) -> float | None:
         """Tokens per second of training, None when nothing was measured."""
-        tokens = self._tokens - self._tokens0
-        return round(tokens / self._seconds, 1) if self._seconds > 0 and tokens > 0 else None
+        if self._last is None:
+            return None
+        first = self._from if self._from not in (None, self._last) else self._start
+        tokens = self._last[1] - first[1]
+        seconds = (self._last[0] - first[0]) - (self._last[2] - first[2])
+        return round(tokens / seconds, 1) if seconds > 0 and tokens > 0 else None
 
 
 class LiveCallback(TrainerCallback):
