@@ -42,7 +42,11 @@ def breakdown(events: Any, wall_ms: float, cuda: bool) -> dict[str, float]:
     """
     out: dict[str, float] = {}
     for e in events:
-        if cuda:  # kernels, memcpy and memset: the only events with device time
+        if cuda:
+            # kernels, memcpy and memset, the device's own events; were CPU ops recorded too,
+            # their self device time would count their kernels a second time
+            if "CUDA" not in str(getattr(e, "device_type", "CUDA")):
+                continue
             ms = e.self_device_time_total / 1e3
         elif e.key.startswith("aten::"):
             ms = e.self_cpu_time_total / 1e3

@@ -615,7 +615,7 @@ def test_gpu_profile_sorts_h100_kernels_by_kind() -> None:
 
     sys.path.insert(0, str(ROOT / "bench"))
     try:
-        from step_profile import kind_of
+        from step_profile import breakdown, kind_of
     finally:
         sys.path.remove(str(ROOT / "bench"))
     names = {
@@ -640,6 +640,20 @@ def test_gpu_profile_sorts_h100_kernels_by_kind() -> None:
         "aten::mul": "other elementwise",
     }
     assert {name: kind_of(name) for name in names} == names
+    # CUDA: kernels' device time by kind; a CPU op's device time (its kernels again) is not
+    # counted twice; the rest of the step's wall time is idle
+    from types import SimpleNamespace
+
+    from torch.autograd import DeviceType
+
+    def event(key: str, ms: float, device: Any) -> Any:
+        return SimpleNamespace(key=key, self_device_time_total=ms * 1e3, device_type=device,
+                               self_cpu_time_total=0.0)
+
+    parts = breakdown([event("nvjet_tst_128x256", 60.0, DeviceType.CUDA),
+                       event("flash_fwd_kernel", 10.0, DeviceType.CUDA),
+                       event("aten::mm", 60.0, DeviceType.CPU)], wall_ms=100.0, cuda=True)
+    assert parts == {"matmul": 60.0, "attention": 10.0, "idle": 30.0, "wall": 100.0}
 
 
 @pytest.mark.slow
