@@ -186,7 +186,7 @@ def run_setting(name: str, steps: int, tiny: bool, eq_tokens: int | None) -> dic
     from seedtune.core.config import TrainConfig
     from seedtune.core.device import device_caps
     from seedtune.training.configure import model_kwargs, sft_config
-    from seedtune.training.train import sft_trainer
+    from seedtune.training.train import sft_trainer, uncast_lora_inputs
 
     caps = device_caps()
     profiled = name == PROFILED  # one more step, after the timed ones, under the profiler
@@ -231,10 +231,8 @@ def run_setting(name: str, steps: int, tiny: bool, eq_tokens: int | None) -> dic
         args.disable_tqdm = True
         trainer = sft_trainer(cfg, model, make_tokenizer(shape["vocab_size"]), args, data,
                               callbacks=callbacks)
-        if SETTINGS[name].peft_casts:  # undo sft_trainer's uncast_lora_inputs
-            for layer in trainer.model.modules():
-                if hasattr(layer, "cast_input_dtype_enabled"):
-                    layer.cast_input_dtype_enabled = True
+        if SETTINGS[name].peft_casts:  # the casts sft_trainer took off, back on
+            uncast_lora_inputs(trainer.model, uncast=False)
         if torch.cuda.is_available():
             torch.cuda.reset_peak_memory_stats()
         try:

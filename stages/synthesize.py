@@ -27,7 +27,7 @@ def main() -> None:
     client = LLMClient(p.llm, ResponseCache(CACHE_DIR / "synthesize"), desc="synthesize")
     outcomes = client.run(build_requests(ranked, p.synthesize, template))
     rows, rejects, masked = collect_answers(ranked, outcomes, p.synthesize, p.llm.model,
-                                    template.version)
+                                            template.version)
     write_rejects("synthesize", rejects)
     check_reject_rate("synthesize", len(ranked), len(rejects), p.llm.max_reject_rate)
     rows = split_rows(rows, p.synthesize, p.seed)

@@ -61,7 +61,6 @@ def device_caps() -> dict[str, Any]:
         "cuda": cuda,
         "mps": mps,
         "gpus": torch.cuda.device_count() if cuda else 0,
-        "gpu_name": torch.cuda.get_device_name(0) if cuda else None,
         "bf16": cuda and torch.cuda.is_bf16_supported(),
         "flash_attn": cuda and _has("flash_attn"),
         "flash_attn3": cuda and _has("flash_attn_interface"),

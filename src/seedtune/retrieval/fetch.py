@@ -164,11 +164,12 @@ def origin(url: str) -> str:
 
 
 class _Retry(Exception):
-    """A failure worth another try; ``reason`` is the outcome if the retries run out."""
+    """An HTTP status worth another try (429, 5xx); ``http_<status>`` is the outcome if the
+    retries run out."""
 
     def __init__(self, status: int, wait: float | None = None) -> None:
         super().__init__(f"http_{status}")
-        self.reason, self.status, self.wait = f"http_{status}", status, wait
+        self.status, self.wait = status, wait
 
 
 class PageFetcher:
@@ -379,7 +380,7 @@ class PageFetcher:
                         self.fetched += 1
                         return await self._request(session, url, robots)
             except _Retry as exc:
-                reason, code, wait = exc.reason, exc.status, exc.wait
+                reason, code, wait = f"http_{exc.status}", exc.status, exc.wait
             except TimeoutError:
                 reason, code, wait = "timeout", None, None
             except aiohttp.ClientError as exc:

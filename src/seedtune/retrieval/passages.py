@@ -18,7 +18,7 @@ from typing import Any
 #: After sentence-final punctuation (with closing quotes/brackets) and spaces, or a line break.
 _SENTENCE_END = re.compile(r"(?<=[.!?。？！…])[\"'”’)\]」』]*\s+|\n+")
 
-Counter = Callable[[list[str]], list[int]]
+TokenCounter = Callable[[list[str]], list[int]]
 
 
 def split_sentences(text: str) -> list[str]:
@@ -26,7 +26,7 @@ def split_sentences(text: str) -> list[str]:
     return [s.strip() for s in _SENTENCE_END.split(text) if s and s.strip()]
 
 
-def _cut_long(sentence: str, count: Counter, max_tokens: int) -> list[str]:
+def _cut_long(sentence: str, count: TokenCounter, max_tokens: int) -> list[str]:
     """A sentence over ``max_tokens`` as word runs that each fit."""
     words = sentence.split()
     sizes = count(words) if words else []
@@ -42,7 +42,8 @@ def _cut_long(sentence: str, count: Counter, max_tokens: int) -> list[str]:
     return pieces
 
 
-def split_passages(text: str, count: Counter, max_tokens: int, overlap: int = 0) -> list[str]:
+def split_passages(text: str, count: TokenCounter, max_tokens: int, overlap: int = 0
+                   ) -> list[str]:
     """``text`` as passages of at most ``max_tokens`` tokens (``count`` gives the token
     counts of a list of strings), sentences kept whole where they fit, consecutive
     passages sharing up to ``overlap`` tokens of whole sentences."""
@@ -80,7 +81,7 @@ def split_passages(text: str, count: Counter, max_tokens: int, overlap: int = 0)
     return passages
 
 
-def token_counter(model: object) -> Counter:
+def token_counter(model: object) -> TokenCounter:
     """Token counts by ``model``'s tokenizer, without special tokens; characters when the
     model has no tokenizer."""
     tokenizer = getattr(model, "tokenizer", None)
@@ -96,7 +97,7 @@ def token_counter(model: object) -> Counter:
     return count
 
 
-def passage_budget(model: object, count: Counter, prefix: str, wanted: int) -> int:
+def passage_budget(model: object, count: TokenCounter, prefix: str, wanted: int) -> int:
     """Tokens a passage may have so that ``prefix + passage`` and the special tokens fit the
     model's ``max_seq_length``: ``wanted`` or less (``count``: :func:`token_counter`)."""
     limit = getattr(model, "max_seq_length", None) or 512

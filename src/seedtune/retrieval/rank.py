@@ -177,11 +177,11 @@ def rank_rows(model: Any, rows: list[dict[str, Any]], top_k: int, max_gap: float
 
     ``pages`` maps a document's link to its page's passages (:mod:`.passages`); those are
     ranked instead of the document's snippet; with ``prefer_pages`` (``rank.prefer_pages``)
-    page passages take the slots first (:func:`keep_pages_first`). Each kept candidate is the
-    document with
-    ``kind`` (page or snippet), ``passage`` (the exact text embedded, without its prefix)
-    and ``score`` (cosine with the question), sorted high to low. A question without
-    documents stays, with an empty list. ``store`` (optional) supplies and keeps embeddings.
+    page passages take the slots first (:func:`keep_pages_first`). Each kept candidate is
+    the document with ``kind`` (page or snippet), ``passage`` (the exact text embedded,
+    without its prefix) and ``score`` (cosine with the question), sorted high to low. A
+    question without documents stays, with an empty list. ``store`` (optional) supplies and
+    keeps embeddings.
     """
     per_row = [candidates(r["documents"], pages) for r in rows]
     questions = list(dict.fromkeys(r["question"] for r in rows))
@@ -205,8 +205,8 @@ def rank_rows(model: Any, rows: list[dict[str, Any]], top_k: int, max_gap: float
 def rank_metrics(ranked: list[dict[str, Any]], store: EmbeddingStore | None = None
                  ) -> dict[str, Any]:
     """metrics/rank.json: questions, how many have a passage, passages kept from pages and
-    from snippets, mean top score, mean kept,
-    and with a ``store`` how many texts were encoded and how many reused."""
+    from snippets, mean top score, mean kept, and with a ``store`` how many texts were
+    encoded and how many reused."""
     with_docs = [r for r in ranked if r["documents"]]
     counts = {"encoded": store.encoded, "reused": store.reused} if store is not None else {}
     kept = [d for r in ranked for d in r["documents"]]

@@ -97,8 +97,9 @@ def sft_trainer(cfg: TrainConfig, model: Any, tokenizer: Any, args: Any, train_d
     return trainer
 
 
-def uncast_lora_inputs(model: Any) -> int:
-    """Stop PEFT casting each LoRA layer's input to the adapter's dtype; returns the count.
+def uncast_lora_inputs(model: Any, uncast: bool = True) -> int:
+    """Stop PEFT casting each LoRA layer's input to the adapter's dtype (``uncast=False``
+    puts the casts back, as the GPU bench's tutorial rows have them); returns the count.
 
     PEFT keeps the adapter weights in fp32 on a bf16 base (``autocast_adapter_dtype``), so
     every LoRA layer copies its bf16 input to fp32, and autocast at once copies it back to
@@ -113,7 +114,7 @@ def uncast_lora_inputs(model: Any) -> int:
 
     layers = [m for m in model.modules() if isinstance(m, BaseTunerLayer)]
     for layer in layers:
-        layer.cast_input_dtype_enabled = False
+        layer.cast_input_dtype_enabled = not uncast
     return len(layers)
 
 
