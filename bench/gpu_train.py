@@ -23,9 +23,13 @@ micro-batch, peak GPU memory, and the ratios to the tutorial:
 * ``defaults``: exactly the project's defaults (``attn_implementation: auto``: flash-attn if
   installed, else flex_attention, whose block mask skips those blocks; ``liger_kernel``
   false);
-* ``defaults_casts``: the defaults with PEFT's casts of every LoRA input to the fp32
-  adapter dtype and back left on (``seedtune.training.train.uncast_lora_inputs`` turns
-  them off; the tutorial's row keeps them, as its stack had them);
+* ``defaults_unfused``: the defaults with PEFT's own scale and add after each ``lora_B``
+  matmul (``seedtune.training.lora_path.fuse_lora_add`` folds them into the matmul);
+* ``defaults_peft``: the defaults with PEFT's LoRA layers as shipped: that scale and add,
+  and each LoRA input cast to the fp32 adapter dtype and back
+  (``seedtune.training.lora_path.uncast_lora_inputs`` turns the casts off). The tutorial's
+  row has them too, as its stack did. ``python bench/run.py lora`` counts the bytes each
+  of the two changes saves, on a CPU;
 * ``defaults_b8``: batch 8 x accum 1, the same tokens per optimizer step;
 * ``defaults_eq``: the defaults at the tutorial's real tokens per micro-batch (one packed
   row of that length), for peak memory at equal work;
@@ -74,17 +78,21 @@ class Setting(NamedTuple):
     liger: bool = False
     compile: bool = False
     #: PEFT casting every LoRA input to the fp32 adapter dtype and back, as the tutorial's
-    #: stack did (seedtune.training.train.uncast_lora_inputs turns it off)
+    #: stack did (seedtune.training.lora_path.uncast_lora_inputs turns it off)
     peft_casts: bool = False
+    #: PEFT's scale and add after each lora_B matmul, kernels of their own
+    #: (seedtune.training.lora_path.fuse_lora_add folds them into the matmul)
+    peft_add: bool = False
 
 
 #: Run in this order in one process: compile and Liger last, because both change state that
 #: outlives a model (dynamo's caches; Liger patches transformers' Gemma classes in place).
 SETTINGS: dict[str, Setting] = {
-    "tutorial": Setting(False, "sdpa", 4, 2, peft_casts=True),
+    "tutorial": Setting(False, "sdpa", 4, 2, peft_casts=True, peft_add=True),
     "sdpa": Setting(True, "sdpa", 4, 2),
     "defaults": Setting(True, "auto", 4, 2),
-    "defaults_casts": Setting(True, "auto", 4, 2, peft_casts=True),
+    "defaults_unfused": Setting(True, "auto", 4, 2, peft_add=True),
+    "defaults_peft": Setting(True, "auto", 4, 2, peft_casts=True, peft_add=True),
     "defaults_b8": Setting(True, "auto", 8, 1),
     "defaults_eq": Setting(True, "auto", 1, 8),
     "compile": Setting(True, "auto", 4, 2, compile=True),
@@ -159,7 +167,7 @@ def make_dataset(n: int, vocab_size: int, max_length: int, seed: int = 0) -> Any
 
 def train_params(name: str, tiny: bool, eq_tokens: int | None) -> dict[str, Any]:
     """The ``train`` params of one setting (everything else is shared)."""
-    packing, attention, batch, accum, liger, compile_, _ = SETTINGS[name]
+    packing, attention, batch, accum, liger, compile_, *_ = SETTINGS[name]
     if tiny:  # CPU smoke test: Liger and compile need CUDA (auto attention is sdpa there)
         liger, compile_ = False, False
     max_length = 256 if tiny else 1024
@@ -186,7 +194,8 @@ def run_setting(name: str, steps: int, tiny: bool, eq_tokens: int | None) -> dic
     from seedtune.core.config import TrainConfig
     from seedtune.core.device import device_caps
     from seedtune.training.configure import model_kwargs, sft_config
-    from seedtune.training.train import sft_trainer, uncast_lora_inputs
+    from seedtune.training.lora_path import fuse_lora_add, uncast_lora_inputs
+    from seedtune.training.train import sft_trainer
 
     caps = device_caps()
     profiled = name == PROFILED  # one more step, after the timed ones, under the profiler
@@ -233,6 +242,8 @@ def run_setting(name: str, steps: int, tiny: bool, eq_tokens: int | None) -> dic
                               callbacks=callbacks)
         if SETTINGS[name].peft_casts:  # the casts sft_trainer took off, back on
             uncast_lora_inputs(trainer.model, uncast=False)
+        if SETTINGS[name].peft_add:  # PEFT's own forward back
+            fuse_lora_add(trainer.model, fused=False)
         if torch.cuda.is_available():
             torch.cuda.reset_peak_memory_stats()
         try:
@@ -247,7 +258,7 @@ def run_setting(name: str, steps: int, tiny: bool, eq_tokens: int | None) -> dic
     peak = torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else 0.0
     out = {"setting": name, "attention": kwargs["attn_implementation"],
            "liger": bool(args.use_liger_kernel), "compile": bool(args.torch_compile),
-           "peft_casts": SETTINGS[name].peft_casts,
+           "peft_casts": SETTINGS[name].peft_casts, "peft_add": SETTINGS[name].peft_add,
            "batch": f"{cfg.batch_size}x{cfg.grad_accum}", "max_length": cfg.max_length,
            "tokens_per_s": tokens_per_s, "tokens_per_microbatch": (n1 - n0) / (
                (len(timed) - 1) * cfg.grad_accum),
@@ -263,18 +274,18 @@ def run_setting(name: str, steps: int, tiny: bool, eq_tokens: int | None) -> dic
 def table(results: list[dict[str, Any]], peak_tflops: float | None) -> str:
     """The results as one plain-text table, ratios against the tutorial."""
     base = next((r for r in results if r["setting"] == "tutorial" and "error" not in r), None)
-    head = (f"{'setting':<14} {'attention':<16} {'batch':>5} {'tokens/s':>9} {'MFU':>6} "
+    head = (f"{'setting':<16} {'attention':<16} {'batch':>5} {'tokens/s':>9} {'MFU':>6} "
             f"{'tok/µb':>7} {'peak GiB':>8} {'vs tutorial':>11} {'mem vs tut':>10}")
     lines = [head, "-" * len(head)]
     for r in results:
         if "error" in r:
-            lines.append(f"{r['setting']:<14} error: {r['error']}")
+            lines.append(f"{r['setting']:<16} error: {r['error']}")
             continue
         mfu = f"{r['flops_per_s'] / (peak_tflops * 1e12):.1%}" if peak_tflops else "-"
         speed = f"{r['tokens_per_s'] / base['tokens_per_s']:.2f}x" if base else "-"
         mem = f"{r['peak_gib'] / base['peak_gib']:.2f}x" if base and base["peak_gib"] else "-"
         attention = r["attention"] + ("+liger" if r["liger"] else "")
-        lines.append(f"{r['setting']:<14} {attention:<16} {r['batch']:>5} "
+        lines.append(f"{r['setting']:<16} {attention:<16} {r['batch']:>5} "
                      f"{r['tokens_per_s']:>9.0f} {mfu:>6} {r['tokens_per_microbatch']:>7.0f} "
                      f"{r['peak_gib']:>8.2f} {speed:>11} {mem:>10}")
     return "\n".join(lines)

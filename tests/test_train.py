@@ -244,35 +244,62 @@ def test_packed_examples_do_not_attend_to_each_other(batch: dict[str, Any], trai
     assert (flex - alone).abs().max().item() < 1e-4
 
 
-def _lora_step(gemma: Path, uncast: bool, autocast: bool = True) -> tuple[Any, Any, int]:
-    """One forward and backward of the tiny Gemma in bf16 with the project's fp32 LoRA
-    adapter (non-zero B, so A gets gradients too): (logits, adapter grads, cast kernels)."""
+def _lora_model(gemma: Path, dtype: Any = None) -> Any:
+    """The tiny Gemma (bf16 unless ``dtype``) with the project's LoRA adapter as PEFT makes
+    it (fp32 weights), lora_B drawn non-zero so that the adapter counts and A gets
+    gradients too."""
     import torch
     from peft import get_peft_model
-    from torch.profiler import ProfilerActivity, profile
     from transformers import AutoModelForCausalLM
 
     from seedtune.training.configure import lora_config
-    from seedtune.training.train import uncast_lora_inputs
 
     torch.manual_seed(0)
-    base = AutoModelForCausalLM.from_pretrained(gemma, dtype=torch.bfloat16)
+    base = AutoModelForCausalLM.from_pretrained(gemma, dtype=dtype or torch.bfloat16)
     model = get_peft_model(base, lora_config(make_cfg(gemma)))  # PEFT's default: fp32 adapter
     for name, p in model.named_parameters():
         if "lora_B" in name:
             torch.nn.init.normal_(p, std=0.02)
+    return model
+
+
+def _lora_step(gemma: Path, uncast: bool, autocast: bool = True, fused: bool = False,
+               dtype: Any = None) -> tuple[Any, Any, dict[str, int]]:
+    """One forward and backward of the tiny Gemma with the project's fp32 LoRA adapter:
+    (logits, adapter grads, aten op counts), and under the op count ``"bytes"`` the bytes
+    its kernels read and wrote besides the frozen weights (bench/traffic.py)."""
+    import torch
+    from support import ROOT
+    from torch.profiler import ProfilerActivity, profile
+
+    from seedtune.training.lora_path import fuse_lora_add, uncast_lora_inputs
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        from traffic import byte_counter
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+
+    model = _lora_model(gemma, dtype)
+    layers = 7 * model.get_base_model().config.num_hidden_layers
     if uncast:
-        assert uncast_lora_inputs(model) == 7 * base.config.num_hidden_layers
-    ids = torch.randint(4, base.config.vocab_size, (1, 48))
+        assert uncast_lora_inputs(model) == layers
+    if fused:
+        assert fuse_lora_add(model) == layers
+    torch.manual_seed(1)
+    ids = torch.randint(4, model.config.vocab_size, (1, 48))
     pos = torch.cat([torch.arange(20), torch.arange(28)]).unsqueeze(0)
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
+    counter = byte_counter(skip=[p for p in model.parameters() if not p.requires_grad])
+    with profile(activities=[ProfilerActivity.CPU]) as prof, counter:
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
             logits = model(input_ids=ids, position_ids=pos, use_cache=False).logits
         logits.float().logsumexp(-1).mean().backward()
-    casts = sum(e.count for e in prof.key_averages() if e.key == "aten::_to_copy")
+    ops = {e.key.removeprefix("aten::"): e.count for e in prof.key_averages()
+           if e.key.startswith("aten::")}
+    ops["bytes"] = counter.total()
     grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
     assert all(p.dtype == torch.float32 for n, p in model.named_parameters() if p.requires_grad)
-    return logits.detach(), grads, casts
+    return logits.detach(), grads, ops
 
 
 def test_lora_layers_take_autocast_inputs_as_they_are(gemma: Path) -> None:
@@ -281,17 +308,98 @@ def test_lora_layers_take_autocast_inputs_as_they_are(gemma: Path) -> None:
     gradient are bit-identical, with two fewer full-size copies per LoRA layer and pass."""
     import torch
 
-    logits, grads, casts = _lora_step(gemma, uncast=False)
-    logits_u, grads_u, casts_u = _lora_step(gemma, uncast=True)
+    logits, grads, ops = _lora_step(gemma, uncast=False)
+    logits_u, grads_u, ops_u = _lora_step(gemma, uncast=True)
     assert torch.equal(logits, logits_u)
     assert grads.keys() == grads_u.keys() and grads
     assert all(torch.equal(grads[n], grads_u[n]) for n in grads)
     assert any(g.abs().sum() > 0 for n, g in grads.items() if "lora_A" in n)
     layers = 7 * 2  # the tiny Gemma has two decoder layers
-    assert casts - casts_u >= 2 * layers, (casts, casts_u)
+    assert ops["_to_copy"] - ops_u["_to_copy"] >= 2 * layers, (ops["_to_copy"], ops_u["_to_copy"])
     # the switch is for autocast only: without it a bf16 input meets fp32 weights, loudly
     with pytest.raises(RuntimeError, match="dtype"):
         _lora_step(gemma, uncast=True, autocast=False)
+
+
+def _close(a: Any, b: Any, tol: float) -> bool:
+    """Relative L2 distance of two tensors within ``tol``."""
+    return float((a.float() - b.float()).norm() / b.float().norm().clamp(min=1e-12)) < tol
+
+
+def test_lora_scale_and_add_fold_into_the_matmul(gemma: Path) -> None:
+    """``scaling * lora_B(h)`` added into the base output by one in-place addmm gives PEFT's
+    logits and adapter gradients (fp32: to rounding; bf16 autocast: within bf16 rounding,
+    the sum now rounded once instead of twice), and moves fewer bytes: at least PEFT's scale
+    pass over each LoRA output (read and write) forward and backward, counted kernel by
+    kernel."""
+    import torch
+
+    for dtype, autocast, tol in ((torch.float32, False, 1e-5), (torch.bfloat16, True, 2e-2)):
+        uncast = autocast
+        logits, grads, ops = _lora_step(gemma, uncast, autocast, fused=False, dtype=dtype)
+        logits_f, grads_f, ops_f = _lora_step(gemma, uncast, autocast, fused=True, dtype=dtype)
+        assert logits_f.dtype == logits.dtype and _close(logits_f, logits, tol), dtype
+        assert grads.keys() == grads_f.keys()
+        assert all(_close(grads_f[n], grads[n], tol) for n in grads), dtype
+        assert ops_f.get("addmm_", 0) >= 7 * 2 and not ops.get("addmm_")
+        # tiny Gemma, per layer: q, o, down 64 wide; k, v 16; gate, up 128 (48 tokens)
+        out_width = 2 * (64 + 16 + 16 + 64 + 128 + 128 + 64)
+        scale_passes = 2 * 2 * out_width * 48 * logits.element_size()
+        assert ops["bytes"] - ops_f["bytes"] >= scale_passes, (dtype, ops["bytes"], ops_f["bytes"])
+
+
+def test_folded_lora_falls_back_to_peft_and_saves_a_plain_adapter(gemma: Path,
+                                                                  tmp_path: Path) -> None:
+    """Outside the plain case the fused layer is PEFT's own forward: adapters disabled or
+    merged, two adapters at once. The saved adapter is PEFT's format, loaded by plain PEFT to
+    the same logits, and ``fused=False`` puts PEFT's class back."""
+    import torch
+    from peft import PeftModel
+    from peft.tuners.lora.layer import Linear
+    from transformers import AutoModelForCausalLM
+
+    from seedtune.training.configure import lora_config
+    from seedtune.training.lora_path import fuse_lora_add
+
+    ids = torch.randint(4, 500, (1, 24))
+    model = _lora_model(gemma, torch.float32).eval()
+
+    def logits(m: Any) -> Any:
+        with torch.no_grad():
+            return m(input_ids=ids, use_cache=False).logits
+
+    peft_out = logits(model)
+    with model.disable_adapter():
+        peft_base = logits(model)
+    assert fuse_lora_add(model) == 14
+    assert not any(type(m) is Linear for m in model.modules())
+    fused_out = logits(model)
+    assert _close(fused_out, peft_out, 1e-5)
+    with model.disable_adapter():
+        assert torch.equal(logits(model), peft_base)
+    model.save_pretrained(tmp_path / "adapter")
+    plain = PeftModel.from_pretrained(
+        AutoModelForCausalLM.from_pretrained(gemma, dtype=torch.float32), tmp_path / "adapter")
+    assert _close(logits(plain.eval()), fused_out, 1e-5)
+    assert not any(type(m).__name__ == "FusedAddLinear" for m in plain.modules())
+
+    def fused_vs_peft() -> tuple[Any, Any]:
+        """Logits through the fused layers, then through PEFT's own, then fused again."""
+        fused = logits(model)
+        assert fuse_lora_add(model, fused=False) == 14
+        peft = logits(model)
+        assert fuse_lora_add(model) == 14
+        return fused, peft
+
+    model.merge_adapter()  # the adapter's delta in the base weights
+    fused, peft = fused_vs_peft()
+    assert torch.equal(fused, peft) and not torch.equal(fused, peft_base)
+    model.unmerge_adapter()
+    # a second adapter, both active: PEFT's loop over the active adapters
+    model.add_adapter("other", lora_config(make_cfg(gemma)))
+    model.base_model.set_adapter(["default", "other"])
+    fused, peft = fused_vs_peft()
+    assert torch.equal(fused, peft)
 
 
 def test_bf16_training_takes_lora_inputs_uncast(gemma: Path, rows: list[dict[str, Any]],
@@ -310,6 +418,7 @@ def test_bf16_training_takes_lora_inputs_uncast(gemma: Path, rows: list[dict[str
     assert trainer.args.bf16 and trainer.accelerator.native_amp
     layers = [m for m in trainer.model.modules() if hasattr(m, "cast_input_dtype_enabled")]
     assert len(layers) == 14 and not any(m.cast_input_dtype_enabled for m in layers)
+    assert all(type(m).__name__ == "FusedAddLinear" for m in layers)
     trainer.train()
     assert math.isfinite(trainer.state.log_history[-1]["train_loss"])
     assert next(trainer.model.parameters()).dtype == torch.bfloat16
@@ -676,10 +785,12 @@ def test_gpu_bench_tiny_mode_prints_every_setting(tmp_path: Path) -> None:
         assert column in head
     results = json.loads(out.read_text())["results"]
     assert [r["setting"] for r in results] == [
-        "tutorial", "sdpa", "defaults", "defaults_casts", "defaults_b8", "defaults_eq",
-        "compile"]
+        "tutorial", "sdpa", "defaults", "defaults_unfused", "defaults_peft", "defaults_b8",
+        "defaults_eq", "compile"]
     assert all(r["tokens_per_s"] > 0 and r["steps"] == 2 for r in results)
-    assert [r["setting"] for r in results if r["peft_casts"]] == ["tutorial", "defaults_casts"]
+    assert [r["setting"] for r in results if r["peft_casts"]] == ["tutorial", "defaults_peft"]
+    assert [r["setting"] for r in results if r["peft_add"]] == [
+        "tutorial", "defaults_unfused", "defaults_peft"]
     # the defaults' extra, untimed step under the profiler: time by kind, the idle rest
     profile = next(r for r in results if r["setting"] == "defaults")["profile"]
     assert profile["matmul"] > 0 and profile["attention"] > 0 and profile["idle"] >= 0
@@ -695,7 +806,7 @@ def test_gpu_bench_tiny_mode_prints_every_setting(tmp_path: Path) -> None:
     budget = subprocess.run([sys.executable, str(ROOT / "bench/gpu_train.py"), "--tiny",
                              "--steps", "1", "--budget-s", "0"],
                             capture_output=True, text=True, env=env, timeout=300)
-    assert budget.returncode == 1 and budget.stdout.count("skipped: --budget-s 0") == 7
+    assert budget.returncode == 1 and budget.stdout.count("skipped: --budget-s 0") == 8
     import torch
 
     if not torch.cuda.is_available():

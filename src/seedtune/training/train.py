@@ -25,9 +25,10 @@ from seedtune.core.records import atomic_write_text
 from seedtune.llm.rag import rag_prompt
 from seedtune.training.checkpoints import latest_complete
 from seedtune.training.configure import lora_config, model_kwargs, sft_config
+from seedtune.training.lora_path import fuse_lora_add, uncast_lora_inputs
 
 __all__ = ["build_trainer", "final_metrics", "live_or_none", "load_base", "sft_trainer",
-           "split_rows", "to_conversation", "train", "uncast_lora_inputs"]
+           "split_rows", "to_conversation", "train"]
 
 log = logging.getLogger(__name__)
 
@@ -85,37 +86,20 @@ def build_trainer(cfg: TrainConfig, seed: int, train_rows: list[dict[str, Any]],
 def sft_trainer(cfg: TrainConfig, model: Any, tokenizer: Any, args: Any, train_dataset: Any,
                 eval_dataset: Any = None, callbacks: Sequence[Any] = ()) -> Any:
     """TRL's SFTTrainer over ``model`` with ``train.lora``'s adapter attached, its LoRA layers
-    reading their inputs in the autocast dtype (:func:`uncast_lora_inputs`). The one place a
-    trainer is made: the train stage and ``bench/gpu_train.py`` both come through here."""
+    adding their scaled output into the base output within the matmul
+    (:func:`~seedtune.training.lora_path.fuse_lora_add`) and, under mixed precision, reading
+    their inputs in the autocast dtype (:func:`~seedtune.training.lora_path.uncast_lora_inputs`).
+    The one place a trainer is made: the train stage and ``bench/gpu_train.py`` both come
+    through here."""
     from trl import SFTTrainer
 
     trainer = SFTTrainer(model=model, args=args, processing_class=tokenizer,
                          train_dataset=train_dataset, eval_dataset=eval_dataset,
                          peft_config=lora_config(cfg), callbacks=list(callbacks))
+    fuse_lora_add(trainer.model)
     if trainer.accelerator.native_amp:  # accelerate runs every forward under autocast
         uncast_lora_inputs(trainer.model)
     return trainer
-
-
-def uncast_lora_inputs(model: Any, uncast: bool = True) -> int:
-    """Stop PEFT casting each LoRA layer's input to the adapter's dtype (``uncast=False``
-    puts the casts back, as the GPU bench's tutorial rows have them); returns the count.
-
-    PEFT keeps the adapter weights in fp32 on a bf16 base (``autocast_adapter_dtype``), so
-    every LoRA layer copies its bf16 input to fp32, and autocast at once copies it back to
-    bf16 for the matmul: two full-size copies of each of the 7 projections' inputs per
-    layer, forward and backward (the down projection's is 16384 wide), for bit-identical
-    results. Under autocast the matmul casts the fp32 weights itself, and the optimizer
-    still updates fp32 weights. Only for a forward under autocast: without it, bf16 inputs
-    meet fp32 weights and the matmul fails loudly. This is the switch
-    ``peft.helpers.disable_input_dtype_casting`` flips, kept on for the whole run.
-    """
-    from peft.tuners.tuners_utils import BaseTunerLayer
-
-    layers = [m for m in model.modules() if isinstance(m, BaseTunerLayer)]
-    for layer in layers:
-        layer.cast_input_dtype_enabled = not uncast
-    return len(layers)
 
 
 def final_metrics(log_history: list[dict[str, Any]]) -> dict[str, Any]:
