@@ -18,8 +18,9 @@ micro-batch, peak GPU memory, and the ratios to the tutorial:
 
 * ``tutorial``: LoRA r=4/alpha=32 on all linear layers, bf16, fused AdamW, batch 4 x
   grad-accum 2, each batch padded to its longest example, sdpa;
-* ``sdpa``: ours (``seedtune.training.configure.sft_config``: padding-free bfd packing) with
-  sdpa, whose mask spans the packed row, blocks between examples computed and masked;
+* ``sdpa`` (only with ``--settings``): ours (``seedtune.training.configure.sft_config``:
+  padding-free bfd packing) with sdpa, whose mask spans the packed row, blocks between
+  examples computed and masked;
 * ``defaults``: exactly the project's defaults (``attn_implementation: auto``: flash-attn if
   installed, else flex_attention, whose block mask skips those blocks; ``liger_kernel``
   false);
@@ -98,10 +99,11 @@ SETTINGS: dict[str, Setting] = {
     "compile": Setting(True, "auto", 4, 2, compile=True),
     "liger": Setting(True, "auto", 4, 2, liger=True),
 }
-#: What runs without --settings: Liger measured 11% slower on an H100 (issue 15) and TRL's
-#: fused LM head leaves it only the layer kernels, so its row is run on request only and the
-#: default run fits --budget-s with torch.compile's first compile in it.
-DEFAULT_SETTINGS = [name for name in SETTINGS if name != "liger"]
+#: What runs without --settings, so that the default run fits --budget-s with
+#: torch.compile's first compile in it: Liger measured 11% slower on an H100 (issue 15) and
+#: TRL's fused LM head leaves it only the layer kernels; sdpa on packed rows measured 35%
+#: slower than flex_attention there. Both rows run on request only.
+DEFAULT_SETTINGS = [name for name in SETTINGS if name not in ("liger", "sdpa")]
 #: The setting whose extra, untimed last step is profiled (bench/step_profile.py).
 PROFILED = "defaults"
 #: Wall-clock budget for all settings (s): a GPU session's device time is 15 minutes in all,
@@ -321,7 +323,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=4, help="timed optimizer steps per setting")
     ap.add_argument("--json", type=Path, help="also write the results here")
     ap.add_argument("--settings", nargs="+", choices=SETTINGS, default=DEFAULT_SETTINGS,
-                    help="which settings to run, in the order listed (default: all but liger)")
+                    help="which settings to run, in the order listed (default: all but sdpa "
+                    "and liger)")
     ap.add_argument("--budget-s", type=float, default=BUDGET_S,
                     help="start no setting after this many seconds (default %(default)s)")
     ap.add_argument("--isolate", action="store_true", help="each setting in its own process")

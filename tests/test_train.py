@@ -785,7 +785,7 @@ def test_gpu_bench_tiny_mode_prints_every_setting(tmp_path: Path) -> None:
         assert column in head
     results = json.loads(out.read_text())["results"]
     assert [r["setting"] for r in results] == [
-        "tutorial", "sdpa", "defaults", "defaults_unfused", "defaults_peft", "defaults_b8",
+        "tutorial", "defaults", "defaults_unfused", "defaults_peft", "defaults_b8",
         "defaults_eq", "compile"]
     assert all(r["tokens_per_s"] > 0 and r["steps"] == 2 for r in results)
     assert [r["setting"] for r in results if r["peft_casts"]] == ["tutorial", "defaults_peft"]
@@ -806,7 +806,7 @@ def test_gpu_bench_tiny_mode_prints_every_setting(tmp_path: Path) -> None:
     budget = subprocess.run([sys.executable, str(ROOT / "bench/gpu_train.py"), "--tiny",
                              "--steps", "1", "--budget-s", "0"],
                             capture_output=True, text=True, env=env, timeout=300)
-    assert budget.returncode == 1 and budget.stdout.count("skipped: --budget-s 0") == 8
+    assert budget.returncode == 1 and budget.stdout.count("skipped: --budget-s 0") == 7
     import torch
 
     if not torch.cuda.is_available():
