@@ -428,6 +428,51 @@ def test_bf16_training_takes_lora_inputs_uncast(gemma: Path, rows: list[dict[str
                if hasattr(m, "cast_input_dtype_enabled"))
 
 
+@pytest.mark.slow
+def test_compile_is_regional_and_trains_like_eager(gemma: Path, rows: list[dict[str, Any]],
+                                                   tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """train.compile (CUDA only in the stage; forced here, where inductor compiles for the
+    CPU): accelerate compiles each decoder layer, not the whole model, with no graph break
+    (TRL's chunked LM-head loss, which breaks a whole-model graph, stays outside); the losses
+    follow eager's within bf16 rounding and the adapter is saved under PEFT's own names."""
+    import dataclasses
+
+    import torch._dynamo.utils
+    from safetensors import safe_open
+
+    import seedtune.training.train as train_mod
+    from seedtune.core.device import device_caps
+
+    train_rows, _ = train_mod.split_rows(rows)
+    cfg = make_cfg(gemma, max_steps=3, eval_steps=100, save_steps=100)
+    caps = {**device_caps(), "bf16": True}
+    eager = train_mod.build_trainer(cfg, 42, train_rows, [], tmp_path / "eager", caps=caps)
+    eager.train()
+    config = train_mod.sft_config
+    monkeypatch.setattr(train_mod, "sft_config", lambda *a, **k: dataclasses.replace(
+        config(*a, **k), torch_compile=True))
+    torch._dynamo.utils.counters.clear()
+    compiled = train_mod.build_trainer(cfg, 42, train_rows, [], tmp_path / "compiled", caps=caps)
+    compiled.train()
+    layers = compiled.model_wrapped.base_model.model.model.layers
+    assert [type(layer).__name__ for layer in layers] == ["OptimizedModule"] * 2
+    assert type(compiled.model_wrapped).__name__ != "OptimizedModule"  # not the whole model
+    assert not torch._dynamo.utils.counters["graph_break"]
+
+    def losses(trainer: Any) -> list[float]:
+        return [h["loss"] for h in trainer.state.log_history if "loss" in h]
+
+    assert len(losses(compiled)) == 3
+    assert losses(compiled) == pytest.approx(losses(eager), rel=1e-3)
+    compiled.save_model(str(tmp_path / "adapter"))
+    with safe_open(str(tmp_path / "adapter" / "adapter_model.safetensors"), "pt") as f:
+        keys = list(f.keys())
+    eager.save_model(str(tmp_path / "adapter_eager"))
+    with safe_open(str(tmp_path / "adapter_eager" / "adapter_model.safetensors"), "pt") as f:
+        assert keys == list(f.keys()) and all("_orig_mod" not in k for k in keys)
+
+
 def test_eval_steps_below_one_is_a_share_of_the_run(gemma: Path, rows: list[dict[str, Any]],
                                                       tmp_path: Path) -> None:
     """train.eval_steps 0.25 evaluates four times whatever the run's length (transformers'

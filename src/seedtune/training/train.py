@@ -99,6 +99,11 @@ def sft_trainer(cfg: TrainConfig, model: Any, tokenizer: Any, args: Any, train_d
     fuse_lora_add(trainer.model)
     if trainer.accelerator.native_amp:  # accelerate runs every forward under autocast
         uncast_lora_inputs(trainer.model)
+    if args.torch_compile:
+        # accelerate's regional compilation: one decoder layer's code is compiled once and
+        # serves all of them (gemma-2b: 18), and the LM head and TRL's chunked loss stay
+        # outside the compiled regions, where a whole-model compile breaks the graph
+        trainer.accelerator.state.dynamo_plugin.use_regional_compilation = True
     return trainer
 
 
