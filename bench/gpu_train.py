@@ -34,7 +34,9 @@ micro-batch, peak GPU memory, and the ratios to the tutorial:
 * ``defaults_b8``: batch 8 x accum 1, the same tokens per optimizer step;
 * ``defaults_eq``: the defaults at the tutorial's real tokens per micro-batch (one packed
   row of that length), for peak memory at equal work;
-* ``compile``: the defaults plus ``train.compile`` (fuses the LoRA path's small kernels);
+* ``compile``: the defaults plus ``train.compile`` (accelerate's regional compilation of
+  each decoder layer: RMSNorm's fp32 chain, GeGLU, RoPE and the residual adds fused into
+  fewer kernels; ``python bench/run.py lora`` shows how many bytes these passes move);
 * ``liger`` (only with ``--settings``): the defaults plus Liger's layer kernels (RMSNorm,
   GeGLU, RoPE). TRL >= 1.16 computes the loss, entropy and accuracy through its own
   chunked fused LM head, so the 256k-vocabulary logits are never materialised with or
