@@ -130,7 +130,7 @@ def same_segmentation(model_dir: Path, trained: Any, texts: list[str]) -> bool:
 def workload(pool_per_seed: int, seed: int = 0) -> list[dict[str, Any]]:
     """``{question, documents}`` rows: SEEDS x PER_SEED questions x PASSAGES documents."""
     from seedtune.offline.sim import korean, naver_api
-    from seedtune.retrieval.naver import to_documents
+    from seedtune.retrieval.documents import to_documents
 
     rng = random.Random(seed)
     words = [w.strip() for w in (Path(__file__).resolve().parents[1] / "data" /

@@ -164,3 +164,19 @@ def test_no_import_cycles() -> None:
 def test_stage_scripts_are_thin(stage: str) -> None:
     lines = (ROOT / "stages" / f"{stage}.py").read_text(encoding="utf-8").splitlines()
     assert len(lines) <= 60, f"stages/{stage}.py has {len(lines)} lines: move logic to src/"
+
+
+def test_benchmarks_import_names_that_exist() -> None:
+    """Every ``from seedtune... import name`` in bench/ names something that exists, so a
+    refactor that moves a function cannot leave ``make bench`` failing halfway (the benches
+    import lazily, inside ``run()``, and no other test runs all of them)."""
+    import importlib
+
+    missing = []
+    for path in sorted((ROOT / "bench").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("seedtune"):
+                module = importlib.import_module(node.module)
+                missing += [f"{path.name}: {node.module}.{alias.name}" for alias in node.names
+                            if not hasattr(module, alias.name)]
+    assert not missing
