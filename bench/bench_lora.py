@@ -28,12 +28,12 @@ LAYERS = 18  # gemma-2b
 MICROBATCH = 4096  # tokens per micro-batch: batch 4 x max_length 1024, packed
 H100_BYTES_PER_S = 3.35e12
 VARIANTS = ("peft", "uncast", "ours")
-TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
 def layer_bytes(variant: str, layers: int) -> int:
     """Bytes one forward and backward moves in a ``layers``-deep gemma-2b-wide model."""
     import torch
+    from gpu_train import GEMMA_2B, TARGETS
     from peft import get_peft_model
     from traffic import byte_counter
     from transformers import GemmaConfig, GemmaForCausalLM
@@ -43,10 +43,10 @@ def layer_bytes(variant: str, layers: int) -> int:
     from seedtune.training.lora_path import fuse_lora_add, uncast_lora_inputs
 
     torch.manual_seed(0)
-    cfg = GemmaConfig(hidden_size=2048, intermediate_size=16384, num_attention_heads=8,
-                      num_key_value_heads=1, head_dim=256, num_hidden_layers=layers,
-                      vocab_size=512, hidden_act="gelu_pytorch_tanh", pad_token_id=0,
-                      eos_token_id=1, bos_token_id=2, attn_implementation="sdpa")
+    # gemma-2b's widths; a small vocabulary, as the LM head cancels out
+    cfg = GemmaConfig(**{**GEMMA_2B, "num_hidden_layers": layers, "vocab_size": 512},
+                      hidden_act="gelu_pytorch_tanh", pad_token_id=0, eos_token_id=1,
+                      bos_token_id=2, attn_implementation="sdpa")
     torch.set_default_dtype(torch.bfloat16)
     try:
         base = GemmaForCausalLM(cfg)

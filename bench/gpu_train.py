@@ -349,6 +349,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.only:
         print(json.dumps(run_setting(args.only, args.steps, args.tiny, args.eq_tokens)))
         return 0
+    from step_profile import why
+
     from seedtune.core.device import matmul_flops
 
     rate = None if args.tiny else matmul_flops()
@@ -358,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             leak = f"{flex_keeps_examples_apart():.2e}"
         except Exception as exc:  # noqa: BLE001 - a report line, not the benchmark
-            leak = f"not measured ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})"
+            leak = f"not measured ({why(exc)})"
         print(f"flex_attention packed vs alone, max |logit diff|: {leak}", file=sys.stderr,
               flush=True)
     results: list[dict[str, Any]] = []
@@ -377,8 +379,7 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 results.append(run_setting(name, args.steps, args.tiny, eq))
             except Exception as exc:  # noqa: BLE001 - one row's failure, the others still count
-                line = (str(exc).splitlines() or [""])[0][:160]
-                results.append({"setting": name, "error": f"{type(exc).__name__}: {line}"})
+                results.append({"setting": name, "error": why(exc)})
         results[-1]["wall_s"] = round(time.perf_counter() - t0, 1)
         print(f"{name}: {results[-1]['wall_s']:.0f} s {json.dumps(results[-1])}",
               file=sys.stderr, flush=True)  # partial results survive a timeout

@@ -29,6 +29,13 @@ KINDS: list[tuple[str, re.Pattern[str]]] = [
 ]
 
 
+def why(exc: BaseException) -> str:
+    """An exception as one short line for a report row (``seedtune.core.errors.one_line``)."""
+    from seedtune.core.errors import one_line
+
+    return f"{type(exc).__name__}: {one_line(exc)[:120]}"
+
+
 def kind_of(name: str) -> str:
     """The kind of one kernel or aten op, ``other elementwise`` when no pattern matches."""
     return next((kind for kind, pattern in KINDS if pattern.search(name)), "other elementwise")
@@ -87,7 +94,7 @@ def make_callback(step: int, cuda: bool, sink: dict[str, Any]) -> Any:
                 self.prof = profile(activities=activities)
                 self.prof.__enter__()
             except Exception as exc:  # noqa: BLE001 - the step still trains, unprofiled
-                sink["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:120]}"
+                sink["error"] = why(exc)
                 self.prof = None
             self.t0 = time.perf_counter()
 
@@ -100,7 +107,7 @@ def make_callback(step: int, cuda: bool, sink: dict[str, Any]) -> Any:
             try:
                 sink["profile"] = breakdown(self.prof.key_averages(), wall_ms, cuda)
             except Exception as exc:  # noqa: BLE001 - a report line, not the benchmark
-                sink["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:120]}"
+                sink["error"] = why(exc)
             self.prof = None
 
     return StepProfile()

@@ -5,11 +5,11 @@ it reads and writes over the card's bandwidth (3.35 TB/s on an H100 SXM). Those 
 depend on the device, so a run on a CPU counts what a GPU would move, op for op, and a change
 that removes passes over wide tensors shows up as fewer bytes before any GPU measures it.
 
-:class:`ByteCounter` is a ``TorchDispatchMode``: every aten op that reaches the kernels
+:func:`byte_counter` makes a ``TorchDispatchMode``: every aten op that reaches the kernels
 (views, which move nothing, are skipped) adds the size of its distinct tensor inputs and
-outputs under its name, and matrix products add their FLOPs. It counts the backward pass too,
-which runs on the calling thread on a CPU. It counts one read or write per tensor an op
-touches: fused kernels that read a tensor twice, and caches, are beyond it.
+outputs under its name. It counts the backward pass too, which runs on the calling thread
+on a CPU. It counts one read or write per tensor an op touches: fused kernels that read a
+tensor twice, and caches, are beyond it.
 """
 
 from __future__ import annotations
@@ -25,12 +25,6 @@ VIEWS = frozenset({
     "empty_strided", "new_empty", "new_empty_strided", "_local_scalar_dense",
     "is_same_size", "_has_compatible_shallow_copy_type", "set_", "resize_"})
 MATMULS = frozenset({"mm", "addmm", "addmm_", "bmm", "baddbmm"})
-
-
-def _matmul_flops(name: str, args: tuple) -> int:
-    """2·m·k·n for mm/addmm/bmm and their in-place forms."""
-    a, b = (args[1], args[2]) if name.startswith(("addmm", "baddbmm")) else (args[0], args[1])
-    return 2 * a.numel() * b.shape[-1]
 
 
 def _fp32_matmul(func: Any, args: tuple, kwargs: dict) -> Any:
@@ -58,21 +52,19 @@ def byte_counter(fast_matmul: bool = False, skip: Any = ()) -> Any:
     from torch.utils._pytree import tree_flatten
 
     class ByteCounter(TorchDispatchMode):
-        """Bytes read and written per aten op name, calls per name, matmul FLOPs."""
+        """Bytes read and written per aten op name."""
 
         def __init__(self) -> None:
             super().__init__()
             self.bytes: collections.Counter[str] = collections.Counter()
-            self.calls: collections.Counter[str] = collections.Counter()
-            self.flops = 0
             self.skip = {t.untyped_storage().data_ptr() for t in skip}
 
         def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (),
                                kwargs: dict | None = None) -> Any:
             kwargs = kwargs or {}
             name = func.overloadpacket.__name__
-            matmul = name in MATMULS
-            low = matmul and fast_matmul and args[0].dtype in (torch.bfloat16, torch.float16)
+            low = (name in MATMULS and fast_matmul
+                   and args[0].dtype in (torch.bfloat16, torch.float16))
             out = _fp32_matmul(func, args, kwargs) if low else func(*args, **kwargs)
             if name in VIEWS:
                 return out
@@ -85,13 +77,10 @@ def byte_counter(fast_matmul: bool = False, skip: Any = ()) -> Any:
                         seen.add(key)
                         moved += t.numel() * t.element_size()
             self.bytes[name] += moved
-            self.calls[name] += 1
-            if matmul:
-                self.flops += _matmul_flops(name, args)
             return out
 
-        def total(self, matmuls: bool = True) -> int:
-            """All bytes counted, or those of the ops outside the matmuls."""
-            return sum(b for n, b in self.bytes.items() if matmuls or n not in MATMULS)
+        def total(self) -> int:
+            """All bytes counted."""
+            return sum(self.bytes.values())
 
     return ByteCounter()

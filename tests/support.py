@@ -22,6 +22,18 @@ OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
                "TOKENIZERS_PARALLELISM": "false", "DVC_NO_ANALYTICS": "1"}
 
 
+def bench_module(name: str) -> Any:
+    """``bench/<name>.py`` imported (the benchmarks are scripts beside each other, not a
+    package), without leaving bench/ on ``sys.path``."""
+    import importlib
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+
+
 def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     """``base`` updated in place, nested dicts merged key by key."""
     for k, v in over.items():

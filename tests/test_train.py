@@ -269,16 +269,12 @@ def _lora_step(gemma: Path, uncast: bool, autocast: bool = True, fused: bool = F
     (logits, adapter grads, aten op counts), and under the op count ``"bytes"`` the bytes
     its kernels read and wrote besides the frozen weights (bench/traffic.py)."""
     import torch
-    from support import ROOT
+    from support import bench_module
     from torch.profiler import ProfilerActivity, profile
 
     from seedtune.training.lora_path import fuse_lora_add, uncast_lora_inputs
 
-    sys.path.insert(0, str(ROOT / "bench"))
-    try:
-        from traffic import byte_counter
-    finally:
-        sys.path.remove(str(ROOT / "bench"))
+    byte_counter = bench_module("traffic").byte_counter
 
     model = _lora_model(gemma, dtype)
     layers = 7 * model.get_base_model().config.num_hidden_layers
@@ -765,13 +761,10 @@ def test_gpu_profile_sorts_h100_kernels_by_kind() -> None:
     """Kernel names as torch.profiler reports them on an H100 (cuBLAS nvjet/sm90 gemms,
     sdpa's cutlass fmha, flex's Triton template, TRL's chunked log-prob kernels, fused
     AdamW, casts) land in the kind the bench's step profile reports them under."""
-    from support import ROOT
+    from support import bench_module
 
-    sys.path.insert(0, str(ROOT / "bench"))
-    try:
-        from step_profile import breakdown, kind_of
-    finally:
-        sys.path.remove(str(ROOT / "bench"))
+    profile = bench_module("step_profile")
+    breakdown, kind_of = profile.breakdown, profile.kind_of
     names = {
         "nvjet_tst_128x256_64x4_2x1_v_bz_coopA_TNN": "matmul",
         "sm90_xmma_gemm_bf16bf16_bf16f32_f32_tn_n_tilesize128x128x64_cublas": "matmul",

@@ -260,8 +260,7 @@ LICENSE_DETAILS = (
     "those passages and may reproduce parts of them. Check each source's terms (and the "
     "LLM provider's terms) before you redistribute or train on it. Personal data found "
     "(phone numbers, e-mail addresses, registration, card, account, licence and passport "
-    "numbers) was masked, "
-    "but automatic masking can miss some.")
+    "numbers) was masked, but automatic masking can miss some.")
 
 
 def param(params: dict[str, Any], dotted: str) -> Any:

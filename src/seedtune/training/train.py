@@ -19,7 +19,7 @@ from typing import Any
 from seedtune.core.config import TrainConfig
 from seedtune.core.credentials import hf_token
 from seedtune.core.device import device_caps, matmul_flops
-from seedtune.core.errors import InputError
+from seedtune.core.errors import InputError, one_line
 from seedtune.core.machine import resolve_model
 from seedtune.core.records import atomic_write_text
 from seedtune.llm.rag import rag_prompt
@@ -176,7 +176,7 @@ def measured_peak() -> float | None:
     try:
         return matmul_flops()
     except RuntimeError as exc:  # torch.cuda.OutOfMemoryError is one
-        log.warning("MFU not measured: %s", str(exc).splitlines()[0][:160])
+        log.warning("MFU not measured: %s", one_line(exc)[:160])
         return None
 
 
