@@ -40,6 +40,18 @@ def test_same_phrasing_about_different_terms_is_not_a_duplicate() -> None:
     assert [r["seed"] for r in kept] == ["전세", "월세"] and counts["duplicates"] == 1
 
 
+def test_list_numbers_go_but_amounts_and_quoted_names_stay() -> None:
+    rows = [_q("1. 5.5억 집을 매수하고 싶은데 대출은 얼마나 나오나요?"),
+            _q("3.3㎡당 분양가는 어떻게 정해지나요?"),
+            _q('- "강동역 역세권 개발 진행중"에 대해 알려주세요.'),
+            _q("“깡통전세는 어떻게 피하나요?”")]
+    kept, _ = filter_questions(rows, QueriesConfig())
+    assert [r["question"] for r in kept] == ["5.5억 집을 매수하고 싶은데 대출은 얼마나 나오나요?",
+                                             "3.3㎡당 분양가는 어떻게 정해지나요?",
+                                             '"강동역 역세권 개발 진행중"에 대해 알려주세요.',
+                                             "깡통전세는 어떻게 피하나요?"]
+
+
 def test_user_questions_are_merged_with_provenance() -> None:
     outcomes = [LLMOutcome("전세", value={"questions": ["전세 보증금은 어떻게 돌려받나요?"]}),
                 LLMOutcome("청약", reject="invalid answer")]
