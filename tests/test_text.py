@@ -42,13 +42,26 @@ OWN = [
 ]
 
 
+def _jsonl(name: str) -> list[dict]:
+    return [json.loads(line) for line in
+            (DATA / name).read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
 def _real() -> list[tuple[str, str]]:
-    rows = [json.loads(line) for line in
-            (DATA / "korquad_v1_dev_sample.jsonl").read_text(encoding="utf-8").splitlines()]
-    return [(r["id"], r["question"]) for r in rows]
+    return [(r["id"], r["question"]) for r in _jsonl("korquad_v1_dev_sample.jsonl")]
 
 
-QUESTIONS = [(f"own-{i}", q) for i, q in enumerate(OWN)] + _real()
+# The Korean RAG tutorial's own material: real-estate forum titles and the questions made
+# from them, many of those wrapped whole in quotes (SOURCE.md)
+TUTORIAL = [r["text"] for r in _jsonl("tutorial_sample.jsonl")]
+TUTORIAL_WRAPPED = [t for t in TUTORIAL if t[0] == t[-1] == '"' and t.count('"') == 2]
+
+
+def _tutorial() -> list[tuple[str, str]]:
+    return [(f"tutorial-{i}", t) for i, t in enumerate(TUTORIAL) if t not in TUTORIAL_WRAPPED]
+
+
+QUESTIONS = [(f"own-{i}", q) for i, q in enumerate(OWN)] + _real() + _tutorial()
 
 # Decorations an LLM puts before a question in a list; "1." with no space only before Hangul.
 MARKERS = ["1. ", "12. ", "2) ", "(3) ", "- ", "* ", "• ", "① "]
@@ -80,7 +93,8 @@ def _pair_encloses(q: str, opening: str, closing: str) -> bool:
 
 def test_the_question_set_covers_what_went_wrong() -> None:
     qs = [q for _, q in QUESTIONS]
-    assert len(qs) >= 200
+    assert len(qs) >= 400
+    assert "5.5억 집을 매수하고싶은데 무리일까요?" in qs  # the tutorial's own forum title
     assert sum(1 for q in qs if q[:1].isdigit() and "." in q[:4]) >= 10  # 5.5억, 9.19 ...
     assert sum(1 for q in qs if q[:1] in "-+") >= 3
     assert sum(1 for q in qs if any(c in q for c in "\"'“‘「『")) >= 50
@@ -142,3 +156,10 @@ def test_decorations_are_removed_and_nothing_else(qid: str, question: str) -> No
             else:  # not one pair around it all: the quotes stay, only the marker goes
                 assert out == _fold(f"{opening}{question}{closing}"), text
             assert _content(out) == _content(question)
+
+
+@pytest.mark.parametrize("question", TUTORIAL_WRAPPED)
+def test_the_tutorials_wrapped_questions_lose_their_quotes_only(question: str) -> None:
+    out = normalize(question)
+    assert out == _fold(question[1:-1])
+    assert _content(out) == _content(question)
