@@ -190,6 +190,7 @@ _REGIONS = "서울|부산|경기|강원|충북|충남|전북|전남|경북|경�
 _LICENSE = re.compile(r"(?<![A-Za-z0-9-])(\d{2})(\s?-\s?| |\.|)(\d{2})\2(\d{6})\2(\d{2})"
                       r"(?![\d-])|(?:" + _REGIONS + r")\s?\d{2}" + _HY + r"\d{6}" + _HY
                       + r"\d{2}(?!\d)")
+_LICENSE_WORD = re.compile("면허")
 _PASSPORT_WORD = r"(?:여권|passport)"  # the patterns below ignore case: m12345678 too
 _KR_PASSPORT = r"[MSRODG](?:\d{3}[A-Z]\d{4}|\d{8})"  # current (2021-) and older formats
 # a few characters after the word: "여권번호: ", "여권번호는\n", "passport number is ", no digit
@@ -222,7 +223,7 @@ def _licenses(text: str) -> Iterator[tuple[int, int]]:
         if m.group(1) is not None:
             if m.group(1) not in _REGION_CODES:
                 continue
-            if m.group(2) == "" and not _near(re.compile("면허"), text, m.start()):
+            if m.group(2) == "" and not _near(_LICENSE_WORD, text, m.start()):
                 continue  # twelve digits in a run: only next to the word
         yield m.span()
 
