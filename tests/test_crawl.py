@@ -12,10 +12,10 @@ import gzip
 import json
 import threading
 import time
-from types import SimpleNamespace
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -339,7 +339,7 @@ def test_a_short_first_pass_on_a_long_page_falls_back_and_says_so() -> None:
 
 
 def test_short_and_menu_only_pages_stay_empty() -> None:
-    menu = "".join(f'<li><a href="/c{i}">카테고리 {i}번 게시판 바로가기</a></li>' for i in range(40))
+    menu = "".join(f'<li><a href="/c{i}">카테고리 {i}번 게시판</a></li>' for i in range(40))
     pages = {"short": "<html><body><nav>홈 | 로그인</nav><p>삭제된 게시물입니다.</p>"
                       "<footer>Copyright NAVER</footer></body></html>",
              "menu": f"<html><body><ul>{menu}</ul><ul>{menu}</ul></body></html>"}
