@@ -1,10 +1,11 @@
 """crawl stage: the pages behind each question's top search results -> data/pages.jsonl.
 
-Run: ``dvc repro crawl``. Rows are ``{link, status, final_url, text, chars, pii_masked}``;
-``text`` (the page's main text, personal data masked) only where ``status`` is ``ok``. Every
-fetch is kept in data/cache/crawl as it arrives, so a rerun (or a run after a kill) fetches
-only what it never got; data/rejects/crawl.jsonl lists the links without a page and why
-(their documents keep their snippets).
+Run: ``dvc repro crawl``. Rows are ``{link, status, final_url, text, chars, extractor,
+charset, replaced_chars, pii_masked}``; ``text`` (the page's main text, personal data masked)
+and what describes it only where ``status`` is ``ok``. Every fetch is kept in data/cache/crawl
+as it arrives, so a rerun (or a run after a kill) fetches only what it never got;
+data/rejects/crawl.jsonl lists the links without a page and why (their documents keep their
+snippets).
 """
 
 from seedtune.core.cache import ResponseCache

@@ -8,18 +8,23 @@ server may answer 503 with ``Retry-After`` before it recovers.
 
 from __future__ import annotations
 
+import gzip
+import json
 import threading
 import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from support import ROOT, bench_module
 
 from seedtune.core.cache import ResponseCache
-from seedtune.retrieval.crawl import page_records, select_links
+from seedtune.retrieval.crawl import crawl_metrics, page_records, select_links
 from seedtune.retrieval.fetch import FetchSettings, PageFetcher, decode_html, frame_target
+from seedtune.retrieval.pages import page_text
 from seedtune.retrieval.passages import split_passages, split_sentences
 
 BODY = ("전세 계약 전에는 등기부등본으로 근저당 설정액을 확인해야 합니다. "
@@ -138,13 +143,19 @@ def _fetcher(tmp_path: Path, **kw: Any) -> PageFetcher:
 
 def test_decoding_follows_header_then_meta_then_the_bytes() -> None:
     text = "전세 보증금 반환"
-    assert decode_html(text.encode("utf-8"), "text/html; charset=UTF-8") == (text, "utf-8")
+    assert decode_html(text.encode("utf-8"), "text/html; charset=UTF-8") == (text, "utf-8", 0)
     meta = f'<meta charset="EUC-KR"><p>{text}</p>'.encode("cp949")
-    assert decode_html(meta, "text/html") == (meta.decode("cp949"), "cp949")
+    assert decode_html(meta, "text/html") == (meta.decode("cp949"), "cp949", 0)
     # declared UTF-8 but CP949 bytes (common on older Korean sites): decoded by what it is
     lying = f"<p>{text}</p>".encode("cp949")
-    assert decode_html(lying, "text/html; charset=utf-8")[0] == f"<p>{text}</p>"
-    assert decode_html(b"\xef\xbb\xbf" + text.encode(), None) == (text, "utf-8")
+    assert decode_html(lying, "text/html; charset=utf-8")[:2] == (f"<p>{text}</p>", "cp949")
+    assert decode_html(b"\xef\xbb\xbf" + text.encode(), None) == (text, "utf-8", 0)
+    # a few bad bytes in UTF-8 cost a character each; the page stays UTF-8
+    broken = b"<p>\xff" + (text * 40 + "</p>").encode()
+    decoded = decode_html(broken, "text/html; charset=utf-8")
+    assert decoded.charset == "utf-8" and decoded.replaced == 1
+    assert decoded.text.replace("\ufffd", "") == "<p>" + text * 40 + "</p>"
+    assert decode_html(broken, None).charset == "utf-8"  # sniffed, not declared: the same
 
 
 def test_naver_blog_links_go_straight_to_the_post() -> None:
@@ -266,6 +277,107 @@ def test_page_records_mask_personal_data_and_drop_empty_pages() -> None:
     assert "Copyright" not in rows["a"]["text"]
     assert rows["b"]["status"] == "empty" and "text" not in rows["b"]
     assert rows["c"]["status"] == "http_404"
+
+
+# ---------------------------------------------------- real pages: extraction and decoding
+
+EXTRACTION = ROOT / "tests" / "data" / "extraction"
+CHARSETS = ROOT / "tests" / "data" / "charsets"
+KOREAN = ("0ec95c7261d122f304728e90c983450ef1ce1e0b423546835c397d50aaf0d0f2",
+          "9da36ae4714bfccc72374c6c146e9d1cd3cca39e2110bd67ccdbcc806f4cf139")
+#: wired.com: trafilatura keeps 3,168 of its 9,842 visible characters (truth: 8,640)
+PARTIAL = "d48aeb9cf2f2ff15769a57513249b4a6a669159f3e50b335e741d4206a824e88"
+
+
+def _truth() -> dict[str, dict[str, str]]:
+    return json.loads((EXTRACTION / "ground-truth.json").read_text(encoding="utf-8"))
+
+
+def _raw(page_id: str) -> bytes:
+    return gzip.decompress((EXTRACTION / "html" / f"{page_id}.html.gz").read_bytes())
+
+
+def _html(page_id: str) -> str:
+    return decode_html(_raw(page_id)).text
+
+
+def test_korean_news_pages_come_out_with_their_text() -> None:
+    bench = bench_module("bench_extract")
+    for page_id in KOREAN:
+        page = page_text(_html(page_id), _truth()[page_id]["url"], min_chars=100)
+        assert page.extractor == "trafilatura"
+        assert bench.recall(_truth()[page_id]["articleBody"], page.text) > 0.9, page_id
+
+
+def test_a_page_gives_the_same_text_whatever_was_extracted_before() -> None:
+    first = page_text(_html(KOREAN[0]), None, 100).text
+    assert len(first) > 2000
+    for page_id in _truth():  # every other page, then the same one again, three times
+        page_text(_html(page_id), None, 100)
+    assert [page_text(_html(KOREAN[0]), None, 100).text for _ in range(3)] == [first] * 3
+
+
+def test_a_short_first_pass_on_a_long_page_falls_back_and_says_so() -> None:
+    bench = bench_module("bench_extract")
+    page_id = PARTIAL
+    truth, html = _truth()[page_id]["articleBody"], _html(page_id)
+    plain = page_text(html, None, min_chars=100)
+    assert plain.extractor == "trafilatura" and len(plain.text) < 3200
+    page = page_text(html, None, min_chars=3200)  # more than trafilatura found
+    assert page.extractor == "baseline" and len(page.text) >= 3200
+    assert bench.recall(truth, page.text) > bench.recall(truth, plain.text) + 0.3
+    # another long page trafilatura reads whole enough; this one's outcome counted 2 bad bytes
+    other = _html("2f42ef1d3ea0c96e56355d3db93d0e06b47e760b74f6f4261278b8cd1c246dd6")
+    outcomes = {"a": {"status": "ok", "html": html, "final_url": "a", "charset": "utf-8"},
+                "b": {"status": "ok", "html": other, "final_url": "b", "replaced_chars": 2}}
+    rows = page_records(outcomes, min_chars=3200)
+    assert [r["extractor"] for r in rows] == ["baseline", "trafilatura"]
+    fetcher = SimpleNamespace(fetched=2, cached=0, retries=0)
+    metrics = crawl_metrics(rows, fetcher)  # type: ignore[arg-type]
+    assert metrics["extractors"] == {"trafilatura": 1, "favor_recall": 0, "baseline": 1}
+    assert metrics["replaced_chars"] == 2 and metrics["pages_with_replaced_chars"] == 1
+
+
+def test_short_and_menu_only_pages_stay_empty() -> None:
+    menu = "".join(f'<li><a href="/c{i}">카테고리 {i}번 게시판</a></li>' for i in range(40))
+    pages = {"short": "<html><body><nav>홈 | 로그인</nav><p>삭제된 게시물입니다.</p>"
+                      "<footer>Copyright NAVER</footer></body></html>",
+             "menu": f"<html><body><ul>{menu}</ul><ul>{menu}</ul></body></html>"}
+    # an old cached outcome has no replaced_chars: nothing known, no crash
+    rows = page_records({k: {"status": "ok", "html": v} for k, v in pages.items()}, 100)
+    assert [r["status"] for r in rows] == ["empty", "empty"]
+    assert page_text(pages["menu"], None, 100).text == ""
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in CHARSETS.iterdir()
+                                        if p.suffix != ".md"))
+def test_real_euc_kr_pages_decode_as_cp949_however_declared(name: str) -> None:
+    bench = bench_module("bench_extract")
+    body = (CHARSETS / name).read_bytes()
+    text = body.decode("cp949")
+    for ctype in (None, "text/html", "text/html; charset=euc-kr", "text/html; charset=utf-8"):
+        assert decode_html(body, ctype) == (text, "cp949", 0), ctype
+    # one byte lost under the wrong header: still CP949, a few characters changed (a lost
+    # lead byte pairs its trail byte with the next character's until the pairs fall in step)
+    decoded = decode_html(bench.one_bad_byte(body), "text/html; charset=utf-8")
+    assert decoded.charset == "cp949" and 1 <= decoded.replaced <= 2
+    assert bench.changed_chars(decoded.text, text) <= 5
+
+
+@pytest.mark.parametrize("page_id", KOREAN)
+def test_one_bad_byte_in_a_real_korean_utf8_page_costs_one_character(page_id: str) -> None:
+    bench = bench_module("bench_extract")
+    body = _raw(page_id)
+    text = body.decode("utf-8")
+    hangul = sum("\uac00" <= ch <= "\ud7a3" for ch in text)
+    removed = bench.one_bad_byte(body)
+    corrupted = body[:len(body) // 2] + b"\xff" + body[len(body) // 2 + 1:]
+    for bad in (removed, corrupted):
+        for ctype in ("text/html; charset=utf-8", None):
+            decoded = decode_html(bad, ctype)
+            assert decoded.charset == "utf-8" and 1 <= decoded.replaced <= 3  # its bytes
+            assert bench.changed_chars(decoded.text, text) <= 1
+            assert sum("\uac00" <= ch <= "\ud7a3" for ch in decoded.text) >= hangul - 1
 
 
 def test_links_are_chosen_per_question_with_categories_interleaved() -> None:

@@ -4,8 +4,11 @@ For each question, the top ``crawl.per_question`` documents in Naver's own order
 ``sort=sim`` relevance), the categories interleaved (blog 1, news 1, kin 1, blog 2, ...), so
 no one category takes every slot. Their pages are fetched by
 :class:`~seedtune.retrieval.fetch.PageFetcher` and reduced to masked main text
-(:mod:`seedtune.retrieval.pages`). A page whose text is shorter than ``crawl.min_chars``
-counts as ``empty``. A document without a page keeps its snippet for ranking.
+(:mod:`seedtune.retrieval.pages`; ``extractor`` says which path gave the text: trafilatura,
+or when it found under ``crawl.min_chars`` characters on a page with far more, one of its
+fallbacks). A page whose text is still shorter than ``crawl.min_chars`` counts as ``empty``.
+A page decoded with replacement characters for bytes invalid in its charset says how many
+(``replaced_chars``). A document without a page keeps its snippet for ranking.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from typing import Any
 from seedtune.core.config import CrawlConfig
 from seedtune.core.errors import ServiceError
 from seedtune.retrieval.fetch import NOT_CACHED, FetchSettings, PageFetcher
-from seedtune.retrieval.pages import page_text
+from seedtune.retrieval.pages import EXTRACTORS, page_text
 
 
 def fetch_settings(c: CrawlConfig) -> FetchSettings:
@@ -45,31 +48,40 @@ def select_links(rows: list[dict[str, Any]], per_question: int) -> list[str]:
 def page_records(outcomes: dict[str, dict[str, Any]], min_chars: int
                  ) -> list[dict[str, Any]]:
     """One ``data/pages.jsonl`` row per link: ``{link, status, final_url, text, chars,
-    pii_masked}``; ``text`` only when ``status`` is ``ok``."""
+    extractor, charset, replaced_chars, pii_masked}``; ``text`` and what describes it only
+    when ``status`` is ``ok``; ``replaced_chars`` (bytes decoding replaced) only when some
+    were, ``pii_masked`` only when something was."""
     rows = []
     for link, outcome in outcomes.items():
         row: dict[str, Any] = {"link": link, "status": outcome["status"],
                                "final_url": outcome.get("final_url")}
         if outcome["status"] == "ok":
-            text, found = page_text(outcome["html"], outcome.get("final_url") or link)
-            if len(text) < min_chars:
+            page = page_text(outcome["html"], outcome.get("final_url") or link, min_chars)
+            if len(page.text) < min_chars:
                 row["status"] = "empty"
             else:
-                row.update(text=text, chars=len(text), charset=outcome.get("charset"))
-                if found:
-                    row["pii_masked"] = found
+                row.update(text=page.text, chars=len(page.text), extractor=page.extractor,
+                           charset=outcome.get("charset"))
+                # outcomes cached before the count was kept lack it: nothing known, none
+                if outcome.get("replaced_chars"):
+                    row["replaced_chars"] = int(outcome["replaced_chars"])
+                if page.pii_masked:
+                    row["pii_masked"] = page.pii_masked
         rows.append(row)
     return rows
 
 
 def crawl_metrics(rows: list[dict[str, Any]], fetcher: PageFetcher) -> dict[str, Any]:
     """metrics/crawl.json: pages per outcome, fetches made now vs answered from the cache,
-    characters kept, and personal data masked per kind."""
+    characters kept, pages per extraction path, replacement characters decoding put in
+    (and on how many pages), and personal data masked per kind."""
     status = Counter(r["status"] for r in rows)
     masked: Counter[str] = Counter()
     for r in rows:
         masked.update(r.get("pii_masked") or {})
     ok = [r for r in rows if r["status"] == "ok"]
+    extractors = Counter(r.get("extractor", "trafilatura") for r in ok)
+    replaced = [int(r.get("replaced_chars") or 0) for r in ok]
     return {
         "links": len(rows),
         "with_text": len(ok),
@@ -78,6 +90,9 @@ def crawl_metrics(rows: list[dict[str, Any]], fetcher: PageFetcher) -> dict[str,
         "from_cache": fetcher.cached,
         "retries": fetcher.retries,
         "mean_chars": round(sum(r["chars"] for r in ok) / len(ok), 1) if ok else 0.0,
+        "extractors": {name: extractors[name] for name in EXTRACTORS},
+        "replaced_chars": sum(replaced),
+        "pages_with_replaced_chars": sum(1 for n in replaced if n),
         "pii_masked": dict(sorted(masked.items())),
     }
 

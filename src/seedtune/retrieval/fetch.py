@@ -18,8 +18,10 @@
   goes straight to that address (:func:`post_address`), one request instead of two.
 * **Size cap**: a body over ``crawl.max_bytes`` is not read further (``too_large``).
 * **Decoding** (:func:`decode_html`): the charset the header declares, else the page's
-  ``<meta>``, else UTF-8, else a detected one (charset-normalizer); EUC-KR is read as its
-  superset CP949, and a page that lies about its charset is decoded by what it is.
+  ``<meta>``, else UTF-8; EUC-KR is read as its superset CP949, and a page that lies about
+  its charset is decoded by what it is. A page with a few bytes invalid in its charset keeps
+  that charset, each bad byte a replacement character (``replaced_chars``); only a page
+  mostly invalid under it goes to a detector (charset-normalizer).
 
 Every outcome is written to the :class:`~seedtune.core.cache.ResponseCache` the moment it
 arrives, keyed by the URL: a killed run refetches only what was in flight, and a rerun
@@ -38,7 +40,7 @@ import re
 import time
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urljoin, urlsplit
 
 from seedtune.core.cache import ResponseCache, cache_key
@@ -49,6 +51,11 @@ log = logging.getLogger(__name__)
 MAX_REDIRECTS = 5
 #: Bytes of a page searched for a ``<meta charset>`` declaration (HTML says within 1024).
 META_SNIFF_BYTES = 4096
+#: Decoding with replacement characters is kept while at most this share of the page's
+#: non-ASCII characters are replaced: a few bad bytes in a UTF-8 page cost a character
+#: each (one in 2,711 Hangul syllables on a real page), while a CP949 page read as UTF-8
+#: loses most of them (its share is over 0.5) and is decoded by what it is instead.
+MAX_INVALID_SHARE = 0.2
 HTML_TYPES = ("text/html", "application/xhtml+xml")
 #: How long a robots.txt is trusted (RFC 9309: crawlers should not use one over 24 hours old).
 ROBOTS_MAX_AGE_S = 24 * 3600
@@ -103,25 +110,56 @@ def declared_charset(content_type: str | None, body: bytes) -> str | None:
     return _codec(match.group(1).decode("ascii", "ignore")) if match else None
 
 
-def decode_html(body: bytes, content_type: str | None = None) -> tuple[str, str]:
-    """``(text, charset)``: the page decoded by what it declares, checked against what it is.
+class Decoded(NamedTuple):
+    """A decoded page: its text, the codec that read it, and how many replacement
+    characters (U+FFFD) decoding put in for bytes that were not valid in that codec."""
 
-    The declared charset is tried strictly first; Korean pages that declare one and are
-    another are common, so then UTF-8, CP949 and charset-normalizer's guess are tried, and
-    only as a last resort the declared charset with replacement characters.
+    text: str
+    charset: str
+    replaced: int
+
+
+def _tolerant(body: bytes, charset: str) -> tuple[str, int, float]:
+    """``(text, replaced, share)``: ``body`` decoded with replacement characters, how many
+    were put in, and their share of the non-ASCII characters (how wrong the codec is)."""
+    text = body.decode(charset, errors="replace")
+    # a U+FFFD the page itself spelled out in UTF-8 is text, not a decoding error
+    literal = body.count(b"\xef\xbf\xbd") if charset.startswith("utf") else 0
+    replaced = max(0, text.count("\ufffd") - literal)
+    non_ascii = sum(1 for ch in text if ord(ch) > 127)
+    return text, replaced, replaced / non_ascii if non_ascii else 0.0
+
+
+def decode_html(body: bytes, content_type: str | None = None) -> Decoded:
+    """The page decoded by what it declares, checked against what it is.
+
+    The declared charset (:func:`declared_charset`) is tried strictly first; Korean pages
+    that declare one and are another are common, so then UTF-8 and CP949. A page valid in
+    none of them is decoded with replacement characters by the declared charset or UTF-8,
+    whichever leaves fewer, as long as at most :data:`MAX_INVALID_SHARE` of its non-ASCII
+    characters are replaced: one bad byte in a UTF-8 page costs one character, where a
+    detector's guess would misread the whole page. Only a page mostly invalid under both
+    is decoded by charset-normalizer's guess.
     """
     declared = declared_charset(content_type, body)
     for charset in dict.fromkeys(c for c in (declared, "utf-8", "cp949") if c):
         try:
-            return body.decode(charset).removeprefix("\ufeff"), charset
+            return Decoded(body.decode(charset).removeprefix("\ufeff"), charset, 0)
         except UnicodeDecodeError:
             continue
+    tried = [(share, i, charset, text, replaced) for i, charset in
+             enumerate(dict.fromkeys(c for c in (declared, "utf-8", "cp949") if c))
+             for text, replaced, share in [_tolerant(body, charset)]]
+    share, _, charset, text, replaced = min(tried)  # fewest replaced; the declared on a tie
+    if share <= MAX_INVALID_SHARE:
+        return Decoded(text.removeprefix("\ufeff"), charset, replaced)
     from charset_normalizer import from_bytes
 
     best = from_bytes(body[:200_000]).best()
     guess = _codec(best.encoding) if best is not None else None
     charset = guess or declared or "utf-8"
-    return body.decode(charset, errors="replace").removeprefix("\ufeff"), charset
+    text, replaced, _ = _tolerant(body, charset)
+    return Decoded(text.removeprefix("\ufeff"), charset, replaced)
 
 
 def frame_target(html: str, base_url: str) -> str | None:
@@ -176,9 +214,11 @@ class PageFetcher:
     """Fetch pages under robots.txt and per-host pacing; every outcome cached as it comes.
 
     ``fetch_all(urls)`` returns ``{url: outcome}`` where an outcome is ``{"url", "status",
-    "final_url", "http_status", "charset", "html"}``; ``status`` is ``ok`` or the reason
-    there is no page. ``counts`` tallies this run's outcomes, ``fetched`` the HTTP requests
-    made (robots.txt included) and ``cached`` the pages answered from the cache.
+    "final_url", "http_status", "charset", "html", "replaced_chars"}``; ``status`` is ``ok``
+    or the reason there is no page. ``replaced_chars`` counts the bytes decoding had to
+    replace (:class:`Decoded`); outcomes cached before it was kept lack it.
+    ``counts`` tallies this run's outcomes, ``fetched`` the HTTP requests made (robots.txt
+    included) and ``cached`` the pages answered from the cache.
     """
 
     def __init__(self, settings: FetchSettings, cache: ResponseCache, desc: str = "crawl"
@@ -295,12 +335,13 @@ class PageFetcher:
             if result["status"] != "ok":
                 extra = {"max_bytes": self.cfg.max_bytes} if result["status"] == "too_large" else {}
                 return {**outcome, "status": result["status"], **extra}
-            html, charset = decode_html(result["body"], result.get("content_type"))
+            html, charset, replaced = decode_html(result["body"], result.get("content_type"))
             target = None if framed else frame_target(html, current)
             if target and target != current:
                 current, framed = target, True  # Naver blog: the post lives in the frame
                 continue
-            return {**outcome, "charset": charset, "html": html, "bytes": len(result["body"])}
+            return {**outcome, "charset": charset, "html": html, "bytes": len(result["body"]),
+                    "replaced_chars": replaced}
         return {**outcome, "status": "too_many_redirects"}
 
     # -- robots.txt ------------------------------------------------------------------------
@@ -329,7 +370,7 @@ class PageFetcher:
         if not fresh:
             result = await self._get(session, f"{site}/robots.txt", robots=True)
             stored = {"status": result["status"], "http_status": result.get("http_status"),
-                      "text": (decode_html(result["body"], result.get("content_type"))[0]
+                      "text": (decode_html(result["body"], result.get("content_type")).text
                                if result["status"] == "ok" else None),
                       "fetched_at": time.time()}
             code = stored["http_status"] or 0
