@@ -22,6 +22,7 @@ import pytest
 from support import ROOT, bench_module
 
 from seedtune.core.cache import ResponseCache
+from seedtune.retrieval import pages as pages_module
 from seedtune.retrieval.crawl import crawl_metrics, page_records, select_links
 from seedtune.retrieval.fetch import FetchSettings, PageFetcher, decode_html, frame_target
 from seedtune.retrieval.pages import page_text
@@ -338,15 +339,20 @@ def test_a_short_first_pass_on_a_long_page_falls_back_and_says_so() -> None:
     assert metrics["replaced_chars"] == 2 and metrics["pages_with_replaced_chars"] == 1
 
 
-def test_short_and_menu_only_pages_stay_empty() -> None:
+def test_short_pages_stay_empty_and_no_fallback_keeps_a_menu(monkeypatch) -> None:
     menu = "".join(f'<li><a href="/c{i}">카테고리 {i}번 게시판</a></li>' for i in range(40))
     pages = {"short": "<html><body><nav>홈 | 로그인</nav><p>삭제된 게시물입니다.</p>"
                       "<footer>Copyright NAVER</footer></body></html>",
              "menu": f"<html><body><ul>{menu}</ul><ul>{menu}</ul></body></html>"}
     # an old cached outcome has no replaced_chars: nothing known, no crash
     rows = page_records({k: {"status": "ok", "html": v} for k, v in pages.items()}, 100)
-    assert [r["status"] for r in rows] == ["empty", "empty"]
+    assert [r["status"] for r in rows] == ["empty", "ok"]  # trafilatura's menu is its text
+    assert rows[1]["extractor"] == "trafilatura"
+    # when trafilatura finds nothing, its fallbacks' menu is not taken either
+    monkeypatch.setitem(pages_module._PASSES, "trafilatura", lambda html, url: "")
     assert page_text(pages["menu"], None, 100).text == ""
+    long_page = _html(PARTIAL)
+    assert page_text(long_page, None, 100).extractor in ("favor_recall", "baseline")
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in CHARSETS.iterdir()

@@ -13,10 +13,12 @@ text is much longer (at least :data:`FALLBACK_FACTOR` times ``min_chars``), two 
 are tried in turn: trafilatura with ``favor_recall`` (a page whose body it judged too small
 or too link-heavy), then its baseline extractor (embedded JSON-LD ``articleBody``,
 ``<article>``, ``<p>``, and at worst the whole body). :class:`PageText` records which path
-gave the text (``extractor``: ``trafilatura``, ``favor_recall`` or ``baseline``). Any pass's
-text that is mostly link labels (a menu, a category list: see :data:`MAX_LINK_SHARE`) is
-not taken, so a navigation-only page stays without text instead of becoming a list of menu
-entries, and a genuinely short page stays short (``empty`` in the crawl).
+gave the text (``extractor``: ``trafilatura``, ``favor_recall`` or ``baseline``). A
+fallback's text that is mostly link labels (a menu, a category list: see
+:data:`MAX_LINK_SHARE`) is not taken, so a page trafilatura found (almost) nothing on does
+not become a list of menu entries, and a genuinely short page stays short (``empty`` in
+the crawl). trafilatura's own text is always kept: a page it extracts never comes out
+empty.
 
 The text is NFC-normalised with whitespace folded inside each paragraph, and personal data
 is masked (:mod:`seedtune.core.pii`) before anything else sees it: the passages, the
@@ -127,24 +129,20 @@ def extract_main_text(html: str, url: str | None = None, min_chars: int = 0
     """``(main text, extractor)``: one paragraph per line, "" when no path finds text.
 
     trafilatura first; its fallbacks only when it gives fewer than ``min_chars`` characters
-    (or only link labels) from a page with at least :data:`FALLBACK_FACTOR` times as much
-    visible text; a text that is mostly link labels is never taken (module docstring).
+    from a page with at least :data:`FALLBACK_FACTOR` times as much visible text, and a
+    fallback's text that is mostly link labels is not taken (module docstring).
     """
     need = max(min_chars, 1)
-    view = _View(html)
-
-    def menu(text: str) -> bool:
-        return link_share(text, view.labels) > MAX_LINK_SHARE
-
+    # trafilatura's own text is kept whatever it is: a page it extracts never comes out
+    # empty; only what a fallback finds must not be a menu
     first = _run("trafilatura", html, url)
-    if first and menu(first):
-        first = ""
     if len(first) >= need:
         return first, "trafilatura"
+    view = _View(html)  # parsed again only for the few pages that need a second look
     if view.visible_chars() >= FALLBACK_FACTOR * need:
         for name in EXTRACTORS[1:]:
             text = _run(name, html, url)
-            if len(text) >= need and not menu(text):
+            if len(text) >= need and link_share(text, view.labels) <= MAX_LINK_SHARE:
                 return text, name
     return first, "trafilatura"
 
