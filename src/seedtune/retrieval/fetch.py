@@ -142,15 +142,16 @@ def decode_html(body: bytes, content_type: str | None = None) -> Decoded:
     is decoded by charset-normalizer's guess.
     """
     declared = declared_charset(content_type, body)
-    for charset in dict.fromkeys(c for c in (declared, "utf-8", "cp949") if c):
+    candidates = list(dict.fromkeys(c for c in (declared, "utf-8", "cp949") if c))
+    for charset in candidates:
         try:
             return Decoded(body.decode(charset).removeprefix("\ufeff"), charset, 0)
         except UnicodeDecodeError:
             continue
-    tried = [(share, i, charset, text, replaced) for i, charset in
-             enumerate(dict.fromkeys(c for c in (declared, "utf-8", "cp949") if c))
-             for text, replaced, share in [_tolerant(body, charset)]]
-    share, _, charset, text, replaced = min(tried)  # fewest replaced; the declared on a tie
+    tried = {charset: _tolerant(body, charset) for charset in candidates}
+    # fewest replaced; min keeps the first of equals, so the declared charset wins a tie
+    charset = min(tried, key=lambda c: tried[c][2])
+    text, replaced, share = tried[charset]
     if share <= MAX_INVALID_SHARE:
         return Decoded(text.removeprefix("\ufeff"), charset, replaced)
     from charset_normalizer import from_bytes

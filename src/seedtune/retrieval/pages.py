@@ -32,6 +32,7 @@ import re
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from seedtune.core.pii import mask
 from seedtune.core.text import replace_lone_surrogates
@@ -93,28 +94,9 @@ def _run(name: str, html: str, url: str | None) -> str:
         return ""
 
 
-class _View:
-    """What the checks need of the page itself, parsed once and only when asked."""
-
-    def __init__(self, html: str) -> None:
-        from trafilatura.utils import load_html
-
-        self.tree = load_html(html)
-        self._labels: set[str] | None = None
-
-    @property
-    def labels(self) -> set[str]:
-        """The page's link labels, tidied."""
-        if self._labels is None:
-            anchors = self.tree.iter("a") if self.tree is not None else ()
-            self._labels = {tidy(a.text_content()) for a in anchors} - {""}
-        return self._labels
-
-    def visible_chars(self) -> int:
-        """How much text the page shows at all (trafilatura's html2txt, tidied)."""
-        import trafilatura
-
-        return len(tidy(trafilatura.html2txt(self.tree))) if self.tree is not None else 0
+def _link_labels(tree: Any) -> set[str]:
+    """The link labels of a parsed page (an lxml tree), tidied."""
+    return {tidy(a.text_content()) for a in tree.iter("a")} - {""}
 
 
 def link_share(text: str, labels: set[str]) -> float:
@@ -138,12 +120,16 @@ def extract_main_text(html: str, url: str | None = None, min_chars: int = 0
     first = _run("trafilatura", html, url)
     if len(first) >= need:
         return first, "trafilatura"
-    view = _View(html)  # parsed again only for the few pages that need a second look
-    if view.visible_chars() >= FALLBACK_FACTOR * need:
-        for name in EXTRACTORS[1:]:
-            text = _run(name, html, url)
-            if len(text) >= need and link_share(text, view.labels) <= MAX_LINK_SHARE:
-                return text, name
+    import trafilatura
+    from trafilatura.utils import load_html
+
+    tree = load_html(html)  # parsed again only for the few pages that need a second look
+    if tree is None or len(tidy(trafilatura.html2txt(tree))) < FALLBACK_FACTOR * need:
+        return first, "trafilatura"
+    for name in EXTRACTORS[1:]:
+        text = _run(name, html, url)
+        if len(text) >= need and link_share(text, _link_labels(tree)) <= MAX_LINK_SHARE:
+            return text, name
     return first, "trafilatura"
 
 
