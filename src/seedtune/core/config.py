@@ -54,8 +54,24 @@ class LLMConfig(_Section):
 EXTRA_QUESTIONS_DIR = "data/extra_questions"
 
 
+class TitlesConfig(_Section):
+    """``queries.titles``: questions from the titles of real people's forum posts."""
+
+    # kin (지식iN) and cafearticle titles are what people asked; blog and news titles are not
+    categories: list[Literal["cafearticle", "kin"]] = Field(
+        default_factory=lambda: ["cafearticle", "kin"], min_length=1)
+    per_seed: int = Field(20, ge=1, le=1000)  # results per seed word and category
+    per_prompt: int = Field(20, ge=1, le=100)
+    sort: Literal["sim", "date"] = "sim"
+    temperature: float = Field(0.2, ge=0, le=2)
+
+
 class QueriesConfig(_Section):
     seed_file: str = "data/seed_words.txt"
+    # llm: the LLM writes questions per seed word; titles: forum titles rewritten as questions
+    sources: list[Literal["llm", "titles"]] = Field(default_factory=lambda: ["llm"],
+                                                    min_length=1)
+    titles: TitlesConfig = Field(default_factory=TitlesConfig)
     per_seed: int = Field(20, ge=1, le=200)
     # the tutorial asked for questions ("~인가요?") and instructions ("~알려 주세요") alike
     forms: list[Literal["question", "instruction"]] = Field(
@@ -65,7 +81,9 @@ class QueriesConfig(_Section):
     min_chars: int = Field(8, ge=1)
     max_chars: int = Field(200, ge=1)
     min_hangul_share: float = Field(0.5, ge=0, le=1)
-    dedup_threshold: float = Field(0.6, gt=0, le=1)
+    # terms: questions with the same key terms are one question (synthesis.dedup); exact:
+    # only the same text after normalising
+    dedup: Literal["terms", "exact"] = "terms"
 
     @field_validator("extra_files")
     @classmethod
