@@ -1,11 +1,15 @@
-"""queries stage: the LLM writes questions per seed word -> data/questions.jsonl.
+"""queries stage: questions per seed word -> data/questions.jsonl.
 
-Run: ``dvc repro queries``. Needs the key named by llm.api_key_env unless every answer is
-already in data/cache/queries.
+Run: ``dvc repro queries``. ``queries.sources``: ``llm`` (the LLM writes questions per seed
+word) and/or ``titles`` (real people's Naver cafe and 지식iN titles, rewritten by the LLM);
+your own question files join them. Needs the key named by llm.api_key_env unless every
+answer is already in data/cache/queries, and NAVER_CLIENT_ID / NAVER_CLIENT_SECRET for the
+titles unless they are all in data/cache/titles.
 """
 
 from seedtune.core.cache import ResponseCache
 from seedtune.core.config import load_params
+from seedtune.core.credentials import optional_secret
 from seedtune.core.records import read_lines, write_jsonl
 from seedtune.core.stage import (
     CACHE_DIR,
@@ -17,23 +21,38 @@ from seedtune.core.stage import (
 from seedtune.llm.client import LLMClient
 from seedtune.llm.costs import usage_metrics
 from seedtune.llm.prompts import load_template
-from seedtune.synthesis.queries import build_requests, candidates, filter_questions, load_seeds
+from seedtune.retrieval.naver import NaverClient
+from seedtune.synthesis import queries, titles
 
 
 def main() -> None:
     p = load_params(sections=("llm", "queries"))
-    seeds = load_seeds(p.queries)
-    extra = [q for f in p.queries.extra_files for q in read_lines(f)]
-    template = load_template("queries")
+    cfg = p.queries
+    seeds = queries.load_seeds(cfg)
+    extra = [line for f in cfg.extra_files for line in read_lines(f)]
+    template, title_template = load_template("queries"), load_template("titles")
+    llm_reqs = queries.build_requests(seeds, cfg, template) if "llm" in cfg.sources else []
+    found = titles.TitleSet()
+    if "titles" in cfg.sources:
+        naver = NaverClient(titles.search_config(cfg.titles), ResponseCache(CACHE_DIR / "titles"),
+                            optional_secret("NAVER_CLIENT_ID"),
+                            optional_secret("NAVER_CLIENT_SECRET"))
+        found = titles.fetch(naver, seeds, cfg.titles)
     client = LLMClient(p.llm, ResponseCache(CACHE_DIR / "queries"), desc="queries")
-    outcomes = client.run(build_requests(seeds, p.queries, template))
-    rejects = [{"seed": o.id, "reason": o.reject} for o in outcomes if o.reject]
-    write_rejects("queries", rejects)
-    check_reject_rate("queries", len(seeds), len(rejects), p.llm.max_reject_rate)
-    kept, counts = filter_questions(
-        candidates(outcomes, p.llm.model, template.version, extra), p.queries)
+    outcomes = client.run(llm_reqs + titles.build_requests(found, cfg.forms, cfg.titles,
+                                                           title_template))
+    llm_out = outcomes[: len(llm_reqs)]
+    judged = titles.verdicts(found, outcomes[len(llm_reqs):], p.llm.model,
+                             title_template.version)
+    rows = queries.candidates(llm_out, p.llm.model, template.version, extra) + judged.rows
+    kept, counts, drops = queries.filter_questions(rows, cfg)
+    failed = queries.failures(llm_out)
+    write_rejects("queries", failed + found.rejects + judged.rejects + drops)
+    check_reject_rate("queries", len(llm_reqs) + found.sent, len(failed) + judged.lost,
+                      p.llm.max_reject_rate)
     write_jsonl("data/questions.jsonl", kept)
-    write_metrics("queries", {"seeds": len(seeds), **counts, "rejects": len(rejects),
+    write_metrics("queries", {"seeds": len(seeds), **counts, "rejects": len(failed) + judged.lost,
+                              **queries.source_metrics(rows, kept), **titles.metrics(found, judged),
                               **usage_metrics(p.llm.model, client.stats, p.price_table())})
 
 

@@ -25,7 +25,8 @@ ALLOWED = {
     "core": set(),
     "llm": {"core"},
     "retrieval": {"core"},
-    "synthesis": {"core", "llm"},
+    # retrieval: the queries stage reads Naver's cafe and 지식iN titles (synthesis.titles)
+    "synthesis": {"core", "llm", "retrieval"},
     "training": {"core", "llm"},  # llm.prompts: the ask --rag prompt, for with_passages
     "evaluation": {"core", "llm"},
     "offline": {"core"},

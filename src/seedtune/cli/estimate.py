@@ -12,21 +12,27 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any
 
 from seedtune.core.cache import ResponseCache
 from seedtune.core.config import Params, load_params
+from seedtune.core.machine import load_machine
 from seedtune.core.records import read_jsonl
 from seedtune.core.stage import CACHE_DIR
 from seedtune.llm.client import LLMClient, LLMRequest
 from seedtune.llm.costs import cost_usd, estimate_tokens, messages_tokens
 from seedtune.llm.prompts import load_template
+from seedtune.retrieval.naver import NaverClient
 
-# Typical sizes of what the LLM writes and of a Naver passage, in characters.
+# Typical sizes of what the LLM writes, of a Naver passage and of a forum title, in characters.
 QUESTION_CHARS = 30
 PASSAGE_CHARS = 160
+TITLE_CHARS = 25
+#: Share of forum titles that become questions (the tutorial kept 4,374 of about 10,000).
+TITLE_KEEP_SHARE = 0.44
 CHARS_PER_KOREAN_WORD = 3.5
 #: A verdict or a score with its one-line reason.
 JUDGE_COMPLETION_TOKENS = 60
@@ -50,11 +56,14 @@ def estimate(p: Params, root: Path = Path(".")) -> list[dict[str, Any]]:
 
     prices = p.price_table()
     seeds = questions.load_seeds(p.queries, root)
-    q_reqs = questions.build_requests(seeds, p.queries, load_template("queries"))
+    q_reqs = (questions.build_requests(seeds, p.queries, load_template("queries"))
+              if "llm" in p.queries.sources else [])
     q_client = LLMClient(p.llm, ResponseCache(root / CACHE_DIR / "queries"))
     q_completion = estimate_tokens("가" * QUESTION_CHARS) * p.queries.per_seed + 10
     rows = [_row("queries", p.llm.model, q_reqs, q_client.pending(q_reqs), q_completion,
                  prices, False)]
+    if "titles" in p.queries.sources:
+        rows.append(_titles_row(p, seeds, root, q_client, prices))
 
     ranked_path = root / "data" / "ranked.jsonl"
     projected = not ranked_path.is_file()
@@ -62,7 +71,7 @@ def estimate(p: Params, root: Path = Path(".")) -> list[dict[str, Any]]:
         passage = {"passage": "가" * PASSAGE_CHARS}
         ranked = [{"question": f"{s} 질문 {i} " + "가" * QUESTION_CHARS,
                    "documents": [passage] * p.synthesize.top_k}
-                  for s in seeds for i in range(p.queries.per_seed)]
+                  for s in seeds for i in range(_questions_per_seed(p))]
     else:
         ranked = read_jsonl(ranked_path)
     s_reqs = synthesis.build_requests(ranked, p.synthesize, load_template("synthesize"))
@@ -75,6 +84,48 @@ def estimate(p: Params, root: Path = Path(".")) -> list[dict[str, Any]]:
 
     rows.append(_judge_row(p, ranked, root, prices))
     return rows
+
+
+def _questions_per_seed(p: Params) -> int:
+    """Questions a seed word is expected to give, over every source in ``queries.sources``."""
+    q, n = p.queries, 0.0
+    if "llm" in q.sources:
+        n += q.per_seed
+    if "titles" in q.sources:
+        n += len(q.titles.categories) * q.titles.per_seed * TITLE_KEEP_SHARE
+    return math.ceil(n)
+
+
+def _titles_row(p: Params, seeds: list[str], root: Path, client: LLMClient,
+                prices: dict[str, dict[str, float]]) -> dict[str, Any]:
+    """The titles source: its Naver calls (answers already cached are free) and its LLM
+    calls, exact for seed words whose Naver answers are all cached, else projected from
+    ``queries.titles`` (every result a title, prompts full)."""
+    from seedtune.synthesis import titles
+
+    cfg = p.queries.titles
+    naver = NaverClient(titles.search_config(cfg, load_machine(root)),
+                        ResponseCache(root / CACHE_DIR / "titles"), None, None)
+    found, missing = titles.from_cache(naver, seeds, cfg)
+    template = load_template("titles")
+    reqs = titles.build_requests(found, p.queries.forms, cfg, template)
+    pending = client.pending(reqs)
+    per_seed = len(cfg.categories) * cfg.per_seed
+    typical = titles.TitleSet()
+    typical.add("가" * 4, [{"title": f"{'가' * TITLE_CHARS}{i}", "link": f"l{i}",
+                           "category": "kin"} for i in range(per_seed)], cfg.per_prompt)
+    projected = titles.build_requests(typical, p.queries.forms, cfg, template) * len(missing)
+    per_title = estimate_tokens("가" * QUESTION_CHARS) + 10  # its number, a question or a drop
+    row = _row("queries.titles", p.llm.model, reqs + projected, pending + projected,
+               per_title * cfg.per_prompt, prices, bool(missing))
+    pages = naver.cfg.pages * len(cfg.categories)
+    cached_pages = sum(1 for s in dict.fromkeys(seeds) for c in cfg.categories
+                       for page in range(naver.cfg.pages)
+                       if naver.cached(s, c, 1 + page * naver.cfg.display) is not None)
+    row.update(naver_requests=pages * len(set(seeds)), naver_cached=cached_pages,
+               naver_calls=pages * len(set(seeds)) - cached_pages,
+               naver_calls_today=naver.budget.used(), naver_daily_quota=naver.cfg.daily_quota)
+    return row
 
 
 def _judge_row(p: Params, ranked: list[dict[str, Any]], root: Path,
@@ -101,23 +152,29 @@ def _judge_row(p: Params, ranked: list[dict[str, Any]], root: Path,
 
 def format_table(rows: list[dict[str, Any]]) -> str:
     """A plain-text table with a total line."""
-    head = f"{'stage':<11} {'model':<16} {'requests':>8} {'cached':>7} {'calls':>6} " \
+    head = f"{'stage':<15} {'model':<16} {'requests':>8} {'cached':>7} {'calls':>6} " \
            f"{'prompt tok':>11} {'compl. tok':>11} {'USD':>9}"
     lines = [head, "-" * len(head)]
     for r in rows:
         usd = "unpriced" if r["usd"] is None else f"{r['usd']:.4f}"
         mark = "*" if r["projected"] else ""
-        lines.append(f"{r['stage'] + mark:<11} {r['model'][:16]:<16} {r['requests']:>8} "
+        lines.append(f"{r['stage'] + mark:<15} {r['model'][:16]:<16} {r['requests']:>8} "
                      f"{r['cached']:>7} {r['calls']:>6} {r['prompt_tokens']:>11} "
                      f"{r['completion_tokens']:>11} {usd:>9}")
     total = sum(r["usd"] or 0 for r in rows)
     lines.append("-" * len(head))
-    lines.append(f"{'total':<11} {'':<16} {sum(r['requests'] for r in rows):>8} "
+    lines.append(f"{'total':<15} {'':<16} {sum(r['requests'] for r in rows):>8} "
                  f"{sum(r['cached'] for r in rows):>7} {sum(r['calls'] for r in rows):>6} "
                  f"{sum(r['prompt_tokens'] for r in rows):>11} "
                  f"{sum(r['completion_tokens'] for r in rows):>11} {total:>9.4f}")
     if any(r["projected"] for r in rows):
         lines.append("* projected from params (its input does not exist yet)")
+    for r in rows:
+        if "naver_calls" in r:
+            lines.append(f"Naver ({r['stage']}): {r['naver_requests']} requests, "
+                         f"{r['naver_cached']} cached, at most {r['naver_calls']} calls "
+                         f"({r['naver_calls_today']} of search.daily_quota="
+                         f"{r['naver_daily_quota']} made today)")
     return "\n".join(lines)
 
 

@@ -96,7 +96,7 @@ def to_documents(category: str, body: dict[str, Any]) -> list[dict[str, Any]]:
     return docs
 
 
-def _link_key(link: str) -> str:
+def link_key(link: str) -> str:
     """A link without scheme, ``www.`` and trailing slash: the same page however written."""
     key = re.sub(r"^[a-z]+://", "", link.strip().lower())
     return key.removeprefix("www.").rstrip("/")
@@ -117,7 +117,7 @@ def dedupe_documents(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     seen_text: set[str] = set()
     out = []
     for doc in docs:
-        link, text = _link_key(doc["link"]), _text_key(doc)
+        link, text = link_key(doc["link"]), _text_key(doc)
         if (link and link in seen_links) or (text and text in seen_text):
             continue
         seen_links.add(link)

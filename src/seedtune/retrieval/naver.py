@@ -94,20 +94,27 @@ class NaverClient:
             params["sort"] = self.cfg.sort
         return params
 
-    def search(self, query: str, category: str, start: int = 1) -> dict[str, Any]:
-        """One page of results (Naver's JSON body), from the cache when already fetched."""
-        params = self.params(query, category, start)
-        key = cache_key({"category": category, **params})
+    def cached(self, query: str, category: str, start: int = 1) -> dict[str, Any] | None:
+        """The cached page of results, or None when it was never fetched (no call made)."""
+        key = cache_key({"category": category, **self.params(query, category, start)})
         hit = self.cache.get(key)
         if isinstance(hit, dict) and isinstance(hit.get("items"), list):
-            self.stats.add("cache_hits")
             return hit
         if hit is not None:  # stored, but not a search answer: never trusted
             log.warning("ignoring cache entry %s (not a Naver search answer); fetching again",
                         self.cache.path(key))
+        return None
+
+    def search(self, query: str, category: str, start: int = 1) -> dict[str, Any]:
+        """One page of results (Naver's JSON body), from the cache when already fetched."""
+        hit = self.cached(query, category, start)
+        if hit is not None:
+            self.stats.add("cache_hits")
+            return hit
         self._check_credentials()
+        params = self.params(query, category, start)
         body = self._fetch(category, params)
-        self.cache.put(key, body)
+        self.cache.put(cache_key({"category": category, **params}), body)
         return body
 
     def _check_credentials(self) -> None:
@@ -115,8 +122,8 @@ class NaverClient:
                                   ("NAVER_CLIENT_SECRET", self._secret)) if not v]
         if missing:
             raise ConfigError(f"environment variable(s) {' and '.join(missing)} not set (needed "
-                              "by the search stage for answers not yet in data/cache/search); "
-                              "export them or add them to .env")
+                              f"for the Naver answers not yet in {self.cache.root}); export "
+                              "them or add them to .env")
 
     def _fetch(self, category: str, params: dict[str, Any]) -> dict[str, Any]:
         """GET with retries; raises QuotaExceeded, ConfigError (credentials) or NaverError."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
@@ -23,15 +24,21 @@ log = logging.getLogger(__name__)
 
 
 def search_category(client: NaverClient, question: str, category: str,
-                    stop: threading.Event | None = None) -> list[dict[str, Any]] | None:
-    """Clean documents of up to ``search.pages`` pages; None when ``stop`` was set meanwhile."""
+                    stop: threading.Event | None = None,
+                    fetch: Callable[[str, str, int], dict[str, Any]] | None = None
+                    ) -> list[dict[str, Any]] | None:
+    """Clean documents of up to ``search.pages`` pages; None when ``stop`` was set meanwhile.
+
+    ``fetch(query, category, start)`` gets one page (default ``client.search``; the cost
+    estimate passes a cache-only lookup)."""
     cfg = client.cfg
+    fetch = fetch or client.search
     docs: list[dict[str, Any]] = []
     for page in range(cfg.pages):
         if stop is not None and stop.is_set():
             return None
         start = 1 + page * cfg.display
-        body = client.search(question, category, start)
+        body = fetch(question, category, start)
         docs += to_documents(category, body)
         total = body.get("total")
         if len(body.get("items") or []) < cfg.display or (
@@ -40,35 +47,41 @@ def search_category(client: NaverClient, question: str, category: str,
     return docs
 
 
-def search_question(client: NaverClient, question: str,
-                    stop: threading.Event | None = None) -> dict[str, Any] | None:
-    """``{question, documents}`` over every category, deduplicated; None when stopped."""
+def search_question(client: NaverClient, question: str, stop: threading.Event | None = None,
+                    limit: int | None = None,
+                    fetch: Callable[[str, str, int], dict[str, Any]] | None = None
+                    ) -> dict[str, Any] | None:
+    """``{question, documents}`` over every category, at most ``limit`` documents from each
+    (None: all pages), deduplicated; None when stopped. ``fetch``: see search_category."""
     docs: list[dict[str, Any]] = []
     for category in client.cfg.categories:
-        found = search_category(client, question, category, stop)
+        found = search_category(client, question, category, stop, fetch)
         if found is None:
             return None
-        docs += found
+        docs += found[:limit]
     return {"question": question, "documents": dedupe_documents(docs)}
 
 
-def search_all(client: NaverClient, questions: list[str], workers: int | None = None
+def search_all(client: NaverClient, questions: list[str], workers: int | None = None,
+               limit: int | None = None, desc: str = "search", unit: str = "question"
                ) -> tuple[list[dict[str, Any]], str | None]:
-    """Search every (unique) question in every configured category and page.
+    """Search every (unique) question in every configured category and page (at most
+    ``limit`` documents per category).
 
     Returns ``(rows, stopped)``: one ``{question, documents}`` row per finished question in
     input order, and the quota message when a quota stopped the run early (rows then cover
     only the questions finished before it; every answer fetched is in the cache). A
-    credentials or request error stops the other workers at once and is raised.
+    credentials or request error stops the other workers at once and is raised. ``desc``
+    and ``unit`` name the work in the log and on the progress bar.
     """
     from tqdm.auto import tqdm
 
     unique = list(dict.fromkeys(questions))
     cfg = client.cfg
-    log.info("searching %d questions in %s (up to %d page(s) of %d); %d of "
-             "search.daily_quota=%d calls left today", len(unique), ",".join(cfg.categories),
-             cfg.pages, cfg.display, max(0, cfg.daily_quota - client.budget.used()),
-             cfg.daily_quota)
+    log.info("%s: searching %d %ss in %s (up to %d page(s) of %d); %d of "
+             "search.daily_quota=%d calls left today", desc, len(unique), unit,
+             ",".join(cfg.categories), cfg.pages, cfg.display,
+             max(0, cfg.daily_quota - client.budget.used()), cfg.daily_quota)
     stop = threading.Event()
     done: dict[str, dict[str, Any]] = {}
     stopped: str | None = None
@@ -77,14 +90,14 @@ def search_all(client: NaverClient, questions: list[str], workers: int | None = 
         if stop.is_set():
             return None
         try:
-            return search_question(client, question, stop)
+            return search_question(client, question, stop, limit)
         except BaseException:
             stop.set()  # one failure ends the run: do not spend calls on the rest
             raise
 
     pool = ThreadPoolExecutor(max_workers=workers or client.workers)
     try:
-        with tqdm(total=len(unique), desc="search", unit="question") as bar:
+        with tqdm(total=len(unique), desc=desc, unit=unit) as bar:
             pending: set[Future] = {pool.submit(one, q) for q in unique}
             while pending:
                 finished, pending = wait(pending, return_when=FIRST_COMPLETED)

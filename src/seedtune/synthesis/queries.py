@@ -1,20 +1,23 @@
 """The queries stage's logic: prompts per seed word, then clean, filter and deduplicate.
 
-Requests are one per seed word, so adding a word costs only that word's calls.
+Requests are one per seed word (and, for the ``titles`` source, a few per seed word:
+:mod:`seedtune.synthesis.titles`), so adding a word costs only that word's calls.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from seedtune.core.config import QueriesConfig
 from seedtune.core.errors import InputError
 from seedtune.core.records import read_lines
-from seedtune.core.text import char_ngrams, hangul_share, jaccard, normalize
+from seedtune.core.text import hangul_share, normalize
 from seedtune.llm.client import LLMOutcome, LLMRequest
 from seedtune.llm.prompts import PromptTemplate
 from seedtune.llm.schemas import QuestionList
+from seedtune.retrieval.documents import link_key
 
 
 def load_seeds(cfg: QueriesConfig, root: Path = Path(".")) -> list[str]:
@@ -59,33 +62,69 @@ def candidates(outcomes: list[LLMOutcome], model: str, template_version: str,
     return rows
 
 
-def filter_questions(rows: list[dict[str, Any]], cfg: QueriesConfig
-                     ) -> tuple[list[dict[str, Any]], dict[str, int]]:
-    """Normalise, drop bad lengths / non-Korean, then exact and near duplicates.
+#: Where a question's provenance is kept, per source (the rejects repeat it).
+PROVENANCE = ("seed", "source", "title", "link", "category")
 
-    Exact duplicates are removed across the whole set; near duplicates (syllable-bigram
-    Jaccard >= ``dedup_threshold``) among the questions of the same seed word, because
-    questions about two different terms in the same phrasing ("전세의 장단점은?" /
-    "월세의 장단점은?") share most bigrams yet are not duplicates. Returns the kept rows
-    (first occurrence wins) and counts for the metrics.
+
+def _dropped(row: dict[str, Any], question: str, reason: str, **extra: Any) -> dict[str, Any]:
+    return {"question": question, **{k: row[k] for k in PROVENANCE if k in row},
+            "reason": reason, **extra}
+
+
+def filter_questions(rows: list[dict[str, Any]], cfg: QueriesConfig
+                     ) -> tuple[list[dict[str, Any]], dict[str, int], list[dict[str, Any]]]:
+    """Normalise, drop bad lengths / non-Korean, then duplicates across the whole set.
+
+    Duplicates (:func:`seedtune.synthesis.dedup.deduplicate`, ``queries.dedup``) are looked
+    for across every source and seed word together: the same text, or (``terms``) the same
+    key terms in other words, while questions that differ in a key term ("전세의 장단점은?"
+    / "월세의 장단점은?") stay apart. A real person's question wins over an invented one
+    (your files, then forum titles, then the LLM's), else the first. Two title questions
+    from the same post (found under two seed words) are one.
+
+    Returns the kept rows (in input order), counts for the metrics, and a record per
+    dropped question with its provenance and reason (``too_short``, ``too_long``,
+    ``not_korean``, ``duplicate`` with ``duplicate_of``) for data/rejects/queries.jsonl.
     """
+    from seedtune.synthesis.dedup import deduplicate
+
     counts = {"generated": len(rows), "filtered": 0, "duplicates": 0, "kept": 0}
-    kept: list[dict[str, Any]] = []
-    grams: dict[str | None, list[set[str]]] = {}
-    seen: set[str] = set()
+    drops: list[dict[str, Any]] = []
+    usable: list[dict[str, Any]] = []
+    posts: dict[str, str] = {}
     for row in rows:
         q = normalize(row["question"])
-        if not (cfg.min_chars <= len(q) <= cfg.max_chars) or \
-                hangul_share(q) < cfg.min_hangul_share:
+        reason = ("too_short" if len(q) < cfg.min_chars else "too_long" if len(q) >
+                  cfg.max_chars else "not_korean" if hangul_share(q) < cfg.min_hangul_share
+                  else None)
+        if reason:
             counts["filtered"] += 1
+            drops.append(_dropped(row, q, reason))
             continue
-        g = char_ngrams(q, 2)  # syllable bigrams: Hangul syllables are information-dense
-        group = grams.setdefault(row.get("seed"), [])
-        if q in seen or any(jaccard(g, other) >= cfg.dedup_threshold for other in group):
+        post = link_key(row["link"]) if row.get("source") == "titles" and row.get("link") \
+            else None
+        if post in posts:
             counts["duplicates"] += 1
+            drops.append(_dropped(row, q, "duplicate", duplicate_of=posts[post]))
             continue
-        seen.add(q)
-        group.append(g)
-        kept.append({**row, "question": q})
+        if post:
+            posts[post] = q
+        usable.append({**row, "question": q})
+    kept, dupes = deduplicate(usable, cfg.dedup)
+    counts["duplicates"] += len(dupes)
+    drops += [_dropped(row, row["question"], "duplicate", duplicate_of=first["question"])
+              for row, first in dupes]
     counts["kept"] = len(kept)
-    return kept, counts
+    return kept, counts, drops
+
+
+def source_metrics(rows: list[dict[str, Any]], kept: list[dict[str, Any]]) -> dict[str, Any]:
+    """Questions generated and kept, per source."""
+    made, left = Counter(r["source"] for r in rows), Counter(r["source"] for r in kept)
+    return {"sources": {s: {"generated": made[s], "kept": left[s]}
+                        for s in sorted(made | left)}}
+
+
+def failures(outcomes: list[LLMOutcome]) -> list[dict[str, Any]]:
+    """A reject per seed word whose request failed (invalid, refused, truncated)."""
+    return [{"source": "llm", "seed": o.id, "reason": o.reject} for o in outcomes if o.reject]

@@ -1,0 +1,248 @@
+"""The queries stage's ``titles`` source: real people's forum titles, rewritten as questions.
+
+As the tutorial did with a Naver real-estate cafe: for each seed word the titles of its
+Naver ``cafearticle`` and ``kin`` (지식iN) results (``queries.titles``), cleaned where they
+enter (markup, entities, lone surrogates, personal data masked: the search stage's
+:mod:`~seedtune.retrieval.documents`), each post once per seed word, are sent
+``queries.titles.per_prompt`` at a time to the LLM, which turns each into a standalone
+question or drops it with a reason (:class:`~seedtune.llm.schemas.TitleVerdicts`). Only the
+API's fields are used: no cafe page is fetched (cafe.naver.com's robots.txt forbids it).
+
+Batches are made per seed word from that word's results alone, so adding, removing or
+reordering seed words never changes another word's prompts (and never pays for them
+again); a post found under two seed words is judged under both and kept once, by the
+question dedup. The Naver answers are cached like the search stage's (same client, quota
+ledger and cache rules), in ``data/cache/titles``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import unicodedata
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from seedtune.core.config import SearchConfig, TitlesConfig
+from seedtune.core.machine import load_machine
+from seedtune.llm.client import LLMOutcome, LLMRequest
+from seedtune.llm.prompts import PromptTemplate, fence_safe
+from seedtune.llm.schemas import TitleVerdicts
+from seedtune.retrieval.documents import link_key
+from seedtune.retrieval.naver import NaverClient
+from seedtune.retrieval.quota import QuotaExceeded
+from seedtune.retrieval.search import search_all, search_question
+
+log = logging.getLogger(__name__)
+
+#: What the titles prompt asks for each mix of ``queries.forms`` (per title, so worded as
+#: an instruction, unlike the per-seed prompt's description of the whole list).
+FORMS = {
+    ("question",): "물음표로 끝나는 의문문으로 씁니다.",
+    ("instruction",): "\"~알려 주세요\", \"~설명해 주세요\"처럼 요청하는 지시문(명령문)으로 "
+                      "씁니다.",
+    ("instruction", "question"): "물음표로 끝나는 의문문이나 \"~알려 주세요\"처럼 요청하는 "
+                                 "지시문 가운데 제목에 어울리는 쪽으로 씁니다.",
+}
+_NON_WORD = re.compile(r"\W+")
+
+
+def search_config(cfg: TitlesConfig, machine: dict[str, Any] | None = None) -> SearchConfig:
+    """The Naver client's settings for the titles: this machine's ``search`` settings
+    (endpoint, rate, retries, daily quota: the same application and ledger as the search
+    stage), with the categories, sort and paging of ``queries.titles``.
+
+    ``per_seed`` results per category take ``ceil(per_seed / 100)`` requests (Naver gives
+    at most 100 per request) of an even ``display``.
+    """
+    settings = (load_machine() if machine is None else machine).get("search") or {}
+    pages = math.ceil(cfg.per_seed / 100)
+    return SearchConfig(**settings, categories=list(cfg.categories), sort=cfg.sort,
+                        pages=pages, display=math.ceil(cfg.per_seed / pages))
+
+
+def _title_key(title: str) -> str:
+    """A title without case, width, spacing or punctuation: the same title however written."""
+    return _NON_WORD.sub("", unicodedata.normalize("NFKC", title).lower())
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One titles prompt: a seed word's titles, numbered from 1 in ``titles`` order."""
+
+    seed: str
+    titles: list[dict[str, Any]]  # {source, seed, title, link, category}
+
+
+@dataclass
+class TitleSet:
+    """What the titles source found: the prompts to send, the titles dropped before them,
+    how many results Naver gave, and the client that asked (None: source not used)."""
+
+    batches: list[Batch] = field(default_factory=list)
+    rejects: list[dict[str, Any]] = field(default_factory=list)
+    results: int = 0
+    client: NaverClient | None = None
+
+    @property
+    def sent(self) -> int:
+        """Titles sent to the LLM."""
+        return sum(len(b.titles) for b in self.batches)
+
+    def add(self, seed: str, documents: list[dict[str, Any]], per_prompt: int) -> None:
+        """One seed word's search documents: its titles in prompts, the rest as rejects."""
+        self.results += len(documents)
+        kept, dropped = seed_titles(seed, documents)
+        self.batches += batches(seed, kept, per_prompt)
+        self.rejects += dropped
+
+
+@dataclass
+class Judged:
+    """What the LLM made of the titles: question rows, rejects, and how many titles were
+    lost to failures (a failed request, a number missing from an answer)."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    rejects: list[dict[str, Any]] = field(default_factory=list)
+    lost: int = 0
+
+
+def seed_titles(seed: str, documents: list[dict[str, Any]]
+                ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(titles to judge, rejects) of one seed word's search documents: each post once (by
+    link and by title text; the first in Naver's order wins), none without a title."""
+    kept, rejects = [], []
+    seen: dict[str, str] = {}
+    for doc in documents:
+        title = doc.get("title") or ""
+        row = {"source": "titles", "seed": seed, "title": title, "link": doc.get("link") or "",
+               "category": doc.get("category")}
+        if not title:
+            rejects.append({**row, "reason": "no_title"})
+            continue
+        keys = [k for k in (link_key(row["link"]), "t:" + _title_key(title)) if k != "t:"]
+        first = next((seen[k] for k in keys if k in seen), None)
+        if first is not None:
+            rejects.append({**row, "reason": "duplicate", "duplicate_of": first})
+            continue
+        for k in keys:
+            seen[k] = title
+        kept.append(row)
+    return kept, rejects
+
+
+def batches(seed: str, titles: list[dict[str, Any]], per_prompt: int) -> list[Batch]:
+    """``titles`` in consecutive prompts of at most ``per_prompt``."""
+    return [Batch(seed, titles[i : i + per_prompt]) for i in range(0, len(titles), per_prompt)]
+
+
+def fetch(client: NaverClient, seeds: list[str], cfg: TitlesConfig) -> TitleSet:
+    """Every seed word's titles in every category, from the cache or Naver, in prompts.
+
+    A spent quota (Naver's or ``search.daily_quota``) raises
+    :class:`~seedtune.retrieval.quota.QuotaExceeded` once the calls in flight have landed
+    in the cache; the next run resumes from it.
+    """
+    rows, stopped = search_all(client, seeds, limit=cfg.per_seed, desc="titles",
+                               unit="seed word")
+    if stopped:
+        raise QuotaExceeded(
+            f"{stopped}; titles of {len(rows)}/{len(set(seeds))} seed words fetched, "
+            f"{len(client.cache)} answers kept in {client.cache.root}; then rerun `dvc repro`: "
+            "it resumes without refetching them")
+    found = TitleSet(client=client)
+    for row in rows:
+        found.add(row["question"], row["documents"], cfg.per_prompt)
+    log.info("titles: %d results for %d seed words, %d titles to judge in %d prompts",
+             found.results, len(rows), found.sent, len(found.batches))
+    return found
+
+
+class _NotCached(Exception):
+    pass
+
+
+def from_cache(client: NaverClient, seeds: list[str], cfg: TitlesConfig
+               ) -> tuple[TitleSet, list[str]]:
+    """What :func:`fetch` would find, from the cache alone (no call, no key needed), and the
+    seed words whose answers are not all cached yet (for ``seedtune estimate``)."""
+    def lookup(query: str, category: str, start: int) -> dict[str, Any]:
+        hit = client.cached(query, category, start)
+        if hit is None:
+            raise _NotCached
+        return hit
+
+    found, missing = TitleSet(client=client), []
+    for seed in dict.fromkeys(seeds):
+        try:
+            row = search_question(client, seed, limit=cfg.per_seed, fetch=lookup)
+        except _NotCached:
+            missing.append(seed)
+            continue
+        assert row is not None  # no stop event: never stopped
+        found.add(seed, row["documents"], cfg.per_prompt)
+    return found, missing
+
+
+def build_requests(found: TitleSet, forms: list[str], cfg: TitlesConfig,
+                   template: PromptTemplate) -> list[LLMRequest]:
+    """One structured-output request per batch."""
+    wording = FORMS[tuple(sorted(set(forms)))]
+    reqs = []
+    for b in found.batches:
+        # titles are untrusted: each on its line, none able to close the fenced block
+        lines = "\n".join(f"{i}. {fence_safe(t['title'])}" for i, t in enumerate(b.titles, 1))
+        reqs.append(LLMRequest(
+            id=f"titles:{b.seed}:{b.titles[0]['link']}",
+            messages=template.render(seed=b.seed, n=len(b.titles), titles=lines, forms=wording),
+            schema=TitleVerdicts, temperature=cfg.temperature,
+            template_version=template.version))
+    return reqs
+
+
+def verdicts(found: TitleSet, outcomes: list[LLMOutcome], model: str, template_version: str
+             ) -> Judged:
+    """The question rows and rejects the LLM's answers make of the titles.
+
+    Every title ends as exactly one of: a question row carrying the title, link and category
+    it came from; a reject with the LLM's drop reason; a reject ``unanswered`` (its number
+    was missing from the answer); or, when the whole request failed, a reject with the
+    request's reason. The last two are failures and count against ``llm.max_reject_rate``.
+    """
+    out = Judged()
+    for b, o in zip(found.batches, outcomes, strict=True):
+        if o.value is None:
+            out.rejects += [{**t, "reason": o.reject or "no answer"} for t in b.titles]
+            out.lost += len(b.titles)
+            continue
+        answers: dict[int, dict[str, Any]] = {}
+        for item in o.value["items"]:
+            answers.setdefault(item["index"], item)  # a repeated number: the first counts
+        for i, t in enumerate(b.titles, 1):
+            item = answers.get(i)
+            if item is None:
+                out.rejects.append({**t, "reason": "unanswered"})
+                out.lost += 1
+            elif item["drop"] is not None:
+                out.rejects.append({**t, "reason": item["drop"]})
+            else:
+                out.rows.append({"question": item["question"], **t, "model": model,
+                                 "template": template_version})
+    return out
+
+
+def metrics(found: TitleSet, judged: Judged) -> dict[str, Any]:
+    """metrics/queries.json's ``titles`` (nothing when the source is not used): results
+    found, titles sent, prompts, questions made, titles dropped per reason, Naver calls."""
+    if found.client is None:
+        return {}
+    stats = found.client.stats.as_dict("calls", "cache_hits", "retries")
+    return {"titles": {
+        "results": found.results, "sent": found.sent, "prompts": len(found.batches),
+        "questions": len(judged.rows),
+        "dropped": dict(sorted(Counter(r["reason"] for r in found.rejects + judged.rejects)
+                               .items())),
+        **{f"naver_{k}": v for k, v in stats.items()},
+        "naver_calls_today": found.client.budget.used()}}
