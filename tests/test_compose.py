@@ -84,7 +84,7 @@ def test_unknown_keys_and_bad_values_are_all_listed_naming_their_file(
     lora = conf / "lora" / "tutorial.yaml"
     lora.write_text(lora.read_text() + "rank: 8\n")
     cfg = conf / "config.yaml"
-    cfg.write_text(cfg.read_text().replace("  per_seed: 20 ", "  per_seed: many ")
+    cfg.write_text(cfg.read_text().replace("  per_seed: 20 ", "  per_seed: many ", 1)
                    + "trian:\n  max_steps: 3\n")
     out = tmp_path / "params.yaml"
     with pytest.raises(ConfigError) as err:

@@ -98,7 +98,7 @@ def test_costs() -> None:
 
 def test_estimate_predicts_the_calls_a_run_makes(sim, workspace: Workspace) -> None:
     ws = workspace.params(llm={"base_url": sim.openai_base_url, "model": "sim-gpt"},
-                          queries={"per_seed": 3})
+                          queries={"per_seed": 3, "sources": ["llm"]})
     ws.write("data/seed_words.txt", "전세\n청약\n재건축\n")
     ws.write("data/ranked.jsonl", ranked_rows(7))
 
@@ -118,6 +118,32 @@ def test_estimate_predicts_the_calls_a_run_makes(sim, workspace: Workspace) -> N
     after = estimate()
     assert (after["queries"]["calls"], after["queries"]["cached"]) == (0, 3)
     assert (after["synthesize"]["calls"], after["synthesize"]["cached"]) == (0, 7)
+
+
+def test_estimate_counts_the_titles_naver_and_llm_calls(sim, workspace: Workspace) -> None:
+    ws = workspace.params(llm={"base_url": sim.openai_base_url, "model": "sim-gpt"},
+                          search={"base_url": sim.naver_base_url},
+                          queries={"sources": ["titles"], "titles": {"per_seed": 30,
+                                                                     "per_prompt": 20}})
+    ws.write("data/seed_words.txt", "전세\n청약\n")
+
+    def estimate() -> dict[str, Any]:
+        out = subprocess.run([sys.executable, "-m", "seedtune.cli", "estimate", "--json"],
+                             cwd=ws.path, env=ws.env(SIM_ENV), text=True, capture_output=True,
+                             check=True).stdout
+        return {r["stage"]: r for r in json.loads(out)}["queries.titles"]
+
+    before = estimate()
+    # 2 seed words x 2 categories x 1 page; up to 60 titles a word, 20 a prompt
+    assert (before["naver_calls"], before["naver_cached"], before["calls"]) == (4, 0, 6)
+    assert before["projected"] and before["usd"] > 0
+    assert sim.stats()["search"]["ok"] == 0 and sim.stats()["chat"]["ok"] == 0
+    assert ws.run("queries", SIM_ENV).returncode == 0
+    prompts = ws.metrics("queries")["titles"]["prompts"]
+    after = estimate()
+    assert (after["naver_calls"], after["naver_cached"]) == (0, 4)
+    assert (after["requests"], after["calls"], after["cached"]) == (prompts, 0, prompts)
+    assert not after["projected"]
 
 
 # --------------------------------------------------------------------------- failure semantics

@@ -238,3 +238,87 @@ def test_title_paging_asks_for_per_seed_results_in_as_few_calls_as_naver_allows(
         cfg = search_config(TitlesConfig(per_seed=per_seed), {"search": {"rps": 3}})
         assert (cfg.pages, cfg.display, cfg.rps) == (pages, display, 3)
         assert cfg.categories == ["cafearticle", "kin"]
+
+
+def _naver_titles(sim: SimServer, seed: str, tmp_path) -> list[dict]:
+    """What Naver (the simulator) answers for ``seed``, cleaned as the stage cleans it."""
+    from seedtune.core.cache import ResponseCache
+    from seedtune.retrieval.naver import NaverClient
+    from seedtune.retrieval.search import search_question
+    from seedtune.synthesis.titles import search_config
+
+    cfg = search_config(TitlesConfig(per_seed=10), {"search": {"base_url": sim.naver_base_url}})
+    client = NaverClient(cfg, ResponseCache(tmp_path / f"naver-{seed}"),
+                         SIM_ENV["NAVER_CLIENT_ID"], SIM_ENV["NAVER_CLIENT_SECRET"])
+    return search_question(client, seed, limit=10)["documents"]
+
+
+def test_titles_become_questions_that_keep_their_post(sim, workspace, tmp_path) -> None:
+    ws = _queries_ws(workspace, sim, ["전세", "청약"], ("llm", "titles"))
+    proc = ws.run("queries", SIM_ENV)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows, rejects = ws.rows("data/questions.jsonl"), ws.rows("data/rejects/queries.jsonl")
+    posts = {seed: {(d["link"], d["title"]) for d in _naver_titles(sim, seed, tmp_path)}
+             for seed in ("전세", "청약")}
+    titled = [r for r in rows if r["source"] == "titles"]
+    assert titled and {r["source"] for r in rows} == {"llm", "titles"}
+    for r in titled:  # exactly the post it came from, as Naver gave it
+        assert (r["link"], r["title"]) in posts[r["seed"]]
+        assert r["category"] in ("cafearticle", "kin") and r["question"] != r["title"]
+    # every title is a question or a reject with a reason
+    dropped = [r for r in rejects if r.get("source") == "titles"]
+    assert all(r["reason"] for r in dropped)
+    accounted = {(r["link"], r["title"]) for r in titled + dropped}
+    assert accounted == posts["전세"] | posts["청약"]
+    assert {r["reason"] for r in dropped} & {"off_topic", "unsafe", "personal",
+                                             "not_answerable"}
+    m = ws.metrics("queries")
+    assert m["sources"]["titles"]["kept"] == len(titled)
+    assert m["titles"]["naver_calls"] == 4 and sum(m["titles"]["dropped"].values()) > 0
+
+
+def test_a_rerun_pays_nothing_and_a_new_seed_word_only_its_calls(sim, workspace) -> None:
+    ws = _queries_ws(workspace, sim, ["전세", "청약", "재건축"], ("llm", "titles"))
+    assert ws.run("queries", SIM_ENV).returncode == 0
+    first = sim.stats()
+    m = ws.metrics("queries")
+    assert first["search"]["ok"] == 6 and first["chat"]["ok"] == 3 + m["titles"]["prompts"]
+    assert ws.run("queries", drop=tuple(SIM_ENV)).returncode == 0  # no key needed either
+    assert sim.stats()["chat"]["ok"] == first["chat"]["ok"]
+    assert sim.stats()["search"]["ok"] == first["search"]["ok"]
+    ws.write("data/seed_words.txt", "분양권\n전세\n청약\n재건축\n")  # inserted first
+    assert ws.run("queries", SIM_ENV).returncode == 0
+    m2, now = ws.metrics("queries"), sim.stats()
+    assert now["search"]["ok"] - first["search"]["ok"] == 2  # its two categories
+    new_prompts = m2["titles"]["prompts"] - m["titles"]["prompts"]
+    assert now["chat"]["ok"] - first["chat"]["ok"] == 1 + new_prompts
+    assert m2["calls"] == 1 + new_prompts
+
+
+def test_titles_without_naver_keys_stop_before_any_call(sim, workspace) -> None:
+    ws = _queries_ws(workspace, sim, ["전세"], ("titles",))
+    proc = ws.run("queries", {"OPENAI_API_KEY": SIM_ENV["OPENAI_API_KEY"]},
+                  drop=("NAVER_CLIENT_ID", "NAVER_CLIENT_SECRET"))
+    assert proc.returncode == 2
+    line = last_line(proc.stderr)
+    assert "NAVER_CLIENT_ID and NAVER_CLIENT_SECRET" in line and "data/cache/titles" in line
+    assert sim.stats()["chat"]["ok"] == 0 and sim.stats()["search"]["ok"] == 0
+    assert not (ws.path / "data/questions.jsonl").exists()
+
+
+def test_titles_quota_stop_keeps_every_answer_then_resumes(sim, workspace) -> None:
+    from seedtune.offline.demo import sim_config
+
+    seeds = ["전세", "청약", "재건축", "분양권"]
+    with SimServer(sim_config(naver_quota=5)) as tight:
+        ws = _queries_ws(workspace, tight, seeds, ("titles",))
+        proc = ws.run("queries", SIM_ENV)
+        assert tight.stats()["chat"]["ok"] == 0  # no title was judged on a partial set
+    assert proc.returncode == 2
+    line = last_line(proc.stderr)
+    assert line.startswith("queries: error: Naver's daily quota is exhausted")
+    assert "5 answers kept in data/cache/titles" in line
+    assert not (ws.path / "data/questions.jsonl").exists()
+    _queries_ws(ws, sim, seeds, ("titles",))
+    assert ws.run("queries", SIM_ENV).returncode == 0
+    assert sim.stats()["search"]["ok"] == 2 * len(seeds) - 5  # nothing fetched twice

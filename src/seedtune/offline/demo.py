@@ -83,6 +83,8 @@ def demo_params() -> dict[str, Any]:
     return {
         "llm.model": "sim-gpt",
         "queries.per_seed": 4,
+        # both sources, as the tutorial: a few forum titles per seed word and category
+        "queries.titles.per_seed": 4,
         "search.categories": ["blog", "news"],
         # a random-weight model needs a high learning rate for the tuned answers to visibly
         # differ from the base model's within a demo's few steps
