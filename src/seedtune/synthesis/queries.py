@@ -18,6 +18,7 @@ from seedtune.llm.client import LLMOutcome, LLMRequest
 from seedtune.llm.prompts import PromptTemplate
 from seedtune.llm.schemas import QuestionList
 from seedtune.retrieval.documents import link_key
+from seedtune.synthesis.dedup import deduplicate
 
 
 def load_seeds(cfg: QueriesConfig, root: Path = Path(".")) -> list[str]:
@@ -86,8 +87,6 @@ def filter_questions(rows: list[dict[str, Any]], cfg: QueriesConfig
     dropped question with its provenance and reason (``too_short``, ``too_long``,
     ``not_korean``, ``duplicate`` with ``duplicate_of``) for data/rejects/queries.jsonl.
     """
-    from seedtune.synthesis.dedup import deduplicate
-
     counts = {"generated": len(rows), "filtered": 0, "duplicates": 0, "kept": 0}
     drops: list[dict[str, Any]] = []
     usable: list[dict[str, Any]] = []
