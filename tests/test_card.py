@@ -24,12 +24,18 @@ from seedtune.synthesis.card import (
 )
 
 INJECTION = '</script><script>alert(1)</script><img src=x onerror="alert(2)"> & "인용"'
+#: A real person's post title, as hostile as a title can be.
+HOSTILE_TITLE = '전세 사기 </script><b>급해요</b> "제발"'
+POST_LINK = "https://cafe.naver.com/realestate/123?art=x&page=1"
 
 
 def instruction_rows() -> list[dict[str, Any]]:
-    """Rows as synthesize writes them after the crawl change: 6 rows, 5 train, 1 eval."""
+    """Rows as synthesize writes them after the crawl change: 6 rows, 5 train, 1 eval; three
+    LLM questions, one of the user's, two from post titles (the eval one's link is
+    ``javascript:``)."""
     rows = []
     for i in range(6):
+        source = "llm" if i < 3 else "user" if i == 3 else "titles"
         rows.append({
             "question": f"전세 계약 {i}번째 주의할 점은 무엇인가요?",
             "answer": f"전세 계약 전에는 등기부등본으로 근저당을 확인해야 합니다 {i}.",
@@ -38,9 +44,14 @@ def instruction_rows() -> list[dict[str, Any]]:
             "passages": [f"등기부등본 확인 {i}", "뉴스 본문", "지식인 답변"],
             "source_categories": ["blog", "news", "kin"],
             "source_kinds": ["page", "page" if i % 2 else "snippet", "snippet"],
-            "split": "eval" if i == 5 else "train",
+            "question_source": source, "seed": None if source == "user" else "전세",
+            "post_title": None, "post_link": None, "post_category": None,
             "model": "gpt-4o-mini", "template": "abc123",
+            "split": "eval" if i == 5 else "train",
         })
+    rows[4].update(post_title=HOSTILE_TITLE, post_link=POST_LINK, post_category="cafearticle")
+    rows[5].update(post_title="지식인 글 제목", post_link="javascript:alert(4)",
+                   post_category="kin")
     rows[0]["answer"] = "전세 계약 전에는 확인하세요. " + INJECTION
     rows[1]["sources"][0] = "javascript:alert(3)"
     rows[2]["source_kinds"] = ["page", "page", "page"]
@@ -51,7 +62,11 @@ def rejects() -> dict[str, list[dict[str, Any]]]:
     reasons = [f"answer shorter than synthesize.min_chars={i}" for i in range(12)]
     synth = [{"question": f"q{i}", "reason": r} for i, r in enumerate(reasons)]
     synth += [{"question": "qx", "reason": "empty answer"}] * 3
-    return {"queries": [{"question": "짧음", "reason": "question too short"}] * 2,
+    titles = [{"title": "<i>이 글</i> 광고입니다", "link": "https://cafe.naver.com/ad/9",
+               "category": "cafearticle", "seed": "전세", "reason": "off_topic"},
+              {"title": "내 번호로 연락 주세요", "link": "javascript:alert(5)", "category": "kin",
+               "seed": "전세", "reason": "personal"}]
+    return {"queries": [{"question": "짧음", "reason": "question too short"}] * 2 + titles,
             "crawl": [{"link": "https://x/1", "reason": "http_404"}],
             "synthesize": synth}
 
@@ -181,8 +196,33 @@ def test_card_metadata_parses_and_sections_carry_the_numbers(built: Workspace) -
     assert "| gpt-4o-mini | 6 |" in card and "intfloat/multilingual-e5-small" in card
     assert "belongs to its authors" in card and "terms" in card and "masked" in card
     assert "<script>" not in card  # the example row is in a code fence, tables escape
-    assert built.metrics("card") == {"rows": 6, "train": 5, "eval": 1, "unique_links": 9,
-                                     "hosts": 4, "pages_share": 0.6111, "rejects": 18}
+    assert built.metrics("card") == {"rows": 6, "train": 5, "eval": 1,
+                                     "sources": {"llm": 3, "titles": 2, "user": 1},
+                                     "unique_links": 9, "hosts": 4, "pages_share": 0.6111,
+                                     "rejects": 20}
+
+
+def test_card_counts_rows_per_source_and_shows_a_titles_example(built: Workspace) -> None:
+    card = (built.path / "data/instructions.md").read_text(encoding="utf-8")
+    stats = card.split("### Question sources\n", 1)[1].split("\n### ", 1)[0]
+    assert "| source | rows | share | eval |" in stats
+    assert "| llm | 3 | 50.0% | 0 |" in stats and "| titles | 2 | 33.3% | 1 |" in stats
+    assert "| user | 1 | 16.7% | 0 |" in stats
+    assert "| cafearticle | 1 | 50.0% |" in stats and "| kin | 1 | 50.0% |" in stats
+    made = card.split("## How it was made\n", 1)[1].split("\n2. ", 1)[0]
+    assert "for each seed word" in made and "지식iN post titles" in made
+    for dropped in ("off-topic", "unanswerable", "unsafe", "personal"):
+        assert dropped in made
+    assert "question files" in made
+    # the example is the titles train row: its post's title (escaped) and link
+    example = card.split("An example row", 1)[1].split("## Statistics", 1)[0]
+    assert '"question_source": "titles"' in example and f'"post_link": "{POST_LINK}"' in \
+        example.replace("\\u0026", "&")
+    assert '"post_title": "전세 사기 \\u003c/script\\u003e\\u003cb\\u003e급해요' in example
+    assert "<b>" not in card and "</script>" not in card
+    section = card.split("## Fields\n", 1)[1].split("\n## ", 1)[0]
+    for column in ("question_source", "seed", "post_title", "post_link", "post_category"):
+        assert re.search(rf"^\| {column} \| [\w|]+ \| \S", section, re.M), column
 
 
 def test_card_fields_match_the_columns_datasets_loads(built: Workspace, tmp_path) -> None:
@@ -221,6 +261,32 @@ def test_html_is_self_contained_escaped_and_complete(built: Workspace) -> None:
     assert all(a["rel"] == "noopener noreferrer" and a["target"] == "_blank" for a in external)
     assert not any("javascript:" in a["href"] for a in anchors)
     assert page.count('<article class="row"') == 6
+    assert not [t for t, _ in tags if t in ("b", "i")]  # the hostile titles stayed text
+
+
+def test_html_shows_each_rows_source_and_post(built: Workspace) -> None:
+    page = (built.path / "data/instructions.html").read_text(encoding="utf-8")
+    parser = _Tags()
+    parser.feed(page)
+    articles = [a for t, a in parser.tags if t == "article"]
+    assert [a["data-source"] for a in articles] == ["llm"] * 3 + ["user", "titles", "titles"]
+    badges = re.findall(r'<span class="badge qs-(\w+)">(\w+)</span>', page)
+    assert badges == [(s, s) for s in ["llm"] * 3 + ["user", "titles", "titles"]]
+    # the hostile title is escaped text, linked to its post; the javascript: one is not linked
+    escaped = "전세 사기 &lt;/script&gt;&lt;b&gt;급해요&lt;/b&gt; &quot;제발&quot;"
+    assert f'<a href="{POST_LINK.replace("&", "&amp;")}" rel="noopener noreferrer" ' \
+        f'target="_blank">{escaped}</a>' in page
+    assert "<span>지식인 글 제목</span>" in page and "javascript:alert(4)" in page
+    hrefs = [a["href"] for t, a in parser.tags if t == "a"]
+    assert POST_LINK in hrefs and not [h for h in hrefs if "javascript" in h]
+    # the source filter, beside the split filter, offers the sources the rows have
+    select = page.split('<select id="source">', 1)[1].split("</select>", 1)[0]
+    assert re.findall(r'<option value="(\w*)">', select) == ["", "llm", "titles", "user"]
+    # rejects without a question show the post title, linked only when http(s)
+    assert '<a href="https://cafe.naver.com/ad/9" rel="noopener noreferrer" target="_blank">' \
+        "&lt;i&gt;이 글&lt;/i&gt; 광고입니다</a>" in page
+    assert "<span>내 번호로 연락 주세요</span>" in page and "javascript:alert(5)" not in hrefs
+    assert "<td>짧음</td>" in page
 
 
 def test_outputs_are_deterministic(built: Workspace) -> None:
@@ -238,22 +304,27 @@ def test_missing_instructions_is_one_line(workspace: Workspace) -> None:
 
 
 NODE_STUB = """
-const rows = [["train", "전세 계약"], ["eval", "월세 계약"], ["train", "매매"]].map(
-  ([split, text]) => ({hidden: false, textContent: text, getAttribute: () => split}));
+const rows = [["train", "llm", "전세 계약"], ["eval", "titles", "월세 계약"],
+              ["train", "titles", "매매"], ["train", "llm", "청약"]].map(
+  ([split, source, text]) => ({hidden: false, textContent: text,
+    getAttribute: (name) => ({"data-split": split, "data-source": source})[name]}));
 const on = {}, count = {textContent: ""};
 const box = {value: "", addEventListener: (e, f) => { on.input = f; }};
-const split = {value: "", addEventListener: (e, f) => { on.change = f; }};
-global.document = {querySelectorAll: () => rows,
-                   getElementById: (id) => ({q: box, split: split, count: count})[id]};
+const split = {value: "", addEventListener: (e, f) => { on.split = f; }};
+const source = {value: "", addEventListener: (e, f) => { on.source = f; }};
+global.document = {querySelectorAll: () => rows, getElementById: (id) => (
+  {q: box, split: split, source: source, count: count})[id]};
 eval(require("fs").readFileSync(0, "utf8"));
 const out = [count.textContent];
-split.value = "train"; on.change(); out.push(count.textContent);
+split.value = "train"; on.split(); out.push(count.textContent);
+source.value = "titles"; on.source(); out.push(count.textContent);
+split.value = ""; on.split(); out.push(count.textContent);
 box.value = "계약"; on.input();
 setTimeout(() => { out.push(count.textContent); console.log(out.join(",")); }, 300);
 """
 
 
-def test_search_box_and_split_filter_run(tmp_path) -> None:
+def test_search_box_split_and_source_filters_run(tmp_path) -> None:
     """The page's script, run by node against a stand-in DOM (skipped without node)."""
     import shutil
     import subprocess
@@ -268,4 +339,4 @@ def test_search_box_and_split_filter_run(tmp_path) -> None:
     proc = subprocess.run([node, str(stub)], input=JS, text=True, capture_output=True,
                           timeout=30)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == "3 / 3,2 / 3,1 / 3"
+    assert proc.stdout.strip() == "4 / 4,3 / 4,1 / 4,2 / 4,1 / 4"

@@ -1,6 +1,7 @@
 """evaluate: judging against stand-in judges (position bias gives exactly 0.5, a judge that
 always prefers the tuned answer gives 1.0, malformed judge output is a recorded reject) and
-the verdict arithmetic (both orders, win rate, bootstrap interval)."""
+the verdict arithmetic (both orders, win rate, bootstrap interval), and which questions are
+judged (every question source, interleaved)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from support import composed_params
 
 from seedtune.core.cache import ResponseCache
 from seedtune.core.config import Params
-from seedtune.evaluation.evaluate import judge_all
+from seedtune.evaluation.evaluate import eval_questions, judge_all
 from seedtune.evaluation.judging import bootstrap_ci, combine, win_rate
 from seedtune.llm.client import LLMClient, LLMOutcome
 from seedtune.offline.demo import SIM_ENV, sim_config
@@ -95,6 +96,37 @@ def test_malformed_judge_output_is_a_reject_not_a_crash(tmp_path, monkeypatch) -
         summary, rows = _judge(sim.openai_base_url, tmp_path, monkeypatch)
     assert summary["rejects"] == 6 and summary["n"] == 0 and summary["win_rate"] is None
     assert all(r["result"] is None and "malformed" in r["reject"] for r in rows)
+
+
+# --------------------------------------------------------------------------- questions
+
+
+def test_judged_questions_interleave_every_source_then_your_own(tmp_path) -> None:
+    """A cap below the eval split's size still judges every source: the eval rows are
+    round-robin across ``question_source`` (in file order within each), not the first
+    ``max_questions`` of the file (which here would all be the LLM's)."""
+    rows = [{"question": f"llm {i}", "question_source": "llm", "split": "eval"}
+            for i in range(20)]
+    rows += [{"question": f"옛 행 {i}", "split": "eval"} for i in range(2)]  # counts as llm
+    rows += [{"question": f"titles {i}", "question_source": "titles", "split": "eval"}
+             for i in range(3)]
+    rows += [{"question": "titles train", "question_source": "titles", "split": "train"},
+             {"question": "user 0", "question_source": "user", "split": "eval"}]
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data/eval_questions.txt").write_text("titles 1\n내 질문\n", encoding="utf-8")
+    raw = composed_params(evaluate={"max_questions": 7,
+                                    "questions_file": "data/eval_questions.txt"})
+    p = Params.model_validate({k: raw[k] for k in ("llm", "train", "evaluate", "seed")})
+    got = eval_questions(p, rows, tmp_path)
+    assert got == ["llm 0", "titles 0", "user 0", "llm 1", "titles 1", "llm 2", "titles 2",
+                   "내 질문"]
+    assert eval_questions(p, list(reversed(rows)), tmp_path)[:3] == \
+        ["옛 행 1", "titles 2", "user 0"]  # deterministic: sources by name, rows in file order
+    p = Params.model_validate({**{k: raw[k] for k in ("llm", "train", "seed")},
+                               "evaluate": {**raw["evaluate"], "max_questions": 50}})
+    got = eval_questions(p, rows, tmp_path)
+    assert len(got) == 26 + 1 and got[-1] == "내 질문"  # every eval row once, then yours
+    assert got.count("titles 1") == 1
 
 
 # --------------------------------------------------------------------------- judging

@@ -27,15 +27,38 @@ from seedtune.llm.prompts import load_template
 LABELS = ("base", "tuned")
 
 
+#: The group of an eval row without ``question_source`` (rows before other sources existed).
+DEFAULT_SOURCE = "llm"
+
+
+def interleave(groups: list[list[str]]) -> list[str]:
+    """One item of each group in turn (the first of each, then the second, ...)."""
+    out: list[str] = []
+    for depth in range(max((len(g) for g in groups), default=0)):
+        out += [g[depth] for g in groups if depth < len(g)]
+    return out
+
+
 def eval_questions(p: Params, instructions: list[dict[str, Any]], root: Path = Path(".")
                    ) -> list[str]:
     """The eval split's questions (at most ``evaluate.max_questions``), then those of
-    ``evaluate.questions_file`` (when it exists) that are not among them."""
-    questions = [r["question"] for r in instructions
-                 if r["split"] == "eval"][: p.evaluate.max_questions]
+    ``evaluate.questions_file`` (when it exists) that are not among them.
+
+    The eval questions are taken round-robin across ``question_source`` (sources in name
+    order, each source's questions in file order; a row without one counts as
+    :data:`DEFAULT_SOURCE`), so a cap below the eval split's size still judges every source.
+    """
+    by_source: dict[str, list[str]] = {}
+    for r in instructions:
+        if r.get("split") == "eval":
+            source = r.get("question_source")
+            key = source if isinstance(source, str) and source else DEFAULT_SOURCE
+            by_source.setdefault(key, []).append(r["question"])
+    questions = interleave([by_source[k] for k in sorted(by_source)])[: p.evaluate.max_questions]
     own = p.evaluate.questions_file
     if own and (root / own).is_file():
-        questions += [q for q in read_lines(root / own) if q not in questions]
+        drawn = set(questions)
+        questions += [q for q in read_lines(root / own) if q not in drawn]
     return questions
 
 

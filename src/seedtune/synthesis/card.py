@@ -44,8 +44,9 @@ TOP_REASONS = 10
 
 #: What each column means; a column the rows have and this does not know is still listed.
 FIELDS = {
-    "question": "The question (or instruction), in Korean, written by the LLM from a seed word "
-                "or taken from a question file.",
+    "question": "The question (or instruction), in Korean: written by the LLM for a seed word, "
+                "rewritten by the LLM from a real person's post title, or taken from a "
+                "question file (`question_source` says which).",
     "answer": "The grounded Korean answer the LLM wrote from `passages`; personal data masked.",
     "sources": "Links of the web pages or search results the passages come from, in the "
                "order they were given to the LLM.",
@@ -55,7 +56,18 @@ FIELDS = {
                          "(blog, news, kin, webkr, cafearticle, encyc, ...).",
     "source_kinds": "Where each passage was cut from, parallel to `sources`: `page` (the "
                     "crawled web page) or `snippet` (Naver's search result description).",
-    "split": "`train` or `eval`: a deterministic hash split of the question.",
+    "question_source": "Where the question came from: `llm` (written by the LLM for a seed "
+                       "word), `titles` (a real person's Naver cafe or 지식iN post title, "
+                       "rewritten as a question by the LLM) or `user` (a question file).",
+    "seed": "The seed word the question was written for, or whose search found the post; "
+            "null for `user` questions.",
+    "post_title": "For `titles` questions, the title of the post the question was rewritten "
+                  "from (the person's own words); null otherwise.",
+    "post_link": "For `titles` questions, the link of that post; null otherwise.",
+    "post_category": "For `titles` questions, where that post is: `cafearticle` (a Naver "
+                     "cafe) or `kin` (지식iN); null otherwise.",
+    "split": "`train` or `eval`: a deterministic hash split of the question, topped up so "
+             "that every question source is in `eval`.",
     "model": "The LLM that wrote the answer.",
     "template": "Version of the prompt template the answer was written with.",
 }
@@ -177,10 +189,33 @@ def _counts(value: Any) -> dict[str, int]:
             if isinstance(v, int | float) and not isinstance(v, bool)}
 
 
+UNKNOWN = "(unknown)"
+
+
+def question_sources(rows: list[dict[str, Any]]
+                     ) -> tuple[list[tuple[str, int, int]], list[tuple[str, int]]]:
+    """(source, rows, eval rows) per ``question_source``, and (post category, rows) of the
+    ``titles`` rows, most rows first (a row without one counts as "(unknown)")."""
+    rows_per: Counter[str] = Counter()
+    eval_per: Counter[str] = Counter()
+    posts: Counter[str] = Counter()
+    for row in rows:
+        source = _str(row.get("question_source")) or UNKNOWN
+        rows_per[source] += 1
+        eval_per[source] += int(row.get("split") == "eval")
+        if source == "titles":
+            posts[_str(row.get("post_category")) or UNKNOWN] += 1
+    by_count = lambda kv: (-kv[1], kv[0])  # noqa: E731
+    return ([(k, n, eval_per[k]) for k, n in sorted(rows_per.items(), key=by_count)],
+            sorted(posts.items(), key=by_count))
+
+
 def dataset_statistics(inputs: CardInputs) -> dict[str, Any]:
-    """Counts, split sizes, sources per category and host, pages vs snippets, lengths,
-    personal data masked per kind and stage, rejects by reason per stage."""
+    """Counts, split sizes, rows per question source (and per post category of the titles
+    source), sources per category and host, pages vs snippets, lengths, personal data
+    masked per kind and stage, rejects by reason per stage."""
     rows = inputs.rows
+    per_source, post_categories = question_sources(rows)
     citations: Counter[str] = Counter()
     cat_links: dict[str, set[str]] = {}
     host_cites: Counter[str] = Counter()
@@ -212,6 +247,8 @@ def dataset_statistics(inputs: CardInputs) -> dict[str, Any]:
         "rows": len(rows),
         "questions": len({_str(r.get("question")) for r in rows}),
         "splits": dict(sorted(Counter(_str(r.get("split")) or "(none)" for r in rows).items())),
+        "sources": per_source,
+        "post_categories": post_categories,
         "length": {"question": lengths([len(_str(r.get("question"))) for r in rows]),
                    "answer": lengths([len(_str(r.get("answer"))) for r in rows])},
         "citations": sum(citations.values()),
@@ -234,9 +271,11 @@ def dataset_statistics(inputs: CardInputs) -> dict[str, Any]:
 
 
 def card_metrics(stats: dict[str, Any]) -> dict[str, Any]:
-    """A few counts for metrics/card.json."""
+    """A few counts for metrics/card.json (``sources``: rows per question source)."""
     return {"rows": stats["rows"], "train": stats["splits"].get("train", 0),
-            "eval": stats["splits"].get("eval", 0), "unique_links": stats["unique_links"],
+            "eval": stats["splits"].get("eval", 0),
+            "sources": {source: n for source, n, _ in stats["sources"]},
+            "unique_links": stats["unique_links"],
             "hosts": len(stats["hosts"]), "pages_share": stats["pages_share"],
             "rejects": sum(r["total"] for r in stats["rejects"].values())}
 
@@ -327,7 +366,11 @@ def _fence(text: str) -> str:
 
 
 def _example(rows: list[dict[str, Any]]) -> str:
-    row = next((r for r in rows if r.get("split") == "train"), rows[0] if rows else None)
+    """The first train row as JSON, a ``titles`` one where there is one (every column of it
+    is filled); long texts cut."""
+    train = [r for r in rows if r.get("split") == "train"] or rows
+    row = next((r for r in train if r.get("question_source") == "titles"),
+               train[0] if train else None)
     if row is None:
         return "(no rows)\n"
     cut = {k: (v[:300] + "…" if isinstance(v, str) and len(v) > 300 else v)
@@ -384,8 +427,12 @@ def render_card(inputs: CardInputs, stats: dict[str, Any]) -> str:
         "dataset's split.)\n")
     s.append("## How it was made\n")
     s.append(
-        "1. **queries**: an LLM writes questions for each seed word (plus any question "
-        "files).\n"
+        "1. **queries**: questions from two sources, plus any question files "
+        "(`question_source` says which: `llm`, `titles`, `user`). An LLM writes questions "
+        "for each seed word (`llm`); and real people's Naver cafe and 지식iN post titles "
+        "found for each seed word are rewritten as questions by an LLM, which drops "
+        "off-topic, unanswerable, unsafe and personal ones (`titles`, with the post's title "
+        "and link in `post_title` and `post_link`).\n"
         "2. **search**: each question goes to the Naver Search API; results are cleaned, "
         "deduplicated, and personal data in them is masked.\n"
         "3. **crawl** (where the pipeline has it): the result pages are fetched and passages "
@@ -394,7 +441,8 @@ def render_card(inputs: CardInputs, stats: dict[str, Any]) -> str:
         "4. **rank**: a multilingual e5 encoder keeps the passages closest to the question.\n"
         "5. **synthesize**: an LLM answers each question in Korean from its top passages; "
         "unusable answers (empty, too short, not Korean, refused) are rejected, personal "
-        "data is masked again, and a deterministic hash of the question picks the split.\n")
+        "data is masked again, and a deterministic hash of the question picks the split "
+        "(topped up so that every question source has eval questions).\n")
     s.append(table(["param", "value"], [[k, param(p, k)] for k in CARD_PARAMS
                                         if param(p, k) is not None]))
     s.append("\nAnswers per model and prompt template version:\n")
@@ -408,6 +456,17 @@ def render_card(inputs: CardInputs, stats: dict[str, Any]) -> str:
     s.append(_example(inputs.rows))
     s.append("## Statistics\n")
     s.append(table(["split", "rows"], list(splits.items())))
+    s.append("\n### Question sources\n")
+    s.append("Rows per `question_source` (`llm`: written by an LLM per seed word; `titles`: "
+             "real people's post titles rewritten as questions; `user`: question files):\n\n")
+    s.append(table(["source", "rows", "share", "eval"],
+                   [[k, v, _share(v, n), e] for k, v, e in stats["sources"]]))
+    if stats["post_categories"]:
+        n_titles = sum(v for _, v in stats["post_categories"])
+        s.append("\n`titles` rows per post category (`cafearticle`: Naver cafe; `kin`: "
+                 "지식iN):\n\n")
+        s.append(table(["post category", "rows", "share"],
+                       [[k, v, _share(v, n_titles)] for k, v in stats["post_categories"]]))
     s.append(f"\n{stats['questions']} distinct questions. Lengths in characters:\n")
     s.append(table(["field", "min", "median", "p90", "max"],
                    [[k, *v.values()] for k, v in stats["length"].items()]))
@@ -462,6 +521,9 @@ def render_card(inputs: CardInputs, stats: dict[str, Any]) -> str:
         "even where a passage is right. They are not legal, financial or medical advice.\n"
         "- The passages are what a search engine returned for the questions, with its "
         "biases; popular hosts are over-represented (see Sources).\n"
+        "- `post_title` quotes real people's post titles and `post_link` points at their "
+        "posts; personal data in the titles was masked and the LLM dropped titles that "
+        "looked personal, but both can miss some.\n"
         "- `data/instructions.html` (beside this card) shows every row with its passages "
         "and links, and every reject.\n")
     return "\n".join(x.rstrip("\n") + "\n" for x in s).replace("\n\n\n", "\n\n")

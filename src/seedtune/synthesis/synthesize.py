@@ -1,19 +1,65 @@
-"""The synthesize stage's logic: grounded prompts, answer checks, deterministic split."""
+"""The synthesize stage's logic: grounded prompts, answer checks, each question's provenance,
+a deterministic train/eval split that holds out questions of every source."""
 
 from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from seedtune.core.config import SynthesizeConfig
+from seedtune.core.errors import InputError
 from seedtune.core.pii import mask
+from seedtune.core.records import iter_jsonl
 from seedtune.core.text import hangul_share, normalize, stable_hash
 from seedtune.llm.client import LLMRequest
 from seedtune.llm.prompts import PromptTemplate, fence_safe, format_passages
 from seedtune.llm.schemas import QA
 
 log = logging.getLogger(__name__)
+
+#: The provenance columns every instruction row carries (null where they do not apply), from
+#: the question's row in data/questions.jsonl.
+PROVENANCE = ("question_source", "seed", "post_title", "post_link", "post_category")
+#: The source a row without ``question_source`` counts as (questions were only the LLM's
+#: before the other sources existed).
+DEFAULT_SOURCE = "llm"
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def provenance(row: dict[str, Any]) -> dict[str, str | None]:
+    """The :data:`PROVENANCE` fields of one data/questions.jsonl row: its ``source`` and
+    ``seed``, and for a ``titles`` question the post's ``title``, ``link`` and ``category``
+    (None for anything absent or not a string)."""
+    source = _text(row.get("source"))
+    post = row if source == "titles" else {}
+    return {"question_source": source, "seed": _text(row.get("seed")),
+            "post_title": _text(post.get("title")), "post_link": _text(post.get("link")),
+            "post_category": _text(post.get("category"))}
+
+
+def read_provenance(path: Path | str) -> dict[str, dict[str, str | None]]:
+    """question -> its :func:`provenance`, read row by row from a questions file (only this
+    dict is kept). A missing file, a malformed line or a row without a question is one
+    :class:`InputError` line naming the file; a question listed twice keeps its first row,
+    as the queries stage does."""
+    out: dict[str, dict[str, str | None]] = {}
+    for n, row in enumerate(iter_jsonl(path), 1):
+        q = row.get("question") if isinstance(row, dict) else None
+        if not isinstance(q, str) or not q.strip():
+            raise InputError(f"{path}: row {n} has no non-empty `question` string")
+        out.setdefault(q.strip(), provenance(row))
+    return out
+
+
+def source_of(value: Any) -> str:
+    """The split group of a ``question_source`` value (:data:`DEFAULT_SOURCE` when absent)."""
+    return value if isinstance(value, str) and value else DEFAULT_SOURCE
 
 
 def build_requests(rows: list[dict[str, Any]], cfg: SynthesizeConfig, template: PromptTemplate
@@ -41,14 +87,21 @@ def check_answer(answer: str, cfg: SynthesizeConfig) -> str | None:
 
 
 def collect_answers(ranked: list[dict[str, Any]], outcomes: list[Any], cfg: SynthesizeConfig,
-                    model: str, template_version: str
+                    model: str, template_version: str,
+                    questions: Mapping[str, dict[str, str | None]] | None = None
                     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, int]]:
     """(instruction rows, rejects, personal data masked per kind): each LLM outcome checked,
     with its sources and provenance.
 
+    Every row carries the :data:`PROVENANCE` columns, taken from ``questions`` (question ->
+    :func:`provenance`, see :func:`read_provenance`); a question not in it gets nulls, so
+    the rows keep one schema.
+
     Personal data was masked where the passages entered; the final rows are checked again
     (an LLM may write a number of its own), and what is found is masked too and counted.
     """
+    questions = questions or {}
+    unknown = dict.fromkeys(PROVENANCE)
     rows, rejects = [], []
     masked: Counter[str] = Counter()
     for row, o in zip(ranked, outcomes, strict=True):
@@ -68,29 +121,58 @@ def collect_answers(ranked: list[dict[str, Any]], outcomes: list[Any], cfg: Synt
                      "passages": [d["passage"] for d in shown],
                      "source_categories": [d.get("category") for d in shown],
                      "source_kinds": [d.get("kind", "snippet") for d in shown],
+                     **{**unknown, **questions.get(row["question"], {})},
                      "model": model, "template": template_version})
+    missing = sum(1 for r in rows if r["question"] not in questions)
+    if missing:
+        log.warning("%d answered questions are not in the questions file; their provenance "
+                    "columns are null", missing)
     return rows, rejects, dict(sorted(masked.items()))
 
 
-def assign_split(questions: list[str], eval_fraction: float, min_eval: int, seed: int
-                 ) -> dict[str, str]:
-    """Deterministic train/eval split by a hash of each question.
+def assign_split(questions: list[str], eval_fraction: float, min_eval: int, seed: int,
+                 sources: Mapping[str, str | None] | None = None) -> dict[str, str]:
+    """Deterministic train/eval split by a hash of each question, holding out every source.
+
+    1. A question is ``eval`` when its hash of ``{seed}:{question}`` falls under
+       ``eval_fraction`` of the hash range.
+    2. When ``eval_fraction > 0``, every source (``sources``: question -> its
+       ``question_source``; absent counts as :data:`DEFAULT_SOURCE`) with at least 2
+       questions and none in eval yet gets its lowest-hash question topped up into eval, so
+       a small source (a few forum titles among many LLM questions) is judged too.
+    3. While eval has fewer than ``min(min_eval, len(questions) // 2)`` questions, it is
+       topped up round-robin across the sources: each round takes every source's
+       lowest-hash train question (lowest hash first among them), until the minimum is met.
 
     A question's split depends only on its text and the seed, so adding questions never
-    moves existing ones, except when ``min_eval`` tops up the eval side (lowest hashes first).
+    moves existing ones, except for the top-ups of steps 2 and 3.
     """
+    sources = sources or {}
     hashes = {q: stable_hash(f"{seed}:{q}") for q in questions}
-    ranked = sorted(questions, key=hashes.__getitem__)
+    by_source: dict[str, list[str]] = {}
+    for q in sorted(hashes, key=hashes.__getitem__):  # each source's questions by hash
+        by_source.setdefault(source_of(sources.get(q)), []).append(q)
     cutoff = eval_fraction * 2**64
-    # hashes are sorted, so the questions under the cutoff are a prefix of `ranked`
-    n_eval = sum(1 for q in ranked if hashes[q] < cutoff)
-    n_eval = max(n_eval, min(min_eval, len(ranked) // 2))
-    eval_set = set(ranked[:n_eval])
+    eval_set = {q for q, h in hashes.items() if h < cutoff}
+    if eval_fraction > 0:
+        for qs in by_source.values():
+            # hashes are sorted, so a source's questions under the cutoff are a prefix
+            if len(qs) >= 2 and qs[0] not in eval_set:
+                eval_set.add(qs[0])
+    target = min(min_eval, len(hashes) // 2)
+    left = [[q for q in qs if q not in eval_set] for qs in by_source.values()]
+    depth = 0
+    while len(eval_set) < target:  # train has at least target questions: this ends
+        batch = sorted((qs[depth] for qs in left if depth < len(qs)), key=hashes.__getitem__)
+        eval_set.update(batch[: target - len(eval_set)])
+        depth += 1
     return {q: ("eval" if q in eval_set else "train") for q in questions}
 
 
 def split_rows(rows: list[dict[str, Any]], cfg: SynthesizeConfig, seed: int
                ) -> list[dict[str, Any]]:
-    """``rows`` with a ``split`` field (train/eval) from :func:`assign_split`."""
-    split = assign_split([r["question"] for r in rows], cfg.eval_fraction, cfg.min_eval, seed)
+    """``rows`` with a ``split`` field (train/eval) from :func:`assign_split`, which holds
+    out questions of every ``question_source`` the rows have."""
+    split = assign_split([r["question"] for r in rows], cfg.eval_fraction, cfg.min_eval, seed,
+                         {r["question"]: r.get("question_source") for r in rows})
     return [{**r, "split": split[r["question"]]} for r in rows]
