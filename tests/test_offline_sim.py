@@ -143,6 +143,19 @@ def test_many_questions_are_not_near_duplicates(sim: SimServer) -> None:
     assert max(_bigram_jaccard(a, b) for i, a in enumerate(qs) for b in qs[i + 1 :]) < 0.6
 
 
+def test_the_queries_prompt_gets_questions_about_its_seed_word(sim: SimServer) -> None:
+    """The form patterns the prompt quotes ("~알려 주세요") are not terms to ask about."""
+    from seedtune.core.config import QueriesConfig
+    from seedtune.llm.prompts import load_template
+    from seedtune.synthesis.queries import build_requests
+
+    (req,) = build_requests(["분양권"], QueriesConfig(per_seed=8), load_template("queries"))
+    qs = (_client(sim).chat.completions.parse(model="m", messages=req.messages,
+                                              response_format=QuestionsMany)
+          .choices[0].message.parsed.questions)
+    assert qs and all("분양권" in q and "~" not in q for q in qs)
+
+
 def test_singular_question_field_echoes_prompt(sim: SimServer) -> None:
     class QA(BaseModel):
         question: str

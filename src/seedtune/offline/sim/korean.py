@@ -360,11 +360,15 @@ def top_keywords(text: str, k: int = 8) -> list[str]:
 
 
 def quoted_terms(text: str) -> list[str]:
-    """Quoted or labelled short Hangul terms, e.g. the seed word in ``시드 단어: "전세"``."""
+    """Quoted or labelled short Hangul terms, e.g. the seed word in ``시드 단어: "전세"``.
+
+    A quoted pattern such as ``"~알려 주세요"`` (how a prompt describes a form of sentence,
+    not a term) is not one."""
     out: list[str] = []
     for m in [*_QUOTED_RE.finditer(text), *_LABELED_RE.finditer(text)]:
         term = m.group(1).strip().strip("\"'“”‘’「」『』《》").strip()
-        if HANGUL_RE.search(term) and len(term) <= 30 and term not in out:
+        if HANGUL_RE.search(term) and len(term) <= 30 and term not in out \
+                and not term.startswith(("~", "～")):
             out.append(term)
     return out
 
