@@ -1,0 +1,293 @@
+"""The simulator's answer to the titles prompt: a verdict per numbered forum title.
+
+A stand-in for an LLM answering seedtune's ``titles`` template under OpenAI structured outputs
+with the ``TitleVerdicts`` schema (``{"items": [{"index", "question", "drop"}, ...]}``, exactly
+one of question / drop per item). It reads the numbered titles between ``<참고자료>`` and
+``</참고자료>`` and judges each from its words alone, as a careful LLM would:
+
+- ``unsafe``: political, hateful, discriminating or sexual words;
+- ``off_topic``: ads, cafe notices, chit-chat, shared news with nothing about real estate;
+- ``not_answerable``: no topic at all, nothing asked ("매도 하려고 하는데요", "초보 ? 라고요 ?"),
+  a statement, or a garbled line;
+- ``personal``: one person's own situation and decision ("제 경우 ... 맞을까요?");
+- else a standalone Korean question: bracketed prefixes, emoticons, ``ㅠㅠ``, repeated
+  punctuation, ellipses and personal data dropped; numbers, prices, Latin acronyms and names
+  kept; ended with "?" or as an instruction ("~알려 주세요.") as the prompt's forms sentence
+  (the wording of ``seedtune.synthesis.queries.FORMS``: 의문문 and/or 지시문) asks.
+
+Every index is answered once, in order. Word lists: :mod:`~seedtune.offline.sim.forum_words`.
+"""
+
+from __future__ import annotations
+
+import html
+import random
+import re
+from typing import Any
+
+from seedtune.core.pii import TAGS
+from seedtune.offline.sim import forum_words as fw
+from seedtune.offline.sim import korean
+
+DROPS: tuple[str, ...] = ("off_topic", "not_answerable", "unsafe", "personal")
+
+_BLOCK = re.compile(r"<참고자료>\s*\n?(.*?)</참고자료>", re.S)
+_LINE = re.compile(r"^\s*(\d{1,4})\s*[.)]\s*(.*?)\s*$")
+_SEED = re.compile(r"아래는\s*[\"“']([^\"”'\n]{1,40})[\"”']")
+
+_TAG = re.compile(r"</?b>")
+_EMOJI = re.compile("[\U0001F000-\U0001FAFF\u2600-\u27BF\u2B00-\u2BFF\u2190-\u21FF"
+                    "\uFE0F\u200D\u20E3♡♥★☆※■□●○◆◇▶▷◀◁♪♬]")
+_FACE = re.compile(r"\^[\^_]*\^|;{2,}|ㅠ[._,]+ㅠ|ㅜ[._,]+ㅜ|T[._]T|:\)|:\(")
+_JAMO = re.compile(r"[ㄱ-ㅎㅏ-ㅣ]+")
+_PREFIX_WORDS = ("질문", "급질", "문의", "급", "급해요", "고민", "도움요청", "Q", "Q&A", "공유",
+                 "속보", "펌", "뉴스", "공지", "광고", "최종", "긴급", "도와주세요", "필독", "정보",
+                 "후기", "질문드려요", "초긴급", "비부", "초보")
+_BRACKET_START = re.compile(r"^\s*[\[(【「<]+\s*([^\])】」>]{0,12}?)\s*[\])】」>]+\s*")
+_HALF_START = re.compile(r"^\s*([가-힣A-Za-z&]{1,5})\)\s*")
+_TAIL_TAG = re.compile(r"\s*[(\[]\s*(?:내공\s*\d+|광고|급해요|급|질문|급질)\s*[)\]]\s*$")
+_CONTACT = re.compile(r"\+?\d{2,4}-\d{3,4}-\d{4}|[\w.+-]+@[\w-]+\.[\w.]+")
+_FILLER = re.compile(r"^(?:혹시|근데|그런데|아니|진짜|제발)\s+")
+
+_VAGUE_END = re.compile(r"(?:데요|는데|은데|인데|던데|려고요|려는데|라고요|라구요|해서요|거든요"
+                        r"|더니)$")
+_DECLARATIVE = re.compile(r"(?:니다|네요|군요|구나|더라고요|더라구요|었어요|았어요|했어요|했음|했다"
+                          r"|한다|된다|이다|없음|있음|함|(?<!주)세요)$")  # "꼭 확인하세요": advice
+_QEND = re.compile(r"(?:[나까가죠지]요|죠|는지|을지|할지|될지|인지|건지|한지|[되돼]요|[있없]어요|"
+                   r"나|까|냐|니)$")
+_INSTRUCT_END = re.compile(r"\s*(?:좀\s*)?(?:알려\s*주세요|알려주세요|추천해\s*주세요|추천\s*좀"
+                           r"|골라\s*주세요|설명해\s*주세요|도와\s*주세요|해\s*주세요)$")
+_VS = re.compile(r"\s*(?<![A-Za-z])(?:vs\.?|VS\.?|Vs\.?)(?![A-Za-z])\s*|(?<=[가-힣])or(?=[가-힣])")
+_CONDITIONAL = re.compile(r"(?:면|후|시|때)$")
+_CUTE = (("나여", "나요"), ("까여", "까요"), ("가여", "가요"), ("나용", "나요"), ("까용", "까요"))
+
+
+def is_titles_schema(schema: Any) -> bool:
+    """Whether a response_format schema has TitleVerdicts' shape: an ``items`` array whose
+    item object has ``index``, ``question`` and ``drop``."""
+    if not isinstance(schema, dict):
+        return False
+    items = (schema.get("properties") or {}).get("items")
+    item = _resolve(schema, items.get("items") if isinstance(items, dict) else None)
+    props = item.get("properties") if isinstance(item, dict) else None
+    return isinstance(props, dict) and {"index", "question", "drop"} <= set(props)
+
+
+def _resolve(root: dict[str, Any], node: Any) -> Any:
+    for _ in range(8):
+        if not isinstance(node, dict) or "$ref" not in node:
+            return node
+        target: Any = root
+        for part in [p for p in str(node["$ref"]).lstrip("#").split("/") if p]:
+            target = target.get(part, {}) if isinstance(target, dict) else {}
+        node = target
+    return node
+
+
+def numbered_titles(prompt: str) -> list[tuple[int, str]]:
+    """``(index, title)`` for each ``N. title`` line of the prompt's ``<참고자료>`` block (the
+    whole prompt when it has none), each index once, in ascending order."""
+    block = _BLOCK.search(prompt)
+    seen: dict[int, str] = {}
+    for line in (block.group(1) if block else prompt).splitlines():
+        m = _LINE.match(line)
+        if m and int(m.group(1)) >= 1:
+            seen.setdefault(int(m.group(1)), m.group(2))
+    return sorted(seen.items())
+
+
+def seeds_of(prompt: str) -> tuple[str, ...]:
+    """The seed word the titles were searched with (``아래는 "전세"(으)로 검색한 ...``) and its
+    words: topics even where the simulator's vocabulary lacks them."""
+    m = _SEED.search(prompt)
+    found = [m.group(1).strip()] if m else korean.quoted_terms(prompt)[:1]
+    words = [w for s in found for w in s.split()]
+    return tuple(dict.fromkeys(w for w in [*found, *words] if len(w) >= 2))
+
+
+def form_of(prompt: str) -> str:
+    """``question``, ``instruction`` or ``mixed``: what the prompt's forms sentence asks for
+    (의문문 / 지시문 or 명령문; neither: questions)."""
+    asks_q = "의문문" in prompt
+    asks_i = "지시문" in prompt or "명령문" in prompt
+    if asks_q and asks_i:
+        return "mixed"
+    return "instruction" if asks_i else "question"
+
+
+def clean(title: str) -> str:
+    """A title without markup, bracketed prefixes, emoticons, ``ㅠㅠ``/``ㅋㅋ``, ellipses,
+    repeated punctuation, contact details and masked-PII tags; one trailing "?" kept when
+    the title asked one."""
+    s = html.unescape(_TAG.sub("", title))
+    for tag in TAGS.values():
+        s = s.replace(tag, " ")
+    s = _CONTACT.sub(" ", s)
+    s = _TAIL_TAG.sub("", s)
+    for _ in range(4):  # "[급질][질문] ...", "(((긴급)))"
+        m = _BRACKET_START.match(s) or _HALF_START.match(s)
+        if not m:
+            break
+        inner = m.group(1).strip()
+        s = (" " if inner in _PREFIX_WORDS or not inner else f" {inner} ") + s[m.end():]
+    s = _FACE.sub(" ", _EMOJI.sub(" ", s))
+    s = _JAMO.sub(" ", s)
+    s = re.sub(r"\s*(?:\.{2,}|…+|·{2,})\s*", " ", s)
+    s = re.sub(r"~+(?!\d)", " ", s)  # "3억~3.5억" keeps its range
+    s = re.sub(r"[!！]+", " ", s)
+    s = re.sub(r"[?？]+", "?", s)
+    s = re.sub(r"\s+\?", "?", s)
+    asked = s.rstrip(" .,:").endswith("?")
+    s = re.sub(r"\?(?=.)", " ", s.rstrip(" .,:?"))  # a "?" mid-title
+    s = re.sub(r"\s+", " ", s).strip(" .,:;-/")
+    s = _FILLER.sub("", s)
+    return f"{s}?" if asked and s else s
+
+
+def _garbled(text: str) -> bool:
+    chars = [c for c in text if not c.isspace()]
+    good = sum(1 for c in chars if "가" <= c <= "힣" or (c.isascii() and c.isalnum()))
+    return not chars or good < 0.6 * len(chars) or not re.search(r"[가-힣]", text)
+
+
+def _jong(ch: str) -> int:
+    return (ord(ch) - 0xAC00) % 28 if "가" <= ch <= "힣" else -1
+
+
+def to_instruction(base: str) -> str | None:
+    """A question sentence (no "?") turned into the clause an instruction asks about
+    ("한도가 얼마나 나오나요" -> "한도가 얼마나 나오는지"); None when the ending is unknown."""
+    for end, repl in (("뭘까요", "무엇일지"), ("뭔가요", "무엇인지"), ("뭐죠", "무엇인지"),
+                      ("거죠", "건지"), ("건가요", "건지"), ("있어요", "있는지"),
+                      ("없어요", "없는지"), ("되요", "되는지"), ("돼요", "되는지")):
+        if base.endswith(end):
+            return base[: -len(end)] + repl
+    if base.endswith("가요") and len(base) > 2 and _jong(base[-3]) == 4:  # 인가요, 한가요
+        return base[:-2] + "지"
+    if base.endswith(("나요", "나")):
+        return base[: -(2 if base.endswith("나요") else 1)] + "는지"
+    if base.endswith(("까요", "까")):
+        return base[: -(2 if base.endswith("까요") else 1)] + "지"
+    if base.endswith("지요"):
+        return base[:-1]
+    if base.endswith(("는지", "을지", "할지", "될지", "인지", "건지", "한지")):
+        return base
+    if base.endswith("죠"):
+        return base[:-1] + "는지"
+    return None
+
+
+def _noun_phrase(text: str) -> str:
+    """``text`` without the words that only ask ("문의드립니다", "관련", "추천") and a last
+    particle ("자격이" -> "자격")."""
+    s = text
+    for _ in range(3):
+        s2 = _INSTRUCT_END.sub("", fw.ASK_SUFFIX.sub("", s)).strip()
+        s2 = re.sub(r"(?:\s*(?:관련(?:해서)?|에 대해|에 대한)|\s+(?:추천|건|좀))$", "", s2).strip()
+        if s2 == s:
+            break
+        s = s2
+    head, _, last = s.rpartition(" ")
+    if last and re.fullmatch(r"[가-힣]+", last) and not last.endswith(korean.VERB_ENDINGS):
+        stripped = korean.strip_particle(last)
+        if stripped != last and stripped[-1:] not in "의":
+            s = f"{head} {stripped}".strip()
+    return s
+
+
+def rewrite(title: str, form: str, rng: random.Random,
+            seeds: tuple[str, ...] = ()) -> str | None:
+    """The standalone question (or instruction) a careful LLM writes from a title with a
+    topic; None when nothing is asked (a trailing "...하는데요", a statement)."""
+    s = clean(title)
+    asked = s.endswith("?")
+    s = s.rstrip("?").strip()
+    for cute, plain in _CUTE:
+        if s.endswith(cute):
+            s = s[: -len(cute)] + plain
+    if not s or _VAGUE_END.search(s):
+        return None
+    recommend = bool(re.search(r"추천|골라", s))
+    question: str | None = None
+    instruction: str | None = None
+    natural = "question"
+    if _DECLARATIVE.search(s) and not fw.ASK_SUFFIX.search(s):
+        return None  # a statement: nothing asked
+    if not fw.ASK_SUFFIX.search(s) and not _INSTRUCT_END.search(s) and (
+            (asked and s.endswith("요")) or
+            (_QEND.search(s) and (asked or re.search(r"(?:요|까|죠)$", s)))):
+        question = f"{s}?"
+        clause = to_instruction(s)
+        instruction = f"{clause} {rng.choice(('알려 주세요.', '설명해 주세요.'))}" if clause \
+            else None
+    else:
+        np = _noun_phrase(s)
+        if not np or _DECLARATIVE.search(np) or not fw.has_topic(np, seeds):
+            return None
+        natural = "instruction"
+        parts = [p.strip() for p in _VS.split(np) if p and p.strip()]
+        if len(parts) >= 2:
+            pair = f"{korean.josa(parts[0], '와')} {' '.join(parts[1:])}"
+            question = f"{pair} 중 어느 쪽이 더 나은가요?"
+            instruction = f"{pair} 중 어느 쪽이 더 나은지 비교해 주세요."
+        elif recommend:
+            question = f"{np} 중 추천할 만한 곳은 어디인가요?"
+            instruction = f"{np} 중 추천할 만한 곳을 알려 주세요."
+        elif _CONDITIONAL.search(np):
+            question = f"{np} 어떤 점을 고려해야 하나요?"
+            instruction = f"{np} 고려할 점을 알려 주세요."
+        else:
+            question = rng.choice((f"{np}에 대해 알아 둘 점은 무엇인가요?",
+                                   f"{np} 관련해서 무엇을 확인해야 하나요?"))
+            instruction = rng.choice((f"{np}에 대해 알려 주세요.",
+                                      f"{np}에 대해 자세히 설명해 주세요."))
+    if form == "mixed":
+        other = "instruction" if natural == "question" else "question"
+        form = natural if rng.random() < 0.7 else other
+    text = instruction if form == "instruction" and instruction else question
+    return re.sub(r"\s+", " ", text).strip() if text else None
+
+
+def verdict(title: str, form: str, rng: random.Random,
+            seeds: tuple[str, ...] = ()) -> tuple[str | None, str | None]:
+    """``(question, None)`` or ``(None, drop reason)`` for one title."""
+    raw = html.unescape(_TAG.sub("", title)).strip()
+    if _garbled(clean(raw)):
+        return None, "not_answerable"
+    kind = fw.kind_of(raw, seeds)
+    if kind == "unsafe":
+        return None, "unsafe"
+    if kind == "off_topic":
+        return None, "off_topic"
+    if kind == "vague":
+        return None, "not_answerable"
+    if kind == "personal":
+        return None, "personal"
+    question = rewrite(raw, form, rng, seeds)
+    return (question, None) if question else (None, "not_answerable")
+
+
+def _drop_values(schema: dict[str, Any]) -> tuple[str, ...]:
+    item = _resolve(schema, ((schema.get("properties") or {}).get("items") or {}).get("items"))
+    drop = _resolve(schema, ((item or {}).get("properties") or {}).get("drop"))
+    values: list[str] = []
+    for option in [drop, *((drop or {}).get("anyOf") or [])]:
+        option = _resolve(schema, option)
+        if isinstance(option, dict):
+            values += [v for v in option.get("enum") or [] if isinstance(v, str)]
+    return tuple(values) or DROPS
+
+
+def answer(schema: dict[str, Any], prompt: str, rng: random.Random) -> dict[str, Any]:
+    """The TitleVerdicts value for a titles prompt: every numbered title answered once, in
+    order (one ``not_answerable`` item 1 when the prompt has no numbered title)."""
+    allowed = _drop_values(schema)
+    seeds = seeds_of(prompt)
+    form = form_of(prompt)
+    items: list[dict[str, Any]] = []
+    for index, title in numbered_titles(prompt) or [(1, "")]:
+        question, drop = verdict(title, form, rng, seeds)
+        if drop is not None and drop not in allowed:
+            drop = "not_answerable" if "not_answerable" in allowed else allowed[0]
+        items.append({"index": index, "question": question, "drop": drop})
+    return {"items": items}
