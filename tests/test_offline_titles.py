@@ -32,7 +32,7 @@ from seedtune.llm.schemas import TitleVerdicts
 from seedtune.offline.demo import SIM_ENV
 from seedtune.offline.sim import SimServer, forum, titles
 from seedtune.retrieval.documents import clean_text
-from seedtune.synthesis.queries import FORMS
+from seedtune.synthesis.titles import FORMS
 
 HEADERS = {"X-Naver-Client-Id": SIM_ENV["NAVER_CLIENT_ID"],
            "X-Naver-Client-Secret": SIM_ENV["NAVER_CLIENT_SECRET"]}
@@ -164,6 +164,7 @@ def test_titles_prompt_answered_per_index(sim: SimServer, forms: tuple[str, ...]
     kept = [(t, v.question) for t, v in zip(lines, items, strict=True) if v.question]
     assert len(kept) >= 0.4 * len(lines)
     for title, q in kept:
+        assert q != title  # rewritten, as an LLM does, never the title word for word
         assert not re.match(r"\s*[\[(]", q) and not re.search(r"[ㄱ-ㅎㅏ-ㅣ]", q), q
         assert not re.search(r"\.\.|\?\?|!|[\U0001F300-\U0001FAFF]|\[전화번호\]", q), q
         assert all(n in q for n in re.findall(r"\d+(?:\.\d+)?(?:억|평|%)", title)), (title, q)

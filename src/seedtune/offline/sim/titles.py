@@ -13,7 +13,7 @@ one of question / drop per item). It reads the numbered titles between ``<참고
 - else a standalone Korean question: bracketed prefixes, emoticons, ``ㅠㅠ``, repeated
   punctuation, ellipses and personal data dropped; numbers, prices, Latin acronyms and names
   kept; ended with "?" or as an instruction ("~알려 주세요.") as the prompt's forms sentence
-  (the wording of ``seedtune.synthesis.queries.FORMS``: 의문문 and/or 지시문) asks.
+  (the wording of ``FORMS`` in ``seedtune.synthesis.titles``: 의문문 and/or 지시문) asks.
 
 Every index is answered once, in order. Word lists: :mod:`~seedtune.offline.sim.forum_words`.
 """
@@ -106,12 +106,14 @@ def seeds_of(prompt: str) -> tuple[str, ...]:
 
 
 def form_of(prompt: str) -> str:
-    """``question``, ``instruction`` or ``mixed``: what the prompt's forms sentence asks for
-    (의문문 / 지시문 or 명령문; neither: questions)."""
+    """What the prompt's forms sentence asks for (the wording of ``FORMS`` in
+    ``seedtune.synthesis.titles`` and ``.queries``): ``question`` (의문문), ``instruction``
+    (지시문 or 명령문), both: ``fitting`` (whichever fits the title: "어울리는 쪽") or
+    ``mixed`` (mostly that, some the other way); neither: questions."""
     asks_q = "의문문" in prompt
     asks_i = "지시문" in prompt or "명령문" in prompt
     if asks_q and asks_i:
-        return "mixed"
+        return "fitting" if "어울리" in prompt else "mixed"
     return "instruction" if asks_i else "question"
 
 
@@ -177,6 +179,54 @@ def to_instruction(base: str) -> str | None:
     return None
 
 
+#: Forum shorthand an LLM writes out in full (a seed word itself is left as it is).
+_ABBREVIATIONS: tuple[tuple[str, str], ...] = (
+    ("양도세", "양도소득세"), ("종부세", "종합부동산세"), ("주담대", "주택담보대출"),
+    ("복비", "중개수수료"), ("특공", "특별공급"), ("마통", "마이너스 통장"), ("아팟", "아파트"),
+    ("취등록세", "취득세"), ("부린이", "부동산 초보"), ("재초환", "재건축초과이익환수제"),
+)
+_COLLOQUIAL: tuple[tuple[str, str], ...] = (
+    (r"(?<![가-힣])뭘(?![가-힣])", "무엇을"), (r"(?<![가-힣])뭐가(?![가-힣])", "무엇이"),
+    (r"(?<![가-힣])뭐(?![가-힣])", "무엇"), (r"건가요$", "것인가요"), (r"하는거", "하는 것"),
+    (r"할때", "할 때"), (r"어떻게되", "어떻게 되"), (r"얼만가요$", "얼마인가요"),
+    (r"몇\s*프로", "몇 퍼센트"), (r"([가-힣])되요$", r"\1되나요"),
+)
+#: Predicates before which a bare noun gets its subject (이/가) or topic (은/는) particle.
+_SUBJECT_BEFORE = re.compile(
+    r"(?<=[가-힣0-9억%]) (?=(?:꼭 |보통 )?(?:있나요|있을까요|없나요|필요한가요|가능한가요|"
+    r"가능할까요|나오나요|적정한가요|오를까요|적용되나요|얼마나 나오나요|있는지|가능한지))")
+_TOPIC_BEFORE = re.compile(
+    r"(?<=[가-힣]) (?=(?:보통|어떻게|언제쯤|언제|어떤가요|얼마인가요)(?![가-힣]))")
+_NOT_NOUN = frozenset("""어떻게 얼마나 보통 꼭 요즘 언제쯤 무엇을 같이 해도 하면 되면 전에 후에
+    때 시 지금 다시 혹시 정말 너무 많이 안 못 잘 더 또""".split())
+
+
+def _with_particle(text: str, pattern: re.Pattern[str], particle: str) -> str:
+    def add(m: re.Match[str]) -> str:
+        head = text[: m.start()]
+        word = head.rsplit(" ", 1)[-1]
+        if (word in _NOT_NOUN or word.endswith(korean.VERB_ENDINGS)
+                or korean.strip_particle(word) != word or len(word) < 2):
+            return m.group(0)
+        return korean.josa(word, particle)[len(word):] + " "
+
+    return pattern.sub(add, text)
+
+
+def polish(text: str, seeds: tuple[str, ...] = ()) -> str:
+    """What an LLM does to a title it keeps: shorthand written out, colloquial words made
+    standard, the particles a title leaves out put back ("한도 얼마나 나오나요" ->
+    "한도가 얼마나 나오나요"). Numbers, prices, acronyms and names stay as they are."""
+    for short, full in _ABBREVIATIONS:
+        if not any(short in seed for seed in seeds):
+            text = re.sub(rf"{short}(?![가-힣]*{full[len(short):]})", full, text) \
+                if full.startswith(short) else text.replace(short, full)
+    for pattern, repl in _COLLOQUIAL:
+        text = re.sub(pattern, repl, text)
+    text = _with_particle(text, _SUBJECT_BEFORE, "이")
+    return _with_particle(text, _TOPIC_BEFORE, "은")
+
+
 def _noun_phrase(text: str) -> str:
     """``text`` without the words that only ask ("문의드립니다", "관련", "추천") and a last
     particle ("자격이" -> "자격")."""
@@ -216,12 +266,15 @@ def rewrite(title: str, form: str, rng: random.Random,
     if not fw.ASK_SUFFIX.search(s) and not _INSTRUCT_END.search(s) and (
             (asked and s.endswith("요")) or
             (_QEND.search(s) and (asked or re.search(r"(?:요|까|죠)$", s)))):
-        question = f"{s}?"
-        clause = to_instruction(s)
+        base = polish(s, seeds)
+        clause = to_instruction(base)
+        if base == s and clause:  # still the title word for word: the fuller polite form
+            base = f"{clause} 알 수 있을까요"
+        question = f"{base}?"
         instruction = f"{clause} {rng.choice(('알려 주세요.', '설명해 주세요.'))}" if clause \
             else None
     else:
-        np = _noun_phrase(s)
+        np = polish(_noun_phrase(s), seeds)
         if not np or _DECLARATIVE.search(np) or not fw.has_topic(np, seeds):
             return None
         natural = "instruction"
@@ -241,7 +294,9 @@ def rewrite(title: str, form: str, rng: random.Random,
                                    f"{np} 관련해서 무엇을 확인해야 하나요?"))
             instruction = rng.choice((f"{np}에 대해 알려 주세요.",
                                       f"{np}에 대해 자세히 설명해 주세요."))
-    if form == "mixed":
+    if form == "fitting":  # "제목에 어울리는 쪽으로": the title's own shape
+        form = natural
+    elif form == "mixed":
         other = "instruction" if natural == "question" else "question"
         form = natural if rng.random() < 0.7 else other
     text = instruction if form == "instruction" and instruction else question
