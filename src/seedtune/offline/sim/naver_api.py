@@ -3,8 +3,10 @@
 Follows the public developers.naver.com search docs: URL parameters ``query``, ``display``
 (1..100), ``start`` (1..1000), ``sort`` (sim|date); JSON errors ``{"errorMessage", "errorCode"}``.
 Results are deterministic per (category, query, rank); titles/descriptions are Korean
-real-estate text with the query words in ``<b>`` tags and HTML entities.  Run the simulator
-with ``python -m seedtune.offline.sim --port 8000`` and call ``http://127.0.0.1:8000/v1/search/blog.json``.
+real-estate text with the query words in ``<b>`` tags and HTML entities; cafearticle and kin
+titles are what people post (:mod:`~seedtune.offline.sim.forum`: ``[질문]``, ``ㅠㅠ``, ads...).
+Run the simulator with ``python -m seedtune.offline.sim --port 8000`` and call
+``http://127.0.0.1:8000/v1/search/blog.json``.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from seedtune.core.clock import KST
-from seedtune.offline.sim import korean, pages
+from seedtune.offline.sim import forum, korean, pages
 
 CATEGORIES: tuple[str, ...] = ("blog", "news", "kin", "webkr", "cafearticle", "encyc")
 _BASE_DATE = datetime(2026, 11, 20, 18, 0, tzinfo=KST)
@@ -241,6 +243,8 @@ def item(category: str, query: str, idx: int, total: int,
 
     ``origins`` (name -> ``http://host:port``, see :mod:`~seedtune.offline.sim.pages`) puts
     ``link``/``originallink`` on the simulator's page servers; None keeps Naver's real hosts.
+    cafearticle and kin titles are forum titles (:mod:`~seedtune.offline.sim.forum`), but for
+    the items shared across categories, which keep the article title they have everywhere.
     """
     shared = _h("shared", query, idx) % 8 == 0
     salt = "shared" if shared else category
@@ -255,7 +259,11 @@ def item(category: str, query: str, idx: int, total: int,
         "n": rng.choice(korean.NUMBERS),
         "y": str(2024 + rng.randrange(3)),
     }
-    title = highlight(escape(korean.render(rng.choice(_TITLE_TEMPLATES), slots)), query)
+    title_plain = korean.render(rng.choice(_TITLE_TEMPLATES), slots)
+    if category in forum.CATEGORIES and not shared:  # people's posts, not headlines
+        title_plain = forum.title(random.Random(_h("forum", category, query, idx)), category,
+                                  query)
+    title = highlight(escape(title_plain), query)
     desc_plain = korean.render(rng.choice(_DESC_TEMPLATES), slots)
     extra = korean.sentence(rng, words + [slots["t"]], words[0] if words else None)
     description = highlight(escape(f"{desc_plain} {extra}"), query)

@@ -18,7 +18,7 @@ import time
 import uuid
 from typing import Any
 
-from seedtune.offline.sim import korean
+from seedtune.offline.sim import korean, titles
 from seedtune.offline.sim.judge import judge as reference_judge
 from seedtune.offline.sim.schema_fill import fill_schema, make_context, text_for
 
@@ -250,6 +250,8 @@ def _content(
     kind: str, schema: dict[str, Any] | None, prompt: str, full: str, rng: random.Random, judge: str
 ) -> str:
     if kind == "json_schema" and schema is not None:
+        if titles.is_titles_schema(schema):  # the titles prompt: a verdict per title
+            return json.dumps(titles.answer(schema, prompt, rng), ensure_ascii=False)
         value = fill_schema(schema, prompt=prompt, rng=rng, judge=judge, hint_text=full)
         if judge == "reference" and isinstance(value, dict):
             value = reference_judge(prompt, value)
