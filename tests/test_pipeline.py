@@ -268,6 +268,7 @@ def test_endpoint_outage_fails_the_stage_keeps_the_lock_and_pays_nothing_twice(
         down = f"http://127.0.0.1:{s.getsockname()[1]}/v1"
     good = dict(cfg["llm"])
     lock = yaml.safe_load((ws / "dvc.lock").read_text())["stages"]["queries"]
+    prompts = json.loads((ws / "metrics/queries.json").read_text())["titles"]["prompts"]
 
     def machine(llm: dict) -> None:  # a machine setting: no recompose, nothing stale
         cfg["llm"] = llm
@@ -283,13 +284,15 @@ def test_endpoint_outage_fails_the_stage_keeps_the_lock_and_pays_nothing_twice(
     machine(good)
     calls = sim_server.stats()["chat"]["ok"]
     dvc(ws, "repro", "queries")
-    assert sim_server.stats()["chat"]["ok"] - calls == 1  # only the new seed word is paid
+    # only the new seed word is paid: its questions, and its forum titles' prompts
+    new = json.loads((ws / "metrics/queries.json").read_text())["titles"]["prompts"] - prompts
+    assert new >= 1 and sim_server.stats()["chat"]["ok"] - calls == 1 + new
     questions = [json.loads(x) for x in (ws / "data/questions.jsonl").read_text().splitlines()]
     assert "분양권" in {q["seed"] for q in questions}
     # back to where the module's other tests expect the workspace
     seeds.write_text(original, encoding="utf-8")
     dvc(ws, "repro")
-    assert sim_server.stats()["chat"]["ok"] - calls == 1
+    assert sim_server.stats()["chat"]["ok"] - calls == 1 + new
     git(ws, "add", "-A")
     git(ws, "commit", "-qm", "after the outage", "--allow-empty")
 

@@ -175,9 +175,11 @@ def test_each_post_is_judged_once_per_seed_word() -> None:
         _doc("전세 계약 갱신 질문드립니다", "https://cafe.naver.com/a/9", "cafearticle"),
         _doc("전세금 반환 소송 해보신 분", "http://www.kin.naver.com/qna/1/"),  # same post
         _doc("", "https://kin.naver.com/qna/3"),
-        _doc("[급질] 전세 대출 연장 되나요?ㅠㅠ", "https://kin.naver.com/qna/4")])
+        _doc("[급질] 전세 대출 연장 되나요?ㅠㅠ", "https://kin.naver.com/qna/4"),
+        _doc("전세 만기 전 이사 가능한가요", ""), _doc("전세 중도 해지 위약금은", "")])
     assert [t["title"] for t in kept] == ["전세 계약 갱신 질문드립니다",
-                                          "[급질] 전세 대출 연장 되나요?ㅠㅠ"]
+                                          "[급질] 전세 대출 연장 되나요?ㅠㅠ",
+                                          "전세 만기 전 이사 가능한가요", "전세 중도 해지 위약금은"]
     assert [(r["reason"], r.get("duplicate_of")) for r in rejects] == [
         ("duplicate", "전세 계약 갱신 질문드립니다"), ("duplicate", "전세 계약 갱신 질문드립니다"),
         ("no_title", None)]
@@ -250,7 +252,7 @@ def _naver_titles(sim: SimServer, seed: str, tmp_path) -> list[dict]:
     cfg = search_config(TitlesConfig(per_seed=10), {"search": {"base_url": sim.naver_base_url}})
     client = NaverClient(cfg, ResponseCache(tmp_path / f"naver-{seed}"),
                          SIM_ENV["NAVER_CLIENT_ID"], SIM_ENV["NAVER_CLIENT_SECRET"])
-    return search_question(client, seed, limit=10)["documents"]
+    return search_question(client, seed, limit=10, dedupe=False)["documents"]
 
 
 def test_titles_become_questions_that_keep_their_post(sim, workspace, tmp_path) -> None:

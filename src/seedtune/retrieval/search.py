@@ -49,24 +49,25 @@ def search_category(client: NaverClient, question: str, category: str,
 
 def search_question(client: NaverClient, question: str, stop: threading.Event | None = None,
                     limit: int | None = None,
-                    fetch: Callable[[str, str, int], dict[str, Any]] | None = None
-                    ) -> dict[str, Any] | None:
+                    fetch: Callable[[str, str, int], dict[str, Any]] | None = None,
+                    dedupe: bool = True) -> dict[str, Any] | None:
     """``{question, documents}`` over every category, at most ``limit`` documents from each
-    (None: all pages), deduplicated; None when stopped. ``fetch``: see search_category."""
+    (None: all pages), deduplicated unless ``dedupe`` is false; None when stopped.
+    ``fetch``: see search_category."""
     docs: list[dict[str, Any]] = []
     for category in client.cfg.categories:
         found = search_category(client, question, category, stop, fetch)
         if found is None:
             return None
         docs += found[:limit]
-    return {"question": question, "documents": dedupe_documents(docs)}
+    return {"question": question, "documents": dedupe_documents(docs) if dedupe else docs}
 
 
 def search_all(client: NaverClient, questions: list[str], workers: int | None = None,
-               limit: int | None = None, desc: str = "search", unit: str = "question"
-               ) -> tuple[list[dict[str, Any]], str | None]:
+               limit: int | None = None, desc: str = "search", unit: str = "question",
+               dedupe: bool = True) -> tuple[list[dict[str, Any]], str | None]:
     """Search every (unique) question in every configured category and page (at most
-    ``limit`` documents per category).
+    ``limit`` documents per category; ``dedupe``: see search_question).
 
     Returns ``(rows, stopped)``: one ``{question, documents}`` row per finished question in
     input order, and the quota message when a quota stopped the run early (rows then cover
@@ -90,7 +91,7 @@ def search_all(client: NaverClient, questions: list[str], workers: int | None = 
         if stop.is_set():
             return None
         try:
-            return search_question(client, question, stop, limit)
+            return search_question(client, question, stop, limit, dedupe=dedupe)
         except BaseException:
             stop.set()  # one failure ends the run: do not spend calls on the rest
             raise

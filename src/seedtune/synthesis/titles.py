@@ -122,7 +122,8 @@ def seed_titles(seed: str, documents: list[dict[str, Any]]
         if not title:
             rejects.append({**row, "reason": "no_title"})
             continue
-        keys = [k for k in (link_key(row["link"]), "t:" + _title_key(title)) if k != "t:"]
+        keys = [k for k in ("l:" + link_key(row["link"]), "t:" + _title_key(title))
+                if len(k) > 2]  # an empty link or a title of punctuation is no key
         first = next((seen[k] for k in keys if k in seen), None)
         if first is not None:
             rejects.append({**row, "reason": "duplicate", "duplicate_of": first})
@@ -145,8 +146,9 @@ def fetch(client: NaverClient, seeds: list[str], cfg: TitlesConfig) -> TitleSet:
     :class:`~seedtune.retrieval.quota.QuotaExceeded` once the calls in flight have landed
     in the cache; the next run resumes from it.
     """
+    # each post's repeats become rejects in seed_titles, not silently dropped by search
     rows, stopped = search_all(client, seeds, limit=cfg.per_seed, desc="titles",
-                               unit="seed word")
+                               unit="seed word", dedupe=False)
     if stopped:
         raise QuotaExceeded(
             f"{stopped}; titles of {len(rows)}/{len(set(seeds))} seed words fetched, "
@@ -177,7 +179,7 @@ def from_cache(client: NaverClient, seeds: list[str], cfg: TitlesConfig
     found, missing = TitleSet(client=client), []
     for seed in dict.fromkeys(seeds):
         try:
-            row = search_question(client, seed, limit=cfg.per_seed, fetch=lookup)
+            row = search_question(client, seed, limit=cfg.per_seed, fetch=lookup, dedupe=False)
         except _NotCached:
             missing.append(seed)
             continue
