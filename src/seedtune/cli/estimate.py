@@ -4,8 +4,12 @@ Run: ``seedtune estimate`` (reads params.yaml and the inputs that exist; ``--jso
 machine-readable answer). Requests already in a stage's cache cost nothing and are counted
 as cached. Where a stage's input does not exist yet (synthesize before queries has run),
 its requests are projected from the params: every seed word yields ``queries.per_seed``
-questions, each answered with ``synthesize.top_k`` passages of typical length. Token counts
-are estimates (see :func:`seedtune.llm.costs.estimate_tokens`), not billing.
+questions (plus, with the ``titles`` source, the share of its forum titles the tutorial
+kept), each answered with ``synthesize.top_k`` passages of typical length. The titles
+source's row also counts its Naver calls: exact per seed word whose answers are cached in
+data/cache/titles, else at most ``categories x pages`` (and prompts as if every result were
+a title). Token counts are estimates (see :func:`seedtune.llm.costs.estimate_tokens`), not
+billing.
 """
 
 from __future__ import annotations
