@@ -324,3 +324,31 @@ def test_titles_quota_stop_keeps_every_answer_then_resumes(sim, workspace) -> No
     _queries_ws(ws, sim, seeds, ("titles",))
     assert ws.run("queries", SIM_ENV).returncode == 0
     assert sim.stats()["search"]["ok"] == 2 * len(seeds) - 5  # nothing fetched twice
+
+
+def test_near_duplicates_collapse_across_sources_and_a_person_s_copy_wins() -> None:
+    rows = [
+        {"question": "전세 사기를 예방하는 방법은 무엇인가요?", "seed": "전세", "source": "llm"},
+        {"question": "전세의 장단점은 무엇인가요?", "seed": "전세", "source": "llm"},
+        {"question": "전세사기 예방 방법 알려주세요", "seed": "전세사기", "source": "titles",
+         "title": "[질문] 전세사기 예방 방법 ㅠㅠ", "link": "https://cafe.naver.com/a/1",
+         "category": "cafearticle"},
+        {"question": "월세의 장단점은 무엇인가요?", "seed": "월세", "source": "titles",
+         "title": "월세 장단점", "link": "https://kin.naver.com/qna/2", "category": "kin"},
+        {"question": "전세 사기 예방하는 방법이 궁금합니다.", "seed": None, "source": "user"},
+        # the same post under another seed word, reworded otherwise: still one question
+        {"question": "전세 보증금 사기를 막으려면?", "seed": "보증금", "source": "titles",
+         "title": "[질문] 전세사기 예방 방법 ㅠㅠ", "link": "https://cafe.naver.com/a/1/",
+         "category": "cafearticle"}]
+    kept, counts, drops = filter_questions(rows, QueriesConfig())
+    assert [(r["source"], r["question"]) for r in kept] == [
+        ("llm", "전세의 장단점은 무엇인가요?"), ("titles", "월세의 장단점은 무엇인가요?"),
+        ("user", "전세 사기 예방하는 방법이 궁금합니다.")]
+    assert counts["duplicates"] == 3
+    assert {(d["source"], d["duplicate_of"]) for d in drops} == {
+        ("titles", "전세사기 예방 방법 알려주세요"),
+        ("llm", "전세 사기 예방하는 방법이 궁금합니다."),
+        ("titles", "전세 사기 예방하는 방법이 궁금합니다.")}
+    # exact mode: only the same text (and the same post) is a duplicate
+    kept, counts, _ = filter_questions(rows, QueriesConfig(dedup="exact"))
+    assert len(kept) == 5 and counts["duplicates"] == 1
