@@ -7,7 +7,7 @@ roll it back): ``$SEEDTUNE_QUOTA_LEDGER`` if set, else
 ``$XDG_CACHE_HOME/seedtune/naver_quota.sqlite3`` (``~/.cache/...``). Each call is counted in
 its own write transaction before it is sent, so processes never lose each other's counts
 and a crash overcounts by at most the calls in flight, never undercounts. Only a one-way tag
-of the client id is stored.
+of the client id is stored. The file is in SQLite's WAL mode (keep it on a local disk).
 """
 
 from __future__ import annotations
@@ -55,6 +55,11 @@ class DailyBudget:
         # shared by its threads under a lock
         self._db = sqlite3.connect(self.path, timeout=60, isolation_level=None,
                                    check_same_thread=False)
+        # write-ahead log, synced at checkpoints: a call's count is a few µs instead of a
+        # journal file written and synced per call (0.7 ms here, ~14 ms on slow disks),
+        # and a killed process still loses no count it committed (only a power cut could)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("CREATE TABLE IF NOT EXISTS calls (day TEXT NOT NULL, account TEXT "
                          "NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (day, account))")
         self._lock = threading.Lock()
