@@ -102,10 +102,14 @@ def link_key(link: str) -> str:
     return key.removeprefix("www.").rstrip("/")
 
 
+def text_key(text: str) -> str:
+    """``text`` without case, width, spacing or punctuation: the same text however written."""
+    return _NON_WORD.sub("", unicodedata.normalize("NFKC", text).lower())
+
+
 def _text_key(doc: dict[str, Any]) -> str:
     """Title and description without case, spacing or punctuation."""
-    text = unicodedata.normalize("NFKC", f"{doc['title']} {doc['description']}").lower()
-    return _NON_WORD.sub("", text)
+    return text_key(f"{doc['title']} {doc['description']}")
 
 
 def dedupe_documents(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:

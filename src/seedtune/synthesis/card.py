@@ -192,6 +192,11 @@ def _counts(value: Any) -> dict[str, int]:
 UNKNOWN = "(unknown)"
 
 
+def _by_count(item: tuple[str, int]) -> tuple[int, str]:
+    """Sort key: most first, then by name."""
+    return -item[1], item[0]
+
+
 def question_sources(rows: list[dict[str, Any]]
                      ) -> tuple[list[tuple[str, int, int]], list[tuple[str, int]]]:
     """(source, rows, eval rows) per ``question_source``, and (post category, rows) of the
@@ -205,9 +210,8 @@ def question_sources(rows: list[dict[str, Any]]
         eval_per[source] += int(row.get("split") == "eval")
         if source == "titles":
             posts[_str(row.get("post_category")) or UNKNOWN] += 1
-    by_count = lambda kv: (-kv[1], kv[0])  # noqa: E731
-    return ([(k, n, eval_per[k]) for k, n in sorted(rows_per.items(), key=by_count)],
-            sorted(posts.items(), key=by_count))
+    return ([(k, n, eval_per[k]) for k, n in sorted(rows_per.items(), key=_by_count)],
+            sorted(posts.items(), key=_by_count))
 
 
 def dataset_statistics(inputs: CardInputs) -> dict[str, Any]:
@@ -242,7 +246,6 @@ def dataset_statistics(inputs: CardInputs) -> dict[str, Any]:
     for stage in PII_STAGES:
         for kind, n in _counts(inputs.metrics.get(stage, {}).get("pii_masked")).items():
             pii.setdefault(kind, {})[stage] = int(n)
-    by_count = lambda kv: (-kv[1], kv[0])  # noqa: E731
     return {
         "rows": len(rows),
         "questions": len({_str(r.get("question")) for r in rows}),
@@ -254,16 +257,16 @@ def dataset_statistics(inputs: CardInputs) -> dict[str, Any]:
         "citations": sum(citations.values()),
         "unique_links": len(set().union(*cat_links.values())) if cat_links else 0,
         "categories": [(c, n, len(cat_links[c])) for c, n in sorted(citations.items(),
-                                                                    key=by_count)],
+                                                                    key=_by_count)],
         "hosts": [(h, n, len(host_links[h])) for h, n in sorted(host_cites.items(),
-                                                                key=by_count)],
-        "kinds": dict(sorted(kinds.items(), key=by_count)),
-        "grounding": dict(sorted(grounding.items(), key=by_count)),
+                                                                key=_by_count)],
+        "kinds": dict(sorted(kinds.items(), key=_by_count)),
+        "grounding": dict(sorted(grounding.items(), key=_by_count)),
         "pages_share": round(kinds["page"] / known, 4) if known else None,
         "models": sorted(Counter(_str(r.get("model")) or "(none)" for r in rows).items(),
-                         key=by_count),
+                         key=_by_count),
         "templates": sorted(Counter(_str(r.get("template")) or "(none)" for r in rows).items(),
-                            key=by_count),
+                            key=_by_count),
         "pii": dict(sorted(pii.items())),
         "rejects": {s: _reasons(r) for s, r in inputs.rejects.items()},
         "columns": columns(rows),
