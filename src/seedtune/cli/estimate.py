@@ -110,7 +110,7 @@ def _titles_row(p: Params, seeds: list[str], root: Path, client: LLMClient,
     cfg = p.queries.titles
     naver = NaverClient(titles.search_config(cfg, load_machine(root)),
                         ResponseCache(root / CACHE_DIR / "titles"), None, None)
-    found, missing = titles.from_cache(naver, seeds, cfg)
+    found, missing, cached_pages = titles.from_cache(naver, seeds, cfg)
     template = load_template("titles")
     reqs = titles.build_requests(found, p.queries.forms, cfg, template)
     pending = client.pending(reqs)
@@ -123,9 +123,6 @@ def _titles_row(p: Params, seeds: list[str], root: Path, client: LLMClient,
     row = _row("queries.titles", p.llm.model, reqs + projected, pending + projected,
                per_title * cfg.per_prompt, prices, bool(missing))
     pages = naver.cfg.pages * len(cfg.categories)
-    cached_pages = sum(1 for s in dict.fromkeys(seeds) for c in cfg.categories
-                       for page in range(naver.cfg.pages)
-                       if naver.cached(s, c, 1 + page * naver.cfg.display) is not None)
     row.update(naver_requests=pages * len(set(seeds)), naver_cached=cached_pages,
                naver_calls=pages * len(set(seeds)) - cached_pages,
                naver_calls_today=naver.budget.used(), naver_daily_quota=naver.cfg.daily_quota)

@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import logging
 import math
-import re
-import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,7 +28,7 @@ from seedtune.core.machine import load_machine
 from seedtune.llm.client import LLMOutcome, LLMRequest
 from seedtune.llm.prompts import PromptTemplate, fence_safe
 from seedtune.llm.schemas import TitleVerdicts
-from seedtune.retrieval.documents import link_key
+from seedtune.retrieval.documents import link_key, text_key
 from seedtune.retrieval.naver import NaverClient
 from seedtune.retrieval.quota import QuotaExceeded
 from seedtune.retrieval.search import search_all, search_question
@@ -46,7 +44,6 @@ FORMS = {
     ("instruction", "question"): "물음표로 끝나는 의문문이나 \"~알려 주세요\"처럼 요청하는 "
                                  "지시문 가운데 제목에 어울리는 쪽으로 씁니다.",
 }
-_NON_WORD = re.compile(r"\W+")
 
 
 def search_config(cfg: TitlesConfig, machine: dict[str, Any] | None = None) -> SearchConfig:
@@ -61,11 +58,6 @@ def search_config(cfg: TitlesConfig, machine: dict[str, Any] | None = None) -> S
     pages = math.ceil(cfg.per_seed / 100)
     return SearchConfig(**settings, categories=list(cfg.categories), sort=cfg.sort,
                         pages=pages, display=math.ceil(cfg.per_seed / pages))
-
-
-def _title_key(title: str) -> str:
-    """A title without case, width, spacing or punctuation: the same title however written."""
-    return _NON_WORD.sub("", unicodedata.normalize("NFKC", title).lower())
 
 
 @dataclass(frozen=True)
@@ -122,7 +114,7 @@ def seed_titles(seed: str, documents: list[dict[str, Any]]
         if not title:
             rejects.append({**row, "reason": "no_title"})
             continue
-        keys = [k for k in ("l:" + link_key(row["link"]), "t:" + _title_key(title))
+        keys = [k for k in ("l:" + link_key(row["link"]), "t:" + text_key(title))
                 if len(k) > 2]  # an empty link or a title of punctuation is no key
         first = next((seen[k] for k in keys if k in seen), None)
         if first is not None:
@@ -162,30 +154,32 @@ def fetch(client: NaverClient, seeds: list[str], cfg: TitlesConfig) -> TitleSet:
     return found
 
 
-class _NotCached(Exception):
-    pass
-
-
 def from_cache(client: NaverClient, seeds: list[str], cfg: TitlesConfig
-               ) -> tuple[TitleSet, list[str]]:
-    """What :func:`fetch` would find, from the cache alone (no call, no key needed), and the
-    seed words whose answers are not all cached yet (for ``seedtune estimate``)."""
+               ) -> tuple[TitleSet, list[str], int]:
+    """What :func:`fetch` would find, from the cache alone (no call, no key needed), the
+    seed words whose answers are not all cached yet, and how many pages were cached (for
+    ``seedtune estimate``)."""
+    hits, missed = 0, False
+
     def lookup(query: str, category: str, start: int) -> dict[str, Any]:
+        nonlocal hits, missed
         hit = client.cached(query, category, start)
         if hit is None:
-            raise _NotCached
+            missed = True
+            return {"items": []}  # ends this category's pages; the next is still looked up
+        hits += 1
         return hit
 
     found, missing = TitleSet(client=client), []
     for seed in dict.fromkeys(seeds):
-        try:
-            row = search_question(client, seed, limit=cfg.per_seed, fetch=lookup, dedupe=False)
-        except _NotCached:
-            missing.append(seed)
-            continue
+        missed = False
+        row = search_question(client, seed, limit=cfg.per_seed, fetch=lookup, dedupe=False)
         assert row is not None  # no stop event: never stopped
-        found.add(seed, row["documents"], cfg.per_prompt)
-    return found, missing
+        if missed:
+            missing.append(seed)
+        else:
+            found.add(seed, row["documents"], cfg.per_prompt)
+    return found, missing, hits
 
 
 def build_requests(found: TitleSet, forms: list[str], cfg: TitlesConfig,
