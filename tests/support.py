@@ -143,3 +143,12 @@ class Workspace:
         """The rows of a JSON Lines file here."""
         return [json.loads(x) for x in (self.path / rel).read_text(encoding="utf-8").splitlines()
                 if x.strip()]
+
+
+def damage_line(segment: Path, offset: int = 0) -> None:
+    """Flip one byte inside the JSON of the cache line at ``offset`` of ``segment`` (its
+    checksum no longer matches: the entry must read as a miss)."""
+    data = bytearray(segment.read_bytes())
+    end = data.index(b"\n", offset)
+    data[end - 2] ^= 0x01
+    segment.write_bytes(bytes(data))

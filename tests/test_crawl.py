@@ -526,4 +526,4 @@ def test_no_host_reachable_is_one_line_and_no_output(workspace) -> None:
     assert last_line(proc.stderr).startswith("crawl: error: no page could be reached "
                                              "(http://127.0.0.1:9/p0 and 1 more)")
     assert not (ws.path / "data/pages.jsonl").exists()
-    assert not list((ws.path / "data/cache/crawl").rglob("*.json"))
+    assert not list((ws.path / "data/cache/crawl").rglob("seg-*.jsonl"))

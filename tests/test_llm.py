@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import Workspace, ranked_rows
+from support import Workspace, damage_line, ranked_rows
 
 from seedtune.core.cache import ResponseCache
 from seedtune.core.config import LLMConfig
@@ -216,14 +216,19 @@ def test_damaged_or_wrong_shaped_cache_entries_are_misses(sim, tmp_path, llm_key
     first.run(reqs)
     cache = first.cache
     keys = [request_key(first.cfg, r) for r in reqs]
-    cache.path(keys[0]).write_bytes(b"\xff\xfe not json")
+    damaged = cache.where(keys[0])
+    segment, offset = damaged.rsplit(":", 1)
+    damage_line(Path(segment), int(offset))
     cache.put(keys[1], {"answer": {"questions": "전세란 무엇인가요?"}})  # a string, not a list
+    wrong = cache.where(keys[1])
+    cache.close()
     calls = sim.stats()["chat"]["ok"]
     with caplog.at_level("WARNING"):
         outcomes = _llm(sim, tmp_path).run(reqs)
     assert sim.stats()["chat"]["ok"] - calls == 2  # both asked again, the good one reused
     assert all(isinstance(o.value["questions"], list) for o in outcomes)
-    assert str(cache.path(keys[0])) in caplog.text and str(cache.path(keys[1])) in caplog.text
+    assert f"ignoring damaged cache entry {segment} at byte {offset}" in caplog.text
+    assert wrong in caplog.text
 
 
 # --------------------------------------------------------------------------- model families

@@ -11,7 +11,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from support import Workspace, last_line
+from support import Workspace, damage_line, last_line
 
 from seedtune.core.cache import ResponseCache
 from seedtune.core.config import SearchConfig
@@ -179,12 +179,13 @@ def test_lone_surrogates_in_items_are_replaced_and_cached(tmp_path) -> None:
 def test_damaged_cache_entry_is_fetched_again(sim, tmp_path, caplog) -> None:
     client = _client(sim, tmp_path, categories=["blog"])
     client.search("청약 가점", "blog")
-    key = next(iter((tmp_path / "search").glob("*/*.json")))
-    key.write_text('{"key": "other", "value": {}}', encoding="utf-8")
+    client.cache.close()
+    (segment,) = (tmp_path / "search").glob("seg-*.jsonl")
+    damage_line(segment)
     with caplog.at_level("WARNING"):
         body = _client(sim, tmp_path, categories=["blog"]).search("청약 가점", "blog")
     assert isinstance(body["items"], list) and sim.stats()["search"]["ok"] == 2
-    assert str(key) in caplog.text
+    assert f"ignoring damaged cache entry {segment}" in caplog.text
 
 
 def test_error_bodies_that_echo_credentials_are_redacted(tmp_path) -> None:

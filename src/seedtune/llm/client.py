@@ -202,7 +202,7 @@ class LLMClient:
             req.schema.model_validate(hit["answer"])
         except (TypeError, KeyError, ValidationError):
             log.warning("%s: ignoring cache entry %s (not a valid %s answer); asking again",
-                        self.desc, self.cache.path(key), req.schema.__name__)
+                        self.desc, self.cache.where(key), req.schema.__name__)
             return None
         return hit
 

@@ -102,7 +102,7 @@ class NaverClient:
             return hit
         if hit is not None:  # stored, but not a search answer: never trusted
             log.warning("ignoring cache entry %s (not a Naver search answer); fetching again",
-                        self.cache.path(key))
+                        self.cache.where(key))
         return None
 
     def search(self, query: str, category: str, start: int = 1) -> dict[str, Any]:
