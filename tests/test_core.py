@@ -20,7 +20,15 @@ from seedtune.core.device import pick_device
 from seedtune.core.errors import ConfigError, InputError, ServiceError, run_main
 from seedtune.core.machine import load_machine, local_file, resolve_model
 from seedtune.core.pii import TAGS, mask
-from seedtune.core.records import atomic_write_text, read_jsonl, read_lines, save_atomically
+from seedtune.core.records import (
+    JsonlWriter,
+    atomic_write_text,
+    iter_jsonl,
+    read_jsonl,
+    read_lines,
+    save_atomically,
+    write_jsonl,
+)
 from seedtune.core.retry import AsyncTokenBucket, backoff_s, retry_after_s
 from seedtune.core.text import hangul_share
 from seedtune.core.versions import unmet
@@ -198,6 +206,39 @@ def test_directory_is_replaced_whole_or_not_at_all(tmp_path: Path) -> None:
         raise RuntimeError("killed mid-write")
     assert (target / "a.txt").read_text() == "1"  # the old one stays whole
     assert sorted(p.name for p in tmp_path.iterdir()) == ["adapter"]
+
+
+def test_jsonl_rows_stream_one_at_a_time_and_appear_only_when_complete(tmp_path: Path) -> None:
+    out = tmp_path / "rows.jsonl"
+    write_jsonl(out, [{"q": "old"}])
+    with pytest.raises(RuntimeError), JsonlWriter(out) as writer:
+        writer.write({"q": "new 1"})
+        raise RuntimeError("failed after one row")
+    assert read_jsonl(out) == [{"q": "old"}]  # the complete old file, no half of the new
+    # a writer killed mid-file leaves only its temp file, swept by the next writer
+    (tmp_path / ".rows.jsonl.killed.tmp").write_text('{"q": "half')
+    rows = ({"q": f"질문 {i}"} for i in range(3))
+    assert write_jsonl(out, rows) == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rows.jsonl"]
+    assert oct(out.stat().st_mode & 0o777) == oct(0o666 & ~_umask())
+
+
+def test_jsonl_reading_is_lazy_and_keeps_line_separators_inside_strings(tmp_path: Path) -> None:
+    path = tmp_path / "rows.jsonl"
+    # crawled text carries U+2028/U+0085 unescaped (json.dumps with ensure_ascii=False)
+    write_jsonl(path, [{"text": "줄\u2028바꿈\x85끝"}, {"text": "둘"}])
+    assert [r["text"] for r in iter_jsonl(path)] == ["줄\u2028바꿈\x85끝", "둘"]
+    path.write_bytes(b'{"a": 1}\n' + "{\"a\": \"전세\"}\n".encode("cp949"))
+    rows = iter_jsonl(path)
+    assert next(rows) == {"a": 1}  # rows before the bad line are read before it is
+    with pytest.raises(InputError, match=r"rows\.jsonl:2: not UTF-8"):
+        next(rows)
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 # --------------------------------------------------------------------------- retries

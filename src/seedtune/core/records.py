@@ -81,10 +81,56 @@ def read_json(path: Path | str) -> Any:
 
 
 def write_jsonl(path: Path | str, rows: Iterable[dict[str, Any]]) -> int:
-    """Write rows as JSON Lines, atomically; returns the number of rows."""
-    lines = [json.dumps(r, ensure_ascii=False) for r in rows]
-    atomic_write_text(path, "".join(line + "\n" for line in lines))
-    return len(lines)
+    """Write rows as JSON Lines, atomically, one row at a time; returns the number of rows."""
+    with JsonlWriter(path) as out:
+        for row in rows:
+            out.write(row)
+    return out.count
+
+
+class JsonlWriter:
+    """Stream rows to a JSON Lines file that appears only when complete.
+
+    Rows go to a temp file beside ``path`` as they come (memory holds one row); leaving the
+    ``with`` block without an error fsyncs it and renames it into place, an error (or a kill)
+    leaves no ``path`` that looks complete, and the temp file is removed (a kill's is swept
+    by the next writer of the same file).
+    """
+
+    def __init__(self, path: Path | str, durable: bool = True) -> None:
+        self.path = Path(path)
+        self.durable = durable
+        self.count = 0
+        self._fh: Any = None
+        self._tmp: str | None = None
+
+    def __enter__(self) -> JsonlWriter:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        for stale in self.path.parent.glob(f".{self.path.name}.*.tmp"):
+            stale.unlink(missing_ok=True)  # left by a killed writer of this file
+        fd, self._tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp",
+                                         dir=self.path.parent)
+        os.fchmod(fd, 0o666 & ~_UMASK)  # the mode open() would give (see atomic_write_bytes)
+        self._fh = os.fdopen(fd, "w", encoding="utf-8", newline="\n")
+        return self
+
+    def write(self, row: dict[str, Any]) -> None:
+        """Append one row."""
+        self._fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+        self.count += 1
+
+    def __exit__(self, exc_type: Any, *_: Any) -> None:
+        assert self._tmp is not None
+        try:
+            if exc_type is None:
+                self._fh.flush()
+                if self.durable:
+                    os.fsync(self._fh.fileno())
+            self._fh.close()
+            if exc_type is None:
+                os.replace(self._tmp, self.path)
+        finally:
+            Path(self._tmp).unlink(missing_ok=True)
 
 
 def read_jsonl(path: Path | str) -> list[dict[str, Any]]:
@@ -93,17 +139,48 @@ def read_jsonl(path: Path | str) -> list[dict[str, Any]]:
 
 
 def iter_jsonl(path: Path | str) -> Iterator[dict[str, Any]]:
-    """Iterate the rows of a JSON Lines file, skipping blank lines."""
+    """Iterate the rows of a JSON Lines file, skipping blank lines, reading one line at a
+    time (memory holds one row, not the file). Undecodable input is one
+    :class:`InputError` naming the file and line, as :func:`read_text` words it."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: missing (run the upstream stage: `dvc repro`)")
-    for n, line in enumerate(read_text(path).splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            yield json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{path}:{n}: not valid JSON ({exc.msg})") from None
+    with path.open("rb") as fh:
+        for n, raw in enumerate(fh, 1):
+            if n == 1:
+                raw = _strip_bom(path, raw)
+            line = _decode_line(path, n, raw)
+            if not line.strip():
+                continue
+            try:
+                yield json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InputError(f"{path}:{n}: not valid JSON ({exc.msg})") from None
+
+
+def _strip_bom(path: Path, data: bytes) -> bytes:
+    """``data`` (a file's start) without a UTF-8 byte-order mark; UTF-16 is an error."""
+    if data.startswith(codecs.BOM_UTF8):
+        log.warning("%s: ignoring its UTF-8 byte-order mark", path)
+        return data[len(codecs.BOM_UTF8):]
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise InputError(f"{path}: UTF-16 text; save it as UTF-8")
+    return data
+
+
+def _decode_line(path: Path, line: int, data: bytes) -> str:
+    """One line's bytes as UTF-8 text; anything else names the file and line."""
+    if b"\x00" in data:
+        raise InputError(f"{path}:{line}: binary data (a NUL byte), not UTF-8 text")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _not_utf8(path, line, data[exc.start]) from None
+
+
+def _not_utf8(path: Path, line: int, byte: int) -> InputError:
+    return InputError(f"{path}:{line}: not UTF-8 (byte 0x{byte:02x}); save it as UTF-8, e.g. "
+                      "`iconv -f cp949 -t utf-8`")
 
 
 def read_text(path: Path | str) -> str:
@@ -116,11 +193,7 @@ def read_text(path: Path | str) -> str:
         raise InputError(f"{path}: no such file") from None
     except IsADirectoryError:
         raise InputError(f"{path}: is a directory, not a file") from None
-    if data.startswith(codecs.BOM_UTF8):
-        log.warning("%s: ignoring its UTF-8 byte-order mark", path)
-        data = data[len(codecs.BOM_UTF8):]
-    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        raise InputError(f"{path}: UTF-16 text; save it as UTF-8")
+    data = _strip_bom(path, data)
     if b"\x00" in data:
         line = data[:data.index(b"\x00")].count(b"\n") + 1
         raise InputError(f"{path}:{line}: binary data (a NUL byte), not UTF-8 text")
@@ -128,8 +201,7 @@ def read_text(path: Path | str) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data[:exc.start].count(b"\n") + 1
-        raise InputError(f"{path}:{line}: not UTF-8 (byte 0x{data[exc.start]:02x}); save it as "
-                         "UTF-8, e.g. `iconv -f cp949 -t utf-8`") from None
+        raise _not_utf8(path, line, data[exc.start]) from None
 
 
 def read_lines(path: Path | str) -> list[str]:
