@@ -5,21 +5,22 @@ charset, replaced_chars, pii_masked}``; ``text`` (the page's main text, personal
 and what describes it only where ``status`` is ``ok``. Every fetch is kept in data/cache/crawl
 as it arrives, so a rerun (or a run after a kill) fetches only what it never got;
 data/rejects/crawl.jsonl lists the links without a page and why (their documents keep their
-snippets).
+snippets). Rows derived from pages are kept too (data/cache/crawl/rows-*), so a rerun
+extracts only pages it has not seen under today's settings.
 """
 
 from seedtune.core.cache import ResponseCache
 from seedtune.core.config import load_params
-from seedtune.core.records import read_jsonl, write_jsonl
-from seedtune.core.stage import CACHE_DIR, run_stage, write_metrics, write_rejects
+from seedtune.core.stage import CACHE_DIR, REJECTS_DIR, run_stage, write_metrics
 from seedtune.retrieval.crawl import (
+    CrawlResult,
     check_reachable,
-    crawl,
-    crawl_metrics,
-    crawl_rejects,
+    derived_rows,
     fetch_settings,
+    select_links,
+    write_pages,
 )
-from seedtune.retrieval.documents import check_rows
+from seedtune.retrieval.documents import iter_documents
 from seedtune.retrieval.fetch import PageFetcher
 
 DOCUMENTS = "data/documents.jsonl"
@@ -28,14 +29,12 @@ PAGES = "data/pages.jsonl"
 
 def main() -> None:
     c = load_params(sections=("crawl",)).crawl
-    rows = read_jsonl(DOCUMENTS)
-    check_rows(rows, DOCUMENTS)
+    links = select_links(iter_documents(DOCUMENTS), c.per_question)
     fetcher = PageFetcher(fetch_settings(c), ResponseCache(CACHE_DIR / "crawl"))
-    pages = crawl(rows, c.per_question, c.min_chars, fetcher)
-    check_reachable(pages)
-    write_rejects("crawl", crawl_rejects(pages))
-    write_jsonl(PAGES, pages)
-    write_metrics("crawl", crawl_metrics(pages, fetcher))
+    result = CrawlResult(links, derived_rows(CACHE_DIR / "crawl", c), fetcher, c.min_chars)
+    check_reachable(result.run())
+    tally = write_pages(result, PAGES, REJECTS_DIR / "crawl.jsonl")
+    write_metrics("crawl", tally.metrics(fetcher, result.from_rows))
 
 
 if __name__ == "__main__":

@@ -19,12 +19,26 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from support import ROOT, bench_module
+from support import ROOT, bench_module, damage_line
 
 from seedtune.core.cache import ResponseCache
+from seedtune.core.config import CrawlConfig
+from seedtune.retrieval import crawl as crawl_module
 from seedtune.retrieval import pages as pages_module
-from seedtune.retrieval.crawl import crawl_metrics, page_records, select_links
-from seedtune.retrieval.fetch import FetchSettings, PageFetcher, decode_html, frame_target
+from seedtune.retrieval.crawl import (
+    CrawlResult,
+    crawl_metrics,
+    derived_rows,
+    page_records,
+    select_links,
+)
+from seedtune.retrieval.fetch import (
+    FetchSettings,
+    HostQueues,
+    PageFetcher,
+    decode_html,
+    frame_target,
+)
 from seedtune.retrieval.pages import page_text
 from seedtune.retrieval.passages import split_passages, split_sentences
 
@@ -265,6 +279,62 @@ def test_a_busy_host_does_not_hold_up_the_others(site: str, tmp_path: Path) -> N
     # the quiet host's pages are done before the busy host is half way through its eight
     last_quiet = max(i for i, hit in enumerate(_Site.order) if hit.startswith(f"{port}/page"))
     assert last_quiet < _Site.order.index(f"{busy_port}/page4"), _Site.order
+
+
+def _crawl(tmp_path: Path, links: list[str], **kw: Any) -> tuple[CrawlResult, list[dict]]:
+    c = CrawlConfig(**{"max_bytes": 100_000, **kw})
+    root = tmp_path / "cache"
+    fetcher = _fetcher(tmp_path, max_bytes=c.max_bytes, respect_robots=c.respect_robots)
+    result = CrawlResult(links, derived_rows(root, c), fetcher, c.min_chars).run()
+    return result, list(result)
+
+
+def test_a_rerun_derives_only_the_pages_it_has_not_derived(site: str, tmp_path: Path,
+                                                          monkeypatch) -> None:
+    """A new seed word's rerun reads the rows of pages it already has instead of extracting
+    every cached page again; other settings derive again from the stored pages, free."""
+    calls: list[str] = []
+    real = crawl_module.page_text
+    monkeypatch.setattr(crawl_module, "page_text",
+                        lambda html, url, n: calls.append(url) or real(html, url, n))
+    links = [f"{site}/page{i}" for i in range(4)] + [f"{site}/gone"]
+    first, rows = _crawl(tmp_path, links)
+    assert len(calls) == 4 and first.fetcher.fetched == 6  # robots.txt + 5 pages
+    assert [r["status"] for r in rows] == ["ok"] * 4 + ["http_404"]
+
+    calls.clear()
+    again, more = _crawl(tmp_path, [*links, f"{site}/page9"])
+    assert calls == [f"{site}/page9"] and again.fetcher.fetched == 1
+    assert more[:5] == rows and again.from_rows == 5
+
+    calls.clear()
+    other, shorter = _crawl(tmp_path, links, min_chars=30)  # derived again, nothing fetched
+    assert len(calls) == 4 and other.fetcher.fetched == 0
+    assert [r["status"] for r in shorter] == [r["status"] for r in rows]
+    assert [p.name for p in (tmp_path / "cache").glob("rows-*")] == [other.rows.root.name]
+
+
+def test_a_damaged_page_row_is_derived_again_from_the_stored_page(site: str, tmp_path: Path
+                                                                 ) -> None:
+    links = [f"{site}/page{i}" for i in range(3)]
+    first, rows = _crawl(tmp_path, links)
+    first.rows.close()
+    segment = next(first.rows.root.glob("seg-*.jsonl"))
+    damage_line(segment)  # the first row's entry no longer matches its checksum
+    again, reread = _crawl(tmp_path, links)
+    assert reread == rows and again.fetcher.fetched == 0
+
+
+def test_the_busiest_host_is_the_one_with_most_pages_left() -> None:
+    queues = HostQueues([f"https://blog.naver.com/u{i}/{i}" for i in range(3)]
+                        + ["https://kin.naver.com/qna/1", "http://127.0.0.1:8000/a"])
+    assert queues.busiest() == "blog.naver.com 3" and queues.pending == 5
+    assert queues.wants_worker("blog.naver.com", 2) and queues.wants_worker("blog.naver.com", 2)
+    assert not queues.wants_worker("blog.naver.com", 2)  # per_host workers at most
+    url = queues.take("blog.naver.com")
+    assert url == "https://blog.naver.com/u0/0" and queues.left("blog.naver.com") == 3
+    queues.finish("blog.naver.com")
+    assert queues.left("blog.naver.com") == 2 and queues.pending == 4
 
 
 def test_page_records_mask_personal_data_and_drop_empty_pages() -> None:

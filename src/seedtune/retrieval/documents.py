@@ -11,11 +11,14 @@ from __future__ import annotations
 import html
 import re
 import unicodedata
+from collections.abc import Iterator
 from email.utils import parsedate_to_datetime
+from pathlib import Path
 from typing import Any
 
 from seedtune.core.errors import InputError
 from seedtune.core.pii import mask
+from seedtune.core.records import iter_jsonl
 
 # Only real tags (a letter after "<"): Naver escapes literal angle brackets in text, so
 # "&lt;전세보증보험&gt;" is content and must survive as "<전세보증보험>".
@@ -130,9 +133,18 @@ def dedupe_documents(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def check_rows(rows: list[Any], source: str = "data/documents.jsonl") -> None:
-    """Raise InputError naming the first row that is not ``{question: str, documents: list}``."""
-    for n, row in enumerate(rows, 1):
+def check_rows(rows: list[Any], source: str = "data/documents.jsonl", first: int = 1) -> None:
+    """Raise InputError naming the first row that is not ``{question: str, documents: list}``
+    (rows numbered from ``first``)."""
+    for n, row in enumerate(rows, first):
         if not (isinstance(row, dict) and isinstance(row.get("question"), str)
                 and isinstance(row.get("documents"), list)):
             raise InputError(f"{source}: row {n} is not {{question: str, documents: [...]}}")
+
+
+def iter_documents(path: Path | str) -> Iterator[dict[str, Any]]:
+    """The rows of a documents file, one at a time; the first that is not ``{question:
+    str, documents: list}`` is an :class:`InputError` naming the file and row."""
+    for n, row in enumerate(iter_jsonl(path), 1):
+        check_rows([row], f"{path}", first=n)
+        yield row

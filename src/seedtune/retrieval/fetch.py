@@ -38,7 +38,9 @@ import codecs
 import logging
 import re
 import time
-from collections import Counter
+from collections import Counter, deque
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 from urllib.parse import urljoin, urlsplit
@@ -211,6 +213,65 @@ class _Retry(Exception):
         self.status, self.wait = status, wait
 
 
+class HostQueues:
+    """Pages waiting to be fetched, one queue per host (``host:port`` of the address
+    fetched first, :func:`post_address`), and the workers draining each. ``busiest()``
+    names the host with the most pages left: at ``crawl.host_rps`` it sets the crawl's end.
+    """
+
+    def __init__(self, urls: Iterable[str] = ()) -> None:
+        self.hosts: dict[str, deque[str]] = {}
+        self.workers: Counter[str] = Counter()
+        self.in_flight: Counter[str] = Counter()
+        self.pending = 0
+        self._busiest: tuple[float, str] = (0.0, "")
+        for url in urls:
+            self.add(url)
+
+    def add(self, url: str) -> str:
+        """Queue ``url``; its host."""
+        host = urlsplit(post_address(url)).netloc
+        self.hosts.setdefault(host, deque()).append(url)
+        self.pending += 1
+        return host
+
+    def wants_worker(self, host: str, per_host: int) -> bool:
+        """Whether ``host`` has pages for one more worker (at most ``per_host``); if so the
+        caller starts one, counted here."""
+        if self.workers[host] < min(per_host, len(self.hosts.get(host) or ())):
+            self.workers[host] += 1
+            return True
+        return False
+
+    def take(self, host: str) -> str | None:
+        """The next page of ``host``, or None when its queue is empty (the worker ends)."""
+        queue = self.hosts.get(host)
+        if not queue:
+            self.workers[host] -= 1
+            return None
+        self.in_flight[host] += 1
+        return queue.popleft()
+
+    def finish(self, host: str) -> None:
+        """One page of ``host`` is done."""
+        self.in_flight[host] -= 1
+        self.pending -= 1
+
+    def left(self, host: str) -> int:
+        """Pages of ``host`` queued or in flight."""
+        return len(self.hosts.get(host) or ()) + self.in_flight[host]
+
+    def busiest(self) -> str:
+        """``"host pages"`` for the host with the most pages left ("" when none); worked
+        out at most twice a second (there may be thousands of hosts)."""
+        now = time.monotonic()
+        if now - self._busiest[0] >= 0.5:
+            counts = ((self.left(h), h) for h in self.hosts)
+            n, host = max(counts, default=(0, ""))
+            self._busiest = (now, f"{host} {n}" if n else "")
+        return self._busiest[1]
+
+
 class PageFetcher:
     """Fetch pages under robots.txt and per-host pacing; every outcome cached as it comes.
 
@@ -264,24 +325,25 @@ class PageFetcher:
     # -- running ---------------------------------------------------------------------------
     def fetch_all(self, urls: list[str]) -> dict[str, dict[str, Any]]:
         """``{url: outcome}`` for every unique URL, in the order given (so outputs do not
-        depend on which answer came first); cached ones are not fetched again."""
+        depend on which answer came first); cached ones are not fetched again. Holds every
+        page in memory: for many pages use :meth:`fetch_each`."""
         out: dict[str, dict[str, Any]] = {}
-        todo = []
-        for url in dict.fromkeys(urls):
-            hit = self.stored(url)
-            if hit is not None:
-                out[url] = hit
-                self.cached += 1
-                self.counts[hit["status"]] += 1
-            else:
-                todo.append(url)
-        if todo:
-            log.info("%s: %d pages to fetch (%d from the cache)", self.desc, len(todo),
-                     len(out))
-            out.update(asyncio.run(self._run(todo)))
+        self.fetch_each(urls, out.__setitem__)
         return {url: out[url] for url in dict.fromkeys(urls) if url in out}
 
-    async def _run(self, urls: list[str]) -> dict[str, dict[str, Any]]:
+    def fetch_each(self, urls: Iterable[str], handle: Callable[[str, dict[str, Any]], None]
+                   ) -> None:
+        """Call ``handle(url, outcome)`` once per unique URL as its outcome is known: a
+        stored one (:meth:`stored`) or one fetched now, which is cached before ``handle``
+        sees it. ``handle`` runs in one worker thread (calls never overlap) while fetching
+        goes on, and a host's next page waits for it: pages in memory stay bounded by the
+        hosts in flight, not by the crawl."""
+        unique = list(dict.fromkeys(urls))
+        if unique:
+            asyncio.run(self._run(unique, handle))
+
+    async def _run(self, urls: list[str], handle: Callable[[str, dict[str, Any]], None]
+                   ) -> None:
         import aiohttp
         from tqdm.auto import tqdm
 
@@ -292,29 +354,59 @@ class PageFetcher:
         # taken only around a request, never while a task waits for its host's turn: a
         # crawl is mostly one host (blog.naver.com), and its waiters must not starve others
         self._gate = asyncio.Semaphore(self.cfg.concurrency)
-        # locks and futures belong to one event loop: a second fetch_all starts afresh
+        # locks and futures belong to one event loop: a second run starts afresh
         self._robots, self._host_gate, self._host_lock, self._host_next = {}, {}, {}, {}
+        loop = asyncio.get_running_loop()
+        stored = [u for u in urls if self._key(u) in self.cache]
+        queues = HostQueues([u for u in urls if self._key(u) not in self.cache])
+        if queues.pending:
+            log.info("%s: %d pages to fetch from %d hosts (%d stored); busiest %s", self.desc,
+                     queues.pending, len(queues.hosts), len(stored), queues.busiest())
         bar = tqdm(total=len(urls), desc=self.desc, unit="page")
-        out: dict[str, dict[str, Any]] = {}
+        worker_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=self.desc)
+
+        async def done(url: str, outcome: dict[str, Any]) -> None:
+            await loop.run_in_executor(worker_thread, handle, url, outcome)
+            self.counts[outcome["status"]] += 1
+            bar.update(1)
+            bar.set_postfix(ok=self.counts["ok"], failed=sum(self.counts.values())
+                            - self.counts["ok"], retries=self.retries,
+                            busiest=queues.busiest(), refresh=False)
+
         async with aiohttp.ClientSession(
                 timeout=timeout, headers=headers, auto_decompress=True,
                 connector=aiohttp.TCPConnector(limit=self.cfg.concurrency)) as session:
 
-            async def one(url: str) -> None:
-                outcome = await self._page(session, url)
-                if outcome["status"] not in NOT_CACHED:
-                    self.cache.put(self._key(url), outcome)
-                out[url] = outcome
-                self.counts[outcome["status"]] += 1
-                bar.update(1)
-                bar.set_postfix(ok=self.counts["ok"], failed=sum(self.counts.values())
-                                - self.counts["ok"], retries=self.retries, refresh=False)
+            async def fetch_host(host: str) -> None:
+                while (url := queues.take(host)) is not None:
+                    outcome = await self._page(session, url)
+                    if outcome["status"] not in NOT_CACHED:
+                        self.cache.put(self._key(url), outcome)
+                    queues.finish(host)
+                    await done(url, outcome)
+
+            async def from_store(group: asyncio.TaskGroup) -> None:
+                for url in stored:
+                    # read one at a time: the stored pages are never all in memory
+                    hit = await loop.run_in_executor(worker_thread, self.stored, url)
+                    if hit is None:  # stale under today's settings, or damaged: fetch it
+                        spawn(group, queues.add(url))
+                        continue
+                    self.cached += 1
+                    await done(url, hit)
+
+            def spawn(group: asyncio.TaskGroup, host: str) -> None:
+                while queues.wants_worker(host, self.cfg.per_host):
+                    group.create_task(fetch_host(host))
 
             try:
-                await asyncio.gather(*(one(u) for u in urls))
+                async with asyncio.TaskGroup() as group:
+                    for host in list(queues.hosts):
+                        spawn(group, host)
+                    group.create_task(from_store(group))
             finally:
                 bar.close()
-        return out
+                worker_thread.shutdown(wait=True, cancel_futures=True)
 
     async def _page(self, session: Any, url: str) -> dict[str, Any]:
         """One page: redirects and one main frame followed, each hop under robots."""
