@@ -20,10 +20,11 @@ from seedtune.core.records import read_json, read_jsonl
 from seedtune.offline.demo import SIM_ENV, sim_config
 from seedtune.offline.sim import SimServer, naver_api
 from seedtune.retrieval import naver
+from seedtune.retrieval import search as search_module
 from seedtune.retrieval.documents import clean_link, clean_text, dedupe_documents, to_documents
 from seedtune.retrieval.naver import NaverClient, NaverError
 from seedtune.retrieval.quota import DailyBudget, QuotaExceeded, account_key
-from seedtune.retrieval.search import search_all, search_metrics
+from seedtune.retrieval.search import SearchRun, derived_rows, search_all, search_metrics
 
 ENTITY = re.compile(r"&(?:[a-zA-Z]+|#\d+|#x[0-9a-fA-F]+);")
 
@@ -163,6 +164,41 @@ def test_answers_are_cached_and_a_rerun_needs_no_call_and_no_credentials(sim, tm
     rows, stopped = search_all(again, questions)
     assert rows == first and stopped is None
     assert sim.stats()["search"]["ok"] == calls and again.stats.cache_hits == 10
+
+
+def test_a_rerun_cleans_only_the_questions_it_has_not_searched(sim, tmp_path,
+                                                             monkeypatch) -> None:
+    """A new seed word's rerun reads earlier questions back as their cleaned rows instead
+    of cleaning each cached answer again, and streams rows in input order through a
+    window smaller than the run."""
+    cleaned: list[str] = []
+    real = search_module.to_documents
+    monkeypatch.setattr(search_module, "to_documents",
+                        lambda category, body: cleaned.append(category) or real(category, body))
+    questions = [f"분양권 전매 제한 {i}" for i in range(12)]
+    client = _client(sim, tmp_path, categories=["blog", "news"])
+    first = list(SearchRun(client, questions, window=3,
+                           rows=derived_rows(tmp_path / "search", client.cfg)))
+    assert [r["question"] for r in first] == questions and len(cleaned) == 24
+
+    cleaned.clear()
+    again = _client(sim, tmp_path, categories=["blog", "news"])
+    run = SearchRun(again, [*questions, "분양권 전매 제한 새 질문"], window=3,
+                    rows=derived_rows(tmp_path / "search", again.cfg))
+    rows = list(run)
+    assert rows[:12] == first and run.from_rows == 12
+    assert len(cleaned) == 2 and again.stats.calls == 2  # only the new question
+    # other params: the old rows go, and rows are derived again from the cached answers
+    other = _client(sim, tmp_path, categories=["news", "blog"])
+    derived_rows(tmp_path / "search", other.cfg)
+    assert len(list((tmp_path / "search").glob("rows-*"))) == 1
+
+
+def test_a_failure_while_streaming_is_raised_not_taken_for_the_end(sim, tmp_path) -> None:
+    run = SearchRun(_client(sim, tmp_path, secret="wrong"), [f"전세 {i}" for i in range(40)],
+                    window=4)
+    with pytest.raises(ConfigError, match="NAVER_CLIENT_SECRET"):
+        list(run)
 
 
 def test_lone_surrogates_in_items_are_replaced_and_cached(tmp_path) -> None:
@@ -326,7 +362,9 @@ def test_stage_quota_stop_exits_with_one_line_then_resumes(sim, workspace) -> No
     assert [r["question"] for r in rows] == questions
     assert sim.stats()["search"]["ok"] == 2 * len(questions) - kept  # nothing refetched
     metrics = read_json(ws.path / "metrics" / "search.json")
-    assert metrics["questions"] == 8 and metrics["cache_hits"] == kept
+    # a question searched whole before is read back as its row (two answers each)
+    assert metrics["questions"] == 8 and metrics["rows_reused"] >= 1
+    assert metrics["cache_hits"] + 2 * metrics["rows_reused"] == kept
 
 
 def test_stage_daily_budget_holds_across_runs(sim, workspace) -> None:

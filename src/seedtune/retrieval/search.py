@@ -8,15 +8,21 @@ was finished; a credentials or request error stops every worker at once.
 from __future__ import annotations
 
 import logging
+import shutil
+import sys
 import threading
-from collections import Counter
-from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from seedtune.core import pii, text
+from seedtune.core.cache import ResponseCache, cache_key, code_fingerprint
+from seedtune.core.config import SearchConfig
 from seedtune.core.errors import InputError
-from seedtune.core.records import read_jsonl
+from seedtune.core.records import iter_jsonl
+from seedtune.retrieval import documents
 from seedtune.retrieval.documents import dedupe_documents, to_documents
 from seedtune.retrieval.naver import NaverClient, QuotaExceeded
 
@@ -63,67 +69,145 @@ def search_question(client: NaverClient, question: str, stop: threading.Event | 
     return {"question": question, "documents": dedupe_documents(docs) if dedupe else docs}
 
 
+def rows_fingerprint(cfg: SearchConfig) -> str:
+    """What a derived ``{question, documents}`` row depends on besides Naver's answers: the
+    params that shape the requests and the cleaning code. 12 hex digits."""
+    code = code_fingerprint([documents, pii, text, sys.modules[__name__]])
+    return cache_key({"categories": list(cfg.categories), "display": cfg.display,
+                      "pages": cfg.pages, "sort": cfg.sort, "code": code})[:12]
+
+
+def derived_rows(root: Path, cfg: SearchConfig) -> ResponseCache:
+    """The cache of question rows derived under today's params and code, ``root/rows-<fp>``
+    (beside Naver's answers); rows derived under others are removed: they are derived
+    again, for free, from the answers if those params come back."""
+    current = f"rows-{rows_fingerprint(cfg)}"
+    for old in root.glob("rows-*"):
+        if old.name != current and old.is_dir():
+            log.info("search: dropping question rows derived under other params (%s)", old)
+            shutil.rmtree(old, ignore_errors=True)
+    return ResponseCache(root / current)
+
+
+class SearchRun:
+    """Search every (unique) question in every configured category and page, streaming.
+
+    Iterating yields one ``{question, documents}`` row per question in input order, while
+    at most ``window`` questions are in flight or waiting for an earlier one, so memory
+    holds a window, not the run. With ``rows`` (:func:`derived_rows`), a question searched
+    before is read back whole instead of being cleaned again from each cached answer, and
+    each new row is kept there. ``limit`` and ``dedupe``: see :func:`search_question`.
+
+    A quota that runs out ends the iteration early and sets ``stopped`` to its message
+    (every answer fetched is in the cache); a credentials or request error stops the other
+    workers at once and is raised. ``desc`` and ``unit`` name the work in the log and on the
+    progress bar.
+    """
+
+    def __init__(self, client: NaverClient, questions: Iterable[str], workers: int | None = None,
+                 limit: int | None = None, desc: str = "search", unit: str = "question",
+                 dedupe: bool = True, rows: ResponseCache | None = None,
+                 window: int | None = None) -> None:
+        self.client, self.limit, self.dedupe, self.rows = client, limit, dedupe, rows
+        self.questions = list(dict.fromkeys(questions))
+        self.workers = workers or client.workers
+        self.window = window or max(64, 8 * self.workers)
+        self.desc, self.unit = desc, unit
+        self.stopped: str | None = None
+        self.done = 0
+        self.from_rows = 0
+
+    def _key(self, question: str) -> str:
+        return cache_key({"row": question, "limit": self.limit, "dedupe": self.dedupe})
+
+    def _stored(self, question: str) -> dict[str, Any] | None:
+        if self.rows is None or self._key(question) not in self.rows:
+            return None
+        row = self.rows.get(self._key(question))
+        ok = isinstance(row, dict) and isinstance(row.get("documents"), list)
+        return row if ok and row.get("question") == question else None
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        from tqdm.auto import tqdm
+
+        cfg, client = self.client.cfg, self.client
+        log.info("%s: searching %d %ss in %s (up to %d page(s) of %d); %d of "
+                 "search.daily_quota=%d calls left today", self.desc, len(self.questions),
+                 self.unit, ",".join(cfg.categories), cfg.pages, cfg.display,
+                 max(0, cfg.daily_quota - client.budget.used()), cfg.daily_quota)
+        stop = threading.Event()
+
+        def one(question: str) -> dict[str, Any] | None:
+            if stop.is_set():
+                return None
+            try:
+                row = search_question(client, question, stop, self.limit, dedupe=self.dedupe)
+            except BaseException:
+                stop.set()  # one failure ends the run: do not spend calls on the rest
+                raise
+            if row is not None and self.rows is not None:
+                self.rows.put(self._key(question), row)
+            return row
+
+        pool = ThreadPoolExecutor(max_workers=self.workers)
+        ahead: deque[tuple[str, Future | dict[str, Any]]] = deque()
+        todo = iter(self.questions)
+        try:
+            with tqdm(total=len(self.questions), desc=self.desc, unit=self.unit) as bar:
+                while True:
+                    while len(ahead) < self.window and not stop.is_set():
+                        question = next(todo, None)
+                        if question is None:
+                            break
+                        stored = self._stored(question)
+                        self.from_rows += stored is not None
+                        ahead.append((question, stored or pool.submit(one, question)))
+                    if not ahead:
+                        return
+                    _, item = ahead.popleft()
+                    row = item.result() if isinstance(item, Future) else item
+                    if isinstance(item, Future):
+                        bar.set_postfix(calls=client.stats.calls, cached=client.stats.cache_hits,
+                                        retries=client.stats.retries, refresh=False)
+                    bar.update()
+                    if row is None:  # stopped by another question's failure: find it
+                        self._raise_failure(ahead)
+                        return
+                    self.done += 1
+                    yield row
+        except QuotaExceeded as exc:
+            self.stopped = str(exc)
+        finally:
+            stop.set()  # also on Ctrl-C: workers finish their request in flight, start no other
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _raise_failure(self, ahead: deque[tuple[str, Future | dict[str, Any]]]) -> None:
+        """Wait out the questions in flight; raise the error that stopped them, or note the
+        quota that ran out (then the iteration ends, with ``stopped`` set)."""
+        for _, item in ahead:
+            if not isinstance(item, Future) or item.cancelled():
+                continue
+            exc = item.exception()
+            if isinstance(exc, QuotaExceeded):
+                self.stopped = self.stopped or str(exc)
+            elif exc is not None:
+                raise exc
+
+
 def search_all(client: NaverClient, questions: list[str], workers: int | None = None,
                limit: int | None = None, desc: str = "search", unit: str = "question",
                dedupe: bool = True) -> tuple[list[dict[str, Any]], str | None]:
-    """Search every (unique) question in every configured category and page (at most
-    ``limit`` documents per category; ``dedupe``: see search_question).
-
-    Returns ``(rows, stopped)``: one ``{question, documents}`` row per finished question in
-    input order, and the quota message when a quota stopped the run early (rows then cover
-    only the questions finished before it; every answer fetched is in the cache). A
-    credentials or request error stops the other workers at once and is raised. ``desc``
-    and ``unit`` name the work in the log and on the progress bar.
-    """
-    from tqdm.auto import tqdm
-
-    unique = list(dict.fromkeys(questions))
-    cfg = client.cfg
-    log.info("%s: searching %d %ss in %s (up to %d page(s) of %d); %d of "
-             "search.daily_quota=%d calls left today", desc, len(unique), unit,
-             ",".join(cfg.categories), cfg.pages, cfg.display,
-             max(0, cfg.daily_quota - client.budget.used()), cfg.daily_quota)
-    stop = threading.Event()
-    done: dict[str, dict[str, Any]] = {}
-    stopped: str | None = None
-
-    def one(question: str) -> dict[str, Any] | None:
-        if stop.is_set():
-            return None
-        try:
-            return search_question(client, question, stop, limit, dedupe=dedupe)
-        except BaseException:
-            stop.set()  # one failure ends the run: do not spend calls on the rest
-            raise
-
-    pool = ThreadPoolExecutor(max_workers=workers or client.workers)
-    try:
-        with tqdm(total=len(unique), desc=desc, unit=unit) as bar:
-            pending: set[Future] = {pool.submit(one, q) for q in unique}
-            while pending:
-                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for fut in finished:
-                    try:
-                        row = fut.result()
-                    except QuotaExceeded as exc:
-                        stopped = stopped or str(exc)
-                        continue
-                    if row is not None:
-                        done[row["question"]] = row
-                        bar.update()
-                bar.set_postfix(calls=client.stats.calls, cached=client.stats.cache_hits,
-                                retries=client.stats.retries,
-                                refresh=False)
-    finally:
-        stop.set()  # also on Ctrl-C: workers finish their request in flight, start no other
-        pool.shutdown(wait=True, cancel_futures=True)
-    return [done[q] for q in unique if q in done], stopped
+    """Every row of a :class:`SearchRun` over ``questions``, and its ``stopped`` message (the
+    rows then cover the questions finished before the quota ran out, in input order)."""
+    run = SearchRun(client, questions, workers, limit, desc, unit, dedupe)
+    rows = list(run)
+    return rows, run.stopped
 
 
 def read_questions(path: Path | str) -> list[str]:
     """The ``question`` of each row of a questions file; a bad row names its line."""
     questions = []
-    for n, row in enumerate(read_jsonl(path), 1):
+    for n, row in enumerate(iter_jsonl(path), 1):
         q = row.get("question") if isinstance(row, dict) else None
         if not isinstance(q, str) or not q.strip():
             raise InputError(f"{path}: row {n} has no non-empty `question` string")
@@ -131,20 +215,45 @@ def read_questions(path: Path | str) -> list[str]:
     return questions
 
 
-def search_metrics(rows: list[dict[str, Any]], client: NaverClient) -> dict[str, Any]:
-    """Counts for metrics/search.json: questions, empty ones, documents, calls, budget."""
-    per_category: dict[str, int] = {}
-    masked: Counter[str] = Counter()
-    for row in rows:
+class DocumentTally:
+    """metrics/search.json, counted row by row: questions, those without results,
+    documents (per category) and personal data masked per kind."""
+
+    def __init__(self) -> None:
+        self.questions = 0
+        self.no_results = 0
+        self.documents = 0
+        self.per_category: Counter[str] = Counter()
+        self.masked: Counter[str] = Counter()
+
+    def add(self, row: dict[str, Any]) -> None:
+        """Count one ``{question, documents}`` row."""
+        self.questions += 1
+        self.no_results += not row["documents"]
+        self.documents += len(row["documents"])
         for doc in row["documents"]:
-            per_category[doc["category"]] = per_category.get(doc["category"], 0) + 1
-            masked.update(doc.get("pii_masked") or {})
-    return {
-        "questions": len(rows),
-        "no_results": sum(1 for r in rows if not r["documents"]),
-        "documents": sum(len(r["documents"]) for r in rows),
-        "documents_per_category": per_category,
-        "pii_masked": dict(masked),
-        **client.stats.as_dict("calls", "cache_hits", "retries"),
-        "calls_today": client.budget.used(),
-    }
+            self.per_category[doc["category"]] += 1
+            self.masked.update(doc.get("pii_masked") or {})
+
+    def metrics(self, client: NaverClient, from_rows: int = 0) -> dict[str, Any]:
+        """The counts with the client's calls, cache hits, retries and today's budget
+        (``from_rows``: questions read back whole from the derived rows)."""
+        return {
+            "questions": self.questions,
+            "no_results": self.no_results,
+            "documents": self.documents,
+            "documents_per_category": dict(self.per_category),
+            "pii_masked": dict(self.masked),
+            **client.stats.as_dict("calls", "cache_hits", "retries"),
+            "rows_reused": from_rows,
+            "calls_today": client.budget.used(),
+        }
+
+
+def search_metrics(rows: Iterable[dict[str, Any]], client: NaverClient, from_rows: int = 0
+                   ) -> dict[str, Any]:
+    """metrics/search.json of ``rows`` (see :class:`DocumentTally`)."""
+    tally = DocumentTally()
+    for row in rows:
+        tally.add(row)
+    return tally.metrics(client, from_rows)
