@@ -21,7 +21,8 @@ import functools
 import json
 import logging
 import re
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +42,8 @@ log = logging.getLogger(__name__)
 
 # Extra attempts when an answer arrives but cannot be used (truncated, not JSON, invalid).
 PARSE_RETRIES = 2
+#: Requests in flight or waiting for an earlier one, per slot of ``llm.concurrency``.
+WINDOW_PER_SLOT = 4
 RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504}
 
 
@@ -156,42 +159,83 @@ class LLMClient:
         self.desc = desc
         self.stats = CallStats()
         self._secret = ""
+        self._session: Any = None
 
     def pending(self, requests: Sequence[LLMRequest]) -> list[LLMRequest]:
         """The requests that are not answered in the cache yet (what a run would pay for)."""
         return [r for r in requests if self.cache.get(request_key(self.cfg, r)) is None]
 
     def run(self, requests: Sequence[LLMRequest]) -> list[LLMOutcome]:
-        """Answer every request (cache first), in input order.
+        """Every outcome of :meth:`stream`, as a list (for request sets that fit memory)."""
+        return list(self.stream(requests, total=len(requests)))
 
+    def stream(self, requests: Iterable[LLMRequest], total: int | None = None
+               ) -> Iterator[LLMOutcome]:
+        """Answer each request (cache first), yielding outcomes in input order.
+
+        Requests are read lazily and at most ``WINDOW_PER_SLOT x llm.concurrency`` are in
+        flight or waiting for an earlier one, so memory holds a window, not the run.
         Content failures (invalid, truncated, refused, a 4xx about the request) become
         rejects. A transport failure that outlasts the retries, a rejected key, a spent
         quota or an unknown model raise a :class:`~seedtune.core.errors.SeedtuneError` once
-        the calls in flight have landed in the cache: nothing paid for is lost.
+        the calls in flight have landed in the cache: nothing paid for is lost. The key is
+        read only when the first request is not cached: a cached rerun needs none.
         """
-        outcomes: list[LLMOutcome | None] = [None] * len(requests)
-        todo: list[tuple[int, LLMRequest, str]] = []
-        for i, req in enumerate(requests):
-            key = request_key(self.cfg, req)
-            hit = self._cached(key, req)
-            if hit is not None:
-                usage = hit.get("usage") or {}
-                outcomes[i] = LLMOutcome(req.id, value=hit["answer"])
-                self.stats.cache_hits += 1
-                self.stats.cached_prompt_tokens += int(usage.get("prompt_tokens") or 0)
-                self.stats.cached_completion_tokens += int(usage.get("completion_tokens") or 0)
-            else:
-                todo.append((i, req, key))
-        log.info("%s: %d requests, %d cached, %d to call", self.desc, len(requests),
-                 len(requests) - len(todo), len(todo))
-        if todo:
-            # Only now is a key needed: a fully cached rerun works without one.
-            api_key = self._api_key()
-            for i, outcome in asyncio.run(self._run_async(todo, api_key)):
-                outcomes[i] = outcome
-        done = [o for o in outcomes if o is not None]
-        self.stats.rejects = sum(1 for o in done if o.reject)
-        return done
+        loop = asyncio.new_event_loop()
+        ahead: deque[LLMOutcome | asyncio.Task[LLMOutcome | None]] = deque()
+        todo = iter(requests)
+        window = WINDOW_PER_SLOT * self.cfg.concurrency
+        self._fatal: list[SeedtuneError] = []
+        self._bar = tqdm(total=total, desc=self.desc, unit="request")
+        self.stats.rejects = 0
+        seen = called = 0
+        try:
+            while True:
+                while len(ahead) < window and (req := next(todo, None)) is not None:
+                    seen += 1
+                    key = request_key(self.cfg, req)
+                    hit = self._cached(key, req)
+                    if hit is not None:
+                        ahead.append(self._from_cache(req, hit))
+                        continue
+                    if self._session is None:
+                        # only now is a key needed: a fully cached rerun works without one
+                        loop.run_until_complete(self._open(self._api_key()))
+                    called += 1
+                    ahead.append(loop.create_task(self._one(req, key)))
+                if not ahead:
+                    break
+                head = ahead.popleft()
+                outcome = loop.run_until_complete(head) if isinstance(head, asyncio.Task) else head
+                if outcome is None:  # a fatal error stopped the run
+                    break
+                self._bar.update(1)
+                self.stats.rejects += bool(outcome.reject)
+                yield outcome
+        finally:
+            self._stop_set()
+            # the calls in flight land in the cache before anything is raised
+            pending = [t for t in ahead if isinstance(t, asyncio.Task)]
+            if pending:
+                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            loop.run_until_complete(self._close())
+            loop.run_until_complete(loop.shutdown_default_executor())
+            loop.close()
+            self._bar.close()
+            log.info("%s: %d requests, %d cached, %d called", self.desc, seen, seen - called,
+                     called)
+        if self._fatal:
+            # every answer that arrived is cached: a rerun resumes without paying again
+            raise type(self._fatal[0])(f"{self._fatal[0]}; {self.stats.calls} answers of this "
+                                       f"run are cached in {self.cache.root}, a rerun resumes "
+                                       "from them")
+
+    def _from_cache(self, req: LLMRequest, hit: dict[str, Any]) -> LLMOutcome:
+        usage = hit.get("usage") or {}
+        self.stats.cache_hits += 1
+        self.stats.cached_prompt_tokens += int(usage.get("prompt_tokens") or 0)
+        self.stats.cached_completion_tokens += int(usage.get("completion_tokens") or 0)
+        return LLMOutcome(req.id, value=hit["answer"])
 
     def _cached(self, key: str, req: LLMRequest) -> dict[str, Any] | None:
         """A cache entry whose answer still satisfies the request's schema, else None."""
@@ -213,49 +257,44 @@ class LLMClient:
         self._secret = get_secret(self.cfg.api_key_env, f"API key for {self.cfg.base_url}")
         return self._secret
 
-    async def _run_async(self, todo: list[tuple[int, LLMRequest, str]], api_key: str
-                         ) -> list[tuple[int, LLMOutcome]]:
+    async def _open(self, api_key: str) -> None:
+        """The HTTP session, the concurrency gate and the rate buckets of one stream."""
         import aiohttp
 
         headers = {"User-Agent": "seedtune"}
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
-        client = aiohttp.ClientSession(
+        self._session = aiohttp.ClientSession(
             headers=headers,
             timeout=aiohttp.ClientTimeout(total=self.cfg.timeout_s),
             connector=aiohttp.TCPConnector(limit=self.cfg.concurrency * 2),
             trust_env=True)  # honour HTTPS_PROXY / NO_PROXY like other clients
-        sem = asyncio.Semaphore(self.cfg.concurrency)
-        rpm, tpm = AsyncTokenBucket(self.cfg.rpm), AsyncTokenBucket(self.cfg.tpm)
-        self._bar = tqdm(total=len(todo), desc=self.desc, unit="call")
+        self._sem = asyncio.Semaphore(self.cfg.concurrency)
+        self._rpm, self._tpm = AsyncTokenBucket(self.cfg.rpm), AsyncTokenBucket(self.cfg.tpm)
         self._stop = asyncio.Event()  # set by the first fatal error: no new call starts
         self._warnings = RetryWarnings(log, self.desc)
-        fatal: list[SeedtuneError] = []
 
-        async def one(i: int, req: LLMRequest, key: str) -> tuple[int, LLMOutcome | None]:
-            async with sem:
-                if self._stop.is_set():
-                    return i, None
-                try:
-                    outcome = await self._answer(client, req, key, rpm, tpm)
-                except SeedtuneError as exc:
-                    fatal.append(exc)
-                    self._stop.set()
-                    return i, None
-            if outcome is not None:
-                self._bar.update(1)
-            return i, outcome
+    async def _close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
-        try:
-            results = await asyncio.gather(*(one(*t) for t in todo))
-        finally:
-            self._bar.close()
-            await client.close()
-        if fatal:
-            # every answer that arrived is cached: a rerun resumes without paying again
-            raise type(fatal[0])(f"{fatal[0]}; {self.stats.calls} answers of this run are "
-                                 f"cached in {self.cache.root}, a rerun resumes from them")
-        return [(i, o) for i, o in results if o is not None]
+    def _stop_set(self) -> None:
+        if self._session is not None:
+            self._stop.set()
+
+    async def _one(self, req: LLMRequest, key: str) -> LLMOutcome | None:
+        """One request's outcome; None when a fatal error (this one's or another's) stopped
+        the run, noted in ``_fatal``."""
+        async with self._sem:
+            if self._stop.is_set():
+                return None
+            try:
+                return await self._answer(self._session, req, key, self._rpm, self._tpm)
+            except SeedtuneError as exc:
+                self._fatal.append(exc)
+                self._stop.set()
+                return None
 
     def _retrying(self, reason: str) -> None:
         """Count a retry: a warning at the start of each burst, the count on the bar."""

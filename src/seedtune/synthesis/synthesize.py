@@ -4,17 +4,18 @@ a deterministic train/eval split that holds out questions of every source."""
 from __future__ import annotations
 
 import logging
-from collections import Counter
-from collections.abc import Mapping
+from collections import Counter, deque
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from seedtune.core.config import SynthesizeConfig
 from seedtune.core.errors import InputError
 from seedtune.core.pii import mask
-from seedtune.core.records import iter_jsonl
+from seedtune.core.records import JsonlWriter, iter_jsonl, write_jsonl
+from seedtune.core.stage import check_reject_rate
 from seedtune.core.text import hangul_share, normalize, stable_hash
-from seedtune.llm.client import LLMRequest
+from seedtune.llm.client import LLMClient, LLMRequest
 from seedtune.llm.prompts import PromptTemplate, fence_safe, format_passages
 from seedtune.llm.schemas import QA
 
@@ -62,16 +63,22 @@ def source_of(value: Any) -> str:
     return value if isinstance(value, str) and value else DEFAULT_SOURCE
 
 
+def build_request(row: dict[str, Any], cfg: SynthesizeConfig, template: PromptTemplate
+                  ) -> LLMRequest:
+    """The request for one ranked question."""
+    return LLMRequest(id=row["question"],
+                      messages=template.render(question=fence_safe(row["question"]),
+                                               passages=format_passages(row["documents"],
+                                                                        cfg.top_k),
+                                               target_words=cfg.target_words),
+                      schema=QA, temperature=cfg.temperature,
+                      template_version=template.version)
+
+
 def build_requests(rows: list[dict[str, Any]], cfg: SynthesizeConfig, template: PromptTemplate
                    ) -> list[LLMRequest]:
     """One request per ranked question."""
-    return [LLMRequest(id=r["question"],
-                       messages=template.render(question=fence_safe(r["question"]),
-                                                passages=format_passages(r["documents"],
-                                                                         cfg.top_k),
-                                                target_words=cfg.target_words),
-                       schema=QA, temperature=cfg.temperature,
-                       template_version=template.version) for r in rows]
+    return [build_request(r, cfg, template) for r in rows]
 
 
 def check_answer(answer: str, cfg: SynthesizeConfig) -> str | None:
@@ -86,48 +93,114 @@ def check_answer(answer: str, cfg: SynthesizeConfig) -> str | None:
     return None
 
 
+def answer_row(row: dict[str, Any], outcome: Any, cfg: SynthesizeConfig, model: str,
+               template_version: str, provenance_of: dict[str, str | None] | None
+               ) -> tuple[dict[str, Any] | None, dict[str, Any] | None, Counter[str]]:
+    """``(instruction row, reject, personal data masked)`` of one ranked question and its LLM
+    outcome: a row, or a reject with its reason.
+
+    The row carries the :data:`PROVENANCE` columns from ``provenance_of`` (nulls where the
+    question is not in the questions file, so the rows keep one schema). Personal data was
+    masked where the passages entered; the answer is checked again (an LLM may write a
+    number of its own), and what is found is masked too and counted.
+    """
+    reason = outcome.reject or check_answer(outcome.value["answer"], cfg)
+    if reason:
+        return None, {"question": row["question"], "reason": reason}, Counter()
+    answer, found = mask(outcome.value["answer"].strip())
+    if found:
+        log.warning("masked personal data in the answer to %r: %s", row["question"],
+                    dict(found))
+    shown = row["documents"][: cfg.top_k]
+    return {"question": row["question"], "answer": answer,
+            "sources": [d["link"] for d in shown],
+            # what the answer was grounded on, for train.with_passages
+            "passages": [d["passage"] for d in shown],
+            "source_categories": [d.get("category") for d in shown],
+            "source_kinds": [d.get("kind", "snippet") for d in shown],
+            **dict.fromkeys(PROVENANCE), **(provenance_of or {}),
+            "model": model, "template": template_version}, None, Counter(found)
+
+
+class Answers:
+    """Checks each ranked question's outcome into a row or a reject (:func:`answer_row`),
+    counting the personal data masked per kind (``masked``) and the rows whose question is
+    not in the questions file (``missing``)."""
+
+    def __init__(self, cfg: SynthesizeConfig, model: str, template_version: str,
+                 questions: Mapping[str, dict[str, str | None]] | None = None) -> None:
+        self.cfg, self.model, self.version = cfg, model, template_version
+        self.questions = questions or {}
+        self.masked: Counter[str] = Counter()
+        self.missing = 0
+
+    def add(self, row: dict[str, Any], outcome: Any
+            ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        """``(row, None)`` or ``(None, reject)`` for one question."""
+        out, reject, found = answer_row(row, outcome, self.cfg, self.model, self.version,
+                                        self.questions.get(row["question"]))
+        self.masked.update(found)
+        self.missing += out is not None and row["question"] not in self.questions
+        return out, reject
+
+
 def collect_answers(ranked: list[dict[str, Any]], outcomes: list[Any], cfg: SynthesizeConfig,
                     model: str, template_version: str,
                     questions: Mapping[str, dict[str, str | None]] | None = None
                     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, int]]:
-    """(instruction rows, rejects, personal data masked per kind): each LLM outcome checked,
-    with its sources and provenance.
-
-    Every row carries the :data:`PROVENANCE` columns, taken from ``questions`` (question ->
-    :func:`provenance`, see :func:`read_provenance`); a question not in it gets nulls, so
-    the rows keep one schema.
-
-    Personal data was masked where the passages entered; the final rows are checked again
-    (an LLM may write a number of its own), and what is found is masked too and counted.
-    """
-    questions = questions or {}
-    unknown = dict.fromkeys(PROVENANCE)
+    """(instruction rows, rejects, personal data masked per kind) of lists that fit memory
+    (see :class:`Answers`)."""
+    answers = Answers(cfg, model, template_version, questions)
     rows, rejects = [], []
-    masked: Counter[str] = Counter()
     for row, o in zip(ranked, outcomes, strict=True):
-        reason = o.reject or check_answer(o.value["answer"], cfg)
-        if reason:
-            rejects.append({"question": row["question"], "reason": reason})
-            continue
-        answer, found = mask(o.value["answer"].strip())
-        if found:
-            masked.update(found)
-            log.warning("masked personal data in the answer to %r: %s", row["question"],
-                        dict(found))
-        shown = row["documents"][: cfg.top_k]
-        rows.append({"question": row["question"], "answer": answer,
-                     "sources": [d["link"] for d in shown],
-                     # what the answer was grounded on, for train.with_passages
-                     "passages": [d["passage"] for d in shown],
-                     "source_categories": [d.get("category") for d in shown],
-                     "source_kinds": [d.get("kind", "snippet") for d in shown],
-                     **{**unknown, **questions.get(row["question"], {})},
-                     "model": model, "template": template_version})
-    missing = sum(1 for r in rows if r["question"] not in questions)
-    if missing:
-        log.warning("%d answered questions are not in the questions file; their provenance "
-                    "columns are null", missing)
-    return rows, rejects, dict(sorted(masked.items()))
+        out, reject = answers.add(row, o)
+        if out is not None:
+            rows.append(out)
+        else:
+            rejects.append(reject)
+    return rows, rejects, dict(sorted(answers.masked.items()))
+
+
+def synthesize(ranked: Iterable[dict[str, Any]], client: LLMClient, cfg: SynthesizeConfig,
+               template: PromptTemplate, answers: Answers, seed: int, out: Path | str,
+               rejects: Path | str, max_reject_rate: float) -> dict[str, int]:
+    """Answer each ranked question, streaming: rows and rejects are written as outcomes come
+    (memory holds the LLM's window and one ``(question, source)`` pair per answer), the
+    reject rate is checked, then the train/eval split (:func:`assign_split`, which needs
+    every answered question) is added on a second pass into ``out``. Returns the counts."""
+    out = Path(out)
+    shown: deque[dict[str, Any]] = deque()  # the rows whose requests are in the window
+
+    def requests() -> Iterator[LLMRequest]:
+        for row in ranked:
+            shown.append(row)
+            yield build_request(row, cfg, template)
+
+    sources: dict[str, str | None] = {}
+    n = n_rejects = 0
+    unsplit = out.with_name(f".{out.name}.unsplit")
+    with JsonlWriter(unsplit, durable=False) as rows, JsonlWriter(rejects) as missing:
+        for outcome in client.stream(requests()):
+            n += 1
+            row, reject = answers.add(shown.popleft(), outcome)
+            if row is None:
+                n_rejects += 1
+                missing.write(reject)  # type: ignore[arg-type]
+            else:
+                sources[row["question"]] = row["question_source"]
+                rows.write(row)
+    try:
+        if answers.missing:
+            log.warning("%d answered questions are not in the questions file; their "
+                        "provenance columns are null", answers.missing)
+        check_reject_rate("synthesize", n, n_rejects, max_reject_rate)
+        split = assign_split(list(sources), cfg.eval_fraction, cfg.min_eval, seed, sources)
+        write_jsonl(out, ({**r, "split": split[r["question"]]} for r in iter_jsonl(unsplit)))
+    finally:
+        unsplit.unlink(missing_ok=True)
+    n_eval = sum(1 for v in split.values() if v == "eval")
+    return {"questions": n, "answers": len(split), "rejects": n_rejects,
+            "train": len(split) - n_eval, "eval": n_eval}
 
 
 def assign_split(questions: list[str], eval_fraction: float, min_eval: int, seed: int,
