@@ -226,6 +226,13 @@ def test_crawl_pages_per_host_are_the_pages_the_stage_fetches(workspace, two_hos
     after = _estimate(ws, {})["crawl"]
     assert (after["pages"], after["cached"], after["hosts"], after["seconds"]) == (0, 7, [], 0)
 
+    # two questions added (new seed words) and not searched yet: their pages are projected
+    ws.write("data/questions.jsonl", [{"question": q} for q in ("q1", "q2", "q3", "q4", "q5")])
+    grown = _estimate(ws, {})["crawl"]
+    assert (grown["pages"], grown["cached"], grown["projected_questions"]) == (6, 7, 2)
+    assert {h["host"]: h["pages"] for h in grown["hosts"]} == \
+        {"blog.naver.com": 2, "kin.naver.com": 2, "news:*": 2}
+
 
 def test_projected_before_search_and_crawl_have_run(workspace: Workspace) -> None:
     ws = workspace.params(queries={"per_seed": 3, "sources": ["llm"]},
@@ -241,7 +248,8 @@ def test_projected_before_search_and_crawl_have_run(workspace: Workspace) -> Non
     assert (crawl["seconds"], crawl["bound"]) == (6.0, "crawl.host_rps on blog.naver.com")
     table = _estimate(ws, {}, table=True)
     assert "18 Naver calls: 2 days at 10/day" in table
-    assert "news links (many hosts)" in table and "projected (data/documents.jsonl" in table
+    assert "news links (many hosts)" in table
+    assert "projected for 6 questions not in data/documents.jsonl" in table
 
     # questions written, no documents yet: the crawl is projected from the real count
     ws.write("data/questions.jsonl", [{"question": f"전세 질문 {i}"} for i in range(4)])

@@ -17,9 +17,9 @@ Naver: the search stage's calls for data/questions.jsonl (cached answers free; p
 as the LLM rows are when it does not exist yet) plus the titles', against
 ``search.daily_quota`` and what the machine's ledger says was used today. Crawl: the pages
 behind data/documents.jsonl the crawl stage would fetch (cached outcomes free), per host,
-and the least time ``crawl.host_rps``, ``per_host`` and ``concurrency`` allow; before search
-has run, projected from the question count and a typical host mix
-(:mod:`seedtune.retrieval.forecast`).
+and the least time ``crawl.host_rps``, ``per_host`` and ``concurrency`` allow; for questions
+without a documents row (search has not run, or seed words were added since), projected
+from their count and a typical host mix (:mod:`seedtune.retrieval.forecast`).
 """
 
 from __future__ import annotations
@@ -77,9 +77,9 @@ def estimate(p: Params, root: Path = Path(".")) -> dict[str, Any]:
                          account_key(optional_secret("NAVER_CLIENT_ID", root / ".env")))
     rows = llm_rows(p, seeds, root, budget)
     titles = next((r for r in rows if "naver_calls" in r), None)
-    naver, n_questions = naver_summary(p, root, budget, len(set(seeds)) * _questions_per_seed(p),
-                                       titles)
-    return {"llm": rows, "naver": naver, "crawl": crawl_summary(p, root, n_questions)}
+    projected = len(set(seeds)) * _questions_per_seed(p)
+    naver, questions = naver_summary(p, root, budget, projected, titles)
+    return {"llm": rows, "naver": naver, "crawl": crawl_summary(p, root, questions, projected)}
 
 
 def llm_rows(p: Params, seeds: list[str], root: Path, budget: DailyBudget

@@ -5,6 +5,7 @@ to crawl per host and the least time they take (the counting is in
 from __future__ import annotations
 
 import textwrap
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -21,22 +22,23 @@ DOCUMENTS = "data/documents.jsonl"
 
 
 def naver_summary(p: Params, root: Path, budget: DailyBudget, projected_questions: int,
-                  titles: dict[str, Any] | None) -> tuple[dict[str, Any], int]:
+                  titles: dict[str, Any] | None) -> tuple[dict[str, Any], list[str] | None]:
     """The Naver calls of the search stage and of the titles (their row of the LLM table,
     if a source), and the days of ``search.daily_quota`` they take after what the ledger
-    says was used today; with the question count (``projected_questions`` while
-    data/questions.jsonl does not exist)."""
+    says was used today (``projected_questions`` of them while data/questions.jsonl does
+    not exist); with the unique questions read, None when projected."""
     from seedtune.retrieval.search import read_questions
 
     cfg = p.search
     path = root / QUESTIONS
     projected = not path.is_file()
+    questions = None
     if projected:
         n = projected_questions
         search = forecast.projected_search_calls(n, len(cfg.categories), cfg.pages)
     else:
-        questions = read_questions(path)
-        n = len(set(questions))
+        questions = list(dict.fromkeys(read_questions(path)))
+        n = len(questions)
         client = NaverClient(cfg, ResponseCache(root / CACHE_DIR / "search"), None, None,
                              budget)
         search = forecast.search_calls(client, questions)
@@ -50,29 +52,37 @@ def naver_summary(p: Params, root: Path, budget: DailyBudget, projected_question
             "at_most": search["at_most"] or bool(titles and titles["projected"]),
             "used_today": used, "daily_quota": cfg.daily_quota,
             "days": forecast.quota_days(calls, cfg.daily_quota, used),
-            "projected": projected}, n
+            "projected": projected}, questions
 
 
-def crawl_summary(p: Params, root: Path, n_questions: int) -> dict[str, Any]:
-    """The pages the crawl stage would fetch (cached outcomes free), per host, and the least
-    time the politeness settings allow; projected from ``n_questions`` before search ran."""
+def crawl_summary(p: Params, root: Path, questions: list[str] | None,
+                  projected_questions: int) -> dict[str, Any]:
+    """The pages the crawl stage would fetch for data/documents.jsonl (cached outcomes
+    free), per host, and the least time the politeness settings allow; the questions that
+    have no documents row yet (all of them before search ran: ``questions``, or
+    ``projected_questions`` many) are projected and counted in ``projected_questions``."""
     from seedtune.retrieval.documents import check_rows
 
     c, path = p.crawl, root / DOCUMENTS
-    projected = not path.is_file()
-    if projected:
-        links, hosts = forecast.projected_crawl_pages(
-            n_questions, c, list(p.search.categories), p.search.display * p.search.pages)
-    else:
+    links, hosts, todo = 0, Counter[str](), projected_questions
+    if path.is_file():
         rows = read_jsonl(path)
         check_rows(rows, DOCUMENTS)
         links, hosts = forecast.crawl_pages(rows, c, ResponseCache(root / CACHE_DIR / "crawl"))
+        searched = {r["question"] for r in rows}
+        todo = sum(1 for q in questions if q not in searched) if questions is not None else 0
+    elif questions is not None:
+        todo = len(questions)
+    if todo:  # new questions (added seed words): their links are not known yet
+        more, guessed = forecast.projected_crawl_pages(
+            todo, c, list(p.search.categories), p.search.display * p.search.pages)
+        links, hosts = links + more, hosts + guessed
     pages = sum(hosts.values())
     return {"links": links, "pages": pages, "cached": links - pages,
             **forecast.crawl_time(hosts, c), "per_question": c.per_question,
             "host_rps": c.host_rps, "per_host": c.per_host, "concurrency": c.concurrency,
             "page_latency_s": forecast.PAGE_LATENCY_S, "lower_bound": True,
-            "projected": projected}
+            "projected": bool(todo), "projected_questions": todo}
 
 
 def _duration(seconds: float) -> str:
@@ -130,9 +140,10 @@ def format_crawl(c: dict[str, Any]) -> list[str]:
                        "pages and retries add to it")
     if c["projected"]:
         hosts = ", ".join(f"{k} -> {v}" for k, v in forecast.CATEGORY_HOSTS.items() if v)
-        lines += _note(f"* projected ({DOCUMENTS} does not exist yet): the top "
-                       f"{c['per_question']} links of each question, categories interleaved, "
-                       f"none seen before; {hosts}; news and web links on many hosts")
+        lines += _note(f"* projected for {c['projected_questions']:,} questions not in "
+                       f"{DOCUMENTS} yet: the top {c['per_question']} links of each, "
+                       "categories interleaved, none seen before; "
+                       f"{hosts}; news and web links on many hosts")
     return lines
 
 
