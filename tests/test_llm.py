@@ -1,17 +1,14 @@
 """The LLM client: answer parsing, costs, the real client against the loopback simulator
-(faults included), and `seedtune estimate` against what a run spends."""
+(faults included). `seedtune estimate` is in test_estimate.py."""
 
 from __future__ import annotations
 
 import json
 import socket
-import subprocess
-import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
-from support import Workspace, damage_line, ranked_rows
+from support import damage_line
 
 from seedtune.core.cache import ResponseCache
 from seedtune.core.config import LLMConfig
@@ -94,56 +91,6 @@ def test_costs() -> None:
     assert cost_usd("unknown", 10, 10, prices) is None
     assert estimate_tokens("전세 계약") == 4 + 1
     assert estimate_tokens("hello world!") == 3
-
-
-def test_estimate_predicts_the_calls_a_run_makes(sim, workspace: Workspace) -> None:
-    ws = workspace.params(llm={"base_url": sim.openai_base_url, "model": "sim-gpt"},
-                          queries={"per_seed": 3, "sources": ["llm"]})
-    ws.write("data/seed_words.txt", "전세\n청약\n재건축\n")
-    ws.write("data/ranked.jsonl", ranked_rows(7))
-
-    def estimate() -> dict[str, dict[str, Any]]:
-        out = subprocess.run([sys.executable, "-m", "seedtune.cli", "estimate", "--json"],
-                             cwd=ws.path, env=ws.env(SIM_ENV), text=True, capture_output=True,
-                             check=True).stdout
-        return {r["stage"]: r for r in json.loads(out)}
-
-    before = estimate()
-    assert (before["queries"]["calls"], before["synthesize"]["calls"]) == (3, 7)
-    assert before["queries"]["usd"] > 0 and before["synthesize"]["prompt_tokens"] > 0
-    assert sim.stats()["chat"]["ok"] == 0  # estimating spends nothing
-    assert ws.run("queries", SIM_ENV).returncode == 0
-    assert ws.run("synthesize", SIM_ENV).returncode == 0
-    assert sim.stats()["chat"]["ok"] == 10
-    after = estimate()
-    assert (after["queries"]["calls"], after["queries"]["cached"]) == (0, 3)
-    assert (after["synthesize"]["calls"], after["synthesize"]["cached"]) == (0, 7)
-
-
-def test_estimate_counts_the_titles_naver_and_llm_calls(sim, workspace: Workspace) -> None:
-    ws = workspace.params(llm={"base_url": sim.openai_base_url, "model": "sim-gpt"},
-                          search={"base_url": sim.naver_base_url},
-                          queries={"sources": ["titles"], "titles": {"per_seed": 30,
-                                                                     "per_prompt": 20}})
-    ws.write("data/seed_words.txt", "전세\n청약\n")
-
-    def estimate() -> dict[str, Any]:
-        out = subprocess.run([sys.executable, "-m", "seedtune.cli", "estimate", "--json"],
-                             cwd=ws.path, env=ws.env(SIM_ENV), text=True, capture_output=True,
-                             check=True).stdout
-        return {r["stage"]: r for r in json.loads(out)}["queries.titles"]
-
-    before = estimate()
-    # 2 seed words x 2 categories x 1 page; up to 60 titles a word, 20 a prompt
-    assert (before["naver_calls"], before["naver_cached"], before["calls"]) == (4, 0, 6)
-    assert before["projected"] and before["usd"] > 0
-    assert sim.stats()["search"]["ok"] == 0 and sim.stats()["chat"]["ok"] == 0
-    assert ws.run("queries", SIM_ENV).returncode == 0
-    prompts = ws.metrics("queries")["titles"]["prompts"]
-    after = estimate()
-    assert (after["naver_calls"], after["naver_cached"]) == (0, 4)
-    assert (after["requests"], after["calls"], after["cached"]) == (prompts, 0, prompts)
-    assert not after["projected"]
 
 
 # --------------------------------------------------------------------------- failure semantics

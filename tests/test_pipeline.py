@@ -124,7 +124,7 @@ def test_whole_dag_runs_with_dvc_repro(e2e, tiny_models) -> None:
     # the estimate prices what evaluate sent: per question two verdicts and two scores
     est = subprocess.run(["seedtune", "estimate", "--json"], cwd=ws, env=tool_env({}),
                          text=True, capture_output=True, timeout=120, check=True).stdout
-    judged = {r["stage"]: r for r in json.loads(est)}["evaluate"]
+    judged = {r["stage"]: r for r in json.loads(est)["llm"]}["evaluate"]
     assert judged["requests"] == 4 * (ev["n"] + ev["rejects"])
 
 

@@ -3,7 +3,7 @@
     seedtune compose [--adopt | --discard] [overrides ...]
     seedtune sim [--port 0 --port-file F ...]      loopback OpenAI + Naver simulators
     seedtune tiny-models DIR [--force]             tiny Gemma + e5 models built locally
-    seedtune estimate [--json]                     LLM calls, tokens, dollars before any
+    seedtune estimate [--json]                     LLM, Naver and crawl costs before any
     seedtune ask "QUESTION" [--rag]                 the tuned model answers (streamed)
     seedtune demo [--workdir DIR]                  the whole DAG offline, in minutes
     seedtune export [--out models/merged]          adapter merged into a standalone model
@@ -20,7 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "compose": ("seedtune.core.compose", "compose conf/ into params.yaml"),
     "sim": ("seedtune.offline.sim", "run the loopback OpenAI + Naver simulators"),
     "tiny-models": ("seedtune.offline.tiny", "build tiny Gemma and e5 models locally"),
-    "estimate": ("seedtune.cli.estimate", "predict LLM calls, tokens and dollars before any"),
+    "estimate": ("seedtune.cli.estimate", "predict LLM dollars, Naver calls, crawl hours"),
     "ask": ("seedtune.cli.ask", "answer with the tuned model (--rag: grounded by search)"),
     "demo": ("seedtune.offline.demo", "the whole pipeline offline: simulators, tiny models"),
     "export": ("seedtune.cli.export", "merge models/adapter into a standalone model directory"),

@@ -1,7 +1,9 @@
-"""``seedtune estimate``: calls, tokens and dollars the LLM stages would spend, before any.
+"""``seedtune estimate``: LLM calls, tokens and dollars, Naver calls and days of quota, and
+pages to crawl with the least time they take, before any is spent.
 
-Run: ``seedtune estimate`` (reads params.yaml and the inputs that exist; ``--json`` for a
-machine-readable answer). Requests already in a stage's cache cost nothing and are counted
+Run: ``seedtune estimate`` (reads params.yaml, this machine's settings and the inputs that
+exist; ``--json`` for a machine-readable answer: ``{llm: [rows], naver: {...}, crawl:
+{...}}``). Requests already in a stage's cache cost nothing and are counted
 as cached. Where a stage's input does not exist yet (synthesize before queries has run),
 its requests are projected from the params: every seed word yields ``queries.per_seed``
 questions (plus, with the ``titles`` source, the share of its forum titles the tutorial
@@ -10,6 +12,14 @@ source's row also counts its Naver calls: exact per seed word whose answers are 
 data/cache/titles, else at most ``categories x pages`` (and prompts as if every result were
 a title). Token counts are estimates (see :func:`seedtune.llm.costs.estimate_tokens`), not
 billing.
+
+Naver: the search stage's calls for data/questions.jsonl (cached answers free; projected
+as the LLM rows are when it does not exist yet) plus the titles', against
+``search.daily_quota`` and what the machine's ledger says was used today. Crawl: the pages
+behind data/documents.jsonl the crawl stage would fetch (cached outcomes free), per host,
+and the least time ``crawl.host_rps``, ``per_host`` and ``concurrency`` allow; for questions
+without a documents row (search has not run, or seed words were added since), projected
+from their count and a typical host mix (:mod:`seedtune.retrieval.forecast`).
 """
 
 from __future__ import annotations
@@ -21,8 +31,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from seedtune.cli.estimate_retrieval import crawl_summary, format_crawl, format_naver, naver_summary
 from seedtune.core.cache import ResponseCache
 from seedtune.core.config import Params, load_params
+from seedtune.core.credentials import optional_secret
 from seedtune.core.machine import load_machine
 from seedtune.core.records import read_jsonl
 from seedtune.core.stage import CACHE_DIR
@@ -30,6 +42,7 @@ from seedtune.llm.client import LLMClient, LLMRequest
 from seedtune.llm.costs import cost_usd, estimate_tokens, messages_tokens
 from seedtune.llm.prompts import load_template
 from seedtune.retrieval.naver import NaverClient
+from seedtune.retrieval.quota import DailyBudget, account_key
 
 # Typical sizes of what the LLM writes, of a Naver passage and of a forum title, in characters.
 QUESTION_CHARS = 30
@@ -53,13 +66,29 @@ def _row(stage: str, model: str, reqs: list[LLMRequest], pending: list[LLMReques
             "completion_tokens": completion, "usd": usd, "projected": projected}
 
 
-def estimate(p: Params, root: Path = Path(".")) -> list[dict[str, Any]]:
+def estimate(p: Params, root: Path = Path(".")) -> dict[str, Any]:
+    """``{llm, naver, crawl}``: one row per LLM stage (requests, calls still to make,
+    tokens, dollars), the Naver calls with their days of quota, and the crawl."""
+    from seedtune.synthesis import queries as questions
+
+    seeds = questions.load_seeds(p.queries, root)
+    # one application, one ledger: the titles' and the search stage's calls share the quota
+    budget = DailyBudget(p.search.daily_quota,
+                         account_key(optional_secret("NAVER_CLIENT_ID", root / ".env")))
+    rows = llm_rows(p, seeds, root, budget)
+    titles = next((r for r in rows if "naver_calls" in r), None)
+    projected = len(set(seeds)) * _questions_per_seed(p)
+    naver, questions = naver_summary(p, root, budget, projected, titles)
+    return {"llm": rows, "naver": naver, "crawl": crawl_summary(p, root, questions, projected)}
+
+
+def llm_rows(p: Params, seeds: list[str], root: Path, budget: DailyBudget
+             ) -> list[dict[str, Any]]:
     """One row per LLM stage: requests, calls still to make, tokens and dollars."""
     from seedtune.synthesis import queries as questions
     from seedtune.synthesis import synthesize as synthesis
 
     prices = p.price_table()
-    seeds = questions.load_seeds(p.queries, root)
     q_reqs = (questions.build_requests(seeds, p.queries, load_template("queries"))
               if "llm" in p.queries.sources else [])
     q_client = LLMClient(p.llm, ResponseCache(root / CACHE_DIR / "queries"))
@@ -67,7 +96,7 @@ def estimate(p: Params, root: Path = Path(".")) -> list[dict[str, Any]]:
     rows = [_row("queries", p.llm.model, q_reqs, q_client.pending(q_reqs), q_completion,
                  prices, False)]
     if "titles" in p.queries.sources:
-        rows.append(_titles_row(p, seeds, root, q_client, prices))
+        rows.append(_titles_row(p, seeds, root, q_client, prices, budget))
 
     ranked_path = root / "data" / "ranked.jsonl"
     projected = not ranked_path.is_file()
@@ -101,7 +130,7 @@ def _questions_per_seed(p: Params) -> int:
 
 
 def _titles_row(p: Params, seeds: list[str], root: Path, client: LLMClient,
-                prices: dict[str, dict[str, float]]) -> dict[str, Any]:
+                prices: dict[str, dict[str, float]], budget: DailyBudget) -> dict[str, Any]:
     """The titles source: its Naver calls (answers already cached are free) and its LLM
     calls, exact for seed words whose Naver answers are all cached, else projected from
     ``queries.titles`` (every result a title, prompts full)."""
@@ -109,7 +138,7 @@ def _titles_row(p: Params, seeds: list[str], root: Path, client: LLMClient,
 
     cfg = p.queries.titles
     naver = NaverClient(titles.search_config(cfg, load_machine(root)),
-                        ResponseCache(root / CACHE_DIR / "titles"), None, None)
+                        ResponseCache(root / CACHE_DIR / "titles"), None, None, budget)
     found, missing, cached_pages = titles.from_cache(naver, seeds, cfg)
     template = load_template("titles")
     reqs = titles.build_requests(found, p.queries.forms, cfg, template)
@@ -170,13 +199,13 @@ def format_table(rows: list[dict[str, Any]]) -> str:
                  f"{sum(r['completion_tokens'] for r in rows):>11} {total:>9.4f}")
     if any(r["projected"] for r in rows):
         lines.append("* projected from params (its input does not exist yet)")
-    for r in rows:
-        if "naver_calls" in r:
-            lines.append(f"Naver ({r['stage']}): {r['naver_requests']} requests, "
-                         f"{r['naver_cached']} cached, at most {r['naver_calls']} calls "
-                         f"({r['naver_calls_today']} of search.daily_quota="
-                         f"{r['naver_daily_quota']} made today)")
     return "\n".join(lines)
+
+
+def format_report(result: dict[str, Any]) -> str:
+    """The whole estimate as terminal text: the LLM table, the Naver calls, the crawl."""
+    return "\n\n".join([format_table(result["llm"]), "\n".join(format_naver(result["naver"])),
+                        "\n".join(format_crawl(result["crawl"]))])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -185,8 +214,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--params", default="params.yaml")
     ap.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = ap.parse_args(argv)
-    p = load_params(args.params, ("llm", "queries", "synthesize", "evaluate"))
-    rows = estimate(p)
-    print(json.dumps(rows, indent=2) if args.json else format_table(rows))
+    p = load_params(args.params, ("llm", "queries", "search", "crawl", "synthesize",
+                                  "evaluate"))
+    result = estimate(p)
+    print(json.dumps(result, indent=2, ensure_ascii=False) if args.json
+          else format_report(result))
     sys.stdout.flush()
     return 0
