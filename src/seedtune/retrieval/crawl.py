@@ -118,7 +118,8 @@ def derived_rows(root: Path, c: CrawlConfig) -> ResponseCache:
     return ResponseCache(root / current)
 
 
-def _row_key(link: str) -> str:
+def row_key(link: str) -> str:
+    """The key of ``link``'s row in :func:`derived_rows`."""
     return cache_key({"row": link})
 
 
@@ -138,7 +139,7 @@ class CrawlResult:
 
     def run(self) -> CrawlResult:
         """Fetch (or read from the stores) and derive every link that has no row yet."""
-        todo = [link for link in self.links if _row_key(link) not in self.rows]
+        todo = [link for link in self.links if row_key(link) not in self.rows]
         self.from_rows = len(self.links) - len(todo)
         if self.from_rows:
             log.info("crawl: %d of %d page rows already derived", self.from_rows,
@@ -151,7 +152,7 @@ class CrawlResult:
         if outcome["status"] in NOT_CACHED:
             self.transient[link] = row
         else:
-            self.rows.put(_row_key(link), row)
+            self.rows.put(row_key(link), row)
         return row
 
     def unreachable(self) -> bool:
@@ -160,7 +161,7 @@ class CrawlResult:
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         for link in self.links:
-            row = self.transient.get(link) or self.rows.get(_row_key(link))
+            row = self.transient.get(link) or self.rows.get(row_key(link))
             if row is None:  # damaged since (logged): derive it again, fetching if need be
                 outcome = self.fetcher.stored(link) or self.fetcher.fetch_all([link])[link]
                 row = self._derive(link, outcome)

@@ -198,6 +198,13 @@ def post_address(url: str) -> str:
     return url
 
 
+def page_host(link: str) -> str | None:
+    """The ``host:port`` a link's first request is paced by (a Naver blog post goes straight
+    to its ``PostView`` address, :func:`post_address`), or None for a link not fetched."""
+    parts = urlsplit(post_address(link))
+    return parts.netloc if parts.scheme in ("http", "https") and parts.netloc else None
+
+
 def origin(url: str) -> str:
     """``scheme://host[:port]`` of ``url``."""
     parts = urlsplit(url)
@@ -230,7 +237,7 @@ class HostQueues:
 
     def add(self, url: str) -> str:
         """Queue ``url``; its host."""
-        host = urlsplit(post_address(url)).netloc
+        host = page_host(url) or ""  # not fetched (bad_url): any queue will do
         self.hosts.setdefault(host, deque()).append(url)
         self.pending += 1
         return host

@@ -17,12 +17,11 @@ import math
 from collections import Counter
 from itertools import islice
 from typing import Any
-from urllib.parse import urlsplit
 
 from seedtune.core.cache import ResponseCache
 from seedtune.core.config import CrawlConfig
-from seedtune.retrieval.crawl import fetch_settings, select_links
-from seedtune.retrieval.fetch import PageFetcher, post_address
+from seedtune.retrieval.crawl import fetch_settings, row_key, rows_fingerprint, select_links
+from seedtune.retrieval.fetch import PageFetcher, page_host
 from seedtune.retrieval.naver import NaverClient
 from seedtune.retrieval.search import search_question
 
@@ -91,13 +90,6 @@ def quota_days(calls: int, daily_quota: int, used_today: int = 0) -> int:
 # --------------------------------------------------------------------------- crawl
 
 
-def page_host(link: str) -> str | None:
-    """The ``host:port`` the fetcher paces a link's first request by (a Naver blog post
-    goes straight to its ``PostView`` address), or None for a link it would not fetch."""
-    parts = urlsplit(post_address(link))
-    return parts.netloc if parts.scheme in ("http", "https") and parts.netloc else None
-
-
 def crawl_pages(rows: list[dict[str, Any]], c: CrawlConfig, cache: ResponseCache
                 ) -> tuple[int, Counter[str]]:
     """``(links, pages per host)`` of the crawl of ``rows`` (documents.jsonl): the links
@@ -106,10 +98,15 @@ def crawl_pages(rows: list[dict[str, Any]], c: CrawlConfig, cache: ResponseCache
     that is not http(s) costs no request and is not counted."""
     links = select_links(rows, c.per_question)
     fetcher = PageFetcher(fetch_settings(c), cache)
+    # a link whose row is derived needs nothing: checked in the index, no page is read
+    derived = cache.root / f"rows-{rows_fingerprint(c)}"
+    done = ResponseCache(derived) if derived.is_dir() else None
     hosts: Counter[str] = Counter()
     for link in links:
         host = page_host(link)
-        if host is not None and fetcher.stored(link) is None:
+        if host is None or (done is not None and row_key(link) in done):
+            continue
+        if fetcher.stored(link) is None:
             hosts[host] += 1
     return len(links), hosts
 
