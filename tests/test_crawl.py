@@ -325,6 +325,20 @@ def test_a_damaged_page_row_is_derived_again_from_the_stored_page(site: str, tmp
     assert reread == rows and again.fetcher.fetched == 0
 
 
+def test_an_error_while_handling_a_page_is_raised_as_itself(site: str, tmp_path: Path
+                                                            ) -> None:
+    """Not wrapped in the task group's ExceptionGroup: the stage's one-line errors and
+    tracebacks stay what they were; the page itself is kept before it is handled."""
+    def handle(url: str, outcome: dict[str, Any]) -> None:
+        raise OSError(28, "No space left on device")
+
+    fetcher = _fetcher(tmp_path)
+    with pytest.raises(OSError, match="No space left"):
+        fetcher.fetch_each([f"{site}/page"], handle)
+    assert _fetcher(tmp_path).fetch_all([f"{site}/page"])[f"{site}/page"]["status"] == "ok"
+    assert _Site.hits["/page"] == 1
+
+
 def test_the_busiest_host_is_the_one_with_most_pages_left() -> None:
     queues = HostQueues([f"https://blog.naver.com/u{i}/{i}" for i in range(3)]
                         + ["https://kin.naver.com/qna/1", "http://127.0.0.1:8000/a"])

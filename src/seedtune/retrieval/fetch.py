@@ -346,8 +346,12 @@ class PageFetcher:
         goes on, and a host's next page waits for it: pages in memory stay bounded by the
         hosts in flight, not by the crawl."""
         unique = list(dict.fromkeys(urls))
-        if unique:
+        if not unique:
+            return
+        try:
             asyncio.run(self._run(unique, handle))
+        except ExceptionGroup as group:  # the task group's: the first error, as it was
+            raise group.exceptions[0] from None
 
     async def _run(self, urls: list[str], handle: Callable[[str, dict[str, Any]], None]
                    ) -> None:
