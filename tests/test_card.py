@@ -140,7 +140,10 @@ def test_card_tolerates_missing_keys_and_files() -> None:
     card = render_card(inputs, dataset_statistics(inputs))
     assert _front_matter(card)["size_categories"] == ["n<1K"]
     assert "(no rejects files)" in card
-    assert render_html(inputs.rows, {}).count("<article") == 3
+    page = render_html(inputs.rows, {})
+    data = page.split('id="rows-data">', 1)[1].split("</script>", 1)[0]
+    assert json.loads(data) == [["질문?", "", "", "", 0, ""], ["", "답", "", "", 0, ""],
+                                ["", "", "", "", 0, ""]]
 
 
 # --------------------------------------------------------------------------- stage
@@ -239,54 +242,79 @@ def test_card_fields_match_the_columns_datasets_loads(built: Workspace, tmp_path
     assert len(rows.filter(lambda r: r["split"] == "train")) == 5
 
 
-def test_html_is_self_contained_escaped_and_complete(built: Workspace) -> None:
+def _page(built: Workspace) -> tuple[str, _Tags, dict[str, Any]]:
+    """The page, its tags, and its JSON blocks parsed (by id)."""
     page = (built.path / "data/instructions.html").read_text(encoding="utf-8")
-    assert '<meta charset="utf-8">' in page and '<html lang="ko">' in page
-    for row in instruction_rows():
-        if "<" not in row["question"]:
-            assert row["question"] in page
     parser = _Tags()
     parser.feed(page)
+    blocks = {a["id"]: json.loads(text) for (t, a), text in zip(
+        [x for x in parser.tags if x[0] == "script"], parser.scripts, strict=True)
+        if a.get("type") == "application/json"}
+    return page, parser, blocks
+
+
+def test_html_is_self_contained_and_data_cannot_break_out(built: Workspace) -> None:
+    page, parser, blocks = _page(built)
+    assert '<meta charset="utf-8">' in page and '<html lang="ko">' in page
     tags = parser.tags
-    # exactly our one inline script; the injected one stayed text
-    assert [t for t, _ in tags if t == "script"] == ["script"]
-    assert "alert" not in "".join(parser.scripts)
-    assert "&lt;/script&gt;&lt;script&gt;alert(1)&lt;/script&gt;&lt;img" in page
-    assert not [t for t, _ in tags if t in ("img", "link", "iframe", "object", "embed")]
+    scripts = [a for t, a in tags if t == "script"]
+    # one inline script of code, the rest inert JSON; none loads anything
+    assert [a for a in scripts if a.get("type") != "application/json"] == [{}]
+    assert not [a for a in scripts if "src" in a]
+    assert not [t for t, _ in tags if t in ("img", "link", "iframe", "object", "embed", "b",
+                                           "i")]
     assert not [a for _, a in tags if "src" in a or any(k.startswith("on") for k in a)]
     assert "url(" not in page.split("</style>")[0] and "@import" not in page
+    # crawled text can neither end a data block nor open a comment in it
+    texts = list(zip(scripts, parser.scripts, strict=True))
+    data = [text for a, text in texts if a.get("type") == "application/json"]
+    assert len(data) == 4 and not [d for d in data if "<" in d]  # rows, meta, rejects, d0
+    assert "alert" not in [text for a, text in texts if a.get("type") != "application/json"][0]
     anchors = [a for t, a in tags if t == "a"]
-    external = [a for a in anchors if not a["href"].startswith("#")]
-    assert all(re.match(r"https?://", a["href"]) for a in external)
-    assert all(a["rel"] == "noopener noreferrer" and a["target"] == "_blank" for a in external)
-    assert not any("javascript:" in a["href"] for a in anchors)
-    assert page.count('<article class="row"') == 6
-    assert not [t for t, _ in tags if t in ("b", "i")]  # the hostile titles stayed text
+    assert all(a["href"].startswith("#") for a in anchors)  # links come from the data
+    assert "<noscript>" in page and "needs JavaScript" in page
 
 
-def test_html_shows_each_rows_source_and_post(built: Workspace) -> None:
-    page = (built.path / "data/instructions.html").read_text(encoding="utf-8")
+def test_html_holds_every_row_once_with_safe_links(built: Workspace) -> None:
+    page, _, blocks = _page(built)
+    rows = instruction_rows()
+    cards = blocks["rows-data"]
+    assert [c[0] for c in cards] == [r["question"] for r in rows]
+    assert [c[1] for c in cards] == [r["answer"] for r in rows]  # the injection, verbatim
+    assert [c[2:4] for c in cards] == [[r["split"], r["question_source"]] for r in rows]
+    assert [c[4] for c in cards] == [3] * 6 and cards[0][5] == "gpt-4o-mini · abc123"
+    assert page.count("전세 계약 전에는 등기부등본으로") == 5  # each answer once
+    # passages in blocks of rows after the code, parallel to the sources
+    passages = [p for k in sorted(k for k in blocks if k.startswith("d")) for p in blocks[k]]
+    assert len(passages) == 6
+    assert passages[0][0] == ["https://www.blog.example.com/post/0", "blog", "page",
+                              "등기부등본 확인 0"]
+    assert passages[1][0][0] == ["javascript:alert(3)"]  # shown as text, never linked
+    links = [s[0] for p in passages for s in p] + [c[7] for c in cards if len(c) > 6]
+    assert all(re.match(r"https?://", x) for x in links if isinstance(x, str))
+    # a titles row carries its post: the hostile title as data, the javascript: link as text
+    assert cards[4][6:] == [HOSTILE_TITLE, POST_LINK, "cafearticle"]
+    assert cards[5][6:] == ["지식인 글 제목", ["javascript:alert(4)"], "kin"]
+    assert [len(c) for c in cards] == [6, 6, 6, 6, 9, 9]
+    assert blocks["page-meta"]["sources"] == ["llm", "titles", "user"]
+    assert blocks["page-meta"]["splits"] == ["eval", "train"]
+    # rejects: the question, or the post title (linked only when http(s)), or the link
+    rej = blocks["rejects-data"]
+    assert rej["queries"][0] == ["짧음", None, "question too short"]
+    assert rej["queries"][2] == ["<i>이 글</i> 광고입니다", "https://cafe.naver.com/ad/9",
+                                 "off_topic"]
+    assert rej["queries"][3] == ["내 번호로 연락 주세요", ["javascript:alert(5)"], "personal"]
+    assert rej["crawl"] == [[None, "https://x/1", "http_404"]]
+    assert "synthesize: 15 rejects" in page
+
+
+def test_html_survives_text_that_is_not_utf8_clean() -> None:
+    """A lone surrogate (valid in a JSON escape, not in UTF-8) and JS line separators."""
+    page = render_html([{"question": "질문\ud800", "answer": "a\u2028b</script><!--"}], {})
     parser = _Tags()
     parser.feed(page)
-    articles = [a for t, a in parser.tags if t == "article"]
-    assert [a["data-source"] for a in articles] == ["llm"] * 3 + ["user", "titles", "titles"]
-    badges = re.findall(r'<span class="badge qs-(\w+)">(\w+)</span>', page)
-    assert badges == [(s, s) for s in ["llm"] * 3 + ["user", "titles", "titles"]]
-    # the hostile title is escaped text, linked to its post; the javascript: one is not linked
-    escaped = "전세 사기 &lt;/script&gt;&lt;b&gt;급해요&lt;/b&gt; &quot;제발&quot;"
-    assert f'<a href="{POST_LINK.replace("&", "&amp;")}" rel="noopener noreferrer" ' \
-        f'target="_blank">{escaped}</a>' in page
-    assert "<span>지식인 글 제목</span>" in page and "javascript:alert(4)" in page
-    hrefs = [a["href"] for t, a in parser.tags if t == "a"]
-    assert POST_LINK in hrefs and not [h for h in hrefs if "javascript" in h]
-    # the source filter, beside the split filter, offers the sources the rows have
-    select = page.split('<select id="source">', 1)[1].split("</select>", 1)[0]
-    assert re.findall(r'<option value="(\w*)">', select) == ["", "llm", "titles", "user"]
-    # rejects without a question show the post title, linked only when http(s)
-    assert '<a href="https://cafe.naver.com/ad/9" rel="noopener noreferrer" target="_blank">' \
-        "&lt;i&gt;이 글&lt;/i&gt; 광고입니다</a>" in page
-    assert "<span>내 번호로 연락 주세요</span>" in page and "javascript:alert(5)" not in hrefs
-    assert "<td>짧음</td>" in page
+    cards = json.loads(parser.scripts[0])
+    assert cards == [["질문\ud800", "a\u2028b</script><!--", "", "", 0, ""]]
 
 
 def test_outputs_are_deterministic(built: Workspace) -> None:
@@ -303,29 +331,9 @@ def test_missing_instructions_is_one_line(workspace: Workspace) -> None:
         "card: error: data/instructions.jsonl: missing (run the upstream stage: `dvc repro`)"
 
 
-NODE_STUB = """
-const rows = [["train", "llm", "전세 계약"], ["eval", "titles", "월세 계약"],
-              ["train", "titles", "매매"], ["train", "llm", "청약"]].map(
-  ([split, source, text]) => ({hidden: false, textContent: text,
-    getAttribute: (name) => ({"data-split": split, "data-source": source})[name]}));
-const on = {}, count = {textContent: ""};
-const box = {value: "", addEventListener: (e, f) => { on.input = f; }};
-const split = {value: "", addEventListener: (e, f) => { on.split = f; }};
-const source = {value: "", addEventListener: (e, f) => { on.source = f; }};
-global.document = {querySelectorAll: () => rows, getElementById: (id) => (
-  {q: box, split: split, source: source, count: count})[id]};
-eval(require("fs").readFileSync(0, "utf8"));
-const out = [count.textContent];
-split.value = "train"; on.split(); out.push(count.textContent);
-source.value = "titles"; on.source(); out.push(count.textContent);
-split.value = ""; on.split(); out.push(count.textContent);
-box.value = "계약"; on.input();
-setTimeout(() => { out.push(count.textContent); console.log(out.join(",")); }, 300);
-"""
-
-
-def test_search_box_split_and_source_filters_run(tmp_path) -> None:
-    """The page's script, run by node against a stand-in DOM (skipped without node)."""
+def test_page_script_parses(tmp_path) -> None:
+    """The page's script is valid JS (node --check; skipped without node). What it does is
+    tests/test_card_page.py's, in a real browser."""
     import shutil
     import subprocess
 
@@ -334,9 +342,8 @@ def test_search_box_split_and_source_filters_run(tmp_path) -> None:
     node = shutil.which("node")
     if not node:
         pytest.skip("node is not installed")
-    stub = tmp_path / "stub.js"
-    stub.write_text(NODE_STUB, encoding="utf-8")
-    proc = subprocess.run([node, str(stub)], input=JS, text=True, capture_output=True,
+    script = tmp_path / "page.js"
+    script.write_text(JS, encoding="utf-8")
+    proc = subprocess.run([node, "--check", str(script)], text=True, capture_output=True,
                           timeout=30)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == "4 / 4,3 / 4,1 / 4,2 / 4,1 / 4"

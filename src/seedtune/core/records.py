@@ -15,8 +15,9 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from seedtune.core.errors import ConfigError, InputError
 
@@ -61,6 +62,26 @@ def atomic_write_bytes(path: Path | str, data: bytes, durable: bool = True) -> N
         os.fchmod(fd, 0o666 & ~_UMASK)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@contextmanager
+def atomic_open(path: Path | str, durable: bool = True) -> Iterator[BinaryIO]:
+    """A binary file to stream an output into: on a clean exit it replaces ``path`` in one
+    rename, as :func:`atomic_write_bytes` does; on an error the temp file is removed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o666 & ~_UMASK)
+        with os.fdopen(fd, "wb") as fh:
+            yield fh
             if durable:
                 fh.flush()
                 os.fsync(fh.fileno())

@@ -15,6 +15,7 @@ import math
 import re
 import statistics
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ import yaml
 
 from seedtune.core.errors import InputError
 from seedtune.core.pii import TAGS
-from seedtune.core.records import read_json, read_jsonl, read_yaml_mapping
+from seedtune.core.records import iter_jsonl, read_json, read_jsonl, read_yaml_mapping
 
 #: Where the instructions live, relative to the repository (and to a Hub dataset repo).
 DATA_FILE = "data/instructions.jsonl"
@@ -83,14 +84,26 @@ class CardInputs:
     params: dict[str, Any] = field(default_factory=dict)
 
 
-def read_inputs(instructions: Path | str, rejects_dir: Path | str, metrics_dir: Path | str,
-                params: Path | str) -> CardInputs:
-    """The instructions (an absent file is an :class:`InputError`), and whichever rejects,
-    metrics and params files exist."""
-    rows = read_jsonl(instructions)
-    for n, row in enumerate(rows, 1):
-        if not isinstance(row, dict):
-            raise InputError(f"{instructions}: row {n} is not a JSON object")
+def iter_rows(instructions: Path | str) -> Iterator[dict[str, Any]]:
+    """The instruction rows, one at a time (an absent file is an :class:`InputError` at once,
+    a row that is not a JSON object one when it is reached)."""
+    path = Path(instructions)
+    if not path.is_file():
+        raise InputError(f"{path}: missing (run the upstream stage: `dvc repro`)")
+
+    def rows() -> Iterator[dict[str, Any]]:
+        for n, row in enumerate(iter_jsonl(path), 1):
+            if not isinstance(row, dict):
+                raise InputError(f"{instructions}: row {n} is not a JSON object")
+            yield row
+
+    return rows()
+
+
+def read_context(rejects_dir: Path | str, metrics_dir: Path | str,
+                 params: Path | str) -> CardInputs:
+    """Whichever rejects, metrics and params files exist, without the rows (the card stage
+    streams those: :func:`iter_rows`)."""
     rejects = {s: [r for r in read_jsonl(p) if isinstance(r, dict)]
                for s in REJECT_STAGES if (p := Path(rejects_dir) / f"{s}.jsonl").is_file()}
     metrics = {}
@@ -102,7 +115,16 @@ def read_inputs(instructions: Path | str, rejects_dir: Path | str, metrics_dir: 
             except (ValueError, UnicodeDecodeError):
                 raise InputError(f"{path}: not valid JSON") from None
             metrics[stage] = data if isinstance(data, dict) else {}
-    return CardInputs(rows, rejects, metrics, read_yaml_mapping(params, missing_ok=True))
+    return CardInputs([], rejects, metrics, read_yaml_mapping(params, missing_ok=True))
+
+
+def read_inputs(instructions: Path | str, rejects_dir: Path | str, metrics_dir: Path | str,
+                params: Path | str) -> CardInputs:
+    """The instructions (an absent file is an :class:`InputError`), and whichever rejects,
+    metrics and params files exist, all in memory."""
+    rows = list(iter_rows(instructions))
+    context = read_context(rejects_dir, metrics_dir, params)
+    return CardInputs(rows, context.rejects, context.metrics, context.params)
 
 
 # --------------------------------------------------------------------------- statistics
@@ -150,14 +172,18 @@ def _type_name(value: Any) -> str:
                                                                           "null")
 
 
-def columns(rows: list[dict[str, Any]]) -> list[tuple[str, str]]:
+def _column_types(types: dict[str, set[str]], row: dict[str, Any]) -> None:
+    for key, value in row.items():
+        types.setdefault(key, set())
+        if value is not None:
+            types[key].add(_type_name(value))
+
+
+def columns(rows: Iterable[dict[str, Any]]) -> list[tuple[str, str]]:
     """(column, type) for every column of the rows, in first-seen order."""
     types: dict[str, set[str]] = {}
     for row in rows:
-        for key, value in row.items():
-            types.setdefault(key, set())
-            if value is not None:
-                types[key].add(_type_name(value))
+        _column_types(types, row)
     return [(k, "|".join(sorted(t)) or "null") for k, t in types.items()]
 
 
@@ -197,80 +223,157 @@ def _by_count(item: tuple[str, int]) -> tuple[int, str]:
     return -item[1], item[0]
 
 
-def question_sources(rows: list[dict[str, Any]]
+def question_sources(rows: Iterable[dict[str, Any]]
                      ) -> tuple[list[tuple[str, int, int]], list[tuple[str, int]]]:
     """(source, rows, eval rows) per ``question_source``, and (post category, rows) of the
     ``titles`` rows, most rows first (a row without one counts as "(unknown)")."""
-    rows_per: Counter[str] = Counter()
-    eval_per: Counter[str] = Counter()
-    posts: Counter[str] = Counter()
+    tally = Tally()
     for row in rows:
+        tally.add(row)
+    return tally.question_sources()
+
+
+def _cut(row: dict[str, Any]) -> dict[str, Any]:
+    """A row for the card's example: long texts cut."""
+    cut = {k: (v[:300] + "…" if isinstance(v, str) and len(v) > 300 else v)
+           for k, v in row.items()}
+    if isinstance(cut.get("passages"), list):
+        cut["passages"] = [p[:200] + "…" if isinstance(p, str) and len(p) > 200 else p
+                           for p in cut["passages"]]
+    return cut
+
+
+class Tally:
+    """The statistics of the rows, taken one row at a time (:meth:`add`, or :meth:`feed`
+    on the way to another consumer), so the card stage reads the rows once and never holds
+    them: what stays is counters, lengths, the distinct questions and links, and the few
+    candidate example rows (cut)."""
+
+    def __init__(self) -> None:
+        self.rows = 0
+        self.questions: set[str] = set()
+        self.splits: Counter[str] = Counter()
+        self.rows_per: Counter[str] = Counter()
+        self.eval_per: Counter[str] = Counter()
+        self.posts: Counter[str] = Counter()
+        self.q_lengths: list[int] = []
+        self.a_lengths: list[int] = []
+        self.citations: Counter[str] = Counter()
+        self.cat_links: dict[str, set[str]] = {}
+        self.host_cites: Counter[str] = Counter()
+        self.host_links: dict[str, set[str]] = {}
+        self.kinds: Counter[str] = Counter()
+        self.grounding: Counter[str] = Counter()
+        self.models: Counter[str] = Counter()
+        self.templates: Counter[str] = Counter()
+        self.types: dict[str, set[str]] = {}
+        # the example: the first train titles row, else the first train row, else (no
+        # train rows) the first titles row, else the first row
+        self.examples: dict[str, dict[str, Any]] = {}
+
+    def feed(self, rows: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        """``rows`` again, each counted as it passes."""
+        for row in rows:
+            self.add(row)
+            yield row
+
+    def add(self, row: dict[str, Any]) -> None:
+        """Count one row."""
+        self.rows += 1
+        question, split = _str(row.get("question")), _str(row.get("split"))
+        self.questions.add(question)
+        self.splits[split or "(none)"] += 1
         source = _str(row.get("question_source")) or UNKNOWN
-        rows_per[source] += 1
-        eval_per[source] += int(row.get("split") == "eval")
+        self.rows_per[source] += 1
+        self.eval_per[source] += int(row.get("split") == "eval")
         if source == "titles":
-            posts[_str(row.get("post_category")) or UNKNOWN] += 1
-    return ([(k, n, eval_per[k]) for k, n in sorted(rows_per.items(), key=_by_count)],
-            sorted(posts.items(), key=_by_count))
+            self.posts[_str(row.get("post_category")) or UNKNOWN] += 1
+        self.q_lengths.append(len(question))
+        self.a_lengths.append(len(_str(row.get("answer"))))
+        self._sources(row)
+        self.models[_str(row.get("model")) or "(none)"] += 1
+        self.templates[_str(row.get("template")) or "(none)"] += 1
+        _column_types(self.types, row)
+        train, titles = split == "train", row.get("question_source") == "titles"
+        for key, wanted in (("train titles", train and titles), ("train", train),
+                            ("titles", titles), ("any", True)):
+            if wanted and key not in self.examples:
+                self.examples[key] = _cut(row)
 
-
-def dataset_statistics(inputs: CardInputs) -> dict[str, Any]:
-    """Counts, split sizes, rows per question source (and per post category of the titles
-    source), sources per category and host, pages vs snippets, lengths, personal data
-    masked per kind and stage, rejects by reason per stage."""
-    rows = inputs.rows
-    per_source, post_categories = question_sources(rows)
-    citations: Counter[str] = Counter()
-    cat_links: dict[str, set[str]] = {}
-    host_cites: Counter[str] = Counter()
-    host_links: dict[str, set[str]] = {}
-    kinds: Counter[str] = Counter()
-    grounding: Counter[str] = Counter()
-    for row in rows:
+    def _sources(self, row: dict[str, Any]) -> None:
         sources = [_str(s) for s in _list(row.get("sources"))]
         cats = _list(row.get("source_categories"))
         row_kinds = [_str(k) for k in _list(row.get("source_kinds"))]
         for i, link in enumerate(sources):
             cat = _str(cats[i]) if i < len(cats) else ""
             cat = cat or "(unknown)"
-            citations[cat] += 1
-            cat_links.setdefault(cat, set()).add(link)
+            self.citations[cat] += 1
+            self.cat_links.setdefault(cat, set()).add(link)
             h = host(link)
-            host_cites[h] += 1
-            host_links.setdefault(h, set()).add(link)
+            self.host_cites[h] += 1
+            self.host_links.setdefault(h, set()).add(link)
             kind = row_kinds[i] if i < len(row_kinds) and row_kinds[i] else "(unknown)"
-            kinds[kind] += 1
-        grounding[_grounding(row_kinds, len(sources))] += 1
-    known = kinds["page"] + kinds["snippet"]
-    pii: dict[str, dict[str, int]] = {}
-    for stage in PII_STAGES:
-        for kind, n in _counts(inputs.metrics.get(stage, {}).get("pii_masked")).items():
-            pii.setdefault(kind, {})[stage] = int(n)
-    return {
-        "rows": len(rows),
-        "questions": len({_str(r.get("question")) for r in rows}),
-        "splits": dict(sorted(Counter(_str(r.get("split")) or "(none)" for r in rows).items())),
-        "sources": per_source,
-        "post_categories": post_categories,
-        "length": {"question": lengths([len(_str(r.get("question"))) for r in rows]),
-                   "answer": lengths([len(_str(r.get("answer"))) for r in rows])},
-        "citations": sum(citations.values()),
-        "unique_links": len(set().union(*cat_links.values())) if cat_links else 0,
-        "categories": [(c, n, len(cat_links[c])) for c, n in sorted(citations.items(),
+            self.kinds[kind] += 1
+        self.grounding[_grounding(row_kinds, len(sources))] += 1
+
+    def question_sources(self) -> tuple[list[tuple[str, int, int]], list[tuple[str, int]]]:
+        """See :func:`question_sources`."""
+        return ([(k, n, self.eval_per[k]) for k, n in sorted(self.rows_per.items(),
+                                                              key=_by_count)],
+                sorted(self.posts.items(), key=_by_count))
+
+    def example(self) -> dict[str, Any] | None:
+        """The row the card shows as its example (cut), None without rows."""
+        for key in ("train titles", "train", "titles", "any"):
+            if key in self.examples and (key != "titles" or "train" not in self.examples):
+                return self.examples[key]
+        return None
+
+    def statistics(self, metrics: dict[str, dict[str, Any]],
+                   rejects: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+        """See :func:`dataset_statistics`."""
+        per_source, post_categories = self.question_sources()
+        kinds = self.kinds
+        known = kinds["page"] + kinds["snippet"]
+        pii: dict[str, dict[str, int]] = {}
+        for stage in PII_STAGES:
+            for kind, n in _counts(metrics.get(stage, {}).get("pii_masked")).items():
+                pii.setdefault(kind, {})[stage] = int(n)
+        cat_links, host_links = self.cat_links, self.host_links
+        return {
+            "rows": self.rows,
+            "questions": len(self.questions),
+            "splits": dict(sorted(self.splits.items())),
+            "sources": per_source,
+            "post_categories": post_categories,
+            "length": {"question": lengths(self.q_lengths),
+                       "answer": lengths(self.a_lengths)},
+            "citations": sum(self.citations.values()),
+            "unique_links": len(set().union(*cat_links.values())) if cat_links else 0,
+            "categories": [(c, n, len(cat_links[c])) for c, n in
+                           sorted(self.citations.items(), key=_by_count)],
+            "hosts": [(h, n, len(host_links[h])) for h, n in sorted(self.host_cites.items(),
                                                                     key=_by_count)],
-        "hosts": [(h, n, len(host_links[h])) for h, n in sorted(host_cites.items(),
-                                                                key=_by_count)],
-        "kinds": dict(sorted(kinds.items(), key=_by_count)),
-        "grounding": dict(sorted(grounding.items(), key=_by_count)),
-        "pages_share": round(kinds["page"] / known, 4) if known else None,
-        "models": sorted(Counter(_str(r.get("model")) or "(none)" for r in rows).items(),
-                         key=_by_count),
-        "templates": sorted(Counter(_str(r.get("template")) or "(none)" for r in rows).items(),
-                            key=_by_count),
-        "pii": dict(sorted(pii.items())),
-        "rejects": {s: _reasons(r) for s, r in inputs.rejects.items()},
-        "columns": columns(rows),
-    }
+            "kinds": dict(sorted(kinds.items(), key=_by_count)),
+            "grounding": dict(sorted(self.grounding.items(), key=_by_count)),
+            "pages_share": round(kinds["page"] / known, 4) if known else None,
+            "models": sorted(self.models.items(), key=_by_count),
+            "templates": sorted(self.templates.items(), key=_by_count),
+            "pii": dict(sorted(pii.items())),
+            "rejects": {s: _reasons(r) for s, r in rejects.items()},
+            "columns": [(k, "|".join(sorted(t)) or "null") for k, t in self.types.items()],
+            "example": self.example(),
+        }
+
+
+def dataset_statistics(inputs: CardInputs) -> dict[str, Any]:
+    """Counts, split sizes, rows per question source (and per post category of the titles
+    source), sources per category and host, pages vs snippets, lengths, personal data
+    masked per kind and stage, rejects by reason per stage, and the example row (cut)."""
+    tally = Tally()
+    for row in inputs.rows:
+        tally.add(row)
+    return tally.statistics(inputs.metrics, inputs.rejects)
 
 
 def card_metrics(stats: dict[str, Any]) -> dict[str, Any]:
@@ -368,20 +471,12 @@ def _fence(text: str) -> str:
     return f"{ticks}json\n{text}\n{ticks}\n"
 
 
-def _example(rows: list[dict[str, Any]]) -> str:
-    """The first train row as JSON, a ``titles`` one where there is one (every column of it
-    is filled); long texts cut."""
-    train = [r for r in rows if r.get("split") == "train"] or rows
-    row = next((r for r in train if r.get("question_source") == "titles"),
-               train[0] if train else None)
+def _example(row: dict[str, Any] | None) -> str:
+    """The example row (:meth:`Tally.example`: the first train row, a ``titles`` one where
+    there is one, so every column of it is filled) as JSON, long texts already cut."""
     if row is None:
         return "(no rows)\n"
-    cut = {k: (v[:300] + "…" if isinstance(v, str) and len(v) > 300 else v)
-           for k, v in row.items()}
-    if isinstance(cut.get("passages"), list):
-        cut["passages"] = [p[:200] + "…" if isinstance(p, str) and len(p) > 200 else p
-                           for p in cut["passages"]]
-    text = json.dumps(cut, ensure_ascii=False, indent=2)
+    text = json.dumps(row, ensure_ascii=False, indent=2)
     # still the same JSON, but no markup for a renderer that lets HTML through a code block
     return _fence(text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"))
 
@@ -456,7 +551,7 @@ def render_card(inputs: CardInputs, stats: dict[str, Any]) -> str:
                    [[c, t, FIELDS.get(c, "(not described: a column this card does not "
                                           "know)")] for c, t in stats["columns"]]))
     s.append("\nAn example row (long texts cut here, not in the data):\n")
-    s.append(_example(inputs.rows))
+    s.append(_example(stats["example"]))
     s.append("## Statistics\n")
     s.append(table(["split", "rows"], list(splits.items())))
     s.append("\n### Question sources\n")
