@@ -9,7 +9,13 @@ PYTEST_ARGS ?=
 
 .PHONY: setup demo test test-fast bench lint clean
 
+# Chromium for tests/test_card_page.py (the card page in a real browser): installed when
+# absent and we are root with apt-get; never fatal (the test skips without it).
 setup: $(STAMP)
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
+	{ [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	{ apt-get install -y -q chromium || { apt-get update -q && apt-get install -y -q chromium; }; }; \
+	} || echo "chromium not installed: tests/test_card_page.py will skip (apt-get install chromium)"
 
 # torch first: the pinned wheel (CPU here), so nothing below pulls several GB of CUDA wheels.
 $(STAMP): pyproject.toml
