@@ -74,9 +74,12 @@ def atomic_write_bytes(path: Path | str, data: bytes, durable: bool = True) -> N
 @contextmanager
 def atomic_open(path: Path | str, durable: bool = True) -> Iterator[BinaryIO]:
     """A binary file to stream an output into: on a clean exit it replaces ``path`` in one
-    rename, as :func:`atomic_write_bytes` does; on an error the temp file is removed."""
+    rename, as :func:`atomic_write_bytes` does; on an error the temp file is removed (a
+    kill's is swept by the next writer of the same file, as :class:`JsonlWriter` does)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):
+        stale.unlink(missing_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         os.fchmod(fd, 0o666 & ~_UMASK)
