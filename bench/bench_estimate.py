@@ -23,9 +23,9 @@ _ITEM = {"title": "전세 계약 <b>주의</b>할 점", "link": "https://blog.na
 
 def run() -> dict[str, Any]:
     """Seconds for the search-call count (all cached) and the crawl-page count."""
+    import seedtune.retrieval.forecast as forecast
     from seedtune.core.cache import ResponseCache
     from seedtune.core.config import CrawlConfig, SearchConfig
-    from seedtune.retrieval import forecast
     from seedtune.retrieval.naver import NaverClient
     from seedtune.retrieval.quota import DailyBudget
 
