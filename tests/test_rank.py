@@ -577,3 +577,33 @@ def test_rank_stage_bad_input_is_one_line(workspace) -> None:
     assert proc.returncode == 2
     assert last_line(proc.stderr) == (
         "rank: error: data/documents.jsonl: row 1 is not {question: str, documents: [...]}")
+
+
+def test_rank_stage_ranks_pages_as_all_at_once_and_checks_every_row(tiny_models, encoder,
+                                                                    workspace) -> None:
+    """The stage (pages read by link, rows streamed) writes what ranking every row at once
+    with every page split up front gives; a bad row late in the file is named, and leaves no
+    output that looks complete."""
+    from seedtune.retrieval.passages import page_passages
+
+    rows, pages = _corpus()
+    rank = {"model": str(tiny_models.e5), "top_k": 4, "max_gap": 2.0, "batch_size": 4,
+            "device": "cpu", "passage_tokens": 32, "passage_overlap": 8}
+    ws = workspace.params(rank=rank)
+    ws.write("data/documents.jsonl", rows)
+    ws.write("data/pages.jsonl", pages)
+    proc = ws.run("rank")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    expected = rank_rows(encoder, rows, top_k=4, max_gap=2.0, batch_size=4,
+                         pages=page_passages(pages, encoder, 32, 8))
+    _same_ranking(ws.rows("data/ranked.jsonl"), expected)
+    assert ws.metrics("rank")["kept_from_pages"] > 0
+
+    (ws.path / "data/ranked.jsonl").unlink()
+    ws.write("data/documents.jsonl", jsonl(rows) + '["not a row"]\n')
+    proc = ws.run("rank")
+    assert proc.returncode == 2
+    assert last_line(proc.stderr) == (
+        f"rank: error: data/documents.jsonl: row {len(rows) + 1} is not "
+        "{question: str, documents: [...]}")
+    assert not (ws.path / "data/ranked.jsonl").exists()

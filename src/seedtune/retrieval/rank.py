@@ -181,11 +181,12 @@ def candidates(docs: list[dict[str, Any]], pages: PageLookup | None = None
     out = []
     for doc in docs:
         chunks = pages.get(doc.get("link") or "") if pages is not None else None
-        kind = "page" if chunks else "snippet"
+        # one dict per document, shared by its passages: a page has dozens
+        tagged = {**doc, "kind": "page" if chunks else "snippet"}
         for text in chunks or [passage_text(doc)]:
             if text and text not in seen:
                 seen.add(text)
-                out.append((text, {**doc, "kind": kind}))
+                out.append((text, tagged))
     return out
 
 
