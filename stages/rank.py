@@ -3,43 +3,57 @@
 Run: ``dvc repro rank``. Crawled pages (data/pages.jsonl) are cut into passages the encoder
 reads whole; documents without a page bring their snippet. Rows are ``{question, documents:
 [{..., kind, passage, score}]}``, best first; a question without documents keeps an empty
-list. Embeddings are kept in data/cache/rank, so a rerun (new ``rank.top_k``, more
-documents) encodes only new texts.
+list. Questions are ranked a chunk at a time and pages read by link as needed, so memory is
+bounded by a chunk, not by the run. Embeddings are kept in data/cache/rank, so a rerun (new
+``rank.top_k``, more documents) encodes only new texts.
 """
 
 import logging
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
+from tqdm.auto import tqdm
+
 from seedtune.core.config import load_params
-from seedtune.core.records import read_jsonl, write_jsonl
+from seedtune.core.records import JsonlWriter, iter_jsonl
 from seedtune.core.stage import CACHE_DIR, run_stage, write_metrics
-from seedtune.retrieval.documents import check_rows
+from seedtune.retrieval.documents import check_row
 from seedtune.retrieval.embeddings import EmbeddingStore, encoder_fingerprint
-from seedtune.retrieval.passages import page_passages
-from seedtune.retrieval.rank import PASSAGE_PREFIX, load_encoder, rank_metrics, rank_rows
+from seedtune.retrieval.page_index import PageIndex
+from seedtune.retrieval.passages import PagePassages
+from seedtune.retrieval.rank import PASSAGE_PREFIX, RankMetrics, load_encoder, rank_stream
 
 DOCUMENTS = "data/documents.jsonl"
 PAGES = "data/pages.jsonl"
 RANKED = "data/ranked.jsonl"
 
 
+def documents() -> Iterator[dict]:
+    """The rows of data/documents.jsonl, one at a time, each checked."""
+    for n, row in enumerate(iter_jsonl(DOCUMENTS), 1):
+        check_row(row, n, DOCUMENTS)
+        yield row
+
+
 def main() -> None:
     p = load_params(sections=("rank",))
-    rows = read_jsonl(DOCUMENTS)
-    check_rows(rows, DOCUMENTS)
+    total = sum(1 for _ in documents())  # bad input fails here, before the model loads
     model = load_encoder(p.rank.model, p.rank.device)
-    store = EmbeddingStore(CACHE_DIR / "rank", encoder_fingerprint(model))
-    started = time.perf_counter()
-    pages = page_passages(read_jsonl(PAGES) if Path(PAGES).is_file() else [], model,
-                          p.rank.passage_tokens, p.rank.passage_overlap, PASSAGE_PREFIX)
-    ranked = rank_rows(model, rows, p.rank.top_k, p.rank.max_gap, p.rank.batch_size, store,
-                       pages, p.rank.prefer_pages)
+    pages = PagePassages(PageIndex(PAGES) if Path(PAGES).is_file() else None, model,
+                         p.rank.passage_tokens, p.rank.passage_overlap, PASSAGE_PREFIX)
+    metrics, started = RankMetrics(), time.perf_counter()
+    with (EmbeddingStore(CACHE_DIR / "rank", encoder_fingerprint(model)) as store,
+          JsonlWriter(RANKED) as out, tqdm(total=total, desc="rank", unit="question") as bar):
+        for row in rank_stream(model, documents(), p.rank.top_k, p.rank.max_gap,
+                               p.rank.batch_size, store, pages, p.rank.prefer_pages,
+                               progress=bar):
+            out.write(row)
+            metrics.add(row)
     logging.getLogger("rank").info("ranked %d questions in %.1f s (%d texts encoded, %d reused)",
-                                   len(rows), time.perf_counter() - started, store.encoded,
+                                   total, time.perf_counter() - started, store.encoded,
                                    store.reused)
-    write_jsonl(RANKED, ranked)
-    write_metrics("rank", rank_metrics(ranked, store))
+    write_metrics("rank", metrics.result(store))
 
 
 if __name__ == "__main__":

@@ -133,18 +133,23 @@ def dedupe_documents(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def check_rows(rows: list[Any], source: str = "data/documents.jsonl", first: int = 1) -> None:
-    """Raise InputError naming the first row that is not ``{question: str, documents: list}``
-    (rows numbered from ``first``)."""
-    for n, row in enumerate(rows, first):
-        if not (isinstance(row, dict) and isinstance(row.get("question"), str)
-                and isinstance(row.get("documents"), list)):
-            raise InputError(f"{source}: row {n} is not {{question: str, documents: [...]}}")
+def check_rows(rows: list[Any], source: str = "data/documents.jsonl") -> None:
+    """Raise InputError naming the first row that is not ``{question: str, documents: list}``."""
+    for n, row in enumerate(rows, 1):
+        check_row(row, n, source)
+
+
+def check_row(row: Any, n: int, source: str = "data/documents.jsonl") -> None:
+    """Raise InputError naming row ``n`` (1-based) of ``source`` unless it is ``{question:
+    str, documents: list}`` (:func:`check_rows` for one row of a stream)."""
+    if not (isinstance(row, dict) and isinstance(row.get("question"), str)
+            and isinstance(row.get("documents"), list)):
+        raise InputError(f"{source}: row {n} is not {{question: str, documents: [...]}}")
 
 
 def iter_documents(path: Path | str) -> Iterator[dict[str, Any]]:
     """The rows of a documents file, one at a time; the first that is not ``{question:
     str, documents: list}`` is an :class:`InputError` naming the file and row."""
     for n, row in enumerate(iter_jsonl(path), 1):
-        check_rows([row], f"{path}", first=n)
+        check_row(row, n, f"{path}")
         yield row

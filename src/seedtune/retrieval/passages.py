@@ -12,6 +12,7 @@ them. A sentence longer than a passage is cut by words.
 from __future__ import annotations
 
 import re
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -107,8 +108,40 @@ def passage_budget(model: object, count: TokenCounter, prefix: str, wanted: int)
 
 def page_passages(pages: list[dict[str, Any]], model: object, passage_tokens: int,
                   overlap: int, prefix: str = "passage: ") -> dict[str, list[str]]:
-    """``{link: passages}`` for every crawled page with text (``status: ok``)."""
+    """``{link: passages}`` for every crawled page with text (``status: ok``), all at once
+    (``seedtune ask``; the rank stage splits pages as it needs them: :class:`PagePassages`)."""
     count = token_counter(model)
     budget = passage_budget(model, count, prefix, passage_tokens)
     return {p["link"]: split_passages(p["text"], count, budget, min(overlap, budget // 2))
             for p in pages if p.get("status") == "ok" and p.get("text")}
+
+
+class PagePassages:
+    """``link -> passages`` of crawled pages, split when first asked for, the last
+    ``cache_pages`` pages kept (questions about one seed word share pages, and sit side by
+    side in data/documents.jsonl); ``pages`` is anything with ``get(link) -> row``, e.g. a
+    :class:`seedtune.retrieval.page_index.PageIndex`, or None for no pages."""
+
+    def __init__(self, pages: Any, model: object, passage_tokens: int, overlap: int,
+                 prefix: str = "passage: ", cache_pages: int = 2048) -> None:
+        self.pages = pages
+        self.count = token_counter(model)
+        self.budget = passage_budget(model, self.count, prefix, passage_tokens)
+        self.overlap = min(overlap, self.budget // 2)
+        self.cache_pages = cache_pages
+        self._split: OrderedDict[str, list[str] | None] = OrderedDict()
+
+    def get(self, link: str, default: list[str] | None = None) -> list[str] | None:
+        """The passages of ``link``'s page, or ``default`` when it has none with text."""
+        if link in self._split:
+            self._split.move_to_end(link)
+        else:
+            row = self.pages.get(link) if self.pages is not None else None
+            self._split[link] = (split_passages(row["text"], self.count, self.budget,
+                                                self.overlap)
+                                 if row and row.get("status") == "ok" and row.get("text")
+                                 else None)
+            if len(self._split) > self.cache_pages:
+                self._split.popitem(last=False)
+        found = self._split[link]
+        return default if found is None else found
