@@ -38,8 +38,12 @@ test: setup
 test-fast: setup
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
+# BENCH: which benchmarks (default all), e.g. BENCH=scale; BENCH_SCALE: the scale bench's
+# sizes in questions (default 200,800), e.g. make bench BENCH=scale BENCH_SCALE=1000,10000
+BENCH ?=
+BENCH_SCALE ?=
 bench: setup
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/run.py
+	BENCH_SCALE="$(BENCH_SCALE)" PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/run.py $(BENCH)
 
 # ruff with line length 100 (pyproject.toml); CI runs it before the tests
 lint: setup

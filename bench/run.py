@@ -46,12 +46,13 @@ def main(argv: list[str]) -> int:
     for name in names:
         print(f"running benchmark {name} ...", file=sys.stderr, flush=True)
         results[name] = run_one(found[name])
-    print(f"\n{'benchmark':<14} {'figure':<28} {'value':>14}")
-    print("-" * 58)
+    width = max([28, *(len(fig) for name in names for fig in results[name])])
+    print(f"\n{'benchmark':<14} {'figure':<{width}} {'value':>14}")
+    print("-" * (30 + width))
     for name in names:
         for fig, value in results[name].items():
             shown = f"{value:.3f}" if isinstance(value, float) else str(value)
-            print(f"{name:<14} {fig:<28} {shown:>14}")
+            print(f"{name:<14} {fig:<{width}} {shown:>14}")
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     print(f"\nwrote {RESULTS}")
     return 0
