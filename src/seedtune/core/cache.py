@@ -36,6 +36,7 @@ import logging
 import math
 import os
 import secrets
+import shutil
 import threading
 import time
 import weakref
@@ -79,6 +80,21 @@ def code_fingerprint(modules: Iterable[ModuleType], packages: Iterable[str] = ()
         except PackageNotFoundError:
             digest.update(f"{name}==none".encode())
     return digest.hexdigest()
+
+
+def derived_cache(root: Path | str, fingerprint: str, what: str) -> ResponseCache:
+    """The cache of rows a stage derives from its paid answers under ``fingerprint`` (its
+    params and code, :func:`code_fingerprint`): ``root/rows-<fingerprint>``. Rows derived
+    under another fingerprint are removed: they are derived again, for free, from the
+    answers if those settings come back, and DVC keeps pushing one set. ``what`` names them
+    in the log."""
+    root = Path(root)
+    current = f"rows-{fingerprint}"
+    for old in root.glob("rows-*"):
+        if old.name != current and old.is_dir():
+            log.info("dropping %s derived under other params or code (%s)", what, old)
+            shutil.rmtree(old, ignore_errors=True)
+    return ResponseCache(root / current)
 
 
 class _Entry(NamedTuple):

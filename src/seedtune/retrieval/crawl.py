@@ -22,7 +22,6 @@ new pages, not the size of the cache.
 from __future__ import annotations
 
 import logging
-import shutil
 import sys
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -31,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from seedtune.core import pii, text
-from seedtune.core.cache import ResponseCache, cache_key, code_fingerprint
+from seedtune.core.cache import ResponseCache, cache_key, code_fingerprint, derived_cache
 from seedtune.core.config import CrawlConfig
 from seedtune.core.errors import ServiceError
 from seedtune.core.records import JsonlWriter
@@ -106,16 +105,8 @@ def rows_fingerprint(c: CrawlConfig) -> str:
 
 
 def derived_rows(root: Path, c: CrawlConfig) -> ResponseCache:
-    """The cache of page rows derived under today's settings and code, ``root/rows-<fp>``;
-    rows derived under others are removed (they are derived again, for free, from the
-    stored pages if those settings come back), so DVC keeps pushing one set."""
-    current = f"rows-{rows_fingerprint(c)}"
-    for old in root.glob("rows-*"):
-        if old.name != current and old.is_dir():
-            log.info("crawl: dropping page rows derived under other settings or code (%s)",
-                     old)
-            shutil.rmtree(old, ignore_errors=True)
-    return ResponseCache(root / current)
+    """The page rows derived under today's settings and code (:func:`derived_cache`)."""
+    return derived_cache(root, rows_fingerprint(c), "page rows")
 
 
 def row_key(link: str) -> str:

@@ -8,7 +8,6 @@ was finished; a credentials or request error stops every worker at once.
 from __future__ import annotations
 
 import logging
-import shutil
 import sys
 import threading
 from collections import Counter, deque
@@ -18,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from seedtune.core import pii, text
-from seedtune.core.cache import ResponseCache, cache_key, code_fingerprint
+from seedtune.core.cache import ResponseCache, cache_key, code_fingerprint, derived_cache
 from seedtune.core.config import SearchConfig
 from seedtune.core.errors import InputError
 from seedtune.core.records import iter_jsonl
@@ -78,15 +77,8 @@ def rows_fingerprint(cfg: SearchConfig) -> str:
 
 
 def derived_rows(root: Path, cfg: SearchConfig) -> ResponseCache:
-    """The cache of question rows derived under today's params and code, ``root/rows-<fp>``
-    (beside Naver's answers); rows derived under others are removed: they are derived
-    again, for free, from the answers if those params come back."""
-    current = f"rows-{rows_fingerprint(cfg)}"
-    for old in root.glob("rows-*"):
-        if old.name != current and old.is_dir():
-            log.info("search: dropping question rows derived under other params (%s)", old)
-            shutil.rmtree(old, ignore_errors=True)
-    return ResponseCache(root / current)
+    """The question rows derived under today's params and code (:func:`derived_cache`)."""
+    return derived_cache(root, rows_fingerprint(cfg), "question rows")
 
 
 class SearchRun:
