@@ -10,15 +10,14 @@ bounded by a chunk, not by the run. Embeddings are kept in data/cache/rank, so a
 
 import logging
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
 from seedtune.core.config import load_params
-from seedtune.core.records import JsonlWriter, iter_jsonl
+from seedtune.core.records import JsonlWriter
 from seedtune.core.stage import CACHE_DIR, run_stage, write_metrics
-from seedtune.retrieval.documents import check_row
+from seedtune.retrieval.documents import iter_documents
 from seedtune.retrieval.embeddings import EmbeddingStore, encoder_fingerprint
 from seedtune.retrieval.page_index import PageIndex
 from seedtune.retrieval.passages import PagePassages
@@ -29,23 +28,17 @@ PAGES = "data/pages.jsonl"
 RANKED = "data/ranked.jsonl"
 
 
-def documents() -> Iterator[dict]:
-    """The rows of data/documents.jsonl, one at a time, each checked."""
-    for n, row in enumerate(iter_jsonl(DOCUMENTS), 1):
-        check_row(row, n, DOCUMENTS)
-        yield row
-
-
 def main() -> None:
     p = load_params(sections=("rank",))
-    total = sum(1 for _ in documents())  # bad input fails here, before the model loads
+    # bad input fails here, before the model loads
+    total = sum(1 for _ in iter_documents(DOCUMENTS))
     model = load_encoder(p.rank.model, p.rank.device)
     pages = PagePassages(PageIndex(PAGES) if Path(PAGES).is_file() else None, model,
                          p.rank.passage_tokens, p.rank.passage_overlap, PASSAGE_PREFIX)
     metrics, started = RankMetrics(), time.perf_counter()
     with (EmbeddingStore(CACHE_DIR / "rank", encoder_fingerprint(model)) as store,
           JsonlWriter(RANKED) as out, tqdm(total=total, desc="rank", unit="question") as bar):
-        for row in rank_stream(model, documents(), p.rank.top_k, p.rank.max_gap,
+        for row in rank_stream(model, iter_documents(DOCUMENTS), p.rank.top_k, p.rank.max_gap,
                                p.rank.batch_size, store, pages, p.rank.prefer_pages,
                                progress=bar):
             out.write(row)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import codecs
 import hashlib
+import io
 import json
 import logging
 import os
@@ -53,35 +54,26 @@ def atomic_write_bytes(path: Path | str, data: bytes, durable: bool = True) -> N
     (the page cache outlives the process); ``durable`` also fsyncs, so the content
     survives a power cut, at about half a millisecond per file.
     """
+    with atomic_open(path, durable, sweep=False) as fh:
+        fh.write(data)
+
+
+@contextmanager
+def atomic_open(path: Path | str, durable: bool = True, sweep: bool = True
+                ) -> Iterator[BinaryIO]:
+    """A binary file to stream an output into, a temp file beside ``path``: on a clean
+    exit it replaces ``path`` in one rename (``durable`` also fsyncs it), on an error it is
+    removed. With ``sweep``, a killed writer's temp file of the same output is removed first.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    if sweep:
+        for stale in path.parent.glob(f".{path.name}.*.tmp"):
+            stale.unlink(missing_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         # mkstemp makes 0600 files; outputs get the mode open() would give them (0644 under
         # the usual umask), as DVC gives the files it checks out
-        os.fchmod(fd, 0o666 & ~_UMASK)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            if durable:
-                fh.flush()
-                os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-@contextmanager
-def atomic_open(path: Path | str, durable: bool = True) -> Iterator[BinaryIO]:
-    """A binary file to stream an output into: on a clean exit it replaces ``path`` in one
-    rename, as :func:`atomic_write_bytes` does; on an error the temp file is removed (a
-    kill's is swept by the next writer of the same file, as :class:`JsonlWriter` does)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    for stale in path.parent.glob(f".{path.name}.*.tmp"):
-        stale.unlink(missing_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
         os.fchmod(fd, 0o666 & ~_UMASK)
         with os.fdopen(fd, "wb") as fh:
             yield fh
@@ -125,17 +117,12 @@ class JsonlWriter:
         self.path = Path(path)
         self.durable = durable
         self.count = 0
+        self._file: Any = None
         self._fh: Any = None
-        self._tmp: str | None = None
 
     def __enter__(self) -> JsonlWriter:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        for stale in self.path.parent.glob(f".{self.path.name}.*.tmp"):
-            stale.unlink(missing_ok=True)  # left by a killed writer of this file
-        fd, self._tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp",
-                                         dir=self.path.parent)
-        os.fchmod(fd, 0o666 & ~_UMASK)  # the mode open() would give (see atomic_write_bytes)
-        self._fh = os.fdopen(fd, "w", encoding="utf-8", newline="\n")
+        self._file = atomic_open(self.path, self.durable)
+        self._fh = io.TextIOWrapper(self._file.__enter__(), encoding="utf-8", newline="\n")
         return self
 
     def write(self, row: dict[str, Any]) -> None:
@@ -143,18 +130,11 @@ class JsonlWriter:
         self._fh.write(json.dumps(row, ensure_ascii=False) + "\n")
         self.count += 1
 
-    def __exit__(self, exc_type: Any, *_: Any) -> None:
-        assert self._tmp is not None
-        try:
-            if exc_type is None:
-                self._fh.flush()
-                if self.durable:
-                    os.fsync(self._fh.fileno())
-            self._fh.close()
-            if exc_type is None:
-                os.replace(self._tmp, self.path)
-        finally:
-            Path(self._tmp).unlink(missing_ok=True)
+    def __exit__(self, *exc: Any) -> None:
+        if exc[0] is None:
+            self._fh.flush()
+        self._fh.detach()  # atomic_open closes (and renames or removes) the file itself
+        self._file.__exit__(*exc)
 
 
 def read_jsonl(path: Path | str) -> list[dict[str, Any]]:
@@ -172,8 +152,8 @@ def iter_jsonl(path: Path | str) -> Iterator[dict[str, Any]]:
     with path.open("rb") as fh:
         for n, raw in enumerate(fh, 1):
             if n == 1:
-                raw = _strip_bom(path, raw)
-            line = _decode_line(path, n, raw)
+                raw = strip_bom(path, raw)
+            line = decode_line(path, n, raw)
             if not line.strip():
                 continue
             try:
@@ -182,7 +162,7 @@ def iter_jsonl(path: Path | str) -> Iterator[dict[str, Any]]:
                 raise InputError(f"{path}:{n}: not valid JSON ({exc.msg})") from None
 
 
-def _strip_bom(path: Path, data: bytes) -> bytes:
+def strip_bom(path: Path, data: bytes) -> bytes:
     """``data`` (a file's start) without a UTF-8 byte-order mark; UTF-16 is an error."""
     if data.startswith(codecs.BOM_UTF8):
         log.warning("%s: ignoring its UTF-8 byte-order mark", path)
@@ -192,7 +172,7 @@ def _strip_bom(path: Path, data: bytes) -> bytes:
     return data
 
 
-def _decode_line(path: Path, line: int, data: bytes) -> str:
+def decode_line(path: Path, line: int, data: bytes) -> str:
     """One line's bytes as UTF-8 text; anything else names the file and line."""
     if b"\x00" in data:
         raise InputError(f"{path}:{line}: binary data (a NUL byte), not UTF-8 text")
@@ -217,7 +197,7 @@ def read_text(path: Path | str) -> str:
         raise InputError(f"{path}: no such file") from None
     except IsADirectoryError:
         raise InputError(f"{path}: is a directory, not a file") from None
-    data = _strip_bom(path, data)
+    data = strip_bom(path, data)
     if b"\x00" in data:
         line = data[:data.index(b"\x00")].count(b"\n") + 1
         raise InputError(f"{path}:{line}: binary data (a NUL byte), not UTF-8 text")

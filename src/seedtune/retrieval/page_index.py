@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from seedtune.core.errors import InputError
-from seedtune.core.records import _decode_line, _strip_bom
+from seedtune.core.records import decode_line, strip_bom
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +68,8 @@ class PageIndex:
     def _parse(self, raw: bytes, n: int) -> Any:
         """Row ``n`` (its bytes ``raw``), or None for a blank line; bad input names the line."""
         if n == 1:
-            raw = _strip_bom(self.path, raw)
-        line = _decode_line(self.path, n, raw)
+            raw = strip_bom(self.path, raw)
+        line = decode_line(self.path, n, raw)
         if not line.strip():
             return None
         try:
