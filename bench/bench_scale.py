@@ -4,8 +4,8 @@ Run: ``python bench/run.py scale`` (default sizes, about 100 and 400 questions: 
 4.5 minutes on 2 CPU cores), or pick the sizes, in questions::
 
     python bench/bench_scale.py --questions 100,400          # the default pair
-    make bench BENCH=scale BENCH_SCALE=1000,10000            # the same through make
-    python bench/bench_scale.py --questions 10000,50000      # manual: an hour or more, below
+    make bench BENCH=scale BENCH_SCALE=1000,10000            # sizes through make
+    python bench/bench_scale.py --questions 10000,50000      # manual: hours, see below
 
 Each size runs in a fresh temporary workspace (this repository's files and its .dvc/
 config, ``git init``, a local DVC remote in the same temporary directory) against the
@@ -20,30 +20,35 @@ vocabulary (:mod:`seedtune.offline.sim.korean`, :mod:`~seedtune.offline.sim.foru
 and place + topic pairs of it; the seed count for a size is the size over the questions per
 seed word measured on the first size's run (about 36 with both sources).
 
-Stages compose, queries, search, crawl, rank, synthesize, card each run as
-``dvc repro -s <stage>`` (train and evaluate are left out). Reported per size (figure names
-start ``q<size>.``): questions made; per stage the ``dvc repro`` wall seconds (DVC's own
-hashing and caching included), the stage process's own seconds, both per question, and the
-stage process's peak RSS in MB. The peak is the process's ``VmHWM`` read from /proc every
-20 ms while it runs (the last reading before exit); ``ru_maxrss`` from ``wait4`` cannot tell
-a stage from the dvc process above it, which Linux folds into a child's maximum across
-fork and exec, so it is only kept as ``dvc_tree_rss_mb``, the maximum over dvc and its
-stage. Then DVC: files and bytes under .dvc/cache and data/cache, a no-op ``dvc status card``
-and ``dvc repro card``, ``dvc push`` to the local remote and ``dvc pull`` into a fresh
-``git clone`` (a real pull: an empty cache there), then one new seed word, ``dvc repro
-card`` again (seconds, and the paid calls the simulators counted: LLM, Naver), and the
-``dvc push`` after it (the files and bytes it added to the remote). Crawl: pages fetched
-per simulated host (sim counters) beside the crawl's elapsed time, and ``seedtune estimate
---json``'s predictions (taken after compose, before any call) under ``q<size>.estimate.``.
+Stages compose, queries, search, crawl, rank, synthesize, card each run as ``dvc repro -s
+<stage>`` (train and evaluate are left out). Reported per size (figure names start
+``q<size>.``): questions made; per stage the ``dvc repro`` wall seconds (DVC's own hashing
+and caching included), the stage process's own seconds and the CPU seconds of dvc and the
+stage, all per question, and the stage process's peak RSS in MB. The peak is the process's
+``VmHWM`` read from /proc every 20 ms while it runs (the last reading before exit);
+``ru_maxrss`` from ``wait4`` cannot tell a stage from the dvc process above it, which Linux
+folds into a child's maximum across fork and exec, so it is only kept as
+``dvc_tree_rss_mb``, the maximum over dvc and its stage. Then DVC: files and bytes under
+.dvc/cache and data/cache, a no-op ``dvc status card`` and ``dvc repro card``, ``dvc push``
+to the local remote and ``dvc pull`` into a fresh ``git clone`` (a real pull: an empty cache
+there), then one new seed word, ``dvc repro card`` again (seconds, and the paid calls the
+simulators counted: LLM, Naver), and the ``dvc push`` after it (the files and bytes it added
+to the remote). Crawl: pages fetched per simulated host (sim counters) beside the crawl's
+elapsed time, and ``seedtune estimate --json``'s predictions (taken after compose, before
+any call) under ``q<size>.estimate.``.
 
 ``ratio.<stage>.*`` figures compare the largest size with the smallest: seconds per question
 and peak RSS (flat cost: 1.0; the bar is 1.3x). The bench reports them, it asserts nothing.
 
-Manual large run: ``python bench/bench_scale.py --questions 10000,50000`` takes about
-1-2 hours on 2 cores (the 800-question point runs in about 2 minutes and the work is linear;
-crawl is bounded by the simulator's slow host, 1 s a page, 4 at once: 5% of the pages) and
-needs about 10 GB of disk in $TMPDIR (workspace, DVC cache, remote and clone: four copies).
-``--keep`` leaves the workspaces for a look.
+Manual large run: ``python bench/bench_scale.py --questions 10000,50000``. Measured at 2,000
+questions on 2 idle cores the seven stages take about 0.12 s a question (crawl 63 ms: 7 page
+requests a question, and the simulator's slow host serves 1 page a second, 4 at once; rank
+38 ms), so expect about 30 minutes for the 10k point and 2-3 hours for the 50k one (the
+one-seed rerun grows with the data too: 74 s at 2,000), about 20 GB of disk in $TMPDIR at
+50k (workspace, DVC cache, remote and clone: four copies) and memory for rank's peak, which
+grew about 0.6 MB a question (1.9 GB at 2,000). ``--keep`` leaves the workspaces for a look;
+``qN.loadavg_before`` above the cores' count says something else was running and the
+seconds are inflated (``cpu_s_per_q`` suffers less).
 """
 
 from __future__ import annotations
@@ -204,6 +209,8 @@ class Workspace:
             watch.done.set()
             watch.join()
             extra = {"peak_rss_mb": watch.peak_kb / 1024, "dvc_tree_rss_mb": usage.ru_maxrss / 1024,
+                     # CPU seconds (dvc + stage): steadier than wall on a shared machine
+                     "cpu_s": usage.ru_utime + usage.ru_stime,
                      "process_s": (watch.last - watch.first) if watch.first and watch.last
                      else 0.0}
         if proc.returncode != 0:
@@ -279,7 +286,8 @@ def run_size(target: int, per_seed: float, models: Path, keep: bool) -> dict[str
 
     tmp = Path(tempfile.mkdtemp(prefix=f"bench-scale-{target}-"))
     seeds = seed_words(max(1, round(target / per_seed)))
-    out: dict[str, Any] = {"target": target, "seed_words": len(seeds), "workdir": str(tmp)}
+    out: dict[str, Any] = {"target": target, "seed_words": len(seeds), "workdir": str(tmp),
+                           "loadavg_before": os.getloadavg()[0]}
     try:
         with SimServer(demo.sim_config()) as sim:
             local = demo.local_config(sim.url, models)
@@ -287,7 +295,9 @@ def run_size(target: int, per_seed: float, models: Path, keep: bool) -> dict[str
             local["search"]["daily_quota"] = 10_000_000
             ws_root = demo.prepare_workspace(REPO, tmp / "ws", local, seeds=seeds,
                                              params={"llm.model": "sim-gpt"})
-            env = demo.tool_env({**demo.SIM_ENV,
+            # the stages import this checkout's library, whatever the venv's install points at
+            path = os.pathsep.join(filter(None, [str(REPO / "src"), os.environ.get("PYTHONPATH")]))
+            env = demo.tool_env({**demo.SIM_ENV, "PYTHONPATH": path,
                                  "SEEDTUNE_QUOTA_LEDGER": str(tmp / "quota.sqlite3")})
             ws = Workspace(ws_root, env)
             ws.cmd("dvc", "remote", "add", "-d", "local", str(tmp / "remote"))
@@ -308,6 +318,7 @@ def run_size(target: int, per_seed: float, models: Path, keep: bool) -> dict[str
             for fig in stages.values():
                 fig["s_per_q"] = fig["wall_s"] / q
                 fig["process_s_per_q"] = fig["process_s"] / q
+                fig["cpu_s_per_q"] = fig["cpu_s"] / q
             out["stages"] = stages
             out["work"] = _work(ws_root)
             out["crawl_pages_per_host"] = _pages_per_host(crawl_stats, sim.page_origins)
@@ -401,8 +412,10 @@ def flatten(per_size: list[dict[str, Any]]) -> dict[str, Any]:
         p = f"q{res['target']}"
         flat[f"{p}.questions"] = res["questions"]
         flat[f"{p}.seed_words"] = res["seed_words"]
+        # above the cores' count: something else ran too, the seconds are inflated
+        flat[f"{p}.loadavg_before"] = res["loadavg_before"]
         for stage, fig in res["stages"].items():
-            for key in ("wall_s", "s_per_q", "process_s_per_q", "peak_rss_mb"):
+            for key in ("wall_s", "s_per_q", "process_s_per_q", "cpu_s_per_q", "peak_rss_mb"):
                 flat[f"{p}.{stage}.{key}"] = fig[key]
         for key, value in res["dvc"].items():
             flat[f"{p}.dvc.{key}"] = value
@@ -420,7 +433,7 @@ def flatten(per_size: list[dict[str, Any]]) -> dict[str, Any]:
         small, large = per_size[0], per_size[-1]
         for stage in STAGES:
             a, b = small["stages"][stage], large["stages"][stage]
-            for key in ("s_per_q", "process_s_per_q", "peak_rss_mb"):
+            for key in ("s_per_q", "process_s_per_q", "cpu_s_per_q", "peak_rss_mb"):
                 flat[f"ratio.{stage}.{key}"] = b[key] / a[key] if a[key] else math.nan
     return flat
 
@@ -428,14 +441,15 @@ def flatten(per_size: list[dict[str, Any]]) -> dict[str, Any]:
 def table(per_size: list[dict[str, Any]]) -> str:
     """A human-readable table of the per-size figures."""
     lines = []
-    head = "".join(f"{'q' + str(r['target']) + ' (' + str(r['questions']) + ')':>26}"
+    head = "".join(f"{'q' + str(r['target']) + ' (' + str(r['questions']) + ')':>32}"
                    for r in per_size)
     lines.append(f"{'stage':<12}{head}")
-    lines.append(f"{'':<12}" + "".join(f"{'s  ms/q(dvc/proc)  MB':>26}" for _ in per_size))
+    lines.append(f"{'':<12}" + "".join(f"{'s  ms/q(dvc/proc/cpu)  MB':>32}"
+                                       for _ in per_size))
     for stage in STAGES:
         row = "".join(
             f"{f['wall_s']:7.1f} {1000 * f['s_per_q']:6.1f}/{1000 * f['process_s_per_q']:5.1f}"
-            f" {f['peak_rss_mb']:5.0f}"
+            f"/{1000 * f['cpu_s_per_q']:5.1f} {f['peak_rss_mb']:5.0f}"
             for f in (r["stages"][stage] for r in per_size))
         lines.append(f"{stage:<12}{row}")
     lines.append("")
