@@ -126,6 +126,10 @@ class CrawlConfig(_Section):
     host_rps: float = Field(1.0, gt=0)
     timeout_s: float = Field(15, gt=0)
     max_retries: int = Field(2, ge=0)
+    #: networks (CIDR) or ``host:port`` addresses fetched although private/loopback/reserved
+    allow_networks: list[str] = Field(default_factory=list)
+    #: a robots.txt Crawl-delay longer than this makes the host's links crawl_delay_too_long
+    max_crawl_delay_s: float = Field(10.0, gt=0)
 
 
 class RankConfig(_Section):

@@ -48,7 +48,9 @@ def fetch_settings(c: CrawlConfig) -> FetchSettings:
     return FetchSettings(user_agent=c.user_agent, concurrency=c.concurrency,
                          per_host=c.per_host, host_rps=c.host_rps, timeout_s=c.timeout_s,
                          max_retries=c.max_retries, max_bytes=c.max_bytes,
-                         respect_robots=c.respect_robots)
+                         respect_robots=c.respect_robots,
+                         allow_networks=tuple(c.allow_networks),
+                         max_crawl_delay_s=c.max_crawl_delay_s)
 
 
 def select_links(rows: Iterable[dict[str, Any]], per_question: int) -> list[str]:

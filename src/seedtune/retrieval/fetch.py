@@ -86,6 +86,10 @@ class FetchSettings:
     max_retries: int = 2
     max_bytes: int = 2_000_000
     respect_robots: bool = True
+    #: networks (CIDR) or ``host:port`` fetched although non-public (``crawl.allow_networks``)
+    allow_networks: tuple[str, ...] = ()
+    #: the longest robots.txt Crawl-delay honoured (``crawl.max_crawl_delay_s``)
+    max_crawl_delay_s: float = 10.0
 
 
 def _codec(name: str | None) -> str | None:
