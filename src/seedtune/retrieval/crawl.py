@@ -35,7 +35,7 @@ from seedtune.core.config import CrawlConfig
 from seedtune.core.errors import ServiceError
 from seedtune.core.records import JsonlWriter
 from seedtune.retrieval import pages as page_module
-from seedtune.retrieval.fetch import NOT_CACHED, FetchSettings, PageFetcher
+from seedtune.retrieval.fetch import CODE_BOUND, NOT_CACHED, FetchSettings, PageFetcher
 from seedtune.retrieval.pages import EXTRACTORS, page_text
 
 log = logging.getLogger(__name__)
@@ -120,8 +120,9 @@ class CrawlResult:
     """The page rows of one crawl, in link order, read back one at a time.
 
     Rows come from the derived-rows cache; the few that are not cached (the host could not
-    be reached: nothing was fetched) are held in memory. ``from_rows`` counts the links
-    whose row was already derived before this run.
+    be reached: nothing was fetched; a ``fetch_error``, which the fetcher keeps only while
+    its code is the same) are held in memory. ``from_rows`` counts the links whose row was
+    already derived before this run.
     """
 
     def __init__(self, links: list[str], rows: ResponseCache, fetcher: PageFetcher,
@@ -142,15 +143,19 @@ class CrawlResult:
 
     def _derive(self, link: str, outcome: dict[str, Any]) -> dict[str, Any]:
         row = page_record(link, outcome, self.min_chars)
-        if outcome["status"] in NOT_CACHED:
+        if outcome["status"] in NOT_CACHED or outcome["status"] in CODE_BOUND:
             self.transient[link] = row
         else:
             self.rows.put(row_key(link), row)
         return row
 
     def unreachable(self) -> bool:
-        """Whether not one page host answered (every link uncached and unreachable)."""
-        return bool(self.links) and len(self.transient) == len(self.links)
+        """Whether not one page host answered (every link unreachable, or behind a
+        robots.txt that was). A link left for another run because its host asks for a
+        Crawl-delay over the cap is the site's answer, no sign of this network."""
+        return bool(self.links) and len(self.transient) == len(self.links) and all(
+            row["status"] in ("unreachable", "robots_unavailable")
+            for row in self.transient.values())
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         for link in self.links:

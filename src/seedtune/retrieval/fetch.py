@@ -5,8 +5,11 @@
 * **robots.txt** (RFC 9309, parsed by Protego) is read once per origin and honoured unless
   ``crawl.respect_robots`` is off: a 4xx robots.txt allows everything, a 5xx or unreachable
   one disallows everything for this run (the RFC's "unreachable" rule; it is asked again
-  next run); an answer is kept for 24 hours; a ``Crawl-delay`` longer than
-  ``1 / crawl.host_rps`` is used instead.
+  next run); an answer is kept for 24 hours. Redirects are followed up to five hops, and of
+  a larger file the first 500 KiB are honoured (:data:`ROBOTS_MAX_BYTES`). A
+  ``Crawl-delay`` longer than ``1 / crawl.host_rps`` is used instead, up to
+  ``crawl.max_crawl_delay_s``: a host asking for more is skipped for this run
+  (``crawl_delay_too_long``, not cached) rather than stall the crawl.
 * **Politeness per host** (``host:port``): at most ``crawl.per_host`` requests in flight and
   at most ``crawl.host_rps`` started per second, ``crawl.concurrency`` over all hosts; a
   clear ``User-Agent`` (``crawl.user_agent``).
@@ -17,40 +20,59 @@
   framed address, which serves the post itself. A ``blog.naver.com/{id}/{logNo}`` link
   goes straight to that address (:func:`post_address`), one request instead of two.
 * **Size cap**: a body over ``crawl.max_bytes`` is not read further (``too_large``).
-* **Decoding** (:func:`decode_html`): the charset the header declares, else the page's
-  ``<meta>``, else UTF-8; EUC-KR is read as its superset CP949, and a page that lies about
-  its charset is decoded by what it is. A page with a few bytes invalid in its charset keeps
-  that charset, each bad byte a replacement character (``replaced_chars``); only a page
-  mostly invalid under it goes to a detector (charset-normalizer).
+* **Decoding** (:func:`decode_html`): a BOM, else the charset the header declares, else the
+  page's ``<meta>``, else UTF-8 (WHATWG's order); EUC-KR is read as its superset CP949, and
+  a page that lies about its charset is decoded by what it is. Only text encodings a
+  browser could use count as a declaration (``charset=base64`` is ignored). A page with a
+  few bytes invalid in its charset keeps that charset, each bad byte a replacement
+  character (``replaced_chars``); only a page mostly invalid under it goes to a detector
+  (charset-normalizer), and a page nothing reads is ``bad_charset``.
+* **Hostile input**: a link or redirect that is no usable http(s) URL is ``bad_url``, a
+  response aiohttp cannot parse (status line, headers, body framing) ``bad_response``, and
+  anything else that goes wrong with one link ``fetch_error`` (logged as a warning with the
+  URL and the exception): one page never ends the crawl.
 
 Every outcome is written to the :class:`~seedtune.core.cache.ResponseCache` the moment it
 arrives, keyed by the URL: a killed run refetches only what was in flight, and a rerun
 fetches nothing. Failures are outcomes too (``http_404``, ``robots``, ``timeout``,
-``too_large``, ``not_html``, ...), so they are not retried on every run; only a host that
-could not be reached at all (``unreachable``: DNS, refused connection) is not cached, as
-nothing was fetched.
+``too_large``, ``not_html``, ``bad_url``, ``bad_charset``, ...), so they are not retried on
+every run; only a host that could not be reached at all (``unreachable``: DNS, refused
+connection) is not cached, as nothing was fetched, and neither are the links of a host
+whose robots.txt failed or asked for too long a delay (:data:`NOT_CACHED`). A
+``fetch_error`` is kept only while this module's code is the same: fixed code asks again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import codecs
+import ipaddress
 import logging
+import math
 import re
+import sys
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, NamedTuple
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
-from seedtune.core.cache import ResponseCache, cache_key
+from seedtune.core.cache import ResponseCache, cache_key, code_fingerprint
 from seedtune.core.retry import RetryWarnings, backoff_s, retry_after_s
 
 log = logging.getLogger(__name__)
 
 MAX_REDIRECTS = 5
+#: Redirects followed for a robots.txt (RFC 9309 §2.3.1.2: "at least five consecutive").
+MAX_ROBOTS_REDIRECTS = 5
+#: Bytes of a robots.txt honoured (RFC 9309 §2.5: parse at least 500 kibibytes); the rest
+#: of a larger file is not read, whatever ``crawl.max_bytes`` is.
+ROBOTS_MAX_BYTES = 500 * 1024
+#: A longer link is ``bad_url`` (RFC 9110 §4.1 asks senders and recipients to support 8000
+#: octets; no page worth crawling needs more).
+MAX_URL_CHARS = 8000
 #: Bytes of a page searched for a ``<meta charset>`` declaration (HTML says within 1024).
 META_SNIFF_BYTES = 4096
 #: Decoding with replacement characters is kept while at most this share of the page's
@@ -62,8 +84,12 @@ HTML_TYPES = ("text/html", "application/xhtml+xml")
 #: How long a robots.txt is trusted (RFC 9309: crawlers should not use one over 24 hours old).
 ROBOTS_MAX_AGE_S = 24 * 3600
 #: Outcomes that are not cached: nothing came back from the host (or from its robots.txt,
-#: which then forbids everything for this run only).
-NOT_CACHED = frozenset({"unreachable", "robots_unavailable"})
+#: which then forbids everything for this run only), or its robots.txt asked for a
+#: Crawl-delay over ``crawl.max_crawl_delay_s`` (a run with a higher cap fetches them).
+NOT_CACHED = frozenset({"unreachable", "robots_unavailable", "crawl_delay_too_long"})
+#: Outcomes cached only while this module's code is the same (:func:`_code_id`): what is
+#: derived from them must not outlive that either.
+CODE_BOUND = frozenset({"fetch_error"})
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""",
                            re.IGNORECASE)
 _FRAME_TAG = re.compile(r"<i?frame\b[^>]*>", re.IGNORECASE)
@@ -71,6 +97,16 @@ _ATTR = r"""\b{}\s*=\s*["']([^"']*)["']"""
 # CP949 is the superset every Korean site's "EUC-KR" really is (unified Hangul code)
 _ALIASES = {"euc-kr": "cp949", "euc_kr": "cp949", "ks_c_5601-1987": "cp949", "ksc5601": "cp949",
             "x-windows-949": "cp949", "windows-949": "cp949", "ms949": "cp949"}
+#: What a charset label may look like (WHATWG's labels are all of these characters).
+_LABEL = re.compile(r"[a-z0-9._:-]{1,40}")
+#: Text codecs Python has that no browser decodes a page with (WHATWG's Encoding Standard
+#: lists none of them): they raise on any input (``undefined``), read escapes or
+#: hostnames rather than text, or are refused for safety (UTF-7). A declaration of one
+#: is ignored, as a browser ignores a label it does not know.
+_NOT_WEB = frozenset({"undefined", "idna", "punycode", "unicode-escape", "raw-unicode-escape",
+                      "utf-7", "charmap", "utf-32", "utf-32-le", "utf-32-be"})
+_C0_AND_SPACE = "".join(map(chr, range(0x21)))
+_HOST = re.compile(r"[a-z0-9_-]{1,63}(?:\.[a-z0-9_-]{1,63})*\.?")
 
 
 @dataclass
@@ -93,27 +129,63 @@ class FetchSettings:
 
 
 def _codec(name: str | None) -> str | None:
-    """A Python codec name for a declared charset, or None when unknown."""
+    """A Python codec name for a declared charset, or None when it names no text encoding
+    a page could be in (unknown, absurd, ``base64``/``rot13``/``zlib`` and other
+    bytes-to-bytes codecs, :data:`_NOT_WEB`)."""
     if not name:
         return None
-    name = name.strip().strip("'\"").lower()
+    name = name.strip().strip("'\"").strip().lower()
     name = _ALIASES.get(name, name)
-    try:
-        return codecs.lookup(name).name
-    except LookupError:
+    if not _LABEL.fullmatch(name):
         return None
+    try:
+        info = codecs.lookup(name)
+    except (LookupError, ValueError, TypeError):
+        return None
+    # bytes-to-bytes (base64, hex, zlib) and str-to-str (rot13) codecs say so here
+    if not getattr(info, "_is_text_encoding", True) or info.name in _NOT_WEB:
+        return None
+    return info.name
+
+
+def _bom(body: bytes) -> str | None:
+    """The encoding a byte order mark names (WHATWG "BOM sniff": it beats any label)."""
+    if body.startswith(codecs.BOM_UTF8):
+        return "utf-8"
+    if body.startswith(codecs.BOM_UTF16_BE):
+        return "utf-16-be"
+    if body.startswith(codecs.BOM_UTF16_LE):
+        return "utf-16-le"
+    return None
+
+
+def _looks_utf16(body: bytes) -> bool:
+    """Whether ``body`` could be UTF-16 at all: HTML markup is ASCII, so a UTF-16 page has
+    a NUL in every other byte of it, and an ASCII-compatible page has next to none."""
+    return body.count(b"\0") * 20 >= len(body) > 0
 
 
 def declared_charset(content_type: str | None, body: bytes) -> str | None:
-    """The charset the response declares: Content-Type header, else BOM, else ``<meta>``."""
+    """The charset the response declares, by WHATWG's HTML encoding sniffing order: a BOM,
+    else the Content-Type header, else ``<meta>`` (only usable text encodings,
+    :func:`_codec`; a bogus declaration is skipped for the next).
+
+    Two of WHATWG's rules keep UTF-8 pages that claim UTF-16 readable: a ``<meta>`` saying
+    UTF-16 means UTF-8 (the meta tag was found as ASCII, so the page is not UTF-16), and
+    a header saying UTF-16 counts only for bytes that could be UTF-16 (browsers would honour
+    it; a crawler keeps the page instead).
+    """
+    bom = _bom(body)
+    if bom:
+        return bom
     for part in (content_type or "").split(";")[1:]:
         key, _, value = part.partition("=")
-        if key.strip().lower() == "charset" and _codec(value):
-            return _codec(value)
-    if body.startswith(codecs.BOM_UTF8):
-        return "utf-8"
+        codec = _codec(value) if key.strip().lower() == "charset" else None
+        if codec and (not codec.startswith("utf-16") or _looks_utf16(body)):
+            return "utf-16-le" if codec == "utf-16" else codec  # WHATWG: the label is LE
     match = _META_CHARSET.search(body[:META_SNIFF_BYTES])
-    return _codec(match.group(1).decode("ascii", "ignore")) if match else None
+    codec = _codec(match.group(1).decode("ascii", "ignore")) if match else None
+    return "utf-8" if codec and codec.startswith("utf-16") else codec
 
 
 class Decoded(NamedTuple):
@@ -136,6 +208,11 @@ def _tolerant(body: bytes, charset: str) -> tuple[str, int, float]:
     return text, replaced, replaced / non_ascii if non_ascii else 0.0
 
 
+class Undecodable(ValueError):
+    """No charset reads the page: every candidate leaves most of it replaced and the
+    detector has no guess (``bad_charset``)."""
+
+
 def decode_html(body: bytes, content_type: str | None = None) -> Decoded:
     """The page decoded by what it declares, checked against what it is.
 
@@ -145,16 +222,21 @@ def decode_html(body: bytes, content_type: str | None = None) -> Decoded:
     whichever leaves fewer, as long as at most :data:`MAX_INVALID_SHARE` of its non-ASCII
     characters are replaced: one bad byte in a UTF-8 page costs one character, where a
     detector's guess would misread the whole page. Only a page mostly invalid under both
-    is decoded by charset-normalizer's guess.
+    is decoded by charset-normalizer's guess; with no guess, :class:`Undecodable`.
     """
     declared = declared_charset(content_type, body)
     candidates = list(dict.fromkeys(c for c in (declared, "utf-8", "cp949") if c))
     for charset in candidates:
         try:
             return Decoded(body.decode(charset).removeprefix("\ufeff"), charset, 0)
-        except UnicodeDecodeError:
+        except UnicodeError:  # a codec may raise its parent class, not UnicodeDecodeError
             continue
-    tried = {charset: _tolerant(body, charset) for charset in candidates}
+    tried: dict[str, tuple[str, int, float]] = {}
+    for charset in candidates:
+        try:
+            tried[charset] = _tolerant(body, charset)
+        except UnicodeError:
+            continue
     # fewest replaced; min keeps the first of equals, so the declared charset wins a tie
     charset = min(tried, key=lambda c: tried[c][2])
     text, replaced, share = tried[charset]
@@ -164,9 +246,13 @@ def decode_html(body: bytes, content_type: str | None = None) -> Decoded:
 
     best = from_bytes(body[:200_000]).best()
     guess = _codec(best.encoding) if best is not None else None
-    charset = guess or declared or "utf-8"
-    text, replaced, _ = _tolerant(body, charset)
-    return Decoded(text.removeprefix("\ufeff"), charset, replaced)
+    if guess is None:
+        raise Undecodable(f"no charset reads it (declared {declared or 'none'})")
+    try:
+        text, replaced, _ = _tolerant(body, guess)
+    except UnicodeError as exc:
+        raise Undecodable(f"{guess}: {exc}") from None
+    return Decoded(text.removeprefix("\ufeff"), guess, replaced)
 
 
 def frame_target(html: str, base_url: str) -> str | None:
@@ -183,7 +269,7 @@ def frame_target(html: str, base_url: str) -> str | None:
         target = src[0].strip() if src else ""
         # Naver blog's frame is id/name "mainFrame"; its src is the PostView address
         if target and ("mainframe" in names or "/postview." in target.lower()):
-            return urljoin(base_url, target.replace("&amp;", "&"))
+            return join_url(base_url, target.replace("&amp;", "&"))
     return None
 
 
@@ -194,7 +280,10 @@ def post_address(url: str) -> str:
     """Where a Naver blog post's body is served: ``blog.naver.com/{id}/{logNo}`` (a frame
     page on the desktop) becomes its ``PostView.naver`` address, saving a request per post;
     any other URL is returned as it is (and a frame page is still followed when fetched)."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except (ValueError, TypeError, AttributeError):
+        return url  # bad_url when fetched
     match = _BLOG_POST.match(parts.path)
     if parts.hostname in ("blog.naver.com", "m.blog.naver.com") and match:
         return (f"https://blog.naver.com/PostView.naver?blogId={match.group(1)}"
@@ -205,8 +294,78 @@ def post_address(url: str) -> str:
 def page_host(link: str) -> str | None:
     """The ``host:port`` a link's first request is paced by (a Naver blog post goes straight
     to its ``PostView`` address, :func:`post_address`), or None for a link not fetched."""
-    parts = urlsplit(post_address(link))
-    return parts.netloc if parts.scheme in ("http", "https") and parts.netloc else None
+    url = clean_url(post_address(link))
+    return urlsplit(url).netloc if url else None
+
+
+def clean_url(url: Any) -> str | None:
+    """``url`` as it is fetched, or None when it is no usable ``http(s)`` address (its
+    outcome is then ``bad_url``): unparsable (``http://[::1/x``), no host, a port out of
+    range, a host with spaces, control characters or empty labels, a name that is not
+    valid IDNA, a host Python and yarl (aiohttp's parser) read differently, over
+    :data:`MAX_URL_CHARS`. As WHATWG's URL parser does, surrounding spaces and control
+    characters are stripped and tabs and newlines inside dropped; the host is lowercased,
+    a default port, user info and the fragment dropped (no credentials from a link are
+    sent, and one host is paced as one). Non-ASCII names (``한국.kr``) are kept; aiohttp
+    sends them IDNA-encoded."""
+    import yarl
+
+    if not isinstance(url, str):
+        return None
+    # WHATWG: leading and trailing C0 controls and spaces are stripped, tabs and newlines
+    # anywhere removed
+    url = re.sub(r"[\t\n\r]", "", url.strip(_C0_AND_SPACE))
+    if len(url) > MAX_URL_CHARS or re.search(r"[\x00-\x1f\x7f]", url):
+        return None
+    try:
+        url.encode("utf-8")  # a lone surrogate (from a header's undecodable bytes)
+        parts = urlsplit(url)
+        port, host = parts.port, parts.hostname
+        if parts.scheme.lower() not in ("http", "https") or not host or port == 0:
+            return None
+        # aiohttp's parser (yarl) must see the host Python does: where a backslash or an odd
+        # "@" makes them disagree, pacing, robots and checks would follow another host
+        ours = yarl.URL(url)
+        raw, _ = (ours.raw_host or "").lower(), ours.host  # .host: the IDNA check (xn--zz)
+        if not raw or raw != (yarl.URL.build(scheme="http", host=host).raw_host or "").lower():
+            return None
+    except (ValueError, UnicodeError):
+        return None
+    if ":" in raw:  # an IPv6 literal; yarl already checked it
+        netloc = f"[{host}]"
+    elif not _valid_host(raw):
+        return None
+    else:
+        netloc = host
+    scheme = parts.scheme.lower()
+    if port is not None and port != {"http": 80, "https": 443}[scheme]:
+        netloc += f":{port}"
+    return urlunsplit((scheme, netloc, parts.path, parts.query, ""))
+
+
+def _valid_host(raw: str) -> bool:
+    """Whether ``raw`` (an IDNA-encoded host) is a name DNS could hold or a dotted IPv4
+    address; a name ending in a number that is no strict dotted quad (``256.1.1.1``,
+    ``127.1``, ``0x7f.1``, ``2130706433``) is refused, as WHATWG's URL parser refuses it
+    or reads it as an address the crawler's checks would not see written out."""
+    if len(raw) > 253 or not _HOST.fullmatch(raw):
+        return False
+    last = raw.rstrip(".").rsplit(".", 1)[-1]
+    if last.isdigit() or last.startswith("0x"):
+        try:
+            ipaddress.IPv4Address(raw.rstrip("."))
+        except ValueError:
+            return False
+    return True
+
+
+def join_url(base: str, location: str) -> str | None:
+    """``location`` (a redirect's or a frame's address, maybe relative) resolved against
+    ``base``, or None when it cannot be (``http://[::1/x``)."""
+    try:
+        return urljoin(base, location.strip())
+    except ValueError:
+        return None
 
 
 def origin(url: str) -> str:
@@ -306,6 +465,7 @@ class PageFetcher:
         self._host_lock: dict[str, asyncio.Lock] = {}
         self._host_next: dict[str, float] = {}
         self._host_delay: dict[str, float] = {}
+        self._too_slow: dict[str, float] = {}  # host: the Crawl-delay over the cap it asked
         self._warnings = RetryWarnings(log, desc)
         self._gate: asyncio.Semaphore | None = None  # made in each run's event loop
 
@@ -331,6 +491,8 @@ class PageFetcher:
             return {**value, "status": "too_large", "html": None}
         if status == "ok" and not isinstance(value.get("html"), str):
             return None
+        if status == "fetch_error" and value.get("code") != _code_id():
+            return None  # the code that failed has changed since: ask again
         return value
 
     # -- running ---------------------------------------------------------------------------
@@ -371,6 +533,7 @@ class PageFetcher:
         self._gate = asyncio.Semaphore(self.cfg.concurrency)
         # locks and futures belong to one event loop: a second run starts afresh
         self._robots, self._host_gate, self._host_lock, self._host_next = {}, {}, {}, {}
+        self._too_slow = {}
         loop = asyncio.get_running_loop()
         stored = [u for u in urls if self._key(u) in self.cache]
         queues = HostQueues([u for u in urls if self._key(u) not in self.cache])
@@ -394,7 +557,7 @@ class PageFetcher:
 
             async def fetch_host(host: str) -> None:
                 while (url := queues.take(host)) is not None:
-                    outcome = await self._page(session, url)
+                    outcome = await self._outcome(session, url)
                     if outcome["status"] not in NOT_CACHED:
                         self.cache.put(self._key(url), outcome)
                     queues.finish(host)
@@ -423,27 +586,46 @@ class PageFetcher:
                 bar.close()
                 worker_thread.shutdown(wait=True, cancel_futures=True)
 
+    async def _outcome(self, session: Any, url: str) -> dict[str, Any]:
+        """:meth:`_page`, and whatever it raises the link's ``fetch_error`` outcome (with
+        the exception's class, and this code's identity: fixed code asks again), logged as a
+        warning with the URL: a bug met on one page is seen, and the crawl goes on."""
+        try:
+            return await self._page(session, url)
+        except Exception as exc:  # noqa: BLE001 - one link's failure, logged with its URL
+            log.warning("%s: %s: %s: %s (kept as fetch_error)", self.desc, url,
+                        type(exc).__name__, exc, exc_info=log.isEnabledFor(logging.DEBUG))
+            return {"url": url, "status": "fetch_error", "final_url": None,
+                    "http_status": None, "charset": None, "html": None,
+                    "error": type(exc).__name__, "code": _code_id()}
+
     async def _page(self, session: Any, url: str) -> dict[str, Any]:
         """One page: redirects and one main frame followed, each hop under robots."""
         outcome: dict[str, Any] = {"url": url, "status": "ok", "final_url": None,
                                    "http_status": None, "charset": None, "html": None}
-        current, framed = post_address(url), False
+        current: str | None = post_address(url)
+        framed = False
         for _ in range(MAX_REDIRECTS + 2):
-            if urlsplit(current).scheme not in ("http", "https"):
+            current = clean_url(current)
+            if current is None:  # the link, a redirect's Location or a frame's src
                 return {**outcome, "status": "bad_url"}
             allowed = await self._allowed(session, current)
-            if not allowed:
-                status = "robots" if allowed is False else "robots_unavailable"
-                return {**outcome, "status": status, "final_url": current}
+            if allowed != "ok":
+                return {**outcome, "status": allowed, "final_url": current}
             result = await self._get(session, current)
             outcome.update(final_url=current, http_status=result.get("http_status"))
             if "location" in result:
-                current = urljoin(current, result["location"])
+                current = join_url(current, result["location"])
                 continue
             if result["status"] != "ok":
                 extra = {"max_bytes": self.cfg.max_bytes} if result["status"] == "too_large" else {}
                 return {**outcome, "status": result["status"], **extra}
-            html, charset, replaced = decode_html(result["body"], result.get("content_type"))
+            try:
+                html, charset, replaced = decode_html(result["body"],
+                                                      result.get("content_type"))
+            except Undecodable as exc:
+                log.debug("%s: %s: %s", self.desc, current, exc)
+                return {**outcome, "status": "bad_charset"}
             target = None if framed else frame_target(html, current)
             if target and target != current:
                 current, framed = target, True  # Naver blog: the post lives in the frame
@@ -453,51 +635,99 @@ class PageFetcher:
         return {**outcome, "status": "too_many_redirects"}
 
     # -- robots.txt ------------------------------------------------------------------------
-    async def _allowed(self, session: Any, url: str) -> bool | None:
-        """Whether robots.txt allows ``url``; None when robots.txt could not be read."""
+    async def _allowed(self, session: Any, url: str) -> str:
+        """``ok`` when ``url`` may be fetched now, else its outcome: ``robots`` (robots.txt
+        disallows it), ``robots_unavailable`` (robots.txt could not be read) or
+        ``crawl_delay_too_long`` (its host asks for more than ``crawl.max_crawl_delay_s``)."""
         if not self.cfg.respect_robots:
-            return True
+            return "ok"
         site = origin(url)
         if site not in self._robots:  # one robots.txt request per origin, however many wait
             self._robots[site] = asyncio.ensure_future(self._load_robots(session, site))
         rules = await self._robots[site]
         if rules is None:  # unreachable or 5xx: RFC 9309 says assume complete disallow
-            return None
-        if rules is True:
-            return True
-        return bool(rules.can_fetch(url, self.cfg.user_agent))
+            return "robots_unavailable"
+        if rules is not True and not rules.can_fetch(url, self.cfg.user_agent):
+            return "robots"
+        # a disallowed page is "robots" (kept) whatever the delay; an allowed one waits
+        # for a run whose cap is higher
+        return "crawl_delay_too_long" if urlsplit(url).netloc in self._too_slow else "ok"
+
+    async def _robots_file(self, session: Any, site: str) -> dict[str, Any]:
+        """``site``'s robots.txt as :meth:`_get` answers it, redirects followed.
+
+        RFC 9309 §2.3.1.2: crawlers SHOULD follow at least five consecutive redirects, even
+        across authorities, and use the file reached for the initial authority; after more
+        than five they MAY assume the file is "unavailable", which §2.3.1.3 makes the 4xx
+        case (the crawler MAY access any resource). So more hops, or a redirect to no
+        usable URL, is ``too_many_redirects`` / ``bad_url``, both read as allow-all. Each hop
+        is an ordinary request: paced by its own host, under the same checks as a page.
+        """
+        url = f"{site}/robots.txt"
+        result: dict[str, Any] = {}
+        for _ in range(MAX_ROBOTS_REDIRECTS + 1):
+            result = await self._get(session, url, robots=True)
+            if "location" not in result:
+                return result
+            target = clean_url(join_url(url, result["location"]))
+            if target is None:
+                return {"status": "bad_url", "http_status": result.get("http_status")}
+            url = target
+        return {"status": "too_many_redirects", "http_status": result.get("http_status")}
 
     async def _load_robots(self, session: Any, site: str) -> Any:
         """Protego rules for ``site``, True (allow all) or None (disallow all); cached."""
-        from protego import Protego
-
         key = cache_key({"robots": site})
         stored = self.cache.get(key)
-        fresh = (isinstance(stored, dict) and "status" in stored
+        # a "too_large" answer was kept when a large file meant no rules: read it again
+        fresh = (isinstance(stored, dict) and isinstance(stored.get("status"), str)
+                 and (stored["status"] == "ok" or _robots_missing(stored))
                  and time.time() - float(stored.get("fetched_at") or 0) < ROBOTS_MAX_AGE_S)
         if not fresh:
-            result = await self._get(session, f"{site}/robots.txt", robots=True)
+            result = await self._robots_file(session, site)
+            ok = result["status"] == "ok"
             stored = {"status": result["status"], "http_status": result.get("http_status"),
-                      "text": (decode_html(result["body"], result.get("content_type")).text
-                               if result["status"] == "ok" else None),
+                      # RFC 9309 §2.3: the file is UTF-8; a byte that is not costs itself
+                      "text": result["body"].decode("utf-8", "replace") if ok else None,
                       "fetched_at": time.time()}
-            code = stored["http_status"] or 0
             # an answer is kept (RFC 9309: at most 24 hours); a 5xx, a timeout or no
             # connection is not, so the next run that needs this site asks again
-            if result["status"] == "ok" or 400 <= code < 500:
+            if ok or _robots_missing(stored):
                 self.cache.put(key, stored)
-        code = stored.get("http_status") or 0
-        if stored["status"] == "ok" and stored.get("text") is not None:
-            rules = Protego.parse(stored["text"])
-            delay = rules.crawl_delay(self.cfg.user_agent)
-            if delay:
-                self._host_delay[urlsplit(site).netloc] = float(delay)
-            return rules
-        if 400 <= code < 500 or stored["status"] in ("not_html", "too_large"):
+        if stored["status"] == "ok" and isinstance(stored.get("text"), str):
+            return self._rules(site, stored["text"])  # None when it cannot be parsed
+        if _robots_missing(stored):
             return True  # no robots.txt: everything is allowed
         log.warning("%s: %s/robots.txt answered %s; not fetching from that site",
                     self.desc, site, stored["status"])
         return None
+
+    def _rules(self, site: str, text: str) -> Any:
+        """Protego's rules of ``text``; its Crawl-delay, if any, noted for ``site``'s host:
+        used when within ``crawl.max_crawl_delay_s``, else the host's links wait for
+        another run (one warning per host)."""
+        from protego import Protego
+
+        try:
+            rules = Protego.parse(text)
+            delay = rules.crawl_delay(self.cfg.user_agent)
+        except Exception as exc:  # noqa: BLE001 - the parser's bug: the site waits, logged
+            log.warning("%s: %s/robots.txt could not be parsed (%s: %s); not fetching from "
+                        "that site this run", self.desc, site, type(exc).__name__, exc)
+            return None
+        host = urlsplit(site).netloc
+        # Protego reads any float: NaN and a delay of zero or less mean none; "inf" is long
+        if delay is not None and not math.isnan(delay) and delay > 0:
+            if delay > self.cfg.max_crawl_delay_s:
+                if host not in self._too_slow:
+                    log.warning("%s: %s asks for a Crawl-delay of %g s, over "
+                                "crawl.max_crawl_delay_s (%g s); its pages are skipped this "
+                                "run (crawl_delay_too_long)", self.desc, host, delay,
+                                self.cfg.max_crawl_delay_s)
+                self._too_slow[host] = float(delay)
+            else:
+                self._host_delay[host] = float(delay)
+        return rules
 
     # -- one HTTP request ------------------------------------------------------------------
     async def _pace(self, host: str) -> None:
@@ -532,8 +762,20 @@ class PageFetcher:
                 reason, code, wait = f"http_{exc.status}", exc.status, exc.wait
             except TimeoutError:
                 reason, code, wait = "timeout", None, None
-            except aiohttp.ClientError as exc:
+            except (aiohttp.ClientHttpProxyError, aiohttp.ClientConnectionError) as exc:
+                # nothing came from the host itself (DNS, refused, reset, a proxy's refusal)
                 reason, code, wait = "unreachable", None, None
+                log.debug("%s: %s: %s", self.desc, url, exc)
+            except aiohttp.InvalidURL as exc:  # one clean_url let through and yarl did not
+                log.debug("%s: %s: %s", self.desc, url, exc)
+                return {"status": "bad_url", "http_status": None}
+            except aiohttp.ClientResponseError as exc:
+                # the host answered what is no HTTP (a bad status line, header or chunk):
+                # the same again next time, so not retried
+                log.debug("%s: %s: %s", self.desc, url, exc)
+                return {"status": "bad_response", "http_status": None}
+            except aiohttp.ClientError as exc:  # a body cut short or not in its encoding
+                reason, code, wait = "bad_response", None, None
                 log.debug("%s: %s: %s", self.desc, url, exc)
             if attempt == self.cfg.max_retries:
                 return {"status": reason, "http_status": code}
@@ -543,24 +785,72 @@ class PageFetcher:
         raise AssertionError("unreachable")  # the loop always returns
 
     async def _request(self, session: Any, url: str, robots: bool) -> dict[str, Any]:
+        """One request: a redirect's ``{"location"}``, or an outcome with the body. Headers
+        are read as data that may be anything: an empty Location is no redirect, a junk
+        Retry-After no hint, a Content-Length that is no number no size."""
         async with session.get(url, allow_redirects=False) as resp:
             code = resp.status
-            if code in (301, 302, 303, 307, 308) and resp.headers.get("Location"):
-                return {"location": resp.headers["Location"], "http_status": code}
+            location = (resp.headers.get("Location") or "").strip()
+            if code in (301, 302, 303, 307, 308) and location:
+                return {"location": location, "http_status": code}
             if code == 429 or code >= 500:
-                raise _Retry(code, retry_after_s(resp.headers))
+                raise _Retry(code, _retry_after(resp.headers))
             if code != 200:
                 return {"status": f"http_{code}", "http_status": code}
             ctype = resp.headers.get("Content-Type", "")
             if not robots and ctype and ctype.split(";")[0].strip().lower() not in HTML_TYPES:
                 return {"status": "not_html", "http_status": code}
-            length = resp.headers.get("Content-Length")
-            if length and length.isdigit() and int(length) > self.cfg.max_bytes:
+            # robots.txt has its own cap, and of a larger one the first part counts
+            limit = ROBOTS_MAX_BYTES if robots else self.cfg.max_bytes
+            length = (resp.headers.get("Content-Length") or "").strip()
+            if not robots and re.fullmatch(r"[0-9]{1,20}", length) and int(length) > limit:
                 return {"status": "too_large", "http_status": code}
             body = bytearray()
             async for chunk in resp.content.iter_chunked(65536):
                 body += chunk
-                if len(body) > self.cfg.max_bytes:
+                if len(body) > limit and robots:
+                    # RFC 9309 §2.5: parse at least the first 500 KiB; a line cut in two
+                    # is not a rule
+                    head = bytes(body[:limit])
+                    return {"status": "ok", "http_status": code, "truncated": True,
+                            "body": head[:head.rfind(b"\n") + 1], "content_type": ctype}
+                if len(body) > limit:
                     return {"status": "too_large", "http_status": code}
             return {"status": "ok", "http_status": code, "body": bytes(body),
                     "content_type": ctype}
+
+
+def _retry_after(headers: Any) -> float | None:
+    """The server's Retry-After in seconds, or None for none or one that is no finite
+    number of seconds or date."""
+    try:
+        wait = retry_after_s(headers)
+    except (ValueError, TypeError, OverflowError):
+        return None
+    return wait if wait is not None and math.isfinite(wait) else None
+
+
+#: Stored robots.txt answers that mean "no robots.txt" (allow all, cached): see
+#: :meth:`PageFetcher._robots_file` for the two besides a 4xx.
+_ROBOTS_KEPT = frozenset({"too_many_redirects", "bad_url"})
+
+
+def _robots_missing(stored: dict[str, Any]) -> bool:
+    """Whether a robots.txt answer means there is none (RFC 9309 "unavailable")."""
+    code = stored.get("http_status") or 0
+    # a 429 is the server being busy, not the file missing: "unreachable", as a 5xx is
+    return stored["status"] in _ROBOTS_KEPT or (
+        isinstance(code, int) and 400 <= code < 500 and code != 429
+        and stored["status"] == f"http_{code}")
+
+
+_CODE_ID: list[str] = []
+
+
+def _code_id() -> str:
+    """12 hex digits naming this module's code and the HTTP libraries' versions: a
+    ``fetch_error`` kept under other code is asked again (the error may be fixed)."""
+    if not _CODE_ID:
+        _CODE_ID.append(code_fingerprint([sys.modules[__name__]],
+                                         ("aiohttp", "yarl", "protego"))[:12])
+    return _CODE_ID[0]
