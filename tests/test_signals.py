@@ -240,6 +240,9 @@ def test_a_full_disk_keeps_every_earlier_entry_intact(tmp_path, monkeypatch) -> 
     again = ResponseCache(tmp_path / "c")
     assert [again.get(f"{i:064x}") for i in range(3)] == [{"answer": i} for i in range(3)]
     assert again.get(f"{9:064x}") is None and again.damaged == 0  # no torn line left
+    with pytest.raises(OSError):  # a put that cannot write its first line leaves no file
+        again.put(f"{9:064x}", {"answer": "x" * 100})
+    assert len(list((tmp_path / "c").glob("seg-*"))) == 1
 
 
 def test_a_full_disk_is_one_line(capsys) -> None:

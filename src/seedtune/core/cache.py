@@ -280,6 +280,8 @@ class ResponseCache:
         with contextlib.suppress(OSError):
             os.ftruncate(self._writer.fileno(), offset)  # shrinking needs no free space
         self._writer.close()
+        if offset == 0:  # nothing in it: do not leave an empty segment per failed put
+            (self.root / self._writer_name).unlink(missing_ok=True)
         self._failed, self._writer, self._writer_name = self._writer_name, None, None
         self._full = True
 

@@ -89,7 +89,8 @@ def stop_on_signals(stage: str) -> None:
 def interrupted(exc: KeyboardInterrupt) -> int:
     """After :class:`Interrupted` (or a plain KeyboardInterrupt) unwound the stage: say so in
     one line, stop the stage's children, and return the exit status (128 + the signal)."""
-    signum = getattr(exc, "signum", signal.SIGINT)
+    # a handler on the way may have re-raised a plain KeyboardInterrupt: the signal is noted
+    signum = getattr(exc, "signum", None) or _state.signum or signal.SIGINT
     _report(signum, "answers that arrived are cached; a rerun continues from them")
     with contextlib.suppress(ValueError):  # not the main thread
         # torch's SIGCHLD handler raises when a worker dies: not while we stop them
@@ -128,7 +129,8 @@ def _start_grace(signum: int) -> None:
 
 
 def _hard_exit(signum: int, why: str) -> None:
-    _report(signum, f"{why}; answers that arrived are cached")
+    # a progress bar may still hold the line: start a fresh one
+    _report(signum, f"{why}; answers that arrived are cached", start="\n")
     stop_children()
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
@@ -136,11 +138,11 @@ def _hard_exit(signum: int, why: str) -> None:
     os._exit(exit_status(signum))
 
 
-def _report(signum: int, what: str) -> None:
+def _report(signum: int, what: str, start: str = "") -> None:
     if _state.reported.acquire(blocking=False):
         with contextlib.suppress(Exception):
             sys.stdout.flush()
-            print(f"{_state.stage}: interrupted by {signal.Signals(signum).name}: {what}",
+            print(f"{start}{_state.stage}: interrupted by {signal.Signals(signum).name}: {what}",
                   file=sys.stderr, flush=True)
 
 
@@ -219,17 +221,18 @@ def _descendants() -> dict[int, str]:
         pids = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()]
     except OSError:
         return {}
-    parent_of: dict[int, int] = {}
+    children: dict[int, list[int]] = {}
     started: dict[int, str] = {}
     for pid in pids:
         fields = _stat(pid)
         if fields and fields[0] != "Z":
-            parent_of[pid], started[pid] = int(fields[1]), fields[19]
-    found, todo = {}, [os.getpid()]
+            children.setdefault(int(fields[1]), []).append(pid)
+            started[pid] = fields[19]
+    found: dict[int, str] = {}
+    todo = [os.getpid()]
     while todo:
-        here = todo.pop()
-        for pid, ppid in parent_of.items():
-            if ppid == here and pid not in found:
+        for pid in children.get(todo.pop(), []):
+            if pid not in found:
                 found[pid] = started[pid]
                 todo.append(pid)
     return found
