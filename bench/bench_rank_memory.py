@@ -51,6 +51,7 @@ def report():
     Path(out).write_text(f"{hwm} {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}")
 atexit.register(report)
 sys.argv = [script]
+sys.path.insert(0, str(Path(script).parent))  # as `python script` does (stages/_guard.py)
 runpy.run_path(script, run_name="__main__")
 """
 

@@ -9,6 +9,8 @@ Reads the rows once, streaming them into the page while counting them for the ca
 no calls: free to rerun, and the same inputs give the same bytes.
 """
 
+import _guard  # noqa: F401  (one line, not a traceback, outside the venv)
+
 from seedtune.core.records import atomic_write_text
 from seedtune.core.stage import METRICS_DIR, REJECTS_DIR, run_stage, write_metrics
 from seedtune.synthesis.browse import write_html

@@ -4,6 +4,8 @@ Run: ``dvc repro compose`` (or ``python stages/compose.py``). Inside ``dvc exp r
 already composed params.yaml with your -S overrides, so this leaves it alone.
 """
 
+import _guard  # noqa: F401  (one line, not a traceback, outside the venv)
+
 from seedtune.core.compose import write_params
 from seedtune.core.stage import run_stage
 

@@ -9,6 +9,8 @@ snippets). Rows derived from pages are kept too (data/cache/crawl/rows-*), so a 
 extracts only pages it has not seen under today's settings.
 """
 
+import _guard  # noqa: F401  (one line, not a traceback, outside the venv)
+
 from seedtune.core.cache import ResponseCache
 from seedtune.core.config import load_params
 from seedtune.core.stage import CACHE_DIR, REJECTS_DIR, run_stage, write_metrics

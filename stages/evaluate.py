@@ -5,6 +5,8 @@ interval, both scores, rejects, the judge's cost), reports/evaluation.md and
 reports/scores.json (the score distribution plot); the summary stage makes the headline.
 """
 
+import _guard  # noqa: F401  (one line, not a traceback, outside the venv)
+
 from seedtune.core.cache import ResponseCache
 from seedtune.core.config import load_params
 from seedtune.core.records import atomic_write_text, read_jsonl, write_json

@@ -2,10 +2,11 @@
 
 Run: ``dvc repro queries``. ``queries.sources``: ``llm`` (the LLM writes questions per seed
 word) and/or ``titles`` (real people's Naver cafe and 지식iN titles, rewritten by the LLM);
-your own question files join them. Needs the key named by llm.api_key_env unless every
-answer is already in data/cache/queries, and NAVER_CLIENT_ID / NAVER_CLIENT_SECRET for the
-titles unless they are all in data/cache/titles.
+your own question files join them. The keys (llm.api_key_env's; NAVER_CLIENT_ID and
+_SECRET for the titles) are needed only for what data/cache/queries and /titles lack.
 """
+
+import _guard  # noqa: F401  (one line, not a traceback, outside the venv)
 
 from seedtune.core.cache import ResponseCache
 from seedtune.core.config import load_params
@@ -42,8 +43,7 @@ def main() -> None:
     outcomes = client.run(llm_reqs + titles.build_requests(found, cfg.forms, cfg.titles,
                                                            title_template))
     llm_out = outcomes[: len(llm_reqs)]
-    judged = titles.verdicts(found, outcomes[len(llm_reqs):], p.llm.model,
-                             title_template.version)
+    judged = titles.verdicts(found, outcomes[len(llm_reqs):], p.llm.model, title_template.version)
     rows = queries.candidates(llm_out, p.llm.model, template.version, extra) + judged.rows
     kept, counts, drops = queries.filter_questions(rows, cfg)
     failed = queries.failures(llm_out)

@@ -12,6 +12,7 @@ import logging
 import time
 from pathlib import Path
 
+import _guard  # noqa: F401  (one line, not a traceback, outside the venv)
 from tqdm.auto import tqdm
 
 from seedtune.core.config import load_params

@@ -8,6 +8,8 @@ resumes without fetching any of it again. Each question's cleaned row is kept to
 (data/cache/search/rows-*), so a rerun cleans only questions it has not searched before.
 """
 
+import _guard  # noqa: F401  (one line, not a traceback, outside the venv)
+
 from seedtune.core.cache import ResponseCache
 from seedtune.core.config import load_params
 from seedtune.core.credentials import optional_secret

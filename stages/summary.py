@@ -5,6 +5,8 @@ evaluate}.json and writes the win rate with its interval, both scores, eval loss
 tokens/s and MFU, and the cost of every LLM answer behind the run. Costs nothing to rerun.
 """
 
+import _guard  # noqa: F401  (one line, not a traceback, outside the venv)
+
 from seedtune.core.records import write_json
 from seedtune.core.stage import METRICS_DIR, run_stage
 from seedtune.evaluation.summary import SOURCES, headline, stage_metrics

@@ -6,6 +6,8 @@ data/questions.jsonl (``question_source``, ``seed``, ``post_title``, ``post_link
 that holds out questions of every source.
 """
 
+import _guard  # noqa: F401  (one line, not a traceback, outside the venv)
+
 from seedtune.core.cache import ResponseCache
 from seedtune.core.config import load_params
 from seedtune.core.records import iter_jsonl

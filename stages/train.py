@@ -9,6 +9,8 @@ an interrupted run resumes from the last one if the params and data are unchange
 import sys
 from pathlib import Path
 
+import _guard  # noqa: F401  (one line, not a traceback, outside the venv)
+
 from seedtune.core.config import load_params
 from seedtune.core.records import read_jsonl, save_atomically
 from seedtune.core.stage import METRICS_DIR, run_stage, write_metrics

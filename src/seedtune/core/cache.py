@@ -29,6 +29,7 @@ version), never the endpoint URL or a key.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import fcntl
 import hashlib
 import json
@@ -162,6 +163,8 @@ class ResponseCache:
         self._writer: Any = None
         self._writer_name: str | None = None
         self._stamp = 0
+        self._full = False  # a write failed (disk full): merging would only fail too
+        self._failed = ""  # the segment of that write
         self.damaged = 0
         for path in sorted(self.root.glob(SEGMENT_GLOB)):
             self._scan(path)
@@ -255,17 +258,38 @@ class ResponseCache:
             self._stamp = max(self._stamp + 1, time.time_ns())
             line = _line(key, self._stamp, value)
             offset = self._writer.tell()
+            assert self._writer_name is not None
             # not fsynced: a kill -9 keeps what the kernel holds; a line torn by a power cut
             # fails its checksum and is simply asked again
-            self._writer.write(line)
-            self._writer.flush()
-            assert self._writer_name is not None
+            try:
+                view = memoryview(line)
+                while view:  # unbuffered: a short write (a disk filling up) is retried
+                    view = view[self._writer.write(view):]
+            except OSError as exc:
+                self._abandon_segment(offset)
+                if exc.filename is None:  # name the file in the one-line error
+                    exc.filename = str(self.root / self._failed)
+                raise
             self._index[key] = _Entry(self._writer_name, offset, len(line), self._stamp)
             self._sizes[self._writer_name] = offset + len(line)
 
+    def _abandon_segment(self, offset: int) -> None:
+        """After a failed write (a full disk): cut the torn line off this process's segment,
+        so every line before it stays intact, and write no more this run."""
+        assert self._writer is not None and self._writer_name is not None
+        with contextlib.suppress(OSError):
+            os.ftruncate(self._writer.fileno(), offset)  # shrinking needs no free space
+        self._writer.close()
+        if offset == 0:  # nothing in it: do not leave an empty segment per failed put
+            (self.root / self._writer_name).unlink(missing_ok=True)
+        self._failed, self._writer, self._writer_name = self._writer_name, None, None
+        self._full = True
+
     def _start_segment(self) -> None:
         name = _segment_name()
-        self._writer = (self.root / name).open("ab")
+        # unbuffered: every line goes to the kernel at once, and a failed write leaves no
+        # buffered bytes behind to land later as a torn line
+        self._writer = (self.root / name).open("ab", buffering=0)
         os.chmod(self.root / name, 0o644)
         # held while this process writes: no other process merges a segment still growing
         fcntl.flock(self._writer.fileno(), fcntl.LOCK_EX)
@@ -278,7 +302,8 @@ class ResponseCache:
             if self._writer is not None:
                 self._writer.close()  # releases the flock
                 self._writer, self._writer_name = None, None
-            self._merge()
+            if not self._full:
+                self._merge()
 
     def __enter__(self) -> ResponseCache:
         return self
@@ -320,15 +345,19 @@ class ResponseCache:
             target = _segment_name()
             tmp = self.root / f".{target}.{secrets.token_hex(3)}.tmp"
             moved: dict[str, _Entry] = {}
-            with tmp.open("wb") as out:
-                for key, entry in live:
-                    line = os.pread(self._open(entry.segment), entry.length, entry.offset)
-                    if _parse(line) is None:
-                        continue
-                    moved[key] = _Entry(target, out.tell(), len(line), entry.stamp)
-                    out.write(line)
-                out.flush()
-                os.fsync(out.fileno())
+            try:
+                with tmp.open("wb") as out:
+                    for key, entry in live:
+                        line = os.pread(self._open(entry.segment), entry.length, entry.offset)
+                        if _parse(line) is None:
+                            continue
+                        moved[key] = _Entry(target, out.tell(), len(line), entry.stamp)
+                        out.write(line)
+                    out.flush()
+                    os.fsync(out.fileno())
+            except BaseException:  # a full disk: its inputs stay, the partial copy goes
+                tmp.unlink(missing_ok=True)
+                raise
             os.chmod(tmp, 0o644)
             os.replace(tmp, self.root / target)
             self._index.update(moved)

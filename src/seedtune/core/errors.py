@@ -3,12 +3,15 @@
 Errors a user can fix (a param, an input file, a key, a quota, an outside service that is
 down) derive from :class:`SeedtuneError`: :func:`run_main`, which runs every stage and every
 ``seedtune`` command, prints them as one line,
-``<prog>: error: <what to fix>``, with exit status :data:`EXIT_USER_ERROR`. Anything else (a
-bug, CUDA out of memory) is not caught and keeps its traceback.
+``<prog>: error: <what to fix>``, with exit status :data:`EXIT_USER_ERROR`. A full disk (or
+quota) is one line too: what was written before it is intact (caches append whole lines,
+outputs are replaced atomically), so freeing space and rerunning is the fix. Anything else
+(a bug, CUDA out of memory) is not caught and keeps its traceback.
 """
 
 from __future__ import annotations
 
+import errno
 import sys
 from collections.abc import Callable
 
@@ -59,12 +62,25 @@ def run_main(prog: str, main: Callable[[], int | None]) -> int:
 
     A :class:`SeedtuneError` becomes one stderr line, ``<prog>: error: <what to fix>`` (one
     per problem for a :class:`ConfigError` that lists several), and status
-    :data:`EXIT_USER_ERROR`. Anything else propagates with its traceback.
+    :data:`EXIT_USER_ERROR`; so does an ``OSError`` for a full disk or quota
+    (:func:`disk_full`). Anything else propagates with its traceback.
     """
     try:
         return main() or 0
     except SeedtuneError as exc:
-        sys.stdout.flush()
-        for line in getattr(exc, "problems", None) or [one_line(exc)]:
-            print(f"{prog}: error: {line}", file=sys.stderr)
-        return EXIT_USER_ERROR
+        lines = getattr(exc, "problems", None) or [one_line(exc)]
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        lines = [disk_full(exc)]
+    sys.stdout.flush()
+    for line in lines:
+        print(f"{prog}: error: {line}", file=sys.stderr)
+    return EXIT_USER_ERROR
+
+
+def disk_full(exc: OSError) -> str:
+    """The one line for a write that found the disk (or the user's quota) full."""
+    what = "disk quota exceeded" if exc.errno == errno.EDQUOT else "disk full"
+    where = f" writing {exc.filename}" if exc.filename else ""
+    return f"{what}{where}: free space and rerun; nothing cached is lost"

@@ -10,6 +10,7 @@ from typing import Any
 
 from seedtune.core.errors import RejectRateError, run_main
 from seedtune.core.records import write_json, write_jsonl
+from seedtune.core.signals import interrupted, stop_on_signals
 
 CACHE_DIR = Path("data/cache")
 REJECTS_DIR = Path("data/rejects")
@@ -26,14 +27,20 @@ def setup_logging(stage: str) -> None:
 
 def run_stage(stage: str, main: Callable[[], object]) -> None:
     """Run ``main`` (its return value is ignored) and exit: 0 when it finishes, 2 with one line
-    on stderr for a user-fixable error (see :func:`~seedtune.core.errors.run_main`); anything
-    else keeps its traceback."""
+    on stderr for a user-fixable error (see :func:`~seedtune.core.errors.run_main`), 128 + the
+    signal with one line when SIGTERM, SIGINT or the death of the launching ``dvc repro``
+    stopped it (see :mod:`seedtune.core.signals`); anything else keeps its traceback."""
     setup_logging(stage)
+    stop_on_signals(stage)
 
     def stage_main() -> None:
         main()
 
-    sys.exit(run_main(stage, stage_main))
+    try:
+        status = run_main(stage, stage_main)
+    except KeyboardInterrupt as exc:  # also SIGTERM, as signals.Interrupted
+        status = interrupted(exc)
+    sys.exit(status)
 
 
 def write_metrics(stage: str, metrics: dict[str, Any]) -> None:
