@@ -6,6 +6,7 @@ simulator port is one line."""
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -156,3 +157,120 @@ def test_llm_follows_a_redirect_within_its_origin(tmp_path, monkeypatch) -> None
     assert outcome.value == {"questions": ["전세란 무엇인가요?"]}
     assert [path for path, _ in endpoint.seen] == ["/go/v1/chat/completions",
                                                    "/v1/chat/completions"]
+
+
+# --------------------------------------------------------------------------- model ids
+
+
+def _cli(ws, *args: str):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "seedtune.cli", *args], cwd=ws.path,
+                          env=ws.env(), text=True, capture_output=True, timeout=300)
+
+
+def _one_error(proc, prog: str) -> str:
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith(f"{prog}: error: "), line
+    return line
+
+
+BOGUS = "nobody-here/no-such-model"
+
+
+def test_ask_with_a_model_id_that_resolves_nowhere_is_one_line(workspace) -> None:
+    workspace.params(train={"model": {"name_or_path": BOGUS}})
+    line = _one_error(_cli(workspace, "ask", "전세란?", "--adapter", "none"), "seedtune ask")
+    assert f"train.model.name_or_path={BOGUS!r}" in line
+    assert "models:" in line and "conf/local/default.yaml" in line and "cache" in line
+
+
+def test_export_with_a_base_that_resolves_nowhere_is_one_line(workspace) -> None:
+    workspace.write("models/adapter/adapter_config.json", json.dumps(
+        {"base_model_name_or_path": BOGUS, "revision": "main", "peft_type": "LORA"}))
+    line = _one_error(_cli(workspace, "export"), "seedtune export")
+    assert f"models/adapter/adapter_config.json: base_model_name_or_path={BOGUS!r}" in line
+    assert "models:" in line and "cache" in line
+    line = _one_error(_cli(workspace, "export", "--base", "/no/such/dir"), "seedtune export")
+    assert line.startswith("seedtune export: error: --base='/no/such/dir': no such directory")
+    assert not (workspace.path / "models" / "merged").exists()
+
+
+# --------------------------------------------------------------------------- dataset card
+
+HOSTILE = ["[x](javascript:alert(1))", "![x](http://evil.example/t.png)",
+           "<img src=x onerror=alert(1)>", "<script>alert(1)</script>", "a | b",
+           "`code` ``x``", "line\nbreak\r\n| --- |", "<http://evil.example/>",
+           "www.evil.example", "mail@evil.example", "[ref]: http://evil.example/",
+           "&lt;b&gt;", "\\[x](http://evil.example/)", "*bold* _em_ ~~gone~~"]
+
+
+def _hostile_card() -> str:
+    from seedtune.synthesis.card import CardInputs, dataset_statistics, render_card
+
+    rows = []
+    for bad in HOSTILE:
+        rows.append({"question": f"전세 {bad}", "answer": bad, "split": "train",
+                     "question_source": bad, "post_category": bad, "seed": bad,
+                     "sources": [f"http://{bad}/x", "https://a.kr/x"],
+                     "source_categories": [bad, "blog"], "source_kinds": [bad, "page"],
+                     "model": bad, "template": bad, bad: bad})
+    rejects = {"synthesize": [{"reason": bad} for bad in HOSTILE]}
+    metrics = {"crawl": {bad: 1 for bad in HOSTILE} | {"outcomes": {b: 2 for b in HOSTILE}},
+               "search": {"pii_masked": {bad: 1 for bad in HOSTILE} | {"phone": 1}}}
+    params = {"llm": {"model": HOSTILE[0] + "`" + HOSTILE[1]},
+              "rank": {"model": HOSTILE[2], "top_k": HOSTILE[3]},
+              "search": {"categories": HOSTILE}, "train": {"model": {"name_or_path": HOSTILE[4]}}}
+    inputs = CardInputs(rows, rejects, metrics, params)
+    return render_card(inputs, dataset_statistics(inputs))
+
+
+def _tokens(tokens):
+    for tok in tokens:
+        yield tok
+        yield from _tokens(tok.children or [])
+
+
+def test_the_card_renders_no_link_image_or_html_from_its_values() -> None:
+    from markdown_it import MarkdownIt
+
+    card = _hostile_card()
+    md = MarkdownIt("commonmark").enable("table")
+    body = card.split("\n---\n", 1)[1]  # after the YAML front matter
+    tokens = list(_tokens(md.parse(body)))
+    live = [t for t in tokens if t.type in ("link_open", "image", "html_inline", "html_block")]
+    assert not live, [(t.type, t.content, t.attrs) for t in live]
+    html_out = md.render(body)
+    for tag in ("<a ", "<img", "<script", "<br"):
+        assert tag not in html_out
+    # GFM autolinks bare scheme://, www. and e-mail text (not in code spans): none is left
+    prose = re.sub(r"(`+).*?\1", "", body)
+    for bare in ("http://evil", "www.evil", "mail@evil"):
+        assert bare not in prose
+    # every table keeps its columns: no pipe or newline from a value splits or ends a row
+    for i, tok in enumerate(tokens):
+        if tok.type == "thead_open":
+            width = next(j for j in range(i, len(tokens)) if tokens[j].type == "tr_close")
+            cols = sum(t.type == "th_open" for t in tokens[i:width])
+            end = next(j for j in range(i, len(tokens)) if tokens[j].type == "table_close")
+            rows = [t for t in tokens[i:end] if t.type == "tr_open"]
+            cells = sum(t.type in ("th_open", "td_open") for t in tokens[i:end])
+            assert cells == cols * len(rows)
+    # the values are still there, as text a reader sees
+    text = "".join(t.content for t in tokens if t.type in ("text", "code_inline"))
+    assert "[x](javascript:alert(1))" in text and "<img src=x onerror=alert(1)>" in text
+    assert "![x](http://evil.example/t.png)" in text and "a | b" in text
+
+
+def test_the_card_keeps_its_own_markup() -> None:
+    from markdown_it import MarkdownIt
+
+    body = _hostile_card().split("\n---\n", 1)[1]
+    tokens = list(_tokens(MarkdownIt("commonmark").enable("table").parse(body)))
+    code = [t.content for t in tokens if t.type == "code_inline"]
+    assert "question_source" in code and "data/instructions.jsonl" in code  # field docs
+    assert "[x](javascript:alert(1))`![x](http://evil.example/t.png)" in code  # llm.model
+    assert "| phone | [전화번호] | 1 | 1 |" in body  # its own tags, as they are
