@@ -274,3 +274,20 @@ def test_the_card_keeps_its_own_markup() -> None:
     assert "question_source" in code and "data/instructions.jsonl" in code  # field docs
     assert "[x](javascript:alert(1))`![x](http://evil.example/t.png)" in code  # llm.model
     assert "| phone | [전화번호] | 1 | 1 |" in body  # its own tags, as they are
+
+
+# --------------------------------------------------------------------------- analytics
+
+
+def test_the_project_config_turns_dvc_analytics_off(root) -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    tracked = subprocess.run(["git", "ls-files", "--error-unmatch", ".dvc/config"], cwd=root,
+                             capture_output=True, text=True)
+    assert tracked.returncode == 0, "the project's .dvc/config is tracked"
+    dvc = Path(sys.executable).with_name("dvc")  # DVC reads it as a user's `dvc` would
+    got = subprocess.run([str(dvc), "config", "--project", "core.analytics"], cwd=root,
+                         capture_output=True, text=True, timeout=120)
+    assert got.returncode == 0 and got.stdout.strip() == "false", got.stderr
