@@ -156,3 +156,58 @@ def test_discard_returns_params_to_conf(root: Path, tmp_path: Path) -> None:
     conf, out = _applied(root, tmp_path)
     write_params(out, conf, resolve="discard")
     assert yaml.safe_load(out.read_text())["train"]["lora"]["r"] == 4
+
+
+# --------------------------------------------------------------------------- -S leftovers
+
+
+def _exp_set(out: Path, **train: object) -> None:
+    """What `dvc exp run -S +train.lora.rank=8` does before any stage runs: edit params.yaml
+    itself (Hydra's `+` adds a key conf/ does not have; DVC's Hydra compose is off)."""
+    data = yaml.safe_load(out.read_text())
+    data["train"]["lora"].update(train)
+    out.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+def test_an_unknown_key_an_experiment_left_is_never_adopted(root: Path, workspace) -> None:
+    ws = workspace.path
+    shutil.copytree(root / "conf", ws / "conf", ignore=shutil.ignore_patterns("local"))
+    assert workspace.run("compose").returncode == 0
+    _exp_set(ws / "params.yaml", rank=8)
+    inside = workspace.run("compose", {"DVC_EXP_NAME": "exp-3"})  # the failed `dvc exp run`
+    assert inside.returncode == 2, inside.stderr
+    for run in (inside, workspace.run("compose"), workspace.run("compose")):  # plain reruns
+        (line,) = [x for x in run.stderr.splitlines() if ": error: " in x]  # besides logs
+        assert "Traceback" not in run.stderr
+        assert run.returncode == 2, run.stderr
+        assert line.startswith("compose: error: params.yaml (set by `dvc exp run -S`?): "
+                               "train.lora.rank: unknown key"), line
+        assert "lora" not in line.split("train.lora.rank")[0]  # not blamed on conf/lora/
+    assert "seedtune compose --discard" in line
+    base = yaml.safe_load((ws / "params.conf.yaml").read_text())
+    assert "rank" not in base["train"]["lora"]  # never recorded as what conf/ gives
+    write_params(ws / "params.yaml", ws / "conf", resolve="discard")
+    assert "rank" not in yaml.safe_load((ws / "params.yaml").read_text())["train"]["lora"]
+
+
+def test_adopt_refuses_an_unknown_key_instead_of_writing_it_into_conf(root: Path,
+                                                                      tmp_path: Path) -> None:
+    conf, out = _applied(root, tmp_path)
+    _exp_set(out, rank=8)
+    lora = conf / "lora" / "tutorial.yaml"
+    text = lora.read_text()
+    with pytest.raises(ConfigError, match=r"train\.lora\.rank: unknown key"):
+        write_params(out, conf, resolve="adopt")
+    assert lora.read_text() == text
+
+
+def test_a_bad_value_from_s_names_params_yaml(root: Path, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    conf = _conf(root, tmp_path)
+    out = tmp_path / "params.yaml"
+    write_params(out, conf)
+    _exp_set(out, r="eight")
+    monkeypatch.setenv("DVC_EXP_NAME", "exp-4")
+    with pytest.raises(ConfigError, match=rf"^{out} \(set by `dvc exp run -S`\?\): train\.lora"
+                                          r"\.r: .*'eight'"):
+        write_params(out, conf)

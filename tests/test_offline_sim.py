@@ -617,6 +617,20 @@ def test_cli_port_file_health_sigterm(tmp_path: Path) -> None:
     assert "topsecret" not in err
 
 
+def test_a_second_simulator_on_a_used_port_is_one_line() -> None:
+    with SimServer(SimConfig()) as first:
+        port = first.port
+        proc = subprocess.run([sys.executable, "-m", "seedtune.cli", "sim", "--port",
+                               str(port), "--quiet"], capture_output=True, text=True,
+                              timeout=60)
+        assert requests.get(f"{first.url}/_sim/health", timeout=5).json() == {"ok": True}
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    (line,) = [x for x in proc.stderr.splitlines() if "error" in x]
+    assert line == (f"seedtune sim: error: port {port} is in use; pick another with "
+                    "--port or stop the other simulator")
+
+
 def test_main_rejects_bad_config() -> None:
     assert main(["--fault-429-rate", "0.8", "--fault-5xx-rate", "0.8"]) == 2
 

@@ -393,7 +393,10 @@ def test_ask_rag_on_an_unreachable_naver_is_one_line(workspace) -> None:
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         url = f"http://127.0.0.1:{s.getsockname()[1]}"
-    ws = workspace.params(search={"base_url": url, "max_retries": 1})
+    # ask checks the model resolves before it searches; the search fails before it loads
+    model = workspace.write("gemma/config.json", "{}").parent
+    ws = workspace.params(search={"base_url": url, "max_retries": 1},
+                          models={"google/gemma-2b-it": str(model)})
     proc = subprocess.run([sys.executable, "-m", "seedtune.cli", "ask", "전세란?", "--rag",
                            "--adapter", "none", "--cache", "search-cache"], cwd=ws.path,
                           env=ws.env(SIM_ENV), text=True, capture_output=True, timeout=120)

@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from seedtune.core.config import Params, load_params
+from seedtune.core.credentials import hf_token
 from seedtune.core.errors import ConfigError
+from seedtune.core.machine import locate_model
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     p = load_params(args.params, ("train", "search", "crawl", "rank", "synthesize") if args.rag
                     else ("train",))
+    # before any paid-for search: an id that resolves nowhere is one line, not a traceback
+    locate_model(p.train.model.name_or_path, "params.yaml: train.model.name_or_path",
+                 p.train.model.revision, hf_token())
     adapter = None if args.adapter == "none" else args.adapter
     if adapter and not (Path(adapter) / "adapter_config.json").is_file():
         raise ConfigError(f"--adapter {adapter}: no adapter_config.json there (run `dvc repro "

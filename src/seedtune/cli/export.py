@@ -18,7 +18,7 @@ from typing import Any
 
 from seedtune.core.credentials import hf_token
 from seedtune.core.errors import ConfigError
-from seedtune.core.machine import resolve_model
+from seedtune.core.machine import locate_model
 from seedtune.core.records import save_atomically
 from seedtune.evaluation.generation import stop_token_ids
 
@@ -43,7 +43,9 @@ def merge_adapter(adapter: Path, out: Path, base: str | None = None,
     from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
     recorded, revision = adapter_base(adapter)
-    base = resolve_model(base or recorded)  # the adapter records the id; models: maps it
+    # the adapter records the id; models: maps it; one line when it resolves nowhere
+    key = "--base" if base else f"{adapter / 'adapter_config.json'}: base_model_name_or_path"
+    base = locate_model(base or recorded, key, revision or "main", hf_token())
     torch_dtype: Any = "auto" if dtype == "auto" else getattr(torch, dtype)
     log.info("merging %s into %s (dtype %s)", adapter, base, dtype)
     model = AutoModelForCausalLM.from_pretrained(base, revision=revision or "main",

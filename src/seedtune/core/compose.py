@@ -5,7 +5,9 @@ Run: ``python stages/compose.py`` (the compose stage), ``seedtune compose [--ado
 --discard]``. Inside ``dvc exp run`` (``DVC_EXP_NAME`` set) DVC has already written your
 ``-S`` overrides into params.yaml: it is validated and left alone. Outside, values an
 experiment put there (``dvc exp apply``) hold while conf/ is unchanged; see
-:func:`write_params`. Machine settings are never composed (:mod:`seedtune.core.machine`).
+:func:`write_params`. They are validated as they stand, named as params.yaml's (``-S``): an
+unknown key a failed ``dvc exp run -S +key=value`` left behind fails every rerun, never
+adopted. Machine settings are never composed (:mod:`seedtune.core.machine`).
 """
 
 from __future__ import annotations
@@ -115,6 +117,36 @@ def check_params(params: dict[str, Any], sources: dict[str, str], fallback: str)
     validate_params(params, source_of)
 
 
+def override_sources(conf_dir: Path | str, current: dict[str, Any], conf_params: dict[str, Any],
+                     out: Path | str) -> dict[str, str]:
+    """:func:`key_sources` with every key whose value in ``current`` (params.yaml) is not what
+    conf/ gives (``conf_params``) named as ``out``: DVC's ``-S`` (or ``exp apply``) wrote it,
+    so blaming the conf file that holds the section would send the user to the wrong place.
+    A key conf/ lacks names ``out`` down from its first part conf/ does not have."""
+    sources = key_sources(conf_dir)
+    known = {".".join(k.split(".")[:i]) for k in flatten(conf_params)
+             for i in range(1, k.count(".") + 2)}
+    label = f"{out} (set by `dvc exp run -S`?)"
+    for key in experiment_values(current, conf_params):
+        parts = key.split(".")
+        sources[key] = label
+        for i in range(1, len(parts)):
+            if ".".join(parts[:i]) not in known:
+                sources[".".join(parts[:i])] = label
+    return sources
+
+
+def _check_applied(current: dict[str, Any], sources: dict[str, str], out: Path) -> None:
+    """:func:`check_params` on params.yaml as an experiment left it, the way out added."""
+    hint = (f"; or drop what experiments left in {out} with `seedtune compose --discard` "
+            "(or `git checkout params.yaml`)")
+    try:
+        check_params(current, sources, f"{out} (set by `dvc exp run -S`?)")
+    except ConfigError as exc:
+        lines = exc.problems or [str(exc)]
+        raise ConfigError(one_line(exc) + hint, [line + hint for line in lines]) from None
+
+
 def dump_params(params: dict[str, Any]) -> str:
     """YAML text for params.yaml: block style, unicode kept, keys in config order."""
     return HEADER + yaml.safe_dump(params, sort_keys=False, allow_unicode=True)
@@ -168,12 +200,18 @@ def write_params(
     if respect_exp and os.environ.get("DVC_EXP_NAME"):
         log.info("inside `dvc exp run` (%s): checking params.yaml as DVC composed it",
                  os.environ["DVC_EXP_NAME"])
-        check_params(read_yaml_mapping(out), key_sources(conf_dir), f"{out} (your -S override?)")
+        current = read_yaml_mapping(out)
+        check_params(current, override_sources(conf_dir, current, compose_config(conf_dir), out),
+                     f"{out} (your -S override?)")
         return False
     base_path = out.with_name(BASE_NAME)
     current = read_yaml_mapping(out) if out.is_file() else None
     base = read_yaml_mapping(base_path) if base_path.is_file() else current
     applied = experiment_values(current, base) if current is not None else {}
+    if applied and resolve != "discard":
+        # what an experiment (or a failed `dvc exp run -S +key=...`) left in params.yaml is
+        # checked as it stands, naming params.yaml: an unknown key is never kept or adopted
+        _check_applied(current, override_sources(conf_dir, current, base, out), out)
     if applied and resolve == "adopt":
         set_conf_values(conf_dir, applied)
         log.info("adopted into %s/: %s", conf_dir, ", ".join(sorted(applied)))

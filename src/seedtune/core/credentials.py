@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from seedtune.core.errors import ConfigError
 
@@ -51,3 +52,32 @@ def redact(text: str, secrets: list[str | None]) -> str:
         if secret and len(secret) >= 4:
             text = text.replace(secret, "***")
     return text
+
+
+#: Redirect statuses that carry a ``Location`` to follow.
+REDIRECT_STATUS = frozenset({301, 302, 303, 307, 308})
+#: Same-origin redirect hops a credentialed client follows before giving up.
+MAX_REDIRECTS = 5
+
+
+def origin(url: str) -> tuple[str, str, int | None]:
+    """``(scheme, host, port)`` of ``url``, the port filled in for http/https (RFC 6454).
+
+    A malformed URL (a bad port, a broken IPv6 literal) has the origin ``("", url, None)``,
+    which matches nothing else: a redirect there is refused, never followed.
+    """
+    try:
+        parts = urlsplit(url)
+        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme.lower())
+        return parts.scheme.lower(), (parts.hostname or "").lower(), port
+    except ValueError:
+        return "", url, None
+
+
+def same_origin(a: str, b: str) -> bool:
+    """Whether credentials meant for ``a`` may be sent to ``b``: same scheme, host and port.
+
+    ``requests`` strips only ``Authorization`` on a cross-host redirect (custom key headers
+    such as Naver's go along), and a scheme change to http would send them in clear text.
+    """
+    return origin(a)[0] in ("http", "https") and origin(a) == origin(b)

@@ -125,3 +125,57 @@ def resolve_model(name_or_path: str, root: Path = Path(".")) -> str:
     models = load_machine(root).get("models") or {}
     found = models.get(name_or_path)
     return str(Path(found).expanduser()) if found else name_or_path
+
+
+def looks_local(name: str) -> bool:
+    """Whether ``name`` is a path rather than a hub id (``name`` or ``org/name``)."""
+    return name.startswith(("/", ".", "~")) or name.count("/") > 1 or Path(name).exists()
+
+
+def locate_model(name_or_path: str, key: str, revision: str | None = None,
+                 token: str | None = None, root: Path = Path(".")) -> str:
+    """:func:`resolve_model`, checked before any loader sees it: the directory exists and
+    holds a config.json, or the hub id is in the Hugging Face cache (or the hub has it).
+
+    Every model loader goes through this, so an id that resolves nowhere is one
+    :class:`ConfigError` naming ``key`` (``train.model.name_or_path``, ``rank.model``,
+    ``--base``), the id, ``models:`` and the cache, instead of a loader's traceback. Only
+    config.json is fetched; with ``HF_HUB_OFFLINE`` set only the cache is read.
+    """
+    path = resolve_model(name_or_path, root)
+    via = f" (models: maps it to {path})" if path != name_or_path else ""
+    fix = (f"; map it to a local directory under models: in {LOCAL_FILE}, or put it in the "
+           "Hugging Face cache (`hf download ID`)")
+    if looks_local(path):
+        where = Path(path).expanduser()
+        if not where.is_dir():
+            raise ConfigError(f"{key}={name_or_path!r}: no such directory{via}{fix}")
+        if not (where / "config.json").is_file():
+            raise ConfigError(f"{key}={name_or_path!r}: not a model directory (no config.json)"
+                              f"{via}{fix}")
+        return path
+    from huggingface_hub import constants, hf_hub_download
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    try:
+        hf_hub_download(path, "config.json", revision=revision, token=token)
+    except GatedRepoError:
+        raise ConfigError(f"{key}={name_or_path!r}: a gated model; accept its license on the "
+                          "hub and set HF_TOKEN" + fix) from None
+    except LocalEntryNotFoundError:
+        why = ("HF_HUB_OFFLINE is set" if constants.HF_HUB_OFFLINE
+               else "the hub could not be reached")
+        raise ConfigError(f"{key}={name_or_path!r}: not under models: and not in the Hugging "
+                          f"Face cache ({why}){fix}") from None
+    except (RepositoryNotFoundError, RevisionNotFoundError):
+        raise ConfigError(f"{key}={name_or_path!r}: not under models: and the hub has no such "
+                          f"model (revision {revision or 'main'}){fix}") from None
+    except (OSError, ValueError) as exc:  # not a repo id, a broken cache entry, ...
+        why = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"{key}={name_or_path!r}: cannot be located ({why}){fix}") from None
+    return path

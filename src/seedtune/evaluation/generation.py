@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 
 from seedtune.core.credentials import hf_token
 from seedtune.core.device import device_caps, pick_device
-from seedtune.core.machine import resolve_model
+from seedtune.core.machine import locate_model
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +24,9 @@ def load_model(name_or_path: str, adapter: str | None = None, revision: str = "m
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    name_or_path = resolve_model(name_or_path)  # through the models: map
+    # through the models: map; an id that resolves nowhere is one line, not a loader's trace
+    name_or_path = locate_model(name_or_path, "params.yaml: train.model.name_or_path", revision,
+                                hf_token())
     caps = device_caps()
     dtype = torch.bfloat16 if caps["bf16"] else torch.float32
     tok = AutoTokenizer.from_pretrained(name_or_path, revision=revision, token=hf_token())

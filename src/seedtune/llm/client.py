@@ -25,13 +25,20 @@ from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urljoin
 
 from pydantic import BaseModel, ValidationError
 from tqdm.auto import tqdm
 
 from seedtune.core.cache import ResponseCache, cache_key
 from seedtune.core.config import LLMConfig
-from seedtune.core.credentials import get_secret, redact
+from seedtune.core.credentials import (
+    MAX_REDIRECTS,
+    REDIRECT_STATUS,
+    get_secret,
+    redact,
+    same_origin,
+)
 from seedtune.core.errors import ConfigError, QuotaError, SeedtuneError, ServiceError
 from seedtune.core.retry import AsyncTokenBucket, RetryWarnings, backoff_s, retry_after_s
 from seedtune.core.stats import CallStats
@@ -320,9 +327,7 @@ class LLMClient:
                 return None
             wait: float | None = None
             try:
-                async with client.post(url, json=body) as resp:
-                    status, headers = resp.status, resp.headers
-                    text = await resp.text(encoding="utf-8", errors="replace")
+                status, headers, text = await self._post(client, url, body)
                 if status != 200:
                     self._raise_fatal(status, text, req.model or self.cfg.model)
                     if status not in RETRYABLE_STATUS:
@@ -351,6 +356,30 @@ class LLMClient:
                                    "up (llm.base_url) or raise llm.timeout_s / llm.max_retries")
             self._retrying(reason)
             await asyncio.sleep(backoff_s(transport_tries, wait))
+
+    async def _post(self, client: Any, url: str, body: dict[str, Any]
+                    ) -> tuple[int, Any, str]:
+        """POST ``body`` to ``url``: (status, headers, text), following redirects only within
+        the endpoint's origin (scheme, host, port), the same request again (as for 307/308).
+
+        A redirect to another origin is refused before anything is sent there, naming its
+        target: the key goes only where ``llm.base_url`` points (OpenAI-style endpoints do
+        not redirect; a trailing-slash redirect from a local server stays within the origin).
+        """
+        target = url
+        for _ in range(MAX_REDIRECTS + 1):
+            async with client.post(target, json=body, allow_redirects=False) as resp:
+                status, headers = resp.status, resp.headers
+                text = await resp.text(encoding="utf-8", errors="replace")
+            if status not in REDIRECT_STATUS or "Location" not in headers:
+                return status, headers, text
+            where = urljoin(target, headers["Location"])
+            if not same_origin(url, where):
+                raise ServiceError(
+                    f"{target} redirected to {redact(where, [self._secret])}, another origin: "
+                    "the API key is not sent there; set llm.base_url to the endpoint itself")
+            target = where
+        raise ServiceError(f"{url}: more than {MAX_REDIRECTS} redirects; check llm.base_url")
 
     def _raise_fatal(self, status: int, text: str, model: str) -> None:
         """Errors no retry can fix stop the whole stage (answers so far stay cached)."""

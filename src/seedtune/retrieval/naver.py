@@ -21,13 +21,14 @@ from __future__ import annotations
 import logging
 import time
 from typing import Any
+from urllib.parse import urljoin
 
 import requests
 from requests.adapters import HTTPAdapter
 
 from seedtune.core.cache import ResponseCache, cache_key
 from seedtune.core.config import SearchConfig
-from seedtune.core.credentials import redact
+from seedtune.core.credentials import MAX_REDIRECTS, REDIRECT_STATUS, redact, same_origin
 from seedtune.core.errors import ConfigError, ServiceError
 from seedtune.core.retry import RateLimiter, RetryWarnings, backoff_s, retry_after_s
 from seedtune.core.stats import CallStats
@@ -138,8 +139,7 @@ class NaverClient:
             self.budget.take()  # before sending: a call Naver may have counted is counted
             self.limiter.wait()
             try:
-                resp = self.session.get(url, params=params, headers=headers,
-                                        timeout=self.cfg.timeout_s)
+                resp = self._get(url, params, headers)
             except (requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema,
                     requests.exceptions.InvalidURL) as exc:
                 raise ConfigError(f"search.base_url: {self.cfg.base_url!r} is not a usable "
@@ -156,6 +156,34 @@ class NaverClient:
             log.debug("retrying %s %r: %s", category, params["query"], last)
         raise NaverError(f"Naver {category} search for query {params['query']!r} still failing "
                          f"after {self.cfg.max_retries} retries ({last}); rerun to resume")
+
+    def _get(self, url: str, params: dict[str, Any], headers: dict[str, str]
+             ) -> requests.Response:
+        """GET ``url``, following redirects only within its origin (scheme, host, port).
+
+        The credentials travel in custom headers, which requests would carry to any host a
+        redirect names (it strips only ``Authorization``): a redirect elsewhere is refused,
+        naming its target, before anything is sent there. Naver itself never redirects.
+        """
+        resp = self.session.get(url, params=params, headers=headers,
+                                timeout=self.cfg.timeout_s, allow_redirects=False)
+        for _ in range(MAX_REDIRECTS):
+            if resp.status_code not in REDIRECT_STATUS or "location" not in resp.headers:
+                return resp
+            target = urljoin(resp.url, resp.headers["location"])
+            resp.close()
+            if not same_origin(url, target):
+                raise NaverError(
+                    f"{redact(resp.url, [self._id, self._secret])} redirected to "
+                    f"{redact(target, [self._id, self._secret])}, another origin: the Naver "
+                    "credentials are not sent there; set search.base_url to the API's own "
+                    "address")
+            resp = self.session.get(target, headers=headers, timeout=self.cfg.timeout_s,
+                                    allow_redirects=False)
+        if resp.status_code in REDIRECT_STATUS:
+            raise NaverError(f"{url}: more than {MAX_REDIRECTS} redirects; check "
+                             "search.base_url")
+        return resp
 
     def _accept(self, resp: requests.Response, category: str, query: str
                 ) -> dict[str, Any] | None:

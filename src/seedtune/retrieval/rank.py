@@ -32,7 +32,7 @@ import numpy as np
 
 from seedtune.core.device import pick_device
 from seedtune.core.errors import ConfigError
-from seedtune.core.machine import resolve_model
+from seedtune.core.machine import locate_model
 from seedtune.retrieval.embeddings import EmbeddingStore
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ def load_encoder(name_or_path: str, device: str = "auto") -> Any:
     """
     from sentence_transformers import SentenceTransformer
 
-    path = resolve_model(name_or_path)  # through the models: map of the machine settings
+    path = locate_model(name_or_path, "params.yaml: rank.model")  # through models:, checked
     dev = pick_device(device, "rank.device")
     kwargs: dict[str, Any] = {}
     if dev in ("cuda", "mps"):

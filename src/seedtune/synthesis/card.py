@@ -440,23 +440,54 @@ def front_matter(stats: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _cell(value: Any) -> str:
-    """A markdown table cell: HTML escaped, pipes escaped, on one line."""
+class Markdown(str):
+    """Markdown this module wrote itself (a field description with its code spans): the one
+    kind of text :func:`table` puts in a cell unescaped. Links and images come only from
+    such text, never from a value."""
+
+
+# what could turn a value into markup: HTML (<, >, & as entities), links and images ([ ]),
+# code spans, emphasis and strikethrough, table cells (|), backslashes, and the targets of
+# GFM's bare autolinks (scheme://, www., e-mail @)
+_MD_SPECIAL = re.compile(r"[\\`*\[\]|~@]|:(?=//)|(?<=[wW]{3})\.|(?<![0-9A-Za-z])_"
+                         r"|_(?![0-9A-Za-z])")
+
+
+def md_text(value: Any) -> str:
+    """``value`` as inert markdown text, for prose and table cells alike: on one line, HTML
+    escaped, and every character that could start a link, an image, a code span, emphasis
+    or a cell boundary backslash-escaped. Every value the card did not write goes through
+    this (or :func:`md_code`)."""
     if value is None:
         return "–"
+    if isinstance(value, Markdown):
+        return re.sub(r"\s+", " ", value).strip()
     if isinstance(value, float):
         value = f"{value:g}"
     elif isinstance(value, list | dict):
         value = json.dumps(value, ensure_ascii=False)
-    text = html.escape(str(value), quote=False).replace("|", "\\|")
-    return re.sub(r"\s+", " ", text).strip()
+    text = re.sub(r"\s+", " ", str(value)).strip()
+    return _MD_SPECIAL.sub(lambda m: "\\" + m.group(0), html.escape(text, quote=False))
+
+
+def md_code(value: Any) -> str:
+    """``value`` as an inline code span (nothing inside one is markup), on one line, fenced
+    by more backticks than any run inside it."""
+    text = re.sub(r"\s+", " ", "–" if value is None else str(value)).strip()
+    ticks = "`" * (max((len(m) for m in re.findall(r"`+", text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{ticks}{pad}{text}{pad}{ticks}"
+
+
+_cell = md_text
 
 
 def table(headers: list[str], rows: list[list[Any]]) -> str:
-    """A markdown table ("(none)" when there are no rows)."""
+    """A markdown table ("(none)" when there are no rows); every header and cell escaped
+    (:func:`md_text`) unless it is :class:`Markdown`."""
     if not rows:
         return "(none)\n"
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines = ["| " + " | ".join(_cell(h) for h in headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
     return "\n".join(lines) + "\n"
 
@@ -508,7 +539,7 @@ def render_card(inputs: CardInputs, stats: dict[str, Any]) -> str:
     s.append(
         f"{n} Korean question–answer pairs ({splits.get('train', 0)} train, "
         f"{splits.get('eval', 0)} eval) for instruction tuning, each answer written by an "
-        f"LLM (`{_cell(param(p, 'llm.model'))}`) from passages of web pages and Naver search "
+        f"LLM ({md_code(param(p, 'llm.model'))}) from passages of web pages and Naver search "
         "results it cites. Made by the seedtune DVC pipeline from a list of domain seed "
         "words; every row keeps the passages and links its answer was grounded on.\n")
     s.append("## Loading it\n")
@@ -548,8 +579,9 @@ def render_card(inputs: CardInputs, stats: dict[str, Any]) -> str:
     s.append(table(["template", "rows"], stats["templates"]))
     s.append("\n## Fields\n")
     s.append(table(["field", "type", "description"],
-                   [[c, t, FIELDS.get(c, "(not described: a column this card does not "
-                                          "know)")] for c, t in stats["columns"]]))
+                   [[c, t, Markdown(FIELDS.get(c, "(not described: a column this card "
+                                                   "does not know)"))]
+                    for c, t in stats["columns"]]))
     s.append("\nAn example row (long texts cut here, not in the data):\n")
     s.append(_example(stats["example"]))
     s.append("## Statistics\n")
@@ -599,7 +631,7 @@ def render_card(inputs: CardInputs, stats: dict[str, Any]) -> str:
         "\n\n")
     pii_stages = [st for st in PII_STAGES if any(st in v for v in stats["pii"].values())]
     s.append(table(["kind", "tag", *pii_stages, "total"],
-                   [[k, TAGS.get(k, ""), *[v.get(st, 0) for st in pii_stages],
+                   [[k, Markdown(TAGS.get(k, "")), *[v.get(st, 0) for st in pii_stages],
                      sum(v.values())] for k, v in stats["pii"].items()]))
     s.append("\n## Rejects\n")
     s.append(f"Items that produced no row, by stage and reason (top {TOP_REASONS} reasons "

@@ -19,7 +19,7 @@ from seedtune.core.config import FIX, TrainConfig
 from seedtune.core.credentials import hf_token
 from seedtune.core.device import device_caps
 from seedtune.core.errors import ConfigError
-from seedtune.core.machine import resolve_model
+from seedtune.core.machine import locate_model
 from seedtune.core.versions import unmet
 
 log = logging.getLogger(__name__)
@@ -119,11 +119,6 @@ def check_optim(cfg: TrainConfig) -> None:
                   f"not a transformers schedule (one of {', '.join(sorted(scheds)[:6])}, ...)")
 
 
-def _looks_local(name: str) -> bool:
-    # hub ids are `name` or `org/name`; anything else (absolute, ./, ~, a/b/c) is a path
-    return name.startswith(("/", ".", "~")) or name.count("/") > 1 or Path(name).exists()
-
-
 def check_model(cfg: TrainConfig) -> None:
     """The model resolves, has a chat template, and has every LoRA target module.
 
@@ -133,14 +128,11 @@ def check_model(cfg: TrainConfig) -> None:
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-    key, name = "train.model.name_or_path", resolve_model(cfg.model.name_or_path)
+    key = "train.model.name_or_path"
+    # the one check every loader shares: a directory with config.json, or the cache/hub
+    name = locate_model(cfg.model.name_or_path, f"params.yaml: {key}", cfg.model.revision,
+                        hf_token())
     via = f" (models: maps it to {name})" if name != cfg.model.name_or_path else ""
-    if _looks_local(name):
-        path = Path(name).expanduser()
-        if not path.is_dir():
-            raise bad(key, cfg.model.name_or_path, f"no such directory{via}")
-        if not (path / "config.json").is_file():
-            raise bad(key, cfg.model.name_or_path, f"not a model directory (no config.json){via}")
     opts = {"revision": cfg.model.revision, "token": hf_token()}
     try:
         mcfg = AutoConfig.from_pretrained(name, **opts)

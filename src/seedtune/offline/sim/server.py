@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import errno
 import html
 import json
 import os
@@ -645,13 +646,23 @@ class SimServer:
         """Bind and start serving (idempotent); returns ``self``."""
         if self._httpd is None:
             self._stop_event.clear()
-            self._httpd = _Server(self.config, self._stats, self._stop_event,
-                                  registry=self.page_registry)
-            if self.config.pages:
-                for name in pages.ORIGINS:
-                    self._page_servers[name] = _Server(
-                        self.config, self._stats, self._stop_event, _PageHandler, port=0,
-                        origin=name, registry=self.page_registry)
+            httpd = _Server(self.config, self._stats, self._stop_event,
+                            registry=self.page_registry)
+            try:
+                if self.config.pages:
+                    for name in pages.ORIGINS:
+                        self._page_servers[name] = _Server(
+                            self.config, self._stats, self._stop_event, _PageHandler, port=0,
+                            origin=name, registry=self.page_registry)
+            except OSError:
+                # nothing serves yet: close what is bound (stop() would wait on a server
+                # that never started)
+                for srv in (httpd, *self._page_servers.values()):
+                    srv.server_close()
+                self._page_servers = {}
+                raise
+            self._httpd = httpd
+            if self._page_servers:
                 origins = {name: self._base(srv) for name, srv in self._page_servers.items()}
                 for srv in (self._httpd, *self._page_servers.values()):
                     srv.page_origins = origins
@@ -787,6 +798,17 @@ def _parser(prog: str | None) -> argparse.ArgumentParser:
     return p
 
 
+def _listen_error(cfg: SimConfig, exc: OSError) -> str:
+    """What to do when the simulator cannot listen on ``--host``/``--port``."""
+    if exc.errno == errno.EADDRINUSE:
+        return (f"port {cfg.port} is in use; pick another with --port or stop the other "
+                "simulator")
+    if exc.errno == errno.EACCES:
+        return (f"port {cfg.port}: permission denied (ports below 1024 need root); pick "
+                "another with --port")
+    return f"cannot listen on {cfg.host}:{cfg.port} ({exc.strerror or exc}); check --host"
+
+
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     """CLI entry point: serve until SIGTERM/SIGINT, then exit 0 (2 on bad arguments)."""
     args = _parser(prog).parse_args(argv)
@@ -804,7 +826,11 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
             previous[sig] = signal.signal(sig, lambda *_: stop.set())
     sim = SimServer(cfg)
     try:
-        sim.start()
+        try:
+            sim.start()
+        except OSError as exc:  # one line, as for every mistake a user can fix
+            sys.stderr.write(f"{prog or 'seedtune sim'}: error: {_listen_error(cfg, exc)}\n")
+            return 2
         if args.port_file:
             atomic_write_text(args.port_file, f"{sim.port}\n")
         sys.stderr.write(f"seedtune sim listening on {sim.url} (openai: {sim.openai_base_url})\n")
