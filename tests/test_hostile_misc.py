@@ -291,3 +291,24 @@ def test_the_project_config_turns_dvc_analytics_off(root) -> None:
     got = subprocess.run([str(dvc), "config", "--project", "core.analytics"], cwd=root,
                          capture_output=True, text=True, timeout=120)
     assert got.returncode == 0 and got.stdout.strip() == "false", got.stderr
+
+
+def test_the_evaluation_report_renders_answers_and_reasons_as_text() -> None:
+    """reports/evaluation.md quotes model answers, judge reasons and questions: text a
+    crawled page may have fed. Only the report's own line breaks (``<br>``) are markup."""
+    from markdown_it import MarkdownIt
+
+    from seedtune.evaluation.judging import report_markdown
+
+    rows = [{"question": f"전세 {bad}", "reference": f"{bad}\n둘째 줄", "tuned": bad,
+             "base": bad, "result": "win", "reasons": [bad], "reject": bad}
+            for bad in HOSTILE]
+    report = report_markdown({"win_rate": 0.5}, rows)
+    md = MarkdownIt("commonmark").enable("table")
+    tokens = list(_tokens(md.parse(report)))
+    live = [t for t in tokens if t.type in ("link_open", "image", "html_block")
+            or (t.type == "html_inline" and t.content != "<br>")]
+    assert not live, [(t.type, t.content) for t in live]
+    rendered = md.render(report)
+    assert "<script" not in rendered and "<img" not in rendered
+    assert "둘째 줄" in rendered  # the reference's second line is kept, after a <br>

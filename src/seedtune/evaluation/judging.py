@@ -9,6 +9,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
+from seedtune.core.markdown import md_text
 from seedtune.llm.client import LLMOutcome, LLMRequest
 from seedtune.llm.prompts import PromptTemplate
 from seedtune.llm.schemas import Score, Verdict
@@ -105,7 +106,7 @@ def report_markdown(summary: dict[str, Any], rows: list[dict[str, Any]]) -> str:
     lines += ["", "Each pair was judged in both orders; a verdict that flips with the order "
               "counts as a tie.", ""]
     for i, r in enumerate(rows, 1):
-        lines += [f"## {i}. {r['question']}", "",
+        lines += [f"## {i}. {md_text(r['question'])}", "",
                   f"**Result for the tuned model:** {r.get('result') or 'rejected'}"
                   f" · scores tuned {r.get('score_tuned') or '-'} / base "
                   f"{r.get('score_base') or '-'}", "",
@@ -113,12 +114,15 @@ def report_markdown(summary: dict[str, Any], rows: list[dict[str, Any]]) -> str:
                   f"| {_cell(r.get('reference') or '')} | {_cell(r['tuned'])} | "
                   f"{_cell(r['base'])} |", ""]
         for reason in r.get("reasons", []):
-            lines.append(f"- judge: {reason}")
+            lines.append(f"- judge: {md_text(reason)}")
         if r.get("reject"):
-            lines.append(f"- reject: {r['reject']}")
+            lines.append(f"- reject: {md_text(r['reject'])}")
         lines.append("")
     return "\n".join(lines)
 
 
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", "<br>") or "(empty)"
+    """A table cell of model or reference text: its lines kept (``<br>``), each inert
+    (:func:`~seedtune.core.markdown.md_text`: an answer quoting a crawled page's markup
+    renders as text)."""
+    return "<br>".join(md_text(line) for line in text.splitlines() if line.strip()) or "(empty)"

@@ -9,7 +9,6 @@ inputs (no dates, no machine names), so the DVC output is reproducible.
 
 from __future__ import annotations
 
-import html
 import json
 import math
 import re
@@ -24,6 +23,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from seedtune.core.errors import InputError
+from seedtune.core.markdown import Markdown, md_code, md_text
 from seedtune.core.pii import TAGS
 from seedtune.core.records import iter_jsonl, read_json, read_jsonl, read_yaml_mapping
 
@@ -438,45 +438,6 @@ def front_matter(stats: dict[str, Any]) -> dict[str, Any]:
         "configs": [{"config_name": "default",
                      "data_files": [{"split": "train", "path": DATA_FILE}]}],
     }
-
-
-class Markdown(str):
-    """Markdown this module wrote itself (a field description with its code spans): the one
-    kind of text :func:`table` puts in a cell unescaped. Links and images come only from
-    such text, never from a value."""
-
-
-# what could turn a value into markup: HTML (<, >, & as entities), links and images ([ ]),
-# code spans, emphasis and strikethrough, table cells (|), backslashes, and the targets of
-# GFM's bare autolinks (scheme://, www., e-mail @)
-_MD_SPECIAL = re.compile(r"[\\`*\[\]|~@]|:(?=//)|(?<=[wW]{3})\.|(?<![0-9A-Za-z])_"
-                         r"|_(?![0-9A-Za-z])")
-
-
-def md_text(value: Any) -> str:
-    """``value`` as inert markdown text, for prose and table cells alike: on one line, HTML
-    escaped, and every character that could start a link, an image, a code span, emphasis
-    or a cell boundary backslash-escaped. Every value the card did not write goes through
-    this (or :func:`md_code`)."""
-    if value is None:
-        return "–"
-    if isinstance(value, Markdown):
-        return re.sub(r"\s+", " ", value).strip()
-    if isinstance(value, float):
-        value = f"{value:g}"
-    elif isinstance(value, list | dict):
-        value = json.dumps(value, ensure_ascii=False)
-    text = re.sub(r"\s+", " ", str(value)).strip()
-    return _MD_SPECIAL.sub(lambda m: "\\" + m.group(0), html.escape(text, quote=False))
-
-
-def md_code(value: Any) -> str:
-    """``value`` as an inline code span (nothing inside one is markup), on one line, fenced
-    by more backticks than any run inside it."""
-    text = re.sub(r"\s+", " ", "–" if value is None else str(value)).strip()
-    ticks = "`" * (max((len(m) for m in re.findall(r"`+", text)), default=0) + 1)
-    pad = " " if text.startswith("`") or text.endswith("`") else ""
-    return f"{ticks}{pad}{text}{pad}{ticks}"
 
 
 _cell = md_text
