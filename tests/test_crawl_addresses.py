@@ -393,3 +393,18 @@ def test_the_crawl_stage_records_refused_links_as_rejects(servers, workspace) ->
     assert sorted(b.requests) == ["/PostView.naver?blogId=a&logNo=1", "/admin/",
                                   "/latest/meta-data/iam/security-credentials/",
                                   "/robots.txt"]
+
+
+def test_a_proxy_named_by_a_loopback_name_is_connected_to(proxy, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch
+                                                          ) -> None:
+    """The proxy the environment names is reached whatever its address (a corporate proxy
+    is often on a private network), without allowing anything else on that host."""
+    port = proxy.server_address[1]  # type: ignore[attr-defined]
+    monkeypatch.setenv("HTTP_PROXY", f"http://localhost:{port}")
+    public, other_port = "http://93.184.215.14/page", f"http://localhost:{port + 1}/admin/"
+    out = _fetcher(tmp_path).fetch_all([public, other_port])
+    assert out[public]["status"] == "ok" and "via proxy" in out[public]["html"]
+    assert out[other_port]["status"] == "blocked_address"
+    assert other_port not in proxy.requests  # type: ignore[attr-defined]
+    assert public in proxy.requests  # type: ignore[attr-defined]
