@@ -178,10 +178,7 @@ def test_a_robots_txt_redirecting_to_an_internal_address_blocks_the_site(servers
     site = _Server(lambda path: (301, {"Location": f"{b.url}/robots.txt"}, "")
                    if path == "/robots.txt" else (200, {}, PAGE))
     try:
-        try:
-            out = _fetcher(tmp_path, a.address, site.address).fetch_all([f"{site.url}/page"])
-        except KeyError:  # main's robots.txt loader does not follow redirects yet
-            pytest.xfail("robots.txt redirects are followed by issue 25's robots.txt fix")
+        out = _fetcher(tmp_path, a.address, site.address).fetch_all([f"{site.url}/page"])
         assert out[f"{site.url}/page"]["status"] == "blocked_address"
         assert b.requests == [] and site.requests == ["/robots.txt"]
         assert SECRET not in _cache_text(tmp_path / "cache")
