@@ -76,7 +76,8 @@ def run(hosts: int = 6, pages_per_host: int = 20, latency_ms: float = 150,
         stamps.clear()
         settings = FetchSettings(user_agent="seedtune-bench/1", concurrency=32,
                                  per_host=per_host, host_rps=host_rps, timeout_s=10,
-                                 max_retries=0)
+                                 max_retries=0, allow_networks=tuple(
+                                     f"127.0.0.1:{s.server_address[1]}" for s in servers))
         with tempfile.TemporaryDirectory() as tmp:
             fetcher = PageFetcher(settings, ResponseCache(tmp), desc="bench crawl")
             t0 = time.perf_counter()

@@ -290,7 +290,7 @@ def run_size(target: int, per_seed: float, models: Path, keep: bool) -> dict[str
                            "loadavg_before": os.getloadavg()[0]}
     try:
         with SimServer(demo.sim_config()) as sim:
-            local = demo.local_config(sim.url, models)
+            local = demo.local_config(sim.url, models, sim.page_origins.values())
             # a bench makes more calls than Naver's real daily limit; the ledger stays in tmp
             local["search"]["daily_quota"] = 10_000_000
             ws_root = demo.prepare_workspace(REPO, tmp / "ws", local, seeds=seeds,

@@ -129,6 +129,17 @@ class _Site(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    #: ``127.0.0.1:port`` of each server listening: the crawler refuses loopback addresses
+    #: but these (``crawl.allow_networks``, see :func:`_fetcher`)
+    live: set[str] = set()
+
+    def server_activate(self) -> None:
+        super().server_activate()
+        _Server.live.add(f"127.0.0.1:{self.server_address[1]}")
+
+    def server_close(self) -> None:
+        _Server.live.discard(f"127.0.0.1:{self.server_address[1]}")
+        super().server_close()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         pass  # a client that hung up (timeout, size cap) is part of the test
@@ -152,7 +163,8 @@ def site() -> Any:
 def _fetcher(tmp_path: Path, **kw: Any) -> PageFetcher:
     settings = FetchSettings(**{"user_agent": "seedtune-test/1", "host_rps": 100.0,
                                 "per_host": 4, "timeout_s": 1.0, "max_retries": 1,
-                                "max_bytes": 100_000, **kw})
+                                "max_bytes": 100_000,
+                                "allow_networks": tuple(sorted(_Server.live)), **kw})
     return PageFetcher(settings, ResponseCache(tmp_path / "cache"))
 
 
@@ -499,6 +511,13 @@ def test_passages_fit_the_budget_keep_sentences_and_overlap() -> None:
 # --------------------------------------------------------------------------- the stages
 
 
+def _own(sim: Any) -> list[str]:
+    """``crawl.allow_networks`` for the simulator's page origins, and only those."""
+    from seedtune.offline.demo import host_port
+
+    return [host_port(url) for url in sim.page_origins.values()]
+
+
 @pytest.mark.slow
 def test_pages_ground_the_prompts_without_personal_data_and_are_fetched_once(
         workspace, tiny_models) -> None:
@@ -514,7 +533,8 @@ def test_pages_ground_the_prompts_without_personal_data_and_are_fetched_once(
         ws = workspace.params(
             search={"base_url": sim.naver_base_url, "categories": ["blog", "news", "kin"],
                     "display": 10, "rps": 1000},
-            crawl={"per_question": 4, "host_rps": 100, "per_host": 4, "timeout_s": 5},
+            crawl={"per_question": 4, "host_rps": 100, "per_host": 4, "timeout_s": 5,
+                   "allow_networks": _own(sim)},
             llm={"base_url": sim.openai_base_url, "model": "sim-gpt"},
             rank={"model": "intfloat/multilingual-e5-small", "device": "cpu",
                   "passage_tokens": 96},
@@ -576,7 +596,7 @@ def test_kill_9_mid_crawl_then_rerun_refetches_at_most_what_was_in_flight(worksp
             search={"base_url": sim.naver_base_url, "categories": ["blog", "news", "kin"],
                     "display": 10, "rps": 1000},
             crawl={"per_question": 6, "host_rps": 8, "per_host": 1,
-                   "concurrency": concurrency, "timeout_s": 5})
+                   "concurrency": concurrency, "timeout_s": 5, "allow_networks": _own(sim)})
         ws.write("data/questions.jsonl", [{"question": f"아파트 청약 {i}순위 조건은?",
                                            "seed": "청약"} for i in range(8)])
         assert ws.run("search", keys=SIM_ENV).returncode == 0
@@ -601,7 +621,8 @@ def test_no_host_reachable_is_one_line_and_no_output(workspace) -> None:
     writes no pages.jsonl and caches nothing, so a later run asks again."""
     from support import last_line
 
-    ws = workspace.params(crawl={"per_question": 2, "max_retries": 0, "timeout_s": 2})
+    ws = workspace.params(crawl={"per_question": 2, "max_retries": 0, "timeout_s": 2,
+                                 "allow_networks": ["127.0.0.1:9"]})
     ws.write("data/documents.jsonl", [{"question": "전세 계약 주의점?", "documents": [
         {"category": "blog", "title": "t", "description": "d", "link": f"http://127.0.0.1:9/p{i}"}
         for i in range(2)]}])

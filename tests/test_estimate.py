@@ -202,7 +202,8 @@ def test_crawl_pages_per_host_are_the_pages_the_stage_fetches(workspace, two_hos
                                          _doc("news", f"{b}/n3"), _doc("kin", None)]},
         {"question": "q3", "documents": [_doc("news", f"{b}/n4"), _doc("kin", f"{a}/k2")]},
     ]
-    crawl = {"host_rps": 4, "per_host": 1, "concurrency": 16, "timeout_s": 5}
+    crawl = {"host_rps": 4, "per_host": 1, "concurrency": 16, "timeout_s": 5,
+             "allow_networks": list(two_hosts)}
     ws = workspace.params(crawl={"per_question": 1, **crawl})
     ws.write("data/seed_words.txt", "전세\n")
     ws.write("data/documents.jsonl", rows)

@@ -69,7 +69,9 @@ def e2e(tmp_path_factory: pytest.TempPathFactory, root: Path, tiny_models,
              "train.eval_steps": 3, "train.logging_steps": 1, "evaluate.max_new_tokens": 16,
              "evaluate.max_questions": 4}
     ws = prepare_workspace(root, tmp_path_factory.mktemp("e2e") / "ws",
-                           local_config(sim_server.url, tiny_models), seeds=SEEDS, params=sizes)
+                           local_config(sim_server.url, tiny_models,
+                                        sim_server.page_origins.values()),
+                           seeds=SEEDS, params=sizes)
     proc = dvc(ws, "repro")
     return ws, proc
 

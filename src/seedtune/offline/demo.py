@@ -17,8 +17,10 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -64,14 +66,25 @@ def repo_files(repo: Path) -> list[str]:
     return [f for f in out.split("\0") if f and (repo / f).is_file()]
 
 
-def local_config(sim_url: str, models: Any) -> dict[str, Any]:
+def host_port(url: str) -> str:
+    """``host:port`` (``[v6]:port``) of an ``http://`` URL, as ``crawl.allow_networks``
+    names an exact address."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    return f"[{host}]:{parts.port}" if ":" in host else f"{host}:{parts.port}"
+
+
+def local_config(sim_url: str, models: Any, page_origins: Iterable[str]) -> dict[str, Any]:
     """conf/local/default.yaml for an offline run: machine settings only (simulator URLs,
-    the tiny models standing in for the real ids through ``models:``)."""
+    the tiny models standing in for the real ids through ``models:``, and the simulator's
+    page origins, :attr:`SimServer.page_origins`, as the only loopback addresses crawled)."""
     return {
         "llm": {"base_url": f"{sim_url}/v1"},
         "search": {"base_url": sim_url, "rps": 1000},
-        # the simulator's page hosts are loopback: polite pacing would only slow the demo
-        "crawl": {"host_rps": 50, "per_host": 4, "timeout_s": 10, "max_retries": 1},
+        # the simulator's page hosts are loopback: polite pacing would only slow the demo;
+        # the crawler refuses loopback addresses but these exact ones (not 127.0.0.0/8)
+        "crawl": {"host_rps": 50, "per_host": 4, "timeout_s": 10, "max_retries": 1,
+                  "allow_networks": sorted(host_port(url) for url in page_origins)},
         "rank": {"device": "cpu"},
         "models": {GEMMA_ID: str(models.gemma), E5_ID: str(models.e5)},
     }
@@ -176,7 +189,8 @@ def main(argv: list[str] | None = None) -> int:
     models = build_tiny_models(Path(args.models).resolve())
     with SimServer(sim_config()) as sim:
         work = prepare_workspace(repo, Path(args.workdir).resolve(),
-                                 local_config(sim.url, models), params=demo_params())
+                                 local_config(sim.url, models, sim.page_origins.values()),
+                                 params=demo_params())
         log.info("workspace %s, simulators at %s", work, sim.url)
         env = tool_env(SIM_ENV)
         rc = subprocess.run(["dvc", "repro"], cwd=work, env=env).returncode

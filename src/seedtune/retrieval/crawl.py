@@ -98,12 +98,15 @@ def page_records(outcomes: dict[str, dict[str, Any]], min_chars: int
 
 def rows_fingerprint(c: CrawlConfig) -> str:
     """What a derived page row depends on besides the page: the params that change what is
-    kept (``min_chars``, ``max_bytes``, ``respect_robots``) and the extraction code and
-    library versions. 12 hex digits."""
+    kept (``min_chars``, ``max_bytes``, ``respect_robots``), ``crawl.allow_networks`` when
+    set, and the extraction code and library versions. 12 hex digits."""
     code = code_fingerprint([page_module, pii, text, sys.modules[__name__]],
                             EXTRACTION_PACKAGES)
-    return cache_key({"min_chars": c.min_chars, "max_bytes": c.max_bytes,
-                      "respect_robots": c.respect_robots, "code": code})[:12]
+    key: dict[str, Any] = {"min_chars": c.min_chars, "max_bytes": c.max_bytes,
+                           "respect_robots": c.respect_robots, "code": code}
+    if c.allow_networks:  # a link refused as blocked_address is asked again once allowed
+        key["allow_networks"] = sorted(c.allow_networks)
+    return cache_key(key)[:12]
 
 
 def derived_rows(root: Path, c: CrawlConfig) -> ResponseCache:

@@ -27,6 +27,17 @@
   few bytes invalid in its charset keeps that charset, each bad byte a replacement
   character (``replaced_chars``); only a page mostly invalid under it goes to a detector
   (charset-normalizer), and a page nothing reads is ``bad_charset``.
+* **Addresses** (:mod:`seedtune.retrieval.addresses`): only globally routable addresses are
+  connected to, checked after DNS resolution on every request (each redirect hop, the
+  robots.txt, the followed frame); private, loopback, link-local, multicast and reserved
+  ones are ``blocked_address`` unless ``crawl.allow_networks`` lists them. A page whose
+  redirect, frame or robots.txt leads to a refused address is ``blocked_address`` itself.
+* **Proxies**: ``HTTP_PROXY`` / ``HTTPS_PROXY`` / ``NO_PROXY`` are honoured as aiohttp's
+  ``trust_env`` reads them (as requests and httpx do for the other clients), but set per
+  request, so the address policy knows which requests the proxy connects for, and no
+  ``.netrc`` password is sent to a crawled host. Through a proxy the proxy resolves the
+  name: a literal refused IP, or a name that resolves *here* to a refused address, is still
+  refused; a name this machine cannot resolve is left to the proxy.
 * **Hostile input**: a link or redirect that is no usable http(s) URL is ``bad_url``, a
   response aiohttp cannot parse (status line, headers, body framing) ``bad_response``, and
   anything else that goes wrong with one link ``fetch_error`` (logged as a warning with the
@@ -35,17 +46,19 @@
 Every outcome is written to the :class:`~seedtune.core.cache.ResponseCache` the moment it
 arrives, keyed by the URL: a killed run refetches only what was in flight, and a rerun
 fetches nothing. Failures are outcomes too (``http_404``, ``robots``, ``timeout``,
-``too_large``, ``not_html``, ``bad_url``, ``bad_charset``, ...), so they are not retried on
-every run; only a host that could not be reached at all (``unreachable``: DNS, refused
-connection) is not cached, as nothing was fetched, and neither are the links of a host
-whose robots.txt failed or asked for too long a delay (:data:`NOT_CACHED`). A
-``fetch_error`` is kept only while this module's code is the same: fixed code asks again.
+``too_large``, ``not_html``, ``bad_url``, ``bad_charset``, ``blocked_address``, ...), so
+they are not retried on every run; only a host that could not be reached at all
+(``unreachable``: DNS, refused connection) is not cached, as nothing was fetched, and
+neither are the links of a host whose robots.txt failed or asked for too long a delay
+(:data:`NOT_CACHED`). A ``fetch_error`` is kept only while this module's code is the
+same: fixed code asks again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import codecs
+import contextvars
 import ipaddress
 import logging
 import math
@@ -61,6 +74,7 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from seedtune.core.cache import ResponseCache, cache_key, code_fingerprint
 from seedtune.core.retry import RetryWarnings, backoff_s, retry_after_s
+from seedtune.retrieval.addresses import AddressPolicy, BlockedAddress, GuardedResolver
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +104,11 @@ NOT_CACHED = frozenset({"unreachable", "robots_unavailable", "crawl_delay_too_lo
 #: Outcomes cached only while this module's code is the same (:func:`_code_id`): what is
 #: derived from them must not outlive that either.
 CODE_BOUND = frozenset({"fetch_error"})
+BLOCKED = "blocked_address"
+#: The origin whose robots.txt the current task fetches (set in that task only): a refused
+#: hop on the way to it refuses the origin's pages.
+_ROBOTS_OF: contextvars.ContextVar[str | None] = contextvars.ContextVar("robots_of",
+                                                                        default=None)
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""",
                            re.IGNORECASE)
 _FRAME_TAG = re.compile(r"<i?frame\b[^>]*>", re.IGNORECASE)
@@ -468,6 +487,13 @@ class PageFetcher:
         self._too_slow: dict[str, float] = {}  # host: the Crawl-delay over the cap it asked
         self._warnings = RetryWarnings(log, desc)
         self._gate: asyncio.Semaphore | None = None  # made in each run's event loop
+        # parsed now, so a bad crawl.allow_networks entry stops the stage before any fetch
+        self.policy = AddressPolicy.parse(settings.allow_networks)
+        self._resolver: GuardedResolver | None = None
+        self._proxies: dict[str, Any] = {}
+        self._proxied_checks: dict[tuple[str, int], asyncio.Future[str | None]] = {}
+        self._blocked_sites: set[str] = set()
+        self._logged_blocks: set[str] = set()
 
     # -- the cache -------------------------------------------------------------------------
     def _key(self, url: str) -> str:
@@ -493,6 +519,8 @@ class PageFetcher:
             return None
         if status == "fetch_error" and value.get("code") != _code_id():
             return None  # the code that failed has changed since: ask again
+        if status == BLOCKED and value.get("allow_networks") != list(self.cfg.allow_networks):
+            return None  # refused under another crawl.allow_networks: ask again
         return value
 
     # -- running ---------------------------------------------------------------------------
@@ -534,6 +562,8 @@ class PageFetcher:
         # locks and futures belong to one event loop: a second run starts afresh
         self._robots, self._host_gate, self._host_lock, self._host_next = {}, {}, {}, {}
         self._too_slow = {}
+        self._proxied_checks, self._blocked_sites = {}, set()
+        self._resolver = GuardedResolver(self._run_policy())
         loop = asyncio.get_running_loop()
         stored = [u for u in urls if self._key(u) in self.cache]
         queues = HostQueues([u for u in urls if self._key(u) not in self.cache])
@@ -551,9 +581,12 @@ class PageFetcher:
                             - self.counts["ok"], retries=self.retries,
                             busiest=queues.busiest(), refresh=False)
 
+        # trust_env stays off: the proxy is set per request (_proxy_for, from the same
+        # variables), and trust_env would also send .netrc passwords to crawled hosts
         async with aiohttp.ClientSession(
-                timeout=timeout, headers=headers, auto_decompress=True,
-                connector=aiohttp.TCPConnector(limit=self.cfg.concurrency)) as session:
+                timeout=timeout, headers=headers, auto_decompress=True, trust_env=False,
+                connector=aiohttp.TCPConnector(limit=self.cfg.concurrency,
+                                               resolver=self._resolver)) as session:
 
             async def fetch_host(host: str) -> None:
                 while (url := queues.take(host)) is not None:
@@ -609,7 +642,12 @@ class PageFetcher:
             current = clean_url(current)
             if current is None:  # the link, a redirect's Location or a frame's src
                 return {**outcome, "status": "bad_url"}
+            refused = await self._refused(current)  # before robots.txt: nothing is asked
+            if refused:
+                return self._ended(outcome, refused, current)
             allowed = await self._allowed(session, current)
+            if origin(current) in self._blocked_sites:  # its robots.txt led somewhere refused
+                return self._ended(outcome, BLOCKED, current)
             if allowed != "ok":
                 return {**outcome, "status": allowed, "final_url": current}
             result = await self._get(session, current)
@@ -618,8 +656,7 @@ class PageFetcher:
                 current = join_url(current, result["location"])
                 continue
             if result["status"] != "ok":
-                extra = {"max_bytes": self.cfg.max_bytes} if result["status"] == "too_large" else {}
-                return {**outcome, "status": result["status"], **extra}
+                return self._ended(outcome, result["status"], current)
             try:
                 html, charset, replaced = decode_html(result["body"],
                                                       result.get("content_type"))
@@ -634,6 +671,100 @@ class PageFetcher:
                     "replaced_chars": replaced}
         return {**outcome, "status": "too_many_redirects"}
 
+    def _ended(self, outcome: dict[str, Any], status: str, url: str) -> dict[str, Any]:
+        """``outcome`` ended with ``status`` at ``url``, with what says under which
+        settings (a larger cap or another allow list fetches it again, :meth:`stored`)."""
+        extra: dict[str, Any] = {}
+        if status == "too_large":
+            extra["max_bytes"] = self.cfg.max_bytes
+        elif status == BLOCKED:
+            extra.update(final_url=url, allow_networks=list(self.cfg.allow_networks))
+        return {**outcome, "status": status, **extra}
+
+    # -- addresses -------------------------------------------------------------------------
+    def _run_policy(self) -> AddressPolicy:
+        """This run's policy: ``crawl.allow_networks`` plus the proxies from the environment
+        (read now), which are connected to whatever their address."""
+        from aiohttp.helpers import proxies_from_env
+
+        policy = AddressPolicy.parse(self.cfg.allow_networks)
+        self._proxies = {scheme: (info.proxy, info.proxy_auth)
+                         for scheme, info in proxies_from_env().items()}
+        for proxy, _ in self._proxies.values():
+            if proxy.raw_host and proxy.port:
+                policy.allow_exact(proxy.raw_host, proxy.port)
+        return policy
+
+    def _proxy_for(self, url: Any) -> tuple[Any, Any] | None:
+        """``(proxy, auth)`` for a yarl ``url``, or None: what aiohttp's ``trust_env`` would
+        pick (``*_PROXY`` by scheme, unless ``NO_PROXY`` names the host)."""
+        from urllib.request import proxy_bypass
+
+        if not self._proxies or (url.host is not None and proxy_bypass(url.host)):
+            return None
+        return self._proxies.get(url.scheme)
+
+    async def _refused(self, url: str) -> str | None:
+        """``blocked_address`` (or ``bad_url``) for a URL refused before any request, or
+        None: a literal IP is checked here, as is a name fetched through a proxy (resolved
+        here, :meth:`_proxied_refusal`); any other name is checked by the resolver as the
+        connection is made (:class:`GuardedResolver`)."""
+        from aiohttp.helpers import is_ip_address
+        from yarl import URL
+
+        try:
+            parsed = URL(url)
+            host, port = parsed.raw_host, parsed.port
+        except (ValueError, TypeError):
+            return "bad_url"
+        if not host or port is None:
+            return "bad_url"
+        assert self._resolver is not None
+        if is_ip_address(host):
+            why = self._resolver.policy.literal_refusal(host, port)
+        elif self._proxy_for(parsed) is not None:
+            why = await self._proxied_refusal(host, port)
+        else:
+            return None
+        if why is None:
+            return None
+        self._log_block(url, why)
+        return BLOCKED
+
+    async def _proxied_refusal(self, host: str, port: int) -> str | None:
+        """Why ``host:port``, fetched through a proxy, is refused: one of the addresses it
+        resolves to on this machine is (the proxy may pick any); None when all are allowed
+        or it does not resolve here (the proxy resolves it). Once per run and host."""
+        assert self._resolver is not None
+        resolver = self._resolver
+        if resolver.policy.name_allowed(host, port):
+            return None
+
+        async def check() -> str | None:
+            try:
+                results = await asyncio.wait_for(resolver.inner.resolve(host, port, family=0),
+                                                 self.cfg.timeout_s)
+            except (OSError, TimeoutError):
+                return None
+            whys = (resolver.policy.refusal(r["host"], port, host) for r in results)
+            return next((why for why in whys if why), None)
+
+        if (host, port) not in self._proxied_checks:
+            self._proxied_checks[(host, port)] = asyncio.ensure_future(check())
+        return await self._proxied_checks[(host, port)]
+
+    def _log_block(self, url: str, why: str) -> None:
+        """Note a refused URL: the origin of a robots.txt being fetched is refused with it,
+        and each host is logged once."""
+        site = _ROBOTS_OF.get()
+        if site is not None:
+            self._blocked_sites.add(site)
+        host = urlsplit(url).netloc
+        if host not in self._logged_blocks:
+            self._logged_blocks.add(host)
+            log.info("%s: not fetching from %s: %s (crawl.allow_networks lets an address "
+                     "through)", self.desc, host, why)
+
     # -- robots.txt ------------------------------------------------------------------------
     async def _allowed(self, session: Any, url: str) -> str:
         """``ok`` when ``url`` may be fetched now, else its outcome: ``robots`` (robots.txt
@@ -643,7 +774,7 @@ class PageFetcher:
             return "ok"
         site = origin(url)
         if site not in self._robots:  # one robots.txt request per origin, however many wait
-            self._robots[site] = asyncio.ensure_future(self._load_robots(session, site))
+            self._robots[site] = asyncio.ensure_future(self._robots_of(session, site))
         rules = await self._robots[site]
         if rules is None:  # unreachable or 5xx: RFC 9309 says assume complete disallow
             return "robots_unavailable"
@@ -674,6 +805,11 @@ class PageFetcher:
                 return {"status": "bad_url", "http_status": result.get("http_status")}
             url = target
         return {"status": "too_many_redirects", "http_status": result.get("http_status")}
+
+    async def _robots_of(self, session: Any, site: str) -> Any:
+        """:meth:`_load_robots` in a task that knows it fetches ``site``'s robots.txt."""
+        _ROBOTS_OF.set(site)  # this task's own context: no other request sees it
+        return await self._load_robots(session, site)
 
     async def _load_robots(self, session: Any, site: str) -> Any:
         """Protego rules for ``site``, True (allow all) or None (disallow all); cached."""
@@ -748,6 +884,9 @@ class PageFetcher:
         ``{"location"}`` for a redirect."""
         import aiohttp
 
+        refused = await self._refused(url)
+        if refused:
+            return {"status": refused, "http_status": None}
         host = urlsplit(url).netloc
         gate = self._host_gate.setdefault(host, asyncio.Semaphore(self.cfg.per_host))
         for attempt in range(self.cfg.max_retries + 1):
@@ -763,6 +902,11 @@ class PageFetcher:
             except TimeoutError:
                 reason, code, wait = "timeout", None, None
             except (aiohttp.ClientHttpProxyError, aiohttp.ClientConnectionError) as exc:
+                blocked = getattr(exc, "os_error", None)
+                if isinstance(blocked, BlockedAddress):  # the resolver refused: nothing sent
+                    self.fetched -= 1
+                    self._log_block(url, str(blocked))
+                    return {"status": BLOCKED, "http_status": None}
                 # nothing came from the host itself (DNS, refused, reset, a proxy's refusal)
                 reason, code, wait = "unreachable", None, None
                 log.debug("%s: %s: %s", self.desc, url, exc)
@@ -788,7 +932,11 @@ class PageFetcher:
         """One request: a redirect's ``{"location"}``, or an outcome with the body. Headers
         are read as data that may be anything: an empty Location is no redirect, a junk
         Retry-After no hint, a Content-Length that is no number no size."""
-        async with session.get(url, allow_redirects=False) as resp:
+        from yarl import URL
+
+        proxy, proxy_auth = self._proxy_for(URL(url)) or (None, None)
+        async with session.get(url, allow_redirects=False, proxy=proxy,
+                               proxy_auth=proxy_auth) as resp:
             code = resp.status
             location = (resp.headers.get("Location") or "").strip()
             if code in (301, 302, 303, 307, 308) and location:
