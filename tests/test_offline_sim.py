@@ -615,6 +615,11 @@ def test_cli_port_file_health_sigterm(tmp_path: Path) -> None:
     assert proc.returncode == 0
     assert "GET /_sim/health 200" in err and "POST /v1/chat/completions 200" in err
     assert "topsecret" not in err
+    # the page servers are loopback, which the crawler refuses unless allowed: it says how
+    allow = re.search(r"SEEDTUNE_CRAWL_ALLOW_NETWORKS='(\[.*?\])'", err)
+    assert allow, err
+    allowed = json.loads(allow.group(1))
+    assert allowed and all(a.startswith("127.0.0.1:") for a in allowed)
 
 
 def test_a_second_simulator_on_a_used_port_is_one_line() -> None:

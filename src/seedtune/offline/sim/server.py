@@ -837,6 +837,11 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         if sim.page_origins:
             sys.stderr.write("seedtune sim pages: " + ", ".join(
                 f"{k}={v}" for k, v in sim.page_origins.items()) + "\n")
+            # the crawler refuses loopback addresses unless told (crawl.allow_networks)
+            allowed = json.dumps(sorted(urlsplit(v).netloc for v in sim.page_origins.values()))
+            sys.stderr.write(f"seedtune sim: to crawl these pages set crawl.allow_networks: "
+                             f"{allowed} in conf/local/default.yaml, or "
+                             f"SEEDTUNE_CRAWL_ALLOW_NETWORKS='{allowed}'\n")
         sys.stderr.flush()
         while not stop.wait(0.2):
             pass
