@@ -470,7 +470,8 @@ class LLMClient:
 
         url = f"{self.cfg.base_url.rstrip('/')}/chat/completions"
         model = req.model or self.cfg.model
-        body = request_body(self.cfg, req, self._system.folding)
+        # folded once this server refused a system turn; else as llm.system_role says
+        body = request_body(self.cfg, req, self._system.folding or None)
         # providers count prompt + max_tokens against the TPM limit when the call starts
         tokens = messages_tokens(req.messages) + self.cfg.max_tokens if self.cfg.tpm else 0
         reason, transport_tries, parse_tries = "no answer", 0, 0
