@@ -37,6 +37,11 @@ class LLMConfig(_Section):
     max_reject_rate: float = Field(0.2, ge=0, le=1)
     rpm: float | None = Field(None, gt=0)
     tpm: float | None = Field(None, gt=0)
+    # what the server can do (see seedtune.llm.structured and seedtune.llm.system_role)
+    structured_output: Literal["json_schema", "json_object_schema", "json_object",
+                               "none"] = "json_schema"
+    system_role: Literal["auto", "fold", "keep"] = "auto"
+    service_tier: str | None = None  # e.g. OpenAI's "flex"; null: not sent
 
     @field_validator("api_key_env")
     @classmethod

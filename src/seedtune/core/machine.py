@@ -28,7 +28,8 @@ from seedtune.core.records import read_yaml_mapping
 
 #: Every machine setting by section (the ``models:`` map aside).
 MACHINE_KEYS: dict[str, tuple[str, ...]] = {
-    "llm": ("base_url", "api_key_env", "timeout_s", "max_retries", "concurrency", "rpm", "tpm"),
+    "llm": ("base_url", "api_key_env", "timeout_s", "max_retries", "concurrency", "rpm", "tpm",
+            "structured_output", "system_role", "service_tier"),
     "search": ("base_url", "timeout_s", "max_retries", "rps", "daily_quota"),
     "crawl": ("user_agent", "concurrency", "per_host", "host_rps", "timeout_s", "max_retries",
               "allow_networks", "max_crawl_delay_s"),

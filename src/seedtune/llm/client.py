@@ -7,10 +7,14 @@ the SDK's per-request overhead (~10 ms at 32 requests in flight on 2 cores) alon
 cost a fifth of the wall time at 100 ms latency (see ``make bench``). Requests run concurrently
 (``llm.concurrency``) under optional client-side limits (``llm.rpm``, ``llm.tpm``); 429, 5xx,
 timeouts and connection errors are retried with exponential backoff and full jitter,
-honouring ``Retry-After`` / ``retry-after-ms``; answers ask for structured output
-(``response_format`` json_schema), are parsed tolerantly (code fences, surrounding text) and
-validated. Every good answer is stored in a :class:`~seedtune.core.cache.ResponseCache` the
-moment it arrives, so ``kill -9`` loses at most the calls in flight; an answer that stays
+honouring ``Retry-After`` / ``retry-after-ms``; answers ask for structured output in the
+form the server takes (``llm.structured_output``, :mod:`seedtune.llm.structured`), are
+parsed tolerantly (code fences, surrounding text) and validated; the stage's first answers
+probe that the server applied the schema. A system message the model's template refuses is
+folded into the user turn (:mod:`seedtune.llm.system_role`); the model each answer was
+served as is recorded and compared with the one asked for (:mod:`seedtune.llm.served`).
+Every good answer is stored in a :class:`~seedtune.core.cache.ResponseCache` the moment it
+arrives, so ``kill -9`` loses at most the calls in flight; an answer that stays
 unusable after retries becomes a recorded reject, never a crash.
 """
 
@@ -41,9 +45,11 @@ from seedtune.core.credentials import (
 )
 from seedtune.core.errors import ConfigError, QuotaError, SeedtuneError, ServiceError
 from seedtune.core.retry import AsyncTokenBucket, RetryWarnings, backoff_s, retry_after_s
-from seedtune.core.stats import CallStats
 from seedtune.core.text import replace_lone_surrogates
-from seedtune.llm.costs import messages_tokens
+from seedtune.llm import structured
+from seedtune.llm.costs import LLMStats, messages_tokens
+from seedtune.llm.served import identity, reusable, same_model, served_key
+from seedtune.llm.system_role import SystemRole, fold, folds_up_front
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +58,9 @@ PARSE_RETRIES = 2
 #: Requests in flight or waiting for an earlier one, per slot of ``llm.concurrency``.
 WINDOW_PER_SLOT = 4
 RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504}
+#: A stage stops when its first answers, this many before any that parses, show the server
+#: ignored the schema it was asked to apply (later failures are rejects, as always).
+PROBE_ANSWERS = 3
 
 
 class LLMQuotaExceeded(QuotaError):
@@ -72,11 +81,13 @@ class LLMRequest:
 
 @dataclass
 class LLMOutcome:
-    """The parsed answer (``value``) or why there is none (``reject``)."""
+    """The parsed answer (``value``) or why there is none (``reject``); ``model``: the model
+    the server answered as (None: it did not say, or the answer predates the record)."""
 
     id: str
     value: dict[str, Any] | None = None
     reject: str | None = None
+    model: str | None = None
 
 
 _FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL)
@@ -121,21 +132,33 @@ def _without_bounds(schema: Any) -> Any:
 
 
 @functools.cache
-def response_format(model: type[BaseModel], fine_tuned: bool = False) -> dict[str, Any]:
-    """OpenAI ``response_format`` for ``model`` (strict json_schema); for a fine-tuned model
-    without the bounds it refuses (they are still validated here, by pydantic)."""
+def response_format(model: type[BaseModel], fine_tuned: bool = False,
+                    mode: str = "json_schema") -> dict[str, Any] | None:
+    """``response_format`` for ``model`` in ``mode`` (default OpenAI's strict json_schema;
+    None: none is sent); for a fine-tuned model without the bounds it refuses (they are
+    still validated here, by pydantic)."""
     schema = _without_bounds(schema_of(model)) if fine_tuned else schema_of(model)
-    return {"type": "json_schema",
-            "json_schema": {"name": model.__name__, "schema": schema, "strict": True}}
+    return structured.response_format(model.__name__, schema, mode)
 
 
-def request_body(cfg: LLMConfig, req: LLMRequest) -> dict[str, Any]:
-    """The chat completions body, in the parameters the model's family takes."""
+def request_body(cfg: LLMConfig, req: LLMRequest, folded: bool | None = None
+                 ) -> dict[str, Any]:
+    """The chat completions body, in the parameters the model's family takes and the
+    structured output the server takes; ``folded``: the system message put into the user
+    turn (None: as ``llm.system_role`` says before any refusal)."""
     model = req.model or cfg.model
     reasoning = bool(REASONING_MODEL.match(model))
-    body: dict[str, Any] = {"model": model, "messages": req.messages,
-                            "response_format": response_format(req.schema,
-                                                               model.startswith("ft:"))}
+    mode = cfg.structured_output
+    messages = structured.instructed(req.messages, schema_of(req.schema), mode)
+    if folded is None:
+        folded = cfg.system_role == "fold" or (cfg.system_role == "auto"
+                                               and folds_up_front(model))
+    body: dict[str, Any] = {"model": model, "messages": fold(messages) if folded else messages}
+    rf = response_format(req.schema, model.startswith("ft:"), mode)
+    if rf is not None:
+        body["response_format"] = rf
+    if cfg.service_tier:
+        body["service_tier"] = cfg.service_tier
     # OpenAI deprecated max_tokens for max_completion_tokens (reasoning models refuse it);
     # other servers (vLLM, Ollama) know max_tokens best
     openai = "api.openai.com" in cfg.base_url
@@ -146,7 +169,14 @@ def request_body(cfg: LLMConfig, req: LLMRequest) -> dict[str, Any]:
 
 
 def request_key(cfg: LLMConfig, req: LLMRequest) -> str:
-    """Cache key: what determines the answer; never the endpoint URL or the API key."""
+    """Cache key: what determines the answer; never the endpoint URL or the API key.
+
+    The logical request: the system message apart however this server takes it, the
+    schema however it is spelled on the wire (constrained modes), the service tier not at
+    all (the same model answers); a prompted ``llm.structured_output`` mode is part of it
+    (see :mod:`seedtune.llm.structured`). Which backend answered is not in the key but in
+    the entry (see :mod:`seedtune.llm.served`).
+    """
     return cache_key({
         "model": req.model or cfg.model,
         "messages": req.messages,
@@ -154,6 +184,7 @@ def request_key(cfg: LLMConfig, req: LLMRequest) -> str:
         "max_tokens": cfg.max_tokens,
         "schema": schema_of(req.schema),
         "template": req.template_version,
+        **structured.key_part(cfg.structured_output),
     })
 
 
@@ -164,9 +195,19 @@ class LLMClient:
         self.cfg = cfg
         self.cache = cache
         self.desc = desc
-        self.stats = CallStats()
+        self.stats = LLMStats(service_tier=cfg.service_tier)
         self._secret = ""
         self._session: Any = None
+        self._system = SystemRole(cfg.system_role, cfg.model, desc)
+        #: per requested model, what this endpoint serves (from the first live answer)
+        self._current: dict[str, str] = {}
+        self._live: dict[str, int] = {}  # live calls in flight per requested model
+        #: per requested model, whether GET /models lists its name (None: cannot tell)
+        self._named: dict[str, bool | None] = {}
+        self._asked = False  # a live call of this stream is on its way
+        self._warned_served = False
+        self._probe_open = cfg.structured_output in structured.CONSTRAINED
+        self._probe_misses = 0
 
     def pending(self, requests: Sequence[LLMRequest]) -> list[LLMRequest]:
         """The requests that are not answered in the cache yet (what a run would pay for)."""
@@ -195,21 +236,28 @@ class LLMClient:
         self._fatal: list[SeedtuneError] = []
         self._bar = tqdm(total=total, desc=self.desc, unit="request")
         self.stats.rejects = 0
-        seen = called = 0
+        seen, hits = 0, self.stats.cache_hits
+        self._asked = False
         try:
             while True:
                 while len(ahead) < window and (req := next(todo, None)) is not None:
                     seen += 1
                     key = request_key(self.cfg, req)
-                    hit = self._cached(key, req)
+                    hit, held = self._usable(key, req)
+                    model = req.model or self.cfg.model
+                    if hit is not None and model not in self._current and \
+                            model not in self._named:
+                        # trusted by its name alone: does this endpoint serve that name?
+                        self._named[model] = loop.run_until_complete(self._lists(model))
+                        hit, held = self._usable(key, req)
                     if hit is not None:
                         ahead.append(self._from_cache(req, hit))
                         continue
                     if self._session is None:
                         # only now is a key needed: a fully cached rerun works without one
                         loop.run_until_complete(self._open(self._api_key()))
-                    called += 1
-                    ahead.append(loop.create_task(self._one(req, key)))
+                    self._asked = True
+                    ahead.append(loop.create_task(self._one(req, key, held)))
                 if not ahead:
                     break
                 head = ahead.popleft()
@@ -229,8 +277,9 @@ class LLMClient:
             loop.run_until_complete(loop.shutdown_default_executor())
             loop.close()
             self._bar.close()
-            log.info("%s: %d requests, %d cached, %d called", self.desc, seen, seen - called,
-                     called)
+            hits = self.stats.cache_hits - hits
+            log.info("%s: %d requests, %d cached, %d called", self.desc, seen, hits,
+                     seen - hits)
         if self._fatal:
             # every answer that arrived is cached: a rerun resumes without paying again
             raise type(self._fatal[0])(f"{self._fatal[0]}; {self.stats.calls} answers of this "
@@ -239,10 +288,43 @@ class LLMClient:
 
     def _from_cache(self, req: LLMRequest, hit: dict[str, Any]) -> LLMOutcome:
         usage = hit.get("usage") or {}
+        prompt = int(usage.get("prompt_tokens") or 0)
+        completion = int(usage.get("completion_tokens") or 0)
+        served = hit.get("served") if isinstance(hit.get("served"), str) else None
         self.stats.cache_hits += 1
-        self.stats.cached_prompt_tokens += int(usage.get("prompt_tokens") or 0)
-        self.stats.cached_completion_tokens += int(usage.get("completion_tokens") or 0)
-        return LLMOutcome(req.id, value=hit["answer"])
+        self.stats.cached_prompt_tokens += prompt
+        self.stats.cached_completion_tokens += completion
+        self.stats.add_tokens(req.model or self.cfg.model, served, prompt, completion,
+                              cached=True)
+        return LLMOutcome(req.id, value=hit["answer"], model=served)
+
+    def _usable(self, key: str, req: LLMRequest
+                ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        """``(entry to answer from, None)``, or ``(None, entry)`` when the entry may be
+        another backend's (decided once this endpoint's served model is known, by
+        :meth:`_decide`), or ``(None, None)``: ask."""
+        hit = self._cached(key, req)
+        if hit is None:
+            return None, None
+        model = req.model or self.cfg.model
+        current = self._current.get(model)
+        if current is None:
+            # once a call is on its way, every entry waits for what this endpoint answers as
+            return (hit, None) if self._by_name(hit, model) and not self._asked else (None, hit)
+        if reusable(hit.get("served"), current, model):
+            return hit, None
+        alt = self._cached(served_key(key, current), req)  # this backend's, kept aside
+        return (alt, None) if alt is not None else (None, hit)
+
+    def _by_name(self, hit: dict[str, Any], model: str) -> bool:
+        """Whether ``hit`` is used before this endpoint has said what it serves: its served
+        model is the configured name (or unrecorded), and not a snapshot of it that an
+        endpoint whose model list lacks the name is unlikely to serve."""
+        served = hit.get("served")
+        if not reusable(served, None, model):
+            return False
+        return not (self._named.get(model) is False and isinstance(served, str)
+                    and identity(served) != identity(model))
 
     def _cached(self, key: str, req: LLMRequest) -> dict[str, Any] | None:
         """A cache entry whose answer still satisfies the request's schema, else None."""
@@ -256,6 +338,29 @@ class LLMClient:
                         self.desc, self.cache.where(key), req.schema.__name__)
             return None
         return hit
+
+    async def _lists(self, model: str) -> bool | None:
+        """Whether ``GET {base_url}/models`` lists ``model`` (or a dated variant); None when
+        it cannot tell (no key at hand, no such route, unreachable: a cached rerun offline
+        trusts its entries). Free: no tokens, and a rerun's chat calls stay none."""
+        import aiohttp
+
+        if self._session is None:
+            try:
+                await self._open(self._api_key())
+            except SeedtuneError:
+                return None
+        url = f"{self.cfg.base_url.rstrip('/')}/models"
+        try:
+            async with self._session.get(url, allow_redirects=False,
+                                         timeout=aiohttp.ClientTimeout(total=5)) as resp:
+                data = await resp.json(content_type=None) if resp.status == 200 else None
+        except (TimeoutError, aiohttp.ClientError, ValueError):
+            return None
+        items = data.get("data") if isinstance(data, dict) else None
+        ids = [m["id"] for m in items or () if isinstance(m, dict) and isinstance(m.get("id"),
+                                                                                   str)]
+        return any(same_model(i, model) for i in ids) if ids else None
 
     def _api_key(self) -> str:
         """The key named by llm.api_key_env; "" when it is null (local servers need none)."""
@@ -280,6 +385,7 @@ class LLMClient:
         self._rpm, self._tpm = AsyncTokenBucket(self.cfg.rpm), AsyncTokenBucket(self.cfg.tpm)
         self._stop = asyncio.Event()  # set by the first fatal error: no new call starts
         self._warnings = RetryWarnings(log, self.desc)
+        self._learning = asyncio.Condition()  # a served model learned, or a live call ended
 
     async def _close(self) -> None:
         if self._session is not None:
@@ -290,18 +396,63 @@ class LLMClient:
         if self._session is not None:
             self._stop.set()
 
-    async def _one(self, req: LLMRequest, key: str) -> LLMOutcome | None:
+    async def _one(self, req: LLMRequest, key: str, held: dict[str, Any] | None = None
+                   ) -> LLMOutcome | None:
         """One request's outcome; None when a fatal error (this one's or another's) stopped
-        the run, noted in ``_fatal``."""
-        async with self._sem:
-            if self._stop.is_set():
-                return None
-            try:
-                return await self._answer(self._session, req, key, self._rpm, self._tpm)
-            except SeedtuneError as exc:
-                self._fatal.append(exc)
-                self._stop.set()
-                return None
+        the run, noted in ``_fatal``. ``held``: a cache entry that may be another backend's,
+        used if this endpoint turns out to serve its model."""
+        model = req.model or self.cfg.model
+        if held is not None:
+            hit = await self._decide(req, key, held)
+            if hit is not None:
+                return self._from_cache(req, hit)
+        self._live[model] = self._live.get(model, 0) + 1
+        try:
+            async with self._sem:
+                if self._stop.is_set():
+                    return None
+                try:
+                    return await self._answer(self._session, req, key, self._rpm, self._tpm,
+                                              held)
+                except SeedtuneError as exc:
+                    self._fatal.append(exc)
+                    self._stop.set()
+                    return None
+        finally:
+            self._live[model] -= 1
+            async with self._learning:
+                self._learning.notify_all()
+
+    async def _decide(self, req: LLMRequest, key: str, held: dict[str, Any]
+                      ) -> dict[str, Any] | None:
+        """``held`` (or this backend's entry kept aside) once the endpoint's served model is
+        known, waiting for a live call in flight to tell; None: ask (this call then tells,
+        when no other is in flight)."""
+        model = req.model or self.cfg.model
+        async with self._learning:
+            while model not in self._current and self._live.get(model, 0) > 0:
+                await self._learning.wait()
+        current = self._current.get(model)
+        if current is None:  # no answer tells (else this call will)
+            return held if self._by_name(held, model) else None
+        if reusable(held.get("served"), current, model):
+            return held
+        return self._cached(served_key(key, current), req)
+
+    async def _learn(self, model: str, served: str | None) -> None:
+        """Note the model this endpoint answers ``model``'s requests as (its first answer
+        says); warn once per stage when that is not ``model``."""
+        if model in self._current:
+            return
+        self._current[model] = served or model
+        if not same_model(served, model) and not self._warned_served:
+            self._warned_served = True
+            key = "llm.model" if model == self.cfg.model else "evaluate.judge_model"
+            log.warning("%s: %s=%r, but %s answers as %r: rows record %r, and the run is "
+                        "unpriced unless conf/prices names %r", self.desc, key, model,
+                        self.cfg.base_url, served, served, served)
+        async with self._learning:
+            self._learning.notify_all()
 
     def _retrying(self, reason: str) -> None:
         """Count a retry: a warning at the start of each burst, the count on the bar."""
@@ -310,13 +461,17 @@ class LLMClient:
         self._warnings.note(f"{reason} from {self.cfg.base_url}", self.stats.retries)
 
     async def _answer(self, client: Any, req: LLMRequest, key: str, rpm: AsyncTokenBucket,
-                      tpm: AsyncTokenBucket) -> LLMOutcome | None:
+                      tpm: AsyncTokenBucket, displaced: dict[str, Any] | None = None
+                      ) -> LLMOutcome | None:
         """Call until a valid answer or a content reject; None when another call's fatal
-        error stopped the run first. Raises :class:`SeedtuneError` on a fatal error."""
+        error stopped the run first. Raises :class:`SeedtuneError` on a fatal error.
+        ``displaced``: another backend's entry under ``key``, kept aside when replaced."""
         import aiohttp
 
         url = f"{self.cfg.base_url.rstrip('/')}/chat/completions"
-        body = request_body(self.cfg, req)
+        model = req.model or self.cfg.model
+        # folded once this server refused a system turn; else as llm.system_role says
+        body = request_body(self.cfg, req, self._system.folding or None)
         # providers count prompt + max_tokens against the TPM limit when the call starts
         tokens = messages_tokens(req.messages) + self.cfg.max_tokens if self.cfg.tpm else 0
         reason, transport_tries, parse_tries = "no answer", 0, 0
@@ -328,6 +483,10 @@ class LLMClient:
             wait: float | None = None
             try:
                 status, headers, text = await self._post(client, url, body)
+                if status != 200 and self._system.refused(status, text, body["messages"],
+                                                          self.cfg.base_url):
+                    body = request_body(self.cfg, req, folded=True)  # the same, once more
+                    continue
                 if status != 200:
                     self._raise_fatal(status, text, req.model or self.cfg.model)
                     if status not in RETRYABLE_STATUS:
@@ -339,15 +498,20 @@ class LLMClient:
                 reason = type(exc).__name__
             else:
                 self.stats.calls += 1
-                value, usage, reason = self._parse(req, text)
+                got = self._parse(req, text)
+                value, reason = got.value, got.reason
+                await self._learn(model, got.served)
+                self._probe(got)
                 if value is not None:
                     # file creation can take ~1 ms: keep it off the event loop
-                    await asyncio.to_thread(self.cache.put, key, {
-                        "answer": value, "usage": usage, "model": req.model or self.cfg.model})
-                    return LLMOutcome(req.id, value=value)
+                    await asyncio.to_thread(self._store, key, displaced, {
+                        "answer": value, "usage": got.usage, "model": model,
+                        "served": got.served})
+                    return LLMOutcome(req.id, value=value, model=got.served)
                 parse_tries += 1
                 if parse_tries > PARSE_RETRIES or reason.startswith("refusal"):
-                    return LLMOutcome(req.id, reject=reason)  # a refusal is its answer
+                    # a refusal is its answer
+                    return LLMOutcome(req.id, reject=reason, model=got.served)
                 continue
             transport_tries += 1
             if transport_tries > self.cfg.max_retries:
@@ -405,34 +569,67 @@ class LLMClient:
         request's headers back; rejects are stored and pushed)."""
         return redact(_error_message(text), [self._secret])
 
-    def _parse(self, req: LLMRequest, text: str
-               ) -> tuple[dict[str, Any] | None, dict[str, int], str]:
-        """(validated answer or None, usage, reason when None) of one completion body."""
-        usage = {}
+    def _store(self, key: str, displaced: dict[str, Any] | None, entry: dict[str, Any]
+               ) -> None:
+        """``entry`` under ``key``; the other backend's entry it replaces kept aside under
+        its served model (see :mod:`seedtune.llm.served`), so switching back hits again."""
+        if displaced is not None and isinstance(displaced.get("served"), str):
+            self.cache.put(served_key(key, displaced["served"]), displaced)
+        self.cache.put(key, entry)
+
+    def _probe(self, got: _Parsed) -> None:
+        """The stage's first answers tell whether the server applies the schema: until one
+        parses, :data:`PROBE_ANSWERS` that show it ignored stop the stage (one line)."""
+        if not self._probe_open:
+            return
+        if got.value is not None:
+            self._probe_open = False
+            return
+        if not got.ignored:
+            return
+        self._probe_misses += 1
+        if self._probe_misses >= PROBE_ANSWERS:
+            self._probe_open = False
+            shown = " ".join(got.content.split())[:80]
+            raise ConfigError(
+                f"{self.cfg.base_url} answered without applying the JSON schema "
+                f"(llm.structured_output={self.cfg.structured_output}; its first "
+                f"{PROBE_ANSWERS} answers do not match it, e.g. {shown!r}); set "
+                "llm.structured_output: json_object or none for this server")
+
+    def _parse(self, req: LLMRequest, text: str) -> _Parsed:
+        """The validated answer or why there is none, usage and served model of one
+        completion body."""
+        usage: dict[str, int] = {}
         try:
             data = json.loads(text)
         except json.JSONDecodeError:
             # a body cut off mid-way: the call happened, the answer is unusable
-            return None, usage, "malformed response body"
+            return _Parsed(None, usage, "malformed response body")
         # JSON may carry a lone surrogate (an emoji cut in half), which cannot be written as
         # UTF-8: made safe here, where the text enters (and again for the JSON inside the
         # content, below), so a paid answer can always be cached
         data, _ = replace_lone_surrogates(data)
+        served = data.get("model") if isinstance(data, dict) else None
+        served = served if isinstance(served, str) and served else None
         try:
             raw_usage = data.get("usage") or {}
             usage = {"prompt_tokens": int(raw_usage.get("prompt_tokens") or 0),
                      "completion_tokens": int(raw_usage.get("completion_tokens") or 0)}
             self.stats.prompt_tokens += usage["prompt_tokens"]
             self.stats.completion_tokens += usage["completion_tokens"]
+            self.stats.add_tokens(req.model or self.cfg.model, served,
+                                  usage["prompt_tokens"], usage["completion_tokens"])
             choice = data["choices"][0]
             content = choice["message"].get("content") or ""
             refusal = choice["message"].get("refusal")
         except (AttributeError, KeyError, IndexError, TypeError, ValueError):
-            return None, usage, "response without choices[0].message"
+            return _Parsed(None, usage, "response without choices[0].message", served)
         if refusal:
-            return None, usage, f"refusal: {str(refusal)[:200]}"
+            return _Parsed(None, usage, f"refusal: {str(refusal)[:200]}", served)
         if choice.get("finish_reason") == "length":
-            return None, usage, "truncated (finish_reason=length)"
+            return _Parsed(None, usage, "truncated (finish_reason=length)", served)
+        parsed: Any = structured.NOT_JSON
         try:
             parsed, replaced = replace_lone_surrogates(extract_json(content))
             if replaced:
@@ -440,8 +637,23 @@ class LLMClient:
                             self.desc, replaced)
             value = req.schema.model_validate(parsed)
         except (ValueError, ValidationError) as exc:
-            return None, usage, f"invalid answer: {str(exc).splitlines()[0][:200]}"
-        return value.model_dump(), usage, ""
+            return _Parsed(None, usage, f"invalid answer: {str(exc).splitlines()[0][:200]}",
+                           served, structured.ignores_schema(parsed, schema_of(req.schema)),
+                           str(content))
+        return _Parsed(value.model_dump(), usage, "", served)
+
+
+@dataclass
+class _Parsed:
+    """What :meth:`LLMClient._parse` read from a completion body; ``ignored``: the content
+    shows the server did not apply the schema (for the probe)."""
+
+    value: dict[str, Any] | None
+    usage: dict[str, int]
+    reason: str
+    served: str | None = None
+    ignored: bool = False
+    content: str = ""
 
 
 class _Retryable(Exception):

@@ -1,14 +1,47 @@
 """Token estimates and dollar costs from the per-model price table in conf/prices/.
 
 Prices are USD per million tokens: ``{model: {input: ..., output: ...}}``. A model missing
-from the table costs 0 and is reported as unpriced rather than guessed.
+from the table is reported as unpriced (``priced: false``, ``cost_usd: null``), never
+guessed. Calls are priced by the model the server answered as (see
+:mod:`seedtune.llm.served`): ``gpt-4o-mini`` served as ``gpt-4o-mini-2024-07-18`` is priced
+as gpt-4o-mini, served as ``tiny-gemma`` it is unpriced unless the table names tiny-gemma.
+With ``llm.service_tier`` set, a table entry ``<model>@<tier>`` (e.g. ``gpt-4o-mini@flex``,
+half price on OpenAI) wins over the model's own.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
+
+from seedtune.core.stats import CallStats
+from seedtune.llm.served import price_name
+
+
+@dataclass
+class LLMStats(CallStats):
+    """:class:`CallStats` with the tokens per requested and served model, live and cached:
+    ``{requested: {served or "": [prompt, completion]}}``."""
+
+    served_tokens: dict[str, dict[str, list[int]]] = field(default_factory=dict)
+    cached_served_tokens: dict[str, dict[str, list[int]]] = field(default_factory=dict)
+    service_tier: str | None = None
+
+    def add_tokens(self, requested: str, served: str | None, prompt: int, completion: int,
+                   cached: bool = False) -> None:
+        """Count one answer's tokens under the model it was asked of and served as."""
+        table = self.cached_served_tokens if cached else self.served_tokens
+        with self._lock:
+            counts = table.setdefault(requested, {}).setdefault(served or "", [0, 0])
+            counts[0] += prompt
+            counts[1] += completion
+
+    def served_models(self) -> list[str]:
+        """Every model a server answered as (live or cached), sorted."""
+        return sorted({s for t in (self.served_tokens, self.cached_served_tokens)
+                       for by in t.values() for s in by if s})
 
 
 def estimate_tokens(text: str) -> int:
@@ -35,15 +68,42 @@ def cost_usd(model: str, prompt_tokens: int, completion_tokens: int,
     return (prompt_tokens * price["input"] + completion_tokens * price["output"]) / 1e6
 
 
+def _served_cost(by_requested: dict[str, dict[str, list[int]]], tier: str | None,
+                 prices: Mapping[str, Mapping[str, float]]) -> float | None:
+    """Dollars of tokens counted per requested and served model; None if any is unpriced."""
+    total = 0.0
+    for requested, by_served in by_requested.items():
+        for served, (prompt, completion) in by_served.items():
+            name = price_name(requested, served or None, prices, tier)
+            cost = cost_usd(name, prompt, completion, prices) if name else None
+            if cost is None:
+                return None
+            total += cost
+    return total
+
+
 def usage_metrics(model: str, stats: Any, prices: Mapping[str, Mapping[str, float]]
                   ) -> dict[str, Any]:
     """Metrics for a stage's LLM use: calls, cache hits, tokens, rejects, dollars.
 
-    ``cost_usd`` is what this run spent; ``saved_usd`` what the cache hits would have cost.
+    ``cost_usd`` is what this run spent; ``saved_usd`` what the cache hits would have cost;
+    both null when unpriced. With :class:`LLMStats` each answer is priced by the model it was
+    served as (``served_model`` lists them); else everything at ``model``'s price.
     """
     spent = cost_usd(model, stats.prompt_tokens, stats.completion_tokens, prices)
     saved = cost_usd(model, stats.cached_prompt_tokens, stats.cached_completion_tokens, prices)
+    served: list[str] = []
+    if isinstance(stats, LLMStats):
+        tier = stats.service_tier
+        if stats.served_tokens:
+            spent = _served_cost(stats.served_tokens, tier, prices)
+        if stats.cached_served_tokens:
+            saved = _served_cost(stats.cached_served_tokens, tier, prices)
+        served = stats.served_models()
+    priced = spent is not None and saved is not None
     return {"calls": stats.calls, "cache_hits": stats.cache_hits, "retries": stats.retries,
             "prompt_tokens": stats.prompt_tokens, "completion_tokens": stats.completion_tokens,
-            "llm_rejects": stats.rejects, "cost_usd": round(spent or 0.0, 6),
-            "saved_usd": round(saved or 0.0, 6), "priced": spent is not None}
+            "llm_rejects": stats.rejects,
+            "cost_usd": round(spent, 6) if spent is not None else None,
+            "saved_usd": round(saved, 6) if saved is not None else None, "priced": priced,
+            "served_model": ", ".join(served) or None}

@@ -56,7 +56,8 @@ def candidates(outcomes: list[LLMOutcome], model: str, template_version: str,
         if o.value is None:
             continue
         for q in o.value["questions"]:
-            rows.append({"question": q, "seed": o.id, "source": "llm", "model": model,
+            rows.append({"question": q, "seed": o.id, "source": "llm",
+                         "model": o.model or model,  # the model the server answered as
                          "template": template_version})
     rows += [{"question": q, "seed": None, "source": "user", "model": None, "template": None}
              for q in extra]

@@ -119,7 +119,9 @@ def answer_row(row: dict[str, Any], outcome: Any, cfg: SynthesizeConfig, model: 
             "source_categories": [d.get("category") for d in shown],
             "source_kinds": [d.get("kind", "snippet") for d in shown],
             **dict.fromkeys(PROVENANCE), **(provenance_of or {}),
-            "model": model, "template": template_version}, None, Counter(found)
+            # the model the server answered as (llm.model when it did not say)
+            "model": getattr(outcome, "model", None) or model, "template": template_version
+            }, None, Counter(found)
 
 
 class Answers:

@@ -224,7 +224,8 @@ def verdicts(found: TitleSet, outcomes: list[LLMOutcome], model: str, template_v
             elif item["drop"] is not None:
                 out.rejects.append({**t, "reason": item["drop"]})
             else:
-                out.rows.append({"question": item["question"], **t, "model": model,
+                out.rows.append({"question": item["question"], **t,
+                                 "model": o.model or model,  # as the server answered
                                  "template": template_version})
     return out
 

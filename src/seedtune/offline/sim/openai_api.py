@@ -176,6 +176,10 @@ def _response_format(
             code="invalid_value",
         )
     kind = rf["type"]
+    if kind == "json_object" and isinstance(rf.get("schema"), dict):
+        # llama-cpp-python's form (llm.structured_output: json_object_schema): the schema
+        # is enforced as with json_schema
+        return "json_schema", rf["schema"]
     if kind == "json_object":
         if not any("json" in message_text(m.get("content")).lower() for m in messages):
             raise ChatError(
@@ -222,7 +226,25 @@ def _response_format(
     return "text", None
 
 
+def _schema_in_prompt(prompt: str) -> dict[str, Any] | None:
+    """A JSON schema written out in the prompt (a client that puts the schema there, as
+    seedtune's ``llm.structured_output: json_object`` does), else None."""
+    decoder = json.JSONDecoder()
+    for match in re.finditer(r'\{"', prompt):
+        try:
+            value, _ = decoder.raw_decode(prompt, match.start())
+        except json.JSONDecodeError:
+            continue
+        if isinstance(value, dict) and value.get("type") == "object" and \
+                isinstance(value.get("properties"), dict):
+            return value
+    return None
+
+
 def _json_object_schema(prompt: str) -> dict[str, Any]:
+    written = _schema_in_prompt(prompt)
+    if written is not None:
+        return written
     keys = list(dict.fromkeys(_JSON_KEY_RE.findall(prompt)))[:12] or ["answer"]
     props: dict[str, Any] = {}
     for key in keys:
