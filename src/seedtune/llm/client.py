@@ -43,7 +43,9 @@ from seedtune.core.errors import ConfigError, QuotaError, SeedtuneError, Service
 from seedtune.core.retry import AsyncTokenBucket, RetryWarnings, backoff_s, retry_after_s
 from seedtune.core.stats import CallStats
 from seedtune.core.text import replace_lone_surrogates
+from seedtune.llm import errors
 from seedtune.llm.costs import messages_tokens
+from seedtune.llm.errors import parse_error
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +54,9 @@ PARSE_RETRIES = 2
 #: Requests in flight or waiting for an earlier one, per slot of ``llm.concurrency``.
 WINDOW_PER_SLOT = 4
 RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504}
+#: Model ids named in an error line (of ``GET /models``), and how long that call may take.
+MODELS_SHOWN = 5
+MODELS_TIMEOUT_S = 5.0
 
 
 class LLMQuotaExceeded(QuotaError):
@@ -233,9 +238,9 @@ class LLMClient:
                      called)
         if self._fatal:
             # every answer that arrived is cached: a rerun resumes without paying again
-            raise type(self._fatal[0])(f"{self._fatal[0]}; {self.stats.calls} answers of this "
-                                       f"run are cached in {self.cache.root}, a rerun resumes "
-                                       "from them")
+            kept = (f"; {self.stats.calls} answers of this run are cached in {self.cache.root}, "
+                    "a rerun resumes from them") if self.stats.calls else ""
+            raise type(self._fatal[0])(f"{self._fatal[0]}{kept}")
 
     def _from_cache(self, req: LLMRequest, hit: dict[str, Any]) -> LLMOutcome:
         usage = hit.get("usage") or {}
@@ -320,6 +325,7 @@ class LLMClient:
         # providers count prompt + max_tokens against the TPM limit when the call starts
         tokens = messages_tokens(req.messages) + self.cfg.max_tokens if self.cfg.tpm else 0
         reason, transport_tries, parse_tries = "no answer", 0, 0
+        last: _Retryable | None = None
         while True:
             await rpm.acquire(1)
             await tpm.acquire(tokens)
@@ -329,14 +335,18 @@ class LLMClient:
             try:
                 status, headers, text = await self._post(client, url, body)
                 if status != 200:
-                    self._raise_fatal(status, text, req.model or self.cfg.model)
-                    if status not in RETRYABLE_STATUS:
-                        return LLMOutcome(req.id, reject=f"HTTP {status}: {self._message(text)}")
-                    raise _Retryable(f"HTTP {status}", retry_after_s(headers))
+                    err = parse_error(text, [self._secret])
+                    await self._raise_fatal(client, status, err, req.model or self.cfg.model)
+                    if status not in RETRYABLE_STATUS or (status == 500 and self._about_request(
+                            status, err, req.model or self.cfg.model)):
+                        # the same request would fail again: this item's reject, not an outage
+                        return LLMOutcome(req.id, reject=f"HTTP {status}: "
+                                                         f"{err.message or 'no message'}")
+                    raise _Retryable(f"HTTP {status}", retry_after_s(headers), status, err)
             except _Retryable as exc:
-                reason, wait = exc.reason, exc.wait
+                reason, wait, last = exc.reason, exc.wait, exc
             except (TimeoutError, aiohttp.ClientError) as exc:
-                reason = type(exc).__name__
+                reason, last = type(exc).__name__, None
             else:
                 self.stats.calls += 1
                 value, usage, reason = self._parse(req, text)
@@ -351,10 +361,10 @@ class LLMClient:
                 continue
             transport_tries += 1
             if transport_tries > self.cfg.max_retries:
-                raise ServiceError(f"{url}: {reason} after llm.max_retries="
-                                   f"{self.cfg.max_retries} retries; check that the endpoint is "
-                                   "up (llm.base_url) or raise llm.timeout_s / llm.max_retries")
-            self._retrying(reason)
+                raise ServiceError(await self._outage(client, url, reason, last,
+                                                      req.model or self.cfg.model))
+            self._retrying(f"{reason} ({last.error.message})" if last and last.error.message
+                           else reason)
             await asyncio.sleep(backoff_s(transport_tries, wait))
 
     async def _post(self, client: Any, url: str, body: dict[str, Any]
@@ -381,29 +391,105 @@ class LLMClient:
             target = where
         raise ServiceError(f"{url}: more than {MAX_REDIRECTS} redirects; check llm.base_url")
 
-    def _raise_fatal(self, status: int, text: str, model: str) -> None:
-        """Errors no retry can fix stop the whole stage (answers so far stay cached)."""
+    def _key_of(self, model: str) -> str:
+        """The setting that names ``model``: llm.model, or the judge's own."""
+        return "llm.model" if model == self.cfg.model else "evaluate.judge_model"
+
+    def _about_request(self, status: int, err: errors.ServerError, model: str) -> bool:
+        """Whether the body blames the request (its shape or this item's content)."""
+        return errors.item_error(err) or errors.refusal_hint(
+            err, status, self._key_of(model), model, self.cfg.max_tokens) is not None
+
+    async def _raise_fatal(self, client: Any, status: int, err: errors.ServerError,
+                           model: str) -> None:
+        """Errors no retry can fix stop the whole stage (answers so far stay cached): a key
+        refused or missing, a spent quota, an unknown model, a wrong endpoint, a request
+        shape the server refuses. Each is one line with the server's own message."""
+        key, said = self._key_of(model), f": {err.message}" if err.message else ""
+        if status in (400, 403, 404, 422, 500) and errors.unknown_model(err):
+            raise ConfigError(f"{key}={model!r}: {self.cfg.base_url} does not serve this model "
+                              f"(HTTP {status}{said}); {await self._served(client, model)}")
         if status in (401, 403):
+            if self.cfg.api_key_env is None:
+                raise ConfigError(
+                    f"{self.cfg.base_url} answered HTTP {status}{said or ' (unauthorized)'} "
+                    "and no key was sent (llm.api_key_env is null): this server needs one; set "
+                    "llm.api_key_env to the NAME of the environment variable that holds it")
             raise ConfigError(f"{self.cfg.base_url} rejected the key in {self.cfg.api_key_env} "
-                              f"(HTTP {status})")
-        if status == 429 and _error_code(text) == "insufficient_quota":
+                              f"(HTTP {status}{said}); check the key, llm.api_key_env and "
+                              "llm.base_url")
+        if status == 429 and err.code == "insufficient_quota":
             raise LLMQuotaExceeded(
                 f"{self.cfg.base_url}: account quota exhausted (insufficient_quota); "
                 "answers so far are cached, rerun after topping up")
-        key = "llm.model" if model == self.cfg.model else "evaluate.judge_model"
-        if status == 404 and "model" in _error_message(text).lower():
-            raise ConfigError(f"{key}={model!r}: {self._message(text)}")
-        if status == 400 and (_error_code(text) in ("unsupported_parameter", "unsupported_value",
-                                                     "invalid_json_schema")
-                              or "not supported with this model" in _error_message(text)):
+        if status in (404, 405):
+            raise ConfigError(f"{self.cfg.base_url}/chat/completions: HTTP {status}{said}: no "
+                              "chat completions endpoint there; check llm.base_url "
+                              "(OpenAI-compatible servers usually serve under /v1)")
+        if status == 400 and (err.code in ("unsupported_parameter", "unsupported_value",
+                                           "invalid_json_schema")
+                              or "not supported with this model" in err.message):
             # a request this model can never take: the same for every item, so not a reject
             raise ConfigError(f"{key}={model!r}: the endpoint refuses the request for this "
-                              f"model ({self._message(text)}); choose another model")
+                              f"model ({err.message}); choose another model")
+        hint = errors.refusal_hint(err, status, key, model, self.cfg.max_tokens) \
+            if status in (400, 413, 422, 500, 501) else None
+        # once an answer came back, the request's shape is fine: this item is the problem
+        if hint and not self.stats.calls:
+            raise ConfigError(f"{self.cfg.base_url}/chat/completions: the server refuses the "
+                              f"request (HTTP {status}, not retried){said}; {hint}")
 
-    def _message(self, text: str) -> str:
-        """The error message of a body, with the API key blanked out (some servers echo the
-        request's headers back; rejects are stored and pushed)."""
-        return redact(_error_message(text), [self._secret])
+    async def _outage(self, client: Any, url: str, reason: str, last: _Retryable | None,
+                      model: str) -> str:
+        """The one line for retries run out: the last answer's message and what to check."""
+        n = self.cfg.max_retries
+        line = f"{url}: {reason} after llm.max_retries={n} retries ({n + 1} attempts)"
+        if last is None:
+            return (f"{line}; check that the endpoint is up (llm.base_url) or raise "
+                    "llm.timeout_s / llm.max_retries")
+        if last.error.message:
+            line += f", the last said: {last.error.message}"
+        if last.status == 429:
+            return (f"{line}; lower llm.concurrency, set llm.rpm / llm.tpm, or raise "
+                    "llm.max_retries")
+        served = await self._served(client, model, unless_listed=True)
+        served = f"; {served}" if served else ""
+        if last.status == 500 and not last.error.message:
+            return (f"{line}{served}; the server may be down, or refuse the request itself: "
+                    f"the chat template of {self._key_of(model)}={model!r} (e.g. no system "
+                    "role), the model name, or the schema (llm.structured_output); its log "
+                    "says which")
+        return f"{line}{served}; check that the endpoint is up (llm.base_url) or raise " \
+               "llm.max_retries"
+
+    async def _served(self, client: Any, model: str, unless_listed: bool = False) -> str:
+        """What ``GET {base_url}/models`` says the server serves, as a clause of a line ("" if
+        it has no such list, or, with ``unless_listed``, when ``model`` is on it)."""
+        ids = await self._model_list(client)
+        key = self._key_of(model)
+        if not ids:
+            return "" if unless_listed else f"set {key} to a model it serves"
+        if unless_listed and (model in ids or f"{model}:latest" in ids):
+            return ""
+        shown = ", ".join(ids[:MODELS_SHOWN]) + (
+            f" and {len(ids) - MODELS_SHOWN} more" if len(ids) > MODELS_SHOWN else "")
+        what = f"{key}={model!r} is not among them" if unless_listed else f"set {key} to one"
+        return f"it serves {shown} (GET {self.cfg.base_url.rstrip('/')}/models): {what}"
+
+    async def _model_list(self, client: Any) -> list[str]:
+        """The model ids of ``GET {base_url}/models``; [] when the server has no such list
+        or does not answer within a few seconds (it only helps word an error)."""
+        import aiohttp
+
+        url = f"{self.cfg.base_url.rstrip('/')}/models"
+        try:
+            async with client.get(url, allow_redirects=False,
+                                  timeout=aiohttp.ClientTimeout(total=MODELS_TIMEOUT_S)) as resp:
+                if resp.status != 200:
+                    return []
+                return errors.model_ids(await resp.json(content_type=None), limit=100)
+        except (TimeoutError, aiohttp.ClientError, ValueError):
+            return []
 
     def _parse(self, req: LLMRequest, text: str
                ) -> tuple[dict[str, Any] | None, dict[str, int], str]:
@@ -445,24 +531,10 @@ class LLMClient:
 
 
 class _Retryable(Exception):
-    def __init__(self, reason: str, wait: float | None) -> None:
-        self.reason, self.wait = reason, wait
+    """A failure worth another try: why, how long the server asked to wait, its status and
+    what its body said (for the line when the retries run out)."""
 
-
-def _error_field(text: str, name: str) -> str:
-    """A field of an OpenAI-style error body ``{"error": {"message", "code", ...}}``."""
-    try:
-        body = json.loads(text)
-    except (json.JSONDecodeError, TypeError):
-        return ""
-    err = body.get("error", body) if isinstance(body, dict) else {}
-    value = err.get(name) if isinstance(err, dict) else None
-    return str(value) if value is not None else ""
-
-
-def _error_code(text: str) -> str:
-    return _error_field(text, "code")
-
-
-def _error_message(text: str) -> str:
-    return (_error_field(text, "message") or text.strip())[:200]
+    def __init__(self, reason: str, wait: float | None, status: int = 0,
+                 error: errors.ServerError | None = None) -> None:
+        self.reason, self.wait, self.status = reason, wait, status
+        self.error = error or errors.ServerError()
