@@ -14,12 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import Workspace, last_line, ranked_rows
 
 from seedtune.core.cache import ResponseCache
 from seedtune.core.config import LLMConfig
 from seedtune.core.errors import ConfigError, ServiceError
 from seedtune.llm.client import LLMClient, LLMRequest
 from seedtune.llm.schemas import QuestionList
+from seedtune.offline.demo import SIM_ENV
 
 KEY = "sk-test-0123456789abcdefghij"
 #: (status, body) per request; the request's body is passed in.
@@ -303,3 +305,67 @@ def test_error_bodies_of_every_shape_are_read() -> None:
     ])
     for body, message in shapes:
         assert parse_error(body).message == message, body
+
+
+# ------------------------------------------------------------------- stages that fail late
+
+
+def _queries(ws: Workspace, base_url: str, seeds: int = 3, **params: Any) -> Workspace:
+    llm = {"base_url": base_url, "model": "sim-gpt", **params.pop("llm", {})}
+    ws.params(llm=llm, queries={"per_seed": 3, "sources": ["llm"], **params})
+    ws.write("data/seed_words.txt", "".join(f"{w}\n" for w in ["전세", "청약", "재건축",
+                                                                 "분양권"][:seeds]))
+    return ws
+
+
+def test_a_failed_reject_rate_still_writes_the_spend(sim, workspace) -> None:
+    ws = _queries(workspace, sim.openai_base_url, llm={"max_tokens": 5})  # every answer cut
+    proc = ws.run("queries", SIM_ENV)
+    assert proc.returncode == 2
+    assert "3/3 items rejected" in last_line(proc.stderr)
+    m = ws.metrics("queries")
+    assert m["failed"] is True and "3/3 items rejected" in m["error"]
+    assert m["calls"] == sim.stats()["chat"]["ok"] > 0 and m["prompt_tokens"] > 0
+    assert m["rejects"] == 3 and len(ws.rows("data/rejects/queries.jsonl")) == 3
+    assert not (ws.path / "data/questions.jsonl").exists()
+
+
+def test_synthesize_writes_its_spend_when_its_reject_rate_fails(sim, workspace) -> None:
+    ws = workspace.params(llm={"base_url": sim.openai_base_url, "model": "sim-gpt",
+                               "max_tokens": 5})
+    ws.write("data/ranked.jsonl", ranked_rows(4))
+    ws.write("data/questions.jsonl", [{"question": r["question"]} for r in ranked_rows(4)])
+    proc = ws.run("synthesize", SIM_ENV)
+    assert proc.returncode == 2 and "4/4 items rejected" in last_line(proc.stderr)
+    m = ws.metrics("synthesize")
+    assert (m["failed"], m["questions"], m["rejects"]) == (True, 4, 4)
+    assert m["completion_tokens"] > 0 and m["calls"] == sim.stats()["chat"]["ok"]
+    assert not (ws.path / "data/instructions.jsonl").exists()
+
+
+def test_a_fatal_llm_error_after_some_answers_keeps_their_spend(workspace) -> None:
+    answered = []
+
+    def answer(_body: dict[str, Any]) -> tuple[int, str]:
+        answered.append(1)
+        return (200, ok_answer()) if len(answered) == 1 else (500, "")
+
+    with ErrorServer(answer) as server:
+        ws = _queries(workspace, server.base_url,
+                      llm={"concurrency": 1, "max_retries": 0, "api_key_env": None})
+        proc = ws.run("queries", SIM_ENV)
+    assert proc.returncode == 2
+    assert "HTTP 500 after llm.max_retries=0 retries (1 attempt)" in last_line(proc.stderr)
+    m = ws.metrics("queries")
+    assert m["failed"] is True and (m["calls"], m["prompt_tokens"]) == (1, 10)
+
+
+def test_questions_all_filtered_out_fail_naming_the_filter(sim, workspace) -> None:
+    ws = _queries(workspace, sim.openai_base_url, min_chars=190)
+    proc = ws.run("queries", SIM_ENV)
+    assert proc.returncode == 2
+    line = last_line(proc.stderr)
+    assert line.startswith("queries: error: queries: all 9 questions were filtered out: "
+                           "9 too_short (queries.min_chars=190)"), line
+    assert not (ws.path / "data/questions.jsonl").exists()
+    assert ws.metrics("queries")["generated"] == 9

@@ -443,7 +443,8 @@ class LLMClient:
                       model: str) -> str:
         """The one line for retries run out: the last answer's message and what to check."""
         n = self.cfg.max_retries
-        line = f"{url}: {reason} after llm.max_retries={n} retries ({n + 1} attempts)"
+        line = (f"{url}: {reason} after llm.max_retries={n} retries ({n + 1} "
+                f"attempt{'s' if n else ''})")
         if last is None:
             return (f"{line}; check that the endpoint is up (llm.base_url) or raise "
                     "llm.timeout_s / llm.max_retries")
