@@ -7,7 +7,11 @@ the SDK's per-request overhead (~10 ms at 32 requests in flight on 2 cores) alon
 cost a fifth of the wall time at 100 ms latency (see ``make bench``). Requests run concurrently
 (``llm.concurrency``) under optional client-side limits (``llm.rpm``, ``llm.tpm``); 429, 5xx,
 timeouts and connection errors are retried with exponential backoff and full jitter,
-honouring ``Retry-After`` / ``retry-after-ms``; answers ask for structured output
+honouring ``Retry-After`` / ``retry-after-ms``. Error bodies of every common shape are read
+by :mod:`seedtune.llm.errors`, so each one-line error quotes the server; a request the server
+refuses (a validation error, an unsupported field, a system role its chat template refuses)
+and an unknown model stop the stage at once, neither retried as an outage nor rejected item by
+item. Answers ask for structured output
 (``response_format`` json_schema), are parsed tolerantly (code fences, surrounding text) and
 validated. Every good answer is stored in a :class:`~seedtune.core.cache.ResponseCache` the
 moment it arrives, so ``kill -9`` loses at most the calls in flight; an answer that stays

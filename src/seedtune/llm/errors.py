@@ -25,6 +25,7 @@ from __future__ import annotations
 import ast
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,7 +58,7 @@ class ServerError:
         return " ".join((self.message, self.code, *self.fields))
 
 
-def scrub(text: str, secrets: list[str | None] = ()) -> str:  # type: ignore[assignment]
+def scrub(text: str, secrets: Sequence[str | None] = ()) -> str:
     """``text`` without ``secrets`` and without anything shaped like a key or Bearer token."""
     for secret in secrets:
         if secret and len(secret) >= 4:
@@ -73,7 +74,7 @@ def one_line(text: str, limit: int = MAX_MESSAGE) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
-def parse_error(text: str, secrets: list[str | None] = ()) -> ServerError:  # type: ignore[assignment]
+def parse_error(text: str, secrets: Sequence[str | None] = ()) -> ServerError:
     """Read an error body of any common shape (see the module docstring)."""
     head = (text or "")[:_MAX_PARSE]
     try:
@@ -294,6 +295,6 @@ def model_ids(body: Any, limit: int = 8) -> list[str]:
     for item in items if isinstance(items, list) else ():
         name = item.get("id") or item.get("name") or item.get("model") \
             if isinstance(item, dict) else item
-        if isinstance(name, str) and name:
-            ids.append(name)
+        if isinstance(name, str) and name.strip():
+            ids.append(one_line(name, 80))  # a name is quoted in a one-line error
     return ids[:limit]
