@@ -14,7 +14,7 @@ from seedtune.core.stage import (
     CACHE_DIR,
     check_reject_rate,
     run_stage,
-    write_metrics,
+    stage_metrics,
     write_rejects,
 )
 from seedtune.evaluation import evaluate as ev
@@ -30,19 +30,21 @@ def main() -> None:
     questions = ev.eval_questions(p, instructions)
     answers = ev.answer_all(p, questions, "models/adapter")
     client = LLMClient(p.llm, ResponseCache(CACHE_DIR / "evaluate"), desc="judge")
-    results, rows = ev.judge_all(p, client, questions, answers,
-                                 ev.references(instructions, questions))
-    write_rejects("evaluate", [{"question": r["question"], "reason": r["reject"]}
-                               for r in rows if not r.get("result")])
-    # two verdicts and two scores per question: every judge request counts
-    check_reject_rate("evaluate", 4 * len(questions), client.stats.rejects,
-                      p.llm.max_reject_rate)
     judge = ev.judge_model(p)
-    usage = usage_metrics(judge, client.stats, p.price_table())
-    atomic_write_text("reports/evaluation.md",
-                      report_markdown({**results, "judge_model": judge}, rows))
-    write_json("reports/scores.json", score_distribution(rows, ev.LABELS))
-    write_metrics("evaluate", {**results, **{f"judge_{k}": v for k, v in usage.items()}})
+    # written even when the stage fails (its reject rate, the judge): what was spent is there
+    with stage_metrics("evaluate", lambda: {f"judge_{k}": v for k, v in usage_metrics(
+            judge, client.stats, p.price_table()).items()}) as metrics:
+        results, rows = ev.judge_all(p, client, questions, answers,
+                                     ev.references(instructions, questions))
+        write_rejects("evaluate", [{"question": r["question"], "reason": r["reject"]}
+                                   for r in rows if not r.get("result")])
+        # two verdicts and two scores per question: every judge request counts
+        check_reject_rate("evaluate", 4 * len(questions), client.stats.rejects,
+                          p.llm.max_reject_rate)
+        atomic_write_text("reports/evaluation.md",
+                          report_markdown({**results, "judge_model": judge}, rows))
+        write_json("reports/scores.json", score_distribution(rows, ev.LABELS))
+        metrics.update(results)
 
 
 if __name__ == "__main__":

@@ -10,19 +10,17 @@ import _guard  # noqa: F401  (one line, not a traceback, outside the venv)
 
 from seedtune.core.cache import ResponseCache
 from seedtune.core.config import load_params
-from seedtune.core.credentials import optional_secret
 from seedtune.core.records import read_lines, write_jsonl
 from seedtune.core.stage import (
     CACHE_DIR,
     check_reject_rate,
     run_stage,
-    write_metrics,
+    stage_metrics,
     write_rejects,
 )
 from seedtune.llm.client import LLMClient
 from seedtune.llm.costs import usage_metrics
 from seedtune.llm.prompts import load_template
-from seedtune.retrieval.naver import NaverClient
 from seedtune.synthesis import queries, titles
 
 
@@ -33,27 +31,27 @@ def main() -> None:
     extra = [line for f in cfg.extra_files for line in read_lines(f)]
     template, title_template = load_template("queries"), load_template("titles")
     llm_reqs = queries.build_requests(seeds, cfg, template) if "llm" in cfg.sources else []
-    found = titles.TitleSet()
-    if "titles" in cfg.sources:
-        naver = NaverClient(titles.search_config(cfg.titles), ResponseCache(CACHE_DIR / "titles"),
-                            optional_secret("NAVER_CLIENT_ID"),
-                            optional_secret("NAVER_CLIENT_SECRET"))
-        found = titles.fetch(naver, seeds, cfg.titles)
+    found = (titles.fetch_naver(seeds, cfg.titles, ResponseCache(CACHE_DIR / "titles"))
+             if "titles" in cfg.sources else titles.TitleSet())
     client = LLMClient(p.llm, ResponseCache(CACHE_DIR / "queries"), desc="queries")
-    outcomes = client.run(llm_reqs + titles.build_requests(found, cfg.forms, cfg.titles,
-                                                           title_template))
-    llm_out = outcomes[: len(llm_reqs)]
-    judged = titles.verdicts(found, outcomes[len(llm_reqs):], p.llm.model, title_template.version)
-    rows = queries.candidates(llm_out, p.llm.model, template.version, extra) + judged.rows
-    kept, counts, drops = queries.filter_questions(rows, cfg)
-    failed = queries.failures(llm_out)
-    write_rejects("queries", failed + found.rejects + judged.rejects + drops)
-    check_reject_rate("queries", len(llm_reqs) + found.sent, len(failed) + judged.lost,
-                      p.llm.max_reject_rate)
-    write_jsonl("data/questions.jsonl", kept)
-    write_metrics("queries", {"seeds": len(seeds), **counts, "rejects": len(failed) + judged.lost,
-                              **queries.source_metrics(rows, kept), **titles.metrics(found, judged),
-                              **usage_metrics(p.llm.model, client.stats, p.price_table())})
+    # written even when the stage fails: what was spent is there to read
+    with stage_metrics("queries", lambda: usage_metrics(p.llm.model, client.stats,
+                                                        p.price_table())) as metrics:
+        outcomes = client.run(llm_reqs + titles.build_requests(found, cfg.forms, cfg.titles,
+                                                               title_template))
+        llm_out = outcomes[: len(llm_reqs)]
+        judged = titles.verdicts(found, outcomes[len(llm_reqs):], p.llm.model,
+                                 title_template.version)
+        rows = queries.candidates(llm_out, p.llm.model, template.version, extra) + judged.rows
+        kept, counts, drops = queries.filter_questions(rows, cfg)
+        failed = queries.failures(llm_out)
+        metrics.update({"seeds": len(seeds), **counts, "rejects": len(failed) + judged.lost,
+                        **queries.source_metrics(rows, kept), **titles.metrics(found, judged)})
+        write_rejects("queries", failed + found.rejects + judged.rejects + drops)
+        check_reject_rate("queries", len(llm_reqs) + found.sent, len(failed) + judged.lost,
+                          p.llm.max_reject_rate)
+        queries.require_kept(kept, counts, drops, cfg)  # never an empty file that looks done
+        write_jsonl("data/questions.jsonl", kept)
 
 
 if __name__ == "__main__":

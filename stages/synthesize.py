@@ -11,7 +11,7 @@ import _guard  # noqa: F401  (one line, not a traceback, outside the venv)
 from seedtune.core.cache import ResponseCache
 from seedtune.core.config import load_params
 from seedtune.core.records import iter_jsonl
-from seedtune.core.stage import CACHE_DIR, REJECTS_DIR, run_stage, write_metrics
+from seedtune.core.stage import CACHE_DIR, REJECTS_DIR, run_stage, stage_metrics
 from seedtune.llm.client import LLMClient
 from seedtune.llm.costs import usage_metrics
 from seedtune.llm.prompts import load_template
@@ -24,11 +24,12 @@ def main() -> None:
     template = load_template("synthesize")
     client = LLMClient(p.llm, ResponseCache(CACHE_DIR / "synthesize"), desc="synthesize")
     answers = Answers(p.synthesize, p.llm.model, template.version, questions)
-    counts = synthesize(iter_jsonl("data/ranked.jsonl"), client, p.synthesize, template,
-                        answers, p.seed, "data/instructions.jsonl",
-                        REJECTS_DIR / "synthesize.jsonl", p.llm.max_reject_rate)
-    write_metrics("synthesize", {**counts, "pii_masked": dict(sorted(answers.masked.items())),
-                                 **usage_metrics(p.llm.model, client.stats, p.price_table())})
+    # written even when the stage fails (its reject rate, the LLM): what was spent is there
+    with stage_metrics("synthesize", answers.metrics, lambda: usage_metrics(
+            p.llm.model, client.stats, p.price_table())) as metrics:
+        metrics.update(synthesize(iter_jsonl("data/ranked.jsonl"), client, p.synthesize,
+                                  template, answers, p.seed, "data/instructions.jsonl",
+                                  REJECTS_DIR / "synthesize.jsonl", p.llm.max_reject_rate))
 
 
 if __name__ == "__main__":

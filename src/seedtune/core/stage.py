@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from seedtune.core.errors import RejectRateError, run_main
+from seedtune.core.errors import RejectRateError, SeedtuneError, one_line, run_main
 from seedtune.core.records import write_json, write_jsonl
 from seedtune.core.signals import interrupted, stop_on_signals
 
@@ -47,6 +48,36 @@ def write_metrics(stage: str, metrics: dict[str, Any]) -> None:
     """metrics/<stage>.json (declared as DVC metrics)."""
     write_json(METRICS_DIR / f"{stage}.json", metrics)
     logging.getLogger(stage).info("metrics: %s", metrics)
+
+
+@contextmanager
+def stage_metrics(stage: str, *parts: Callable[[], dict[str, Any]]
+                  ) -> Iterator[dict[str, Any]]:
+    """A dict the block fills with metrics/<stage>.json, written when the block ends, with
+    ``parts()`` (e.g. the LLM's spend so far) merged in at that moment.
+
+    It is written when the block fails too (a user-fixable error such as the reject rate, a
+    fatal LLM error, an interruption), with ``failed: true`` and the one-line ``error``:
+    DVC keeps no output of a failed stage, but every call was paid for, and the file on disk
+    is where a user reads what was spent.
+    """
+    metrics: dict[str, Any] = {}
+
+    def merged() -> dict[str, Any]:
+        out = dict(metrics)
+        for part in parts:
+            out.update(part())
+        return out
+
+    try:
+        yield metrics
+    except (SeedtuneError, KeyboardInterrupt) as exc:
+        try:
+            write_metrics(stage, {**merged(), "failed": True, "error": one_line(exc)})
+        except Exception:  # noqa: BLE001 - the stage's own error is the one to report
+            logging.getLogger(stage).exception("could not write %s/%s.json", METRICS_DIR, stage)
+        raise
+    write_metrics(stage, merged())
 
 
 def write_rejects(stage: str, rejects: list[dict[str, Any]]) -> None:

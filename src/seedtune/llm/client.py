@@ -7,14 +7,18 @@ the SDK's per-request overhead (~10 ms at 32 requests in flight on 2 cores) alon
 cost a fifth of the wall time at 100 ms latency (see ``make bench``). Requests run concurrently
 (``llm.concurrency``) under optional client-side limits (``llm.rpm``, ``llm.tpm``); 429, 5xx,
 timeouts and connection errors are retried with exponential backoff and full jitter,
-honouring ``Retry-After`` / ``retry-after-ms``; answers ask for structured output in the
-form the server takes (``llm.structured_output``, :mod:`seedtune.llm.structured`), are
-parsed tolerantly (code fences, surrounding text) and validated; the stage's first answers
-probe that the server applied the schema. A system message the model's template refuses is
-folded into the user turn (:mod:`seedtune.llm.system_role`); the model each answer was
-served as is recorded and compared with the one asked for (:mod:`seedtune.llm.served`).
-Every good answer is stored in a :class:`~seedtune.core.cache.ResponseCache` the moment it
-arrives, so ``kill -9`` loses at most the calls in flight; an answer that stays
+honouring ``Retry-After`` / ``retry-after-ms``. Error bodies of every common shape are read
+by :mod:`seedtune.llm.errors`, so each one-line error quotes the server; a request the server
+refuses (a validation error, an unsupported field) and an unknown model stop the stage at
+once, neither retried as an outage nor rejected item by item. Answers ask for structured
+output in the form the server takes (``llm.structured_output``,
+:mod:`seedtune.llm.structured`), are parsed tolerantly (code fences, surrounding text) and
+validated; the stage's first answers probe that the server applied the schema. A system
+message the model's template refuses is folded into the user turn
+(:mod:`seedtune.llm.system_role`); the model each answer was served as is recorded and
+compared with the one asked for (:mod:`seedtune.llm.served`). Every good answer is stored in
+a :class:`~seedtune.core.cache.ResponseCache` the moment it arrives, so ``kill -9`` loses at
+most the calls in flight; an answer that stays
 unusable after retries becomes a recorded reject, never a crash.
 """
 
@@ -46,8 +50,9 @@ from seedtune.core.credentials import (
 from seedtune.core.errors import ConfigError, QuotaError, SeedtuneError, ServiceError
 from seedtune.core.retry import AsyncTokenBucket, RetryWarnings, backoff_s, retry_after_s
 from seedtune.core.text import replace_lone_surrogates
-from seedtune.llm import structured
+from seedtune.llm import errors, structured
 from seedtune.llm.costs import LLMStats, messages_tokens
+from seedtune.llm.errors import parse_error
 from seedtune.llm.served import identity, reusable, same_model, served_key
 from seedtune.llm.system_role import SystemRole, fold, folds_up_front
 
@@ -61,6 +66,9 @@ RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504}
 #: A stage stops when its first answers, this many before any that parses, show the server
 #: ignored the schema it was asked to apply (later failures are rejects, as always).
 PROBE_ANSWERS = 3
+#: Model ids named in an error line (of ``GET /models``), and how long that call may take.
+MODELS_SHOWN = 5
+MODELS_TIMEOUT_S = 5.0
 
 
 class LLMQuotaExceeded(QuotaError):
@@ -282,9 +290,9 @@ class LLMClient:
                      seen - hits)
         if self._fatal:
             # every answer that arrived is cached: a rerun resumes without paying again
-            raise type(self._fatal[0])(f"{self._fatal[0]}; {self.stats.calls} answers of this "
-                                       f"run are cached in {self.cache.root}, a rerun resumes "
-                                       "from them")
+            kept = (f"; {self.stats.calls} answers of this run are cached in {self.cache.root}, "
+                    "a rerun resumes from them") if self.stats.calls else ""
+            raise type(self._fatal[0])(f"{self._fatal[0]}{kept}")
 
     def _from_cache(self, req: LLMRequest, hit: dict[str, Any]) -> LLMOutcome:
         usage = hit.get("usage") or {}
@@ -343,23 +351,12 @@ class LLMClient:
         """Whether ``GET {base_url}/models`` lists ``model`` (or a dated variant); None when
         it cannot tell (no key at hand, no such route, unreachable: a cached rerun offline
         trusts its entries). Free: no tokens, and a rerun's chat calls stay none."""
-        import aiohttp
-
         if self._session is None:
             try:
                 await self._open(self._api_key())
             except SeedtuneError:
                 return None
-        url = f"{self.cfg.base_url.rstrip('/')}/models"
-        try:
-            async with self._session.get(url, allow_redirects=False,
-                                         timeout=aiohttp.ClientTimeout(total=5)) as resp:
-                data = await resp.json(content_type=None) if resp.status == 200 else None
-        except (TimeoutError, aiohttp.ClientError, ValueError):
-            return None
-        items = data.get("data") if isinstance(data, dict) else None
-        ids = [m["id"] for m in items or () if isinstance(m, dict) and isinstance(m.get("id"),
-                                                                                   str)]
+        ids = await self._model_list(self._session)
         return any(same_model(i, model) for i in ids) if ids else None
 
     def _api_key(self) -> str:
@@ -475,6 +472,7 @@ class LLMClient:
         # providers count prompt + max_tokens against the TPM limit when the call starts
         tokens = messages_tokens(req.messages) + self.cfg.max_tokens if self.cfg.tpm else 0
         reason, transport_tries, parse_tries = "no answer", 0, 0
+        last: _Retryable | None = None
         while True:
             await rpm.acquire(1)
             await tpm.acquire(tokens)
@@ -488,14 +486,18 @@ class LLMClient:
                     body = request_body(self.cfg, req, folded=True)  # the same, once more
                     continue
                 if status != 200:
-                    self._raise_fatal(status, text, req.model or self.cfg.model)
-                    if status not in RETRYABLE_STATUS:
-                        return LLMOutcome(req.id, reject=f"HTTP {status}: {self._message(text)}")
-                    raise _Retryable(f"HTTP {status}", retry_after_s(headers))
+                    err = parse_error(text, [self._secret])
+                    await self._raise_fatal(client, status, err, req.model or self.cfg.model)
+                    if status not in RETRYABLE_STATUS or (status == 500 and self._about_request(
+                            status, err, req.model or self.cfg.model)):
+                        # the same request would fail again: this item's reject, not an outage
+                        return LLMOutcome(req.id, reject=f"HTTP {status}: "
+                                                         f"{err.message or 'no message'}")
+                    raise _Retryable(f"HTTP {status}", retry_after_s(headers), status, err)
             except _Retryable as exc:
-                reason, wait = exc.reason, exc.wait
+                reason, wait, last = exc.reason, exc.wait, exc
             except (TimeoutError, aiohttp.ClientError) as exc:
-                reason = type(exc).__name__
+                reason, last = type(exc).__name__, None
             else:
                 self.stats.calls += 1
                 got = self._parse(req, text)
@@ -515,10 +517,10 @@ class LLMClient:
                 continue
             transport_tries += 1
             if transport_tries > self.cfg.max_retries:
-                raise ServiceError(f"{url}: {reason} after llm.max_retries="
-                                   f"{self.cfg.max_retries} retries; check that the endpoint is "
-                                   "up (llm.base_url) or raise llm.timeout_s / llm.max_retries")
-            self._retrying(reason)
+                raise ServiceError(await self._outage(client, url, reason, last,
+                                                      req.model or self.cfg.model))
+            self._retrying(f"{reason} ({last.error.message})" if last and last.error.message
+                           else reason)
             await asyncio.sleep(backoff_s(transport_tries, wait))
 
     async def _post(self, client: Any, url: str, body: dict[str, Any]
@@ -545,29 +547,106 @@ class LLMClient:
             target = where
         raise ServiceError(f"{url}: more than {MAX_REDIRECTS} redirects; check llm.base_url")
 
-    def _raise_fatal(self, status: int, text: str, model: str) -> None:
-        """Errors no retry can fix stop the whole stage (answers so far stay cached)."""
+    def _key_of(self, model: str) -> str:
+        """The setting that names ``model``: llm.model, or the judge's own."""
+        return "llm.model" if model == self.cfg.model else "evaluate.judge_model"
+
+    def _about_request(self, status: int, err: errors.ServerError, model: str) -> bool:
+        """Whether the body blames the request (its shape or this item's content)."""
+        return errors.item_error(err) or errors.refusal_hint(
+            err, status, self._key_of(model), model, self.cfg.max_tokens) is not None
+
+    async def _raise_fatal(self, client: Any, status: int, err: errors.ServerError,
+                           model: str) -> None:
+        """Errors no retry can fix stop the whole stage (answers so far stay cached): a key
+        refused or missing, a spent quota, an unknown model, a wrong endpoint, a request
+        shape the server refuses. Each is one line with the server's own message."""
+        key, said = self._key_of(model), f": {err.message}" if err.message else ""
+        if status in (400, 403, 404, 422, 500) and errors.unknown_model(err):
+            raise ConfigError(f"{key}={model!r}: {self.cfg.base_url} does not serve this model "
+                              f"(HTTP {status}{said}); {await self._served(client, model)}")
         if status in (401, 403):
+            if self.cfg.api_key_env is None:
+                raise ConfigError(
+                    f"{self.cfg.base_url} answered HTTP {status}{said or ' (unauthorized)'} "
+                    "and no key was sent (llm.api_key_env is null): this server needs one; set "
+                    "llm.api_key_env to the NAME of the environment variable that holds it")
             raise ConfigError(f"{self.cfg.base_url} rejected the key in {self.cfg.api_key_env} "
-                              f"(HTTP {status})")
-        if status == 429 and _error_code(text) == "insufficient_quota":
+                              f"(HTTP {status}{said}); check the key, llm.api_key_env and "
+                              "llm.base_url")
+        if status == 429 and err.code == "insufficient_quota":
             raise LLMQuotaExceeded(
                 f"{self.cfg.base_url}: account quota exhausted (insufficient_quota); "
                 "answers so far are cached, rerun after topping up")
-        key = "llm.model" if model == self.cfg.model else "evaluate.judge_model"
-        if status == 404 and "model" in _error_message(text).lower():
-            raise ConfigError(f"{key}={model!r}: {self._message(text)}")
-        if status == 400 and (_error_code(text) in ("unsupported_parameter", "unsupported_value",
-                                                     "invalid_json_schema")
-                              or "not supported with this model" in _error_message(text)):
+        if status in (404, 405):
+            raise ConfigError(f"{self.cfg.base_url}/chat/completions: HTTP {status}{said}: no "
+                              "chat completions endpoint there; check llm.base_url "
+                              "(OpenAI-compatible servers usually serve under /v1)")
+        if status == 400 and (err.code in ("unsupported_parameter", "unsupported_value",
+                                           "invalid_json_schema")
+                              or "not supported with this model" in err.message):
             # a request this model can never take: the same for every item, so not a reject
             raise ConfigError(f"{key}={model!r}: the endpoint refuses the request for this "
-                              f"model ({self._message(text)}); choose another model")
+                              f"model ({err.message}); choose another model")
+        hint = errors.refusal_hint(err, status, key, model, self.cfg.max_tokens) \
+            if status in (400, 413, 422, 500, 501) else None
+        # once an answer came back, the request's shape is fine: this item is the problem
+        if hint and not self.stats.calls:
+            raise ConfigError(f"{self.cfg.base_url}/chat/completions: the server refuses the "
+                              f"request (HTTP {status}, not retried){said}; {hint}")
 
-    def _message(self, text: str) -> str:
-        """The error message of a body, with the API key blanked out (some servers echo the
-        request's headers back; rejects are stored and pushed)."""
-        return redact(_error_message(text), [self._secret])
+    async def _outage(self, client: Any, url: str, reason: str, last: _Retryable | None,
+                      model: str) -> str:
+        """The one line for retries run out: the last answer's message and what to check."""
+        n = self.cfg.max_retries
+        line = (f"{url}: {reason} after llm.max_retries={n} retries ({n + 1} "
+                f"attempt{'s' if n else ''})")
+        if last is None:
+            return (f"{line}; check that the endpoint is up (llm.base_url) or raise "
+                    "llm.timeout_s / llm.max_retries")
+        if last.error.message:
+            line += f", the last said: {last.error.message}"
+        if last.status == 429:
+            return (f"{line}; lower llm.concurrency, set llm.rpm / llm.tpm, or raise "
+                    "llm.max_retries")
+        served = await self._served(client, model, unless_listed=True)
+        served = f"; {served}" if served else ""
+        if last.status == 500 and not last.error.message:
+            return (f"{line}{served}; the server may be down, or refuse the request itself: "
+                    f"the chat template of {self._key_of(model)}={model!r} (e.g. no system "
+                    "role), the model name, or the schema (llm.structured_output); its log "
+                    "says which")
+        return f"{line}{served}; check that the endpoint is up (llm.base_url) or raise " \
+               "llm.max_retries"
+
+    async def _served(self, client: Any, model: str, unless_listed: bool = False) -> str:
+        """What ``GET {base_url}/models`` says the server serves, as a clause of a line ("" if
+        it has no such list, or, with ``unless_listed``, when ``model`` is on it)."""
+        ids = await self._model_list(client)
+        key = self._key_of(model)
+        if not ids:
+            return "" if unless_listed else f"set {key} to a model it serves"
+        if unless_listed and (model in ids or f"{model}:latest" in ids):
+            return ""
+        shown = ", ".join(ids[:MODELS_SHOWN]) + (
+            f" and {len(ids) - MODELS_SHOWN} more" if len(ids) > MODELS_SHOWN else "")
+        what = f"{key}={model!r} is not among them" if unless_listed else f"set {key} to one"
+        return f"it serves {shown} (GET {self.cfg.base_url.rstrip('/')}/models): {what}"
+
+    async def _model_list(self, client: Any) -> list[str]:
+        """The model ids of ``GET {base_url}/models``; [] when the server has no such list
+        or does not answer within a few seconds (it only helps word an error)."""
+        import aiohttp
+
+        url = f"{self.cfg.base_url.rstrip('/')}/models"
+        try:
+            async with client.get(url, allow_redirects=False,
+                                  timeout=aiohttp.ClientTimeout(total=MODELS_TIMEOUT_S)) as resp:
+                if resp.status != 200:
+                    return []
+                return errors.model_ids(await resp.json(content_type=None), limit=100)
+        except (TimeoutError, aiohttp.ClientError, ValueError):
+            return []
 
     def _store(self, key: str, displaced: dict[str, Any] | None, entry: dict[str, Any]
                ) -> None:
@@ -657,24 +736,10 @@ class _Parsed:
 
 
 class _Retryable(Exception):
-    def __init__(self, reason: str, wait: float | None) -> None:
-        self.reason, self.wait = reason, wait
+    """A failure worth another try: why, how long the server asked to wait, its status and
+    what its body said (for the line when the retries run out)."""
 
-
-def _error_field(text: str, name: str) -> str:
-    """A field of an OpenAI-style error body ``{"error": {"message", "code", ...}}``."""
-    try:
-        body = json.loads(text)
-    except (json.JSONDecodeError, TypeError):
-        return ""
-    err = body.get("error", body) if isinstance(body, dict) else {}
-    value = err.get(name) if isinstance(err, dict) else None
-    return str(value) if value is not None else ""
-
-
-def _error_code(text: str) -> str:
-    return _error_field(text, "code")
-
-
-def _error_message(text: str) -> str:
-    return (_error_field(text, "message") or text.strip())[:200]
+    def __init__(self, reason: str, wait: float | None, status: int = 0,
+                 error: errors.ServerError | None = None) -> None:
+        self.reason, self.wait, self.status = reason, wait, status
+        self.error = error or errors.ServerError()

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from seedtune.core.config import QueriesConfig
-from seedtune.core.errors import InputError
+from seedtune.core.errors import ConfigError, InputError
 from seedtune.core.records import read_lines
 from seedtune.core.text import hangul_share, normalize
 from seedtune.llm.client import LLMOutcome, LLMRequest
@@ -116,6 +116,28 @@ def filter_questions(rows: list[dict[str, Any]], cfg: QueriesConfig
               for row, first in dupes]
     counts["kept"] = len(kept)
     return kept, counts, drops
+
+
+#: The param that drops a question for each filter reason.
+FILTER_PARAMS = {"too_short": "queries.min_chars", "too_long": "queries.max_chars",
+                 "not_korean": "queries.min_hangul_share", "duplicate": "queries.dedup"}
+
+
+def require_kept(kept: list[dict[str, Any]], counts: dict[str, int],
+                 drops: list[dict[str, Any]], cfg: QueriesConfig) -> None:
+    """Fail with one line when no question is left, saying how many there were and which
+    filters removed them: an empty data/questions.jsonl would look like a finished stage."""
+    if kept:
+        return
+    if not counts["generated"]:
+        raise InputError(f"queries: no question was generated or supplied (queries.sources="
+                         f"{list(cfg.sources)}); see data/rejects/queries.jsonl")
+    why = Counter(d["reason"] for d in drops)
+    removed = ", ".join(f"{n} {reason} ({FILTER_PARAMS[reason]}="
+                        f"{getattr(cfg, FILTER_PARAMS[reason].split('.')[1])!r})"
+                        for reason, n in why.most_common() if reason in FILTER_PARAMS)
+    raise ConfigError(f"queries: all {counts['generated']} questions were filtered out: "
+                      f"{removed}; see data/rejects/queries.jsonl")
 
 
 def source_metrics(rows: list[dict[str, Any]], kept: list[dict[str, Any]]) -> dict[str, Any]:

@@ -135,6 +135,7 @@ class Answers:
         self.questions = questions or {}
         self.masked: Counter[str] = Counter()
         self.missing = 0
+        self.seen = self.rejected = 0
 
     def add(self, row: dict[str, Any], outcome: Any
             ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
@@ -143,7 +144,14 @@ class Answers:
                                         self.questions.get(row["question"]))
         self.masked.update(found)
         self.missing += out is not None and row["question"] not in self.questions
+        self.seen += 1
+        self.rejected += out is None
         return out, reject
+
+    def metrics(self) -> dict[str, Any]:
+        """The counts so far (what metrics/synthesize.json has when the stage fails)."""
+        return {"questions": self.seen, "rejects": self.rejected,
+                "pii_masked": dict(sorted(self.masked.items()))}
 
 
 def collect_answers(ranked: list[dict[str, Any]], outcomes: list[Any], cfg: SynthesizeConfig,
@@ -195,7 +203,12 @@ def synthesize(ranked: Iterable[dict[str, Any]], client: LLMClient, cfg: Synthes
         if answers.missing:
             log.warning("%d answered questions are not in the questions file; their "
                         "provenance columns are null", answers.missing)
+        if not n:
+            raise InputError("synthesize: no ranked question to answer (data/ranked.jsonl has "
+                             "no rows); check the rank stage's output")
         check_reject_rate("synthesize", n, n_rejects, max_reject_rate)
+        if not sources:  # every answer rejected, under a max_reject_rate of 1
+            raise InputError(f"synthesize: none of the {n} answers is usable; see {rejects}")
         split = assign_split(list(sources), cfg.eval_fraction, cfg.min_eval, seed, sources)
         write_jsonl(out, ({**r, "split": split[r["question"]]} for r in iter_jsonl(unsplit)))
     finally:

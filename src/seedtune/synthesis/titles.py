@@ -23,7 +23,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from seedtune.core.cache import ResponseCache
 from seedtune.core.config import SearchConfig, TitlesConfig
+from seedtune.core.credentials import optional_secret
 from seedtune.core.machine import load_machine
 from seedtune.llm.client import LLMOutcome, LLMRequest
 from seedtune.llm.prompts import PromptTemplate, fence_safe
@@ -152,6 +154,14 @@ def fetch(client: NaverClient, seeds: list[str], cfg: TitlesConfig) -> TitleSet:
     log.info("titles: %d results for %d seed words, %d titles to judge in %d prompts",
              found.results, len(rows), found.sent, len(found.batches))
     return found
+
+
+def fetch_naver(seeds: list[str], cfg: TitlesConfig, cache: ResponseCache) -> TitleSet:
+    """:func:`fetch` through a Naver client of :func:`search_config` on ``cache``; its keys
+    (NAVER_CLIENT_ID, NAVER_CLIENT_SECRET) are read only for what the cache lacks."""
+    client = NaverClient(search_config(cfg), cache, optional_secret("NAVER_CLIENT_ID"),
+                         optional_secret("NAVER_CLIENT_SECRET"))
+    return fetch(client, seeds, cfg)
 
 
 def from_cache(client: NaverClient, seeds: list[str], cfg: TitlesConfig
