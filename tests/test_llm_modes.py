@@ -257,8 +257,9 @@ def test_a_refused_system_message_is_folded_once_and_then_up_front(tmp_path, cap
 
 def test_system_role_keep_and_fold(tmp_path) -> None:
     with loopback(_refuses_system(sim_answer(), 400)) as (url, bodies):
-        outcomes = _client(url, tmp_path / "a", system_role="keep").run(_requests(1))
-        assert outcomes[0].reject and "System role not supported" in outcomes[0].reject
+        # kept as it is, the refusal is the stage's one line, naming the setting that folds
+        with pytest.raises(ConfigError, match=r"System role not supported.*llm.system_role"):
+            _client(url, tmp_path / "a", system_role="keep").run(_requests(1))
         n = len(bodies)
         assert _client(url, tmp_path / "b", system_role="fold").run(_requests(2))[0].value
         assert len(bodies) == n + 2  # folded up front: no refusal

@@ -244,8 +244,8 @@ _REFUSALS: list[tuple[re.Pattern[str], str]] = [
      "lower llm.max_tokens (now {max_tokens}) to what the server allows for {key}={model!r}"),
     (re.compile(r"system (?:role|message|prompt)|role 'system'|\"system\"|"
                 r"roles must alternate", re.I),
-     "the chat template of {key}={model!r} refuses a system message; choose a model (or "
-     "server chat template) that takes one"),
+     "the chat template of {key}={model!r} refuses a system message; set "
+     "llm.system_role: fold (the system message goes into the first user turn)"),
     (re.compile(r"temperature|top_p|sampling", re.I),
      "{key}={model!r} refuses the sampling parameters sent; choose another model"),
     (re.compile(r"validation error|input should be|literal_error|extra inputs are not "
