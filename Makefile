@@ -5,9 +5,10 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH ?= torch==2.13.0
 STAMP := $(VENV)/.seedtune-installed
+SERVERS_STAMP := $(VENV)/.seedtune-servers-installed
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-fast bench lint clean
+.PHONY: setup servers demo test test-fast bench lint clean
 
 # Chromium for tests/test_card_page.py (the card page in a real browser): installed when
 # absent and we are root with apt-get; never fatal (the test skips without it).
@@ -25,13 +26,31 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e ".[dev]"
 	@touch $(STAMP)
 
+# The real OpenAI-compatible servers of tests/test_real_servers.py, all from PyPI (see
+# tests/realservers.py): llama-cpp-python's server (pip builds llama.cpp from source once,
+# ~10 min on 2 cores, then reuses its cached wheel), transformers serve, llama.cpp's own
+# llama-server (built with cmake into ~/.cache/seedtune once per version) and a litellm
+# proxy (a venv of its own there). cmake and g++ come from apt-get when absent and we are root.
+servers: $(SERVERS_STAMP)
+
+$(SERVERS_STAMP): $(STAMP) tests/realservers.py
+	@{ command -v cmake >/dev/null && command -v g++ >/dev/null; } || \
+	{ [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	{ apt-get install -y -q cmake g++ || { apt-get update -q && apt-get install -y -q cmake g++; }; }; \
+	} || echo "cmake/g++ not installed: llama-server cannot be built (apt-get install cmake g++)"
+	$(PY) -m pip install -q "$(TORCH)" -e ".[dev,servers]"
+	$(PY) tests/realservers.py build
+	@touch $@
+
 demo: setup
 	$(VENV)/bin/seedtune demo
 
-# Everything, slow end-to-end DVC tests included. pytest exits 5 when a selection
+# Everything, slow end-to-end DVC tests and the real servers included (a server that cannot
+# be had fails its tests here rather than skipping them). pytest exits 5 when a selection
 # (PYTEST_ARGS="-k ...") matches no test: say so instead of failing obscurely.
-test: setup
-	@set +e; PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
+test: setup servers
+	@set +e; PATH="$(CURDIR)/$(VENV)/bin:$$PATH" SEEDTUNE_REAL_SERVERS=require \
+	$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests for PYTEST_ARGS='$(PYTEST_ARGS)'"; \
 	exit 1; fi; exit $$rc
 
