@@ -33,10 +33,6 @@ pytestmark = pytest.mark.slow
 #: The probe (issue 26, 2) judges only answers that ran to their end: a random model under
 #: transformers serve never stops before max_tokens, so its answers ("\n\n\n…", nothing
 #: like JSON) are rejects as "truncated" and never tell the probe the schema was ignored.
-PROBE_TRUNCATED = ("pending: the structured-output probe exempts truncated answers, even "
-                   "ones that do not begin a JSON object")
-
-
 @dataclass(frozen=True)
 class Expect:
     """How a server takes our requests (what the wire test below shows)."""
@@ -183,14 +179,11 @@ def test_the_servers_answer_the_wire_as_we_know_it(server: Server) -> None:
         assert answer["model"] == server.model
 
 
-def test_one_call_with_the_default_settings(keyed: Server, tmp_path: Path,
-                                            request: pytest.FixtureRequest) -> None:
+def test_one_call_with_the_default_settings(keyed: Server, tmp_path: Path) -> None:
     """Only llm.base_url and llm.model set: a server that can take our defaults answers;
     one that cannot stops the run with one line naming the setting to change."""
     server = keyed
     exp = EXPECT[server.name]
-    if not exp.constrained:
-        request.applymarker(pytest.mark.xfail(strict=False, reason=PROBE_TRUNCATED))
     client = LLMClient(_config(server), ResponseCache(tmp_path / "cache"))
     req = LLMRequest("q", MESSAGES, Flag)
     if exp.default_error is None:

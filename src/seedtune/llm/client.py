@@ -707,7 +707,10 @@ class LLMClient:
         if refusal:
             return _Parsed(None, usage, f"refusal: {str(refusal)[:200]}", served)
         if choice.get("finish_reason") == "length":
-            return _Parsed(None, usage, "truncated (finish_reason=length)", served)
+            # cut short, but under a schema it would have begun as a JSON object: one that
+            # does not (transformers serve's noise up to max_tokens) shows the schema ignored
+            return _Parsed(None, usage, "truncated (finish_reason=length)", served,
+                           not structured.begins_object(content), str(content))
         parsed: Any = structured.NOT_JSON
         try:
             parsed, replaced = replace_lone_surrogates(extract_json(content))

@@ -88,5 +88,14 @@ def ignores_schema(parsed: Any, schema: dict[str, Any]) -> bool:
     return bool(missing or extra)
 
 
+def begins_object(content: str) -> bool:
+    """Whether an answer (maybe cut short) begins as a JSON object, a code fence aside: what
+    every answer under an applied schema does, however far it got."""
+    text = content.lstrip()
+    if text.startswith("```"):
+        text = text.partition("\n")[2].lstrip()
+    return text.startswith("{")
+
+
 #: Stands for an answer whose content is not JSON at all (for :func:`ignores_schema`).
 NOT_JSON = object()
