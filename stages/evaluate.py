@@ -1,15 +1,16 @@
 """evaluate stage: an LLM judge compares tuned and base answers on the eval split.
 
 Run: ``dvc repro evaluate``. Writes metrics/evaluate.json (win rate with its bootstrap 95%
-interval, both scores, rejects, the judge's cost), reports/evaluation.md and
-reports/scores.json (the score distribution plot); the summary stage makes the headline.
+interval, both scores, rejects, the judge's cost), reports/evaluation.md,
+reports/scores.json (the score distribution plot) and reports/answers.jsonl (both models'
+answers); the summary stage makes the headline.
 """
 
 import _guard  # noqa: F401  (one line, not a traceback, outside the venv)
 
 from seedtune.core.cache import ResponseCache
 from seedtune.core.config import load_params
-from seedtune.core.records import atomic_write_text, read_jsonl, write_json
+from seedtune.core.records import atomic_write_text, read_jsonl, write_json, write_jsonl
 from seedtune.core.stage import (
     CACHE_DIR,
     check_reject_rate,
@@ -44,6 +45,8 @@ def main() -> None:
         atomic_write_text("reports/evaluation.md",
                           report_markdown({**results, "judge_model": judge}, rows))
         write_json("reports/scores.json", score_distribution(rows, ev.LABELS))
+        # what was judged: `seedtune estimate` rebuilds the judge's cache keys from it
+        write_jsonl(ev.ANSWERS_FILE, ev.answers_rows(questions, answers))
         metrics.update(results)
 
 
