@@ -10,7 +10,7 @@ import _guard  # noqa: F401  (one line, not a traceback, outside the venv)
 
 from seedtune.core.cache import ResponseCache
 from seedtune.core.config import load_params
-from seedtune.core.records import atomic_write_text, read_jsonl, write_json, write_jsonl
+from seedtune.core.records import atomic_write_text, read_jsonl, write_json
 from seedtune.core.stage import (
     CACHE_DIR,
     check_reject_rate,
@@ -45,9 +45,9 @@ def main() -> None:
         atomic_write_text("reports/evaluation.md",
                           report_markdown({**results, "judge_model": judge}, rows))
         write_json("reports/scores.json", score_distribution(rows, ev.LABELS))
-        # what was judged: `seedtune estimate` rebuilds the judge's cache keys from it
-        write_jsonl(ev.ANSWERS_FILE, ev.answers_rows(questions, answers))
-        metrics.update(results)
+        ev.write_answers(questions, answers)  # estimate rebuilds the judge's requests from it
+        # which adapter was judged: the merged model's card quotes the verdict only for it
+        metrics.update(results, adapter_md5=ev.weights_md5("models/adapter"))
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from seedtune.core.config import Params
-from seedtune.core.records import read_jsonl, read_lines
+from seedtune.core.records import data_version, read_jsonl, read_lines, write_jsonl
 from seedtune.evaluation.generation import attach_adapter, generate_answers, load_model
 from seedtune.evaluation.judging import (
     bootstrap_ci,
@@ -102,6 +102,17 @@ def answers_rows(questions: list[str], answers: dict[str, list[str]]) -> list[di
     """reports/answers.jsonl: each question with both models' answers, as judged."""
     return [{"question": q, **{label: answers[label][i] for label in LABELS}}
             for i, q in enumerate(questions)]
+
+
+def write_answers(questions: list[str], answers: dict[str, list[str]]) -> None:
+    """Write :data:`ANSWERS_FILE` (see :func:`answers_rows`)."""
+    write_jsonl(ANSWERS_FILE, answers_rows(questions, answers))
+
+
+def weights_md5(adapter: Path | str) -> str | None:
+    """md5 of the adapter's weights file (None without one): which adapter was judged."""
+    weights = Path(adapter) / "adapter_model.safetensors"
+    return data_version(weights) if weights.is_file() else None
 
 
 def last_answers(path: Path) -> dict[str, dict[str, str]]:
