@@ -14,6 +14,7 @@ from seedtune.core.records import atomic_write_text, read_jsonl, write_json
 from seedtune.core.stage import (
     CACHE_DIR,
     check_reject_rate,
+    ignore_peft_checkpointing_warning,
     run_stage,
     stage_metrics,
     write_rejects,
@@ -26,6 +27,7 @@ from seedtune.llm.costs import usage_metrics
 
 
 def main() -> None:
+    ignore_peft_checkpointing_warning()  # the adapter goes on the base: expected
     p = load_params(sections=("llm", "train", "evaluate"))
     instructions = read_jsonl("data/instructions.jsonl")
     questions = ev.eval_questions(p, instructions)

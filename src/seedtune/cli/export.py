@@ -22,6 +22,7 @@ from seedtune.core.credentials import hf_token
 from seedtune.core.errors import ConfigError
 from seedtune.core.machine import locate_model
 from seedtune.core.records import atomic_write_text, save_atomically
+from seedtune.core.stage import ignore_peft_checkpointing_warning
 from seedtune.evaluation.generation import stop_token_ids
 from seedtune.training.model_card import evaluation_of, render_merged_card
 
@@ -47,6 +48,7 @@ def merge_adapter(adapter: Path, out: Path, base: str | None = None,
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
+    ignore_peft_checkpointing_warning()  # PeftModel.from_pretrained below: expected
     recorded, revision = adapter_base(adapter)
     # the adapter records the id; models: maps it; one line when it resolves nowhere
     key = "--base" if base else f"{adapter / 'adapter_config.json'}: base_model_name_or_path"

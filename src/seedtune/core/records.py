@@ -113,9 +113,11 @@ def read_json(path: Path | str) -> Any:
     return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
-def write_jsonl(path: Path | str, rows: Iterable[dict[str, Any]]) -> int:
-    """Write rows as JSON Lines, atomically, one row at a time; returns the number of rows."""
-    with JsonlWriter(path) as out:
+def write_jsonl(path: Path | str, rows: Iterable[dict[str, Any]], never_empty: bool = False
+                ) -> int:
+    """Write rows as JSON Lines, atomically, one row at a time; returns the number of rows.
+    ``never_empty``: see :class:`JsonlWriter`."""
+    with JsonlWriter(path, never_empty=never_empty) as out:
         for row in rows:
             out.write(row)
     return out.count
@@ -128,11 +130,17 @@ class JsonlWriter:
     ``with`` block without an error fsyncs it and renames it into place, an error (or a kill)
     leaves no ``path`` that looks complete, and the temp file is removed (a kill's is swept
     by the next writer of the same file).
+
+    ``never_empty``: a file without rows holds one newline (zero rows to every JSON Lines
+    reader: ours, jq, pandas), not zero bytes, for outputs that are often empty (the
+    rejects): DVC warns "'<file>' is empty." each time a stage saves an empty output.
     """
 
-    def __init__(self, path: Path | str, durable: bool = True) -> None:
+    def __init__(self, path: Path | str, durable: bool = True, never_empty: bool = False
+                 ) -> None:
         self.path = Path(path)
         self.durable = durable
+        self.never_empty = never_empty
         self.count = 0
         self._file: Any = None
         self._fh: Any = None
@@ -149,6 +157,8 @@ class JsonlWriter:
 
     def __exit__(self, *exc: Any) -> None:
         if exc[0] is None:
+            if self.never_empty and not self.count:
+                self._fh.write("\n")
             self._fh.flush()
         self._fh.detach()  # atomic_open closes (and renames or removes) the file itself
         self._file.__exit__(*exc)
