@@ -1,8 +1,9 @@
 """evaluate stage: an LLM judge compares tuned and base answers on the eval split.
 
 Run: ``dvc repro evaluate``. Writes metrics/evaluate.json (win rate with its bootstrap 95%
-interval, both scores, rejects, the judge's cost), reports/evaluation.md and
-reports/scores.json (the score distribution plot); the summary stage makes the headline.
+interval, both scores, rejects, the judge's cost), reports/evaluation.md,
+reports/scores.json (the score distribution plot) and reports/answers.jsonl (both models'
+answers); the summary stage makes the headline.
 """
 
 import _guard  # noqa: F401  (one line, not a traceback, outside the venv)
@@ -13,6 +14,7 @@ from seedtune.core.records import atomic_write_text, read_jsonl, write_json
 from seedtune.core.stage import (
     CACHE_DIR,
     check_reject_rate,
+    ignore_peft_checkpointing_warning,
     run_stage,
     stage_metrics,
     write_rejects,
@@ -25,6 +27,7 @@ from seedtune.llm.costs import usage_metrics
 
 
 def main() -> None:
+    ignore_peft_checkpointing_warning()  # the adapter goes on the base: expected
     p = load_params(sections=("llm", "train", "evaluate"))
     instructions = read_jsonl("data/instructions.jsonl")
     questions = ev.eval_questions(p, instructions)
@@ -44,7 +47,9 @@ def main() -> None:
         atomic_write_text("reports/evaluation.md",
                           report_markdown({**results, "judge_model": judge}, rows))
         write_json("reports/scores.json", score_distribution(rows, ev.LABELS))
-        metrics.update(results)
+        ev.write_answers(questions, answers)  # estimate rebuilds the judge's requests from it
+        # which adapter was judged: the merged model's card quotes the verdict only for it
+        metrics.update(results, adapter_md5=ev.weights_md5("models/adapter"))
 
 
 if __name__ == "__main__":

@@ -13,7 +13,12 @@ import _guard  # noqa: F401  (one line, not a traceback, outside the venv)
 
 from seedtune.core.config import load_params
 from seedtune.core.records import read_jsonl, save_atomically
-from seedtune.core.stage import METRICS_DIR, run_stage, write_metrics
+from seedtune.core.stage import (
+    METRICS_DIR,
+    ignore_peft_checkpointing_warning,
+    run_stage,
+    write_metrics,
+)
 from seedtune.training.checkpoints import clear_checkpoints, prepare_checkpoints
 from seedtune.training.configure import validate
 from seedtune.training.launch import is_main_process, needs_launch, owns_setup, relaunch, relaunched
@@ -26,6 +31,7 @@ CHECKPOINTS = Path("models/checkpoints")
 
 
 def main() -> None:
+    ignore_peft_checkpointing_warning()  # PEFT wraps the model: expected, not actionable
     p = load_params(sections=("train",))
     # model path, chat template, LoRA targets, device: before any weights; workers that
     # relaunch() started skip it, their parent checked the same params on this machine

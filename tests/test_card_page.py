@@ -173,3 +173,35 @@ def test_hostile_text_shows_as_text_and_runs_nothing(page: Any, site: Any) -> No
     # no script was added: the page's own, all but one of them inert data
     kinds = page.eval_on_selector_all("script", "s => s.map(x => x.type)")
     assert kinds.count("") == 1 and set(kinds) == {"", "application/json"}
+
+
+def _rejects_top(page: Any) -> tuple[float, float]:
+    """(top of the rejects section, bottom of the sticky header), in viewport px."""
+    return page.evaluate("""() => [document.getElementById('rejects').getBoundingClientRect().top,
+        document.querySelector('header.top').getBoundingClientRect().bottom]""")
+
+
+@pytest.mark.parametrize("width", [1280, 420])
+def test_the_rejects_link_lands_on_the_first_click(browser: Any, site: Any, width: int) -> None:
+    p = browser.new_page(viewport={"width": width, "height": 800})
+    try:
+        p.goto(site[0].as_uri(), wait_until="load", timeout=120_000)
+        p.wait_for_selector("html[data-ready]", timeout=60_000)
+        p.click('header.top a[href="#rejects"]')
+        p.wait_for_function("scrollY > 0", timeout=10_000)
+        top, header = _rejects_top(p)
+        # right below the sticky header (which wraps taller in a narrow window), not under it
+        # and not short of it
+        assert abs(top - header) <= 2, (top, header)
+        assert p.is_visible("#rejects h2")
+    finally:
+        p.close()
+
+
+def test_the_page_declares_fonts_with_hangul(page: Any) -> None:
+    fonts = page.evaluate("getComputedStyle(document.body).fontFamily")
+    # the fonts with Hangul that macOS, Windows, Linux and Android ship, before the fallback
+    for family in ("Apple SD Gothic Neo", "Malgun Gothic", "Noto Sans KR", "NanumGothic",
+                   "Noto Sans CJK KR"):
+        assert family in fonts
+    assert fonts.rstrip().endswith("sans-serif")

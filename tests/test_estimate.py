@@ -295,3 +295,58 @@ def test_bad_machine_settings_are_one_line(workspace: Workspace, where: str,
     assert proc.returncode == 2
     assert last_line(proc.stderr).startswith(f"seedtune estimate: error: {expect}")
     assert proc.stderr.count("error:") == 1 and not proc.stdout
+
+
+# --------------------------------------------------------------------------- the judge
+
+
+def _eval_rows(n: int) -> list[dict[str, Any]]:
+    return [{"question": f"전세 계약 {i}번째 질문은 무엇인가요?", "answer": f"참고 답변 {i}.",
+             "split": "eval"} for i in range(n)]
+
+
+def test_judge_calls_cached_by_the_last_run_are_counted(sim, workspace, monkeypatch) -> None:
+    from seedtune.core.cache import ResponseCache
+    from seedtune.core.config import load_params
+    from seedtune.evaluation import evaluate as ev
+    from seedtune.llm.client import LLMClient
+
+    ws = workspace.params(llm={"base_url": sim.openai_base_url, "model": "sim-gpt"},
+                          queries={"sources": ["llm"]},
+                          evaluate={"max_questions": 5})
+    ws.write("data/seed_words.txt", "전세\n")
+    rows = _eval_rows(5)
+    ws.write("data/instructions.jsonl", rows)
+    before = _stages(_estimate(ws))["evaluate"]
+    # no answers judged yet: every call is still to make, and the table says why
+    assert (before["requests"], before["cached"], before["calls"]) == (20, 0, 20)
+    assert before["projected"]
+    assert "5 of 5 questions have no answers in reports/answers.jsonl" in _estimate(
+        ws, table=True)
+
+    # what the evaluate stage does with its answers: judge them (the cache fills), record them
+    questions = [r["question"] for r in rows]
+    answers = {"base": [f"잘 모르겠습니다 {i}." for i in range(5)],
+               "tuned": [f"등기부등본을 확인하세요 {i}." for i in range(5)]}
+    monkeypatch.chdir(ws.path)
+    monkeypatch.setenv("OPENAI_API_KEY", SIM_ENV["OPENAI_API_KEY"])
+    p = load_params(sections=("llm", "train", "evaluate"))
+    client = LLMClient(p.llm, ResponseCache(ws.path / "data/cache/evaluate"), desc="judge")
+    ev.judge_all(p, client, questions, answers, ev.references(rows, questions))
+    assert client.stats.calls == 20
+    ws.write(ev.ANSWERS_FILE, ev.answers_rows(questions, answers))
+
+    after = _stages(_estimate(ws))["evaluate"]
+    assert (after["requests"], after["cached"], after["calls"]) == (20, 20, 0)
+    assert not after["projected"] and "reports/answers.jsonl" in after["note"]
+    table = _estimate(ws, table=True)
+    assert "* evaluate" not in table  # (synthesize's input, data/ranked.jsonl, does not exist)
+
+    # a question added to the eval split: only its four calls are projected
+    ws.write("data/instructions.jsonl", _eval_rows(6))
+    grown = workspace.params(llm={"base_url": sim.openai_base_url, "model": "sim-gpt"},
+                             queries={"sources": ["llm"]},
+                             evaluate={"max_questions": 6})
+    more = _stages(_estimate(grown))["evaluate"]
+    assert (more["requests"], more["cached"], more["calls"]) == (24, 20, 4)
+    assert more["projected"] and "1 of 6 questions" in more["note_projected"]

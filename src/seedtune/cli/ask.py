@@ -20,6 +20,7 @@ from seedtune.core.config import Params, load_params
 from seedtune.core.credentials import hf_token
 from seedtune.core.errors import ConfigError
 from seedtune.core.machine import locate_model
+from seedtune.core.stage import ignore_peft_checkpointing_warning
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     if adapter and not (Path(adapter) / "adapter_config.json").is_file():
         raise ConfigError(f"--adapter {adapter}: no adapter_config.json there (run `dvc repro "
                           "train` or `dvc pull`, or pass --adapter none)")
+    if adapter:
+        ignore_peft_checkpointing_warning()  # the adapter goes on the base: expected
     passages = retrieve(p, args.question, Path(args.cache)) if args.rag else None
     prompt = build_prompt(args.question, passages, p.synthesize.top_k if passages is not None
                           else 0)

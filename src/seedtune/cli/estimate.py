@@ -7,7 +7,10 @@ exist; ``--json`` for a machine-readable answer: ``{llm: [rows], naver: {...}, c
 as cached. Where a stage's input does not exist yet (synthesize before queries has run),
 its requests are projected from the params: every seed word yields ``queries.per_seed``
 questions (plus, with the ``titles`` source, the share of its forum titles the tutorial
-kept), each answered with ``synthesize.top_k`` passages of typical length. The titles
+kept), each answered with ``synthesize.top_k`` passages of typical length. The judge's
+requests (evaluate) carry both models' answers: they are rebuilt from the last run's
+reports/answers.jsonl (the same answers while the models are unchanged), projected for
+questions it does not have. The titles
 source's row also counts its Naver calls: exact per seed word whose answers are cached in
 data/cache/titles, else at most ``categories x pages`` (and prompts as if every result were
 a title). Token counts are estimates (see :func:`seedtune.llm.costs.estimate_tokens`), not
@@ -161,23 +164,47 @@ def _titles_row(p: Params, seeds: list[str], root: Path, client: LLMClient,
 def _judge_row(p: Params, ranked: list[dict[str, Any]], root: Path,
                prices: dict[str, dict[str, float]]) -> dict[str, Any]:
     """The evaluate stage's judge calls: per question two pairwise verdicts (both orders)
-    and two 1-10 scores, with answers of ``evaluate.max_new_tokens``. Always projected: the
-    answers, and so the cache keys, exist only once the models have answered."""
+    and two 1-10 scores. Their cache keys hold both models' answers: for a question the last
+    run answered (reports/answers.jsonl) they are rebuilt from those answers, which greedy
+    decoding gives again while the models are unchanged; for the others (no run yet, new
+    questions) they are projected, with answers of ``evaluate.max_new_tokens``."""
     from seedtune.evaluation import evaluate as evaluation
-    from seedtune.evaluation import judging
     from seedtune.synthesis import synthesize as synthesis
 
     instructions_path = root / "data" / "instructions.jsonl"
-    instructions = (read_jsonl(instructions_path) if instructions_path.is_file()
+    have_input = instructions_path.is_file()
+    instructions = (read_jsonl(instructions_path) if have_input
                     else synthesis.split_rows(ranked, p.synthesize, p.seed))
     qs = evaluation.eval_questions(p, instructions, root)
-    judge = evaluation.judge_model(p)
-    answer = ["가" * p.evaluate.max_new_tokens] * len(qs)  # one token per syllable
     refs = evaluation.references(instructions, qs)
-    reqs = (judging.build_requests(qs, answer, answer, load_template("judge"), judge, refs)
-            + judging.build_score_requests(qs, {"base": answer, "tuned": answer},
-                                           load_template("score"), judge, refs))
-    return _row("evaluate", judge, reqs, reqs, JUDGE_COMPLETION_TOKENS, prices, True)
+    last = evaluation.last_answers(root / evaluation.ANSWERS_FILE) if have_input else {}
+    known = [i for i, q in enumerate(qs) if q in last]
+    new = [i for i, q in enumerate(qs) if q not in last]
+    client = LLMClient(p.llm, ResponseCache(root / CACHE_DIR / "evaluate"))
+    exact = _judge_requests(p, [qs[i] for i in known], [refs[i] for i in known],
+                            {label: [last[qs[i]][label] for i in known]
+                             for label in evaluation.LABELS})
+    typical = "가" * p.evaluate.max_new_tokens  # one token per syllable
+    projected = _judge_requests(p, [qs[i] for i in new], [refs[i] for i in new],
+                                {label: [typical] * len(new) for label in evaluation.LABELS})
+    row = _row("evaluate", evaluation.judge_model(p), exact + projected,
+               client.pending(exact) + projected, JUDGE_COMPLETION_TOKENS, prices, bool(new))
+    if known:
+        row["note"] = (f"cached counted with the answers in {evaluation.ANSWERS_FILE}: "
+                       "a retrained adapter (or another base model) answers anew")
+    if new:
+        row["note_projected"] = (f"{len(new)} of {len(qs)} questions have no answers in "
+                                 f"{evaluation.ANSWERS_FILE} yet: projected")
+    return row
+
+
+def _judge_requests(p: Params, questions: list[str], refs: list[str],
+                    answers: dict[str, list[str]]) -> list[LLMRequest]:
+    """The judge's requests for these answers, exactly as the evaluate stage builds them."""
+    from seedtune.evaluation import evaluate as evaluation
+
+    pairs, scores = evaluation.judge_requests(p, questions, answers, refs)
+    return pairs + scores
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
@@ -197,8 +224,11 @@ def format_table(rows: list[dict[str, Any]]) -> str:
                  f"{sum(r['cached'] for r in rows):>7} {sum(r['calls'] for r in rows):>6} "
                  f"{sum(r['prompt_tokens'] for r in rows):>11} "
                  f"{sum(r['completion_tokens'] for r in rows):>11} {total:>9.4f}")
-    if any(r["projected"] for r in rows):
-        lines.append("* projected from params (its input does not exist yet)")
+    for r in rows:
+        if r["projected"]:
+            lines.append(f"* {r['stage']}: " + r.get(
+                "note_projected", "projected from params (its input does not exist yet)"))
+    lines += [f"  {r['stage']}: {r['note']}" for r in rows if r.get("note")]
     return "\n".join(lines)
 
 

@@ -1,11 +1,13 @@
 """``seedtune export``: merge the LoRA adapter into its base model, as a standalone model directory.
 
     seedtune export [--adapter models/adapter] [--out models/merged] [--base ID_OR_PATH]
-                    [--dtype auto|bfloat16|float16|float32]
+                    [--dtype auto|bfloat16|float16|float32] [--evaluation metrics/evaluate.json]
 
 The result loads with plain ``AutoModelForCausalLM`` / ``AutoTokenizer`` (no PEFT), carries
 the adapter's tokenizer and chat template, and serves with vLLM, TGI or llama.cpp tools.
 The base model defaults to the one recorded in the adapter (``base_model_name_or_path``).
+Its README.md is the adapter's model card made over for the merged model, with the judge's
+win rate and interval from metrics/evaluate.json when that judged this adapter.
 """
 
 from __future__ import annotations
@@ -19,8 +21,10 @@ from typing import Any
 from seedtune.core.credentials import hf_token
 from seedtune.core.errors import ConfigError
 from seedtune.core.machine import locate_model
-from seedtune.core.records import save_atomically
+from seedtune.core.records import atomic_write_text, save_atomically
+from seedtune.core.stage import ignore_peft_checkpointing_warning
 from seedtune.evaluation.generation import stop_token_ids
+from seedtune.training.model_card import evaluation_of, render_merged_card
 
 log = logging.getLogger(__name__)
 
@@ -36,12 +40,15 @@ def adapter_base(adapter: Path) -> tuple[str, str | None]:
 
 
 def merge_adapter(adapter: Path, out: Path, base: str | None = None,
-                  dtype: str = "auto") -> Path:
-    """Load base + adapter, fold the LoRA weights into the base, save to ``out`` atomically."""
+                  dtype: str = "auto", evaluation: Path = Path("metrics/evaluate.json")) -> Path:
+    """Load base + adapter, fold the LoRA weights into the base, save to ``out`` atomically
+    with a model card (the adapter's, with ``evaluation``'s verdict when it judged this
+    adapter)."""
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
+    ignore_peft_checkpointing_warning()  # PeftModel.from_pretrained below: expected
     recorded, revision = adapter_base(adapter)
     # the adapter records the id; models: maps it; one line when it resolves nowhere
     key = "--base" if base else f"{adapter / 'adapter_config.json'}: base_model_name_or_path"
@@ -65,8 +72,19 @@ def merge_adapter(adapter: Path, out: Path, base: str | None = None,
         # ...stopping also on the chat template's end of turn, which the tuned model writes
         gen.eos_token_id = stop_token_ids(tokenizer, merged)
         gen.save_pretrained(str(tmp))
+        write_merged_card(tmp, adapter, recorded, evaluation)
     log.info("wrote %s", out)
     return out
+
+
+def write_merged_card(out: Path, adapter: Path, base_id: str, evaluation: Path) -> None:
+    """``out/README.md``: the adapter's card for the merged model, the verdict of
+    ``evaluation`` when it judged this adapter (else a line saying it was not evaluated)."""
+    card = adapter / "README.md"
+    text = card.read_text(encoding="utf-8") if card.is_file() else \
+        f"---\nlicense: unknown\n---\n\n# LoRA adapter for {base_id}\n\n## Params\n"
+    atomic_write_text(out / "README.md", render_merged_card(
+        text, base_id, evaluation_of(adapter, evaluation), str(evaluation)))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -77,7 +95,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--base", default=None, help="base model id or path (default: the "
                     "adapter's base_model_name_or_path)")
     ap.add_argument("--dtype", default="auto", choices=["auto", "bfloat16", "float16", "float32"])
+    ap.add_argument("--evaluation", default="metrics/evaluate.json",
+                    help="the evaluate stage's metrics, quoted in the card if they judged "
+                         "this adapter")
     args = ap.parse_args(argv)
-    merge_adapter(Path(args.adapter), Path(args.out), args.base, args.dtype)
+    merge_adapter(Path(args.adapter), Path(args.out), args.base, args.dtype,
+                  Path(args.evaluation))
     print(f"merged model: {args.out}")
     return 0

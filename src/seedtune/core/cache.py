@@ -47,6 +47,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, NamedTuple
 
+from seedtune.core.records import FILE_MODE
+
 log = logging.getLogger(__name__)
 
 SEGMENT_GLOB = "seg-*.jsonl"
@@ -290,7 +292,7 @@ class ResponseCache:
         # unbuffered: every line goes to the kernel at once, and a failed write leaves no
         # buffered bytes behind to land later as a torn line
         self._writer = (self.root / name).open("ab", buffering=0)
-        os.chmod(self.root / name, 0o644)
+        os.chmod(self.root / name, FILE_MODE)  # open()'s mode, whatever the umask
         # held while this process writes: no other process merges a segment still growing
         fcntl.flock(self._writer.fileno(), fcntl.LOCK_EX)
         self._writer_name = name
@@ -358,7 +360,7 @@ class ResponseCache:
             except BaseException:  # a full disk: its inputs stay, the partial copy goes
                 tmp.unlink(missing_ok=True)
                 raise
-            os.chmod(tmp, 0o644)
+            os.chmod(tmp, FILE_MODE)
             os.replace(tmp, self.root / target)
             self._index.update(moved)
             self._sizes[target] = (self.root / target).stat().st_size

@@ -40,6 +40,23 @@ def _process_umask() -> int:
 
 
 _UMASK = _process_umask()
+#: The modes open() and mkdir() give under this umask (0644 and 0755 under the usual 022).
+FILE_MODE = 0o666 & ~_UMASK
+DIR_MODE = 0o777 & ~_UMASK
+
+
+def honour_umask(root: Path) -> None:
+    """Give ``root`` and everything under it the modes open()/mkdir() would have: writers
+    that go through a temp file (safetensors 0.8 writes 0600 weights, mkstemp/mkdtemp make
+    0600/0700) leave files that teammates sharing a machine cannot read."""
+    root.chmod(DIR_MODE if root.is_dir() else FILE_MODE)
+    for parent, dirs, files in os.walk(root):
+        for name in dirs:
+            os.chmod(os.path.join(parent, name), DIR_MODE)
+        for name in files:
+            path = os.path.join(parent, name)
+            if not os.path.islink(path):
+                os.chmod(path, FILE_MODE)
 
 
 def atomic_write_text(path: Path | str, text: str, durable: bool = True) -> None:
@@ -74,7 +91,7 @@ def atomic_open(path: Path | str, durable: bool = True, sweep: bool = True
     try:
         # mkstemp makes 0600 files; outputs get the mode open() would give them (0644 under
         # the usual umask), as DVC gives the files it checks out
-        os.fchmod(fd, 0o666 & ~_UMASK)
+        os.fchmod(fd, FILE_MODE)
         with os.fdopen(fd, "wb") as fh:
             yield fh
             if durable:
@@ -96,9 +113,11 @@ def read_json(path: Path | str) -> Any:
     return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
-def write_jsonl(path: Path | str, rows: Iterable[dict[str, Any]]) -> int:
-    """Write rows as JSON Lines, atomically, one row at a time; returns the number of rows."""
-    with JsonlWriter(path) as out:
+def write_jsonl(path: Path | str, rows: Iterable[dict[str, Any]], never_empty: bool = False
+                ) -> int:
+    """Write rows as JSON Lines, atomically, one row at a time; returns the number of rows.
+    ``never_empty``: see :class:`JsonlWriter`."""
+    with JsonlWriter(path, never_empty=never_empty) as out:
         for row in rows:
             out.write(row)
     return out.count
@@ -111,11 +130,17 @@ class JsonlWriter:
     ``with`` block without an error fsyncs it and renames it into place, an error (or a kill)
     leaves no ``path`` that looks complete, and the temp file is removed (a kill's is swept
     by the next writer of the same file).
+
+    ``never_empty``: a file without rows holds one newline (zero rows to every JSON Lines
+    reader: ours, jq, pandas), not zero bytes, for outputs that are often empty (the
+    rejects): DVC warns "'<file>' is empty." each time a stage saves an empty output.
     """
 
-    def __init__(self, path: Path | str, durable: bool = True) -> None:
+    def __init__(self, path: Path | str, durable: bool = True, never_empty: bool = False
+                 ) -> None:
         self.path = Path(path)
         self.durable = durable
+        self.never_empty = never_empty
         self.count = 0
         self._file: Any = None
         self._fh: Any = None
@@ -132,6 +157,8 @@ class JsonlWriter:
 
     def __exit__(self, *exc: Any) -> None:
         if exc[0] is None:
+            if self.never_empty and not self.count:
+                self._fh.write("\n")
             self._fh.flush()
         self._fh.detach()  # atomic_open closes (and renames or removes) the file itself
         self._file.__exit__(*exc)
@@ -276,6 +303,7 @@ class save_atomically:  # noqa: N801 - used as a context manager
         if exc_type is not None:
             shutil.rmtree(self.tmp, ignore_errors=True)
             return
+        honour_umask(self.tmp)  # before the rename: the target is never seen 0600
         old = self.target.with_name(f".{self.target.name}.old")
         shutil.rmtree(old, ignore_errors=True)
         if self.target.exists():

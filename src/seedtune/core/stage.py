@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,6 +25,15 @@ def setup_logging(stage: str) -> None:
                         format=f"%(asctime)s [{stage}] %(levelname)s %(name)s: %(message)s")
     for noisy in ("httpx", "httpx2", "httpcore", "openai", "urllib3", "filelock", "datasets"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def ignore_peft_checkpointing_warning() -> None:
+    """Silence the one FutureWarning every run that wraps a model in PEFT prints (train,
+    evaluate, ``seedtune ask`` and ``export``): PEFT 0.21 reads ``is_gradient_checkpointing``,
+    which transformers 5 deprecates for ``is_activation_checkpointing``; nothing here can act
+    on it (PEFT's to change). Only that message, only from transformers: others still show."""
+    warnings.filterwarnings("ignore", message=r"`is_gradient_checkpointing` is deprecated",
+                            category=FutureWarning, module=r"transformers\.modeling_utils")
 
 
 def run_stage(stage: str, main: Callable[[], object]) -> None:
@@ -81,8 +91,9 @@ def stage_metrics(stage: str, *parts: Callable[[], dict[str, Any]]
 
 
 def write_rejects(stage: str, rejects: list[dict[str, Any]]) -> None:
-    """data/rejects/<stage>.jsonl: every item that produced no usable output, with why."""
-    write_jsonl(REJECTS_DIR / f"{stage}.jsonl", rejects)
+    """data/rejects/<stage>.jsonl: every item that produced no usable output, with why
+    (none: one newline, so DVC does not warn that the output is empty)."""
+    write_jsonl(REJECTS_DIR / f"{stage}.jsonl", rejects, never_empty=True)
 
 
 def check_reject_rate(stage: str, n_items: int, n_rejects: int, max_rate: float) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from seedtune.core.config import Params
-from seedtune.core.records import read_lines
+from seedtune.core.records import data_version, read_jsonl, read_lines, write_jsonl
 from seedtune.evaluation.generation import attach_adapter, generate_answers, load_model
 from seedtune.evaluation.judging import (
     bootstrap_ci,
@@ -21,10 +21,12 @@ from seedtune.evaluation.judging import (
     mean_scores,
     win_rate,
 )
-from seedtune.llm.client import LLMClient
+from seedtune.llm.client import LLMClient, LLMRequest
 from seedtune.llm.prompts import load_template
 
 LABELS = ("base", "tuned")
+#: Both models' answers as last judged (an output of the evaluate stage).
+ANSWERS_FILE = "reports/answers.jsonl"
 
 
 #: The group of an eval row without ``question_source`` (rows before other sources existed).
@@ -85,16 +87,50 @@ def judge_model(p: Params) -> str:
     return p.evaluate.judge_model or p.llm.model
 
 
+def judge_requests(p: Params, questions: list[str], answers: dict[str, list[str]],
+                   refs: list[str]) -> tuple[list[LLMRequest], list[LLMRequest]]:
+    """(pairwise requests, score requests) for these answers: what the judge is asked, and
+    so the cache keys ``seedtune estimate`` looks up."""
+    judge = judge_model(p)
+    return (build_requests(questions, answers["tuned"], answers["base"],
+                           load_template("judge"), judge, refs),
+            build_score_requests(questions, {label: answers[label] for label in LABELS},
+                                 load_template("score"), judge, refs))
+
+
+def answers_rows(questions: list[str], answers: dict[str, list[str]]) -> list[dict[str, str]]:
+    """reports/answers.jsonl: each question with both models' answers, as judged."""
+    return [{"question": q, **{label: answers[label][i] for label in LABELS}}
+            for i, q in enumerate(questions)]
+
+
+def write_answers(questions: list[str], answers: dict[str, list[str]]) -> None:
+    """Write :data:`ANSWERS_FILE` (see :func:`answers_rows`)."""
+    write_jsonl(ANSWERS_FILE, answers_rows(questions, answers))
+
+
+def weights_md5(adapter: Path | str) -> str | None:
+    """md5 of the adapter's weights file (None without one): which adapter was judged."""
+    weights = Path(adapter) / "adapter_model.safetensors"
+    return data_version(weights) if weights.is_file() else None
+
+
+def last_answers(path: Path) -> dict[str, dict[str, str]]:
+    """{question: {base, tuned}} from the last run's reports/answers.jsonl ({} without one).
+    Greedy decoding answers the same again while the models are unchanged."""
+    if not path.is_file():
+        return {}
+    return {r["question"]: {label: r.get(label) or "" for label in LABELS}
+            for r in read_jsonl(path) if isinstance(r.get("question"), str)}
+
+
 def judge_all(p: Params, client: LLMClient, questions: list[str],
               answers: dict[str, list[str]], refs: list[str] | None = None
               ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """(summary metrics, per-question rows) from pairwise verdicts and single scores, each
     judged against the question's reference answer (``refs``) where it has one."""
-    judge = judge_model(p)
     refs = refs or [""] * len(questions)
-    pair_reqs = build_requests(questions, answers["tuned"], answers["base"],
-                               load_template("judge"), judge, refs)
-    score_reqs = build_score_requests(questions, answers, load_template("score"), judge, refs)
+    pair_reqs, score_reqs = judge_requests(p, questions, answers, refs)
     outcomes = client.run(pair_reqs + score_reqs)
     pairs, scores = outcomes[: len(pair_reqs)], outcomes[len(pair_reqs):]
     judged = combine(pairs, len(questions))

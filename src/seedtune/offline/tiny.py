@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from seedtune.core.records import atomic_write_text
+from seedtune.core.records import atomic_write_text, honour_umask
 
 __all__ = ["BUILDER_VERSION", "STAMP_NAME", "TinyModels", "build_tiny_models", "main"]
 
@@ -354,6 +354,7 @@ def _patch_json(path: Path, _drop: tuple[str, ...] = (), **updates: object) -> N
 
 
 def _replace_dir(src: Path, dst: Path, trash: Path) -> None:
+    honour_umask(src)  # safetensors writes 0600 weights; the demo's teammates read them too
     if dst.exists():
         dst.rename(trash / dst.name)
     src.rename(dst)

@@ -243,7 +243,7 @@ def write_pages(result: CrawlResult, pages: Path | str, rejects: Path | str) -> 
     """Stream ``result`` to data/pages.jsonl and each link without a page, with why, to
     ``rejects``; both appear only when complete. Returns their counts."""
     tally = PageTally()
-    with JsonlWriter(pages) as out, JsonlWriter(rejects) as missing:
+    with JsonlWriter(pages) as out, JsonlWriter(rejects, never_empty=True) as missing:
         for row in result:
             tally.add(row)
             out.write(row)

@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from seedtune.core.records import atomic_write_bytes
+from seedtune.core.records import FILE_MODE, atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -332,7 +332,7 @@ class EmbeddingStore:
                 out.write(block + _footer(block, dims.pop(), len(keys)))
                 out.flush()
                 os.fsync(out.fileno())  # durable before its inputs are deleted
-            os.chmod(tmp, 0o644)
+            os.chmod(tmp, FILE_MODE)  # mkstemp made it 0600
             name = hashlib.sha256(block).hexdigest()[:16] + SHARD_SUFFIX
             os.replace(tmp, self.dir / name)
         except BaseException:

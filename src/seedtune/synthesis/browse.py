@@ -46,8 +46,10 @@ CSS = """
 --line:#333;--card:#222226}}
 *{box-sizing:border-box}
 body{margin:0 auto;max-width:60rem;padding:1rem;font:15px/1.6 system-ui,-apple-system,
-"Apple SD Gothic Neo","Malgun Gothic","Noto Sans KR",sans-serif;color:var(--fg);
+"Noto Sans KR","Apple SD Gothic Neo","Malgun Gothic","NanumGothic","Noto Sans CJK KR",
+"Source Han Sans K",sans-serif;color:var(--fg);
 background:var(--bg);word-break:keep-all;overflow-wrap:anywhere}
+section#rejects{min-height:100vh;scroll-margin-top:var(--head,0px)}
 header.top{position:sticky;top:0;background:var(--bg);padding:.5rem 0;
 border-bottom:1px solid var(--line);z-index:1}
 input,select,button{font:inherit;padding:.3rem .5rem;color:inherit;background:var(--card);
@@ -260,7 +262,15 @@ JS = r"""
     d.addEventListener("toggle", function () { if (d.open && !done) next(); });
     more.addEventListener("click", next);
   });
+  // in-page links (#rejects) land below the sticky header, not under it: the header's
+  // height, which wraps with the window, is the targets' scroll margin
+  var head = document.querySelector("header.top");
+  function headHeight() {
+    document.documentElement.style.setProperty("--head", head.offsetHeight + "px");
+  }
+  window.addEventListener("resize", headHeight);
   apply();
+  headHeight();
   document.documentElement.setAttribute("data-ready", "1");
   if (window.performance && performance.mark) performance.mark("seedtune:rows");
 })();

@@ -189,7 +189,8 @@ def synthesize(ranked: Iterable[dict[str, Any]], client: LLMClient, cfg: Synthes
     sources: dict[str, str | None] = {}
     n = n_rejects = 0
     unsplit = out.with_name(f".{out.name}.unsplit")
-    with JsonlWriter(unsplit, durable=False) as rows, JsonlWriter(rejects) as missing:
+    with JsonlWriter(unsplit, durable=False) as rows, \
+            JsonlWriter(rejects, never_empty=True) as missing:
         for outcome in client.stream(requests()):
             n += 1
             row, reject = answers.add(shown.popleft(), outcome)

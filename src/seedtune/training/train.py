@@ -166,7 +166,9 @@ def train(cfg: TrainConfig, rows: list[dict[str, Any]], seed: int, out_dir: Path
     return {**final_metrics(trainer.state.log_history), "tokens_per_s": tokens_per_s,
             "mfu": mfu(tokens_per_s, trainer.model, trainer.args.world_size, peak),
             "bf16_tflops": round(peak / 1e12, 1) if peak else None,
-            "train_examples": len(train_rows), "eval_examples": len(eval_rows)}
+            "train_examples": len(train_rows), "eval_examples": len(eval_rows),
+            # what ran, which configure may have resolved (adamw_torch_fused needs CUDA)
+            "optimizer": str(getattr(trainer.args.optim, "value", trainer.args.optim))}
 
 
 def measured_peak() -> float | None:
