@@ -22,6 +22,18 @@ OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
                "TOKENIZERS_PARALLELISM": "false", "DVC_NO_ANALYTICS": "1"}
 
 
+def need_browser() -> None:
+    """Skip the calling test module unless playwright and a Chromium are installed (`make
+    setup` installs both where it can: tests that open pages in a real browser)."""
+    import pytest
+
+    pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip "
+                        "install -e '.[dev]')")
+    if not (shutil.which("chromium") or shutil.which("chromium-browser")):
+        pytest.skip("chromium is not installed: apt-get install chromium (as root; `make "
+                    "setup` tries)", allow_module_level=True)
+
+
 def bench_module(name: str) -> Any:
     """``bench/<name>.py`` imported (the benchmarks are scripts beside each other, not a
     package), without leaving bench/ on ``sys.path``."""

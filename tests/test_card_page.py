@@ -6,21 +6,16 @@ here only what a user sees and that hostile text stays text."""
 from __future__ import annotations
 
 import re
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from support import bench_module
+from support import bench_module, need_browser
 
 from seedtune.synthesis.browse import PAGE_ROWS, write_html
 
-pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install "
-                    "-e '.[dev]')")
-if not (shutil.which("chromium") or shutil.which("chromium-browser")):
-    pytest.skip("chromium is not installed: apt-get install chromium (as root; `make setup` "
-                "tries)", allow_module_level=True)
+need_browser()
 
 bench = bench_module("bench_card_page")
 ROWS = 10_000

@@ -24,13 +24,9 @@ from typing import Any
 
 import pytest
 import yaml
-from support import OFFLINE_ENV, ROOT, bench_module
+from support import OFFLINE_ENV, ROOT, bench_module, need_browser
 
-pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install "
-                    "-e '.[dev]')")
-if not (shutil.which("chromium") or shutil.which("chromium-browser")):
-    pytest.skip("chromium is not installed: apt-get install chromium (as root; `make setup` "
-                "tries)", allow_module_level=True)
+need_browser()
 
 bench = bench_module("bench_card_page")
 STEPS = 12
