@@ -7,7 +7,7 @@ TORCH ?= torch==2.13.0
 STAMP := $(VENV)/.seedtune-installed
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-fast bench lint clean
+.PHONY: setup demo demo-sim test test-fast bench lint clean
 
 # Chromium for tests/test_card_page.py (the card page in a real browser): installed when
 # absent and we are root with apt-get; never fatal (the test skips without it).
@@ -27,6 +27,10 @@ $(STAMP): pyproject.toml
 
 demo: setup
 	$(VENV)/bin/seedtune demo
+
+# the demo workspace's simulator again (its ports and keys), to keep working in .cache/demo
+demo-sim: setup
+	$(VENV)/bin/seedtune sim --workspace .cache/demo
 
 # Everything, slow end-to-end DVC tests included. pytest exits 5 when a selection
 # (PYTEST_ARGS="-k ...") matches no test: say so instead of failing obscurely.
