@@ -72,8 +72,9 @@ def demo_ws(tmp_path_factory: pytest.TempPathFactory, root: Path, tiny_models) -
                                local_config(sim.url, tiny_models, sim.page_origins.values()),
                                seeds=SEEDS, params=sizes)
         save_sim_state(ws, sim)
+        url = sim.url
         sh(ws, "dvc repro")  # the keys come from the workspace's .env
-    assert not _healthy(sim.url)
+    assert not _healthy(url)
     return ws
 
 
@@ -125,14 +126,16 @@ def test_readme_commands_run_in_the_demo_workspace(demo_ws: Path, sim_back: str,
     assert "win_rate" in shown
     table = list(csv.DictReader(io.StringIO(sh(ws, EXP_SHOW.replace(
         "dvc exp show", "dvc exp show --csv")).stdout)))
-    grid = [r for r in table if r.get("train.lora.r") in ("4", "8", "16") and r.get("win_rate")]
+    grid = [r for r in table if r["Experiment"] and r.get("win_rate")
+            and r.get("train.lora.r") in ("4", "8", "16")]  # the queued runs, not the workspace
     rates = [float(r["win_rate"]) for r in grid]
     assert len(rates) >= 3, table
     # experiments that differ: not all ties, not the always-1.0 of an empty base model
     assert len(set(rates)) > 1 and not all(r == 1.0 for r in rates), rates
     sh(ws, "dvc plots show")
     assert (ws / "dvc_plots" / "index.html").stat().st_size > 0
-    best = grid[0]["Experiment"] or grid[0]["rev"]
+    print("win rates, best first:", [(r["train.lora.r"], r["win_rate"]) for r in grid])
+    best = grid[0]["Experiment"]
     sh(ws, f"dvc exp apply {best}")
     ask = sh(ws, 'seedtune ask "전세 계약 시 주의할 점은?"')
     assert ask.stdout.strip()
