@@ -40,6 +40,7 @@ from urllib.parse import urlsplit
 
 from seedtune.core.records import atomic_write_text
 from seedtune.offline.sim import naver_api, openai_api, pages
+from seedtune.offline.sim.workspace import workspace_sim
 
 _MAX_BODY = 64 * 1024 * 1024
 _FAULT_KINDS = ("429", "5xx", "timeout", "truncated", "fenced", "surrogate", "echo", "refusal",
@@ -821,8 +822,6 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     names = {f.name for f in fields(SimConfig)}
     values = {k: v for k, v in vars(args).items() if k in names}
     if args.workspace:
-        from seedtune.offline.demo import workspace_sim
-
         values.update(workspace_sim(args.workspace))  # raises ConfigError naming the file
     try:
         cfg = SimConfig(**values, log_requests=not args.quiet)
