@@ -26,6 +26,7 @@ import yaml
 
 from seedtune.core.compose import set_conf_values
 from seedtune.core.errors import ConfigError
+
 # the workspace's simulator record: the demo writes it, `seedtune sim --workspace` reads it
 from seedtune.offline.sim.workspace import SIM_STATE, save_sim_state, workspace_sim  # noqa: F401
 
