@@ -8,7 +8,7 @@ STAMP := $(VENV)/.seedtune-installed
 SERVERS_STAMP := $(VENV)/.seedtune-servers-installed
 PYTEST_ARGS ?=
 
-.PHONY: setup servers demo test test-fast bench lint clean
+.PHONY: setup servers demo demo-sim test test-fast bench lint clean
 
 # Chromium for tests/test_card_page.py (the card page in a real browser): installed when
 # absent and we are root with apt-get; never fatal (the test skips without it).
@@ -44,6 +44,10 @@ $(SERVERS_STAMP): $(STAMP) tests/realservers.py
 
 demo: setup
 	$(VENV)/bin/seedtune demo
+
+# the demo workspace's simulator again (its ports and keys), to keep working in .cache/demo
+demo-sim: setup
+	$(VENV)/bin/seedtune sim --workspace .cache/demo
 
 # Everything, slow end-to-end DVC tests and the real servers included. The servers are built
 # first; a build that fails (no compiler, a registry hiccup) is reported and their tests skip

@@ -7,7 +7,14 @@ already composed params.yaml with your -S overrides, so this leaves it alone.
 import _guard  # noqa: F401  (one line, not a traceback, outside the venv)
 
 from seedtune.core.compose import write_params
+from seedtune.core.preflight import warn_missing_keys
 from seedtune.core.stage import run_stage
 
+
+def main() -> None:
+    write_params("params.yaml", "conf")
+    warn_missing_keys()  # the first stage of every run: say now what a later one will lack
+
+
 if __name__ == "__main__":
-    run_stage("compose", lambda: write_params("params.yaml", "conf"))
+    run_stage("compose", main)

@@ -10,6 +10,7 @@ import _guard  # noqa: F401  (one line, not a traceback, outside the venv)
 
 from seedtune.core.cache import ResponseCache
 from seedtune.core.config import load_params
+from seedtune.core.preflight import require_llm_key
 from seedtune.core.records import atomic_write_text, read_jsonl, write_json
 from seedtune.core.stage import (
     CACHE_DIR,
@@ -31,6 +32,7 @@ def main() -> None:
     p = load_params(sections=("llm", "train", "evaluate"))
     instructions = read_jsonl("data/instructions.jsonl")
     questions = ev.eval_questions(p, instructions)
+    require_llm_key(p.llm.api_key_env, "the judge needs it: checked before generating answers")
     answers = ev.answer_all(p, questions, "models/adapter")
     client = LLMClient(p.llm, ResponseCache(CACHE_DIR / "evaluate"), desc="judge")
     judge = ev.judge_model(p)

@@ -2,14 +2,14 @@
 
 Run: ``dvc repro queries``. ``queries.sources``: ``llm`` (the LLM writes questions per seed
 word) and/or ``titles`` (real people's Naver cafe and 지식iN titles, rewritten by the LLM);
-your own question files join them. The keys (llm.api_key_env's; NAVER_CLIENT_ID and
-_SECRET for the titles) are needed only for what data/cache/queries and /titles lack.
-"""
+your own files join them. Keys (llm.api_key_env's, checked first; NAVER_CLIENT_ID/_SECRET
+for the titles) are needed only for what data/cache/queries and /titles lack."""
 
 import _guard  # noqa: F401  (one line, not a traceback, outside the venv)
 
 from seedtune.core.cache import ResponseCache
 from seedtune.core.config import load_params
+from seedtune.core.preflight import require_llm_key
 from seedtune.core.records import read_lines, write_jsonl
 from seedtune.core.stage import (
     CACHE_DIR,
@@ -31,9 +31,11 @@ def main() -> None:
     extra = [line for f in cfg.extra_files for line in read_lines(f)]
     template, title_template = load_template("queries"), load_template("titles")
     llm_reqs = queries.build_requests(seeds, cfg, template) if "llm" in cfg.sources else []
+    client = LLMClient(p.llm, ResponseCache(CACHE_DIR / "queries"), desc="queries")
+    if client.pending(llm_reqs):  # before the titles' Naver calls, not after them
+        require_llm_key(p.llm.api_key_env, f"API key for {p.llm.base_url}")
     found = (titles.fetch_naver(seeds, cfg.titles, ResponseCache(CACHE_DIR / "titles"))
              if "titles" in cfg.sources else titles.TitleSet())
-    client = LLMClient(p.llm, ResponseCache(CACHE_DIR / "queries"), desc="queries")
     # written even when the stage fails: what was spent is there to read
     with stage_metrics("queries", lambda: usage_metrics(p.llm.model, client.stats,
                                                         p.price_table())) as metrics:

@@ -12,6 +12,7 @@ from pathlib import Path
 import _guard  # noqa: F401  (one line, not a traceback, outside the venv)
 
 from seedtune.core.config import load_params
+from seedtune.core.preflight import check_before_training
 from seedtune.core.records import read_jsonl, save_atomically
 from seedtune.core.stage import (
     METRICS_DIR,
@@ -35,6 +36,8 @@ def main() -> None:
     p = load_params(sections=("train",))
     # model path, chat template, LoRA targets, device: before any weights; workers that
     # relaunch() started skip it, their parent checked the same params on this machine
+    if not relaunched():
+        check_before_training()  # evaluate's judge key: not after minutes of training
     caps = None if relaunched() else validate(p.train)
     rows = read_jsonl(DATA)
     if owns_setup():

@@ -1,7 +1,7 @@
 """The ``seedtune`` command line.
 
     seedtune compose [--adopt | --discard] [overrides ...]
-    seedtune sim [--port 0 --port-file F ...]      loopback OpenAI + Naver simulators
+    seedtune sim [--port 0 | --workspace DIR ...]  loopback OpenAI + Naver simulators
     seedtune tiny-models DIR [--force]             tiny Gemma + e5 models built locally
     seedtune estimate [--json]                     LLM, Naver and crawl costs before any
     seedtune ask "QUESTION" [--rag]                 the tuned model answers (streamed)

@@ -11,6 +11,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from seedtune.core.errors import ConfigError
+from seedtune.core.machine import exp_repository
 
 
 def _dotenv(path: Path) -> dict[str, str]:
@@ -37,8 +38,13 @@ def get_secret(name: str, purpose: str, dotenv: Path | str = ".env") -> str:
 
 
 def optional_secret(name: str, dotenv: Path | str = ".env") -> str | None:
-    """Like :func:`get_secret` but returns None when unset."""
-    return os.environ.get(name) or _dotenv(Path(dotenv)).get(name) or None
+    """Like :func:`get_secret` but returns None when unset. In a ``dvc exp run --queue``
+    copy without a ``.env``, the repository's own ``.env`` is read."""
+    path = Path(dotenv)
+    if not path.is_file() and not path.is_absolute():
+        repo = exp_repository()
+        path = repo / path if repo is not None else path
+    return os.environ.get(name) or _dotenv(path).get(name) or None
 
 
 def hf_token() -> str | None:

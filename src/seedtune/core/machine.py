@@ -60,13 +60,19 @@ def local_file(root: Path = Path(".")) -> Path:
     here = (root / LOCAL_FILE)
     if here.is_file():
         return here
-    resolved = root.resolve()
-    # dvc exp run --queue/--temp: <repo>/.dvc/tmp/exps/<tmp>/ is the workspace
-    for parent in resolved.parents:
+    repo = exp_repository(root)
+    return repo / LOCAL_FILE if repo is not None else here
+
+
+def exp_repository(root: Path = Path(".")) -> Path | None:
+    """The repository a ``dvc exp run --queue/--temp`` copy runs inside of
+    (``<repo>/.dvc/tmp/exps/<tmp>/``), None elsewhere: git-ignored files (this machine's
+    settings, ``.env``) are not copied there."""
+    for parent in root.resolve().parents:
         if parent.name == "exps" and parent.parent.name == "tmp" and \
                 parent.parent.parent.name == ".dvc":
-            return parent.parent.parent.parent / LOCAL_FILE
-    return here
+            return parent.parent.parent.parent
+    return None
 
 
 def _check_keys(path: Path, data: dict[str, Any]) -> None:

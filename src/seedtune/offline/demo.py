@@ -27,6 +27,9 @@ import yaml
 from seedtune.core.compose import set_conf_values
 from seedtune.core.errors import ConfigError
 
+# the workspace's simulator record: the demo writes it, `seedtune sim --workspace` reads it
+from seedtune.offline.sim.workspace import SIM_STATE, save_sim_state, workspace_sim  # noqa: F401
+
 log = logging.getLogger(__name__)
 
 # Credentials for the simulator only, made fresh per process so that a leak test can look
@@ -191,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
         work = prepare_workspace(repo, Path(args.workdir).resolve(),
                                  local_config(sim.url, models, sim.page_origins.values()),
                                  params=demo_params())
+        save_sim_state(work, sim)
         log.info("workspace %s, simulators at %s", work, sim.url)
         env = tool_env(SIM_ENV)
         rc = subprocess.run(["dvc", "repro"], cwd=work, env=env).returncode
@@ -207,4 +211,15 @@ def main(argv: list[str] | None = None) -> int:
         print("\n$ dvc metrics show")
         sys.stdout.flush()
         subprocess.run(["dvc", "metrics", "show"], cwd=work, env=env, check=False)
+    print(next_steps(work))
     return 0
+
+
+def next_steps(work: Path) -> str:
+    """The demo's last lines: how to keep working in its workspace."""
+    venv = Path(sys.executable).parent
+    return (f"\nThe simulator stopped with the demo. To keep working in the workspace, bring it "
+            f"back (same ports,\nthe keys in {work / '.env'}) and follow the README there:\n"
+            f"  seedtune sim --workspace {work} &\n"
+            f"  cd {work} && source {venv / 'activate'}\n"
+            f"  dvc exp run -S train.lora.r=8 && dvc exp show\n")

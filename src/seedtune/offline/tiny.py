@@ -43,7 +43,7 @@ __all__ = ["BUILDER_VERSION", "STAMP_NAME", "TinyModels", "build_tiny_models", "
 logger = logging.getLogger(__name__)
 
 #: Bump whenever the output of the builder changes (invalidates every cached build).
-BUILDER_VERSION = "3"
+BUILDER_VERSION = "4"
 STAMP_NAME = ".tiny-models.stamp"
 _LOCK_NAME = ".tiny-models.lock"
 _TMP_PREFIX = ".tiny-build-"
@@ -240,6 +240,7 @@ def _build_gemma(out: Path, lines: list[str]) -> None:
     )
     with _seeded(SEED):
         model = GemmaForCausalLM(config)
+        _pretrain_chat(model, tokenizer, lines)
     model.eval()
     # As google/gemma-2b-it's generation_config.json on the hub: eos is <eos> (1) alone; the
     # chat template's <end_of_turn> is NOT a stop token there (Gemma 2 lists [1, 107]), so
@@ -253,6 +254,55 @@ def _build_gemma(out: Path, lines: list[str]) -> None:
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     _patch_json(out / "tokenizer_config.json", add_bos_token=True, add_eos_token=False)
+
+
+#: Steps of the tiny Gemma's short chat pre-training (a few seconds on one CPU core).
+PRETRAIN_STEPS = 240
+
+
+def _pretrain_chat(model, tokenizer, lines: list[str]) -> None:
+    """Teach the random-weight model to answer a chat turn with a corpus sentence.
+
+    google/gemma-2b-it is an instruction-tuned model: asked a question, it answers. A model
+    with random tied embeddings only echoes the prompt's last token ("\\n"), so every base
+    answer decoded empty and the demo's judge always preferred the tuned model. A few
+    steps on (sentence, next sentence) turns in the chat template make the base model
+    answer with fluent but generic domain Korean, which a tuned adapter can beat or not.
+    Deterministic: fixed order, one thread, the caller's RNG and thread count restored.
+    """
+    import torch
+
+    pairs = [(lines[i], lines[(i + 1) % len(lines)]) for i in range(len(lines))]
+    rows: list[tuple[list[int], int]] = []  # (token ids, how many of them are the answer)
+    for q, a in pairs:
+        prompt = tokenizer.apply_chat_template([{"role": "user", "content": q}],
+                                               tokenize=False, add_generation_prompt=True)
+        ids = tokenizer(prompt + a + END_OF_TURN + "\n", add_special_tokens=False)["input_ids"]
+        rows.append((ids, len(ids) - len(tokenizer(prompt, add_special_tokens=False)
+                                         ["input_ids"])))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        model.train()
+        optim = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.0)
+        batch = 16
+        for step in range(PRETRAIN_STEPS):
+            chunk = [rows[(step * batch + j) % len(rows)] for j in range(batch)]
+            width = max(len(ids) for ids, _ in chunk)
+            # left-padded as generation is; only the answer tokens are learned, as in SFT
+            input_ids = torch.tensor([[0] * (width - len(ids)) + ids for ids, _ in chunk])
+            mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids, _ in chunk])
+            labels = torch.full_like(input_ids, -100)
+            for r, (_, n) in enumerate(chunk):
+                labels[r, width - n:] = input_ids[r, width - n:]
+            loss = model(input_ids=input_ids, attention_mask=mask, labels=labels).loss
+            loss.backward()
+            optim.step()
+            optim.zero_grad(set_to_none=True)
+        logger.info("tiny gemma chat pre-training: %d steps, last loss %.2f", PRETRAIN_STEPS,
+                    float(loss))
+    finally:
+        torch.set_num_threads(threads)
 
 
 # ------------------------------------------------------------------------------ e5

@@ -24,12 +24,15 @@ def seed_of(*parts: object) -> int:
 
 HANGUL_RE = re.compile(r"[가-힣]+")
 _LABELED_RE = re.compile(
-    r"(?:시드\s*단어|시드|키워드|주제어?|seed(?:\s*word)?|keyword|topic)\s*[:：=]\s*([^\n,;|]{1,30})",
+    r"(?:시드\s*단어|시드|키워드|주제어?|용어|seed(?:\s*word)?|keyword|topic|term)\s*[:：=]\s*"
+    r"([^\n,;|]{1,30})",
     re.I,
 )
 _QUOTED_RE = re.compile(
     r"[\"'“”‘’「」『』《》]([^\"'“”‘’「」『』《》\n]{1,40})[\"'“”‘’「」『』《》]"
 )
+
+_LATIN_TERM = re.compile(r"[A-Za-z][A-Za-z0-9&.\- ]{1,29}")
 
 # Longest first so that "에서는" wins over "는".
 PARTICLES: tuple[str, ...] = tuple(
@@ -365,10 +368,13 @@ def quoted_terms(text: str) -> list[str]:
     A quoted pattern such as ``"~알려 주세요"`` (how a prompt describes a form of sentence,
     not a term) is not one."""
     out: list[str] = []
-    for m in [*_QUOTED_RE.finditer(text), *_LABELED_RE.finditer(text)]:
-        term = m.group(1).strip().strip("\"'“”‘’「」『』《》").strip()
-        if HANGUL_RE.search(term) and len(term) <= 30 and term not in out \
-                and not term.startswith(("~", "～")):
+    labelled = [m.group(1) for m in _LABELED_RE.finditer(text)]
+    for raw in [*(m.group(1) for m in _QUOTED_RE.finditer(text)), *labelled]:
+        term = raw.strip().strip("\"'“”‘’「」『』《》").strip()
+        # a labelled term may be Latin (용어: "LTV"); a quoted Latin word is usually a JSON
+        # key the prompt names ("questions"), not a topic
+        if (HANGUL_RE.search(term) or (raw in labelled and _LATIN_TERM.fullmatch(term))) \
+                and len(term) <= 30 and term not in out and not term.startswith(("~", "～")):
             out.append(term)
     return out
 

@@ -21,7 +21,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from seedtune.offline.sim import korean
+from seedtune.offline.sim import korean, titles
 
 _WORD_TARGET_RES = (
     re.compile(r"약\s*(\d{1,4})\s*(?:개의\s*)?(?:단어|어절)"),
@@ -62,6 +62,9 @@ class FillContext:
     used: set[str] = field(default_factory=set)
     q_index: int = 0
     q_order: list[int] = field(default_factory=list)
+    #: what the prompt's forms sentence asks for (:func:`titles.form_of`): question,
+    #: instruction or both ("mixed"/"fitting": every other one an instruction)
+    form: str = "question"
 
 
 def prompt_hints(prompt: str) -> dict[str, int | None]:
@@ -117,6 +120,7 @@ def make_context(
         target_count=hints["count"],
         echo_question=echo.group(1) if echo else None,
         q_order=order,
+        form=titles.form_of(prompt),
     )
 
 
@@ -181,9 +185,20 @@ def _unique_question(ctx: FillContext) -> str:
             break
     else:  # pragma: no cover - extremely unlikely with the template space
         q = f"{mains[0]}에 대해 {len(ctx.used) + 1}번째로 궁금한 점은 무엇인가요?"
+    if ctx.form == "instruction" or (ctx.form in ("mixed", "fitting") and ctx.q_index % 2):
+        q = _as_instruction(q, ctx.rng)
     ctx.used.add(q)
     ctx.q_index += 1
     return q
+
+
+def _as_instruction(question: str, rng: random.Random) -> str:
+    """The request form of a question ("...무엇인가요?" -> "...무엇인지 알려 주세요."), as a
+    prompt asking for 지시문 wants; the question itself when its ending is not known."""
+    clause = titles.to_instruction(question.rstrip("?").rstrip())
+    if clause is None:
+        return question
+    return f"{clause} {rng.choice(('알려 주세요.', '설명해 주세요.'))}"
 
 
 def _resolve(schema: dict[str, Any], ctx: FillContext) -> dict[str, Any]:

@@ -40,6 +40,7 @@ from urllib.parse import urlsplit
 
 from seedtune.core.records import atomic_write_text
 from seedtune.offline.sim import naver_api, openai_api, pages
+from seedtune.offline.sim.workspace import workspace_sim
 
 _MAX_BODY = 64 * 1024 * 1024
 _FAULT_KINDS = ("429", "5xx", "timeout", "truncated", "fenced", "surrogate", "echo", "refusal",
@@ -78,6 +79,9 @@ class SimConfig:
     # web pages behind the search links, on extra loopback listeners (see sim.pages)
     pages: bool = True
     page_delay_s: float = 1.0  # every response of the "slow" origin waits this long
+    # page origin name -> port (0 or absent: a free one); `seedtune sim --workspace` brings a
+    # demo workspace's page servers back where its crawl.allow_networks and cached links say
+    page_ports: dict[str, int] | None = None
 
     def __post_init__(self) -> None:
         rates = [
@@ -652,7 +656,8 @@ class SimServer:
                 if self.config.pages:
                     for name in pages.ORIGINS:
                         self._page_servers[name] = _Server(
-                            self.config, self._stats, self._stop_event, _PageHandler, port=0,
+                            self.config, self._stats, self._stop_event, _PageHandler,
+                            port=(self.config.page_ports or {}).get(name, 0),
                             origin=name, registry=self.page_registry)
             except OSError:
                 # nothing serves yet: close what is bound (stop() would wait on a server
@@ -795,6 +800,8 @@ def _parser(prog: str | None) -> argparse.ArgumentParser:
     p.add_argument("--page-delay-s", type=float, default=d.page_delay_s,
                    help="delay of every response of the slow page origin")
     p.add_argument("--quiet", action="store_true", help="do not log one line per request")
+    p.add_argument("--workspace", help="a `seedtune demo` workspace: serve on the ports its "
+                   "conf/local names, with the keys in its .env and the demo's judge")
     return p
 
 
@@ -814,6 +821,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     args = _parser(prog).parse_args(argv)
     names = {f.name for f in fields(SimConfig)}
     values = {k: v for k, v in vars(args).items() if k in names}
+    if args.workspace:
+        values.update(workspace_sim(args.workspace))  # raises ConfigError naming the file
     try:
         cfg = SimConfig(**values, log_requests=not args.quiet)
     except ValueError as exc:
