@@ -40,15 +40,18 @@ any call) under ``q<size>.estimate.``.
 ``ratio.<stage>.*`` figures compare the largest size with the smallest: seconds per question
 and peak RSS (flat cost: 1.0; the bar is 1.3x). The bench reports them, it asserts nothing.
 
-Manual large run: ``python bench/bench_scale.py --questions 10000,50000``. Measured at 2,000
-questions on 2 idle cores the seven stages take about 0.12 s a question (crawl 63 ms: 7 page
-requests a question, and the simulator's slow host serves 1 page a second, 4 at once; rank
-38 ms), so expect about 30 minutes for the 10k point and 2-3 hours for the 50k one (the
-one-seed rerun grows with the data too: 74 s at 2,000), about 20 GB of disk in $TMPDIR at
-50k (workspace, DVC cache, remote and clone: four copies) and memory for rank's peak, which
-grew about 0.6 MB a question (1.9 GB at 2,000). ``--keep`` leaves the workspaces for a look;
-``qN.loadavg_before`` above the cores' count says something else was running and the
-seconds are inflated (``cpu_s_per_q`` suffers less).
+Manual large run: ``python bench/bench_scale.py --questions 10000,50000``. Measured at
+1,000 and 10,000 questions on 2 cores (2026-12, tiny e5) the seven stages take about
+0.13 s a question (crawl 44 ms: 7 page requests a question, and the simulator's slow host
+serves 1 page a second, 4 at once; rank 40-70 ms), so expect about 25 minutes for the 10k
+point and 2-3 hours for the 50k one; the one-seed rerun grows with the data too (34 s at
+1,000, 68 s at 10,000: rank and synthesize rewrite their whole outputs). Disk: about 1.1 GB
+of DVC cache at 10k, some 20 GB in $TMPDIR at 50k (workspace, DVC cache, remote and clone:
+four copies). Rank's peak is about 1.0 GB at 1k and 1.2 GB at 10k. ``--keep`` leaves the
+workspaces for a look. Rank's seconds are the noisiest figure on a shared machine (torch's
+threads spin while waiting for each other when another process takes a core: its CPU
+seconds grow too); ``qN.loadavg_before`` above the cores' count says something else was
+running. For rank alone, ``bench/bench_rank_memory.py`` runs one thread.
 """
 
 from __future__ import annotations
