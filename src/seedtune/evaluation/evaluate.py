@@ -11,7 +11,15 @@ from pathlib import Path
 from typing import Any
 
 from seedtune.core.config import Params
-from seedtune.core.records import data_version, read_jsonl, read_lines, write_jsonl
+from seedtune.core.records import (
+    atomic_write_text,
+    data_version,
+    read_jsonl,
+    read_lines,
+    write_json,
+    write_jsonl,
+)
+from seedtune.core.stage import check_reject_rate, stage_metrics, write_rejects
 from seedtune.evaluation.generation import attach_adapter, generate_answers, load_model
 from seedtune.evaluation.judging import (
     bootstrap_ci,
@@ -19,9 +27,12 @@ from seedtune.evaluation.judging import (
     build_score_requests,
     combine,
     mean_scores,
+    report_markdown,
     win_rate,
 )
+from seedtune.evaluation.summary import score_distribution
 from seedtune.llm.client import LLMClient, LLMRequest
+from seedtune.llm.costs import usage_metrics
 from seedtune.llm.prompts import load_template
 
 LABELS = ("base", "tuned")
@@ -152,3 +163,27 @@ def judge_all(p: Params, client: LLMClient, questions: list[str],
             row[f"score_{label}"] = o.value["score"] if o and o.value else None
         rows.append(row)
     return summary, rows
+
+
+def judge_and_report(p: Params, client: LLMClient, questions: list[str],
+                     answers: dict[str, list[str]], instructions: list[dict[str, Any]]) -> None:
+    """Judge both models' answers, then write the stage's outputs: rejects, the reject-rate
+    check, reports/evaluation.md, reports/scores.json, reports/answers.jsonl and
+    metrics/evaluate.json, the metrics also when the stage fails (what was spent is
+    there)."""
+    judge = judge_model(p)
+    with stage_metrics("evaluate", lambda: {f"judge_{k}": v for k, v in usage_metrics(
+            judge, client.stats, p.price_table()).items()}) as metrics:
+        results, rows = judge_all(p, client, questions, answers,
+                                  references(instructions, questions))
+        write_rejects("evaluate", [{"question": r["question"], "reason": r["reject"]}
+                                   for r in rows if not r.get("result")])
+        # two verdicts and two scores per question: every judge request counts
+        check_reject_rate("evaluate", 4 * len(questions), client.stats.rejects,
+                          p.llm.max_reject_rate)
+        atomic_write_text("reports/evaluation.md",
+                          report_markdown({**results, "judge_model": judge}, rows))
+        write_json("reports/scores.json", score_distribution(rows, LABELS))
+        write_answers(questions, answers)  # estimate rebuilds the judge's requests from it
+        # which adapter was judged: the merged model's card quotes the verdict only for it
+        metrics.update(results, adapter_md5=weights_md5("models/adapter"))
