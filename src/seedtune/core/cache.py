@@ -47,7 +47,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, NamedTuple
 
-from seedtune.core.records import FILE_MODE
+from seedtune.core.records import FILE_MODE, sweep_stale
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +57,6 @@ MERGE_FANOUT = 8
 #: Segments under this size are all of the smallest tier.
 TIER_BASE_BYTES = 1 << 20
 KEY_CHARS = 64
-#: A merge's temporary file this old was left by a killed process, not a live one.
-STALE_MERGE_S = 3600
 
 
 def cache_key(payload: Any) -> str:
@@ -170,7 +168,7 @@ class ResponseCache:
         self.damaged = 0
         for path in sorted(self.root.glob(SEGMENT_GLOB)):
             self._scan(path)
-        self._drop_stale_merges()
+        sweep_stale(self.root, ".seg-*.tmp")  # what a merge killed midway left
         self._migrate()
         weakref.finalize(self, _release, self._fds)
         atexit.register(_close_at_exit, weakref.ref(self))
@@ -312,15 +310,6 @@ class ResponseCache:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    def _drop_stale_merges(self) -> None:
-        """Delete what a merge killed midway left (its result never replaced anything)."""
-        for tmp in self.root.glob(".seg-*.tmp"):
-            try:
-                if time.time() - tmp.stat().st_mtime > STALE_MERGE_S:
-                    tmp.unlink()
-            except FileNotFoundError:
-                pass
 
     def _merge(self) -> None:
         while True:

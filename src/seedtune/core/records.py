@@ -15,6 +15,7 @@ import logging
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -73,6 +74,27 @@ def atomic_write_bytes(path: Path | str, data: bytes, durable: bool = True) -> N
     """
     with atomic_open(path, durable, sweep=False) as fh:
         fh.write(data)
+
+
+#: A temporary file or folder this old was left by a killed process, not a live one.
+STALE_TMP_S = 3600.0
+
+
+def sweep_stale(directory: Path | str, pattern: str, max_age_s: float = STALE_TMP_S) -> None:
+    """Delete what killed writers left in ``directory`` (files or folders matching
+    ``pattern``, older than ``max_age_s``): their results never replaced anything, and a
+    younger one may belong to a writer still at work."""
+    now = time.time()
+    for stale in Path(directory).glob(pattern):
+        try:
+            if now - stale.stat().st_mtime <= max_age_s:
+                continue
+            if stale.is_dir():
+                shutil.rmtree(stale, ignore_errors=True)
+            else:
+                stale.unlink()
+        except FileNotFoundError:
+            pass
 
 
 @contextmanager

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from seedtune.core.records import atomic_write_text, honour_umask
+from seedtune.core.records import atomic_write_text, honour_umask, sweep_stale
 
 __all__ = ["BUILDER_VERSION", "STAMP_NAME", "TinyModels", "build_tiny_models", "main"]
 
@@ -415,14 +415,6 @@ def _write_stamp(root: Path, fingerprint: str) -> None:
     atomic_write_text(root / STAMP_NAME, json.dumps(payload, indent=2) + "\n", durable=False)
 
 
-def _clean_stale_tmp(root: Path, max_age_s: float = 3600.0) -> None:
-    now = time.time()
-    for p in root.glob(_TMP_PREFIX + "*"):
-        with contextlib.suppress(OSError):
-            if now - p.stat().st_mtime > max_age_s:
-                shutil.rmtree(p, ignore_errors=True)
-
-
 def build_tiny_models(directory: Path | str, force: bool = False) -> TinyModels:
     """Build (or reuse) the tiny Gemma and e5 stand-ins under DIRECTORY.
 
@@ -443,7 +435,7 @@ def build_tiny_models(directory: Path | str, force: bool = False) -> TinyModels:
         if not force and _is_complete(root, fingerprint):
             logger.info("tiny models up to date in %s", root)
             return paths
-        _clean_stale_tmp(root)
+        sweep_stale(root, _TMP_PREFIX + "*")
         started = time.perf_counter()
         work = Path(tempfile.mkdtemp(prefix=_TMP_PREFIX, dir=root))
         try:

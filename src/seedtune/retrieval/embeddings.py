@@ -32,7 +32,6 @@ import logging
 import os
 import struct
 import tempfile
-import time
 import zipfile
 import zlib
 from pathlib import Path
@@ -40,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from seedtune.core.records import FILE_MODE, atomic_write_bytes
+from seedtune.core.records import FILE_MODE, atomic_write_bytes, sweep_stale
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +56,6 @@ FOOTER = struct.Struct("<8sIII")
 KEY_BYTES = 32
 #: Small shards (fewer than ``flush_every`` vectors) are merged into one once this many exist.
 MERGE_FANOUT = 8
-#: A temporary file this old was left by a killed process, not a live one.
-STALE_TMP_S = 3600
 #: Shard files kept open at once for reading.
 OPEN_SHARDS = 64
 
@@ -130,7 +127,7 @@ class EmbeddingStore:
         self._fds: dict[int, int] = {}  # shard id -> open fd, the most recently used last
         self.reused = 0
         self.encoded = 0
-        self._drop_stale_tmp()
+        sweep_stale(self.dir, ".*.tmp")  # what a killed write or merge left
         self._migrate_npz()
         self._load()
         if len(self._prefix):
@@ -343,15 +340,6 @@ class EmbeddingStore:
                 shard.path.unlink(missing_ok=True)
         log.info("merged %d embedding shards into %s", len(shards), self.dir / name)
         self._load()
-
-    def _drop_stale_tmp(self) -> None:
-        """Delete temp files a killed write or merge left (they never replaced anything)."""
-        for tmp in self.dir.glob(".*.tmp"):
-            try:
-                if time.time() - tmp.stat().st_mtime > STALE_TMP_S:
-                    tmp.unlink()
-            except FileNotFoundError:
-                pass
 
     # -- the old layout --------------------------------------------------------------------
     def _migrate_npz(self) -> None:
