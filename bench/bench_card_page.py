@@ -33,17 +33,66 @@ from seedtune.synthesis.browse import write_html
 #: The commit whose page (every row as HTML) is measured beside today's.
 BASELINE = "914810f"
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
-WORDS = ("전세", "월세", "매매", "계약", "보증금", "임대인", "임차인", "등기부등본", "근저당",
-         "확정일자", "전입신고", "중개사", "수수료", "아파트", "오피스텔", "빌라", "재건축",
-         "청약", "대출", "금리", "세금", "취득세", "양도세", "보험", "관리비", "계약금",
-         "잔금", "특약", "하자", "수리", "갱신", "만기", "서울", "경기", "신축", "시세")
+WORDS = (
+    "전세",
+    "월세",
+    "매매",
+    "계약",
+    "보증금",
+    "임대인",
+    "임차인",
+    "등기부등본",
+    "근저당",
+    "확정일자",
+    "전입신고",
+    "중개사",
+    "수수료",
+    "아파트",
+    "오피스텔",
+    "빌라",
+    "재건축",
+    "청약",
+    "대출",
+    "금리",
+    "세금",
+    "취득세",
+    "양도세",
+    "보험",
+    "관리비",
+    "계약금",
+    "잔금",
+    "특약",
+    "하자",
+    "수리",
+    "갱신",
+    "만기",
+    "서울",
+    "경기",
+    "신축",
+    "시세",
+)
 PARTICLES = ("은", "는", "이", "가", "을", "를", "에", "에서", "의", "와", "로", "도", "만")
-ENDINGS = ("합니다.", "해야 합니다.", "할 수 있습니다.", "하는 것이 좋습니다.", "됩니다.",
-           "인지 확인하세요.", "일 수 있어요.", "라고 합니다.")
+ENDINGS = (
+    "합니다.",
+    "해야 합니다.",
+    "할 수 있습니다.",
+    "하는 것이 좋습니다.",
+    "됩니다.",
+    "인지 확인하세요.",
+    "일 수 있어요.",
+    "라고 합니다.",
+)
 CATEGORIES = ("blog", "news", "kin", "webkr", "cafearticle")
 
 
@@ -69,8 +118,9 @@ def make_row(i: int) -> dict[str, Any]:
     return {
         "question": f"{_text(rng, 40)} (사례 {i + 1}번) 어떻게 해야 하나요?",
         "answer": _text(rng, rng.randint(250, 600)),
-        "sources": [f"https://{c}.example.kr/{rng.randrange(10**8)}?q={i}&p={k}"
-                    for k, c in enumerate(cats)],
+        "sources": [
+            f"https://{c}.example.kr/{rng.randrange(10**8)}?q={i}&p={k}" for k, c in enumerate(cats)
+        ],
         "passages": [_text(rng, rng.randint(200, 500)) for _ in range(n)],
         "source_categories": cats,
         "source_kinds": [rng.choice(("page", "snippet")) for _ in range(n)],
@@ -79,7 +129,8 @@ def make_row(i: int) -> dict[str, Any]:
         "post_title": _text(rng, 30) if titles else None,
         "post_link": f"https://cafe.naver.com/house/{i}" if titles else None,
         "post_category": "cafearticle" if titles else None,
-        "model": "gpt-4o-mini", "template": "a1b2c3d4",
+        "model": "gpt-4o-mini",
+        "template": "a1b2c3d4",
         "split": "eval" if rng.random() < 0.1 else "train",
     }
 
@@ -144,9 +195,12 @@ def baseline_render() -> Any:
     """The page's render function at :data:`BASELINE` (every row as HTML), or None without
     git history."""
     try:
-        source = subprocess.run(["git", "-C", str(ROOT), "show",
-                                 f"{BASELINE}:src/seedtune/synthesis/browse.py"], check=True,
-                                capture_output=True, text=True).stdout
+        source = subprocess.run(
+            ["git", "-C", str(ROOT), "show", f"{BASELINE}:src/seedtune/synthesis/browse.py"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
     except (OSError, subprocess.CalledProcessError):
         return None
     namespace: dict[str, Any] = {"__name__": "browse_baseline"}
@@ -185,8 +239,7 @@ def run() -> dict[str, Any]:
         with browser() as b:
             for key, (path, n) in pages.items():
                 # a row near the end: what a search must reach past the first pages
-                timings = measure_browser(b, path, None if key.startswith("before") else
-                                          n - n // 8)
+                timings = measure_browser(b, path, None if key.startswith("before") else n - n // 8)
                 result.update({f"{key}_{fig}": value for fig, value in timings.items()})
     return result
 

@@ -19,9 +19,11 @@ from collections import defaultdict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-PAGE = ("<html><head><meta charset='utf-8'></head><body><article>"
-        + "<p>전세 계약 전에 등기부등본의 근저당 설정액을 확인하세요. 확정일자를 받으세요.</p>" * 30
-        + "</article></body></html>").encode()
+PAGE = (
+    "<html><head><meta charset='utf-8'></head><body><article>"
+    + "<p>전세 계약 전에 등기부등본의 근저당 설정액을 확인하세요. 확정일자를 받으세요.</p>" * 30
+    + "</article></body></html>"
+).encode()
 
 
 def _site(latency_s: float, stamps: dict[int, list[float]]) -> ThreadingHTTPServer:
@@ -53,8 +55,13 @@ def _rate_and_min_gap(stamps: list[float]) -> tuple[float, float]:
     return (len(gaps) / (stamps[-1] - stamps[0]) if gaps else 0.0), min(gaps, default=0.0)
 
 
-def run(hosts: int = 6, pages_per_host: int = 20, latency_ms: float = 150,
-        host_rps: float = 4.0, per_host: int = 2) -> dict[str, Any]:
+def run(
+    hosts: int = 6,
+    pages_per_host: int = 20,
+    latency_ms: float = 150,
+    host_rps: float = 4.0,
+    per_host: int = 2,
+) -> dict[str, Any]:
     """Fetch ``hosts * pages_per_host`` pages both ways; pages/s and the politeness kept."""
     import requests
 
@@ -65,8 +72,11 @@ def run(hosts: int = 6, pages_per_host: int = 20, latency_ms: float = 150,
     servers = [_site(latency_ms / 1000, stamps) for _ in range(hosts)]
     # one host's links after another, as a crawl's links come (blog.naver.com's together):
     # a crawler that lets one host's waiting pages hold its slots would crawl host by host
-    urls = [f"http://127.0.0.1:{s.server_address[1]}/post/{i}" for s in servers
-            for i in range(pages_per_host)]
+    urls = [
+        f"http://127.0.0.1:{s.server_address[1]}/post/{i}"
+        for s in servers
+        for i in range(pages_per_host)
+    ]
     try:
         t0 = time.perf_counter()
         with requests.Session() as session:
@@ -74,10 +84,15 @@ def run(hosts: int = 6, pages_per_host: int = 20, latency_ms: float = 150,
                 session.get(url, timeout=10).raise_for_status()
         sequential_s = time.perf_counter() - t0
         stamps.clear()
-        settings = FetchSettings(user_agent="seedtune-bench/1", concurrency=32,
-                                 per_host=per_host, host_rps=host_rps, timeout_s=10,
-                                 max_retries=0, allow_networks=tuple(
-                                     f"127.0.0.1:{s.server_address[1]}" for s in servers))
+        settings = FetchSettings(
+            user_agent="seedtune-bench/1",
+            concurrency=32,
+            per_host=per_host,
+            host_rps=host_rps,
+            timeout_s=10,
+            max_retries=0,
+            allow_networks=tuple(f"127.0.0.1:{s.server_address[1]}" for s in servers),
+        )
         with tempfile.TemporaryDirectory() as tmp:
             fetcher = PageFetcher(settings, ResponseCache(tmp), desc="bench crawl")
             t0 = time.perf_counter()
@@ -97,9 +112,16 @@ def run(hosts: int = 6, pages_per_host: int = 20, latency_ms: float = 150,
     n = len(urls)
     # the fastest a polite crawler can go: each host's pages at host_rps, hosts in parallel
     floor_s = (pages_per_host + 1) / host_rps
-    return {"pages": n, "hosts": hosts, "latency_ms": latency_ms, "host_rps": host_rps,
-            "sequential_pages_per_s": n / sequential_s, "ours_pages_per_s": n / ours_s,
-            "speedup_vs_sequential": sequential_s / ours_s, "ours_over_polite_floor":
-            ours_s / floor_s, "busiest_host_rps_measured": busiest,
-            "min_gap_same_host_ms": min_gap_ms,
-            "cached_rerun_s": cached_s}
+    return {
+        "pages": n,
+        "hosts": hosts,
+        "latency_ms": latency_ms,
+        "host_rps": host_rps,
+        "sequential_pages_per_s": n / sequential_s,
+        "ours_pages_per_s": n / ours_s,
+        "speedup_vs_sequential": sequential_s / ours_s,
+        "ours_over_polite_floor": ours_s / floor_s,
+        "busiest_host_rps_measured": busiest,
+        "min_gap_same_host_ms": min_gap_ms,
+        "cached_rerun_s": cached_s,
+    }

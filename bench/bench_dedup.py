@@ -33,21 +33,114 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-QUALIFIERS = ["목동", "잠실", "분당", "일산", "송도", "동탄", "마포", "성수", "판교", "광교",
-              "위례", "평촌", "산본", "김포", "파주", "하남", "미사", "다산", "별내", "청라",
-              "검단", "부평", "수원", "용인", "화성", "세종", "대전", "대구", "부산", "광주",
-              "울산", "창원", "천안", "청주", "전주", "강릉", "원주", "제주", "노원", "강서",
-              "은평", "관악", "동작", "서초", "강남", "송파", "강동", "용산", "종로", "중랑"]
+QUALIFIERS = [
+    "목동",
+    "잠실",
+    "분당",
+    "일산",
+    "송도",
+    "동탄",
+    "마포",
+    "성수",
+    "판교",
+    "광교",
+    "위례",
+    "평촌",
+    "산본",
+    "김포",
+    "파주",
+    "하남",
+    "미사",
+    "다산",
+    "별내",
+    "청라",
+    "검단",
+    "부평",
+    "수원",
+    "용인",
+    "화성",
+    "세종",
+    "대전",
+    "대구",
+    "부산",
+    "광주",
+    "울산",
+    "창원",
+    "천안",
+    "청주",
+    "전주",
+    "강릉",
+    "원주",
+    "제주",
+    "노원",
+    "강서",
+    "은평",
+    "관악",
+    "동작",
+    "서초",
+    "강남",
+    "송파",
+    "강동",
+    "용산",
+    "종로",
+    "중랑",
+]
 KINDS = ["", "아파트", "오피스텔", "빌라"]
-TERMS = ["전세", "월세", "반전세", "매매", "청약", "분양권", "입주권", "재건축", "재개발",
-         "리모델링", "전세대출", "주담대", "디딤돌대출", "보금자리론", "신생아특례대출",
-         "전세보증보험", "확정일자", "전입신고", "등기부등본", "중개수수료", "취득세",
-         "양도세", "재산세", "종부세", "증여세", "상속세", "임대사업자", "갭투자", "경매",
-         "공매", "토지거래허가", "분양가상한제", "조정대상지역", "투기과열지구", "LTV",
-         "DSR", "DTI", "전매제한", "실거주의무", "특별공급"]
+TERMS = [
+    "전세",
+    "월세",
+    "반전세",
+    "매매",
+    "청약",
+    "분양권",
+    "입주권",
+    "재건축",
+    "재개발",
+    "리모델링",
+    "전세대출",
+    "주담대",
+    "디딤돌대출",
+    "보금자리론",
+    "신생아특례대출",
+    "전세보증보험",
+    "확정일자",
+    "전입신고",
+    "등기부등본",
+    "중개수수료",
+    "취득세",
+    "양도세",
+    "재산세",
+    "종부세",
+    "증여세",
+    "상속세",
+    "임대사업자",
+    "갭투자",
+    "경매",
+    "공매",
+    "토지거래허가",
+    "분양가상한제",
+    "조정대상지역",
+    "투기과열지구",
+    "LTV",
+    "DSR",
+    "DTI",
+    "전매제한",
+    "실거주의무",
+    "특별공급",
+]
 #: Pairs of terms that a key-term pair swaps (one for the other).
-SWAPS = {"전세": "월세", "월세": "반전세", "매매": "전세", "취득세": "양도세", "양도세": "증여세",
-         "재산세": "종부세", "청약": "분양권", "재건축": "재개발", "LTV": "DSR", "DSR": "DTI"}
+SWAPS = {
+    "전세": "월세",
+    "월세": "반전세",
+    "매매": "전세",
+    "취득세": "양도세",
+    "양도세": "증여세",
+    "재산세": "종부세",
+    "청약": "분양권",
+    "재건축": "재개발",
+    "LTV": "DSR",
+    "DSR": "DTI",
+}
 
 
 def _final(word: str) -> bool:
@@ -75,65 +168,93 @@ def _subject(spec: tuple) -> str:
 # spec's key-term partner (None: the frame plants no pair).
 def _define(s: tuple) -> list[str]:
     t = _subject(s)
-    return [f"{_j(t, '은는')} 무엇인가요?", f"{t}에 대해 알려 주세요.",
-            f"{_j(t, '이가')} 궁금합니다!", f"혹시 {t}에 대해 좀 설명해 주실 수 있나요?ㅠㅠ"]
+    return [
+        f"{_j(t, '은는')} 무엇인가요?",
+        f"{t}에 대해 알려 주세요.",
+        f"{_j(t, '이가')} 궁금합니다!",
+        f"혹시 {t}에 대해 좀 설명해 주실 수 있나요?ㅠㅠ",
+    ]
 
 
 def _merit(s: tuple) -> list[str]:
     t, side = _subject(s), s[3]
-    return [f"{t}의 {side}은 무엇인가요?", f"{t}의 {_j(side, '이가')} 궁금해요",
-            f"{t} {side} 알려주세요"]
+    return [
+        f"{t}의 {side}은 무엇인가요?",
+        f"{t}의 {_j(side, '이가')} 궁금해요",
+        f"{t} {side} 알려주세요",
+    ]
 
 
 def _calculate(s: tuple) -> list[str]:
     t = _subject(s)
-    return [f"{_j(t, '은는')} 어떻게 계산하나요?", f"{t}의 계산 방법은 어떻게 되나요?",
-            f"{t} 계산 방법 좀 알려주세요"]
+    return [
+        f"{_j(t, '은는')} 어떻게 계산하나요?",
+        f"{t}의 계산 방법은 어떻게 되나요?",
+        f"{t} 계산 방법 좀 알려주세요",
+    ]
 
 
 def _caution(s: tuple) -> list[str]:
     t, contract = _subject(s), s[3]
-    return [f"{t} {contract} 시 주의할 점은?", f"{t} {contract}할 때 주의해야 할 사항이 있을까요?",
-            f"{t} {contract} 시 주의사항을 설명해 주세요."]
+    return [
+        f"{t} {contract} 시 주의할 점은?",
+        f"{t} {contract}할 때 주의해야 할 사항이 있을까요?",
+        f"{t} {contract} 시 주의사항을 설명해 주세요.",
+    ]
 
 
 def _documents(s: tuple) -> list[str]:
     t = _subject(s)
-    return [f"{t} 신청 시 필요한 서류는 무엇인가요?",
-            f"{_j(t, '을를')} 신청할 때 필요한 서류가 궁금합니다.",
-            f"{t} 신청할때 필요한 서류 알려주세요"]
+    return [
+        f"{t} 신청 시 필요한 서류는 무엇인가요?",
+        f"{_j(t, '을를')} 신청할 때 필요한 서류가 궁금합니다.",
+        f"{t} 신청할때 필요한 서류 알려주세요",
+    ]
 
 
 def _cancel(s: tuple) -> list[str]:
     t = _subject(s)
     if s[3] == "must":
         return [f"{t} 계약을 중도에 해지해야 하나요?", f"{t} 계약은 중도에 해지해야 할까요?"]
-    return [f"{t} 계약을 중도에 해지할 수 있나요?", f"{t} 계약 중도 해지가 가능한가요?",
-            f"{t} 계약을 중도에 해지해도 되나요?"]
+    return [
+        f"{t} 계약을 중도에 해지할 수 있나요?",
+        f"{t} 계약 중도 해지가 가능한가요?",
+        f"{t} 계약을 중도에 해지해도 되나요?",
+    ]
 
 
 def _when(s: tuple) -> list[str]:
     t, ask = _subject(s), s[3]
-    return [f"{t} 신고는 {ask} 해야 하나요?", f"{t} 신고는 {ask} 하나요?",
-            f"{t} 신고 {ask} 해야 돼요?"]
+    return [
+        f"{t} 신고는 {ask} 해야 하나요?",
+        f"{t} 신고는 {ask} 하나요?",
+        f"{t} 신고 {ask} 해야 돼요?",
+    ]
 
 
 def _compare(s: tuple) -> list[str]:
     t, other = _subject(s), s[3]
-    return [f"{_j(t, '과와')} {other}의 차이는 무엇인가요?", f"{_j(other, '과와')} {t}의 차이는?",
-            f"{_j(t, '과와')} {other}의 차이가 궁금합니다"]
+    return [
+        f"{_j(t, '과와')} {other}의 차이는 무엇인가요?",
+        f"{_j(other, '과와')} {t}의 차이는?",
+        f"{_j(t, '과와')} {other}의 차이가 궁금합니다",
+    ]
 
 
 def _convert(s: tuple) -> list[str]:
     t, (a, b) = _subject(s), s[3]
-    return [f"{t} {a}에서 {_j(b, '으로로')} 전환할 때 주의할 점은?",
-            f"{t} {a}에서 {_j(b, '으로로')} 전환 시 주의사항은 무엇인가요?"]
+    return [
+        f"{t} {a}에서 {_j(b, '으로로')} 전환할 때 주의할 점은?",
+        f"{t} {a}에서 {_j(b, '으로로')} 전환 시 주의사항은 무엇인가요?",
+    ]
 
 
 def _amount(s: tuple) -> list[str]:
     t, n = _subject(s), s[3]
-    return [f"{n}억 {t} 매수 시 대출 한도는 얼마인가요?",
-            f"{n}억짜리 {_j(t, '을를')} 매수할 때 대출 한도는 얼마나 되나요?"]
+    return [
+        f"{n}억 {t} 매수 시 대출 한도는 얼마인가요?",
+        f"{n}억짜리 {_j(t, '을를')} 매수할 때 대출 한도는 얼마나 되나요?",
+    ]
 
 
 def _role(s: tuple) -> list[str]:
@@ -156,10 +277,16 @@ FRAMES: dict[str, tuple[Any, list[Any], dict[Any, Any]]] = {
     "documents": (_documents, [None], {}),
     "cancel": (_cancel, ["can", "must"], {"can": "must", "must": "can"}),
     "when": (_when, ["언제", "왜"], {"언제": "왜", "왜": "언제"}),
-    "compare": (_compare, ["분양권", "입주권", "경매"], {"분양권": "입주권", "입주권": "경매",
-                                                      "경매": "분양권"}),
-    "convert": (_convert, [("전세", "월세"), ("월세", "전세")],
-                {("전세", "월세"): ("월세", "전세"), ("월세", "전세"): ("전세", "월세")}),
+    "compare": (
+        _compare,
+        ["분양권", "입주권", "경매"],
+        {"분양권": "입주권", "입주권": "경매", "경매": "분양권"},
+    ),
+    "convert": (
+        _convert,
+        [("전세", "월세"), ("월세", "전세")],
+        {("전세", "월세"): ("월세", "전세"), ("월세", "전세"): ("전세", "월세")},
+    ),
     "amount": (_amount, [3, 5, 7, 10, 15, 20], {3: 5, 5: 10, 7: 15, 10: 20, 15: 3, 20: 7}),
     "role": (_role, ["임차인", "임대인"], {"임차인": "임대인", "임대인": "임차인"}),
     "pay": (_pay, ["계약금", "중도금", "잔금"], {}),
@@ -171,7 +298,7 @@ def _noise(rng: random.Random, text: str) -> str:
     kind = rng.randrange(4)
     if kind == 0 and text.count(" ") > 1:
         i = rng.choice([i for i, c in enumerate(text) if c == " "])
-        return text[:i] + text[i + 1:]
+        return text[:i] + text[i + 1 :]
     if kind == 1:
         return text.rstrip("?.!") + rng.choice(["??", "!!", " ㅠㅠ", "~", "?^^"])
     if kind == 2:
@@ -179,8 +306,9 @@ def _noise(rng: random.Random, text: str) -> str:
     return text
 
 
-def planted_set(n: int, seed: int = 0) -> tuple[list[dict[str, Any]], list[tuple],
-                                                list[int], list[tuple[int, int]]]:
+def planted_set(
+    n: int, seed: int = 0
+) -> tuple[list[dict[str, Any]], list[tuple], list[int], list[tuple[int, int]]]:
     """About ``n`` rows: distinct questions, planted duplicates (15%) and key-term partners
     (15%). Returns the rows, each row's spec, the indices of planted duplicates and the
     key-term pairs (indices of both rows)."""
@@ -219,8 +347,11 @@ def planted_set(n: int, seed: int = 0) -> tuple[list[dict[str, Any]], list[tuple
                 twin = (name, SWAPS[spec[1]], spec[2], spec[3])
             else:  # another region: 목동 아파트 vs 잠실 아파트
                 region, _, kind = spec[2].partition(" ")
-                nxt = QUALIFIERS[(QUALIFIERS.index(region) + 1) % len(QUALIFIERS)] \
-                    if region else QUALIFIERS[0]
+                nxt = (
+                    QUALIFIERS[(QUALIFIERS.index(region) + 1) % len(QUALIFIERS)]
+                    if region
+                    else QUALIFIERS[0]
+                )
                 twin = (name, spec[1], f"{nxt} {kind}".strip(), spec[3])
             if twin not in seen:
                 seen.add(twin)
@@ -228,12 +359,17 @@ def planted_set(n: int, seed: int = 0) -> tuple[list[dict[str, Any]], list[tuple
     order = list(range(len(rows)))
     rng.shuffle(order)  # the planted rows are not next to their originals
     where = {old: new for new, old in enumerate(order)}
-    return ([rows[i] for i in order], [specs[i] for i in order],
-            [where[i] for i in duplicates], [(where[a], where[b]) for a, b in pairs])
+    return (
+        [rows[i] for i in order],
+        [specs[i] for i in order],
+        [where[i] for i in duplicates],
+        [(where[a], where[b]) for a, b in pairs],
+    )
 
 
-def old_rule(rows: list[dict[str, Any]], threshold: float = 0.6
-             ) -> tuple[list[dict[str, Any]], list[tuple[dict, dict]]]:
+def old_rule(
+    rows: list[dict[str, Any]], threshold: float = 0.6
+) -> tuple[list[dict[str, Any]], list[tuple[dict, dict]]]:
     """The queries stage's dedup before this module: exact, then syllable-bigram Jaccard
     >= ``threshold`` against the kept questions of the same seed word."""
     from seedtune.core.text import char_ngrams, jaccard
@@ -256,8 +392,13 @@ def old_rule(rows: list[dict[str, Any]], threshold: float = 0.6
     return kept, dropped
 
 
-def score(rows: list[dict], specs: list[tuple], duplicates: list[int],
-          pairs: list[tuple[int, int]], kept: list[dict]) -> dict[str, float]:
+def score(
+    rows: list[dict],
+    specs: list[tuple],
+    duplicates: list[int],
+    pairs: list[tuple[int, int]],
+    kept: list[dict],
+) -> dict[str, float]:
     """Shares of planted duplicates removed (one copy of their question left), of those
     less the synonym family (``reworded_removed``), of key-term pairs with both questions
     kept, and of distinct questions kept."""
@@ -267,10 +408,12 @@ def score(rows: list[dict], specs: list[tuple], duplicates: list[int],
     removed = [i for i in duplicates if copies[specs[i]] == 1]
     worded = [i for i in duplicates if specs[i][0] != "pay"]  # less the synonym family
     both = sum(1 for a, b in pairs if copies[specs[a]] and copies[specs[b]])
-    return {"duplicates_removed": len(removed) / len(duplicates),
-            "reworded_removed": sum(1 for i in removed if specs[i][0] != "pay") / len(worded),
-            "key_term_pairs_kept": both / len(pairs),
-            "distinct_kept": len(copies) / len(set(specs))}
+    return {
+        "duplicates_removed": len(removed) / len(duplicates),
+        "reworded_removed": sum(1 for i in removed if specs[i][0] != "pay") / len(worded),
+        "key_term_pairs_kept": both / len(pairs),
+        "distinct_kept": len(copies) / len(set(specs)),
+    }
 
 
 def _kiwi_rate(texts: list[str], workers: int | None) -> float:
@@ -282,7 +425,7 @@ def _kiwi_rate(texts: list[str], workers: int | None) -> float:
     kiwi.tokenize("전세")  # its model loads on first use
     t0 = time.perf_counter()
     for start in range(0, len(texts), 1000):
-        for _ in kiwi.tokenize(texts[start:start + 1000]):
+        for _ in kiwi.tokenize(texts[start : start + 1000]):
             pass
     return len(texts) / (time.perf_counter() - t0)
 
@@ -320,8 +463,9 @@ def run(small: int = 10_000, large: int = 100_000) -> dict[str, Any]:
         for fig, value in score(rows, specs, duplicates, pairs, kept).items():
             result[f"ours_{label}_{fig}"] = value
     small_label, large_label = (f"{n // 1000}k" for n in (small, large))
-    result[f"ours_cost_ratio_{large_label}_{small_label}"] = \
+    result[f"ours_cost_ratio_{large_label}_{small_label}"] = (
         per_question[large_label] / per_question[small_label]
+    )
     rows, specs, duplicates, pairs = sets[small]
     t0 = time.perf_counter()
     old_kept, _ = old_rule(rows)  # within seed words, as the queries stage ran it

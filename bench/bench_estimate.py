@@ -16,9 +16,12 @@ from pathlib import Path
 from typing import Any
 
 QUESTIONS = 10_000
-_ITEM = {"title": "전세 계약 <b>주의</b>할 점", "link": "https://blog.naver.com/land1/22",
-         "description": "전세 계약 전에는 등기부등본으로 근저당 설정액을 확인해야 합니다. " * 2,
-         "postdate": "20240101"}
+_ITEM = {
+    "title": "전세 계약 <b>주의</b>할 점",
+    "link": "https://blog.naver.com/land1/22",
+    "description": "전세 계약 전에는 등기부등본으로 근저당 설정액을 확인해야 합니다. " * 2,
+    "postdate": "20240101",
+}
 
 
 def run() -> dict[str, Any]:
@@ -37,7 +40,10 @@ def run() -> dict[str, Any]:
         with ResponseCache(root / "search") as cache:
             filler = NaverClient(cfg, cache, "id", "secret", budget)
             filler._fetch = lambda category, params: {  # type: ignore[method-assign]
-                "total": 300, "display": cfg.display, "items": [_ITEM] * cfg.display}
+                "total": 300,
+                "display": cfg.display,
+                "items": [_ITEM] * cfg.display,
+            }
             for q in questions:
                 for category in cfg.categories:
                     filler.search(q, category)
@@ -46,16 +52,27 @@ def run() -> dict[str, Any]:
         counted = forecast.search_calls(client, questions)
         search_s = time.perf_counter() - started
         assert (counted["cached"], counted["calls"]) == (QUESTIONS * len(cfg.categories), 0)
-        rows = [{"question": q, "documents": [
-            {"category": c, "link": f"https://{c}.naver.com/{i}/{k}"}
-            for c in cfg.categories for k in range(cfg.display)]}
-            for i, q in enumerate(questions)]
+        rows = [
+            {
+                "question": q,
+                "documents": [
+                    {"category": c, "link": f"https://{c}.naver.com/{i}/{k}"}
+                    for c in cfg.categories
+                    for k in range(cfg.display)
+                ],
+            }
+            for i, q in enumerate(questions)
+        ]
         started = time.perf_counter()
         links, _ = forecast.crawl_pages(rows, CrawlConfig(), ResponseCache(root / "crawl"))
         crawl_s = time.perf_counter() - started
         budget.close()
-    return {"questions": QUESTIONS, "search_count_s": round(search_s, 2),
-            "crawl_count_s": round(crawl_s, 2), "crawl_links": links}
+    return {
+        "questions": QUESTIONS,
+        "search_count_s": round(search_s, 2),
+        "crawl_count_s": round(crawl_s, 2),
+        "crawl_links": links,
+    }
 
 
 if __name__ == "__main__":

@@ -33,8 +33,10 @@ ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "tests" / "data" / "extraction"
 CHARSETS = ROOT / "tests" / "data" / "charsets"
 #: The benchmark's two Korean news pages (entermedia.co.kr), both UTF-8.
-KOREAN_PAGES = ("0ec95c7261d122f304728e90c983450ef1ce1e0b423546835c397d50aaf0d0f2",
-                "9da36ae4714bfccc72374c6c146e9d1cd3cca39e2110bd67ccdbcc806f4cf139")
+KOREAN_PAGES = (
+    "0ec95c7261d122f304728e90c983450ef1ce1e0b423546835c397d50aaf0d0f2",
+    "9da36ae4714bfccc72374c6c146e9d1cd3cca39e2110bd67ccdbcc806f4cf139",
+)
 _WORD = re.compile(r"\w+")
 
 
@@ -42,8 +44,9 @@ def shingles(text: str, n: int = 4) -> Counter[tuple[str, ...]]:
     """Word n-grams of ``text`` (``\\w+`` words), counted; a text shorter than ``n`` words
     is one shingle."""
     words = _WORD.findall(text or "")
-    return Counter(tuple(words[i:i + n]) for i in range(max(1, len(words) - n + 1))
-                   if words[i:i + n])
+    return Counter(
+        tuple(words[i : i + n]) for i in range(max(1, len(words) - n + 1)) if words[i : i + n]
+    )
 
 
 def match(truth: str, pred: str) -> tuple[float, float, float]:
@@ -63,13 +66,17 @@ def recall(truth: str, pred: str) -> float:
 def scores(matches: list[tuple[float, float, float]]) -> dict[str, float]:
     """Mean precision over pages with output, mean recall over pages with truth, their F1
     (the benchmark's way: a page with nothing extracted costs recall, not precision)."""
+
     def ratio(a: float, b: float, fp: float, fn: float) -> float:
         return 1.0 if fp == fn == 0 else (a / (a + b) if a + b else 0.0)
 
     precision = statistics.mean([ratio(tp, fp, fp, fn) for tp, fp, fn in matches if tp + fp])
     rec = statistics.mean([ratio(tp, fn, fp, fn) for tp, fp, fn in matches if tp + fn])
-    return {"precision": precision, "recall": rec,
-            "f1": 2 * precision * rec / (precision + rec) if precision + rec else 0.0}
+    return {
+        "precision": precision,
+        "recall": rec,
+        "f1": 2 * precision * rec / (precision + rec) if precision + rec else 0.0,
+    }
 
 
 def load_pages(where: Path) -> dict[str, tuple[str, str, str | None]]:
@@ -78,9 +85,14 @@ def load_pages(where: Path) -> dict[str, tuple[str, str, str | None]]:
     from seedtune.retrieval.fetch import decode_html
 
     truth = json.loads((where / "ground-truth.json").read_text(encoding="utf-8"))
-    return {k: (decode_html(gzip.decompress((where / "html" / f"{k}.html.gz").read_bytes())
-                            ).text, v.get("articleBody", ""), v.get("url"))
-            for k, v in sorted(truth.items())}
+    return {
+        k: (
+            decode_html(gzip.decompress((where / "html" / f"{k}.html.gz").read_bytes())).text,
+            v.get("articleBody", ""),
+            v.get("url"),
+        )
+        for k, v in sorted(truth.items())
+    }
 
 
 def _old_decode(body: bytes, content_type: str | None) -> str:
@@ -119,23 +131,33 @@ def one_bad_byte(body: bytes) -> bytes:
     i = len(body) // 2
     while body[i] < 0x80:
         i += 1
-    return body[:i] + body[i + 1:]
+    return body[:i] + body[i + 1 :]
 
 
 def _decoding_figures(utf8_bodies: list[bytes]) -> dict[str, Any]:
     from seedtune.retrieval.fetch import decode_html
 
     header = "text/html; charset=utf-8"  # right for the UTF-8 pages, wrong for EUC-KR ones
-    sets = {"utf8": [(b, b.decode("utf-8")) for b in utf8_bodies],
-            "euckr": [(b, b.decode("cp949")) for p in sorted(CHARSETS.iterdir())
-                      if p.suffix != ".md" for b in [p.read_bytes()]]}
+    sets = {
+        "utf8": [(b, b.decode("utf-8")) for b in utf8_bodies],
+        "euckr": [
+            (b, b.decode("cp949"))
+            for p in sorted(CHARSETS.iterdir())
+            if p.suffix != ".md"
+            for b in [p.read_bytes()]
+        ],
+    }
     figures: dict[str, Any] = {}
     for name, cases in sets.items():
         ours = [changed_chars(decode_html(one_bad_byte(b), header).text, t) for b, t in cases]
         old = [changed_chars(_old_decode(one_bad_byte(b), header), t) for b, t in cases]
-        figures.update({f"bad_byte_{name}_pages": len(cases),
-                        f"bad_byte_{name}_changed_ours": "/".join(map(str, ours)),
-                        f"bad_byte_{name}_changed_old": "/".join(map(str, old))})
+        figures.update(
+            {
+                f"bad_byte_{name}_pages": len(cases),
+                f"bad_byte_{name}_changed_ours": "/".join(map(str, ours)),
+                f"bad_byte_{name}_changed_old": "/".join(map(str, old)),
+            }
+        )
     return figures
 
 
@@ -164,14 +186,21 @@ def run(min_chars: int | None = None) -> dict[str, Any]:
         plain = tidy(trafilatura.extract(html, url=url) or "")
         seconds["plain"] += time.perf_counter() - t0
         # the old call: its segment cache is the module's own, shared by every call here
-        old = tidy(trafilatura.extract(html, url=url, include_comments=False,
-                                       include_tables=True, deduplicate=True) or "")
+        old = tidy(
+            trafilatura.extract(
+                html, url=url, include_comments=False, include_tables=True, deduplicate=True
+            )
+            or ""
+        )
         paths[path] += 1
         for name, out in (("ours", text), ("plain", plain), ("old", old)):
             matches[name].append(match(truth, out))
             short[name] += len(out) < min_chars
-    figures: dict[str, Any] = {"pages_set": "full" if env else "sample", "pages": len(pages),
-                               "min_chars": min_chars}
+    figures: dict[str, Any] = {
+        "pages_set": "full" if env else "sample",
+        "pages": len(pages),
+        "min_chars": min_chars,
+    }
     for name in matches:
         for key, value in scores(matches[name]).items():
             figures[f"{key}_{name}"] = value
@@ -182,15 +211,25 @@ def run(min_chars: int | None = None) -> dict[str, Any]:
     # the same page three times in one process, after everything above
     korean = load_pages(SAMPLE)[KOREAN_PAGES[0]][0]
     figures["same_page_x3_chars_ours"] = "/".join(
-        str(len(extract_main_text(korean, None, min_chars)[0])) for _ in range(3))
+        str(len(extract_main_text(korean, None, min_chars)[0])) for _ in range(3)
+    )
     from trafilatura.deduplication import LRUCache
     from trafilatura.settings import LRU_SIZE
 
     fresh = LRUCache(LRU_SIZE)  # what a new process's module cache starts as
     figures["same_page_x3_chars_old"] = "/".join(
-        str(len(tidy(trafilatura.extract(korean, include_comments=False, include_tables=True,
-                                         deduplicate=fresh) or ""))) for _ in range(3))
-    utf8 = [gzip.decompress((SAMPLE / "html" / f"{k}.html.gz").read_bytes())
-            for k in KOREAN_PAGES]
+        str(
+            len(
+                tidy(
+                    trafilatura.extract(
+                        korean, include_comments=False, include_tables=True, deduplicate=fresh
+                    )
+                    or ""
+                )
+            )
+        )
+        for _ in range(3)
+    )
+    utf8 = [gzip.decompress((SAMPLE / "html" / f"{k}.html.gz").read_bytes()) for k in KOREAN_PAGES]
     figures.update(_decoding_figures(utf8))
     return figures

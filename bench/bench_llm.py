@@ -21,9 +21,19 @@ def sim_process(*args: str) -> Iterator[str]:
     """``seedtune sim`` in its own process (in-process it would share our GIL); yields its URL."""
     with tempfile.TemporaryDirectory() as tmp:
         port_file = Path(tmp) / "port"
-        proc = subprocess.Popen([sys.executable, "-m", "seedtune.offline.sim", "--port", "0",
-                                 "--quiet",
-                                 "--port-file", str(port_file), *args])
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "seedtune.offline.sim",
+                "--port",
+                "0",
+                "--quiet",
+                "--port-file",
+                str(port_file),
+                *args,
+            ]
+        )
         try:
             for _ in range(200):
                 if port_file.is_file() and port_file.read_text().strip():
@@ -35,8 +45,7 @@ def sim_process(*args: str) -> Iterator[str]:
             proc.wait(timeout=10)
 
 
-def run(calls: int = 2000, latency_ms: float = 100, concurrency: int = 32
-                     ) -> dict[str, Any]:
+def run(calls: int = 2000, latency_ms: float = 100, concurrency: int = 32) -> dict[str, Any]:
     """Structured-output calls against the simulator: our async client vs a thread pool."""
     from openai import OpenAI
 
@@ -46,16 +55,20 @@ def run(calls: int = 2000, latency_ms: float = 100, concurrency: int = 32
     from seedtune.llm.schemas import QA
 
     key = "bench-key"
-    with sim_process("--latency-ms", str(latency_ms), "--openai-api-key", key) as url, \
-            tempfile.TemporaryDirectory() as tmp:
-        msgs = [[{"role": "user", "content": f"질문: 전세 계약 {i}번 주의점은?"}]
-                for i in range(calls)]
+    with (
+        sim_process("--latency-ms", str(latency_ms), "--openai-api-key", key) as url,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
+        msgs = [
+            [{"role": "user", "content": f"질문: 전세 계약 {i}번 주의점은?"}] for i in range(calls)
+        ]
         # the tutorial's way: ThreadPoolExecutor with default workers calling the sync client
         sync = OpenAI(base_url=f"{url}/v1", api_key=key, max_retries=0)
 
         def one(m: list[dict[str, str]]) -> str:
-            r = sync.chat.completions.create(model="m", messages=m, temperature=0,
-                                             response_format=response_format(QA))
+            r = sync.chat.completions.create(
+                model="m", messages=m, temperature=0, response_format=response_format(QA)
+            )
             return r.choices[0].message.content or ""
 
         t0 = time.perf_counter()
@@ -66,8 +79,7 @@ def run(calls: int = 2000, latency_ms: float = 100, concurrency: int = 32
         import os
 
         os.environ.setdefault("OPENAI_API_KEY", key)
-        cfg = LLMConfig(base_url=f"{url}/v1", model="m", concurrency=concurrency,
-                        max_retries=0)
+        cfg = LLMConfig(base_url=f"{url}/v1", model="m", concurrency=concurrency, max_retries=0)
         reqs = [LLMRequest(id=str(i), messages=m, schema=QA) for i, m in enumerate(msgs)]
         client = LLMClient(cfg, ResponseCache(tmp), desc="bench")
         t0 = time.perf_counter()
@@ -77,9 +89,14 @@ def run(calls: int = 2000, latency_ms: float = 100, concurrency: int = 32
         LLMClient(cfg, ResponseCache(tmp), desc="bench").run(reqs)
         cached_s = time.perf_counter() - t0
     floor = calls * latency_ms / 1000 / concurrency
-    return {"calls": calls, "latency_ms": latency_ms, "concurrency": concurrency,
-            "floor_s": floor, "ours_s": ours_s, "tutorial_threadpool_s": tutorial_s,
-            "cached_rerun_s": cached_s, "ours_over_floor": ours_s / floor,
-            "speedup_vs_tutorial": tutorial_s / ours_s}
-
-
+    return {
+        "calls": calls,
+        "latency_ms": latency_ms,
+        "concurrency": concurrency,
+        "floor_s": floor,
+        "ours_s": ours_s,
+        "tutorial_threadpool_s": tutorial_s,
+        "cached_rerun_s": cached_s,
+        "ours_over_floor": ours_s / floor,
+        "speedup_vs_tutorial": tutorial_s / ours_s,
+    }

@@ -44,17 +44,26 @@ def layer_bytes(variant: str, layers: int) -> int:
 
     torch.manual_seed(0)
     # gemma-2b's widths; a small vocabulary, as the LM head cancels out
-    cfg = GemmaConfig(**{**GEMMA_2B, "num_hidden_layers": layers, "vocab_size": 512},
-                      hidden_act="gelu_pytorch_tanh", pad_token_id=0, eos_token_id=1,
-                      bos_token_id=2, attn_implementation="sdpa")
+    cfg = GemmaConfig(
+        **{**GEMMA_2B, "num_hidden_layers": layers, "vocab_size": 512},
+        hidden_act="gelu_pytorch_tanh",
+        pad_token_id=0,
+        eos_token_id=1,
+        bos_token_id=2,
+        attn_implementation="sdpa",
+    )
     torch.set_default_dtype(torch.bfloat16)
     try:
         base = GemmaForCausalLM(cfg)
     finally:
         torch.set_default_dtype(torch.float32)
-    train = TrainConfig.model_validate({
-        "model": {"name_or_path": "gemma-2b-shaped"}, "optim": {"lr": 1e-4},
-        "lora": {"r": 4, "alpha": 32, "dropout": 0.0, "target_modules": TARGETS}})
+    train = TrainConfig.model_validate(
+        {
+            "model": {"name_or_path": "gemma-2b-shaped"},
+            "optim": {"lr": 1e-4},
+            "lora": {"r": 4, "alpha": 32, "dropout": 0.0, "target_modules": TARGETS},
+        }
+    )
     model = get_peft_model(base, lora_config(train))
     if variant != "peft":
         uncast_lora_inputs(model)

@@ -31,11 +31,19 @@ import pii_sets
 #: The commit whose masker the labelled figures are measured beside (before issue 22).
 BASELINE = "1538e47"
 
-PREFIXES = ("문의는 {v} 로 연락 주세요.", "담당자 연락처: {v}",
-            "궁금하신 점은 {v}(으)로 보내 주세요.", "자세한 내용은 {v} 참고하시면 됩니다.",
-            "({v}) 확인 부탁드립니다.")
-ACCOUNT_PREFIXES = ("입금 계좌: {bank} {v}", "{bank} {v} 예금주 홍길동",
-                    "계좌번호 {v} 로 보내 주세요", "{bank}은행 {v}")
+PREFIXES = (
+    "문의는 {v} 로 연락 주세요.",
+    "담당자 연락처: {v}",
+    "궁금하신 점은 {v}(으)로 보내 주세요.",
+    "자세한 내용은 {v} 참고하시면 됩니다.",
+    "({v}) 확인 부탁드립니다.",
+)
+ACCOUNT_PREFIXES = (
+    "입금 계좌: {bank} {v}",
+    "{bank} {v} 예금주 홍길동",
+    "계좌번호 {v} 로 보내 주세요",
+    "{bank}은행 {v}",
+)
 PERSONAL = ("rrn", "phone", "email", "card", "account", "license", "passport")
 BANKS = ("국민", "신한", "우리", "하나", "농협", "카카오뱅크", "토스뱅크", "기업")
 LOOKALIKE_SENTENCES = {
@@ -47,8 +55,12 @@ LOOKALIKE_SENTENCES = {
     "business": ("고객센터 {v}로 문의하세요.", "대표번호 {v}"),
     "digits": ("사건번호 {v} 판결", "접수번호 {v}"),
     # shaped like registration and licence numbers, after the label that says what they are
-    "labelled": ("주문번호: {v} / 배송완료", "송장번호 {v} 조회", "제품 시리얼: {v}",
-                 "제품코드 {v} 재고"),
+    "labelled": (
+        "주문번호: {v} / 배송완료",
+        "송장번호 {v} 조회",
+        "제품 시리얼: {v}",
+        "제품코드 {v} 재고",
+    ),
 }
 REGION_CODES = tuple(range(11, 27)) + (28,)  # driver's licence regions (27 is not one)
 
@@ -65,7 +77,7 @@ def _luhn_complete(rng: random.Random, n: int) -> str:
 def _group(digits: str, sizes: tuple[int, ...], sep: str) -> str:
     out, i = [], 0
     for s in sizes:
-        out.append(digits[i:i + s])
+        out.append(digits[i : i + s])
         i += s
     return sep.join(out)
 
@@ -100,28 +112,40 @@ def personal(rng: random.Random, kind: str) -> str:
         return f"(02) {rng.randint(200, 9999)}-{rng.randrange(10**4):04d}"
     if kind == "email":
         user = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz0123456789._") for _ in range(8))
-        user = user.strip('.') or 'kim'
-        host, tld = rng.choice((("naver", "com"), ("gmail", "com"), ("daum", "net"),
-                                ("hanmail", "net")))
+        user = user.strip(".") or "kim"
+        host, tld = rng.choice(
+            (("naver", "com"), ("gmail", "com"), ("daum", "net"), ("hanmail", "net"))
+        )
         form = rng.randrange(7)  # the last four are written to dodge scrapers
         if form < 3:
             return f"{user}@{host}.{tld}"
-        return (f"{user} [at] {host} [dot] {tld}", f"{user} 골뱅이 {host} 닷 {tld}",
-                f"{user} (at) {host} . {tld}", f"{user.replace('.', ' . ')} @ {host} . {tld}"
-                )[form - 3]
+        return (
+            f"{user} [at] {host} [dot] {tld}",
+            f"{user} 골뱅이 {host} 닷 {tld}",
+            f"{user} (at) {host} . {tld}",
+            f"{user.replace('.', ' . ')} @ {host} . {tld}",
+        )[form - 3]
     if kind == "card":
         return _group(_luhn_complete(rng, 16), (4, 4, 4, 4), rng.choice(("-", " ", "")))
     if kind == "license":
         if rng.random() < 0.75:
             sep = rng.choice(("-", " ", "-", ""))  # one run of digits: only next to 면허
-            return sep.join((str(rng.choice(REGION_CODES)), f"{rng.randint(10, 99)}",
-                             f"{rng.randrange(10**6):06d}", f"{rng.randint(10, 99)}"))
+            return sep.join(
+                (
+                    str(rng.choice(REGION_CODES)),
+                    f"{rng.randint(10, 99)}",
+                    f"{rng.randrange(10**6):06d}",
+                    f"{rng.randint(10, 99)}",
+                )
+            )
         region = rng.choice(("서울", "경기", "부산"))
         return f"{region} {rng.randint(10, 99)}-{rng.randrange(10**6):06d}-{rng.randint(10, 99)}"
     if kind == "passport":
         if rng.random() < 0.5:  # the format since 2021: M123A4567
-            return (f"{rng.choice('MSR')}{rng.randrange(1000):03d}"
-                    f"{rng.choice('ABCDEFGHJK')}{rng.randrange(10**4):04d}")
+            return (
+                f"{rng.choice('MSR')}{rng.randrange(1000):03d}"
+                f"{rng.choice('ABCDEFGHJK')}{rng.randrange(10**4):04d}"
+            )
         return f"{rng.choice('MSR')}{rng.randrange(10**8):08d}"
     if kind == "account":
         sizes = rng.choice(((3, 2, 6), (3, 6, 2, 3), (6, 2, 6), (4, 3, 6)))
@@ -132,17 +156,31 @@ def personal(rng: random.Random, kind: str) -> str:
 def lookalike(rng: random.Random, kind: str) -> str:
     """One value of ``kind`` that looks like personal data and is not."""
     if kind == "price":
-        return rng.choice((f"{rng.randint(1, 30)}억 {rng.randint(1, 9)},000만 원",
-                           f"{rng.randint(100, 999):,},000,000원", f"{rng.randint(1, 99)}만원"))
+        return rng.choice(
+            (
+                f"{rng.randint(1, 30)}억 {rng.randint(1, 9)},000만 원",
+                f"{rng.randint(100, 999):,},000,000원",
+                f"{rng.randint(1, 99)}만원",
+            )
+        )
     if kind == "date":
         y, m, d = rng.randint(2015, 2027), rng.randint(1, 12), rng.randint(1, 28)
         return rng.choice((f"{y}.{m:02d}.{d:02d}", f"{y}-{m:02d}-{d:02d}", f"{y}년 {m}월 {d}일"))
     if kind == "area":
-        return rng.choice((f"{rng.randint(20, 200)}.{rng.randint(10, 99)}㎡",
-                           f"{rng.randint(10, 60)}평", f"{rng.randint(50, 300)}m²"))
+        return rng.choice(
+            (
+                f"{rng.randint(20, 200)}.{rng.randint(10, 99)}㎡",
+                f"{rng.randint(10, 60)}평",
+                f"{rng.randint(50, 300)}m²",
+            )
+        )
     if kind == "lot":
-        return rng.choice((f"{rng.randint(1, 999)}-{rng.randint(1, 99)}번지",
-                           f"산{rng.randint(1, 99)}-{rng.randint(1, 9)}"))
+        return rng.choice(
+            (
+                f"{rng.randint(1, 999)}-{rng.randint(1, 99)}번지",
+                f"산{rng.randint(1, 99)}-{rng.randint(1, 9)}",
+            )
+        )
     if kind == "unit":
         return f"{rng.randint(101, 120)}동 {rng.randint(1, 30)}{rng.randint(1, 9):02d}호"
     if kind == "business":
@@ -153,10 +191,14 @@ def lookalike(rng: random.Random, kind: str) -> str:
         return rng.choice((bad, f"2024가단{rng.randint(1000, 99999)}"))
     if kind == "labelled":  # YYMMDD-NNNNNNN order numbers, NN-NN-NNNNNN-NN serials
         if rng.random() < 0.5:
-            return (f"{rng.randint(20, 25)}{rng.randint(1, 12):02d}{rng.randint(1, 28):02d}-"
-                    f"{rng.randint(1, 4)}{rng.randrange(10**6):06d}")
-        return (f"{rng.choice(REGION_CODES)}-{rng.randint(10, 99)}-{rng.randrange(10**6):06d}"
-                f"-{rng.randint(10, 99)}")
+            return (
+                f"{rng.randint(20, 25)}{rng.randint(1, 12):02d}{rng.randint(1, 28):02d}-"
+                f"{rng.randint(1, 4)}{rng.randrange(10**6):06d}"
+            )
+        return (
+            f"{rng.choice(REGION_CODES)}-{rng.randint(10, 99)}-{rng.randrange(10**6):06d}"
+            f"-{rng.randint(10, 99)}"
+        )
     raise ValueError(kind)
 
 
@@ -168,11 +210,16 @@ def cases(n_per_kind: int = 400, seed: int = 0) -> list[tuple[str, str, str, boo
         for _ in range(n_per_kind):
             value = personal(rng, kind)
             if kind == "passport":  # the word may be a few characters and a line off
-                sentence = rng.choice(("여권번호: {v}", "여권 {v} 사본 제출", "여권번호 {v}입니다",
-                                       "분실된 여권번호는\n{v}이며", "여권은 {v} 입니다")
-                                      ).format(v=value)
-            elif kind == "license" and value[:2].isdigit() and not any(
-                    c in value for c in " -"):
+                sentence = rng.choice(
+                    (
+                        "여권번호: {v}",
+                        "여권 {v} 사본 제출",
+                        "여권번호 {v}입니다",
+                        "분실된 여권번호는\n{v}이며",
+                        "여권은 {v} 입니다",
+                    )
+                ).format(v=value)
+            elif kind == "license" and value[:2].isdigit() and not any(c in value for c in " -"):
                 sentence = rng.choice(("운전면허번호 {v}", "면허번호: {v}")).format(v=value)
             elif kind == "account":
                 sentence = rng.choice(ACCOUNT_PREFIXES).format(bank=rng.choice(BANKS), v=value)
@@ -203,17 +250,21 @@ def run(n_per_kind: int = 400) -> dict[str, Any]:
     personal_kinds = PERSONAL
     result: dict[str, Any] = {f"recall_{k}": hit[k] / total[k] for k in personal_kinds}
     result["recall_all"] = sum(hit[k] for k in personal_kinds) / sum(
-        total[k] for k in personal_kinds)
+        total[k] for k in personal_kinds
+    )
     for k in LOOKALIKE_SENTENCES:
         result[f"false_pos_{k}"] = hit[k] / total[k]
     result["false_pos_all"] = sum(hit[k] for k in LOOKALIKE_SENTENCES) / sum(
-        total[k] for k in LOOKALIKE_SENTENCES)
+        total[k] for k in LOOKALIKE_SENTENCES
+    )
     result["sentences_per_s"] = len(data) / elapsed
     maskers = {"real": mask, "before": pii_sets.baseline_masker(BASELINE)}
     for prefix, masker in maskers.items():
         if masker is None:  # no git history here: today's figures only
             continue
-        for fig, value in {**pii_sets.score_documents(masker),
-                           **pii_sets.score_presidio(masker)}.items():
+        for fig, value in {
+            **pii_sets.score_documents(masker),
+            **pii_sets.score_presidio(masker),
+        }.items():
             result[f"{prefix}_{fig}"] = value
     return result

@@ -48,8 +48,9 @@ def _two_processes(path: Path, calls: int) -> tuple[float, int]:
 
     DailyBudget(10**9, "bench", path=path).close()  # create it (and its mode) first
     started = time.perf_counter()
-    procs = [subprocess.Popen([sys.executable, "-c", _CHILD, str(path), str(calls)])
-             for _ in range(2)]
+    procs = [
+        subprocess.Popen([sys.executable, "-c", _CHILD, str(path), str(calls)]) for _ in range(2)
+    ]
     for p in procs:
         p.wait()
     elapsed = time.perf_counter() - started
@@ -61,8 +62,9 @@ def run() -> dict[str, Any]:
     out: dict[str, Any] = {"calls": CALLS}
     with tempfile.TemporaryDirectory(dir=Path.home()) as tmp:  # a real disk, not tmpfs
         for name, mode in (("ours", "wal"), ("before", "delete")):
-            out[f"{name}_ms_per_call"] = round(_one_process(Path(tmp) / f"{name}.db", mode,
-                                                            CALLS), 4)
+            out[f"{name}_ms_per_call"] = round(
+                _one_process(Path(tmp) / f"{name}.db", mode, CALLS), 4
+            )
         ms, counted = _two_processes(Path(tmp) / "two.db", CALLS // 2)
         out["ours_two_processes_ms_per_call"] = round(ms, 4)
         out["ours_two_processes_exact"] = counted == CALLS

@@ -75,8 +75,10 @@ def real_size_tokenizer(tokenizer: Any, pieces: int = XLMR_PIECES, seed: int = 0
     """
     from transformers import XLMRobertaTokenizer
 
-    vocab = [(str(p), float(s)) for p, s in
-             json.loads(tokenizer.backend_tokenizer.to_str())["model"]["vocab"]]
+    vocab = [
+        (str(p), float(s))
+        for p, s in json.loads(tokenizer.backend_tokenizer.to_str())["model"]["vocab"]
+    ]
     have = {p for p, _ in vocab}
     rng = random.Random(seed)
     while len(vocab) < pieces:
@@ -106,15 +108,26 @@ def build_encoder(out: Path) -> tuple[Path, Any]:
         # multilingual-e5-small's embedding table (250037 rows; the tokenizer's ids all fall
         # inside it) keeps the real model's parameter count and memory.
         vocab_size=max(250037, len(tokenizer)),
-        hidden_size=384, num_hidden_layers=12, num_attention_heads=12, intermediate_size=1536,
-        max_position_embeddings=512, type_vocab_size=2, pad_token_id=tokenizer.pad_token_id)
+        hidden_size=384,
+        num_hidden_layers=12,
+        num_attention_heads=12,
+        intermediate_size=1536,
+        max_position_embeddings=512,
+        type_vocab_size=2,
+        pad_token_id=tokenizer.pad_token_id,
+    )
     torch.manual_seed(0)
     hf = out.parent / "e5-small-hf"
     BertModel(config).save_pretrained(hf)
     tokenizer.save_pretrained(hf)
-    model = SentenceTransformer(modules=[Transformer(str(hf), max_seq_length=512),
-                                         Pooling(config.hidden_size, "mean"), Normalize()],
-                                device="cpu")
+    model = SentenceTransformer(
+        modules=[
+            Transformer(str(hf), max_seq_length=512),
+            Pooling(config.hidden_size, "mean"),
+            Normalize(),
+        ],
+        device="cpu",
+    )
     model.save(str(out), create_model_card=False)
     return out, trained
 
@@ -133,9 +146,13 @@ def workload(pool_per_seed: int, seed: int = 0) -> list[dict[str, Any]]:
     from seedtune.retrieval.documents import to_documents
 
     rng = random.Random(seed)
-    words = [w.strip() for w in (Path(__file__).resolve().parents[1] / "data" /
-                                 "seed_words.txt").read_text(encoding="utf-8").splitlines()
-             if w.strip()][:SEEDS]
+    words = [
+        w.strip()
+        for w in (Path(__file__).resolve().parents[1] / "data" / "seed_words.txt")
+        .read_text(encoding="utf-8")
+        .splitlines()
+        if w.strip()
+    ][:SEEDS]
     rows = []
     for word in words:
         pool = []
@@ -199,21 +216,36 @@ def peak_rss_mb() -> float:
 def worker(approach: str, model_dir: str, rows_path: str, n_questions: int) -> dict[str, Any]:
     """Time one approach on the first ``n_questions`` rows; report seconds and peak RSS."""
     import sentence_transformers  # noqa: F401  (imported before timing: same cost both sides)
+
     rows = json.loads(Path(rows_path).read_text(encoding="utf-8"))[:n_questions]
     started = time.perf_counter()
     store_dir = Path(rows_path).parent / "store"  # "rerun" finds what "ours" stored
-    loading = (_tutorial(model_dir, rows) if approach == "tutorial"
-               else _ours(model_dir, rows, store_dir))
+    loading = (
+        _tutorial(model_dir, rows) if approach == "tutorial" else _ours(model_dir, rows, store_dir)
+    )
     seconds = time.perf_counter() - started
-    return {"seconds": seconds, "load_s": loading, "peak_rss_mb": peak_rss_mb(),
-            "questions": len(rows)}
+    return {
+        "seconds": seconds,
+        "load_s": loading,
+        "peak_rss_mb": peak_rss_mb(),
+        "questions": len(rows),
+    }
 
 
 def _measure(approach: str, model_dir: Path, rows_path: Path, n: int) -> dict[str, Any]:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-           "TOKENIZERS_PARALLELISM": "false"}
-    proc = subprocess.run([sys.executable, __file__, approach, str(model_dir), str(rows_path),
-                           str(n)], env=env, capture_output=True, text=True, check=False)
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+    }
+    proc = subprocess.run(
+        [sys.executable, __file__, approach, str(model_dir), str(rows_path), str(n)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if proc.returncode != 0:
         raise RuntimeError(f"bench worker {approach} failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -230,7 +262,8 @@ def run(pool_per_seed: int = 100, tutorial_questions: int = 20) -> dict[str, Any
     with tempfile.TemporaryDirectory() as tmp:
         model_dir, trained = build_encoder(Path(tmp) / "e5-small")
         texts = [QUERY_PREFIX + r["question"] for r in rows] + [
-            PASSAGE_PREFIX + passage_text(d) for r in rows for d in r["documents"]]
+            PASSAGE_PREFIX + passage_text(d) for r in rows for d in r["documents"]
+        ]
         if not same_segmentation(model_dir, trained, texts):
             raise RuntimeError("the real-size tokenizer segments the workload differently")
         rows_path = Path(tmp) / "rows.json"
@@ -243,9 +276,13 @@ def run(pool_per_seed: int = 100, tutorial_questions: int = 20) -> dict[str, Any
     ours_rate = (unique + total) / (ours["seconds"] - ours["load_s"])
     no_overlap = ours["load_s"] + (slots + total) / ours_rate
     return {
-        "questions": total, "passages_per_question": PASSAGES, "unique_passages": unique,
+        "questions": total,
+        "passages_per_question": PASSAGES,
+        "unique_passages": unique,
         "tutorial_questions_measured": tut["questions"],
-        "ours_s": ours["seconds"], "ours_load_s": ours["load_s"], "tutorial_s_est": tut_est,
+        "ours_s": ours["seconds"],
+        "ours_load_s": ours["load_s"],
+        "tutorial_s_est": tut_est,
         "speedup_est": tut_est / ours["seconds"],
         "ours_rerun_s": rerun["seconds"],
         "tutorial_reload_s_per_q": tut["load_s"] / tut["questions"],
@@ -255,7 +292,8 @@ def run(pool_per_seed: int = 100, tutorial_questions: int = 20) -> dict[str, Any
         "ours_encoded_texts_per_s": ours_rate,
         "ours_s_no_overlap_est": no_overlap,
         "speedup_no_overlap_est": tut_est / no_overlap,
-        "ours_peak_rss_mb": ours["peak_rss_mb"], "tutorial_peak_rss_mb": tut["peak_rss_mb"],
+        "ours_peak_rss_mb": ours["peak_rss_mb"],
+        "tutorial_peak_rss_mb": tut["peak_rss_mb"],
     }
 
 

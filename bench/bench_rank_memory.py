@@ -56,33 +56,53 @@ runpy.run_path(script, run_name="__main__")
 """
 
 
-def write_workload(folder: Path, questions: int, sentences: int = 12, seed: int = 0
-                   ) -> None:
+def write_workload(folder: Path, questions: int, sentences: int = 12, seed: int = 0) -> None:
     """data/documents.jsonl and data/pages.jsonl for ``questions`` questions, streamed."""
     from seedtune.offline.sim import korean
 
     rng = random.Random(seed)
-    words = [w.strip() for w in (ROOT / "data" / "seed_words.txt").read_text(
-        encoding="utf-8").splitlines() if w.strip()]
+    words = [
+        w.strip()
+        for w in (ROOT / "data" / "seed_words.txt").read_text(encoding="utf-8").splitlines()
+        if w.strip()
+    ]
     (folder / "data").mkdir(parents=True, exist_ok=True)
-    with (folder / "data/documents.jsonl").open("w", encoding="utf-8") as docs_out, \
-            (folder / "data/pages.jsonl").open("w", encoding="utf-8") as pages_out:
+    with (
+        (folder / "data/documents.jsonl").open("w", encoding="utf-8") as docs_out,
+        (folder / "data/pages.jsonl").open("w", encoding="utf-8") as pages_out,
+    ):
         for g in range(-(-questions // GROUP)):
             word = words[g % len(words)]
             pool = []
             for i in range(POOL):
                 link = f"https://blog.example.kr/{g}/{i}"
-                pool.append({"category": "blog", "title": f"{korean.phrase(rng, [word])} {g}-{i}",
-                             "description": korean.sentence(rng, [word]), "link": link,
-                             "date": None})
-                page = ({"link": link, "status": "ok", "text": "\n".join(
-                    f"{korean.sentence(rng, [word, rng.choice(words)])} ({g}-{i}-{j})"
-                    for j in range(sentences))} if i < WITH_PAGE
-                    else {"link": link, "status": "http_404", "text": ""})
+                pool.append(
+                    {
+                        "category": "blog",
+                        "title": f"{korean.phrase(rng, [word])} {g}-{i}",
+                        "description": korean.sentence(rng, [word]),
+                        "link": link,
+                        "date": None,
+                    }
+                )
+                page = (
+                    {
+                        "link": link,
+                        "status": "ok",
+                        "text": "\n".join(
+                            f"{korean.sentence(rng, [word, rng.choice(words)])} ({g}-{i}-{j})"
+                            for j in range(sentences)
+                        ),
+                    }
+                    if i < WITH_PAGE
+                    else {"link": link, "status": "http_404", "text": ""}
+                )
                 pages_out.write(json.dumps(page, ensure_ascii=False) + "\n")
             for q in range(min(GROUP, questions - g * GROUP)):
-                row = {"question": f"{korean.question(rng, [word], word)} ({g}-{q})",
-                       "documents": rng.sample(pool, DOCS)}
+                row = {
+                    "question": f"{korean.question(rng, [word], word)} ({g}-{q})",
+                    "documents": rng.sample(pool, DOCS),
+                }
                 docs_out.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
@@ -93,44 +113,64 @@ def write_params(folder: Path, model: Path, passage_tokens: int) -> None:
     from seedtune.core.compose import compose_config
 
     params = compose_config(ROOT / "conf")
-    params["rank"].update({"model": str(model), "passage_tokens": passage_tokens,
-                           "passage_overlap": 8})
-    (folder / "params.yaml").write_text(yaml.safe_dump(params, allow_unicode=True),
-                                        encoding="utf-8")
+    params["rank"].update(
+        {"model": str(model), "passage_tokens": passage_tokens, "passage_overlap": 8}
+    )
+    (folder / "params.yaml").write_text(
+        yaml.safe_dump(params, allow_unicode=True), encoding="utf-8"
+    )
     (folder / "conf/local").mkdir(parents=True, exist_ok=True)
-    (folder / "conf/local/default.yaml").write_text(yaml.safe_dump(
-        {"rank": {"device": "cpu", "batch_size": 64}}), encoding="utf-8")
+    (folder / "conf/local/default.yaml").write_text(
+        yaml.safe_dump({"rank": {"device": "cpu", "batch_size": 64}}), encoding="utf-8"
+    )
 
 
 def run_stage(folder: Path, code: Path, threads: int | None = 1) -> dict[str, Any]:
     """Run ``code``'s rank stage in ``folder``; its seconds, peak RSS and metrics."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-           "TOKENIZERS_PARALLELISM": "false", "PYTHONPATH": str(code / "src")}
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "PYTHONPATH": str(code / "src"),
+    }
     if threads:
         env["OMP_NUM_THREADS"] = str(threads)
     out = folder / "rss.txt"
     started = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", _WRAP, str(code / "stages/rank.py"), str(out)],
-                          cwd=folder, env=env, capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", _WRAP, str(code / "stages/rank.py"), str(out)],
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     seconds = time.perf_counter() - started
     if proc.returncode != 0:
         raise RuntimeError(f"rank failed in {folder}:\n{proc.stderr[-3000:]}")
     hwm, maxrss = (int(x) for x in out.read_text().split())
     metrics = json.loads((folder / "metrics/rank.json").read_text(encoding="utf-8"))
-    return {"seconds": seconds, "peak_rss_mb": hwm / 1024, "ru_maxrss_mb": maxrss / 1024,
-            **metrics}
+    return {"seconds": seconds, "peak_rss_mb": hwm / 1024, "ru_maxrss_mb": maxrss / 1024, **metrics}
 
 
 def model_rss_mb(model: Path) -> float:
     """Resident memory of a fresh process that imported sentence-transformers, minus that of
     one that also loaded ``model``: the model's own share."""
-    code = ("import re, sys; from pathlib import Path; import sentence_transformers as st\n"
-            "def rss(): return int(re.search(r'VmRSS:\\s+(\\d+)', "
-            "Path('/proc/self/status').read_text()).group(1)) / 1024\n"
-            "a = rss(); m = st.SentenceTransformer(sys.argv[1], device='cpu'); print(rss() - a)")
+    code = (
+        "import re, sys; from pathlib import Path; import sentence_transformers as st\n"
+        "def rss(): return int(re.search(r'VmRSS:\\s+(\\d+)', "
+        "Path('/proc/self/status').read_text()).group(1)) / 1024\n"
+        "a = rss(); m = st.SentenceTransformer(sys.argv[1], device='cpu'); print(rss() - a)"
+    )
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    proc = subprocess.run([sys.executable, "-c", code, str(model)], env=env, check=True,
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(model)],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     return float(proc.stdout.strip().splitlines()[-1])
 
 
@@ -149,8 +189,9 @@ def index_bytes_per_vector() -> float:
         return sum(a.nbytes for a in arrays) / n
 
 
-def run(sizes: tuple[int, ...] = (1000, 10000), e5_questions: int = 60,
-        code: Path = ROOT) -> dict[str, Any]:
+def run(
+    sizes: tuple[int, ...] = (1000, 10000), e5_questions: int = 60, code: Path = ROOT
+) -> dict[str, Any]:
     """Peak RSS and seconds per question of the rank stage at each size, then at e5-small's
     shape (``e5_questions``; 0 skips it)."""
     from seedtune.offline.tiny import build_tiny_models
@@ -177,11 +218,15 @@ def run(sizes: tuple[int, ...] = (1000, 10000), e5_questions: int = 60,
             write_workload(folder, e5_questions, sentences=140)
             write_params(folder, model, passage_tokens=256)
             r = run_stage(folder, code, threads=None)
-            out.update({"e5_small_questions": e5_questions,
-                        "e5_small_texts": r["encoded"] + r["reused"],
-                        "e5_small_model_mb": model_rss_mb(model),
-                        "e5_small_peak_rss_mb": r["peak_rss_mb"],
-                        "e5_small_s_per_question": r["seconds"] / e5_questions})
+            out.update(
+                {
+                    "e5_small_questions": e5_questions,
+                    "e5_small_texts": r["encoded"] + r["reused"],
+                    "e5_small_model_mb": model_rss_mb(model),
+                    "e5_small_peak_rss_mb": r["peak_rss_mb"],
+                    "e5_small_s_per_question": r["seconds"] / e5_questions,
+                }
+            )
             print(f"e5-small shape: {r}", file=sys.stderr, flush=True)
     if code == ROOT:  # another checkout's store may keep no such index
         out["index_bytes_per_vector"] = index_bytes_per_vector()
@@ -195,5 +240,9 @@ if __name__ == "__main__":
     parser.add_argument("--e5", type=int, default=60, help="questions at e5-small's shape")
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    print(json.dumps(run(tuple(int(s) for s in args.sizes.split(",")), args.e5,
-                         args.code.resolve()), indent=2))
+    print(
+        json.dumps(
+            run(tuple(int(s) for s in args.sizes.split(",")), args.e5, args.code.resolve()),
+            indent=2,
+        )
+    )

@@ -192,15 +192,17 @@ class Workspace:
         """Run a command (failing loudly with its log's tail); its wall seconds."""
         return self.timed(list(args), cwd=cwd)[0]
 
-    def timed(self, args: list[str], cwd: Path | None = None, stage: str | None = None
-              ) -> tuple[float, dict[str, Any]]:
+    def timed(
+        self, args: list[str], cwd: Path | None = None, stage: str | None = None
+    ) -> tuple[float, dict[str, Any]]:
         """Wall seconds of ``args`` and, with ``stage``, what :class:`StageWatch` saw."""
         with open(self.log, "a", encoding="utf-8") as log:
             log.write(f"\n$ {' '.join(args)}\n")
             log.flush()
             t0 = time.perf_counter()
-            proc = subprocess.Popen(args, cwd=cwd or self.root, env=self.env, stdout=log,
-                                    stderr=subprocess.STDOUT)
+            proc = subprocess.Popen(
+                args, cwd=cwd or self.root, env=self.env, stdout=log, stderr=subprocess.STDOUT
+            )
             watch = StageWatch(proc.pid, stage) if stage else None
             if watch:
                 watch.start()
@@ -211,23 +213,29 @@ class Workspace:
         if watch:
             watch.done.set()
             watch.join()
-            extra = {"peak_rss_mb": watch.peak_kb / 1024, "dvc_tree_rss_mb": usage.ru_maxrss / 1024,
-                     # CPU seconds (dvc + stage): steadier than wall on a shared machine
-                     "cpu_s": usage.ru_utime + usage.ru_stime,
-                     "process_s": (watch.last - watch.first) if watch.first and watch.last
-                     else 0.0}
+            extra = {
+                "peak_rss_mb": watch.peak_kb / 1024,
+                "dvc_tree_rss_mb": usage.ru_maxrss / 1024,
+                # CPU seconds (dvc + stage): steadier than wall on a shared machine
+                "cpu_s": usage.ru_utime + usage.ru_stime,
+                "process_s": (watch.last - watch.first) if watch.first and watch.last else 0.0,
+            }
         if proc.returncode != 0:
             tail = self.log.read_text(encoding="utf-8", errors="replace")[-3000:]
-            raise RuntimeError(f"bench scale: {' '.join(args)} exited {proc.returncode} in "
-                               f"{cwd or self.root}\n{tail}")
+            raise RuntimeError(
+                f"bench scale: {' '.join(args)} exited {proc.returncode} in "
+                f"{cwd or self.root}\n{tail}"
+            )
         return wall, extra
 
 
 def _paid(before: dict[str, Any], after: dict[str, Any]) -> dict[str, int]:
     """Simulator requests answered between two ``SimServer.stats()`` snapshots."""
-    return {"llm_calls": after["chat"]["ok"] - before["chat"]["ok"],
-            "naver_calls": after["search"]["ok"] - before["search"]["ok"],
-            "page_requests": after["pages"]["requests"] - before["pages"]["requests"]}
+    return {
+        "llm_calls": after["chat"]["ok"] - before["chat"]["ok"],
+        "naver_calls": after["search"]["ok"] - before["search"]["ok"],
+        "page_requests": after["pages"]["requests"] - before["pages"]["requests"],
+    }
 
 
 def _pages_per_host(stats: dict[str, Any], origins: dict[str, str]) -> dict[str, int]:
@@ -240,8 +248,12 @@ def _pages_per_host(stats: dict[str, Any], origins: dict[str, str]) -> dict[str,
 
 
 #: Stage metrics that say how much work a stage had (metrics/<stage>.json keys).
-WORK_KEYS = {"search": ("calls", "documents"), "crawl": ("links", "requests", "from_cache"),
-             "rank": ("encoded", "reused"), "synthesize": ("calls",)}
+WORK_KEYS = {
+    "search": ("calls", "documents"),
+    "crawl": ("links", "requests", "from_cache"),
+    "rank": ("encoded", "reused"),
+    "synthesize": ("calls",),
+}
 
 
 def _work(root: Path) -> dict[str, Any]:
@@ -257,8 +269,13 @@ def _work(root: Path) -> dict[str, Any]:
 def _estimate(ws: Workspace) -> dict[str, Any]:
     """``seedtune estimate --json``'s numbers, flattened: its ``naver``/``crawl`` keys when it
     has them, else each row's calls (``<stage>.calls``) and any Naver count it gives."""
-    out = subprocess.run([sys.executable, "-m", "seedtune.cli", "estimate", "--json"],
-                         cwd=ws.root, env=ws.env, capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "seedtune.cli", "estimate", "--json"],
+        cwd=ws.root,
+        env=ws.env,
+        capture_output=True,
+        text=True,
+    )
     if out.returncode != 0:
         return {"error": out.stderr.strip().splitlines()[-1:] or ["failed"]}
     data = json.loads(out.stdout)
@@ -289,24 +306,42 @@ def run_size(target: int, per_seed: float, models: Path, keep: bool) -> dict[str
 
     tmp = Path(tempfile.mkdtemp(prefix=f"bench-scale-{target}-"))
     seeds = seed_words(max(1, round(target / per_seed)))
-    out: dict[str, Any] = {"target": target, "seed_words": len(seeds), "workdir": str(tmp),
-                           "loadavg_before": os.getloadavg()[0]}
+    out: dict[str, Any] = {
+        "target": target,
+        "seed_words": len(seeds),
+        "workdir": str(tmp),
+        "loadavg_before": os.getloadavg()[0],
+    }
     try:
         with SimServer(demo.sim_config()) as sim:
             local = demo.local_config(sim.url, models, sim.page_origins.values())
             # a bench makes more calls than Naver's real daily limit; the ledger stays in tmp
             local["search"]["daily_quota"] = 10_000_000
-            ws_root = demo.prepare_workspace(REPO, tmp / "ws", local, seeds=seeds,
-                                             params={"llm.model": "sim-gpt"})
+            ws_root = demo.prepare_workspace(
+                REPO, tmp / "ws", local, seeds=seeds, params={"llm.model": "sim-gpt"}
+            )
             # the stages import this checkout's library, whatever the venv's install points at
             path = os.pathsep.join(filter(None, [str(REPO / "src"), os.environ.get("PYTHONPATH")]))
-            env = demo.tool_env({**demo.SIM_ENV, "PYTHONPATH": path,
-                                 "SEEDTUNE_QUOTA_LEDGER": str(tmp / "quota.sqlite3")})
+            env = demo.tool_env(
+                {
+                    **demo.SIM_ENV,
+                    "PYTHONPATH": path,
+                    "SEEDTUNE_QUOTA_LEDGER": str(tmp / "quota.sqlite3"),
+                }
+            )
             ws = Workspace(ws_root, env)
             ws.cmd("dvc", "remote", "add", "-d", "local", str(tmp / "remote"))
             ws.cmd("git", "add", "-A")
-            ws.cmd("git", "-c", "user.name=bench", "-c", "user.email=bench@seedtune.invalid",
-                   "commit", "-qm", "dvc init")
+            ws.cmd(
+                "git",
+                "-c",
+                "user.name=bench",
+                "-c",
+                "user.email=bench@seedtune.invalid",
+                "commit",
+                "-qm",
+                "dvc init",
+            )
             stages: dict[str, Any] = {}
             for stage in STAGES:
                 wall, seen = ws.timed(["dvc", "repro", "-s", stage], stage=stage)
@@ -315,8 +350,11 @@ def run_size(target: int, per_seed: float, models: Path, keep: bool) -> dict[str
                     out["estimate"] = _estimate(ws)
                 if stage == "crawl":
                     crawl_stats = sim.stats()
-            q = sum(1 for line in (ws_root / "data" / "questions.jsonl").open(encoding="utf-8")
-                    if line.strip())
+            q = sum(
+                1
+                for line in (ws_root / "data" / "questions.jsonl").open(encoding="utf-8")
+                if line.strip()
+            )
             out["questions"] = q
             for fig in stages.values():
                 fig["s_per_q"] = fig["wall_s"] / q
@@ -327,8 +365,9 @@ def run_size(target: int, per_seed: float, models: Path, keep: bool) -> dict[str
             out["crawl_pages_per_host"] = _pages_per_host(crawl_stats, sim.page_origins)
             out["crawl_robots"] = crawl_stats["pages"]["robots"]
             out["crawl_elapsed_s"] = stages["crawl"]["process_s"]
-            out["paid_full_run"] = _paid({"chat": {"ok": 0}, "search": {"ok": 0},
-                                          "pages": {"requests": 0}}, sim.stats())
+            out["paid_full_run"] = _paid(
+                {"chat": {"ok": 0}, "search": {"ok": 0}, "pages": {"requests": 0}}, sim.stats()
+            )
             out["dvc"] = dvc_figures(ws, tmp, sim, seed_words(len(seeds) + 1)[-1])
     finally:
         if not keep:
@@ -345,8 +384,16 @@ def dvc_figures(ws: Workspace, tmp: Path, sim: Any, new_seed: str) -> dict[str, 
     fig["noop_status_s"] = ws.cmd("dvc", "status", "card")
     fig["noop_repro_s"] = ws.cmd("dvc", "repro", "card")
     ws.cmd("git", "add", "-A")
-    ws.cmd("git", "-c", "user.name=bench", "-c", "user.email=bench@seedtune.invalid",
-           "commit", "-qm", "data side run")
+    ws.cmd(
+        "git",
+        "-c",
+        "user.name=bench",
+        "-c",
+        "user.email=bench@seedtune.invalid",
+        "commit",
+        "-qm",
+        "data side run",
+    )
     fig["push_s"] = ws.cmd("dvc", "push", "--with-deps", "card")
     fig["remote_files"], fig["remote_bytes"] = _tree_size(remote)
     clone = tmp / "clone"
@@ -355,8 +402,9 @@ def dvc_figures(ws: Workspace, tmp: Path, sim: Any, new_seed: str) -> dict[str, 
     fig["pulled_cache_files"] = _tree_size(clone / ".dvc" / "cache")[0]
     shutil.rmtree(clone)
     seeds_file = root / "data" / "seed_words.txt"
-    seeds_file.write_text(seeds_file.read_text(encoding="utf-8") + new_seed + "\n",
-                          encoding="utf-8")
+    seeds_file.write_text(
+        seeds_file.read_text(encoding="utf-8") + new_seed + "\n", encoding="utf-8"
+    )
     before = sim.stats()
     # stage by stage, as the full run, so the rerun's seconds have a breakdown
     rerun = {stage: ws.cmd("dvc", "repro", "-s", stage) for stage in STAGES}
@@ -373,8 +421,9 @@ def dvc_figures(ws: Workspace, tmp: Path, sim: Any, new_seed: str) -> dict[str, 
     for md5, nbytes in _remote_objects(remote).items():
         if md5 not in had:
             by_out[owners.get(md5, "other")] += nbytes
-    fig.update({f"one_seed_pushed.{out.removeprefix('data/')}": n
-                for out, n in by_out.most_common()})
+    fig.update(
+        {f"one_seed_pushed.{out.removeprefix('data/')}": n for out, n in by_out.most_common()}
+    )
     return fig
 
 
@@ -444,33 +493,38 @@ def flatten(per_size: list[dict[str, Any]]) -> dict[str, Any]:
 def table(per_size: list[dict[str, Any]]) -> str:
     """A human-readable table of the per-size figures."""
     lines = []
-    head = "".join(f"{'q' + str(r['target']) + ' (' + str(r['questions']) + ')':>32}"
-                   for r in per_size)
+    head = "".join(
+        f"{'q' + str(r['target']) + ' (' + str(r['questions']) + ')':>32}" for r in per_size
+    )
     lines.append(f"{'stage':<12}{head}")
-    lines.append(f"{'':<12}" + "".join(f"{'s  ms/q(dvc/proc/cpu)  MB':>32}"
-                                       for _ in per_size))
+    lines.append(f"{'':<12}" + "".join(f"{'s  ms/q(dvc/proc/cpu)  MB':>32}" for _ in per_size))
     for stage in STAGES:
         row = "".join(
             f"{f['wall_s']:7.1f} {1000 * f['s_per_q']:6.1f}/{1000 * f['process_s_per_q']:5.1f}"
             f"/{1000 * f['cpu_s_per_q']:5.1f} {f['peak_rss_mb']:5.0f}"
-            for f in (r["stages"][stage] for r in per_size))
+            for f in (r["stages"][stage] for r in per_size)
+        )
         lines.append(f"{stage:<12}{row}")
     lines.append("")
     for key in per_size[0]["dvc"]:
-        lines.append(f"{key:<34}" + "".join(
-            f"{_fmt(r['dvc'][key]):>16}" for r in per_size))
+        lines.append(f"{key:<34}" + "".join(f"{_fmt(r['dvc'][key]):>16}" for r in per_size))
     for key in per_size[0]["work"]:
-        lines.append(f"{key:<34}" + "".join(f"{_fmt(r['work'].get(key, '')):>16}"
-                                            for r in per_size))
+        lines.append(
+            f"{key:<34}" + "".join(f"{_fmt(r['work'].get(key, '')):>16}" for r in per_size)
+        )
     for key in ("crawl_elapsed_s", "crawl_robots"):
         lines.append(f"{key:<34}" + "".join(f"{_fmt(r[key]):>16}" for r in per_size))
     hosts = sorted({h for r in per_size for h in r["crawl_pages_per_host"]})
     for host in hosts:
-        lines.append(f"{'pages ' + host:<34}" + "".join(
-            f"{r['crawl_pages_per_host'].get(host, 0):>16}" for r in per_size))
+        lines.append(
+            f"{'pages ' + host:<34}"
+            + "".join(f"{r['crawl_pages_per_host'].get(host, 0):>16}" for r in per_size)
+        )
     for key in sorted({k for r in per_size for k in r.get("estimate", {})}):
-        lines.append(f"{'est ' + key:<34}" + "".join(
-            f"{_fmt(r.get('estimate', {}).get(key, '')):>16}" for r in per_size))
+        lines.append(
+            f"{'est ' + key:<34}"
+            + "".join(f"{_fmt(r.get('estimate', {}).get(key, '')):>16}" for r in per_size)
+        )
     return "\n".join(lines)
 
 
@@ -478,8 +532,9 @@ def _fmt(value: Any) -> str:
     return f"{value:.2f}" if isinstance(value, float) else str(value)
 
 
-def run(sizes: list[int] | None = None, models: Path | None = None,
-        keep: bool = False) -> dict[str, Any]:
+def run(
+    sizes: list[int] | None = None, models: Path | None = None, keep: bool = False
+) -> dict[str, Any]:
     """Measure every size (``$BENCH_SCALE`` or the defaults); print a table; flat figures."""
     from seedtune.offline.tiny import build_tiny_models
 
@@ -500,8 +555,13 @@ def run(sizes: list[int] | None = None, models: Path | None = None,
 def main(argv: list[str] | None = None) -> int:
     """CLI: run the sizes given, merge the figures into bench/results.json under ``scale``."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--questions", "--sizes", dest="sizes",
-                    default=os.environ.get(SIZES_ENV), help="sizes, e.g. 200,800")
+    ap.add_argument(
+        "--questions",
+        "--sizes",
+        dest="sizes",
+        default=os.environ.get(SIZES_ENV),
+        help="sizes, e.g. 200,800",
+    )
     ap.add_argument("--models", type=Path, default=None, help="tiny model cache directory")
     ap.add_argument("--keep", action="store_true", help="keep the temporary workspaces")
     args = ap.parse_args(argv)

@@ -26,8 +26,11 @@ DELAY_S = 0.4
 def _stage_alive(ws: Path) -> bool:
     for proc in Path("/proc").iterdir():
         try:
-            if (proc.name.isdigit() and b"stages/crawl.py" in (proc / "cmdline").read_bytes()
-                    and Path(os.readlink(proc / "cwd")) == ws):
+            if (
+                proc.name.isdigit()
+                and b"stages/crawl.py" in (proc / "cmdline").read_bytes()
+                and Path(os.readlink(proc / "cwd")) == ws
+            ):
                 return True
         except OSError:
             continue
@@ -40,17 +43,42 @@ def _one(shell: str, tmp: Path) -> dict[str, float]:
 
     with SimServer(sim_config(page_delay_s=DELAY_S)) as sim:
         slow = sim.page_origins["slow"]
-        local = {"crawl": {"host_rps": 100, "per_host": 2, "concurrency": 2, "timeout_s": 10,
-                           "max_retries": 0, "allow_networks": ["127.0.0.0/8", "::1/128"]}}
+        local = {
+            "crawl": {
+                "host_rps": 100,
+                "per_host": 2,
+                "concurrency": 2,
+                "timeout_s": 10,
+                "max_retries": 0,
+                "allow_networks": ["127.0.0.0/8", "::1/128"],
+            }
+        }
         ws = prepare_workspace(ROOT, tmp / Path(shell).name, local)
-        docs = [{"question": f"q{q}", "documents": [
-            {"category": "blog", "title": "t", "description": "d",
-             "link": f"{slow}/board/{q * 3 + i + 1}"} for i in range(3)]} for q in range(16)]
+        docs = [
+            {
+                "question": f"q{q}",
+                "documents": [
+                    {
+                        "category": "blog",
+                        "title": "t",
+                        "description": "d",
+                        "link": f"{slow}/board/{q * 3 + i + 1}",
+                    }
+                    for i in range(3)
+                ],
+            }
+            for q in range(16)
+        ]
         (ws / "data/documents.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
         with (tmp / f"{Path(shell).name}.log").open("w") as log:
-            dvc = subprocess.Popen(["dvc", "repro", "-s", "crawl"], cwd=ws, stdout=log,
-                                   stderr=subprocess.STDOUT, start_new_session=True,
-                                   env={**tool_env(SIM_ENV), "SHELL": shell})
+            dvc = subprocess.Popen(
+                ["dvc", "repro", "-s", "crawl"],
+                cwd=ws,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                env={**tool_env(SIM_ENV), "SHELL": shell},
+            )
         while sim.stats()["pages"]["requests"] < 6:
             time.sleep(0.02)
         at_signal = sim.stats()["pages"]["requests"]
@@ -61,9 +89,11 @@ def _one(shell: str, tmp: Path) -> dict[str, float]:
             time.sleep(0.01)
         gone = time.perf_counter() - started
         time.sleep(DELAY_S + 1.0)
-        return {"stage_gone_s": round(gone, 3),
-                "pages_after_signal": sim.stats()["pages"]["requests"] - at_signal,
-                "pages_total": len(docs) * 3}
+        return {
+            "stage_gone_s": round(gone, 3),
+            "pages_after_signal": sim.stats()["pages"]["requests"] - at_signal,
+            "pages_total": len(docs) * 3,
+        }
 
 
 def run() -> dict[str, Any]:

@@ -32,8 +32,13 @@ def make_rows(n: int = ROWS, seed: int = 0) -> list[dict[str, Any]]:
     for i in range(n):
         k = rng.randint(1, 12)
         start = rng.randrange(len(lines) - k)
-        rows.append({"question": f"{lines[i % len(lines)].split()[0]}에 대해 알려 주세요?",
-                     "answer": " ".join(lines[start:start + k]), "split": "train"})
+        rows.append(
+            {
+                "question": f"{lines[i % len(lines)].split()[0]}에 대해 알려 주세요?",
+                "answer": " ".join(lines[start : start + k]),
+                "split": "train",
+            }
+        )
     return rows
 
 
@@ -72,8 +77,9 @@ def throughput(trainer: Any) -> float:
     trainer.add_callback(Clock())
     trainer.train()
     # from the end of step 1 on: no warm-up in the rate
-    return statistics.median((n1 - n0) / (t1 - t0)
-                             for (t0, n0), (t1, n1) in zip(marks, marks[1:], strict=False))
+    return statistics.median(
+        (n1 - n0) / (t1 - t0) for (t0, n0), (t1, n1) in zip(marks, marks[1:], strict=False)
+    )
 
 
 def run() -> dict[str, Any]:
@@ -88,17 +94,38 @@ def run() -> dict[str, Any]:
     here = Path(__file__).resolve().parents[1]
     gemma = build_tiny_models(here / ".cache" / "tiny-models").gemma
     train_rows, _ = split_rows(make_rows())
-    out: dict[str, Any] = {"examples": len(train_rows), "batch_size": BATCH,
-                           "max_length": MAX_LENGTH}
+    out: dict[str, Any] = {
+        "examples": len(train_rows),
+        "batch_size": BATCH,
+        "max_length": MAX_LENGTH,
+    }
     for name, packing in (("tutorial", False), ("ours", True)):
-        cfg = TrainConfig.model_validate({
-            "model": {"name_or_path": str(gemma)},
-            "lora": {"r": 4, "alpha": 32, "target_modules": ["q_proj", "k_proj", "v_proj",
-                                                             "o_proj", "gate_proj", "up_proj",
-                                                             "down_proj"]},
-            "optim": {"lr": 1e-4}, "max_steps": STEPS + 1, "batch_size": BATCH, "grad_accum": 1,
-            "max_length": MAX_LENGTH, "packing": packing, "logging_steps": 1,
-            "save_steps": 10_000})
+        cfg = TrainConfig.model_validate(
+            {
+                "model": {"name_or_path": str(gemma)},
+                "lora": {
+                    "r": 4,
+                    "alpha": 32,
+                    "target_modules": [
+                        "q_proj",
+                        "k_proj",
+                        "v_proj",
+                        "o_proj",
+                        "gate_proj",
+                        "up_proj",
+                        "down_proj",
+                    ],
+                },
+                "optim": {"lr": 1e-4},
+                "max_steps": STEPS + 1,
+                "batch_size": BATCH,
+                "grad_accum": 1,
+                "max_length": MAX_LENGTH,
+                "packing": packing,
+                "logging_steps": 1,
+                "save_steps": 10_000,
+            }
+        )
         with tempfile.TemporaryDirectory() as tmp:
             trainer = build_trainer(cfg, 42, train_rows, [], Path(tmp))
             share, fill, real = token_shares(trainer)

@@ -62,11 +62,24 @@ import time
 from pathlib import Path
 from typing import Any, NamedTuple
 
-GEMMA_2B = {"hidden_size": 2048, "num_hidden_layers": 18, "num_attention_heads": 8,
-            "num_key_value_heads": 1, "head_dim": 256, "intermediate_size": 16384,
-            "vocab_size": 256000}
-TINY = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
-        "num_key_value_heads": 1, "head_dim": 16, "intermediate_size": 128, "vocab_size": 512}
+GEMMA_2B = {
+    "hidden_size": 2048,
+    "num_hidden_layers": 18,
+    "num_attention_heads": 8,
+    "num_key_value_heads": 1,
+    "head_dim": 256,
+    "intermediate_size": 16384,
+    "vocab_size": 256000,
+}
+TINY = {
+    "hidden_size": 64,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 1,
+    "head_dim": 16,
+    "intermediate_size": 128,
+    "vocab_size": 512,
+}
 #: Untimed optimizer steps first: kernels compile and autotune there.
 WARMUP = 2
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -74,6 +87,7 @@ TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down
 
 class Setting(NamedTuple):
     """One row of the table: the ``train`` params that differ between rows."""
+
     packing: bool
     attention: str
     batch: int
@@ -127,8 +141,13 @@ def flex_keeps_examples_apart() -> float:
     from transformers import GemmaConfig, GemmaForCausalLM
 
     torch.manual_seed(0)
-    cfg = GemmaConfig(**{**TINY, "hidden_size": 256, "head_dim": 64}, pad_token_id=0,
-                      eos_token_id=1, bos_token_id=2, attn_implementation="flex_attention")
+    cfg = GemmaConfig(
+        **{**TINY, "hidden_size": 256, "head_dim": 64},
+        pad_token_id=0,
+        eos_token_id=1,
+        bos_token_id=2,
+        attn_implementation="flex_attention",
+    )
     with torch.device("cuda"):
         model = GemmaForCausalLM(cfg).to(torch.bfloat16).eval()
         ids = torch.randint(4, TINY["vocab_size"], (1, 300))
@@ -136,8 +155,12 @@ def flex_keeps_examples_apart() -> float:
     # with autograd on, as in training: inference-mode flex hit an inductor lowering error
     # ("NoValidChoices") on the H100 image
     packed = model(input_ids=ids, position_ids=pos, use_cache=False).logits[0]
-    alone = torch.cat([model(input_ids=ids[:, :120], use_cache=False).logits[0],
-                       model(input_ids=ids[:, 120:], use_cache=False).logits[0]])
+    alone = torch.cat(
+        [
+            model(input_ids=ids[:, :120], use_cache=False).logits[0],
+            model(input_ids=ids[:, 120:], use_cache=False).logits[0],
+        ]
+    )
     return float((packed.float() - alone.float()).abs().max().detach())
 
 
@@ -150,8 +173,13 @@ def make_tokenizer(vocab_size: int) -> Any:
     vocab = {"<pad>": 0, "<eos>": 1, "<bos>": 2, "<unk>": 3}
     vocab.update({f"t{i}": i for i in range(4, vocab_size)})
     tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
-    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="<eos>",
-                                   bos_token="<bos>", unk_token="<unk>")
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        pad_token="<pad>",
+        eos_token="<eos>",
+        bos_token="<bos>",
+        unk_token="<unk>",
+    )
 
 
 def make_dataset(n: int, vocab_size: int, max_length: int, seed: int = 0) -> Any:
@@ -180,11 +208,22 @@ def train_params(name: str, tiny: bool, eq_tokens: int | None) -> dict[str, Any]
     return {
         "model": {"name_or_path": "random-gemma-2b", "attn_implementation": attention},
         "lora": {"r": 4, "alpha": 32, "dropout": 0.0, "target_modules": TARGETS},
-        "optim": {"name": "adamw_torch_fused", "lr": 1e-4, "scheduler": "cosine",
-                  "warmup_ratio": 0.0},
-        "batch_size": batch, "grad_accum": accum, "max_length": max_length, "bf16": True,
-        "packing": packing, "gradient_checkpointing": False, "liger_kernel": liger,
-        "compile": compile_, "logging_steps": 1, "save_steps": 1_000_000,
+        "optim": {
+            "name": "adamw_torch_fused",
+            "lr": 1e-4,
+            "scheduler": "cosine",
+            "warmup_ratio": 0.0,
+        },
+        "batch_size": batch,
+        "grad_accum": accum,
+        "max_length": max_length,
+        "bf16": True,
+        "packing": packing,
+        "gradient_checkpointing": False,
+        "liger_kernel": liger,
+        "compile": compile_,
+        "logging_steps": 1,
+        "save_steps": 1_000_000,
     }
 
 
@@ -203,13 +242,20 @@ def run_setting(name: str, steps: int, tiny: bool, eq_tokens: int | None) -> dic
 
     caps = device_caps()
     profiled = name == PROFILED  # one more step, after the timed ones, under the profiler
-    cfg = TrainConfig.model_validate({**train_params(name, tiny, eq_tokens),
-                                      "max_steps": steps + WARMUP + profiled})
+    cfg = TrainConfig.model_validate(
+        {**train_params(name, tiny, eq_tokens), "max_steps": steps + WARMUP + profiled}
+    )
     shape = TINY if tiny else GEMMA_2B
     kwargs = model_kwargs(cfg, caps)
-    gcfg = GemmaConfig(**shape, max_position_embeddings=8192, hidden_act="gelu_pytorch_tanh",
-                       pad_token_id=0, eos_token_id=1, bos_token_id=2,
-                       attn_implementation=kwargs["attn_implementation"])
+    gcfg = GemmaConfig(
+        **shape,
+        max_position_embeddings=8192,
+        hidden_act="gelu_pytorch_tanh",
+        pad_token_id=0,
+        eos_token_id=1,
+        bos_token_id=2,
+        attn_implementation=kwargs["attn_implementation"],
+    )
     t_build = time.perf_counter()
     torch.manual_seed(0)
     # built where it trains, in its training dtype: no fp32 copy on the CPU first
@@ -242,8 +288,9 @@ def run_setting(name: str, steps: int, tiny: bool, eq_tokens: int | None) -> dic
     with tempfile.TemporaryDirectory() as tmp:
         args = sft_config(cfg, 0, Path(tmp), has_eval=False, caps=caps)
         args.disable_tqdm = True
-        trainer = sft_trainer(cfg, model, make_tokenizer(shape["vocab_size"]), args, data,
-                              callbacks=callbacks)
+        trainer = sft_trainer(
+            cfg, model, make_tokenizer(shape["vocab_size"]), args, data, callbacks=callbacks
+        )
         if SETTINGS[name].peft_casts:  # the casts sft_trainer took off, back on
             uncast_lora_inputs(trainer.model, uncast=False)
         if SETTINGS[name].peft_add:  # PEFT's own forward back
@@ -256,30 +303,40 @@ def run_setting(name: str, steps: int, tiny: bool, eq_tokens: int | None) -> dic
             return {"setting": name, "error": "out of GPU memory"}
     # after the warm-up steps: compiles (flex_attention compiles again for the second shape
     # it sees, then runs with dynamic shapes) excluded
-    timed = marks[WARMUP - 1:WARMUP + steps]  # the profiled step, if any, is left out
+    timed = marks[WARMUP - 1 : WARMUP + steps]  # the profiled step, if any, is left out
     (t0, n0), (t1, n1) = timed[0], timed[-1]
     tokens_per_s = (n1 - n0) / (t1 - t0)
     peak = torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else 0.0
-    out = {"setting": name, "attention": kwargs["attn_implementation"],
-           "liger": bool(args.use_liger_kernel), "compile": bool(args.torch_compile),
-           "peft_casts": SETTINGS[name].peft_casts, "peft_add": SETTINGS[name].peft_add,
-           "batch": f"{cfg.batch_size}x{cfg.grad_accum}", "max_length": cfg.max_length,
-           "tokens_per_s": tokens_per_s, "tokens_per_microbatch": (n1 - n0) / (
-               (len(timed) - 1) * cfg.grad_accum),
-           "flops_per_s": tokens_per_s * 4 * n_params, "n_params": n_params,
-           "peak_gib": peak, "build_s": build_s, "steps": len(timed) - 1}
+    out = {
+        "setting": name,
+        "attention": kwargs["attn_implementation"],
+        "liger": bool(args.use_liger_kernel),
+        "compile": bool(args.torch_compile),
+        "peft_casts": SETTINGS[name].peft_casts,
+        "peft_add": SETTINGS[name].peft_add,
+        "batch": f"{cfg.batch_size}x{cfg.grad_accum}",
+        "max_length": cfg.max_length,
+        "tokens_per_s": tokens_per_s,
+        "tokens_per_microbatch": (n1 - n0) / ((len(timed) - 1) * cfg.grad_accum),
+        "flops_per_s": tokens_per_s * 4 * n_params,
+        "n_params": n_params,
+        "peak_gib": peak,
+        "build_s": build_s,
+        "steps": len(timed) - 1,
+    }
     if profiled:
         out["profile"] = sink.get("profile") or {"error": sink.get("error", "no step profiled")}
-        out["profile_tokens"] = marks[-1][1] - marks[-2][1] if len(marks) > steps + WARMUP \
-            else None
+        out["profile_tokens"] = marks[-1][1] - marks[-2][1] if len(marks) > steps + WARMUP else None
     return out
 
 
 def table(results: list[dict[str, Any]], peak_tflops: float | None) -> str:
     """The results as one plain-text table, ratios against the tutorial."""
     base = next((r for r in results if r["setting"] == "tutorial" and "error" not in r), None)
-    head = (f"{'setting':<16} {'attention':<16} {'batch':>5} {'tokens/s':>9} {'MFU':>6} "
-            f"{'tok/µb':>7} {'peak GiB':>8} {'vs tutorial':>11} {'mem vs tut':>10}")
+    head = (
+        f"{'setting':<16} {'attention':<16} {'batch':>5} {'tokens/s':>9} {'MFU':>6} "
+        f"{'tok/µb':>7} {'peak GiB':>8} {'vs tutorial':>11} {'mem vs tut':>10}"
+    )
     lines = [head, "-" * len(head)]
     for r in results:
         if "error" in r:
@@ -289,9 +346,11 @@ def table(results: list[dict[str, Any]], peak_tflops: float | None) -> str:
         speed = f"{r['tokens_per_s'] / base['tokens_per_s']:.2f}x" if base else "-"
         mem = f"{r['peak_gib'] / base['peak_gib']:.2f}x" if base and base["peak_gib"] else "-"
         attention = r["attention"] + ("+liger" if r["liger"] else "")
-        lines.append(f"{r['setting']:<16} {attention:<16} {r['batch']:>5} "
-                     f"{r['tokens_per_s']:>9.0f} {mfu:>6} {r['tokens_per_microbatch']:>7.0f} "
-                     f"{r['peak_gib']:>8.2f} {speed:>11} {mem:>10}")
+        lines.append(
+            f"{r['setting']:<16} {attention:<16} {r['batch']:>5} "
+            f"{r['tokens_per_s']:>9.0f} {mfu:>6} {r['tokens_per_microbatch']:>7.0f} "
+            f"{r['peak_gib']:>8.2f} {speed:>11} {mem:>10}"
+        )
     return "\n".join(lines)
 
 
@@ -312,8 +371,9 @@ def _in_child(name: str, steps: int, eq: int | None) -> dict[str, Any]:
     """One setting in a process of its own (``--isolate``)."""
     cmd = [sys.executable, __file__, "--only", name, "--steps", str(steps)]
     cmd += ["--eq-tokens", str(eq)] if eq else []
-    proc = subprocess.run(cmd, text=True, capture_output=True,
-                          env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
+    proc = subprocess.run(
+        cmd, text=True, capture_output=True, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"}
+    )
     if proc.returncode != 0:
         return {"setting": name, "error": " | ".join(proc.stderr.strip().splitlines()[-3:])}
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -324,11 +384,19 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=4, help="timed optimizer steps per setting")
     ap.add_argument("--json", type=Path, help="also write the results here")
-    ap.add_argument("--settings", nargs="+", choices=SETTINGS, default=DEFAULT_SETTINGS,
-                    help="which settings to run, in the order listed (default: all but sdpa "
-                    "and liger)")
-    ap.add_argument("--budget-s", type=float, default=BUDGET_S,
-                    help="start no setting after this many seconds (default %(default)s)")
+    ap.add_argument(
+        "--settings",
+        nargs="+",
+        choices=SETTINGS,
+        default=DEFAULT_SETTINGS,
+        help="which settings to run, in the order listed (default: all but sdpa and liger)",
+    )
+    ap.add_argument(
+        "--budget-s",
+        type=float,
+        default=BUDGET_S,
+        help="start no setting after this many seconds (default %(default)s)",
+    )
     ap.add_argument("--isolate", action="store_true", help="each setting in its own process")
     ap.add_argument("--tiny", action="store_true", help="tiny model, CPU allowed (smoke test)")
     ap.add_argument("--only", choices=SETTINGS, help=argparse.SUPPRESS)  # one child process
@@ -361,17 +429,25 @@ def main(argv: list[str] | None = None) -> int:
             leak = f"{flex_keeps_examples_apart():.2e}"
         except Exception as exc:  # noqa: BLE001 - a report line, not the benchmark
             leak = f"not measured ({why(exc)})"
-        print(f"flex_attention packed vs alone, max |logit diff|: {leak}", file=sys.stderr,
-              flush=True)
+        print(
+            f"flex_attention packed vs alone, max |logit diff|: {leak}", file=sys.stderr, flush=True
+        )
     results: list[dict[str, Any]] = []
     for name in [n for n in SETTINGS if n in args.settings]:
         t0 = time.perf_counter()
         if t0 - t_start > args.budget_s:
-            results.append({"setting": name, "error": f"skipped: --budget-s {args.budget_s:.0f}"
-                            " spent"})
+            results.append(
+                {"setting": name, "error": f"skipped: --budget-s {args.budget_s:.0f} spent"}
+            )
             continue
-        eq = next((round(r["tokens_per_microbatch"]) for r in results
-                   if r["setting"] == "tutorial" and "error" not in r), None)
+        eq = next(
+            (
+                round(r["tokens_per_microbatch"])
+                for r in results
+                if r["setting"] == "tutorial" and "error" not in r
+            ),
+            None,
+        )
         if args.isolate and not args.tiny:
             results.append(_in_child(name, args.steps, eq))
         else:
@@ -381,8 +457,11 @@ def main(argv: list[str] | None = None) -> int:
             except Exception as exc:  # noqa: BLE001 - one row's failure, the others still count
                 results.append({"setting": name, "error": why(exc)})
         results[-1]["wall_s"] = round(time.perf_counter() - t0, 1)
-        print(f"{name}: {results[-1]['wall_s']:.0f} s {json.dumps(results[-1])}",
-              file=sys.stderr, flush=True)  # partial results survive a timeout
+        print(
+            f"{name}: {results[-1]['wall_s']:.0f} s {json.dumps(results[-1])}",
+            file=sys.stderr,
+            flush=True,
+        )  # partial results survive a timeout
     print(table(results, peak))
     for r in results:
         if "error" not in r.get("profile", {"error": None}):
@@ -393,9 +472,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"profile of `{r['setting']}`: {r['profile']['error']}")
     print(f"total {time.perf_counter() - t_start:.0f} s", file=sys.stderr)
     if args.json:
-        args.json.write_text(json.dumps({"bf16_tflops": peak, "results": results}, indent=2)
-                             + "\n")
+        args.json.write_text(json.dumps({"bf16_tflops": peak, "results": results}, indent=2) + "\n")
     return 0 if all("error" not in r for r in results) else 1
+
 
 if __name__ == "__main__":
     sys.exit(main())

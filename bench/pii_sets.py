@@ -34,11 +34,24 @@ from typing import Any
 
 DATA = Path(__file__).resolve().parents[1] / "tests" / "data" / "pii"
 #: The set's type names for the kinds seedtune masks.
-KINDS = {"주민등록번호": "rrn", "전화번호": "phone", "이메일": "email", "여권번호": "passport",
-         "운전면허번호": "license", "계좌번호": "account", "카드번호": "card"}
-TAG_KIND = {"[주민등록번호]": "rrn", "[전화번호]": "phone", "[이메일]": "email",
-            "[카드번호]": "card", "[계좌번호]": "account", "[운전면허번호]": "license",
-            "[여권번호]": "passport"}
+KINDS = {
+    "주민등록번호": "rrn",
+    "전화번호": "phone",
+    "이메일": "email",
+    "여권번호": "passport",
+    "운전면허번호": "license",
+    "계좌번호": "account",
+    "카드번호": "card",
+}
+TAG_KIND = {
+    "[주민등록번호]": "rrn",
+    "[전화번호]": "phone",
+    "[이메일]": "email",
+    "[카드번호]": "card",
+    "[계좌번호]": "account",
+    "[운전면허번호]": "license",
+    "[여권번호]": "passport",
+}
 CONTACT = ("phone", "email")
 WORD_BEFORE = {"passport": "여권번호 ", "license": "운전면허번호 "}
 
@@ -59,8 +72,9 @@ def ordinary(kind: str, value: str) -> bool:
         return re.fullmatch(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}", value) is not None
     if kind == "passport":
         return re.fullmatch(r"[A-Z]{1,2}\d{3}[A-Z]?\d{3,5}", value) is not None
-    return (re.fullmatch(r"[\d\s().+\-·]+", value) is not None
-            and re.search(r"\d \d \d", value) is None)
+    return (
+        re.fullmatch(r"[\d\s().+\-·]+", value) is not None and re.search(r"\d \d \d", value) is None
+    )
 
 
 def _masked_regions(text: str, masked: str) -> list[tuple[int, int, str]]:
@@ -93,8 +107,9 @@ def score_documents(masker: Masker) -> dict[str, Any]:
             if ordinary(kind, item["value"]):
                 plain_total[kind] += 1
                 plain_hit[kind] += gone
-        labelled = [m.span() for item in doc["pii"]
-                    for m in re.finditer(re.escape(item["value"]), text)]
+        labelled = [
+            m.span() for item in doc["pii"] for m in re.finditer(re.escape(item["value"]), text)
+        ]
         for start, end, kind in _masked_regions(text, masked):
             if any(s < end and start < e for s, e in labelled):
                 continue
@@ -121,8 +136,11 @@ def score_presidio(masker: Masker) -> dict[str, Any]:
         hit, total, changed, negatives = Counter(), Counter(), Counter(), Counter()
         for case in load("presidio_kr"):
             kind, text = case["kind"], case["text"]
-            if with_word and kind in WORD_BEFORE and not re.search(
-                    "여권|면허|passport", text, re.IGNORECASE):
+            if (
+                with_word
+                and kind in WORD_BEFORE
+                and not re.search("여권|면허|passport", text, re.IGNORECASE)
+            ):
                 text = WORD_BEFORE[kind] + text
             masked, _ = masker(text)
             if case["personal"]:
@@ -145,9 +163,12 @@ def baseline_masker(commit: str) -> Masker | None:
     when git or that commit is not there (a copy without history)."""
     root = DATA.parents[2]
     try:
-        source = subprocess.run(["git", "-C", str(root), "show",
-                                 f"{commit}:src/seedtune/core/pii.py"], check=True,
-                                capture_output=True, text=True).stdout
+        source = subprocess.run(
+            ["git", "-C", str(root), "show", f"{commit}:src/seedtune/core/pii.py"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
     except (OSError, subprocess.CalledProcessError):
         return None
     namespace: dict[str, Any] = {"__name__": "pii_baseline"}

@@ -23,8 +23,14 @@ KINDS: list[tuple[str, re.Pattern[str]]] = [
     ("attention", re.compile(r"flex|attention|fmha|flash|attn", re.I)),
     ("lm head loss", re.compile(r"^_(forward|backward)_kernel$|logprob", re.I)),
     ("optimizer", re.compile(r"adam|multi_tensor|foreach", re.I)),
-    ("matmul", re.compile(r"gemm|nvjet|xmma|cutlass|cublas|aten::(add|b)?mm\b|"
-                          r"aten::addmm|triton_tem_fused_mm|splitk", re.I)),
+    (
+        "matmul",
+        re.compile(
+            r"gemm|nvjet|xmma|cutlass|cublas|aten::(add|b)?mm\b|"
+            r"aten::addmm|triton_tem_fused_mm|splitk",
+            re.I,
+        ),
+    ),
     ("copies and casts", re.compile(r"copy|memcpy|convert", re.I)),
 ]
 
@@ -116,9 +122,12 @@ def make_callback(step: int, cuda: bool, sink: dict[str, Any]) -> Any:
 def profile_table(setting: str, parts: dict[str, float], tokens: float | None) -> str:
     """The breakdown as a small table: ms per step and share of the step's wall time."""
     wall = parts["wall"]
-    lines = [f"one optimizer step of `{setting}` under torch.profiler"
-             + (f" ({tokens:.0f} real tokens)" if tokens else "") + ":",
-             f"{'kind':<20} {'ms':>8} {'share':>6}"]
+    lines = [
+        f"one optimizer step of `{setting}` under torch.profiler"
+        + (f" ({tokens:.0f} real tokens)" if tokens else "")
+        + ":",
+        f"{'kind':<20} {'ms':>8} {'share':>6}",
+    ]
     kinds = sorted((k for k in parts if k not in ("idle", "wall")), key=lambda k: -parts[k])
     for kind in [*kinds, "idle"]:
         lines.append(f"{kind:<20} {parts[kind]:>8.1f} {parts[kind] / wall:>6.1%}")

@@ -18,12 +18,41 @@ import collections
 from typing import Any
 
 #: ops that make views or metadata, or fill fresh memory: no traffic worth counting
-VIEWS = frozenset({
-    "view", "_unsafe_view", "as_strided", "t", "transpose", "expand", "permute", "unsqueeze",
-    "squeeze", "slice", "select", "alias", "detach", "reshape", "split", "split_with_sizes",
-    "unbind", "chunk", "narrow", "_reshape_alias", "lift_fresh", "empty", "empty_like",
-    "empty_strided", "new_empty", "new_empty_strided", "_local_scalar_dense",
-    "is_same_size", "_has_compatible_shallow_copy_type", "set_", "resize_"})
+VIEWS = frozenset(
+    {
+        "view",
+        "_unsafe_view",
+        "as_strided",
+        "t",
+        "transpose",
+        "expand",
+        "permute",
+        "unsqueeze",
+        "squeeze",
+        "slice",
+        "select",
+        "alias",
+        "detach",
+        "reshape",
+        "split",
+        "split_with_sizes",
+        "unbind",
+        "chunk",
+        "narrow",
+        "_reshape_alias",
+        "lift_fresh",
+        "empty",
+        "empty_like",
+        "empty_strided",
+        "new_empty",
+        "new_empty_strided",
+        "_local_scalar_dense",
+        "is_same_size",
+        "_has_compatible_shallow_copy_type",
+        "set_",
+        "resize_",
+    }
+)
 MATMULS = frozenset({"mm", "addmm", "addmm_", "bmm", "baddbmm"})
 
 
@@ -59,19 +88,24 @@ def byte_counter(fast_matmul: bool = False, skip: Any = ()) -> Any:
             self.bytes: collections.Counter[str] = collections.Counter()
             self.skip = {t.untyped_storage().data_ptr() for t in skip}
 
-        def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (),
-                               kwargs: dict | None = None) -> Any:
+        def __torch_dispatch__(
+            self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None
+        ) -> Any:
             kwargs = kwargs or {}
             name = func.overloadpacket.__name__
-            low = (name in MATMULS and fast_matmul
-                   and args[0].dtype in (torch.bfloat16, torch.float16))
+            low = (
+                name in MATMULS and fast_matmul and args[0].dtype in (torch.bfloat16, torch.float16)
+            )
             out = _fp32_matmul(func, args, kwargs) if low else func(*args, **kwargs)
             if name in VIEWS:
                 return out
             seen, moved = set(), 0
             for t in tree_flatten((args, kwargs, out))[0]:
-                if isinstance(t, torch.Tensor) and t.dim() > 0 and \
-                        t.untyped_storage().data_ptr() not in self.skip:
+                if (
+                    isinstance(t, torch.Tensor)
+                    and t.dim() > 0
+                    and t.untyped_storage().data_ptr() not in self.skip
+                ):
                     key = (t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape))
                     if key not in seen:
                         seen.add(key)

@@ -21,13 +21,19 @@ def _missing_module(kind: type[BaseException], exc: BaseException, tb: object) -
         print(f"{stage}: interrupted before it started", file=sys.stderr)
         raise SystemExit(130)
     if issubclass(kind, ModuleNotFoundError) and name == "seedtune":
-        print(f"{stage}: error: {sys.executable} has no seedtune: the project's environment "
-              "is not active; run `source .venv/bin/activate` (`make setup` creates it) and "
-              "rerun", file=sys.stderr)
+        print(
+            f"{stage}: error: {sys.executable} has no seedtune: the project's environment "
+            "is not active; run `source .venv/bin/activate` (`make setup` creates it) and "
+            "rerun",
+            file=sys.stderr,
+        )
         raise SystemExit(EXIT_USER_ERROR)
     if issubclass(kind, ModuleNotFoundError) and name and name.split(".")[0] != "seedtune":
-        print(f"{stage}: error: no module named {name!r} in {sys.executable}: a dependency "
-              "is missing; run `make setup`", file=sys.stderr)
+        print(
+            f"{stage}: error: no module named {name!r} in {sys.executable}: a dependency "
+            "is missing; run `make setup`",
+            file=sys.stderr,
+        )
         raise SystemExit(EXIT_USER_ERROR)
     # a missing seedtune.* module is a bug, not a setup step: keep its traceback
     sys.__excepthook__(kind, exc, tb)  # type: ignore[arg-type]

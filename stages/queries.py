@@ -34,24 +34,38 @@ def main() -> None:
     client = LLMClient(p.llm, ResponseCache(CACHE_DIR / "queries"), desc="queries")
     if client.pending(llm_reqs):  # before the titles' Naver calls, not after them
         require_llm_key(p.llm.api_key_env, f"API key for {p.llm.base_url}")
-    found = (titles.fetch_naver(seeds, cfg.titles, ResponseCache(CACHE_DIR / "titles"))
-             if "titles" in cfg.sources else titles.TitleSet())
+    found = (
+        titles.fetch_naver(seeds, cfg.titles, ResponseCache(CACHE_DIR / "titles"))
+        if "titles" in cfg.sources
+        else titles.TitleSet()
+    )
     # written even when the stage fails: what was spent is there to read
-    with stage_metrics("queries", lambda: usage_metrics(p.llm.model, client.stats,
-                                                        p.price_table())) as metrics:
-        outcomes = client.run(llm_reqs + titles.build_requests(found, cfg.forms, cfg.titles,
-                                                               title_template))
+    with stage_metrics(
+        "queries", lambda: usage_metrics(p.llm.model, client.stats, p.price_table())
+    ) as metrics:
+        outcomes = client.run(
+            llm_reqs + titles.build_requests(found, cfg.forms, cfg.titles, title_template)
+        )
         llm_out = outcomes[: len(llm_reqs)]
-        judged = titles.verdicts(found, outcomes[len(llm_reqs):], p.llm.model,
-                                 title_template.version)
+        judged = titles.verdicts(
+            found, outcomes[len(llm_reqs) :], p.llm.model, title_template.version
+        )
         rows = queries.candidates(llm_out, p.llm.model, template.version, extra) + judged.rows
         kept, counts, drops = queries.filter_questions(rows, cfg)
         failed = queries.failures(llm_out)
-        metrics.update({"seeds": len(seeds), **counts, "rejects": len(failed) + judged.lost,
-                        **queries.source_metrics(rows, kept), **titles.metrics(found, judged)})
+        metrics.update(
+            {
+                "seeds": len(seeds),
+                **counts,
+                "rejects": len(failed) + judged.lost,
+                **queries.source_metrics(rows, kept),
+                **titles.metrics(found, judged),
+            }
+        )
         write_rejects("queries", failed + found.rejects + judged.rejects + drops)
-        check_reject_rate("queries", len(llm_reqs) + found.sent, len(failed) + judged.lost,
-                          p.llm.max_reject_rate)
+        check_reject_rate(
+            "queries", len(llm_reqs) + found.sent, len(failed) + judged.lost, p.llm.max_reject_rate
+        )
         queries.require_kept(kept, counts, drops, cfg)  # never an empty file that looks done
         write_jsonl("data/questions.jsonl", kept)
 

@@ -34,19 +34,39 @@ def main() -> None:
     # bad input fails here, before the model loads
     total = sum(1 for _ in iter_documents(DOCUMENTS))
     model = load_encoder(p.rank.model, p.rank.device)
-    pages = PagePassages(PageIndex(PAGES) if Path(PAGES).is_file() else None, model,
-                         p.rank.passage_tokens, p.rank.passage_overlap, PASSAGE_PREFIX)
+    pages = PagePassages(
+        PageIndex(PAGES) if Path(PAGES).is_file() else None,
+        model,
+        p.rank.passage_tokens,
+        p.rank.passage_overlap,
+        PASSAGE_PREFIX,
+    )
     metrics, started = RankMetrics(), time.perf_counter()
-    with (EmbeddingStore(CACHE_DIR / "rank", encoder_fingerprint(model)) as store,
-          JsonlWriter(RANKED) as out, tqdm(total=total, desc="rank", unit="question") as bar):
-        for row in rank_stream(model, iter_documents(DOCUMENTS), p.rank.top_k, p.rank.max_gap,
-                               p.rank.batch_size, store, pages, p.rank.prefer_pages,
-                               progress=bar):
+    with (
+        EmbeddingStore(CACHE_DIR / "rank", encoder_fingerprint(model)) as store,
+        JsonlWriter(RANKED) as out,
+        tqdm(total=total, desc="rank", unit="question") as bar,
+    ):
+        for row in rank_stream(
+            model,
+            iter_documents(DOCUMENTS),
+            p.rank.top_k,
+            p.rank.max_gap,
+            p.rank.batch_size,
+            store,
+            pages,
+            p.rank.prefer_pages,
+            progress=bar,
+        ):
             out.write(row)
             metrics.add(row)
-    logging.getLogger("rank").info("ranked %d questions in %.1f s (%d texts encoded, %d reused)",
-                                   total, time.perf_counter() - started, store.encoded,
-                                   store.reused)
+    logging.getLogger("rank").info(
+        "ranked %d questions in %.1f s (%d texts encoded, %d reused)",
+        total,
+        time.perf_counter() - started,
+        store.encoded,
+        store.reused,
+    )
     write_metrics("rank", metrics.result(store))
 
 

@@ -27,8 +27,9 @@ def main() -> None:
     p = load_params(sections=("search",))
     questions = read_questions(QUESTIONS)
     cache = ResponseCache(CACHE_DIR / "search")
-    client = NaverClient(p.search, cache, optional_secret("NAVER_CLIENT_ID"),
-                         optional_secret("NAVER_CLIENT_SECRET"))
+    client = NaverClient(
+        p.search, cache, optional_secret("NAVER_CLIENT_ID"), optional_secret("NAVER_CLIENT_SECRET")
+    )
     run = SearchRun(client, questions, rows=derived_rows(CACHE_DIR / "search", p.search))
     tally = DocumentTally()
     with JsonlWriter(DOCUMENTS) as out:
@@ -39,7 +40,8 @@ def main() -> None:
             raise QuotaExceeded(
                 f"{run.stopped}; {run.done}/{len(run.questions)} questions searched, "
                 f"{len(cache)} answers kept in {cache.root}; then rerun `dvc repro`: it "
-                "resumes without refetching them")
+                "resumes without refetching them"
+            )
     write_metrics("search", tally.metrics(client, run.from_rows))
 
 

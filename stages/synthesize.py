@@ -25,11 +25,24 @@ def main() -> None:
     client = LLMClient(p.llm, ResponseCache(CACHE_DIR / "synthesize"), desc="synthesize")
     answers = Answers(p.synthesize, p.llm.model, template.version, questions)
     # written even when the stage fails (its reject rate, the LLM): what was spent is there
-    with stage_metrics("synthesize", answers.metrics, lambda: usage_metrics(
-            p.llm.model, client.stats, p.price_table())) as metrics:
-        metrics.update(synthesize(iter_jsonl("data/ranked.jsonl"), client, p.synthesize,
-                                  template, answers, p.seed, "data/instructions.jsonl",
-                                  REJECTS_DIR / "synthesize.jsonl", p.llm.max_reject_rate))
+    with stage_metrics(
+        "synthesize",
+        answers.metrics,
+        lambda: usage_metrics(p.llm.model, client.stats, p.price_table()),
+    ) as metrics:
+        metrics.update(
+            synthesize(
+                iter_jsonl("data/ranked.jsonl"),
+                client,
+                p.synthesize,
+                template,
+                answers,
+                p.seed,
+                "data/instructions.jsonl",
+                REJECTS_DIR / "synthesize.jsonl",
+                p.llm.max_reject_rate,
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -13,8 +13,9 @@ from support import OFFLINE_ENV, ROOT, Workspace
 for _key, _value in OFFLINE_ENV.items():
     os.environ.setdefault(_key, _value)
 # tests never count Naver calls in this machine's real ledger (module-scoped workspaces too)
-os.environ["SEEDTUNE_QUOTA_LEDGER"] = str(Path(tempfile.mkdtemp(prefix="seedtune-quota-"))
-                                          / "naver_quota.sqlite3")
+os.environ["SEEDTUNE_QUOTA_LEDGER"] = str(
+    Path(tempfile.mkdtemp(prefix="seedtune-quota-")) / "naver_quota.sqlite3"
+)
 
 
 @pytest.fixture(scope="session")

@@ -88,8 +88,7 @@ def _log(msg: str) -> None:
 def _run(argv: Sequence[str | Path], log: Path, **kw: object) -> None:
     """Run a build step, its output in ``log``; a failure names the log and its tail."""
     with open(log, "ab") as fh:
-        proc = subprocess.run([str(a) for a in argv], stdout=fh, stderr=subprocess.STDOUT,
-                              **kw)  # type: ignore[call-overload]
+        proc = subprocess.run([str(a) for a in argv], stdout=fh, stderr=subprocess.STDOUT, **kw)  # type: ignore[call-overload]
     if proc.returncode:
         tail = log.read_text(errors="replace")[-3000:]
         raise Unavailable(f"{argv[0]} exited {proc.returncode} (log: {log}):\n{tail}")
@@ -124,9 +123,22 @@ def llama_cpp_sources() -> Path:
         return src
     _log(f"downloading the llama-cpp-python {LLAMA_CPP_PYTHON} sdist (llama.cpp sources)")
     with _building(final) as tmp:
-        _run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--no-binary",
-              ":all:", f"llama-cpp-python=={LLAMA_CPP_PYTHON}", "-d", tmp / "dl"],
-             tmp / "download.log")
+        _run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "-q",
+                "--no-deps",
+                "--no-binary",
+                ":all:",
+                f"llama-cpp-python=={LLAMA_CPP_PYTHON}",
+                "-d",
+                tmp / "dl",
+            ],
+            tmp / "download.log",
+        )
         (sdist,) = (tmp / "dl").glob("llama_cpp_python-*.tar.gz")
         with tarfile.open(sdist) as tar:
             tar.extractall(tmp / "x", filter="data")
@@ -155,8 +167,11 @@ def tiny_gguf(gemma: Path) -> Path:
     tmp = out.with_name(f".{out.name}.{os.getpid()}")
     log = GGUF_DIR / "convert.log"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    _run([sys.executable, "-c", _CONVERT, src, gemma, "--outfile", tmp, "--outtype", "f32"],
-         log, env=env)
+    _run(
+        [sys.executable, "-c", _CONVERT, src, gemma, "--outfile", tmp, "--outtype", "f32"],
+        log,
+        env=env,
+    )
     tmp.replace(out)
     return out
 
@@ -172,20 +187,38 @@ def llama_server_binary() -> Path:
     if binary.is_file():
         return binary
     if not shutil.which("cmake") or not (shutil.which("c++") or shutil.which("g++")):
-        raise Unavailable("llama-server is built with cmake and a C++ compiler: neither "
-                          "found (apt-get install cmake g++), or set SEEDTUNE_LLAMA_SERVER")
+        raise Unavailable(
+            "llama-server is built with cmake and a C++ compiler: neither "
+            "found (apt-get install cmake g++), or set SEEDTUNE_LLAMA_SERVER"
+        )
     src = llama_cpp_sources()
     _log("building llama.cpp's llama-server (minutes; once per version)")
     with _building(final) as tmp:
         build, log = tmp / "build", tmp / "build.log"
         gen = ["-G", "Ninja"] if shutil.which("ninja") else []
-        _run(["cmake", "-S", src, "-B", build, *gen, "-DCMAKE_BUILD_TYPE=Release",
-              "-DBUILD_SHARED_LIBS=OFF", "-DLLAMA_BUILD_TESTS=OFF",
-              "-DLLAMA_BUILD_EXAMPLES=OFF", "-DLLAMA_BUILD_TOOLS=ON",
-              "-DLLAMA_BUILD_SERVER=ON", "-DLLAMA_USE_PREBUILT_UI=OFF",
-              "-DLLAMA_BUILD_UI=OFF"], log)
-        _run(["cmake", "--build", build, "--target", "llama-server",
-              "-j", str(os.cpu_count() or 2)], log)
+        _run(
+            [
+                "cmake",
+                "-S",
+                src,
+                "-B",
+                build,
+                *gen,
+                "-DCMAKE_BUILD_TYPE=Release",
+                "-DBUILD_SHARED_LIBS=OFF",
+                "-DLLAMA_BUILD_TESTS=OFF",
+                "-DLLAMA_BUILD_EXAMPLES=OFF",
+                "-DLLAMA_BUILD_TOOLS=ON",
+                "-DLLAMA_BUILD_SERVER=ON",
+                "-DLLAMA_USE_PREBUILT_UI=OFF",
+                "-DLLAMA_BUILD_UI=OFF",
+            ],
+            log,
+        )
+        _run(
+            ["cmake", "--build", build, "--target", "llama-server", "-j", str(os.cpu_count() or 2)],
+            log,
+        )
         shutil.copy2(build / "bin" / "llama-server", tmp / "llama-server")
         shutil.rmtree(build)  # the binary is static: the objects are not needed
     return binary
@@ -207,8 +240,10 @@ def litellm_executable() -> Path:
         shutil.rmtree(final)
     try:
         _run([sys.executable, "-m", "venv", final], final.parent / "litellm-venv.log")
-        _run([final / "bin" / "python", "-m", "pip", "install", "-q",
-              f"litellm[proxy]=={LITELLM}"], final.parent / "litellm-venv.log")
+        _run(
+            [final / "bin" / "python", "-m", "pip", "install", "-q", f"litellm[proxy]=={LITELLM}"],
+            final.parent / "litellm-venv.log",
+        )
         stamp.write_text(LITELLM, encoding="utf-8")
     except BaseException:
         shutil.rmtree(final, ignore_errors=True)
@@ -224,8 +259,10 @@ def transformers_executable() -> Path:
     except ImportError as e:
         raise Unavailable(f"transformers is not importable: {e}") from e
     if not exe.is_file() or not is_serve_available():
-        raise Unavailable("transformers serve needs its serving extra: pip install -e "
-                          "'.[servers]' (make test does)")
+        raise Unavailable(
+            "transformers serve needs its serving extra: pip install -e "
+            "'.[servers]' (make test does)"
+        )
     return exe
 
 
@@ -234,8 +271,10 @@ def llama_cpp_python_available() -> None:
     try:
         import llama_cpp.server  # noqa: F401
     except ImportError as e:
-        raise Unavailable(f"llama-cpp-python[server] is not installed ({e}): pip install -e "
-                          "'.[servers]' (make test does)") from e
+        raise Unavailable(
+            f"llama-cpp-python[server] is not installed ({e}): pip install -e "
+            "'.[servers]' (make test does)"
+        ) from e
 
 
 # --------------------------------------------------------------------------- run
@@ -287,8 +326,9 @@ class Server:
         return _request(self.base_url + path, json.dumps(body).encode(), key=self.api_key)
 
 
-def _request(url: str, data: bytes | None = None, timeout: float = 120,
-             key: str | None = None) -> tuple[int, str]:
+def _request(
+    url: str, data: bytes | None = None, timeout: float = 120, key: str | None = None
+) -> tuple[int, str]:
     headers = {"Content-Type": "application/json"} if data else {}
     if key:
         headers["Authorization"] = f"Bearer {key}"
@@ -313,34 +353,54 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.contextmanager
-def serve(name: str, argv: Sequence[str | Path], port: int, model: str, log_dir: Path,
-          health: str = "/health", env: dict[str, str] | None = None,
-          timeout_s: float = START_TIMEOUT_S, key: tuple[str, str] | None = None
-          ) -> Iterator[Server]:
+def serve(
+    name: str,
+    argv: Sequence[str | Path],
+    port: int,
+    model: str,
+    log_dir: Path,
+    health: str = "/health",
+    env: dict[str, str] | None = None,
+    timeout_s: float = START_TIMEOUT_S,
+    key: tuple[str, str] | None = None,
+) -> Iterator[Server]:
     """Start ``argv`` (a server listening on ``port``) in a session of its own, wait until
     ``health`` answers 200, and end its process group on exit."""
     log_dir.mkdir(parents=True, exist_ok=True)
     log = log_dir / f"{name}.log"
-    full_env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-                "PYTHONUNBUFFERED": "1", **(env or {})}
+    full_env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "PYTHONUNBUFFERED": "1",
+        **(env or {}),
+    }
     with open(log, "wb") as fh:
-        proc = subprocess.Popen([str(a) for a in argv], stdout=fh, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, env=full_env,
-                                start_new_session=True)
-    server = Server(name, f"http://127.0.0.1:{port}/v1", model, log, proc,
-                    *(key or (None, None)))
+        proc = subprocess.Popen(
+            [str(a) for a in argv],
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=full_env,
+            start_new_session=True,
+        )
+    server = Server(name, f"http://127.0.0.1:{port}/v1", model, log, proc, *(key or (None, None)))
     try:
         deadline = time.monotonic() + timeout_s
         while True:
             if proc.poll() is not None:
-                raise RuntimeError(f"{name} exited {proc.returncode} before it answered "
-                                   f"{health}:\n{server.log_text()[-3000:]}")
+                raise RuntimeError(
+                    f"{name} exited {proc.returncode} before it answered "
+                    f"{health}:\n{server.log_text()[-3000:]}"
+                )
             with contextlib.suppress(OSError):
                 if _request(f"http://127.0.0.1:{port}{health}", timeout=5)[0] == 200:
                     break
             if time.monotonic() > deadline:
-                raise RuntimeError(f"{name} did not answer {health} within {timeout_s:.0f} s:"
-                                   f"\n{server.log_text()[-3000:]}")
+                raise RuntimeError(
+                    f"{name} did not answer {health} within {timeout_s:.0f} s:"
+                    f"\n{server.log_text()[-3000:]}"
+                )
             time.sleep(0.3)
         yield server
     finally:
@@ -350,31 +410,74 @@ def serve(name: str, argv: Sequence[str | Path], port: int, model: str, log_dir:
 def llama_server(gguf: Path, log_dir: Path) -> contextlib.AbstractContextManager[Server]:
     """llama.cpp's llama-server on ``gguf``, as :data:`SERVED_NAME`, Jinja chat template."""
     port = free_port()
-    return serve("llama-server", [llama_server_binary(), "-m", gguf, "--alias", SERVED_NAME,
-                                  "--host", "127.0.0.1", "--port", str(port), "-c", "2048",
-                                  "-np", "1", "-t", "2", "--jinja", "--no-webui"],
-                 port, SERVED_NAME, log_dir)
+    return serve(
+        "llama-server",
+        [
+            llama_server_binary(),
+            "-m",
+            gguf,
+            "--alias",
+            SERVED_NAME,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "-c",
+            "2048",
+            "-np",
+            "1",
+            "-t",
+            "2",
+            "--jinja",
+            "--no-webui",
+        ],
+        port,
+        SERVED_NAME,
+        log_dir,
+    )
 
 
-def llama_cpp_python_server(gguf: Path, log_dir: Path
-                            ) -> contextlib.AbstractContextManager[Server]:
+def llama_cpp_python_server(gguf: Path, log_dir: Path) -> contextlib.AbstractContextManager[Server]:
     """llama-cpp-python's server on ``gguf``, as :data:`SERVED_NAME`."""
     llama_cpp_python_available()
     port = free_port()
-    return serve("llama-cpp-python", [sys.executable, "-m", "llama_cpp.server", "--model", gguf,
-                                      "--model_alias", SERVED_NAME, "--host", "127.0.0.1",
-                                      "--port", str(port), "--n_ctx", "2048",
-                                      "--n_threads", "2"],
-                 port, SERVED_NAME, log_dir, health="/v1/models")
+    return serve(
+        "llama-cpp-python",
+        [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            gguf,
+            "--model_alias",
+            SERVED_NAME,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--n_ctx",
+            "2048",
+            "--n_threads",
+            "2",
+        ],
+        port,
+        SERVED_NAME,
+        log_dir,
+        health="/v1/models",
+    )
 
 
 def transformers_server(gemma: Path, log_dir: Path) -> contextlib.AbstractContextManager[Server]:
     """``transformers serve`` pinned to the tiny Gemma's directory (its model name)."""
     exe = transformers_executable()
     port = free_port()
-    return serve("transformers-serve", [exe, "serve", gemma, "--host", "127.0.0.1", "--port",
-                                        str(port), "--device", "cpu"],
-                 port, str(gemma), log_dir)
+    return serve(
+        "transformers-serve",
+        [exe, "serve", gemma, "--host", "127.0.0.1", "--port", str(port), "--device", "cpu"],
+        port,
+        str(gemma),
+        log_dir,
+    )
 
 
 def litellm_proxy(upstream: Server, log_dir: Path) -> contextlib.AbstractContextManager[Server]:
@@ -384,17 +487,49 @@ def litellm_proxy(upstream: Server, log_dir: Path) -> contextlib.AbstractContext
     port = free_port()
     log_dir.mkdir(parents=True, exist_ok=True)
     config = log_dir / "litellm.yaml"
-    config.write_text(json.dumps({"model_list": [{
-        "model_name": upstream.model,
-        "litellm_params": {"model": f"openai/{upstream.model}", "api_base": upstream.base_url,
-                           "api_key": "none"}}]}), encoding="utf-8")  # JSON is YAML
+    config.write_text(
+        json.dumps(
+            {
+                "model_list": [
+                    {
+                        "model_name": upstream.model,
+                        "litellm_params": {
+                            "model": f"openai/{upstream.model}",
+                            "api_base": upstream.base_url,
+                            "api_key": "none",
+                        },
+                    }
+                ]
+            }
+        ),
+        encoding="utf-8",
+    )  # JSON is YAML
     # the cost map ships with the package: never fetched (nothing outside is reachable)
-    env = {"LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_TELEMETRY": "False",
-           "LITELLM_MASTER_KEY": LITELLM_KEY}
-    return serve("litellm", [exe, "--config", config, "--host", "127.0.0.1", "--port",
-                             str(port), "--telemetry", "False"],
-                 port, upstream.model, log_dir, health="/health/liveliness", env=env,
-                 key=(LITELLM_KEY_ENV, LITELLM_KEY))
+    env = {
+        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+        "LITELLM_TELEMETRY": "False",
+        "LITELLM_MASTER_KEY": LITELLM_KEY,
+    }
+    return serve(
+        "litellm",
+        [
+            exe,
+            "--config",
+            config,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--telemetry",
+            "False",
+        ],
+        port,
+        upstream.model,
+        log_dir,
+        health="/health/liveliness",
+        env=env,
+        key=(LITELLM_KEY_ENV, LITELLM_KEY),
+    )
 
 
 def main(argv: Sequence[str]) -> int:
@@ -407,8 +542,11 @@ def main(argv: Sequence[str]) -> int:
 
     t0 = time.monotonic()
     gemma = build_tiny_models(ROOT / ".cache" / "tiny-models").gemma
-    for what, make in (("tiny GGUF", lambda: tiny_gguf(gemma)),
-                       ("llama-server", llama_server_binary), ("litellm", litellm_executable)):
+    for what, make in (
+        ("tiny GGUF", lambda: tiny_gguf(gemma)),
+        ("llama-server", llama_server_binary),
+        ("litellm", litellm_executable),
+    ):
         try:
             _log(f"{what}: {make()}")
         except Unavailable as e:  # the tests skip with this reason; the build goes on

@@ -18,8 +18,12 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 
 # Offline everywhere: tests build their models locally and reach only loopback servers.
-OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-               "TOKENIZERS_PARALLELISM": "false", "DVC_NO_ANALYTICS": "1"}
+OFFLINE_ENV = {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+    "DVC_NO_ANALYTICS": "1",
+}
 
 
 def need_browser() -> None:
@@ -27,11 +31,14 @@ def need_browser() -> None:
     setup` installs both where it can: tests that open pages in a real browser)."""
     import pytest
 
-    pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip "
-                        "install -e '.[dev]')")
+    pytest.importorskip(
+        "playwright.sync_api", reason="playwright is not installed (pip install -e '.[dev]')"
+    )
     if not (shutil.which("chromium") or shutil.which("chromium-browser")):
-        pytest.skip("chromium is not installed: apt-get install chromium (as root; `make "
-                    "setup` tries)", allow_module_level=True)
+        pytest.skip(
+            "chromium is not installed: apt-get install chromium (as root; `make setup` tries)",
+            allow_module_level=True,
+        )
 
 
 def bench_module(name: str) -> Any:
@@ -77,9 +84,19 @@ def last_line(text: str) -> str:
 
 def ranked_rows(n: int) -> list[dict[str, Any]]:
     """data/ranked.jsonl rows as rank writes them."""
-    return [{"question": f"전세 계약 {i}번째 주의할 점은 무엇인가요?",
-             "documents": [{"passage": f"전세 계약 전 등기부등본을 확인하세요 {i}.",
-                            "link": f"https://x/{i}", "score": 0.9}]} for i in range(n)]
+    return [
+        {
+            "question": f"전세 계약 {i}번째 주의할 점은 무엇인가요?",
+            "documents": [
+                {
+                    "passage": f"전세 계약 전 등기부등본을 확인하세요 {i}.",
+                    "link": f"https://x/{i}",
+                    "score": 0.9,
+                }
+            ],
+        }
+        for i in range(n)
+    ]
 
 
 class Workspace:
@@ -112,8 +129,7 @@ class Workspace:
         """Write a text file (or rows as JSON Lines) at ``rel``."""
         path = self.path / rel
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(content if isinstance(content, str) else jsonl(content),
-                        encoding="utf-8")
+        path.write_text(content if isinstance(content, str) else jsonl(content), encoding="utf-8")
         return path
 
     def copy_from_repo(self, rel: str) -> None:
@@ -125,8 +141,7 @@ class Workspace:
             dst.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dst)
 
-    def env(self, keys: dict[str, str] | None = None, drop: tuple[str, ...] = ()
-            ) -> dict[str, str]:
+    def env(self, keys: dict[str, str] | None = None, drop: tuple[str, ...] = ()) -> dict[str, str]:
         """This process's environment, offline, without ``drop``, plus ``keys``."""
         env = {k: v for k, v in os.environ.items() if k not in drop}
         env.update({**OFFLINE_ENV, "PYTHONUNBUFFERED": "1", **(keys or {})})
@@ -136,16 +151,32 @@ class Workspace:
         """The stage's command line, as dvc.yaml runs it."""
         return [sys.executable, str(ROOT / "stages" / f"{stage}.py")]
 
-    def run(self, stage: str, keys: dict[str, str] | None = None, drop: tuple[str, ...] = (),
-            timeout: int = 300) -> subprocess.CompletedProcess[str]:
+    def run(
+        self,
+        stage: str,
+        keys: dict[str, str] | None = None,
+        drop: tuple[str, ...] = (),
+        timeout: int = 300,
+    ) -> subprocess.CompletedProcess[str]:
         """Run ``stages/<stage>.py`` here to completion."""
-        return subprocess.run(self.command(stage), cwd=self.path, env=self.env(keys, drop),
-                              text=True, capture_output=True, timeout=timeout)
+        return subprocess.run(
+            self.command(stage),
+            cwd=self.path,
+            env=self.env(keys, drop),
+            text=True,
+            capture_output=True,
+            timeout=timeout,
+        )
 
     def popen(self, stage: str, keys: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         """Start ``stages/<stage>.py`` here (for kill tests)."""
-        return subprocess.Popen(self.command(stage), cwd=self.path, env=self.env(keys),
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return subprocess.Popen(
+            self.command(stage),
+            cwd=self.path,
+            env=self.env(keys),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
 
     def metrics(self, stage: str) -> dict[str, Any]:
         """metrics/<stage>.json."""
@@ -153,8 +184,11 @@ class Workspace:
 
     def rows(self, rel: str) -> list[dict[str, Any]]:
         """The rows of a JSON Lines file here."""
-        return [json.loads(x) for x in (self.path / rel).read_text(encoding="utf-8").splitlines()
-                if x.strip()]
+        return [
+            json.loads(x)
+            for x in (self.path / rel).read_text(encoding="utf-8").splitlines()
+            if x.strip()
+        ]
 
 
 def damage_line(segment: Path, offset: int = 0) -> None:

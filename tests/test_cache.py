@@ -60,7 +60,7 @@ def test_kill_9_mid_run_loses_only_the_line_in_flight(tmp_path) -> None:
         c = ResponseCache({str(tmp_path)!r})
         for i in range(50):
             c.put(cache_key(i), {{"i": i, "text": "전세 " * 50}})
-        c._writer.write(b"{'f' * 64}\\t1\\t0000")  # half a line, never finished
+        c._writer.write(b"{"f" * 64}\\t1\\t0000")  # half a line, never finished
         c._writer.flush()
         os.kill(os.getpid(), signal.SIGKILL)
     """)
@@ -98,7 +98,11 @@ def test_adding_answers_leaves_the_big_old_segments_untouched(tmp_path, monkeypa
 
 
 def test_a_live_writers_segment_is_never_merged(tmp_path) -> None:
-    other = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+    other = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f"""
         import sys
         from seedtune.core.cache import ResponseCache, cache_key
         c = ResponseCache({str(tmp_path)!r})
@@ -106,7 +110,12 @@ def test_a_live_writers_segment_is_never_merged(tmp_path) -> None:
         print("ready", flush=True)
         sys.stdin.readline()
         c.put(cache_key("other-2"), 2)
-    """)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    """),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert other.stdout is not None and other.stdin is not None
     assert other.stdout.readline().strip() == "ready"
     (held,) = _segments(tmp_path)
@@ -123,7 +132,8 @@ def test_a_live_writers_segment_is_never_merged(tmp_path) -> None:
 
 
 def test_a_cache_in_the_old_layout_moves_into_a_segment_without_asking_again(
-        tmp_path, caplog) -> None:
+    tmp_path, caplog
+) -> None:
     """Caches written by one file per answer (``<key[:2]>/<key>.json``) are read once,
     moved, and their files deleted; a damaged old file is a miss, as it always was."""
     keys = [cache_key(i) for i in range(5)]
@@ -135,8 +145,9 @@ def test_a_cache_in_the_old_layout_moves_into_a_segment_without_asking_again(
     with caplog.at_level("WARNING"), ResponseCache(tmp_path) as c:
         assert [c.get(k) for k in keys] == [{"i": i} for i in range(4)] + [None]
     assert "ignoring damaged cache entry" in caplog.text
-    assert not list(tmp_path.glob("??/*.json")) and not [p for p in tmp_path.iterdir()
-                                                          if p.is_dir()]
+    assert not list(tmp_path.glob("??/*.json")) and not [
+        p for p in tmp_path.iterdir() if p.is_dir()
+    ]
     assert len(ResponseCache(tmp_path)) == 4
 
 

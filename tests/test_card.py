@@ -36,22 +36,32 @@ def instruction_rows() -> list[dict[str, Any]]:
     rows = []
     for i in range(6):
         source = "llm" if i < 3 else "user" if i == 3 else "titles"
-        rows.append({
-            "question": f"전세 계약 {i}번째 주의할 점은 무엇인가요?",
-            "answer": f"전세 계약 전에는 등기부등본으로 근저당을 확인해야 합니다 {i}.",
-            "sources": [f"https://www.blog.example.com/post/{i}", "https://news.example.kr/a/1",
-                        f"https://kin.naver.com/qna/{i % 2}"],
-            "passages": [f"등기부등본 확인 {i}", "뉴스 본문", "지식인 답변"],
-            "source_categories": ["blog", "news", "kin"],
-            "source_kinds": ["page", "page" if i % 2 else "snippet", "snippet"],
-            "question_source": source, "seed": None if source == "user" else "전세",
-            "post_title": None, "post_link": None, "post_category": None,
-            "model": "gpt-4o-mini", "template": "abc123",
-            "split": "eval" if i == 5 else "train",
-        })
+        rows.append(
+            {
+                "question": f"전세 계약 {i}번째 주의할 점은 무엇인가요?",
+                "answer": f"전세 계약 전에는 등기부등본으로 근저당을 확인해야 합니다 {i}.",
+                "sources": [
+                    f"https://www.blog.example.com/post/{i}",
+                    "https://news.example.kr/a/1",
+                    f"https://kin.naver.com/qna/{i % 2}",
+                ],
+                "passages": [f"등기부등본 확인 {i}", "뉴스 본문", "지식인 답변"],
+                "source_categories": ["blog", "news", "kin"],
+                "source_kinds": ["page", "page" if i % 2 else "snippet", "snippet"],
+                "question_source": source,
+                "seed": None if source == "user" else "전세",
+                "post_title": None,
+                "post_link": None,
+                "post_category": None,
+                "model": "gpt-4o-mini",
+                "template": "abc123",
+                "split": "eval" if i == 5 else "train",
+            }
+        )
     rows[4].update(post_title=HOSTILE_TITLE, post_link=POST_LINK, post_category="cafearticle")
-    rows[5].update(post_title="지식인 글 제목", post_link="javascript:alert(4)",
-                   post_category="kin")
+    rows[5].update(
+        post_title="지식인 글 제목", post_link="javascript:alert(4)", post_category="kin"
+    )
     rows[0]["answer"] = "전세 계약 전에는 확인하세요. " + INJECTION
     rows[1]["sources"][0] = "javascript:alert(3)"
     rows[2]["source_kinds"] = ["page", "page", "page"]
@@ -62,24 +72,49 @@ def rejects() -> dict[str, list[dict[str, Any]]]:
     reasons = [f"answer shorter than synthesize.min_chars={i}" for i in range(12)]
     synth = [{"question": f"q{i}", "reason": r} for i, r in enumerate(reasons)]
     synth += [{"question": "qx", "reason": "empty answer"}] * 3
-    titles = [{"title": "<i>이 글</i> 광고입니다", "link": "https://cafe.naver.com/ad/9",
-               "category": "cafearticle", "seed": "전세", "reason": "off_topic"},
-              {"title": "내 번호로 연락 주세요", "link": "javascript:alert(5)", "category": "kin",
-               "seed": "전세", "reason": "personal"}]
-    return {"queries": [{"question": "짧음", "reason": "question too short"}] * 2 + titles,
-            "crawl": [{"link": "https://x/1", "reason": "http_404"}],
-            "synthesize": synth}
+    titles = [
+        {
+            "title": "<i>이 글</i> 광고입니다",
+            "link": "https://cafe.naver.com/ad/9",
+            "category": "cafearticle",
+            "seed": "전세",
+            "reason": "off_topic",
+        },
+        {
+            "title": "내 번호로 연락 주세요",
+            "link": "javascript:alert(5)",
+            "category": "kin",
+            "seed": "전세",
+            "reason": "personal",
+        },
+    ]
+    return {
+        "queries": [{"question": "짧음", "reason": "question too short"}] * 2 + titles,
+        "crawl": [{"link": "https://x/1", "reason": "http_404"}],
+        "synthesize": synth,
+    }
 
 
 METRICS = {
     "search": {"questions": 6, "documents": 40, "pii_masked": {"phone": 3, "email": 1}},
-    "crawl": {"pages": {"ok": 10, "http_404": 2, "robots": 1}, "pii_masked": {"phone": 2,
-                                                                             "rrn": 1}},
-    "synthesize": {"questions": 21, "answers": 6, "rejects": 15, "train": 5, "eval": 1,
-                   "pii_masked": {"email": 1}},
+    "crawl": {
+        "pages": {"ok": 10, "http_404": 2, "robots": 1},
+        "pii_masked": {"phone": 2, "rrn": 1},
+    },
+    "synthesize": {
+        "questions": 21,
+        "answers": 6,
+        "rejects": 15,
+        "train": 5,
+        "eval": 1,
+        "pii_masked": {"email": 1},
+    },
 }
-PARAMS = {"llm": {"model": "gpt-4o-mini"}, "rank": {"model": "intfloat/multilingual-e5-small"},
-          "search": {"categories": ["blog", "news", "kin"]}}
+PARAMS = {
+    "llm": {"model": "gpt-4o-mini"},
+    "rank": {"model": "intfloat/multilingual-e5-small"},
+    "search": {"categories": ["blog", "news", "kin"]},
+}
 
 
 def _workspace(ws: Workspace) -> Workspace:
@@ -113,8 +148,11 @@ def test_statistics_count_categories_hosts_kinds_pii_and_rejects() -> None:
     assert s["kinds"] == {"page": 11, "snippet": 7}
     assert s["pages_share"] == round(11 / 18, 4)
     assert s["grounding"] == {"pages and snippets": 5, "pages only": 1}
-    assert s["pii"] == {"email": {"search": 1, "synthesize": 1},
-                        "phone": {"search": 3, "crawl": 2}, "rrn": {"crawl": 1}}
+    assert s["pii"] == {
+        "email": {"search": 1, "synthesize": 1},
+        "phone": {"search": 3, "crawl": 2},
+        "rrn": {"crawl": 1},
+    }
     synth = s["rejects"]["synthesize"]
     assert synth["total"] == 15 and synth["reasons"][0] == ("empty answer", 3)
     assert len(synth["reasons"]) == 10 and synth["other"] == 3 and synth["other_reasons"] == 3
@@ -126,13 +164,23 @@ def test_helpers() -> None:
     assert host("https://WWW.Example.com:8080/x") == "example.com:8080"
     assert host("https://example.com:443/x") == "example.com"
     assert host("not a link") == "(no host)"
-    assert lengths([5, 1, 3, 2, 4, 6, 7, 8, 9, 10]) == {"min": 1, "median": 5.5, "p90": 9,
-                                                        "max": 10}
+    assert lengths([5, 1, 3, 2, 4, 6, 7, 8, 9, 10]) == {
+        "min": 1,
+        "median": 5.5,
+        "p90": 9,
+        "max": 10,
+    }
     assert lengths([])["median"] is None
-    assert [size_category(n) for n in (0, 999, 1000, 54_321, 2_000_000)] == \
-        ["n<1K", "n<1K", "1K<n<10K", "10K<n<100K", "1M<n<10M"]
-    assert safe_link("javascript:alert(1)") is None and safe_link("https://a.kr/x") == \
-        "https://a.kr/x"
+    assert [size_category(n) for n in (0, 999, 1000, 54_321, 2_000_000)] == [
+        "n<1K",
+        "n<1K",
+        "1K<n<10K",
+        "10K<n<100K",
+        "1M<n<10M",
+    ]
+    assert (
+        safe_link("javascript:alert(1)") is None and safe_link("https://a.kr/x") == "https://a.kr/x"
+    )
 
 
 def test_card_tolerates_missing_keys_and_files() -> None:
@@ -142,8 +190,11 @@ def test_card_tolerates_missing_keys_and_files() -> None:
     assert "(no rejects files)" in card
     page = render_html(inputs.rows, {})
     data = page.split('id="rows-data">', 1)[1].split("</script>", 1)[0]
-    assert json.loads(data) == [["질문?", "", "", "", 0, ""], ["", "답", "", "", 0, ""],
-                                ["", "", "", "", 0, ""]]
+    assert json.loads(data) == [
+        ["질문?", "", "", "", 0, ""],
+        ["", "답", "", "", 0, ""],
+        ["", "", "", "", 0, ""],
+    ]
 
 
 # --------------------------------------------------------------------------- stage
@@ -183,8 +234,12 @@ def test_card_metadata_parses_and_sections_carry_the_numbers(built: Workspace) -
     assert meta["license_name"] and "authors" in meta["license_details"]
     assert meta["task_categories"] == ["text-generation"] and meta["tags"]
     assert meta["size_categories"] == ["n<1K"]
-    assert meta["configs"] == [{"config_name": "default", "data_files": [
-        {"split": "train", "path": "data/instructions.jsonl"}]}]
+    assert meta["configs"] == [
+        {
+            "config_name": "default",
+            "data_files": [{"split": "train", "path": "data/instructions.jsonl"}],
+        }
+    ]
     from huggingface_hub import DatasetCard
 
     hub = DatasetCard(card).data.to_dict()
@@ -199,10 +254,16 @@ def test_card_metadata_parses_and_sections_carry_the_numbers(built: Workspace) -
     assert "| gpt-4o-mini | 6 |" in card and "intfloat/multilingual-e5-small" in card
     assert "belongs to its authors" in card and "terms" in card and "masked" in card
     assert "<script>" not in card  # the example row is in a code fence, tables escape
-    assert built.metrics("card") == {"rows": 6, "train": 5, "eval": 1,
-                                     "sources": {"llm": 3, "titles": 2, "user": 1},
-                                     "unique_links": 9, "hosts": 4, "pages_share": 0.6111,
-                                     "rejects": 20}
+    assert built.metrics("card") == {
+        "rows": 6,
+        "train": 5,
+        "eval": 1,
+        "sources": {"llm": 3, "titles": 2, "user": 1},
+        "unique_links": 9,
+        "hosts": 4,
+        "pages_share": 0.6111,
+        "rejects": 20,
+    }
 
 
 def test_card_counts_rows_per_source_and_shows_a_titles_example(built: Workspace) -> None:
@@ -219,8 +280,10 @@ def test_card_counts_rows_per_source_and_shows_a_titles_example(built: Workspace
     assert "question files" in made
     # the example is the titles train row: its post's title (escaped) and link
     example = card.split("An example row", 1)[1].split("## Statistics", 1)[0]
-    assert '"question_source": "titles"' in example and f'"post_link": "{POST_LINK}"' in \
-        example.replace("\\u0026", "&")
+    assert (
+        '"question_source": "titles"' in example
+        and f'"post_link": "{POST_LINK}"' in example.replace("\\u0026", "&")
+    )
     assert '"post_title": "전세 사기 \\u003c/script\\u003e\\u003cb\\u003e급해요' in example
     assert "<b>" not in card and "</script>" not in card
     section = card.split("## Fields\n", 1)[1].split("\n## ", 1)[0]
@@ -231,8 +294,12 @@ def test_card_counts_rows_per_source_and_shows_a_titles_example(built: Workspace
 def test_card_fields_match_the_columns_datasets_loads(built: Workspace, tmp_path) -> None:
     import datasets
 
-    rows = datasets.load_dataset("json", data_files=str(built.path / "data/instructions.jsonl"),
-                                 split="train", cache_dir=str(tmp_path / "hf"))
+    rows = datasets.load_dataset(
+        "json",
+        data_files=str(built.path / "data/instructions.jsonl"),
+        split="train",
+        cache_dir=str(tmp_path / "hf"),
+    )
     card = (built.path / "data/instructions.md").read_text(encoding="utf-8")
     section = card.split("## Fields\n", 1)[1].split("\n## ", 1)[0]
     documented = re.findall(r"^\| (\w+) \| ", section, re.M)
@@ -247,9 +314,13 @@ def _page(built: Workspace) -> tuple[str, _Tags, dict[str, Any]]:
     page = (built.path / "data/instructions.html").read_text(encoding="utf-8")
     parser = _Tags()
     parser.feed(page)
-    blocks = {a["id"]: json.loads(text) for (t, a), text in zip(
-        [x for x in parser.tags if x[0] == "script"], parser.scripts, strict=True)
-        if a.get("type") == "application/json"}
+    blocks = {
+        a["id"]: json.loads(text)
+        for (t, a), text in zip(
+            [x for x in parser.tags if x[0] == "script"], parser.scripts, strict=True
+        )
+        if a.get("type") == "application/json"
+    }
     return page, parser, blocks
 
 
@@ -261,8 +332,7 @@ def test_html_is_self_contained_and_data_cannot_break_out(built: Workspace) -> N
     # one inline script of code, the rest inert JSON; none loads anything
     assert [a for a in scripts if a.get("type") != "application/json"] == [{}]
     assert not [a for a in scripts if "src" in a]
-    assert not [t for t, _ in tags if t in ("img", "link", "iframe", "object", "embed", "b",
-                                           "i")]
+    assert not [t for t, _ in tags if t in ("img", "link", "iframe", "object", "embed", "b", "i")]
     assert not [a for _, a in tags if "src" in a or any(k.startswith("on") for k in a)]
     assert "url(" not in page.split("</style>")[0] and "@import" not in page
     # crawled text can neither end a data block nor open a comment in it
@@ -287,8 +357,12 @@ def test_html_holds_every_row_once_with_safe_links(built: Workspace) -> None:
     # passages in blocks of rows after the code, parallel to the sources
     passages = [p for k in sorted(k for k in blocks if k.startswith("d")) for p in blocks[k]]
     assert len(passages) == 6
-    assert passages[0][0] == ["https://www.blog.example.com/post/0", "blog", "page",
-                              "등기부등본 확인 0"]
+    assert passages[0][0] == [
+        "https://www.blog.example.com/post/0",
+        "blog",
+        "page",
+        "등기부등본 확인 0",
+    ]
     assert passages[1][0][0] == ["javascript:alert(3)"]  # shown as text, never linked
     links = [s[0] for p in passages for s in p] + [c[7] for c in cards if len(c) > 6]
     assert all(re.match(r"https?://", x) for x in links if isinstance(x, str))
@@ -301,8 +375,11 @@ def test_html_holds_every_row_once_with_safe_links(built: Workspace) -> None:
     # rejects: the question, or the post title (linked only when http(s)), or the link
     rej = blocks["rejects-data"]
     assert rej["queries"][0] == ["짧음", None, "question too short"]
-    assert rej["queries"][2] == ["<i>이 글</i> 광고입니다", "https://cafe.naver.com/ad/9",
-                                 "off_topic"]
+    assert rej["queries"][2] == [
+        "<i>이 글</i> 광고입니다",
+        "https://cafe.naver.com/ad/9",
+        "off_topic",
+    ]
     assert rej["queries"][3] == ["내 번호로 연락 주세요", ["javascript:alert(5)"], "personal"]
     assert rej["crawl"] == [[None, "https://x/1", "http_404"]]
     assert "synthesize: 15 rejects" in page
@@ -327,8 +404,10 @@ def test_outputs_are_deterministic(built: Workspace) -> None:
 def test_missing_instructions_is_one_line(workspace: Workspace) -> None:
     proc = workspace.run("card")
     assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines()[-1] == \
-        "card: error: data/instructions.jsonl: missing (run the upstream stage: `dvc repro`)"
+    assert (
+        proc.stderr.strip().splitlines()[-1]
+        == "card: error: data/instructions.jsonl: missing (run the upstream stage: `dvc repro`)"
+    )
 
 
 def test_page_script_parses(tmp_path) -> None:
@@ -344,6 +423,7 @@ def test_page_script_parses(tmp_path) -> None:
         pytest.skip("node is not installed")
     script = tmp_path / "page.js"
     script.write_text(JS, encoding="utf-8")
-    proc = subprocess.run([node, "--check", str(script)], text=True, capture_output=True,
-                          timeout=30)
+    proc = subprocess.run(
+        [node, "--check", str(script)], text=True, capture_output=True, timeout=30
+    )
     assert proc.returncode == 0, proc.stderr

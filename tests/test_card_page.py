@@ -22,24 +22,30 @@ ROWS = 10_000
 DEEP = 9_876
 SCRIPT = "</script><script>window.pwned=1</script>"
 IMG = '<img src=x onerror="window.pwned=2">'
-HOSTILE = f"{SCRIPT}{IMG} <!-- 질문 & \"인용\""
+HOSTILE = f'{SCRIPT}{IMG} <!-- 질문 & "인용"'
 
 
 def _rows() -> list[dict[str, Any]]:
     rows = list(bench.make_rows(ROWS))
     # row 3: hostile question, answer and links; row 5 (a titles row): hostile post
-    rows[2].update(question=HOSTILE, answer=f"답변 {SCRIPT} <!-- <script>window.pwned=3",
-                   sources=["javascript:window.pwned=4", "https://ok.example.kr/a"],
-                   passages=[f"근거 {IMG}", "정상 근거"], source_categories=["blog", "news"],
-                   source_kinds=["page", "snippet"])
+    rows[2].update(
+        question=HOSTILE,
+        answer=f"답변 {SCRIPT} <!-- <script>window.pwned=3",
+        sources=["javascript:window.pwned=4", "https://ok.example.kr/a"],
+        passages=[f"근거 {IMG}", "정상 근거"],
+        source_categories=["blog", "news"],
+        source_kinds=["page", "snippet"],
+    )
     rows[4].update(post_title=f"원글 {SCRIPT}", post_link="javascript:window.pwned=5")
     return rows
 
 
-REJECTS = {"queries": [{"title": f"광고 {IMG}", "link": "javascript:window.pwned=6",
-                        "reason": "off_topic"},
-                       {"title": "정상 제목", "link": "https://cafe.naver.com/x/1",
-                        "reason": "personal"}]}
+REJECTS = {
+    "queries": [
+        {"title": f"광고 {IMG}", "link": "javascript:window.pwned=6", "reason": "off_topic"},
+        {"title": "정상 제목", "link": "https://cafe.naver.com/x/1", "reason": "personal"},
+    ]
+}
 
 
 @pytest.fixture(scope="module")
@@ -71,8 +77,12 @@ def page(browser: Any, site: tuple[Path, list[dict[str, Any]]]) -> Iterator[Any]
 
 
 def _shown(page: Any) -> list[int]:
-    return [int(n) for n in page.eval_on_selector_all(
-        "article.row", "rows => rows.map(r => r.getAttribute('data-n'))")]
+    return [
+        int(n)
+        for n in page.eval_on_selector_all(
+            "article.row", "rows => rows.map(r => r.getAttribute('data-n'))"
+        )
+    ]
 
 
 def test_first_rows_show_and_the_dom_stays_small(page: Any, site: Any) -> None:
@@ -81,8 +91,7 @@ def test_first_rows_show_and_the_dom_stays_small(page: Any, site: Any) -> None:
     assert rows[0]["answer"] in page.text_content('article.row[data-n="1"]')
     assert _shown(page) == list(range(1, PAGE_ROWS + 1))
     assert page.text_content("#count") == f"{ROWS} / {ROWS}"
-    assert page.locator("nav.pager .pg").first.text_content() == \
-        f"page 1 / {ROWS // PAGE_ROWS}"
+    assert page.locator("nav.pager .pg").first.text_content() == f"page 1 / {ROWS // PAGE_ROWS}"
     # passages are not in the DOM until a row is opened
     assert page.locator("ol.src").count() == 0
     assert rows[0]["passages"][0] not in page.text_content("#rows")
@@ -94,8 +103,10 @@ def test_first_rows_show_and_the_dom_stays_small(page: Any, site: Any) -> None:
 def test_clicking_a_row_shows_its_passages(page: Any, site: Any) -> None:
     row = site[1][1]
     article = page.locator('article.row[data-n="2"]')
-    assert article.locator("summary").text_content() == \
-        f"근거 {len(row['passages'])}개 (passages and sources)"
+    assert (
+        article.locator("summary").text_content()
+        == f"근거 {len(row['passages'])}개 (passages and sources)"
+    )
     article.locator("h2.q").click()
     items = article.locator("ol.src li")
     items.first.wait_for(timeout=30_000)
@@ -124,18 +135,25 @@ def test_search_and_filters_reach_rows_deep_in_the_list(page: Any, site: Any) ->
     words = rows[DEEP - 1]["answer"][:60]
     page.fill("#q", words)
     expected = [i + 1 for i, r in enumerate(rows) if words in r["question"] + "\n" + r["answer"]]
-    page.wait_for_function("n => document.getElementById('count').textContent.startsWith(n"
-                           " + ' /')", arg=str(len(expected)), timeout=30_000)
+    page.wait_for_function(
+        "n => document.getElementById('count').textContent.startsWith(n + ' /')",
+        arg=str(len(expected)),
+        timeout=30_000,
+    )
     assert _shown(page) == expected[:PAGE_ROWS] and DEEP in expected
     page.fill("#q", f"#{DEEP}")
-    page.wait_for_function(f"document.getElementById('count').textContent === '1 / {ROWS}'",
-                           timeout=30_000)
+    page.wait_for_function(
+        f"document.getElementById('count').textContent === '1 / {ROWS}'", timeout=30_000
+    )
     assert _shown(page) == [DEEP]
     page.fill("#q", "")
     page.select_option("#split", "eval")
     page.select_option("#source", "titles")
-    want = [i + 1 for i, r in enumerate(rows)
-            if r["split"] == "eval" and r["question_source"] == "titles"]
+    want = [
+        i + 1
+        for i, r in enumerate(rows)
+        if r["split"] == "eval" and r["question_source"] == "titles"
+    ]
     assert page.text_content("#count") == f"{len(want)} / {ROWS}"
     assert _shown(page) == want[:PAGE_ROWS]
     assert set(page.locator("article.row .badge.qs-titles").all_text_contents()) == {"titles"}
@@ -196,7 +214,12 @@ def test_the_rejects_link_lands_on_the_first_click(browser: Any, site: Any, widt
 def test_the_page_declares_fonts_with_hangul(page: Any) -> None:
     fonts = page.evaluate("getComputedStyle(document.body).fontFamily")
     # the fonts with Hangul that macOS, Windows, Linux and Android ship, before the fallback
-    for family in ("Apple SD Gothic Neo", "Malgun Gothic", "Noto Sans KR", "NanumGothic",
-                   "Noto Sans CJK KR"):
+    for family in (
+        "Apple SD Gothic Neo",
+        "Malgun Gothic",
+        "Noto Sans KR",
+        "NanumGothic",
+        "Noto Sans CJK KR",
+    ):
         assert family in fonts
     assert fonts.rstrip().endswith("sans-serif")

@@ -27,8 +27,15 @@ def test_tutorial_defaults(root: Path, tmp_path: Path) -> None:
     t = c["train"]
     assert t["model"]["name_or_path"] == "google/gemma-2b-it"
     assert (t["lora"]["r"], t["lora"]["alpha"], t["lora"]["dropout"]) == (4, 32, 0.0)
-    assert set(t["lora"]["target_modules"]) == {"q_proj", "k_proj", "v_proj", "o_proj",
-                                                "gate_proj", "up_proj", "down_proj"}
+    assert set(t["lora"]["target_modules"]) == {
+        "q_proj",
+        "k_proj",
+        "v_proj",
+        "o_proj",
+        "gate_proj",
+        "up_proj",
+        "down_proj",
+    }
     o = t["optim"]
     assert (o["name"], o["lr"], o["scheduler"]) == ("adamw_torch_fused", 1e-4, "cosine")
     assert (o["warmup_ratio"], o["max_grad_norm"]) == (0.05, 0.3)
@@ -47,7 +54,8 @@ def test_machine_settings_never_reach_params(root: Path, tmp_path: Path) -> None
     (conf / "local").mkdir()
     (conf / "local" / "default.yaml").write_text(
         "llm:\n  base_url: http://127.0.0.1:9/v1\n  concurrency: 2\nrank:\n  device: cpu\n"
-        "models:\n  google/gemma-2b-it: /models/gemma\n")
+        "models:\n  google/gemma-2b-it: /models/gemma\n"
+    )
     out = tmp_path / "params.yaml"
     write_params(out, conf)
     text = out.read_text()
@@ -56,8 +64,9 @@ def test_machine_settings_never_reach_params(root: Path, tmp_path: Path) -> None
     assert yaml.safe_load(text)["train"]["model"]["name_or_path"] == "google/gemma-2b-it"
 
 
-def test_a_machine_setting_in_tracked_conf_is_an_error_naming_the_file(root: Path,
-                                                                      tmp_path: Path) -> None:
+def test_a_machine_setting_in_tracked_conf_is_an_error_naming_the_file(
+    root: Path, tmp_path: Path
+) -> None:
     conf = _conf(root, tmp_path)
     llm = conf / "llm" / "openai.yaml"
     llm.write_text(llm.read_text() + "concurrency: 4\n")
@@ -65,8 +74,9 @@ def test_a_machine_setting_in_tracked_conf_is_an_error_naming_the_file(root: Pat
         write_params(tmp_path / "params.yaml", conf)
 
 
-def test_compose_leaves_params_alone_inside_dvc_exp_run(root: Path, tmp_path: Path,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_compose_leaves_params_alone_inside_dvc_exp_run(
+    root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     out = tmp_path / "params.yaml"
     text = yaml.safe_dump(composed_params(train={"lora": {"r": 8}}))
     out.write_text(text)
@@ -79,13 +89,16 @@ def test_compose_leaves_params_alone_inside_dvc_exp_run(root: Path, tmp_path: Pa
 
 
 def test_unknown_keys_and_bad_values_are_all_listed_naming_their_file(
-        root: Path, tmp_path: Path) -> None:
+    root: Path, tmp_path: Path
+) -> None:
     conf = _conf(root, tmp_path)
     lora = conf / "lora" / "tutorial.yaml"
     lora.write_text(lora.read_text() + "rank: 8\n")
     cfg = conf / "config.yaml"
-    cfg.write_text(cfg.read_text().replace("  per_seed: 20 ", "  per_seed: many ", 1)
-                   + "trian:\n  max_steps: 3\n")
+    cfg.write_text(
+        cfg.read_text().replace("  per_seed: 20 ", "  per_seed: many ", 1)
+        + "trian:\n  max_steps: 3\n"
+    )
     out = tmp_path / "params.yaml"
     with pytest.raises(ConfigError) as err:
         write_params(out, conf)
@@ -97,8 +110,9 @@ def test_unknown_keys_and_bad_values_are_all_listed_naming_their_file(
     assert "\n" not in str(err.value) and not out.exists()  # nothing written
 
 
-def test_unknown_key_from_an_exp_run_override_fails(root: Path, tmp_path: Path,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unknown_key_from_an_exp_run_override_fails(
+    root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     out = tmp_path / "params.yaml"
     out.write_text(yaml.safe_dump(composed_params(train={"lora": {"rank": 8}})))
     monkeypatch.setenv("DVC_EXP_NAME", "exp-2")
@@ -138,8 +152,7 @@ def test_a_conf_edit_stops_instead_of_undoing_an_experiment(root: Path, tmp_path
     assert out.read_text() == before  # nothing undone
 
 
-def test_adopt_writes_applied_values_into_conf_keeping_comments(root: Path,
-                                                               tmp_path: Path) -> None:
+def test_adopt_writes_applied_values_into_conf_keeping_comments(root: Path, tmp_path: Path) -> None:
     conf, out = _applied(root, tmp_path)
     lora = conf / "lora" / "tutorial.yaml"
     lora.write_text(lora.read_text().replace("alpha: 32", "alpha: 16"))
@@ -180,8 +193,9 @@ def test_an_unknown_key_an_experiment_left_is_never_adopted(root: Path, workspac
         (line,) = [x for x in run.stderr.splitlines() if ": error: " in x]  # besides logs
         assert "Traceback" not in run.stderr
         assert run.returncode == 2, run.stderr
-        assert line.startswith("compose: error: params.yaml (set by `dvc exp run -S`?): "
-                               "train.lora.rank: unknown key"), line
+        assert line.startswith(
+            "compose: error: params.yaml (set by `dvc exp run -S`?): train.lora.rank: unknown key"
+        ), line
         assert "lora" not in line.split("train.lora.rank")[0]  # not blamed on conf/lora/
     assert "seedtune compose --discard" in line
     base = yaml.safe_load((ws / "params.conf.yaml").read_text())
@@ -190,8 +204,9 @@ def test_an_unknown_key_an_experiment_left_is_never_adopted(root: Path, workspac
     assert "rank" not in yaml.safe_load((ws / "params.yaml").read_text())["train"]["lora"]
 
 
-def test_adopt_refuses_an_unknown_key_instead_of_writing_it_into_conf(root: Path,
-                                                                      tmp_path: Path) -> None:
+def test_adopt_refuses_an_unknown_key_instead_of_writing_it_into_conf(
+    root: Path, tmp_path: Path
+) -> None:
     conf, out = _applied(root, tmp_path)
     _exp_set(out, rank=8)
     lora = conf / "lora" / "tutorial.yaml"
@@ -201,13 +216,17 @@ def test_adopt_refuses_an_unknown_key_instead_of_writing_it_into_conf(root: Path
     assert lora.read_text() == text
 
 
-def test_a_bad_value_from_s_names_params_yaml(root: Path, tmp_path: Path,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_bad_value_from_s_names_params_yaml(
+    root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     conf = _conf(root, tmp_path)
     out = tmp_path / "params.yaml"
     write_params(out, conf)
     _exp_set(out, r="eight")
     monkeypatch.setenv("DVC_EXP_NAME", "exp-4")
-    with pytest.raises(ConfigError, match=rf"^{out} \(set by `dvc exp run -S`\?\): train\.lora"
-                                          r"\.r: .*'eight'"):
+    with pytest.raises(
+        ConfigError,
+        match=rf"^{out} \(set by `dvc exp run -S`\?\): train\.lora"
+        r"\.r: .*'eight'",
+    ):
         write_params(out, conf)

@@ -48,11 +48,18 @@ def _params_with(root: Path, tmp_path: Path, dotted: str, value: object) -> Path
     return path
 
 
-@pytest.mark.parametrize("dotted,value", [
-    ("train.lora.r", "abc"), ("train.lora.r", 0), ("train.optim.lr", -1),
-    ("search.display", 500), ("search.categories", ["blog", "images"]),
-    ("synthesize.eval_fraction", 1.5), ("llm.concurrency", 0),
-])
+@pytest.mark.parametrize(
+    "dotted,value",
+    [
+        ("train.lora.r", "abc"),
+        ("train.lora.r", 0),
+        ("train.optim.lr", -1),
+        ("search.display", 500),
+        ("search.categories", ["blog", "images"]),
+        ("synthesize.eval_fraction", 1.5),
+        ("llm.concurrency", 0),
+    ],
+)
 def test_bad_values_name_the_key(root: Path, tmp_path: Path, dotted: str, value: object) -> None:
     path = _params_with(root, tmp_path, dotted, value)
     with pytest.raises(ConfigError) as err:
@@ -76,8 +83,7 @@ def test_missing_params_file(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- machine settings
 
 
-def test_machine_settings_merge_defaults_local_file_and_environment(workspace, monkeypatch
-                                                                     ) -> None:
+def test_machine_settings_merge_defaults_local_file_and_environment(workspace, monkeypatch) -> None:
     ws = workspace.params(llm={"concurrency": 3, "timeout_s": 5})
     ws.copy_from_repo("conf/machine.yaml")
     monkeypatch.setenv("SEEDTUNE_LLM_TIMEOUT_S", "7.5")
@@ -112,8 +118,9 @@ def test_a_key_pasted_into_api_key_env_is_refused_without_echo(workspace) -> Non
     assert key not in (ws.path / "params.yaml").read_text()
 
 
-def test_a_queued_experiment_reads_its_repositorys_machine_settings(tmp_path: Path,
-                                                                   monkeypatch) -> None:
+def test_a_queued_experiment_reads_its_repositorys_machine_settings(
+    tmp_path: Path, monkeypatch
+) -> None:
     monkeypatch.delenv("SEEDTUNE_LOCAL_CONF", raising=False)
     repo = tmp_path / "repo"
     copy = repo / ".dvc" / "tmp" / "exps" / "tmpab12cd"  # where DVC runs --queue/--temp
@@ -127,8 +134,9 @@ def test_a_queued_experiment_reads_its_repositorys_machine_settings(tmp_path: Pa
 def test_models_map_a_params_id_to_a_local_directory(workspace) -> None:
     ws = workspace.params(models={"google/gemma-2b-it": "/models/gemma-2b-it"})
     assert resolve_model("google/gemma-2b-it", ws.path) == "/models/gemma-2b-it"
-    assert resolve_model("intfloat/multilingual-e5-small", ws.path) == \
-        "intfloat/multilingual-e5-small"  # unmapped: the HF cache or hub
+    assert (
+        resolve_model("intfloat/multilingual-e5-small", ws.path) == "intfloat/multilingual-e5-small"
+    )  # unmapped: the HF cache or hub
 
 
 # --------------------------------------------------------------------------- errors
@@ -143,18 +151,20 @@ def test_user_error_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str]) -
 
 
 def test_a_stage_that_finishes_exits_0_whatever_main_returns(tmp_path: Path) -> None:
-    script = ("from seedtune.core.stage import run_stage\n"
-              "run_stage('compose', lambda: True)\n")
+    script = "from seedtune.core.stage import run_stage\nrun_stage('compose', lambda: True)\n"
     proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, timeout=60)
     assert proc.returncode == 0
 
 
 def test_a_bug_keeps_its_traceback(tmp_path: Path) -> None:
-    script = ("from seedtune.core.stage import run_stage\n"
-              "def main():\n    raise KeyError('a bug')\n"
-              "run_stage('rank', main)\n")
-    proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, text=True,
-                          capture_output=True, timeout=60)
+    script = (
+        "from seedtune.core.stage import run_stage\n"
+        "def main():\n    raise KeyError('a bug')\n"
+        "run_stage('rank', main)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, text=True, capture_output=True, timeout=60
+    )
     assert proc.returncode == 1
     assert "Traceback" in proc.stderr and "KeyError: 'a bug'" in proc.stderr
     assert "rank: error:" not in proc.stderr
@@ -171,13 +181,17 @@ def test_bad_input_files_name_file_and_line(tmp_path: Path) -> None:
         read_lines(tmp_path / "seeds.txt")
 
 
-@pytest.mark.parametrize("content,message", [
-    ("전세\n청약\n".encode("cp949"), r"seeds\.txt:1: not UTF-8 \(byte 0x"),
-    (b"\x89PNG\r\n\x1a\n\x00\x00", r"seeds\.txt:3: binary data"),
-    ("전세\n".encode("utf-16"), r"seeds\.txt: UTF-16 text"),
-])
-def test_undecodable_input_is_one_line_naming_file_and_line(tmp_path: Path, content: bytes,
-                                                            message: str) -> None:
+@pytest.mark.parametrize(
+    "content,message",
+    [
+        ("전세\n청약\n".encode("cp949"), r"seeds\.txt:1: not UTF-8 \(byte 0x"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00", r"seeds\.txt:3: binary data"),
+        ("전세\n".encode("utf-16"), r"seeds\.txt: UTF-16 text"),
+    ],
+)
+def test_undecodable_input_is_one_line_naming_file_and_line(
+    tmp_path: Path, content: bytes, message: str
+) -> None:
     path = tmp_path / "seeds.txt"
     path.write_bytes(content)
     with pytest.raises(InputError, match=message):
@@ -228,7 +242,7 @@ def test_jsonl_reading_is_lazy_and_keeps_line_separators_inside_strings(tmp_path
     # crawled text carries U+2028/U+0085 unescaped (json.dumps with ensure_ascii=False)
     write_jsonl(path, [{"text": "줄\u2028바꿈\x85끝"}, {"text": "둘"}])
     assert [r["text"] for r in iter_jsonl(path)] == ["줄\u2028바꿈\x85끝", "둘"]
-    path.write_bytes(b'{"a": 1}\n' + "{\"a\": \"전세\"}\n".encode("cp949"))
+    path.write_bytes(b'{"a": 1}\n' + '{"a": "전세"}\n'.encode("cp949"))
     rows = iter_jsonl(path)
     assert next(rows) == {"a": 1}  # rows before the bad line are read before it is
     with pytest.raises(InputError, match=r"rows\.jsonl:2: not UTF-8"):
@@ -252,8 +266,9 @@ def test_retry_after_headers() -> None:
 
 
 def test_backoff_is_jittered_capped_and_honours_retry_after() -> None:
-    assert all(0 <= backoff_s(a) <= min(30, 0.5 * 2 ** (a - 1))
-               for a in range(1, 12) for _ in range(20))
+    assert all(
+        0 <= backoff_s(a) <= min(30, 0.5 * 2 ** (a - 1)) for a in range(1, 12) for _ in range(20)
+    )
     assert len({backoff_s(5) for _ in range(10)}) > 1
     assert backoff_s(1, 7.0) >= 7.0  # never sooner than the server asked
     assert backoff_s(1, 1e6) <= 60  # a stuck hint does not hang the run
@@ -312,8 +327,9 @@ def test_dotenv_values_lose_comments_and_quotes(tmp_path: Path, monkeypatch) -> 
     assert get_secret("A_KEY", "test", env) == "sk-abc"
     assert get_secret("B_KEY", "test", env) == "x y"
     assert get_secret("C_KEY", "test", env) == "q#1"
-    assert redact("body echoed Bearer sk-abc here", ["sk-abc", None]) == \
-        "body echoed Bearer *** here"
+    assert (
+        redact("body echoed Bearer sk-abc here", ["sk-abc", None]) == "body echoed Bearer *** here"
+    )
 
 
 def test_written_files_honour_the_umask(tmp_path: Path) -> None:
@@ -342,8 +358,9 @@ def test_an_old_transformers_is_one_line_naming_the_floor(monkeypatch) -> None:
     import seedtune.core.versions as versions
 
     real = versions.version
-    monkeypatch.setattr(versions, "version",
-                        lambda name: "5.17.0" if name == "transformers" else real(name))
+    monkeypatch.setattr(
+        versions, "version", lambda name: "5.17.0" if name == "transformers" else real(name)
+    )
     (line,) = unmet(("transformers",))
     assert line.startswith("transformers 5.17.0 is installed; seedtune needs transformers>=5.24")
 
@@ -351,39 +368,65 @@ def test_an_old_transformers_is_one_line_naming_the_floor(monkeypatch) -> None:
 # --------------------------------------------------------------------------- personal data
 
 
-@pytest.mark.parametrize("text,kind", [
-    ("연락처 010-1234-5678 로 문자 주세요", "phone"), ("사무실 02-123-4567", "phone"),
-    ("+82 10 1234 5678 로 연락", "phone"), ("지방 031)123-4567", "phone"),
-    ("메일 kim.minsu@naver.com 으로", "email"), ("주민번호 900101-1234567 입니다", "rrn"),
-    ("외국인등록번호 9001015123456", "rrn"), ("카드 4111-1111-1111-1111 결제", "card"),
-    ("국민은행 123456-01-234567 예금주 홍길동", "account"),
-    ("계좌번호: 110-123-456789 로 입금", "account"),
-    # forms found by bench/bench_pii.py: area code in parentheses, e-mail written to dodge
-    # scrapers
-    ("(02) 1234-5678 로 연락", "phone"), ("메일은 kim0101 [at] naver.com", "email"),
-    ("lee.ho(골뱅이)daum.net 으로", "email"),
-    # hyphens as a Korean IME types them, and spaced separators
-    ("주민번호 900101－1234567", "rrn"), ("연락처 010 - 1234 - 5678", "phone"),
-    ("휴대폰 010－9876－5432", "phone"),
-    # four groups of four are written only for cards: masked even when Luhn fails
-    ("카드번호 1234-5678-9012-3456", "card"), ("아멕스 3782-822463-10005 결제", "card"),
-    ("운전면허 11-12-123456-78", "license"), ("면허번호 서울 12-345678-90 입니다", "license"),
-    ("여권번호: M12345678 확인", "passport"),
-])
+@pytest.mark.parametrize(
+    "text,kind",
+    [
+        ("연락처 010-1234-5678 로 문자 주세요", "phone"),
+        ("사무실 02-123-4567", "phone"),
+        ("+82 10 1234 5678 로 연락", "phone"),
+        ("지방 031)123-4567", "phone"),
+        ("메일 kim.minsu@naver.com 으로", "email"),
+        ("주민번호 900101-1234567 입니다", "rrn"),
+        ("외국인등록번호 9001015123456", "rrn"),
+        ("카드 4111-1111-1111-1111 결제", "card"),
+        ("국민은행 123456-01-234567 예금주 홍길동", "account"),
+        ("계좌번호: 110-123-456789 로 입금", "account"),
+        # forms found by bench/bench_pii.py: area code in parentheses, e-mail written to dodge
+        # scrapers
+        ("(02) 1234-5678 로 연락", "phone"),
+        ("메일은 kim0101 [at] naver.com", "email"),
+        ("lee.ho(골뱅이)daum.net 으로", "email"),
+        # hyphens as a Korean IME types them, and spaced separators
+        ("주민번호 900101－1234567", "rrn"),
+        ("연락처 010 - 1234 - 5678", "phone"),
+        ("휴대폰 010－9876－5432", "phone"),
+        # four groups of four are written only for cards: masked even when Luhn fails
+        ("카드번호 1234-5678-9012-3456", "card"),
+        ("아멕스 3782-822463-10005 결제", "card"),
+        ("운전면허 11-12-123456-78", "license"),
+        ("면허번호 서울 12-345678-90 입니다", "license"),
+        ("여권번호: M12345678 확인", "passport"),
+    ],
+)
 def test_personal_data_is_masked(text: str, kind: str) -> None:
     masked, found = mask(text)
     assert found == {kind: 1}, masked
-    assert TAGS[kind] in masked and not any(ch.isdigit() for ch in masked.split(TAGS[kind])[0]
-                                            if kind == "rrn")
+    assert TAGS[kind] in masked and not any(
+        ch.isdigit() for ch in masked.split(TAGS[kind])[0] if kind == "rrn"
+    )
 
 
-@pytest.mark.parametrize("text", [
-    "매매가 3억 5천만 원, 전세 1,200,000원", "계약일 2024-05-01, 잔금 2024.06.30",
-    "전용 84.97㎡ (25평), 59m²", "산12-3번지 및 123-45 필지", "101동 1203호",
-    "1588-1234 고객센터", "우리 아파트 101-1203", "2023년 12월 31일까지 신청",
-    "LTV 70%, DSR 40%", "분양가 9억 8,000만 원", "전화번호를 남겨 주세요",
-    "(주)한국부동산 (2024)", "면적(84㎡) 기준", "사건번호 2024가단12345",
-    "주문번호 2024112712345679", "모델명 M12345678 보일러", "기간 2024 - 05 - 01",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "매매가 3억 5천만 원, 전세 1,200,000원",
+        "계약일 2024-05-01, 잔금 2024.06.30",
+        "전용 84.97㎡ (25평), 59m²",
+        "산12-3번지 및 123-45 필지",
+        "101동 1203호",
+        "1588-1234 고객센터",
+        "우리 아파트 101-1203",
+        "2023년 12월 31일까지 신청",
+        "LTV 70%, DSR 40%",
+        "분양가 9억 8,000만 원",
+        "전화번호를 남겨 주세요",
+        "(주)한국부동산 (2024)",
+        "면적(84㎡) 기준",
+        "사건번호 2024가단12345",
+        "주문번호 2024112712345679",
+        "모델명 M12345678 보일러",
+        "기간 2024 - 05 - 01",
+    ],
+)
 def test_look_alikes_are_not_masked(text: str) -> None:
     assert mask(text) == (text, {})

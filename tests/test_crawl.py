@@ -42,21 +42,28 @@ from seedtune.retrieval.fetch import (
 from seedtune.retrieval.pages import page_text
 from seedtune.retrieval.passages import split_passages, split_sentences
 
-BODY = ("전세 계약 전에는 등기부등본으로 근저당 설정액을 확인해야 합니다. "
-        "보증금이 시세의 70%를 넘으면 깡통전세 위험이 큽니다. "
-        "확정일자는 전입신고와 함께 주민센터에서 받을 수 있습니다. ")
-PAGE = ("<html><head><meta charset='utf-8'><title>전세 체크리스트</title></head><body>"
-        "<nav>홈 | 블로그 | 로그인</nav><article><h1>전세 체크리스트</h1>"
-        + "".join(f"<p>{BODY}{i}번째 문단입니다. 문의 010-2345-6789.</p>" for i in range(4))
-        + "</article><div class='comments'><p>좋은 글 감사합니다</p></div>"
-          "<footer>Copyright NAVER</footer></body></html>")
+BODY = (
+    "전세 계약 전에는 등기부등본으로 근저당 설정액을 확인해야 합니다. "
+    "보증금이 시세의 70%를 넘으면 깡통전세 위험이 큽니다. "
+    "확정일자는 전입신고와 함께 주민센터에서 받을 수 있습니다. "
+)
+PAGE = (
+    "<html><head><meta charset='utf-8'><title>전세 체크리스트</title></head><body>"
+    "<nav>홈 | 블로그 | 로그인</nav><article><h1>전세 체크리스트</h1>"
+    + "".join(f"<p>{BODY}{i}번째 문단입니다. 문의 010-2345-6789.</p>" for i in range(4))
+    + "</article><div class='comments'><p>좋은 글 감사합니다</p></div>"
+    "<footer>Copyright NAVER</footer></body></html>"
+)
 # Naver blog's desktop page: a frame whose src is the address serving the post
-FRAME = ('<html><head><title>블로그</title></head><body><iframe id="mainFrame" '
-         'name="mainFrame" src="/PostView.naver?blogId=land1&amp;logNo=22&amp;redirect=Dlog"'
-         ' width="100%"></iframe></body></html>')
-EUCKR = ('<html><head><meta http-equiv="Content-Type" content="text/html; charset=euc-kr">'
-         "</head><body><article>" + f"<p>{BODY}</p>" * 3 + "</article></body></html>"
-         ).encode("cp949")
+FRAME = (
+    '<html><head><title>블로그</title></head><body><iframe id="mainFrame" '
+    'name="mainFrame" src="/PostView.naver?blogId=land1&amp;logNo=22&amp;redirect=Dlog"'
+    ' width="100%"></iframe></body></html>'
+)
+EUCKR = (
+    '<html><head><meta http-equiv="Content-Type" content="text/html; charset=euc-kr">'
+    "</head><body><article>" + f"<p>{BODY}</p>" * 3 + "</article></body></html>"
+).encode("cp949")
 
 
 class _Site(BaseHTTPRequestHandler):
@@ -71,8 +78,13 @@ class _Site(BaseHTTPRequestHandler):
     def log_message(self, *args: Any) -> None:
         pass
 
-    def _send(self, code: int, body: bytes = b"", ctype: str = "text/html; charset=utf-8",
-              headers: dict[str, str] | None = None) -> None:
+    def _send(
+        self,
+        code: int,
+        body: bytes = b"",
+        ctype: str = "text/html; charset=utf-8",
+        headers: dict[str, str] | None = None,
+    ) -> None:
         self.send_response(code)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))
@@ -97,8 +109,9 @@ class _Site(BaseHTTPRequestHandler):
     def _route(self) -> None:
         path = self.path
         if path == "/robots.txt":
-            self._send(type(self).robots_status, b"User-agent: *\nDisallow: /private/\n",
-                       "text/plain")
+            self._send(
+                type(self).robots_status, b"User-agent: *\nDisallow: /private/\n", "text/plain"
+            )
         elif path.startswith("/page") or path.startswith("/PostView.naver"):
             time.sleep(0.05)
             self._send(200, PAGE.encode())
@@ -161,10 +174,18 @@ def site() -> Any:
 
 
 def _fetcher(tmp_path: Path, **kw: Any) -> PageFetcher:
-    settings = FetchSettings(**{"user_agent": "seedtune-test/1", "host_rps": 100.0,
-                                "per_host": 4, "timeout_s": 1.0, "max_retries": 1,
-                                "max_bytes": 100_000,
-                                "allow_networks": tuple(sorted(_Server.live)), **kw})
+    settings = FetchSettings(
+        **{
+            "user_agent": "seedtune-test/1",
+            "host_rps": 100.0,
+            "per_host": 4,
+            "timeout_s": 1.0,
+            "max_retries": 1,
+            "max_bytes": 100_000,
+            "allow_networks": tuple(sorted(_Server.live)),
+            **kw,
+        }
+    )
     return PageFetcher(settings, ResponseCache(tmp_path / "cache"))
 
 
@@ -191,38 +212,64 @@ def test_naver_blog_links_go_straight_to_the_post() -> None:
     from seedtune.retrieval.fetch import post_address
 
     assert post_address("https://blog.naver.com/land00012/223456789012") == (
-        "https://blog.naver.com/PostView.naver?blogId=land00012&logNo=223456789012")
+        "https://blog.naver.com/PostView.naver?blogId=land00012&logNo=223456789012"
+    )
     assert post_address("https://m.blog.naver.com/kim_1/22/") == (
-        "https://blog.naver.com/PostView.naver?blogId=kim_1&logNo=22")
-    for url in ("https://blog.naver.com/PostView.naver?blogId=a&logNo=1",
-                "https://blog.naver.com/land00012", "https://cafe.naver.com/home/123",
-                "http://127.0.0.1:8000/land00012/223456789012"):
+        "https://blog.naver.com/PostView.naver?blogId=kim_1&logNo=22"
+    )
+    for url in (
+        "https://blog.naver.com/PostView.naver?blogId=a&logNo=1",
+        "https://blog.naver.com/land00012",
+        "https://cafe.naver.com/home/123",
+        "http://127.0.0.1:8000/land00012/223456789012",
+    ):
         assert post_address(url) == url
 
 
 def test_frame_target_is_the_main_frame_only() -> None:
     assert frame_target(FRAME, "https://blog.naver.com/land1/22") == (
-        "https://blog.naver.com/PostView.naver?blogId=land1&logNo=22&redirect=Dlog")
+        "https://blog.naver.com/PostView.naver?blogId=land1&logNo=22&redirect=Dlog"
+    )
     ad = '<p>본문</p><iframe src="https://ads.example/x" id="ad"></iframe>'
     assert frame_target(ad, "https://example.kr/a") is None
     bare = "<frameset><frame src='/PostView.naver?blogId=a&logNo=1'></frameset>"
     assert frame_target(bare, "http://h/a/1") == "http://h/PostView.naver?blogId=a&logNo=1"
 
 
-def test_pages_are_fetched_politely_and_every_outcome_is_kept(site: str, tmp_path: Path
-                                                               ) -> None:
-    urls = {name: f"{site}{path}" for name, path in {
-        "page": "/page", "frame": "/blog/land1/22", "euckr": "/euckr", "moved": "/moved",
-        "big": "/big", "slow": "/slow", "flaky": "/flaky", "missing": "/gone",
-        "private": "/private/secret", "pdf": "/file.pdf"}.items()}
+def test_pages_are_fetched_politely_and_every_outcome_is_kept(site: str, tmp_path: Path) -> None:
+    urls = {
+        name: f"{site}{path}"
+        for name, path in {
+            "page": "/page",
+            "frame": "/blog/land1/22",
+            "euckr": "/euckr",
+            "moved": "/moved",
+            "big": "/big",
+            "slow": "/slow",
+            "flaky": "/flaky",
+            "missing": "/gone",
+            "private": "/private/secret",
+            "pdf": "/file.pdf",
+        }.items()
+    }
     fetcher = _fetcher(tmp_path)
     out = fetcher.fetch_all(list(urls.values()))
     status = {name: out[url]["status"] for name, url in urls.items()}
-    assert status == {"page": "ok", "frame": "ok", "euckr": "ok", "moved": "ok",
-                      "big": "too_large", "slow": "timeout", "flaky": "ok",
-                      "missing": "http_404", "private": "robots", "pdf": "not_html"}
+    assert status == {
+        "page": "ok",
+        "frame": "ok",
+        "euckr": "ok",
+        "moved": "ok",
+        "big": "too_large",
+        "slow": "timeout",
+        "flaky": "ok",
+        "missing": "http_404",
+        "private": "robots",
+        "pdf": "not_html",
+    }
     assert out[urls["frame"]]["final_url"] == (
-        f"{site}/PostView.naver?blogId=land1&logNo=22&redirect=Dlog")
+        f"{site}/PostView.naver?blogId=land1&logNo=22&redirect=Dlog"
+    )
     assert "근저당" in out[urls["frame"]]["html"]
     assert out[urls["moved"]]["final_url"] == f"{site}/page-moved"
     assert out[urls["euckr"]]["charset"] == "cp949" and "깡통전세" in out[urls["euckr"]]["html"]
@@ -233,13 +280,13 @@ def test_pages_are_fetched_politely_and_every_outcome_is_kept(site: str, tmp_pat
     before = sum(_Site.hits.values())
     again = _fetcher(tmp_path)
     assert {u: o["status"] for u, o in again.fetch_all(list(urls.values())).items()} == {
-        urls[n]: s for n, s in status.items()}
+        urls[n]: s for n, s in status.items()
+    }
     assert sum(_Site.hits.values()) == before and again.fetched == 0
     assert again.cached == len(urls)
 
 
-def test_a_larger_cap_or_robots_off_fetches_those_pages_again(site: str, tmp_path: Path
-                                                              ) -> None:
+def test_a_larger_cap_or_robots_off_fetches_those_pages_again(site: str, tmp_path: Path) -> None:
     urls = [f"{site}/big", f"{site}/private/secret", f"{site}/page"]
     _fetcher(tmp_path).fetch_all(urls)
     out = _fetcher(tmp_path, max_bytes=1_000_000, respect_robots=False).fetch_all(urls)
@@ -249,8 +296,7 @@ def test_a_larger_cap_or_robots_off_fetches_those_pages_again(site: str, tmp_pat
     assert smaller[urls[0]]["status"] == "too_large" and smaller[urls[0]]["html"] is None
 
 
-def test_a_failing_robots_txt_blocks_the_site_for_this_run_only(site: str, tmp_path: Path
-                                                               ) -> None:
+def test_a_failing_robots_txt_blocks_the_site_for_this_run_only(site: str, tmp_path: Path) -> None:
     """RFC 9309: a robots.txt answering 5xx means complete disallow; a 404 allows all.
     Neither the failed robots.txt nor the pages it blocked are cached."""
     _Site.robots_status = 503
@@ -301,14 +347,16 @@ def _crawl(tmp_path: Path, links: list[str], **kw: Any) -> tuple[CrawlResult, li
     return result, list(result)
 
 
-def test_a_rerun_derives_only_the_pages_it_has_not_derived(site: str, tmp_path: Path,
-                                                          monkeypatch) -> None:
+def test_a_rerun_derives_only_the_pages_it_has_not_derived(
+    site: str, tmp_path: Path, monkeypatch
+) -> None:
     """A new seed word's rerun reads the rows of pages it already has instead of extracting
     every cached page again; other settings derive again from the stored pages, free."""
     calls: list[str] = []
     real = crawl_module.page_text
-    monkeypatch.setattr(crawl_module, "page_text",
-                        lambda html, url, n: calls.append(url) or real(html, url, n))
+    monkeypatch.setattr(
+        crawl_module, "page_text", lambda html, url, n: calls.append(url) or real(html, url, n)
+    )
     links = [f"{site}/page{i}" for i in range(4)] + [f"{site}/gone"]
     first, rows = _crawl(tmp_path, links)
     assert len(calls) == 4 and first.fetcher.fetched == 6  # robots.txt + 5 pages
@@ -326,8 +374,9 @@ def test_a_rerun_derives_only_the_pages_it_has_not_derived(site: str, tmp_path: 
     assert [p.name for p in (tmp_path / "cache").glob("rows-*")] == [other.rows.root.name]
 
 
-def test_a_damaged_page_row_is_derived_again_from_the_stored_page(site: str, tmp_path: Path
-                                                                 ) -> None:
+def test_a_damaged_page_row_is_derived_again_from_the_stored_page(
+    site: str, tmp_path: Path
+) -> None:
     links = [f"{site}/page{i}" for i in range(3)]
     first, rows = _crawl(tmp_path, links)
     first.rows.close()
@@ -337,10 +386,10 @@ def test_a_damaged_page_row_is_derived_again_from_the_stored_page(site: str, tmp
     assert reread == rows and again.fetcher.fetched == 0
 
 
-def test_an_error_while_handling_a_page_is_raised_as_itself(site: str, tmp_path: Path
-                                                            ) -> None:
+def test_an_error_while_handling_a_page_is_raised_as_itself(site: str, tmp_path: Path) -> None:
     """Not wrapped in the task group's ExceptionGroup: the stage's one-line errors and
     tracebacks stay what they were; the page itself is kept before it is handled."""
+
     def handle(url: str, outcome: dict[str, Any]) -> None:
         raise OSError(28, "No space left on device")
 
@@ -352,8 +401,10 @@ def test_an_error_while_handling_a_page_is_raised_as_itself(site: str, tmp_path:
 
 
 def test_the_busiest_host_is_the_one_with_most_pages_left() -> None:
-    queues = HostQueues([f"https://blog.naver.com/u{i}/{i}" for i in range(3)]
-                        + ["https://kin.naver.com/qna/1", "http://127.0.0.1:8000/a"])
+    queues = HostQueues(
+        [f"https://blog.naver.com/u{i}/{i}" for i in range(3)]
+        + ["https://kin.naver.com/qna/1", "http://127.0.0.1:8000/a"]
+    )
     assert queues.busiest() == "blog.naver.com 3" and queues.pending == 5
     assert queues.wants_worker("blog.naver.com", 2) and queues.wants_worker("blog.naver.com", 2)
     assert not queues.wants_worker("blog.naver.com", 2)  # per_host workers at most
@@ -364,9 +415,11 @@ def test_the_busiest_host_is_the_one_with_most_pages_left() -> None:
 
 
 def test_page_records_mask_personal_data_and_drop_empty_pages() -> None:
-    outcomes = {"a": {"status": "ok", "html": PAGE, "final_url": "a"},
-                "b": {"status": "ok", "html": "<html><body><p>짧음</p></body></html>"},
-                "c": {"status": "http_404"}}
+    outcomes = {
+        "a": {"status": "ok", "html": PAGE, "final_url": "a"},
+        "b": {"status": "ok", "html": "<html><body><p>짧음</p></body></html>"},
+        "c": {"status": "http_404"},
+    }
     rows = {r["link"]: r for r in page_records(outcomes, min_chars=100)}
     assert rows["a"]["status"] == "ok" and "근저당" in rows["a"]["text"]
     assert "010-2345-6789" not in rows["a"]["text"] and rows["a"]["pii_masked"]["phone"] == 4
@@ -380,8 +433,10 @@ def test_page_records_mask_personal_data_and_drop_empty_pages() -> None:
 
 EXTRACTION = ROOT / "tests" / "data" / "extraction"
 CHARSETS = ROOT / "tests" / "data" / "charsets"
-KOREAN = ("0ec95c7261d122f304728e90c983450ef1ce1e0b423546835c397d50aaf0d0f2",
-          "9da36ae4714bfccc72374c6c146e9d1cd3cca39e2110bd67ccdbcc806f4cf139")
+KOREAN = (
+    "0ec95c7261d122f304728e90c983450ef1ce1e0b423546835c397d50aaf0d0f2",
+    "9da36ae4714bfccc72374c6c146e9d1cd3cca39e2110bd67ccdbcc806f4cf139",
+)
 #: wired.com: trafilatura keeps 3,168 of its 9,842 visible characters (truth: 8,640)
 PARTIAL = "d48aeb9cf2f2ff15769a57513249b4a6a669159f3e50b335e741d4206a824e88"
 
@@ -425,8 +480,10 @@ def test_a_short_first_pass_on_a_long_page_falls_back_and_says_so() -> None:
     assert bench.recall(truth, page.text) > bench.recall(truth, plain.text) + 0.3
     # another long page trafilatura reads whole enough; this one's outcome counted 2 bad bytes
     other = _html("2f42ef1d3ea0c96e56355d3db93d0e06b47e760b74f6f4261278b8cd1c246dd6")
-    outcomes = {"a": {"status": "ok", "html": html, "final_url": "a", "charset": "utf-8"},
-                "b": {"status": "ok", "html": other, "final_url": "b", "replaced_chars": 2}}
+    outcomes = {
+        "a": {"status": "ok", "html": html, "final_url": "a", "charset": "utf-8"},
+        "b": {"status": "ok", "html": other, "final_url": "b", "replaced_chars": 2},
+    }
     rows = page_records(outcomes, min_chars=3200)
     assert [r["extractor"] for r in rows] == ["baseline", "trafilatura"]
     fetcher = SimpleNamespace(fetched=2, cached=0, retries=0)
@@ -437,9 +494,11 @@ def test_a_short_first_pass_on_a_long_page_falls_back_and_says_so() -> None:
 
 def test_short_pages_stay_empty_and_no_fallback_keeps_a_menu(monkeypatch) -> None:
     menu = "".join(f'<li><a href="/c{i}">카테고리 {i}번 게시판</a></li>' for i in range(40))
-    pages = {"short": "<html><body><nav>홈 | 로그인</nav><p>삭제된 게시물입니다.</p>"
-                      "<footer>Copyright NAVER</footer></body></html>",
-             "menu": f"<html><body><ul>{menu}</ul><ul>{menu}</ul></body></html>"}
+    pages = {
+        "short": "<html><body><nav>홈 | 로그인</nav><p>삭제된 게시물입니다.</p>"
+        "<footer>Copyright NAVER</footer></body></html>",
+        "menu": f"<html><body><ul>{menu}</ul><ul>{menu}</ul></body></html>",
+    }
     # an old cached outcome has no replaced_chars: nothing known, no crash
     rows = page_records({k: {"status": "ok", "html": v} for k, v in pages.items()}, 100)
     assert [r["status"] for r in rows] == ["empty", "ok"]  # trafilatura's menu is its text
@@ -451,8 +510,7 @@ def test_short_pages_stay_empty_and_no_fallback_keeps_a_menu(monkeypatch) -> Non
     assert page_text(long_page, None, 100).extractor in ("favor_recall", "baseline")
 
 
-@pytest.mark.parametrize("name", sorted(p.name for p in CHARSETS.iterdir()
-                                        if p.suffix != ".md"))
+@pytest.mark.parametrize("name", sorted(p.name for p in CHARSETS.iterdir() if p.suffix != ".md"))
 def test_real_euc_kr_pages_decode_as_cp949_however_declared(name: str) -> None:
     bench = bench_module("bench_extract")
     body = (CHARSETS / name).read_bytes()
@@ -473,7 +531,7 @@ def test_one_bad_byte_in_a_real_korean_utf8_page_costs_one_character(page_id: st
     text = body.decode("utf-8")
     hangul = sum("\uac00" <= ch <= "\ud7a3" for ch in text)
     removed = bench.one_bad_byte(body)
-    corrupted = body[:len(body) // 2] + b"\xff" + body[len(body) // 2 + 1:]
+    corrupted = body[: len(body) // 2] + b"\xff" + body[len(body) // 2 + 1 :]
     for bad in (removed, corrupted):
         for ctype in ("text/html; charset=utf-8", None):
             decoded = decode_html(bad, ctype)
@@ -484,8 +542,7 @@ def test_one_bad_byte_in_a_real_korean_utf8_page_costs_one_character(page_id: st
 
 def test_links_are_chosen_per_question_with_categories_interleaved() -> None:
     docs = [{"category": c, "link": f"{c}{i}"} for c in ("blog", "news") for i in range(3)]
-    rows = [{"question": "q1", "documents": docs},
-            {"question": "q2", "documents": docs[:1]}]
+    rows = [{"question": "q1", "documents": docs}, {"question": "q2", "documents": docs[:1]}]
     assert select_links(rows, 3) == ["blog0", "news0", "blog1"]
     assert select_links(rows, 0) == []
 
@@ -520,7 +577,8 @@ def _own(sim: Any) -> list[str]:
 
 @pytest.mark.slow
 def test_pages_ground_the_prompts_without_personal_data_and_are_fetched_once(
-        workspace, tiny_models) -> None:
+    workspace, tiny_models
+) -> None:
     """search -> crawl -> rank -> synthesize against the simulator, whose page hosts serve
     Naver blog's frame page, EUC-KR publishers, redirects, 404s, a slow host, an oversized
     page, a robots.txt Disallow and planted personal data (offline/sim/pages.py): passages
@@ -531,17 +589,40 @@ def test_pages_ground_the_prompts_without_personal_data_and_are_fetched_once(
 
     with SimServer(sim_config(page_delay_s=0.3)) as sim:
         ws = workspace.params(
-            search={"base_url": sim.naver_base_url, "categories": ["blog", "news", "kin"],
-                    "display": 10, "rps": 1000},
-            crawl={"per_question": 4, "host_rps": 100, "per_host": 4, "timeout_s": 5,
-                   "allow_networks": _own(sim)},
+            search={
+                "base_url": sim.naver_base_url,
+                "categories": ["blog", "news", "kin"],
+                "display": 10,
+                "rps": 1000,
+            },
+            crawl={
+                "per_question": 4,
+                "host_rps": 100,
+                "per_host": 4,
+                "timeout_s": 5,
+                "allow_networks": _own(sim),
+            },
             llm={"base_url": sim.openai_base_url, "model": "sim-gpt"},
-            rank={"model": "intfloat/multilingual-e5-small", "device": "cpu",
-                  "passage_tokens": 96},
-            models={"intfloat/multilingual-e5-small": str(tiny_models.e5)})
-        questions = [f"전세 계약 {w} 주의할 점은 무엇인가요?" for w in
-                     ("갱신", "보증금", "확정일자", "전입신고", "중개수수료", "특약", "등기부등본",
-                      "근저당", "보증보험", "묵시적 갱신", "월세 전환", "깡통전세")]
+            rank={"model": "intfloat/multilingual-e5-small", "device": "cpu", "passage_tokens": 96},
+            models={"intfloat/multilingual-e5-small": str(tiny_models.e5)},
+        )
+        questions = [
+            f"전세 계약 {w} 주의할 점은 무엇인가요?"
+            for w in (
+                "갱신",
+                "보증금",
+                "확정일자",
+                "전입신고",
+                "중개수수료",
+                "특약",
+                "등기부등본",
+                "근저당",
+                "보증보험",
+                "묵시적 갱신",
+                "월세 전환",
+                "깡통전세",
+            )
+        ]
         ws.write("data/questions.jsonl", [{"question": q, "seed": "전세"} for q in questions])
         for stage in ("search", "crawl", "rank", "synthesize"):
             proc = ws.run(stage, keys=SIM_ENV)
@@ -564,9 +645,12 @@ def test_pages_ground_the_prompts_without_personal_data_and_are_fetched_once(
         # no planted personal value anywhere downstream of the crawl
         planted = {v for u in links for v in pages.planted_pii(u)}
         assert planted and crawl["pii_masked"]
-        texts = [*prompts, (ws.path / "data/instructions.jsonl").read_text(encoding="utf-8"),
-                 (ws.path / "data/pages.jsonl").read_text(encoding="utf-8"),
-                 (ws.path / "data/ranked.jsonl").read_text(encoding="utf-8")]
+        texts = [
+            *prompts,
+            (ws.path / "data/instructions.jsonl").read_text(encoding="utf-8"),
+            (ws.path / "data/pages.jsonl").read_text(encoding="utf-8"),
+            (ws.path / "data/ranked.jsonl").read_text(encoding="utf-8"),
+        ]
         leaked = sorted(v for v in planted if any(v in t for t in texts))
         assert not leaked, leaked
         # a rerun (pages.jsonl gone, as after `dvc repro -f crawl`) fetches nothing
@@ -593,12 +677,25 @@ def test_kill_9_mid_crawl_then_rerun_refetches_at_most_what_was_in_flight(worksp
     concurrency = 3
     with SimServer(sim_config(page_delay_s=0.2)) as sim:
         ws = workspace.params(
-            search={"base_url": sim.naver_base_url, "categories": ["blog", "news", "kin"],
-                    "display": 10, "rps": 1000},
-            crawl={"per_question": 6, "host_rps": 8, "per_host": 1,
-                   "concurrency": concurrency, "timeout_s": 5, "allow_networks": _own(sim)})
-        ws.write("data/questions.jsonl", [{"question": f"아파트 청약 {i}순위 조건은?",
-                                           "seed": "청약"} for i in range(8)])
+            search={
+                "base_url": sim.naver_base_url,
+                "categories": ["blog", "news", "kin"],
+                "display": 10,
+                "rps": 1000,
+            },
+            crawl={
+                "per_question": 6,
+                "host_rps": 8,
+                "per_host": 1,
+                "concurrency": concurrency,
+                "timeout_s": 5,
+                "allow_networks": _own(sim),
+            },
+        )
+        ws.write(
+            "data/questions.jsonl",
+            [{"question": f"아파트 청약 {i}순위 조건은?", "seed": "청약"} for i in range(8)],
+        )
         assert ws.run("search", keys=SIM_ENV).returncode == 0
         proc = ws.popen("crawl", keys=SIM_ENV)
         deadline = time.monotonic() + 60
@@ -621,14 +718,35 @@ def test_no_host_reachable_is_one_line_and_no_output(workspace) -> None:
     writes no pages.jsonl and caches nothing, so a later run asks again."""
     from support import last_line
 
-    ws = workspace.params(crawl={"per_question": 2, "max_retries": 0, "timeout_s": 2,
-                                 "allow_networks": ["127.0.0.1:9"]})
-    ws.write("data/documents.jsonl", [{"question": "전세 계약 주의점?", "documents": [
-        {"category": "blog", "title": "t", "description": "d", "link": f"http://127.0.0.1:9/p{i}"}
-        for i in range(2)]}])
+    ws = workspace.params(
+        crawl={
+            "per_question": 2,
+            "max_retries": 0,
+            "timeout_s": 2,
+            "allow_networks": ["127.0.0.1:9"],
+        }
+    )
+    ws.write(
+        "data/documents.jsonl",
+        [
+            {
+                "question": "전세 계약 주의점?",
+                "documents": [
+                    {
+                        "category": "blog",
+                        "title": "t",
+                        "description": "d",
+                        "link": f"http://127.0.0.1:9/p{i}",
+                    }
+                    for i in range(2)
+                ],
+            }
+        ],
+    )
     proc = ws.run("crawl")
     assert proc.returncode == 2
-    assert last_line(proc.stderr).startswith("crawl: error: no page could be reached "
-                                             "(http://127.0.0.1:9/p0 and 1 more)")
+    assert last_line(proc.stderr).startswith(
+        "crawl: error: no page could be reached (http://127.0.0.1:9/p0 and 1 more)"
+    )
     assert not (ws.path / "data/pages.jsonl").exists()
     assert not list((ws.path / "data/cache/crawl").rglob("seg-*.jsonl"))

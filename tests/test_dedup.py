@@ -74,8 +74,10 @@ SAME = [
     ("취득세의 계산 방법은 어떻게 되나요?", "취득세는 어떻게 계산하나요?"),
     ("전세 계약 시 주의할 점은?", "전세 계약할 때 주의해야 할 사항이 있을까요?"),
     ("전세 계약 시 주의할 점은?", "전세계약 시 주의사항을 설명해 주세요."),
-    ("전세보증보험 가입 조건을 알려주세요",
-     "혹시 전세보증보험 가입 조건 좀 알려주실 수 있나요?ㅠㅠ"),
+    (
+        "전세보증보험 가입 조건을 알려주세요",
+        "혹시 전세보증보험 가입 조건 좀 알려주실 수 있나요?ㅠㅠ",
+    ),
     ("전세보증보험 가입 조건은?", "전세보증보험 가입 조건이 궁금합니다!!"),
     ("가계약금과 계약금의 차이는 무엇인가요?", "계약금과 가계약금의 차이는 무엇인가요?"),
     ("전세, 월세 및 반전세의 차이", "반전세와 월세와 전세의 차이"),
@@ -83,8 +85,10 @@ SAME = [
     ("중도금 대출을 받아도 되나요?", "중도금 대출을 받을 수 있나요?"),
     ("계약 취소가 가능한가요?", "계약을 취소할 수 있나요?"),
     ("전입신고는 언제 해야 하나요?", "전입신고는 언제 하나요?"),
-    ("부동산 하락이 임대 시장에 미치는 영향은 무엇인가요?",
-     "부동산 하락이 임대 시장에 미치는 영향은 어떤가요?"),
+    (
+        "부동산 하락이 임대 시장에 미치는 영향은 무엇인가요?",
+        "부동산 하락이 임대 시장에 미치는 영향은 어떤가요?",
+    ),
     ("세입자들의 권리는?", "세입자의 권리는 무엇인가요?"),
     ("양도세 문의드립니다", "양도세에 대한 질문이 있습니다."),
     ("목동 아파트 추천해 주세요", "목동 아파트 추천 부탁드립니다 ^^"),
@@ -104,8 +108,11 @@ def test_the_same_question_in_other_words_is_removed(a: str, b: str) -> None:
 
 
 def test_exact_mode_removes_only_the_same_text() -> None:
-    rows = [_row("전세사기 예방 방법은?"), _row("전세 사기 예방 방법은 ?!"),
-            _row("전세 사기를 예방하는 방법은 무엇인가요?")]
+    rows = [
+        _row("전세사기 예방 방법은?"),
+        _row("전세 사기 예방 방법은 ?!"),
+        _row("전세 사기를 예방하는 방법은 무엇인가요?"),
+    ]
     kept, dropped = deduplicate(rows, mode="exact")
     assert kept == [rows[0], rows[2]] and dropped == [(rows[1], rows[0])]
     assert len(deduplicate(rows)[0]) == 1
@@ -126,8 +133,11 @@ def test_a_real_persons_copy_wins_over_an_invented_one_in_any_order() -> None:
     titles = _row("전세사기 예방 방법", "titles", None)
     user = _row("전세사기 예방하는 방법 알려주세요", "user", None)
     other = _row("전세사기를 예방하는 방법은?", "forum", None)  # not a known source: last
-    for order in ([llm, other, titles, user], [user, titles, other, llm],
-                  [other, llm, user, titles]):
+    for order in (
+        [llm, other, titles, user],
+        [user, titles, other, llm],
+        [other, llm, user, titles],
+    ):
         kept, dropped = deduplicate(order)
         assert kept == [user]
         assert [d for d, _ in dropped] == [r for r in order if r is not user]
@@ -137,8 +147,13 @@ def test_a_real_persons_copy_wins_over_an_invented_one_in_any_order() -> None:
 
 
 def test_within_one_source_the_earliest_copy_wins_and_order_is_kept() -> None:
-    rows = [_row("확정일자는 무엇인가요?"), _row("전세의 장점은?"), _row("월세의 장점은?"),
-            _row("확정일자에 대해 알려 주세요"), _row("전세의 장점은 무엇인가요?")]
+    rows = [
+        _row("확정일자는 무엇인가요?"),
+        _row("전세의 장점은?"),
+        _row("월세의 장점은?"),
+        _row("확정일자에 대해 알려 주세요"),
+        _row("전세의 장점은 무엇인가요?"),
+    ]
     kept, dropped = deduplicate(rows)
     assert kept == rows[:3]
     assert dropped == [(rows[3], rows[0]), (rows[4], rows[1])]
@@ -147,8 +162,11 @@ def test_within_one_source_the_earliest_copy_wins_and_order_is_kept() -> None:
 # Each line: one question three ways, for a user, a forum title and an LLM.
 GROUPS = [
     ("확정일자는 무엇인가요?", "확정일자에 대해 알려 주세요", "확정일자란?"),
-    ("전세사기 예방 방법", "전세 사기를 예방하는 방법은 무엇인가요?",
-     "전세사기를 예방하는 방법은?"),
+    (
+        "전세사기 예방 방법",
+        "전세 사기를 예방하는 방법은 무엇인가요?",
+        "전세사기를 예방하는 방법은?",
+    ),
     ("취득세는 어떻게 계산하나요?", "취득세 계산 방법", "취득세의 계산 방법은 어떻게 되나요?"),
     ("계약 취소가 가능한가요?", "계약을 취소할 수 있나요?", "계약을 취소해도 되나요?"),
     ("목동 아파트 추천", "목동 아파트 추천해 주세요", "목동 아파트 추천 부탁드립니다."),
@@ -158,8 +176,11 @@ GROUPS = [
 
 
 def test_shuffled_input_keeps_the_same_questions_when_priorities_differ() -> None:
-    rows = [_row(q, source) for group in GROUPS
-            for q, source in zip(group, ("user", "titles", "llm"), strict=True)]
+    rows = [
+        _row(q, source)
+        for group in GROUPS
+        for q, source in zip(group, ("user", "titles", "llm"), strict=True)
+    ]
     rng = random.Random(7)
     for _ in range(5):
         rng.shuffle(rows)
@@ -170,9 +191,11 @@ def test_shuffled_input_keeps_the_same_questions_when_priorities_differ() -> Non
 
 
 def test_duplicates_are_found_across_seed_words_and_sources() -> None:
-    rows = [_row("전세사기 예방 방법", "llm", "전세"),
-            _row("전세 사기 예방 방법은?", "llm", "사기"),
-            _row("전세 사기를 예방하는 방법은?", "titles", None)]
+    rows = [
+        _row("전세사기 예방 방법", "llm", "전세"),
+        _row("전세 사기 예방 방법은?", "llm", "사기"),
+        _row("전세 사기를 예방하는 방법은?", "titles", None),
+    ]
     kept, dropped = deduplicate(rows)
     assert kept == [rows[2]] and dropped == [(rows[0], rows[2]), (rows[1], rows[2])]
 
@@ -205,15 +228,19 @@ TUTORIAL = _pairs()
 def test_on_the_tutorials_questions_each_labelled_pair(label: str) -> None:
     pairs = [p for p in TUTORIAL.values() if p[0]["label"] == label]
     assert len(pairs) >= 50
-    wrong = [(a["text"], b["text"]) for a, b in pairs
-             if _same(a["text"], b["text"]) != (label == "same")]
+    wrong = [
+        (a["text"], b["text"]) for a, b in pairs if _same(a["text"], b["text"]) != (label == "same")
+    ]
     assert wrong == []
 
 
 def test_on_the_tutorials_questions_a_forum_question_wins_over_an_llm_copy() -> None:
-    mixed = [p for p in TUTORIAL.values() if p[0]["label"] == "same"
-             and {r["source"] for r in p} == {"questions_cafe_filtered.txt",
-                                              "questions_keyword.jsonl"}]
+    mixed = [
+        p
+        for p in TUTORIAL.values()
+        if p[0]["label"] == "same"
+        and {r["source"] for r in p} == {"questions_cafe_filtered.txt", "questions_keyword.jsonl"}
+    ]
     assert mixed
     for pair in mixed:
         for order in (pair, pair[::-1]):
@@ -233,8 +260,10 @@ def test_on_the_whole_tutorial_sample_only_labelled_duplicates_go() -> None:
                 group[q] = joined
     kept, dropped = deduplicate(rows)
     for d, k in dropped:
-        assert d["question"] == k["question"] or k["question"] in group.get(d["question"], ()), \
-            (d["question"], k["question"])
+        assert d["question"] == k["question"] or k["question"] in group.get(d["question"], ()), (
+            d["question"],
+            k["question"],
+        )
     # every question of a key-term pair is still there, as itself or its exact copy
     kept_questions = {r["question"] for r in kept}
     for row, n in zip(rows, pair_of, strict=True):

@@ -24,14 +24,14 @@ from seedtune.offline.demo import SIM_ENV, sim_config
 from seedtune.offline.sim import SimServer
 
 QUESTIONS = [f"전세 계약 {i}번째 질문은 무엇인가요?" for i in range(6)]
-ANSWERS = {"tuned": [f"[튜닝] 전세 계약 전에는 등기부등본을 확인해야 합니다 {i}."
-                     for i in range(6)],
-           "base": [f"잘 모르겠습니다 {i}." for i in range(6)]}
+ANSWERS = {
+    "tuned": [f"[튜닝] 전세 계약 전에는 등기부등본을 확인해야 합니다 {i}." for i in range(6)],
+    "base": [f"잘 모르겠습니다 {i}." for i in range(6)],
+}
 
 
 def _params(base_url: str) -> Params:
-    raw = composed_params(llm={"base_url": base_url, "model": "judge"},
-                          evaluate={"bootstrap": 200})
+    raw = composed_params(llm={"base_url": base_url, "model": "judge"}, evaluate={"bootstrap": 200})
     return Params.model_validate({k: raw[k] for k in ("llm", "train", "evaluate", "seed")})
 
 
@@ -62,11 +62,22 @@ class _PrefersTuned(BaseHTTPRequestHandler):
             answer = {"verdict": "A" if "[튜닝]" in a else "B", "reason": "튜닝 답변이 낫다."}
         else:
             answer = {"score": 9 if "[튜닝]" in prompt else 2, "reason": "근거가 있다."}
-        out = json.dumps({"id": "x", "object": "chat.completion", "created": 0,
-                          "model": body["model"], "usage": {"prompt_tokens": 10,
-                                                            "completion_tokens": 5},
-                          "choices": [{"index": 0, "finish_reason": "stop", "message": {
-                              "role": "assistant", "content": json.dumps(answer)}}]}).encode()
+        out = json.dumps(
+            {
+                "id": "x",
+                "object": "chat.completion",
+                "created": 0,
+                "model": body["model"],
+                "usage": {"prompt_tokens": 10, "completion_tokens": 5},
+                "choices": [
+                    {
+                        "index": 0,
+                        "finish_reason": "stop",
+                        "message": {"role": "assistant", "content": json.dumps(answer)},
+                    }
+                ],
+            }
+        ).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(out)))
@@ -105,25 +116,43 @@ def test_judged_questions_interleave_every_source_then_your_own(tmp_path) -> Non
     """A cap below the eval split's size still judges every source: the eval rows are
     round-robin across ``question_source`` (in file order within each), not the first
     ``max_questions`` of the file (which here would all be the LLM's)."""
-    rows = [{"question": f"llm {i}", "question_source": "llm", "split": "eval"}
-            for i in range(20)]
+    rows = [{"question": f"llm {i}", "question_source": "llm", "split": "eval"} for i in range(20)]
     rows += [{"question": f"옛 행 {i}", "split": "eval"} for i in range(2)]  # counts as llm
-    rows += [{"question": f"titles {i}", "question_source": "titles", "split": "eval"}
-             for i in range(3)]
-    rows += [{"question": "titles train", "question_source": "titles", "split": "train"},
-             {"question": "user 0", "question_source": "user", "split": "eval"}]
+    rows += [
+        {"question": f"titles {i}", "question_source": "titles", "split": "eval"} for i in range(3)
+    ]
+    rows += [
+        {"question": "titles train", "question_source": "titles", "split": "train"},
+        {"question": "user 0", "question_source": "user", "split": "eval"},
+    ]
     (tmp_path / "data").mkdir()
     (tmp_path / "data/eval_questions.txt").write_text("titles 1\n내 질문\n", encoding="utf-8")
-    raw = composed_params(evaluate={"max_questions": 7,
-                                    "questions_file": "data/eval_questions.txt"})
+    raw = composed_params(
+        evaluate={"max_questions": 7, "questions_file": "data/eval_questions.txt"}
+    )
     p = Params.model_validate({k: raw[k] for k in ("llm", "train", "evaluate", "seed")})
     got = eval_questions(p, rows, tmp_path)
-    assert got == ["llm 0", "titles 0", "user 0", "llm 1", "titles 1", "llm 2", "titles 2",
-                   "내 질문"]
-    assert eval_questions(p, list(reversed(rows)), tmp_path)[:3] == \
-        ["옛 행 1", "titles 2", "user 0"]  # deterministic: sources by name, rows in file order
-    p = Params.model_validate({**{k: raw[k] for k in ("llm", "train", "seed")},
-                               "evaluate": {**raw["evaluate"], "max_questions": 50}})
+    assert got == [
+        "llm 0",
+        "titles 0",
+        "user 0",
+        "llm 1",
+        "titles 1",
+        "llm 2",
+        "titles 2",
+        "내 질문",
+    ]
+    assert eval_questions(p, list(reversed(rows)), tmp_path)[:3] == [
+        "옛 행 1",
+        "titles 2",
+        "user 0",
+    ]  # deterministic: sources by name, rows in file order
+    p = Params.model_validate(
+        {
+            **{k: raw[k] for k in ("llm", "train", "seed")},
+            "evaluate": {**raw["evaluate"], "max_questions": 50},
+        }
+    )
     got = eval_questions(p, rows, tmp_path)
     assert len(got) == 26 + 1 and got[-1] == "내 질문"  # every eval row once, then yours
     assert got.count("titles 1") == 1
@@ -133,14 +162,23 @@ def test_judged_questions_interleave_every_source_then_your_own(tmp_path) -> Non
 
 
 def _verdicts(first: str, second: str) -> list[LLMOutcome]:
-    return [LLMOutcome("0:tuned_first", value={"verdict": first, "reason": "r"}),
-            LLMOutcome("0:base_first", value={"verdict": second, "reason": "r"})]
+    return [
+        LLMOutcome("0:tuned_first", value={"verdict": first, "reason": "r"}),
+        LLMOutcome("0:base_first", value={"verdict": second, "reason": "r"}),
+    ]
 
 
-@pytest.mark.parametrize("first,second,result", [
-    ("A", "B", "win"), ("B", "A", "loss"), ("A", "A", "tie"), ("B", "B", "tie"),
-    ("tie", "tie", "tie"), ("A", "tie", "tie"),
-])
+@pytest.mark.parametrize(
+    "first,second,result",
+    [
+        ("A", "B", "win"),
+        ("B", "A", "loss"),
+        ("A", "A", "tie"),
+        ("B", "B", "tie"),
+        ("tie", "tie", "tie"),
+        ("A", "tie", "tie"),
+    ],
+)
 def test_order_swapped_verdicts(first: str, second: str, result: str) -> None:
     assert combine(_verdicts(first, second), 1)[0]["result"] == result
 
@@ -155,8 +193,13 @@ def test_position_biased_judge_gives_half() -> None:
 
 
 def test_reject_is_recorded_not_crashed() -> None:
-    out = combine([LLMOutcome("0:tuned_first", reject="invalid answer"),
-                   LLMOutcome("0:base_first", value={"verdict": "A", "reason": "r"})], 1)
+    out = combine(
+        [
+            LLMOutcome("0:tuned_first", reject="invalid answer"),
+            LLMOutcome("0:base_first", value={"verdict": "A", "reason": "r"}),
+        ],
+        1,
+    )
     assert out[0]["result"] is None and out[0]["reject"] == "invalid answer"
 
 
@@ -176,8 +219,11 @@ def test_generation_stops_at_the_end_of_turn_a_tuned_model_writes(tiny_models) -
     assert model.generation_config.eos_token_id == tok.eos_token_id  # as the real model
     eot = tok.convert_tokens_to_ids("<end_of_turn>")
     answer, leak = "등기부등본을 확인하세요", "<start_of_turn>user\n또 질문"
-    script = tok.encode(answer, add_special_tokens=False) + [eot] + \
-        tok.encode("\n" + leak, add_special_tokens=False)
+    script = (
+        tok.encode(answer, add_special_tokens=False)
+        + [eot]
+        + tok.encode("\n" + leak, add_special_tokens=False)
+    )
 
     class Scripted(torch.nn.Module):  # the LM head of a model that learned to run on
         def __init__(self) -> None:
@@ -195,9 +241,14 @@ def test_generation_stops_at_the_end_of_turn_a_tuned_model_writes(tiny_models) -
     (got,) = generate_answers(model, tok, ["전세 계약 전 확인할 것은?"], max_new_tokens=40)
     assert got == answer
     model.lm_head = Scripted()
-    enc = tok.apply_chat_template([{"role": "user", "content": "질문"}], return_tensors="pt",
-                                  add_generation_prompt=True, return_dict=True)
+    enc = tok.apply_chat_template(
+        [{"role": "user", "content": "질문"}],
+        return_tensors="pt",
+        add_generation_prompt=True,
+        return_dict=True,
+    )
     with torch.no_grad():  # what generation did before: the model's own eos alone
-        out = model.generate(**enc, max_new_tokens=len(script), do_sample=False,
-                             pad_token_id=tok.pad_token_id)
-    assert "또 질문" in tok.decode(out[0, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+        out = model.generate(
+            **enc, max_new_tokens=len(script), do_sample=False, pad_token_id=tok.pad_token_id
+        )
+    assert "또 질문" in tok.decode(out[0, enc["input_ids"].shape[1] :], skip_special_tokens=True)

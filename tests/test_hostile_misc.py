@@ -25,9 +25,19 @@ from seedtune.retrieval.naver import NaverClient, NaverError
 SECRET = "naver-secret-0123456789"
 KEY = "sk-test-key-0123456789"
 NAVER_BODY = {"lastBuildDate": "", "total": 0, "start": 1, "display": 0, "items": []}
-CHAT_BODY = {"choices": [{"index": 0, "finish_reason": "stop", "message": {
-    "role": "assistant", "content": json.dumps({"questions": ["전세란 무엇인가요?"]})}}],
-    "usage": {"prompt_tokens": 5, "completion_tokens": 5}}
+CHAT_BODY = {
+    "choices": [
+        {
+            "index": 0,
+            "finish_reason": "stop",
+            "message": {
+                "role": "assistant",
+                "content": json.dumps({"questions": ["전세란 무엇인가요?"]}),
+            },
+        }
+    ],
+    "usage": {"prompt_tokens": 5, "completion_tokens": 5},
+}
 
 
 class _Loopback(ThreadingHTTPServer):
@@ -59,8 +69,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.server.seen.append((self.path, dict(self.headers)))
         if self.path.startswith("/go/"):
             self.send_response(self.server.code)
-            self.send_header("Location", (self.server.target or self.server.url)
-                             + self.path[len("/go"):])
+            self.send_header(
+                "Location", (self.server.target or self.server.url) + self.path[len("/go") :]
+            )
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
@@ -101,13 +112,16 @@ def test_origins_differ_by_scheme_host_or_port() -> None:
 
 
 def _naver(base_url: str, tmp_path) -> NaverClient:
-    return NaverClient(SearchConfig(base_url=base_url, rps=1000, max_retries=1),
-                       ResponseCache(tmp_path / "search"), "naver-id-0123", SECRET)
+    return NaverClient(
+        SearchConfig(base_url=base_url, rps=1000, max_retries=1),
+        ResponseCache(tmp_path / "search"),
+        "naver-id-0123",
+        SECRET,
+    )
 
 
 def test_naver_secret_never_follows_a_redirect_to_another_origin(tmp_path) -> None:
-    with loopback(NAVER_BODY) as stranger, \
-            loopback(NAVER_BODY, target=stranger.url) as endpoint:
+    with loopback(NAVER_BODY) as stranger, loopback(NAVER_BODY, target=stranger.url) as endpoint:
         with pytest.raises(NaverError) as err:
             _naver(endpoint.url + "/go", tmp_path).search("전세", "blog")
         assert not stranger.seen and not _received(stranger, SECRET)
@@ -127,21 +141,26 @@ def test_naver_follows_a_redirect_within_its_origin(tmp_path) -> None:
 
 
 def _llm(base_url: str, tmp_path) -> LLMClient:
-    return LLMClient(LLMConfig(base_url=base_url, model="m", max_retries=1),
-                     ResponseCache(tmp_path / "llm"))
+    return LLMClient(
+        LLMConfig(base_url=base_url, model="m", max_retries=1), ResponseCache(tmp_path / "llm")
+    )
 
 
 def _ask() -> list[LLMRequest]:
-    return [LLMRequest(id="1", schema=QuestionList,
-                       messages=[{"role": "user", "content": "전세 질문 JSON"}])]
+    return [
+        LLMRequest(
+            id="1", schema=QuestionList, messages=[{"role": "user", "content": "전세 질문 JSON"}]
+        )
+    ]
 
 
 @pytest.mark.parametrize("code", [302, 307, 308])
-def test_llm_key_never_follows_a_redirect_to_another_origin(tmp_path, monkeypatch,
-                                                            code) -> None:
+def test_llm_key_never_follows_a_redirect_to_another_origin(tmp_path, monkeypatch, code) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
-    with loopback(CHAT_BODY) as stranger, \
-            loopback(CHAT_BODY, code=code, target=stranger.url) as endpoint:
+    with (
+        loopback(CHAT_BODY) as stranger,
+        loopback(CHAT_BODY, code=code, target=stranger.url) as endpoint,
+    ):
         with pytest.raises(ServiceError) as err:
             _llm(endpoint.url + "/go/v1", tmp_path).run(_ask())
         assert not stranger.seen and not _received(stranger, KEY)
@@ -155,8 +174,10 @@ def test_llm_follows_a_redirect_within_its_origin(tmp_path, monkeypatch) -> None
     with loopback(CHAT_BODY, code=307) as endpoint:
         (outcome,) = _llm(endpoint.url + "/go/v1", tmp_path).run(_ask())
     assert outcome.value == {"questions": ["전세란 무엇인가요?"]}
-    assert [path for path, _ in endpoint.seen] == ["/go/v1/chat/completions",
-                                                   "/v1/chat/completions"]
+    assert [path for path, _ in endpoint.seen] == [
+        "/go/v1/chat/completions",
+        "/v1/chat/completions",
+    ]
 
 
 # --------------------------------------------------------------------------- model ids
@@ -166,8 +187,14 @@ def _cli(ws, *args: str):
     import subprocess
     import sys
 
-    return subprocess.run([sys.executable, "-m", "seedtune.cli", *args], cwd=ws.path,
-                          env=ws.env(), text=True, capture_output=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "seedtune.cli", *args],
+        cwd=ws.path,
+        env=ws.env(),
+        text=True,
+        capture_output=True,
+        timeout=300,
+    )
 
 
 def _one_error(proc, prog: str) -> str:
@@ -189,8 +216,10 @@ def test_ask_with_a_model_id_that_resolves_nowhere_is_one_line(workspace) -> Non
 
 
 def test_export_with_a_base_that_resolves_nowhere_is_one_line(workspace) -> None:
-    workspace.write("models/adapter/adapter_config.json", json.dumps(
-        {"base_model_name_or_path": BOGUS, "revision": "main", "peft_type": "LORA"}))
+    workspace.write(
+        "models/adapter/adapter_config.json",
+        json.dumps({"base_model_name_or_path": BOGUS, "revision": "main", "peft_type": "LORA"}),
+    )
     line = _one_error(_cli(workspace, "export"), "seedtune export")
     assert f"models/adapter/adapter_config.json: base_model_name_or_path={BOGUS!r}" in line
     assert "models:" in line and "cache" in line
@@ -201,11 +230,22 @@ def test_export_with_a_base_that_resolves_nowhere_is_one_line(workspace) -> None
 
 # --------------------------------------------------------------------------- dataset card
 
-HOSTILE = ["[x](javascript:alert(1))", "![x](http://evil.example/t.png)",
-           "<img src=x onerror=alert(1)>", "<script>alert(1)</script>", "a | b",
-           "`code` ``x``", "line\nbreak\r\n| --- |", "<http://evil.example/>",
-           "www.evil.example", "mail@evil.example", "[ref]: http://evil.example/",
-           "&lt;b&gt;", "\\[x](http://evil.example/)", "*bold* _em_ ~~gone~~"]
+HOSTILE = [
+    "[x](javascript:alert(1))",
+    "![x](http://evil.example/t.png)",
+    "<img src=x onerror=alert(1)>",
+    "<script>alert(1)</script>",
+    "a | b",
+    "`code` ``x``",
+    "line\nbreak\r\n| --- |",
+    "<http://evil.example/>",
+    "www.evil.example",
+    "mail@evil.example",
+    "[ref]: http://evil.example/",
+    "&lt;b&gt;",
+    "\\[x](http://evil.example/)",
+    "*bold* _em_ ~~gone~~",
+]
 
 
 def _hostile_card() -> str:
@@ -213,17 +253,33 @@ def _hostile_card() -> str:
 
     rows = []
     for bad in HOSTILE:
-        rows.append({"question": f"전세 {bad}", "answer": bad, "split": "train",
-                     "question_source": bad, "post_category": bad, "seed": bad,
-                     "sources": [f"http://{bad}/x", "https://a.kr/x"],
-                     "source_categories": [bad, "blog"], "source_kinds": [bad, "page"],
-                     "model": bad, "template": bad, bad: bad})
+        rows.append(
+            {
+                "question": f"전세 {bad}",
+                "answer": bad,
+                "split": "train",
+                "question_source": bad,
+                "post_category": bad,
+                "seed": bad,
+                "sources": [f"http://{bad}/x", "https://a.kr/x"],
+                "source_categories": [bad, "blog"],
+                "source_kinds": [bad, "page"],
+                "model": bad,
+                "template": bad,
+                bad: bad,
+            }
+        )
     rejects = {"synthesize": [{"reason": bad} for bad in HOSTILE]}
-    metrics = {"crawl": {bad: 1 for bad in HOSTILE} | {"outcomes": {b: 2 for b in HOSTILE}},
-               "search": {"pii_masked": {bad: 1 for bad in HOSTILE} | {"phone": 1}}}
-    params = {"llm": {"model": HOSTILE[0] + "`" + HOSTILE[1]},
-              "rank": {"model": HOSTILE[2], "top_k": HOSTILE[3]},
-              "search": {"categories": HOSTILE}, "train": {"model": {"name_or_path": HOSTILE[4]}}}
+    metrics = {
+        "crawl": {bad: 1 for bad in HOSTILE} | {"outcomes": {b: 2 for b in HOSTILE}},
+        "search": {"pii_masked": {bad: 1 for bad in HOSTILE} | {"phone": 1}},
+    }
+    params = {
+        "llm": {"model": HOSTILE[0] + "`" + HOSTILE[1]},
+        "rank": {"model": HOSTILE[2], "top_k": HOSTILE[3]},
+        "search": {"categories": HOSTILE},
+        "train": {"model": {"name_or_path": HOSTILE[4]}},
+    }
     inputs = CardInputs(rows, rejects, metrics, params)
     return render_card(inputs, dataset_statistics(inputs))
 
@@ -284,12 +340,21 @@ def test_the_project_config_turns_dvc_analytics_off(root) -> None:
     import sys
     from pathlib import Path
 
-    tracked = subprocess.run(["git", "ls-files", "--error-unmatch", ".dvc/config"], cwd=root,
-                             capture_output=True, text=True)
+    tracked = subprocess.run(
+        ["git", "ls-files", "--error-unmatch", ".dvc/config"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+    )
     assert tracked.returncode == 0, "the project's .dvc/config is tracked"
     dvc = Path(sys.executable).with_name("dvc")  # DVC reads it as a user's `dvc` would
-    got = subprocess.run([str(dvc), "config", "--project", "core.analytics"], cwd=root,
-                         capture_output=True, text=True, timeout=120)
+    got = subprocess.run(
+        [str(dvc), "config", "--project", "core.analytics"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert got.returncode == 0 and got.stdout.strip() == "false", got.stderr
 
 
@@ -300,14 +365,27 @@ def test_the_evaluation_report_renders_answers_and_reasons_as_text() -> None:
 
     from seedtune.evaluation.judging import report_markdown
 
-    rows = [{"question": f"전세 {bad}", "reference": f"{bad}\n둘째 줄", "tuned": bad,
-             "base": bad, "result": "win", "reasons": [bad], "reject": bad}
-            for bad in HOSTILE]
+    rows = [
+        {
+            "question": f"전세 {bad}",
+            "reference": f"{bad}\n둘째 줄",
+            "tuned": bad,
+            "base": bad,
+            "result": "win",
+            "reasons": [bad],
+            "reject": bad,
+        }
+        for bad in HOSTILE
+    ]
     report = report_markdown({"win_rate": 0.5}, rows)
     md = MarkdownIt("commonmark").enable("table")
     tokens = list(_tokens(md.parse(report)))
-    live = [t for t in tokens if t.type in ("link_open", "image", "html_block")
-            or (t.type == "html_inline" and t.content != "<br>")]
+    live = [
+        t
+        for t in tokens
+        if t.type in ("link_open", "image", "html_block")
+        or (t.type == "html_inline" and t.content != "<br>")
+    ]
     assert not live, [(t.type, t.content) for t in live]
     rendered = md.render(report)
     assert "<script" not in rendered and "<img" not in rendered

@@ -15,11 +15,23 @@ from support import ROOT
 SRC = ROOT / "src"
 PACKAGE = SRC / "seedtune"
 TEMPLATES = PACKAGE / "llm" / "templates"
-STAGES = ("compose", "queries", "search", "crawl", "rank", "synthesize", "card", "train",
-          "evaluate", "summary")
+STAGES = (
+    "compose",
+    "queries",
+    "search",
+    "crawl",
+    "rank",
+    "synthesize",
+    "card",
+    "train",
+    "evaluate",
+    "summary",
+)
 #: The files each stage reads because a param names them (``${...}`` in dvc.yaml).
-PARAM_FILES = {"queries": {"${queries.seed_file}", "data/extra_questions"},
-               "evaluate": {"${evaluate.questions_file}"}}
+PARAM_FILES = {
+    "queries": {"${queries.seed_file}", "data/extra_questions"},
+    "evaluate": {"${evaluate.questions_file}"},
+}
 #: Which seedtune packages each package may import (the DAG, read bottom-up).
 ALLOWED = {
     "core": set(),
@@ -66,8 +78,12 @@ def imports(path: Path) -> Iterator[str]:
 def templates(path: Path) -> Iterator[str]:
     """Prompt templates ``path`` loads by name (``load_template("queries")``)."""
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if (isinstance(node, ast.Call) and getattr(node.func, "id", None) == "load_template"
-                and node.args and isinstance(node.args[0], ast.Constant)):
+        if (
+            isinstance(node, ast.Call)
+            and getattr(node.func, "id", None) == "load_template"
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+        ):
             yield node.args[0].value
 
 
@@ -128,12 +144,13 @@ def _package_imports() -> Iterator[tuple[str, str, Path]]:
 
 
 def test_packages_import_only_what_the_architecture_allows() -> None:
-    bad = sorted(f"{path.relative_to(ROOT)} imports seedtune.{target}"
-                 for pkg, target, path in _package_imports()
-                 if target != pkg and target not in ALLOWED[pkg])
+    bad = sorted(
+        f"{path.relative_to(ROOT)} imports seedtune.{target}"
+        for pkg, target, path in _package_imports()
+        if target != pkg and target not in ALLOWED[pkg]
+    )
     assert not bad, bad
-    assert set(ALLOWED) == {p.name for p in PACKAGE.iterdir()
-                            if (p / "__init__.py").is_file()}
+    assert set(ALLOWED) == {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").is_file()}
 
 
 def test_no_import_cycles() -> None:
@@ -141,8 +158,11 @@ def test_no_import_cycles() -> None:
     for path in PACKAGE.rglob("*.py"):
         name = module_name(path)
         # a module's own parent packages are initialised before it: not an edge
-        graph[name] = {module_name(module_file(n)) for n in imports(path)} - {name} - {
-            name.rsplit(".", i)[0] for i in range(1, name.count(".") + 1)}
+        graph[name] = (
+            {module_name(module_file(n)) for n in imports(path)}
+            - {name}
+            - {name.rsplit(".", i)[0] for i in range(1, name.count(".") + 1)}
+        )
     state: dict[str, int] = {}
 
     def visit(node: str, path: list[str]) -> None:
@@ -150,8 +170,9 @@ def test_no_import_cycles() -> None:
         for nxt in sorted(graph.get(node, ())):
             if state.get(nxt) == 1:
                 cycle = [*path, node]
-                raise AssertionError("import cycle: " + " -> ".join(
-                    cycle[cycle.index(nxt):] + [nxt]))
+                raise AssertionError(
+                    "import cycle: " + " -> ".join(cycle[cycle.index(nxt) :] + [nxt])
+                )
             if nxt not in state:
                 visit(nxt, [*path, node])
         state[node] = 2
@@ -163,8 +184,10 @@ def test_no_import_cycles() -> None:
 
 @pytest.mark.parametrize("stage", STAGES)
 def test_stage_scripts_are_thin(stage: str) -> None:
-    lines = (ROOT / "stages" / f"{stage}.py").read_text(encoding="utf-8").splitlines()
-    assert len(lines) <= 60, f"stages/{stage}.py has {len(lines)} lines: move logic to src/"
+    # statements, not lines: ruff format's layout must not decide what counts as thin
+    tree = ast.parse((ROOT / "stages" / f"{stage}.py").read_text(encoding="utf-8"))
+    statements = sum(isinstance(node, ast.stmt) for node in ast.walk(tree))
+    assert statements <= 40, f"stages/{stage}.py has {statements} statements: move logic to src/"
 
 
 def _is_submodule(dotted: str) -> bool:
@@ -186,7 +209,10 @@ def test_benchmarks_import_names_that_exist() -> None:
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("seedtune"):
                 module = importlib.import_module(node.module)
-                missing += [f"{path.name}: {node.module}.{alias.name}" for alias in node.names
-                            if not hasattr(module, alias.name)
-                            and not _is_submodule(f"{node.module}.{alias.name}")]
+                missing += [
+                    f"{path.name}: {node.module}.{alias.name}"
+                    for alias in node.names
+                    if not hasattr(module, alias.name)
+                    and not _is_submodule(f"{node.module}.{alias.name}")
+                ]
     assert not missing

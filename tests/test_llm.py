@@ -21,9 +21,19 @@ from seedtune.offline.sim import SimServer
 
 
 def _requests(n: int) -> list[LLMRequest]:
-    return [LLMRequest(id=str(i), schema=QuestionList, messages=[
-        {"role": "user", "content": f'용어: "전세{i}" 에 대한 질문을 정확히 3개 작성하세요. JSON'}])
-        for i in range(n)]
+    return [
+        LLMRequest(
+            id=str(i),
+            schema=QuestionList,
+            messages=[
+                {
+                    "role": "user",
+                    "content": f'용어: "전세{i}" 에 대한 질문을 정확히 3개 작성하세요. JSON',
+                }
+            ],
+        )
+        for i in range(n)
+    ]
 
 
 @pytest.fixture()
@@ -46,8 +56,14 @@ def test_llm_answers_are_cached_and_a_rerun_makes_no_call(sim, tmp_path, llm_key
 
 
 def test_llm_survives_faults_and_accounts_for_every_item(tmp_path, llm_key) -> None:
-    cfg = sim_config(fault_429_rate=0.15, retry_after_s=0.01, fault_5xx_rate=0.15,
-                     fault_truncated_rate=0.1, fault_fenced_rate=0.2, seed=3)
+    cfg = sim_config(
+        fault_429_rate=0.15,
+        retry_after_s=0.01,
+        fault_5xx_rate=0.15,
+        fault_truncated_rate=0.1,
+        fault_fenced_rate=0.2,
+        seed=3,
+    )
     with SimServer(cfg) as sim:
         client = _llm(sim, tmp_path, max_retries=8)
         outcomes = client.run(_requests(40))
@@ -73,9 +89,15 @@ def test_llm_truncated_answer_becomes_a_reject(sim, tmp_path, llm_key) -> None:
     assert outcome.value is None and "truncated" in outcome.reject
 
 
-@pytest.mark.parametrize("text", [
-    '{"a": 1}', '```json\n{"a": 1}\n```', '결과입니다:\n```\n{"a": 1}\n```\n끝',
-    '답: {"a": 1} 입니다'])
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"a": 1}',
+        '```json\n{"a": 1}\n```',
+        '결과입니다:\n```\n{"a": 1}\n```\n끝',
+        '답: {"a": 1} 입니다',
+    ],
+)
 def test_extract_json_tolerates_fences_and_prose(text: str) -> None:
     assert extract_json(text) == {"a": 1}
 
@@ -104,15 +126,19 @@ def _closed_port_url() -> str:
 
 def test_unreachable_endpoint_is_a_transport_error_not_rejects(tmp_path, llm_key) -> None:
     url = _closed_port_url()
-    client = LLMClient(LLMConfig(base_url=url, model="sim", max_retries=1),
-                       ResponseCache(tmp_path / "cache"))
-    with pytest.raises(ServiceError, match=f"^{url}/chat/completions: ClientConnectorError "
-                                           "after llm.max_retries=1 retries"):
+    client = LLMClient(
+        LLMConfig(base_url=url, model="sim", max_retries=1), ResponseCache(tmp_path / "cache")
+    )
+    with pytest.raises(
+        ServiceError,
+        match=f"^{url}/chat/completions: ClientConnectorError after llm.max_retries=1 retries",
+    ):
         client.run(_requests(3))
 
 
-def test_a_failed_run_keeps_every_answer_and_the_rerun_pays_only_the_rest(tmp_path,
-                                                                          llm_key) -> None:
+def test_a_failed_run_keeps_every_answer_and_the_rerun_pays_only_the_rest(
+    tmp_path, llm_key
+) -> None:
     with SimServer(sim_config(fault_5xx_rate=0.5, seed=11)) as flaky:
         client = _llm(flaky, tmp_path, max_retries=0, concurrency=2)
         with pytest.raises(ServiceError, match="HTTP 5"):
@@ -138,8 +164,11 @@ def test_retries_are_visible_while_they_happen(tmp_path, llm_key, caplog) -> Non
 def test_lone_surrogates_are_replaced_and_the_answer_is_cached(tmp_path, llm_key) -> None:
     with SimServer(sim_config(fault_surrogate_rate=1.0)) as sim:
         client = _llm(sim, tmp_path)
-        req = LLMRequest(id="q", schema=QA, messages=[
-            {"role": "user", "content": "질문: 전세란? JSON으로 답하세요."}])
+        req = LLMRequest(
+            id="q",
+            schema=QA,
+            messages=[{"role": "user", "content": "질문: 전세란? JSON으로 답하세요."}],
+        )
         (outcome,) = client.run([req])
         assert sim.stats()["chat"]["faults"]["surrogate"] == 1
         again = _llm(sim, tmp_path)
@@ -156,8 +185,7 @@ def test_error_bodies_that_echo_the_key_are_redacted(sim, tmp_path, llm_key) -> 
     assert SIM_ENV["OPENAI_API_KEY"] not in outcome.reject
 
 
-def test_damaged_or_wrong_shaped_cache_entries_are_misses(sim, tmp_path, llm_key, caplog
-                                                          ) -> None:
+def test_damaged_or_wrong_shaped_cache_entries_are_misses(sim, tmp_path, llm_key, caplog) -> None:
     reqs = _requests(3)
     first = _llm(sim, tmp_path)
     first.run(reqs)
@@ -181,13 +209,16 @@ def test_damaged_or_wrong_shaped_cache_entries_are_misses(sim, tmp_path, llm_key
 # --------------------------------------------------------------------------- model families
 
 
-def test_reasoning_and_fine_tuned_models_get_the_parameters_they_take(sim, tmp_path,
-                                                                      llm_key) -> None:
+def test_reasoning_and_fine_tuned_models_get_the_parameters_they_take(
+    sim, tmp_path, llm_key
+) -> None:
     """The simulator refuses what OpenAI documents these families refuse: max_tokens and a
     non-default temperature for o-series/GPT-5, size bounds in a fine-tuned model's schema."""
     for model in ("o4-mini", "gpt-5-mini", "ft:gpt-4o-mini-2024-07-18:org::abc123"):
-        client = LLMClient(LLMConfig(base_url=sim.openai_base_url, model=model),
-                           ResponseCache(tmp_path / model.replace(":", "_")))
+        client = LLMClient(
+            LLMConfig(base_url=sim.openai_base_url, model=model),
+            ResponseCache(tmp_path / model.replace(":", "_")),
+        )
         outcomes = client.run(_requests(2))  # QuestionList has minItems: stripped for ft:
         assert all(o.value and o.value["questions"] for o in outcomes), (model, outcomes)
 
@@ -206,11 +237,17 @@ def test_a_parameter_the_model_refuses_is_one_config_error(tmp_path, llm_key) ->
     class Refuses(BaseHTTPRequestHandler):
         def do_POST(self) -> None:  # noqa: N802 - http.server API
             self.rfile.read(int(self.headers["Content-Length"]))
-            body = json.dumps({"error": {
-                "message": "Unsupported parameter: 'max_tokens' is not supported with this "
-                           "model. Use 'max_completion_tokens' instead.",
-                "type": "invalid_request_error", "param": "max_tokens",
-                "code": "unsupported_parameter"}}).encode()
+            body = json.dumps(
+                {
+                    "error": {
+                        "message": "Unsupported parameter: 'max_tokens' is not supported with this "
+                        "model. Use 'max_completion_tokens' instead.",
+                        "type": "invalid_request_error",
+                        "param": "max_tokens",
+                        "code": "unsupported_parameter",
+                    }
+                }
+            ).encode()
             self.send_response(400)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()

@@ -54,8 +54,16 @@ class ErrorServer:
 
             def do_GET(self) -> None:  # noqa: N802 - http.server API
                 if self.path.endswith("/models") and models is not None:
-                    self._send(200, json.dumps({"object": "list", "data": [
-                        {"id": m, "object": "model"} for m in models]}), "application/json")
+                    self._send(
+                        200,
+                        json.dumps(
+                            {
+                                "object": "list",
+                                "data": [{"id": m, "object": "model"} for m in models],
+                            }
+                        ),
+                        "application/json",
+                    )
                 else:
                     self._send(404, '{"detail": "Not Found"}', "application/json")
 
@@ -81,16 +89,35 @@ def fixed(status: int, body: Any) -> Answer:
 
 def ok_answer() -> str:
     content = json.dumps({"questions": ["전세 계약은 어떻게 하나요?"]}, ensure_ascii=False)
-    return json.dumps({"id": "x", "object": "chat.completion", "model": "tiny-gemma",
-                       "choices": [{"index": 0, "finish_reason": "stop",
-                                    "message": {"role": "assistant", "content": content}}],
-                       "usage": {"prompt_tokens": 10, "completion_tokens": 5}})
+    return json.dumps(
+        {
+            "id": "x",
+            "object": "chat.completion",
+            "model": "tiny-gemma",
+            "choices": [
+                {
+                    "index": 0,
+                    "finish_reason": "stop",
+                    "message": {"role": "assistant", "content": content},
+                }
+            ],
+            "usage": {"prompt_tokens": 10, "completion_tokens": 5},
+        }
+    )
 
 
 def requests(n: int) -> list[LLMRequest]:
-    return [LLMRequest(id=str(i), schema=QuestionList, messages=[
-        {"role": "system", "content": "질문을 씁니다."},
-        {"role": "user", "content": f"용어 {i}: 질문을 쓰세요"}]) for i in range(n)]
+    return [
+        LLMRequest(
+            id=str(i),
+            schema=QuestionList,
+            messages=[
+                {"role": "system", "content": "질문을 씁니다."},
+                {"role": "user", "content": f"용어 {i}: 질문을 쓰세요"},
+            ],
+        )
+        for i in range(n)
+    ]
 
 
 @pytest.fixture(autouse=True)
@@ -99,13 +126,15 @@ def key(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def client(server: ErrorServer, tmp_path: Path, **kw: Any) -> LLMClient:
-    cfg = LLMConfig(**{"base_url": server.base_url, "model": "gpt-9", "concurrency": 1,
-                       "max_retries": 2, **kw})
+    cfg = LLMConfig(
+        **{"base_url": server.base_url, "model": "gpt-9", "concurrency": 1, "max_retries": 2, **kw}
+    )
     return LLMClient(cfg, ResponseCache(tmp_path / "cache"))
 
 
-def fails(server: ErrorServer, tmp_path: Path, error: type[Exception] = ConfigError,
-          **kw: Any) -> str:
+def fails(
+    server: ErrorServer, tmp_path: Path, error: type[Exception] = ConfigError, **kw: Any
+) -> str:
     """The one line a run of 3 requests stops with."""
     with pytest.raises(error) as info:
         client(server, tmp_path, **kw).run(requests(3))
@@ -116,42 +145,94 @@ def fails(server: ErrorServer, tmp_path: Path, error: type[Exception] = ConfigEr
 
 # ----------------------------------------------------------------- the request itself refused
 
-LITERAL = ("[{'type': 'literal_error', 'loc': ('body', 'response_format', 'type'), 'msg': "
-           "\"Input should be 'text' or 'json_object'\", 'input': 'json_schema', 'ctx': "
-           "{'expected': \"'text' or 'json_object'\"}}]")
+LITERAL = (
+    "[{'type': 'literal_error', 'loc': ('body', 'response_format', 'type'), 'msg': "
+    "\"Input should be 'text' or 'json_object'\", 'input': 'json_schema', 'ctx': "
+    "{'expected': \"'text' or 'json_object'\"}}]"
+)
 REFUSALS = {
     # llama-cpp-python wraps its pydantic validation error in an HTTP 500
-    "llama-cpp-python json_schema": (500, {"error": {
-        "message": LITERAL, "type": "internal_server_error", "param": None, "code": None}},
+    "llama-cpp-python json_schema": (
+        500,
+        {
+            "error": {
+                "message": LITERAL,
+                "type": "internal_server_error",
+                "param": None,
+                "code": None,
+            }
+        },
         "response_format.type: Input should be 'text' or 'json_object'",
-        "llm.structured_output"),
-    "llama-cpp-python, newer FastAPI": (500, {"error": {
-        "message": f"1 validation error:\n  {LITERAL[1:-1]}\n", "type": "internal_server_error",
-        "param": None, "code": None}},
-        "Input should be 'text' or 'json_object'", "llm.structured_output"),
+        "llm.structured_output",
+    ),
+    "llama-cpp-python, newer FastAPI": (
+        500,
+        {
+            "error": {
+                "message": f"1 validation error:\n  {LITERAL[1:-1]}\n",
+                "type": "internal_server_error",
+                "param": None,
+                "code": None,
+            }
+        },
+        "Input should be 'text' or 'json_object'",
+        "llm.structured_output",
+    ),
     # Gemma's chat template refuses the system role (llama-server's shape)
-    "llama-server template": (500, {"error": {
-        "code": 500, "message": "System role not supported", "type": "server_error"}},
-        "System role not supported", "refuses a system message"),
+    "llama-server template": (
+        500,
+        {"error": {"code": 500, "message": "System role not supported", "type": "server_error"}},
+        "System role not supported",
+        "refuses a system message",
+    ),
     # litellm wraps the backend's 500 into its 400, codes as strings
-    "litellm wrapping": (400, {"error": {
-        "message": "litellm.BadRequestError: OpenAIException - Error code: 500 - {'error': "
-                   "{'code': 500, 'message': 'System role not supported', 'type': "
-                   "'server_error'}}\nReceived Model Group=tiny\nAvailable Model Group "
-                   "Fallbacks=None", "type": None, "param": None, "code": "400"}},
-        "litellm.BadRequestError: OpenAIException - Error code: 500: System role not "
-        "supported", "llm.model='gpt-9'"),
+    "litellm wrapping": (
+        400,
+        {
+            "error": {
+                "message": "litellm.BadRequestError: OpenAIException - Error code: 500 - {'error': "
+                "{'code': 500, 'message': 'System role not supported', 'type': "
+                "'server_error'}}\nReceived Model Group=tiny\nAvailable Model Group "
+                "Fallbacks=None",
+                "type": None,
+                "param": None,
+                "code": "400",
+            }
+        },
+        "litellm.BadRequestError: OpenAIException - Error code: 500: System role not supported",
+        "llm.model='gpt-9'",
+    ),
     # a FastAPI app with a pydantic request model: max_tokens over its limit
-    "FastAPI 422": (422, {"detail": [{"type": "less_than_equal", "loc": ["body", "max_tokens"],
-                                      "msg": "Input should be less than or equal to 1024",
-                                      "input": 2048, "ctx": {"le": 1024}}]},
-                    "max_tokens: Input should be less than or equal to 1024",
-                    "lower llm.max_tokens (now 2048)"),
-    "FastAPI extra field": (422, {"detail": [{"type": "extra_forbidden",
-                                              "loc": ["body", "max_completion_tokens"],
-                                              "msg": "Extra inputs are not permitted"}]},
-                            "max_completion_tokens: Extra inputs are not permitted",
-                            "llm.max_tokens"),
+    "FastAPI 422": (
+        422,
+        {
+            "detail": [
+                {
+                    "type": "less_than_equal",
+                    "loc": ["body", "max_tokens"],
+                    "msg": "Input should be less than or equal to 1024",
+                    "input": 2048,
+                    "ctx": {"le": 1024},
+                }
+            ]
+        },
+        "max_tokens: Input should be less than or equal to 1024",
+        "lower llm.max_tokens (now 2048)",
+    ),
+    "FastAPI extra field": (
+        422,
+        {
+            "detail": [
+                {
+                    "type": "extra_forbidden",
+                    "loc": ["body", "max_completion_tokens"],
+                    "msg": "Extra inputs are not permitted",
+                }
+            ]
+        },
+        "max_completion_tokens: Extra inputs are not permitted",
+        "llm.max_tokens",
+    ),
 }
 
 
@@ -167,23 +248,38 @@ def test_a_refused_request_is_one_line_asked_once(tmp_path, status, body, said, 
 
 def test_after_an_answer_a_refusal_is_that_items_reject(tmp_path) -> None:
     """Once one answer came back the request's shape is fine: a refusal is about the item."""
+
     def answer(body: dict[str, Any]) -> tuple[int, str]:
         if "용어 0" in body["messages"][-1]["content"]:
             return 200, ok_answer()
-        return 400, json.dumps({"error": {"message": "Invalid value for 'content': bad text",
-                                          "type": "invalid_request_error"}})
+        return 400, json.dumps(
+            {
+                "error": {
+                    "message": "Invalid value for 'content': bad text",
+                    "type": "invalid_request_error",
+                }
+            }
+        )
 
     with ErrorServer(answer) as server:
         outcomes = client(server, tmp_path).run(requests(3))
-    assert outcomes[0].value and [o.reject for o in outcomes[1:]] == [
-        "HTTP 400: Invalid value for 'content': bad text"] * 2
+    assert (
+        outcomes[0].value
+        and [o.reject for o in outcomes[1:]]
+        == ["HTTP 400: Invalid value for 'content': bad text"] * 2
+    )
 
 
 def test_a_prompt_over_the_context_is_a_reject_even_first(tmp_path) -> None:
-    body = {"error": {"message": "This model's maximum context length is 2048 tokens. However, "
-                                 "you requested 2100 tokens (52 in the messages, 2048 in the "
-                                 "completion).", "type": "invalid_request_error",
-                      "code": "context_length_exceeded"}}
+    body = {
+        "error": {
+            "message": "This model's maximum context length is 2048 tokens. However, "
+            "you requested 2100 tokens (52 in the messages, 2048 in the "
+            "completion).",
+            "type": "invalid_request_error",
+            "code": "context_length_exceeded",
+        }
+    }
     with ErrorServer(fixed(400, body)) as server:
         outcomes = client(server, tmp_path).run(requests(2))
     assert all(o.reject.startswith("HTTP 400: This model's maximum context") for o in outcomes)
@@ -192,35 +288,77 @@ def test_a_prompt_over_the_context_is_a_reject_even_first(tmp_path) -> None:
 # ----------------------------------------------------------------------------- unknown models
 
 UNKNOWN = {
-    "litellm": (400, {"error": {
-        "message": "{'error': '/chat/completions: Invalid model name passed in model=gpt-9. "
-                   "Call `/v1/models` to view available models for your key.'}",
-        "type": "None", "param": "None", "code": "400"}}, "Invalid model name passed in"),
-    "openai": (404, {"error": {
-        "message": "The model `gpt-9` does not exist or you do not have access to it.",
-        "type": "invalid_request_error", "param": None, "code": "model_not_found"}},
-        "The model `gpt-9` does not exist"),
-    "llama-cpp-python": (400, {"error": {"message": "The model `gpt-9` does not exist",
-                                         "type": "invalid_request_error", "param": None,
-                                         "code": "model_not_found"}}, "does not exist"),
-    "transformers serve": (400, {"detail": "Server is pinned to 'tiny-gemma'; requested "
-                                           "'gpt-9'."}, "Server is pinned to 'tiny-gemma'"),
-    "a 500": (500, {"error": {"code": 500, "message": "model 'gpt-9' not found",
-                              "type": "server_error"}}, "model 'gpt-9' not found"),
-    "vLLM": (404, {"object": "error", "message": "The model `gpt-9` does not exist.",
-                   "type": "NotFoundError", "param": None, "code": 404}, "does not exist"),
+    "litellm": (
+        400,
+        {
+            "error": {
+                "message": "{'error': '/chat/completions: Invalid model name passed in "
+                "model=gpt-9. "
+                "Call `/v1/models` to view available models for your key.'}",
+                "type": "None",
+                "param": "None",
+                "code": "400",
+            }
+        },
+        "Invalid model name passed in",
+    ),
+    "openai": (
+        404,
+        {
+            "error": {
+                "message": "The model `gpt-9` does not exist or you do not have access to it.",
+                "type": "invalid_request_error",
+                "param": None,
+                "code": "model_not_found",
+            }
+        },
+        "The model `gpt-9` does not exist",
+    ),
+    "llama-cpp-python": (
+        400,
+        {
+            "error": {
+                "message": "The model `gpt-9` does not exist",
+                "type": "invalid_request_error",
+                "param": None,
+                "code": "model_not_found",
+            }
+        },
+        "does not exist",
+    ),
+    "transformers serve": (
+        400,
+        {"detail": "Server is pinned to 'tiny-gemma'; requested 'gpt-9'."},
+        "Server is pinned to 'tiny-gemma'",
+    ),
+    "a 500": (
+        500,
+        {"error": {"code": 500, "message": "model 'gpt-9' not found", "type": "server_error"}},
+        "model 'gpt-9' not found",
+    ),
+    "vLLM": (
+        404,
+        {
+            "object": "error",
+            "message": "The model `gpt-9` does not exist.",
+            "type": "NotFoundError",
+            "param": None,
+            "code": 404,
+        },
+        "does not exist",
+    ),
 }
 
 
 @pytest.mark.parametrize("status,body,said", UNKNOWN.values(), ids=UNKNOWN.keys())
-def test_an_unknown_model_names_llm_model_and_what_is_served(tmp_path, status, body,
-                                                             said) -> None:
+def test_an_unknown_model_names_llm_model_and_what_is_served(tmp_path, status, body, said) -> None:
     served = ["tiny-gemma", "qwen-0.5b", "a", "b", "c", "d"]
     with ErrorServer(fixed(status, body), models=served) as server:
         line = fails(server, tmp_path)
         assert server.chat_calls == 1
-    assert line.startswith(f"llm.model='gpt-9': {server.base_url} does not serve this model "
-                           f"(HTTP {status}: ")
+    assert line.startswith(
+        f"llm.model='gpt-9': {server.base_url} does not serve this model (HTTP {status}: "
+    )
     assert said in line
     assert "it serves tiny-gemma, qwen-0.5b, a, b, c and 1 more" in line
 
@@ -255,8 +393,10 @@ def test_a_500_that_says_why_keeps_its_message_when_the_retries_run_out(tmp_path
 def test_a_plain_text_503_is_quoted(tmp_path) -> None:
     with ErrorServer(fixed(503, "upstream overloaded, try later")) as server:
         line = fails(server, tmp_path, ServiceError, max_retries=1)
-    assert "HTTP 503 after llm.max_retries=1 retries (2 attempts), the last said: upstream " \
-           "overloaded, try later" in line
+    assert (
+        "HTTP 503 after llm.max_retries=1 retries (2 attempts), the last said: upstream "
+        "overloaded, try later" in line
+    )
 
 
 def test_a_wrong_path_is_one_line_naming_base_url(tmp_path) -> None:
@@ -278,9 +418,13 @@ def test_a_401_without_a_key_says_none_was_sent(tmp_path) -> None:
 
 
 def test_a_401_quotes_the_server_without_the_key(tmp_path) -> None:
-    body = {"error": {"message": f"Incorrect API key provided: {KEY}. Authorization: Bearer "
-                                 f"{KEY}", "type": "invalid_request_error",
-                      "code": "invalid_api_key"}}
+    body = {
+        "error": {
+            "message": f"Incorrect API key provided: {KEY}. Authorization: Bearer {KEY}",
+            "type": "invalid_request_error",
+            "code": "invalid_api_key",
+        }
+    }
     with ErrorServer(fixed(401, body)) as server:
         line = fails(server, tmp_path)
     assert "rejected the key in OPENAI_API_KEY (HTTP 401: Incorrect API key provided: ***" in line
@@ -297,14 +441,22 @@ def test_a_long_message_is_cut_after_the_key_is_scrubbed(tmp_path) -> None:
 def test_error_bodies_of_every_shape_are_read() -> None:
     from seedtune.llm.errors import parse_error
 
-    shapes: Iterator[tuple[str, str]] = iter([
-        ('{"error": "The engine died"}', "The engine died"),
-        ("<html><title>502 Bad Gateway</title></html>", ""),
-        ("Internal Server Error", ""),
-        ('{"detail": [{"loc": ["body", "messages", 0, "role"], "msg": "Input should be '
-         "'user'\", \"type\": \"literal_error\"}]}", "messages.role: Input should be 'user'"),
-        ('{"object": "error", "message": "bad", "type": "BadRequestError", "code": 400}', "bad"),
-    ])
+    shapes: Iterator[tuple[str, str]] = iter(
+        [
+            ('{"error": "The engine died"}', "The engine died"),
+            ("<html><title>502 Bad Gateway</title></html>", ""),
+            ("Internal Server Error", ""),
+            (
+                '{"detail": [{"loc": ["body", "messages", 0, "role"], "msg": "Input should be '
+                '\'user\'", "type": "literal_error"}]}',
+                "messages.role: Input should be 'user'",
+            ),
+            (
+                '{"object": "error", "message": "bad", "type": "BadRequestError", "code": 400}',
+                "bad",
+            ),
+        ]
+    )
     for body, message in shapes:
         assert parse_error(body).message == message, body
 
@@ -315,8 +467,10 @@ def test_error_bodies_of_every_shape_are_read() -> None:
 def _queries(ws: Workspace, base_url: str, seeds: int = 3, **params: Any) -> Workspace:
     llm = {"base_url": base_url, "model": "sim-gpt", **params.pop("llm", {})}
     ws.params(llm=llm, queries={"per_seed": 3, "sources": ["llm"], **params})
-    ws.write("data/seed_words.txt", "".join(f"{w}\n" for w in ["전세", "청약", "재건축",
-                                                                 "분양권"][:seeds]))
+    ws.write(
+        "data/seed_words.txt",
+        "".join(f"{w}\n" for w in ["전세", "청약", "재건축", "분양권"][:seeds]),
+    )
     return ws
 
 
@@ -333,8 +487,9 @@ def test_a_failed_reject_rate_still_writes_the_spend(sim, workspace) -> None:
 
 
 def test_synthesize_writes_its_spend_when_its_reject_rate_fails(sim, workspace) -> None:
-    ws = workspace.params(llm={"base_url": sim.openai_base_url, "model": "sim-gpt",
-                               "max_tokens": 5})
+    ws = workspace.params(
+        llm={"base_url": sim.openai_base_url, "model": "sim-gpt", "max_tokens": 5}
+    )
     ws.write("data/ranked.jsonl", ranked_rows(4))
     ws.write("data/questions.jsonl", [{"question": r["question"]} for r in ranked_rows(4)])
     proc = ws.run("synthesize", SIM_ENV)
@@ -353,8 +508,11 @@ def test_a_fatal_llm_error_after_some_answers_keeps_their_spend(workspace) -> No
         return (200, ok_answer()) if len(answered) == 1 else (500, "")
 
     with ErrorServer(answer) as server:
-        ws = _queries(workspace, server.base_url,
-                      llm={"concurrency": 1, "max_retries": 0, "api_key_env": None})
+        ws = _queries(
+            workspace,
+            server.base_url,
+            llm={"concurrency": 1, "max_retries": 0, "api_key_env": None},
+        )
         proc = ws.run("queries", SIM_ENV)
     assert proc.returncode == 2
     assert "HTTP 500 after llm.max_retries=0 retries (1 attempt)" in last_line(proc.stderr)
@@ -367,7 +525,9 @@ def test_questions_all_filtered_out_fail_naming_the_filter(sim, workspace) -> No
     proc = ws.run("queries", SIM_ENV)
     assert proc.returncode == 2
     line = last_line(proc.stderr)
-    assert line.startswith("queries: error: queries: all 9 questions were filtered out: "
-                           "9 too_short (queries.min_chars=190)"), line
+    assert line.startswith(
+        "queries: error: queries: all 9 questions were filtered out: "
+        "9 too_short (queries.min_chars=190)"
+    ), line
     assert not (ws.path / "data/questions.jsonl").exists()
     assert ws.metrics("queries")["generated"] == 9

@@ -33,15 +33,34 @@ Answer = Callable[[dict[str, Any]], tuple[int, Any]]
 
 
 def _requests(n: int, system: bool = True) -> list[LLMRequest]:
-    return [LLMRequest(id=str(i), schema=QuestionList, messages=[
-        *([{"role": "system", "content": "당신은 부동산 전문가입니다. JSON으로 답하세요."}]
-          if system else []),
-        {"role": "user", "content": f'용어: "전세{i}" 에 대한 질문을 정확히 3개 작성하세요.'}])
-        for i in range(n)]
+    return [
+        LLMRequest(
+            id=str(i),
+            schema=QuestionList,
+            messages=[
+                *(
+                    [
+                        {
+                            "role": "system",
+                            "content": "당신은 부동산 전문가입니다. JSON으로 답하세요.",
+                        }
+                    ]
+                    if system
+                    else []
+                ),
+                {
+                    "role": "user",
+                    "content": f'용어: "전세{i}" 에 대한 질문을 정확히 3개 작성하세요.',
+                },
+            ],
+        )
+        for i in range(n)
+    ]
 
 
 def sim_answer(served: str | None = None) -> Answer:
     """The simulator's answer, as a server that answers as ``served`` (None: as asked)."""
+
     def answer(body: dict[str, Any]) -> tuple[int, Any]:
         try:
             out = openai_api.chat_completion(body)
@@ -50,12 +69,14 @@ def sim_answer(served: str | None = None) -> Answer:
         if served is not None:
             out["model"] = served
         return 200, out
+
     return answer
 
 
 @contextmanager
-def loopback(answer: Answer, models: list[str] | None = None
-             ) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+def loopback(
+    answer: Answer, models: list[str] | None = None
+) -> Iterator[tuple[str, list[dict[str, Any]]]]:
     """An OpenAI-style server on loopback: (its base URL, the chat bodies it was sent);
     ``GET /v1/models`` lists ``models`` (None: no such route, as on some servers)."""
     bodies: list[dict[str, Any]] = []
@@ -65,8 +86,12 @@ def loopback(answer: Answer, models: list[str] | None = None
             if models is None or self.path.rstrip("/") != "/v1/models":
                 self.send_error(404)
                 return
-            data = json.dumps({"object": "list", "data": [
-                {"id": m, "object": "model", "owned_by": "me"} for m in models]}).encode()
+            data = json.dumps(
+                {
+                    "object": "list",
+                    "data": [{"id": m, "object": "model", "owned_by": "me"} for m in models],
+                }
+            ).encode()
             self.send_response(200)
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
@@ -100,12 +125,23 @@ def _client(url: str, cache: Path, **kw: Any) -> LLMClient:
     return LLMClient(LLMConfig(base_url=url, **cfg), ResponseCache(cache))
 
 
-def _chat(messages: list[dict[str, str]], content: str, served: str = "gpt-4o-mini"
-          ) -> dict[str, Any]:
-    return {"id": "c", "object": "chat.completion", "created": 1, "model": served,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
-                         "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}}
+def _chat(
+    messages: list[dict[str, str]], content: str, served: str = "gpt-4o-mini"
+) -> dict[str, Any]:
+    return {
+        "id": "c",
+        "object": "chat.completion",
+        "created": 1,
+        "model": served,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": content},
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
+    }
 
 
 # --------------------------------------------------------------------------- bodies
@@ -117,15 +153,23 @@ def test_each_structured_output_mode_sends_its_form(mode: str) -> None:
     (req,) = _requests(1)
     body = request_body(cfg, req)
     schema = QuestionList.model_json_schema()
-    expected = {"json_schema": {"type": "json_schema", "json_schema": {
-                    "name": "QuestionList", "schema": schema, "strict": True}},
-                "json_object_schema": {"type": "json_object", "schema": schema},
-                "json_object": {"type": "json_object"}, "none": None}[mode]
+    expected = {
+        "json_schema": {
+            "type": "json_schema",
+            "json_schema": {"name": "QuestionList", "schema": schema, "strict": True},
+        },
+        "json_object_schema": {"type": "json_object", "schema": schema},
+        "json_object": {"type": "json_object"},
+        "none": None,
+    }[mode]
     assert body.get("response_format") == expected
     system = body["messages"][0]["content"]
     if mode in ("json_object", "none"):  # the schema is told in the prompt instead
-        assert "JSON" in system and json.dumps(schema["properties"], separators=(",", ":"),
-                                               ensure_ascii=False)[:20] in system
+        assert (
+            "JSON" in system
+            and json.dumps(schema["properties"], separators=(",", ":"), ensure_ascii=False)[:20]
+            in system
+        )
     else:
         assert body["messages"] == req.messages
 
@@ -140,7 +184,8 @@ def test_bodies_are_valid_openai_requests(mode: str) -> None:
     cfg = LLMConfig(structured_output=mode, service_tier="flex")
     body = request_body(cfg, _requests(1)[0])
     TypeAdapter(completion_create_params.CompletionCreateParamsNonStreaming).validate_python(
-        body, strict=False)
+        body, strict=False
+    )
     assert body["service_tier"] == "flex" and openai
     if mode == "json_schema":  # exactly as the SDK makes a strict schema of the class
         assert body["response_format"] == type_to_response_format_param(QuestionList)
@@ -156,8 +201,9 @@ def test_cache_key_follows_what_the_model_sees() -> None:
     # the schema enforced either way: one key; prompted modes: other answers, other keys
     assert key["json_schema"] == key["json_object_schema"] == request_key(LLMConfig(), req)
     assert len({key["json_schema"], key["json_object"], key["none"]}) == 3
-    assert request_key(LLMConfig(system_role="fold", service_tier="flex"), req) == \
-        key["json_schema"]
+    assert (
+        request_key(LLMConfig(system_role="fold", service_tier="flex"), req) == key["json_schema"]
+    )
 
 
 @pytest.mark.parametrize("mode", ("json_schema", "json_object_schema", "json_object"))
@@ -214,8 +260,10 @@ def test_cached_answers_are_not_probes(tmp_path) -> None:
 
 def test_the_stage_stops_with_one_line_naming_the_setting(workspace) -> None:
     with loopback(_ignores_schema) as (url, _):
-        ws = workspace.params(llm={"base_url": url, "model": "tiny", "api_key_env": None},
-                              queries={"per_seed": 3, "sources": ["llm"]})
+        ws = workspace.params(
+            llm={"base_url": url, "model": "tiny", "api_key_env": None},
+            queries={"per_seed": 3, "sources": ["llm"]},
+        )
         ws.write("data/seed_words.txt", "전세\n청약\n")
         proc = ws.run("queries")
     assert proc.returncode == 2, proc.stderr[-2000:]
@@ -229,15 +277,18 @@ def test_the_stage_stops_with_one_line_naming_the_setting(workspace) -> None:
 def _refuses_system(inner: Answer, status: int = 500) -> Answer:
     def answer(body: dict[str, Any]) -> tuple[int, Any]:
         if any(m["role"] == "system" for m in body["messages"]):
-            return status, {"error": {"message": "System role not supported",
-                                      "type": "server_error"}}
+            return status, {
+                "error": {"message": "System role not supported", "type": "server_error"}
+            }
         return inner(body)
+
     return answer
 
 
 @pytest.mark.parametrize("status", (500, 400))
-def test_a_refused_system_message_is_folded_once_and_then_up_front(tmp_path, caplog,
-                                                                   status: int) -> None:
+def test_a_refused_system_message_is_folded_once_and_then_up_front(
+    tmp_path, caplog, status: int
+) -> None:
     caplog.set_level(logging.WARNING)
     with loopback(_refuses_system(sim_answer(), status)) as (url, bodies):
         client = _client(url, tmp_path / "c", concurrency=1, model="tiny")
@@ -246,12 +297,17 @@ def test_a_refused_system_message_is_folded_once_and_then_up_front(tmp_path, cap
     assert len(bodies) == 5 and client.stats.retries == 0  # one refusal, no outage retries
     first_user = bodies[1]["messages"][0]
     assert first_user["role"] == "user" and first_user["content"].startswith(
-        "당신은 부동산 전문가입니다. JSON으로 답하세요.\n\n용어:")
+        "당신은 부동산 전문가입니다. JSON으로 답하세요.\n\n용어:"
+    )
     assert sum("refuses system messages" in r.message for r in caplog.records) == 1
     # the key is the logical request's: a server that takes the system role hits the cache
     with loopback(sim_answer()) as (url, again):
-        assert all(o.value for o in _client(url, tmp_path / "c", model="tiny",
-                                            system_role="keep").run(_requests(4)))
+        assert all(
+            o.value
+            for o in _client(url, tmp_path / "c", model="tiny", system_role="keep").run(
+                _requests(4)
+            )
+        )
     assert again == []
 
 
@@ -263,8 +319,12 @@ def test_system_role_keep_and_fold(tmp_path) -> None:
         n = len(bodies)
         assert _client(url, tmp_path / "b", system_role="fold").run(_requests(2))[0].value
         assert len(bodies) == n + 2  # folded up front: no refusal
-    assert request_body(LLMConfig(model="google/gemma-2-2b-it"), _requests(1)[0]
-                        )["messages"][0]["role"] == "user"  # auto: Gemma up front
+    assert (
+        request_body(LLMConfig(model="google/gemma-2-2b-it"), _requests(1)[0])["messages"][0][
+            "role"
+        ]
+        == "user"
+    )  # auto: Gemma up front
 
 
 def test_the_real_gemma_template_behind_a_server(tmp_path, tiny_models) -> None:
@@ -278,15 +338,17 @@ def test_the_real_gemma_template_behind_a_server(tmp_path, tiny_models) -> None:
 
     def render(body: dict[str, Any]) -> tuple[int, Any]:
         try:
-            prompts.append(tokenizer.apply_chat_template(body["messages"], tokenize=False,
-                                                         add_generation_prompt=True))
+            prompts.append(
+                tokenizer.apply_chat_template(
+                    body["messages"], tokenize=False, add_generation_prompt=True
+                )
+            )
         except Exception as exc:  # jinja2's TemplateError, as transformers raises it
             return 500, {"error": {"message": str(exc), "type": "server_error"}}
         return inner(body)
 
     with loopback(render) as (url, bodies):
-        outcomes = _client(url, tmp_path / "c", model="tiny-model",
-                           concurrency=1).run(_requests(2))
+        outcomes = _client(url, tmp_path / "c", model="tiny-model", concurrency=1).run(_requests(2))
     assert all(o.value for o in outcomes) and len(bodies) == 3 and len(prompts) == 2
     assert prompts[0].startswith("<bos><start_of_turn>user\n당신은 부동산 전문가입니다.")
 
@@ -303,8 +365,9 @@ def test_the_served_model_is_recorded_warned_and_unpriced(tmp_path, caplog) -> N
     assert sum("answers as 'tiny-gemma'" in r.message for r in caplog.records) == 1
     m = usage_metrics("gpt-4o-mini", client.stats, PRICES)
     assert (m["priced"], m["cost_usd"], m["served_model"]) == (False, None, "tiny-gemma")
-    m = usage_metrics("gpt-4o-mini", client.stats, {**PRICES, "tiny-gemma": {
-        "input": 1.0, "output": 1.0}})
+    m = usage_metrics(
+        "gpt-4o-mini", client.stats, {**PRICES, "tiny-gemma": {"input": 1.0, "output": 1.0}}
+    )
     assert m["priced"] and m["cost_usd"] > 0  # the price table names the served model
 
 
@@ -322,8 +385,9 @@ def test_a_dated_snapshot_is_the_same_model(tmp_path, caplog) -> None:
     # llm.service_tier: sent, and priced at <model>@<tier> where the table lists it
     assert bodies[-1]["service_tier"] == "flex"
     half = {**PRICES, "gpt-4o-mini@flex": {"input": 0.075, "output": 0.30}}
-    assert usage_metrics("gpt-4o-mini", flex.stats, half)["cost_usd"] == \
-        pytest.approx(m["cost_usd"] / 2, abs=1e-6)
+    assert usage_metrics("gpt-4o-mini", flex.stats, half)["cost_usd"] == pytest.approx(
+        m["cost_usd"] / 2, abs=1e-6
+    )
     assert usage_metrics("gpt-4o-mini", flex.stats, PRICES)["cost_usd"] == m["cost_usd"]
 
 
@@ -363,8 +427,10 @@ def _old_entries(root: Path, reqs: list[LLMRequest]) -> None:
     """Cache entries as an older seedtune stored them: no served model."""
     with ResponseCache(root) as cache:
         for req in reqs:
-            cache.put(request_key(LLMConfig(model="gpt-4o-mini"), req),
-                      {"answer": {"questions": ["q?"]}, "usage": {}, "model": "gpt-4o-mini"})
+            cache.put(
+                request_key(LLMConfig(model="gpt-4o-mini"), req),
+                {"answer": {"questions": ["q?"]}, "usage": {}, "model": "gpt-4o-mini"},
+            )
 
 
 def test_entries_older_than_the_record_count_as_the_configured_model(tmp_path) -> None:

@@ -74,14 +74,31 @@ def _modes(root: Path) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def trained_stage(tiny_models, tmp_path_factory: pytest.TempPathFactory) -> Workspace:
     ws = Workspace(tmp_path_factory.mktemp("cards"))
-    ws.params(models={GEMMA_ID: str(tiny_models.gemma)}, train={
-        "model": {"name_or_path": GEMMA_ID}, "optim": {"name": "adamw_torch_fused"},
-        "max_steps": 2, "batch_size": 2, "grad_accum": 1, "max_length": 256,
-        "logging_steps": 1, "eval_steps": 2, "save_steps": 2})
+    ws.params(
+        models={GEMMA_ID: str(tiny_models.gemma)},
+        train={
+            "model": {"name_or_path": GEMMA_ID},
+            "optim": {"name": "adamw_torch_fused"},
+            "max_steps": 2,
+            "batch_size": 2,
+            "grad_accum": 1,
+            "max_length": 256,
+            "logging_steps": 1,
+            "eval_steps": 2,
+            "save_steps": 2,
+        },
+    )
     ws.write("data/instructions.jsonl", make_rows())
     ws.copy_from_repo("conf/accelerate")
-    proc = subprocess.run(ws.command("train"), cwd=ws.path, env=ws.env(), text=True,
-                          capture_output=True, timeout=900, preexec_fn=_umask_022)
+    proc = subprocess.run(
+        ws.command("train"),
+        cwd=ws.path,
+        env=ws.env(),
+        text=True,
+        capture_output=True,
+        timeout=900,
+        preexec_fn=_umask_022,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     # PEFT's read of a deprecated transformers property: expected, silenced in the stage
     assert "is_gradient_checkpointing" not in proc.stderr
@@ -100,9 +117,15 @@ def test_train_under_umask_022_writes_readable_files_and_a_true_card(trained_sta
 
 
 def _export(ws: Workspace, *args: str) -> Path:
-    proc = subprocess.run([sys.executable, "-m", "seedtune.cli", "export", *args],
-                          cwd=ws.path, env=ws.env(), text=True, capture_output=True,
-                          timeout=900, preexec_fn=_umask_022)
+    proc = subprocess.run(
+        [sys.executable, "-m", "seedtune.cli", "export", *args],
+        cwd=ws.path,
+        env=ws.env(),
+        text=True,
+        capture_output=True,
+        timeout=900,
+        preexec_fn=_umask_022,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "is_gradient_checkpointing" not in proc.stderr
     return ws.path / "models/merged"
@@ -116,14 +139,26 @@ def test_export_writes_readable_files_and_a_card_with_the_verdict(trained_stage)
     assert _modes(merged) == {}
     front, text = _card(merged)
     assert (front["license"], front["library_name"], front["base_model"]) == (
-        "gemma", "transformers", GEMMA_ID)
+        "gemma",
+        "transformers",
+        GEMMA_ID,
+    )
     assert "Not evaluated: metrics/evaluate.json is missing" in text
     assert "## Params" in text and "AutoPeftModelForCausalLM" not in text
 
     # evaluate judged this adapter: its win rate and interval are on the card
-    verdict = {"win_rate": 0.625, "win_rate_ci_low": 0.4, "win_rate_ci_high": 0.85, "n": 8,
-               "wins": 4, "ties": 2, "losses": 2, "score_tuned": 6.5, "score_base": 5.25,
-               "adapter_md5": data_version(adapter / "adapter_model.safetensors")}
+    verdict = {
+        "win_rate": 0.625,
+        "win_rate_ci_low": 0.4,
+        "win_rate_ci_high": 0.85,
+        "n": 8,
+        "wins": 4,
+        "ties": 2,
+        "losses": 2,
+        "score_tuned": 6.5,
+        "score_base": 5.25,
+        "adapter_md5": data_version(adapter / "adapter_model.safetensors"),
+    }
     ws.write("metrics/evaluate.json", json.dumps(verdict))
     _, text = _card(_export(ws))
     assert "| win rate vs base | 0.625 (95% bootstrap interval 0.4–0.85) |" in text

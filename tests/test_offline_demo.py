@@ -14,8 +14,13 @@ from seedtune.offline.demo import MARKER, prepare_workspace
 
 
 def _demo(workdir: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "seedtune.cli", "demo", "--workdir",
-                           str(workdir)], cwd=cwd, text=True, capture_output=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "seedtune.cli", "demo", "--workdir", str(workdir)],
+        cwd=cwd,
+        text=True,
+        capture_output=True,
+        timeout=120,
+    )
 
 
 def test_demo_refuses_the_checkout_itself_and_deletes_nothing(tmp_path: Path) -> None:

@@ -26,11 +26,15 @@ def sim() -> Iterator[SimServer]:
         yield s
 
 
-def _items(sim: SimServer, category: str, query: str = "전세 사기 예방",
-           display: int = 100) -> list[dict[str, str]]:
-    r = requests.get(f"{sim.naver_base_url}/v1/search/{category}.json",
-                     params={"query": query, "display": display}, headers=NAVER_HEADERS,
-                     timeout=10)
+def _items(
+    sim: SimServer, category: str, query: str = "전세 사기 예방", display: int = 100
+) -> list[dict[str, str]]:
+    r = requests.get(
+        f"{sim.naver_base_url}/v1/search/{category}.json",
+        params={"query": query, "display": display},
+        headers=NAVER_HEADERS,
+        timeout=10,
+    )
     r.raise_for_status()
     return r.json()["items"]
 
@@ -44,7 +48,8 @@ def _pick(sim: SimServer, category: str, fault: str | None, origin: str | None =
         for it in _items(sim, category, query):
             link = _fetched(it)
             if pages.fault(link) == fault and (
-                    origin is None or link.startswith(sim.page_origins[origin] + "/")):
+                origin is None or link.startswith(sim.page_origins[origin] + "/")
+            ):
                 return link
     raise AssertionError(f"no {category} link with fault {fault} on {origin}")
 
@@ -59,8 +64,9 @@ def _text(r: requests.Response) -> str:
 
 
 def _snippets(items: list[dict[str, str]]) -> str:
-    return " ".join(html.unescape(re.sub(r"</?b>", "", it["title"] + " " + it["description"]))
-                    for it in items)
+    return " ".join(
+        html.unescape(re.sub(r"</?b>", "", it["title"] + " " + it["description"])) for it in items
+    )
 
 
 def test_links_point_at_the_page_origins(sim: SimServer) -> None:
@@ -71,8 +77,10 @@ def test_links_point_at_the_page_origins(sim: SimServer) -> None:
     assert len(set(origins.values())) == len(origins)
     blog = _items(sim, "blog")
     assert re.fullmatch(re.escape(origins["blog"]) + r"/land\d{5}/22\d{10}", blog[0]["link"])
-    assert blog[0]["bloggerlink"] == origins["blog"].removeprefix("http://") + "/" + \
-        blog[0]["link"].split("/")[3]
+    assert (
+        blog[0]["bloggerlink"]
+        == origins["blog"].removeprefix("http://") + "/" + blog[0]["link"].split("/")[3]
+    )
     news = _items(sim, "news")[0]
     assert re.search(r"/news/articleView\.html\?idxno=\d+$", news["originallink"])
     assert news["link"].startswith(origins["news"] + "/mnews/article/")
@@ -103,8 +111,16 @@ def test_blog_frame_and_postview(sim: SimServer) -> None:
     assert '<p class="se-text-paragraph' in post.text and "u_cbox_contents" in post.text
     text = trafilatura.extract(post.text, include_comments=False)
     assert text and all(s in text for s in pages.page_only_sentences(link))
-    boilerplate = ("좋은 정보 감사합니다", "이웃 추가하고 갑니다", "저도 같은 고민",
-                   "블로그 홈", "이웃추가", "NAVER Corp", "카테고리", "공감")
+    boilerplate = (
+        "좋은 정보 감사합니다",
+        "이웃 추가하고 갑니다",
+        "저도 같은 고민",
+        "블로그 홈",
+        "이웃추가",
+        "NAVER Corp",
+        "카테고리",
+        "공감",
+    )
     for noise in boilerplate:
         assert noise not in text, noise
     assert pages.page_only_sentences(link) == pages.page_only_sentences(post.url)
@@ -137,8 +153,11 @@ def test_euckr_publisher(sim: SimServer) -> None:
         with pytest.raises(UnicodeDecodeError):
             r.content.decode("utf-8")
         page = r.content.decode("cp949")
-        meta = re.search(r'<meta (charset="euc-kr"|http-equiv="Content-Type" '
-                         r'content="text/html; charset=euc-kr")>', page)
+        meta = re.search(
+            r'<meta (charset="euc-kr"|http-equiv="Content-Type" '
+            r'content="text/html; charset=euc-kr")>',
+            page,
+        )
         assert meta and "무단전재 및 재배포 금지" in page and "관련기사" in page
         assert re.search(r"기자 [a-z]+\d+@[a-z.]+", page)  # byline with the reporter's e-mail
         metas.add(meta.group(1)[:4])
@@ -147,8 +166,10 @@ def test_euckr_publisher(sim: SimServer) -> None:
     utf8 = _get(_pick(sim, "news", None, "press"))
     assert utf8.headers["Content-Type"] == "text/html; charset=utf-8"
     sample = [f"/news/articleView.html?idxno={n}" for n in range(1000, 1400, 20)]
-    kinds = {re.search(rb"<meta (charset|http-equiv)", pages.respond(
-        "press_euckr", p).body).group(1) for p in sample}
+    kinds = {
+        re.search(rb"<meta (charset|http-equiv)", pages.respond("press_euckr", p).body).group(1)
+        for p in sample
+    }
     assert kinds == {b"charset", b"http-equiv"}
 
 
@@ -157,12 +178,16 @@ def test_kin_and_portal_pages(sim: SimServer) -> None:
     link = _pick(sim, "kin", None, "kin")
     page = _get(link).text
     assert "_questionContentsArea" in page and "님 답변" in page and "전세 사기 예방" in page
-    news = next(it for it in _items(sim, "news") if pages.fault(it["link"]) is None
-                and it["link"].startswith(sim.page_origins["news"]))
+    news = next(
+        it
+        for it in _items(sim, "news")
+        if pages.fault(it["link"]) is None and it["link"].startswith(sim.page_origins["news"])
+    )
     portal = _get(news["link"]).text
     assert 'id="dic_area"' in portal
     assert pages.page_only_sentences(news["link"]) == pages.page_only_sentences(
-        news["originallink"])  # the same article
+        news["originallink"]
+    )  # the same article
 
 
 def test_redirect_404_robots_oversized_and_unknown_paths(sim: SimServer) -> None:
@@ -212,9 +237,14 @@ def test_slow_origin(sim: SimServer) -> None:
 def test_fault_shares_in_a_demo_sized_run() -> None:
     """20 questions x 3 categories x 10 results: mostly plain pages, every fault present."""
     origins = {name: f"http://127.0.0.1:{9000 + i}" for i, name in enumerate(pages.ORIGINS)}
-    links = [_fetched(it) for q in range(20) for c in ("blog", "news", "kin")
-             for it in naver_api.search(c, f"전세 계약 질문 {q}", 10, origins=origins,
-                                        empty_rate=0)["items"]]
+    links = [
+        _fetched(it)
+        for q in range(20)
+        for c in ("blog", "news", "kin")
+        for it in naver_api.search(c, f"전세 계약 질문 {q}", 10, origins=origins, empty_rate=0)[
+            "items"
+        ]
+    ]
     assert len(links) == 600
     counts = Counter(pages.fault(link) for link in links)
     counts["slow"] = sum(link.startswith(origins["slow"]) for link in links)
@@ -271,5 +301,10 @@ def test_stats_count_page_requests_and_reset() -> None:
         assert stats["status"] == {"200": 2}
         assert s.stats()["pages"] == stats
         requests.post(f"{s.url}/_sim/reset", timeout=5)
-        assert s.stats()["pages"] == {"requests": 0, "by_url": {}, "status": {}, "robots": 0,
-                                      "robots_by_origin": {}}
+        assert s.stats()["pages"] == {
+            "requests": 0,
+            "by_url": {},
+            "status": {},
+            "robots": 0,
+            "robots_by_origin": {},
+        }

@@ -19,10 +19,14 @@ HINTS = ("~알려 주세요", "~설명해 주세요", "~인가요")
 
 
 def _questions(seed: str, forms: str, n: int = 4) -> list[str]:
-    body = {"model": "sim-gpt",
-            "messages": load_template("queries").render(seed=seed, n=n, forms=forms),
-            "response_format": {"type": "json_schema", "json_schema": {
-                "name": "QuestionList", "schema": QuestionList.model_json_schema()}}}
+    body = {
+        "model": "sim-gpt",
+        "messages": load_template("queries").render(seed=seed, n=n, forms=forms),
+        "response_format": {
+            "type": "json_schema",
+            "json_schema": {"name": "QuestionList", "schema": QuestionList.model_json_schema()},
+        },
+    }
     content = openai_api.chat_completion(body)["choices"][0]["message"]["content"]
     return json.loads(content)["questions"]
 

@@ -150,9 +150,12 @@ def test_the_queries_prompt_gets_questions_about_its_seed_word(sim: SimServer) -
     from seedtune.synthesis.queries import build_requests
 
     (req,) = build_requests(["분양권"], QueriesConfig(per_seed=8), load_template("queries"))
-    qs = (_client(sim).chat.completions.parse(model="m", messages=req.messages,
-                                              response_format=QuestionsMany)
-          .choices[0].message.parsed.questions)
+    qs = (
+        _client(sim)
+        .chat.completions.parse(model="m", messages=req.messages, response_format=QuestionsMany)
+        .choices[0]
+        .message.parsed.questions
+    )
     assert qs and all("분양권" in q and "~" not in q for q in qs)
 
 
@@ -625,15 +628,20 @@ def test_cli_port_file_health_sigterm(tmp_path: Path) -> None:
 def test_a_second_simulator_on_a_used_port_is_one_line() -> None:
     with SimServer(SimConfig()) as first:
         port = first.port
-        proc = subprocess.run([sys.executable, "-m", "seedtune.cli", "sim", "--port",
-                               str(port), "--quiet"], capture_output=True, text=True,
-                              timeout=60)
+        proc = subprocess.run(
+            [sys.executable, "-m", "seedtune.cli", "sim", "--port", str(port), "--quiet"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert requests.get(f"{first.url}/_sim/health", timeout=5).json() == {"ok": True}
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr
     (line,) = [x for x in proc.stderr.splitlines() if "error" in x]
-    assert line == (f"seedtune sim: error: port {port} is in use; pick another with "
-                    "--port or stop the other simulator")
+    assert line == (
+        f"seedtune sim: error: port {port} is in use; pick another with "
+        "--port or stop the other simulator"
+    )
 
 
 def test_main_rejects_bad_config() -> None:
@@ -682,13 +690,21 @@ def test_reference_judge_prefers_longer_reference_like_answers() -> None:
 
     ref = "전세 계약 전에는 등기부등본으로 근저당과 가압류를 확인해야 합니다."
     good = "계약 전에 등기부등본을 떼어 근저당과 가압류가 있는지 확인해야 합니다."
-    reqs = build_requests(["전세 계약 전 확인할 것은?"], [good], [""], load_template("judge"),
-                          "sim", [ref])
-    first, second = (judge(r.messages[-1]["content"], {"verdict": "tie", "reason": "r"})
-                     for r in reqs)
+    reqs = build_requests(
+        ["전세 계약 전 확인할 것은?"], [good], [""], load_template("judge"), "sim", [ref]
+    )
+    first, second = (
+        judge(r.messages[-1]["content"], {"verdict": "tie", "reason": "r"}) for r in reqs
+    )
     assert (first["verdict"], second["verdict"]) == ("A", "B")  # the tuned answer, both orders
-    scores = build_score_requests(["질문?"], {"tuned": [good], "base": ["모르겠습니다."]},
-                                  load_template("score"), "sim", [ref])
-    tuned, base = (judge(r.messages[-1]["content"], {"score": 5, "reason": "r"})["score"]
-                   for r in scores)
+    scores = build_score_requests(
+        ["질문?"],
+        {"tuned": [good], "base": ["모르겠습니다."]},
+        load_template("score"),
+        "sim",
+        [ref],
+    )
+    tuned, base = (
+        judge(r.messages[-1]["content"], {"score": 5, "reason": "r"})["score"] for r in scores
+    )
     assert tuned > base >= 1

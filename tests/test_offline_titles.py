@@ -34,8 +34,10 @@ from seedtune.offline.sim import SimServer, forum, titles
 from seedtune.retrieval.documents import clean_text
 from seedtune.synthesis.titles import FORMS
 
-HEADERS = {"X-Naver-Client-Id": SIM_ENV["NAVER_CLIENT_ID"],
-           "X-Naver-Client-Secret": SIM_ENV["NAVER_CLIENT_SECRET"]}
+HEADERS = {
+    "X-Naver-Client-Id": SIM_ENV["NAVER_CLIENT_ID"],
+    "X-Naver-Client-Secret": SIM_ENV["NAVER_CLIENT_SECRET"],
+}
 SEEDS = ("전세", "청약", "재건축", "주택담보대출")
 
 PREFIX = re.compile(r"^\s*[\[(]|^\S{1,4}\)")
@@ -45,15 +47,20 @@ REPEATED = re.compile(r"\?\?|!!|\?!")
 PRICE = re.compile(r"\d+(?:\.\d+)?\s*(?:억|평|㎡|%)")
 LATIN = re.compile(r"(?<![A-Za-z])[A-Z]{2,}")
 ADS = re.compile(r"광고|공지")
-POLITICAL = re.compile(r"좌파|우파|민주당|국민의힘|선거|탄핵|정치인|수꼴|조선족|19금"
-                       r"|(?:전라|경상|충청)도 사람")
+POLITICAL = re.compile(
+    r"좌파|우파|민주당|국민의힘|선거|탄핵|정치인|수꼴|조선족|19금"
+    r"|(?:전라|경상|충청)도 사람"
+)
 PERSONAL = re.compile(r"제 경우|제 상황|저희|저는|남편|와이프|퇴직|육아휴직|미혼|외벌이")
 
 
 def _items(sim: SimServer, category: str, query: str, **params: Any) -> list[dict[str, str]]:
-    r = requests.get(f"{sim.naver_base_url}/v1/search/{category}.json",
-                     params={"query": query, "display": 100, **params}, headers=HEADERS,
-                     timeout=10)
+    r = requests.get(
+        f"{sim.naver_base_url}/v1/search/{category}.json",
+        params={"query": query, "display": 100, **params},
+        headers=HEADERS,
+        timeout=10,
+    )
     assert r.status_code == 200, r.text
     return r.json()["items"]
 
@@ -67,17 +74,36 @@ def test_forum_titles_look_real_and_keep_the_api(sim: SimServer, category: str) 
     by_seed = {seed: _items(sim, category, seed) for seed in SEEDS}
     raw = [it for items in by_seed.values() for it in items]
     fields = {"title", "link", "description"} | (
-        {"cafename", "cafeurl"} if category == "cafearticle" else set())
+        {"cafename", "cafeurl"} if category == "cafearticle" else set()
+    )
     assert all(set(it) == fields for it in raw)
     plain = [clean_text(it["title"]) for it in raw]
     assert len(plain) >= 200
-    shares = {name: _share(rx, plain) for name, rx in (
-        ("prefix", PREFIX), ("emoticon", EMOTICON), ("ellipsis", ELLIPSIS),
-        ("repeated", REPEATED), ("price", PRICE), ("latin", LATIN), ("vs", re.compile(" vs ")),
-        ("political", POLITICAL), ("personal", PERSONAL))}
-    floor = {"prefix": 0.05 if category == "cafearticle" else 0.03, "emoticon": 0.04,
-             "ellipsis": 0.04, "repeated": 0.04, "price": 0.08, "latin": 0.04, "vs": 0.02,
-             "political": 0.01, "personal": 0.04}
+    shares = {
+        name: _share(rx, plain)
+        for name, rx in (
+            ("prefix", PREFIX),
+            ("emoticon", EMOTICON),
+            ("ellipsis", ELLIPSIS),
+            ("repeated", REPEATED),
+            ("price", PRICE),
+            ("latin", LATIN),
+            ("vs", re.compile(" vs ")),
+            ("political", POLITICAL),
+            ("personal", PERSONAL),
+        )
+    }
+    floor = {
+        "prefix": 0.05 if category == "cafearticle" else 0.03,
+        "emoticon": 0.04,
+        "ellipsis": 0.04,
+        "repeated": 0.04,
+        "price": 0.08,
+        "latin": 0.04,
+        "vs": 0.02,
+        "political": 0.01,
+        "personal": 0.04,
+    }
     assert all(shares[k] >= v for k, v in floor.items()), shares
     assert shares["prefix"] < 0.5 and shares["emoticon"] < 0.4  # most titles are plain
     if category == "cafearticle":
@@ -93,7 +119,8 @@ def test_forum_titles_look_real_and_keep_the_api(sim: SimServer, category: str) 
     assert _items(sim, category, SEEDS[0]) == by_seed[SEEDS[0]]
     with SimServer(sim.config) as other:  # the links name the page servers' own ports
         assert [it["title"] for it in _items(other, category, SEEDS[0])] == [
-            it["title"] for it in by_seed[SEEDS[0]]]
+            it["title"] for it in by_seed[SEEDS[0]]
+        ]
     # blog titles are no forum titles
     blog = [clean_text(it["title"]) for it in _items(sim, "blog", SEEDS[0])]
     assert _share(EMOTICON, blog) == 0
@@ -101,8 +128,13 @@ def test_forum_titles_look_real_and_keep_the_api(sim: SimServer, category: str) 
 
 def test_generated_kind_shows_in_the_words() -> None:
     """What the generator wrote a title as is what the judge reads from its text alone."""
-    expect = {"question": None, "personal": "personal", "vague": "not_answerable",
-              "off_topic": "off_topic", "unsafe": "unsafe"}
+    expect = {
+        "question": None,
+        "personal": "personal",
+        "vague": "not_answerable",
+        "off_topic": "off_topic",
+        "unsafe": "unsafe",
+    }
     for seed in ("전세", "LTV", "임장", "전세보증보험 가입 조건은 무엇인가요?"):
         seeds = titles.seeds_of(f'아래는 "{seed}"(으)로 검색한 제목입니다.')
         for category in forum.CATEGORIES:
@@ -117,18 +149,23 @@ def test_generated_kind_shows_in_the_words() -> None:
 
 def _prompt(seed: str, lines: list[str], forms: tuple[str, ...]) -> list[dict[str, str]]:
     numbered = "\n".join(f"{i}. {t}" for i, t in enumerate(lines, start=1))
-    return load_template("titles").render(seed=seed, n=len(lines), titles=numbered,
-                                          forms=FORMS[forms])
+    return load_template("titles").render(
+        seed=seed, n=len(lines), titles=numbered, forms=FORMS[forms]
+    )
 
 
-def _ask(sim: SimServer, messages: list[dict[str, str]], model: str = "gpt-4o-mini"
-         ) -> tuple[str, TitleVerdicts]:
-    client = openai.OpenAI(base_url=sim.openai_base_url, api_key=SIM_ENV["OPENAI_API_KEY"],
-                           max_retries=0, timeout=10)
+def _ask(
+    sim: SimServer, messages: list[dict[str, str]], model: str = "gpt-4o-mini"
+) -> tuple[str, TitleVerdicts]:
+    client = openai.OpenAI(
+        base_url=sim.openai_base_url, api_key=SIM_ENV["OPENAI_API_KEY"], max_retries=0, timeout=10
+    )
     done = client.chat.completions.create(
-        model=model, messages=messages,  # type: ignore[arg-type]
+        model=model,
+        messages=messages,  # type: ignore[arg-type]
         response_format=response_format(TitleVerdicts, model.startswith("ft:")),  # type: ignore[arg-type]
-        temperature=0.2)
+        temperature=0.2,
+    )
     assert done.choices[0].finish_reason == "stop"
     content = done.choices[0].message.content or ""
     return content, TitleVerdicts.model_validate(json.loads(content))
@@ -169,10 +206,16 @@ def test_titles_prompt_answered_per_index(sim: SimServer, forms: tuple[str, ...]
         assert not re.search(r"\.\.|\?\?|!|[\U0001F300-\U0001FAFF]|\[전화번호\]", q), q
         assert all(n in q for n in re.findall(r"\d+(?:\.\d+)?(?:억|평|%)", title)), (title, q)
         assert all(a in q for a in LATIN.findall(title) if a != "Q"), (title, q)
-    ends = {"?" if q.endswith("?") else "instruction" if q.endswith("주세요.") else q
-            for _, q in kept}
-    assert ends == ({"?"} if forms == ("question",) else {"instruction"}
-                    if forms == ("instruction",) else {"?", "instruction"})
+    ends = {
+        "?" if q.endswith("?") else "instruction" if q.endswith("주세요.") else q for _, q in kept
+    }
+    assert ends == (
+        {"?"}
+        if forms == ("question",)
+        else {"instruction"}
+        if forms == ("instruction",)
+        else {"?", "instruction"}
+    )
     first = items[0].question or ""
     assert "5.5억" in first and "LTV 70%" in first and "전세 대출" in first
     assert "헬리오시티 34평" in (items[10].question or "")
@@ -186,13 +229,20 @@ def test_titles_schema_shapes_and_tutorial_titles(sim: SimServer) -> None:
     rows = [json.loads(line) for line in sample.read_text("utf-8").splitlines() if line]
     real = [html.unescape(r["text"]) for r in rows if r["source"] == "questions_cafe.json"][:60]
     for start in range(0, len(real), 20):
-        chunk = real[start:start + 20]
-        _, verdicts = _ask(sim, _prompt("부동산", chunk, ("instruction", "question")),
-                           model="ft:gpt-4o-mini:seedtune::abc")
+        chunk = real[start : start + 20]
+        _, verdicts = _ask(
+            sim,
+            _prompt("부동산", chunk, ("instruction", "question")),
+            model="ft:gpt-4o-mini:seedtune::abc",
+        )
         assert [v.index for v in verdicts.items] == list(range(1, len(chunk) + 1))
     nothing = "<참고자료>\n</참고자료>\n제목을 판단하세요."
     _, empty = _ask(sim, [{"role": "user", "content": nothing}])
     assert [(v.index, v.drop) for v in empty.items] == [(1, "not_answerable")]
     assert titles.is_titles_schema(response_format(TitleVerdicts)["json_schema"]["schema"])
-    assert not titles.is_titles_schema({"type": "object", "properties": {
-        "questions": {"type": "array", "items": {"type": "string"}}}})
+    assert not titles.is_titles_schema(
+        {
+            "type": "object",
+            "properties": {"questions": {"type": "array", "items": {"type": "string"}}},
+        }
+    )

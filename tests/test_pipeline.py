@@ -33,13 +33,22 @@ pytestmark = pytest.mark.slow
 SEEDS = ["전세", "청약", "재건축", "양도소득세", "등기부등본"]
 
 
-def dvc(ws: Path, *args: str, check: bool = True, env: dict[str, str] | None = None
-        ) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(["dvc", *args], cwd=ws, env=tool_env({**SIM_ENV, **(env or {})}),
-                          text=True, capture_output=True, timeout=900)
+def dvc(
+    ws: Path, *args: str, check: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        ["dvc", *args],
+        cwd=ws,
+        env=tool_env({**SIM_ENV, **(env or {})}),
+        text=True,
+        capture_output=True,
+        timeout=900,
+    )
     if check and proc.returncode != 0:
-        raise AssertionError(f"dvc {' '.join(args)} failed ({proc.returncode}):\n"
-                             f"{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+        raise AssertionError(
+            f"dvc {' '.join(args)} failed ({proc.returncode}):\n"
+            f"{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+        )
     return proc
 
 
@@ -48,8 +57,13 @@ def ran(proc: subprocess.CompletedProcess[str]) -> set[str]:
 
 
 def git(ws: Path, *args: str) -> str:
-    return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t.invalid", *args],
-                          cwd=ws, check=True, text=True, capture_output=True).stdout
+    return subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t.invalid", *args],
+        cwd=ws,
+        check=True,
+        text=True,
+        capture_output=True,
+    ).stdout
 
 
 @pytest.fixture(scope="module")
@@ -61,25 +75,45 @@ def sim_server() -> Iterator[object]:
 
 
 @pytest.fixture(scope="module")
-def e2e(tmp_path_factory: pytest.TempPathFactory, root: Path, tiny_models,
-              sim_server) -> tuple[Path, subprocess.CompletedProcess[str]]:
+def e2e(
+    tmp_path_factory: pytest.TempPathFactory, root: Path, tiny_models, sim_server
+) -> tuple[Path, subprocess.CompletedProcess[str]]:
     # endpoints and the models: map only through conf/local (machine settings); the sizes
     # as committed edits of the tracked conf/, as a user would make them
-    sizes = {**demo_params(), "queries.per_seed": 3, "train.max_steps": 6,
-             "train.eval_steps": 3, "train.logging_steps": 1, "evaluate.max_new_tokens": 16,
-             "evaluate.max_questions": 4}
-    ws = prepare_workspace(root, tmp_path_factory.mktemp("e2e") / "ws",
-                           local_config(sim_server.url, tiny_models,
-                                        sim_server.page_origins.values()),
-                           seeds=SEEDS, params=sizes)
+    sizes = {
+        **demo_params(),
+        "queries.per_seed": 3,
+        "train.max_steps": 6,
+        "train.eval_steps": 3,
+        "train.logging_steps": 1,
+        "evaluate.max_new_tokens": 16,
+        "evaluate.max_questions": 4,
+    }
+    ws = prepare_workspace(
+        root,
+        tmp_path_factory.mktemp("e2e") / "ws",
+        local_config(sim_server.url, tiny_models, sim_server.page_origins.values()),
+        seeds=SEEDS,
+        params=sizes,
+    )
     proc = dvc(ws, "repro")
     return ws, proc
 
 
 def test_whole_dag_runs_with_dvc_repro(e2e, tiny_models) -> None:
     ws, proc = e2e
-    assert ran(proc) == {"compose", "queries", "search", "crawl", "rank", "synthesize", "card",
-                         "train", "evaluate", "summary"}
+    assert ran(proc) == {
+        "compose",
+        "queries",
+        "search",
+        "crawl",
+        "rank",
+        "synthesize",
+        "card",
+        "train",
+        "evaluate",
+        "summary",
+    }
     # grounded on the simulator's pages, and a dataset card beside the instructions
     assert json.loads((ws / "metrics/crawl.json").read_text())["with_text"] > 0
     assert "license: other" in (ws / "data/instructions.md").read_text(encoding="utf-8")
@@ -95,8 +129,9 @@ def test_whole_dag_runs_with_dvc_repro(e2e, tiny_models) -> None:
         for kind in ("page", "snippet"):
             scores = [d["score"] for d in row["documents"] if d["kind"] == kind]
             assert scores == sorted(scores, reverse=True)
-        assert all("<b>" not in d["passage"] and "&quot;" not in d["passage"]
-                   for d in row["documents"])
+        assert all(
+            "<b>" not in d["passage"] and "&quot;" not in d["passage"] for d in row["documents"]
+        )
     inst = [json.loads(x) for x in (ws / "data/instructions.jsonl").read_text().splitlines()]
     assert {r["split"] for r in inst} == {"train", "eval"}
     assert (ws / "models/adapter/adapter_config.json").is_file()
@@ -124,8 +159,15 @@ def test_whole_dag_runs_with_dvc_repro(e2e, tiny_models) -> None:
     adapter = json.loads((ws / "models/adapter/adapter_config.json").read_text())
     assert adapter["base_model_name_or_path"] == "google/gemma-2b-it"
     # the estimate prices what evaluate sent: per question two verdicts and two scores
-    est = subprocess.run(["seedtune", "estimate", "--json"], cwd=ws, env=tool_env({}),
-                         text=True, capture_output=True, timeout=120, check=True).stdout
+    est = subprocess.run(
+        ["seedtune", "estimate", "--json"],
+        cwd=ws,
+        env=tool_env({}),
+        text=True,
+        capture_output=True,
+        timeout=120,
+        check=True,
+    ).stdout
     judged = {r["stage"]: r for r in json.loads(est)["llm"]}["evaluate"]
     assert judged["requests"] == 4 * (ev["n"] + ev["rejects"])
 
@@ -135,9 +177,21 @@ def _ask(ws: Path, *args: str, keys: bool = True) -> subprocess.CompletedProcess
     if not keys:
         for name in SIM_ENV:
             env.pop(name, None)
-    return subprocess.run(["seedtune", "ask", "전세 계약 시 주의할 점은 무엇인가요?",
-                           "--max-new-tokens", "12", *args], cwd=ws, env=env, text=True,
-                          capture_output=True, timeout=300)
+    return subprocess.run(
+        [
+            "seedtune",
+            "ask",
+            "전세 계약 시 주의할 점은 무엇인가요?",
+            "--max-new-tokens",
+            "12",
+            *args,
+        ],
+        cwd=ws,
+        env=env,
+        text=True,
+        capture_output=True,
+        timeout=300,
+    )
 
 
 def test_ask_answers_with_the_tuned_adapter(e2e, sim_server) -> None:
@@ -230,8 +284,9 @@ def test_an_applied_experiment_survives_repro_exp_run_and_conf_edits(e2e) -> Non
     proc = dvc(ws, "repro", check=False)
     assert proc.returncode != 0 and _r(ws) == 8
     assert "train.lora.r" in proc.stderr and "seedtune compose --adopt" in proc.stderr
-    subprocess.run(["seedtune", "compose", "--adopt"], cwd=ws, env=tool_env(), check=True,
-                   capture_output=True)
+    subprocess.run(
+        ["seedtune", "compose", "--adopt"], cwd=ws, env=tool_env(), check=True, capture_output=True
+    )
     assert "r: 8" in lora.read_text()
     proc = dvc(ws, "repro")
     assert ran(proc) == {"compose", "train", "evaluate", "summary"}
@@ -256,7 +311,8 @@ def test_changing_a_machine_setting_makes_nothing_stale(e2e) -> None:
 
 
 def test_endpoint_outage_fails_the_stage_keeps_the_lock_and_pays_nothing_twice(
-        e2e, sim_server) -> None:
+    e2e, sim_server
+) -> None:
     """The case users hit: a new seed word while the LLM endpoint is down used to be
     recorded as a reject, exit 0 and update dvc.lock, losing the seed's questions."""
     ws, _ = e2e
@@ -306,8 +362,7 @@ def _tracked_outputs(ws: Path) -> list[Path]:
     return files
 
 
-def _roundtrip(ws: Path, tmp: Path, remote: str, extra_env: dict[str, str] | None = None
-               ) -> None:
+def _roundtrip(ws: Path, tmp: Path, remote: str, extra_env: dict[str, str] | None = None) -> None:
     env_extra = extra_env or {}
     os.environ.update(env_extra)  # dvc subprocesses inherit via tool_env
     try:
@@ -348,10 +403,16 @@ def test_push_clone_pull_s3_remote(e2e, tmp_path: Path) -> None:
     boto3 = pytest.importorskip("boto3")
     ws, _ = e2e
     port = _free_port()
-    creds = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-             "AWS_DEFAULT_REGION": "us-east-1"}
-    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p",
-                               str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    creds = {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         url = f"http://127.0.0.1:{port}"
         for _ in range(100):
@@ -360,9 +421,12 @@ def test_push_clone_pull_s3_remote(e2e, tmp_path: Path) -> None:
                 break
             except OSError:
                 time.sleep(0.1)
-        boto3.client("s3", endpoint_url=url, **{k.lower(): v for k, v in creds.items()
-                                                if k != "AWS_DEFAULT_REGION"},
-                     region_name="us-east-1").create_bucket(Bucket="seedtune")
+        boto3.client(
+            "s3",
+            endpoint_url=url,
+            **{k.lower(): v for k, v in creds.items() if k != "AWS_DEFAULT_REGION"},
+            region_name="us-east-1",
+        ).create_bucket(Bucket="seedtune")
         dvc(ws, "remote", "add", "-f", "s3remote", "s3://seedtune/store")
         dvc(ws, "remote", "modify", "s3remote", "endpointurl", url)
         git(ws, "add", "-A")

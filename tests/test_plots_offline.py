@@ -49,15 +49,25 @@ def _titles() -> list[str]:
 
 def _dvc(ws: Path, *args: str) -> str:
     env = {**os.environ, **OFFLINE_ENV}
-    out = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=ws, env=env, text=True,
-                         capture_output=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-m", "dvc", *args],
+        cwd=ws,
+        env=env,
+        text=True,
+        capture_output=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr + out.stdout
     return out.stdout
 
 
 def _git(ws: Path, *args: str) -> None:
-    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t.invalid", *args],
-                   cwd=ws, check=True, capture_output=True)
+    subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t.invalid", *args],
+        cwd=ws,
+        check=True,
+        capture_output=True,
+    )
 
 
 def _train_curves(ws: Path, scale: float) -> None:
@@ -74,13 +84,24 @@ def _train_curves(ws: Path, scale: float) -> None:
         cb.on_train_begin(None, state, None)
         for step in range(1, STEPS + 1):
             state.global_step = step
-            cb.on_log(None, state, None, {"loss": scale * (3.0 - 0.1 * step),
-                                          "grad_norm": 1.0 + 0.5 * (step % 3),
-                                          "learning_rate": 1e-4 * (1 - step / STEPS),
-                                          "num_tokens": 512.0 * step})
+            cb.on_log(
+                None,
+                state,
+                None,
+                {
+                    "loss": scale * (3.0 - 0.1 * step),
+                    "grad_norm": 1.0 + 0.5 * (step % 3),
+                    "learning_rate": 1e-4 * (1 - step / STEPS),
+                    "num_tokens": 512.0 * step,
+                },
+            )
             if step % EVAL_EVERY == 0:
-                cb.on_log(None, state, None, {"eval_loss": scale * (3.1 - 0.1 * step),
-                                              "eval_runtime": 0.01})
+                cb.on_log(
+                    None,
+                    state,
+                    None,
+                    {"eval_loss": scale * (3.1 - 0.1 * step), "eval_runtime": 0.01},
+                )
 
 
 def _scores(ws: Path, judged: list[tuple[int, int]]) -> None:
@@ -90,7 +111,8 @@ def _scores(ws: Path, judged: list[tuple[int, int]]) -> None:
     rows = [{"score_base": b, "score_tuned": t} for b, t in judged]
     (ws / "reports").mkdir(exist_ok=True)
     (ws / "reports" / "scores.json").write_text(
-        json.dumps(score_distribution(rows, ("base", "tuned"))), encoding="utf-8")
+        json.dumps(score_distribution(rows, ("base", "tuned"))), encoding="utf-8"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -102,8 +124,9 @@ def ws(tmp_path_factory: pytest.TempPathFactory) -> Path:
     shutil.copy2(ROOT / ".dvc" / "config", ws / ".dvc" / "config")
     shutil.copytree(ROOT / ".dvc" / "plots", ws / ".dvc" / "plots")
     # the plots alone: the stages need the whole pipeline, the plots only the files they name
-    (ws / "dvc.yaml").write_text(yaml.safe_dump({"plots": _plots()}, allow_unicode=True),
-                                 encoding="utf-8")
+    (ws / "dvc.yaml").write_text(
+        yaml.safe_dump({"plots": _plots()}, allow_unicode=True), encoding="utf-8"
+    )
     _train_curves(ws, 1.0)
     _scores(ws, JUDGED)
     _git(ws, "add", "-A")
@@ -124,21 +147,28 @@ def _open(browser: Any, page_path: Path) -> dict[str, Any]:
     tried: list[str] = []
     p.on("pageerror", lambda e: errors.append(str(e)))
     p.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    p.route(lambda url: not url.startswith("file:"),
-            lambda route: (tried.append(route.request.url), route.abort()))
+    p.route(
+        lambda url: not url.startswith("file:"),
+        lambda route: (tried.append(route.request.url), route.abort()),
+    )
     try:
         p.goto(page_path.as_uri(), wait_until="load", timeout=120_000)
-        p.wait_for_function("""() => [...document.querySelectorAll('#plots > div')].every(
+        p.wait_for_function(
+            """() => [...document.querySelectorAll('#plots > div')].every(
             d => d.querySelector('svg.marks') || d.querySelector('.plot-error'))""",
-                            timeout=60_000)
-        drawn = p.eval_on_selector_all("#plots > div", """divs => divs.map(d => ({
+            timeout=60_000,
+        )
+        drawn = p.eval_on_selector_all(
+            "#plots > div",
+            """divs => divs.map(d => ({
             title: (d.querySelector('.role-title-text') || {}).textContent,
             error: (d.querySelector('.plot-error') || {}).textContent,
             lines: d.querySelectorAll('svg.marks .mark-line path').length,
             bars: [...d.querySelectorAll('svg.marks .mark-rect path')].map(
                 b => Math.round(b.getBBox().height)),
             legend: [...d.querySelectorAll('.role-legend-label text')].map(t => t.textContent),
-        }))""")
+        }))""",
+        )
     finally:
         p.close()
     assert not errors, errors
@@ -177,8 +207,12 @@ def test_diff_draws_both_revisions_with_no_network(ws: Path, browser: Any) -> No
     drawn = _open(browser, _page(ws, _dvc(ws, "plots", "diff", "HEAD")))
     assert sorted(drawn) == sorted(_titles())
     assert len(drawn[SCORES]["bars"]) == 10 * 2 * 2
-    assert set(drawn[SCORES]["legend"]) == {"workspace · tuned", "workspace · base",
-                                            "HEAD · tuned", "HEAD · base"}
+    assert set(drawn[SCORES]["legend"]) == {
+        "workspace · tuned",
+        "workspace · base",
+        "HEAD · tuned",
+        "HEAD · base",
+    }
     for title in (GRAD_NORM, "Loss per step (train and eval)"):
         assert set(drawn[title]["legend"]) >= {"workspace", "HEAD"}, title
 

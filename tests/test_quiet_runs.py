@@ -18,16 +18,30 @@ from seedtune.core.stage import ignore_peft_checkpointing_warning
 
 
 def test_a_stage_without_rejects_makes_dvc_warn_nothing(tmp_path: Path) -> None:
-    env = {**os.environ, "DVC_NO_ANALYTICS": "1",
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    env = {
+        **os.environ,
+        "DVC_NO_ANALYTICS": "1",
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+    }
     script = "from seedtune.core.stage import write_rejects; write_rejects('evaluate', [])"
-    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"evaluate": {
-        "cmd": f"{shlex.quote(sys.executable)} -c {shlex.quote(script)}",
-        "outs": ["data/rejects/evaluate.jsonl"]}}}), encoding="utf-8")
+    (tmp_path / "dvc.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "stages": {
+                    "evaluate": {
+                        "cmd": f"{shlex.quote(sys.executable)} -c {shlex.quote(script)}",
+                        "outs": ["data/rejects/evaluate.jsonl"],
+                    }
+                }
+            }
+        ),
+        encoding="utf-8",
+    )
     for argv in (["git", "init", "-q"], ["dvc", "init", "-q"]):
         subprocess.run(argv, cwd=tmp_path, env=env, check=True, capture_output=True)
-    proc = subprocess.run(["dvc", "repro"], cwd=tmp_path, env=env, text=True,
-                          capture_output=True, timeout=300)
+    proc = subprocess.run(
+        ["dvc", "repro"], cwd=tmp_path, env=env, text=True, capture_output=True, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr
     assert "is empty" not in proc.stdout + proc.stderr
     assert read_jsonl(tmp_path / "data/rejects/evaluate.jsonl") == []  # still no rows
@@ -41,16 +55,23 @@ def test_only_the_expected_future_warning_is_silenced() -> None:
         ignore_peft_checkpointing_warning()
 
         def warn(message: str) -> None:  # as transformers.modeling_utils itself warns
-            exec("warnings.warn(message, FutureWarning)",  # noqa: S102
-                 {**vars(modeling_utils), "message": message, "warnings": warnings})
+            exec(
+                "warnings.warn(message, FutureWarning)",  # noqa: S102
+                {**vars(modeling_utils), "message": message, "warnings": warnings},
+            )
 
         warn("`is_gradient_checkpointing` is deprecated and will be removed in v6.")
         warn("`something_else` is deprecated")
-        warnings.warn("`is_gradient_checkpointing` is deprecated (not transformers)",
-                      FutureWarning, stacklevel=1)
+        warnings.warn(
+            "`is_gradient_checkpointing` is deprecated (not transformers)",
+            FutureWarning,
+            stacklevel=1,
+        )
     shown = [str(w.message) for w in caught]
-    assert shown == ["`something_else` is deprecated",
-                     "`is_gradient_checkpointing` is deprecated (not transformers)"]
+    assert shown == [
+        "`something_else` is deprecated",
+        "`is_gradient_checkpointing` is deprecated (not transformers)",
+    ]
 
 
 @pytest.fixture(autouse=True)

@@ -29,23 +29,37 @@ from seedtune.retrieval.rank import (
 
 
 def _doc(title: str, description: str, category: str = "blog") -> dict[str, Any]:
-    return {"category": category, "title": title, "description": description,
-            "link": f"https://example.kr/{abs(hash(title + description)) % 10**8}", "date": None}
+    return {
+        "category": category,
+        "title": title,
+        "description": description,
+        "link": f"https://example.kr/{abs(hash(title + description)) % 10**8}",
+        "date": None,
+    }
 
 
 ROWS = [
-    {"question": "전세 계약 전에 등기부등본에서 무엇을 확인해야 하나요?", "documents": [
-        _doc("등기부등본 보는 법", "근저당과 가압류가 있는지 갑구와 을구를 확인하세요."),
-        _doc("전세 사기 예방", "보증금이 매매가에 가까우면 깡통전세를 의심해야 합니다. "
-             "전세보증보험 가입을 검토하세요."),
-        _doc("청약 가점", "무주택 기간과 부양가족 수로 가점을 계산합니다.", "news"),
-        _doc("", "확정일자와 전입신고는 잔금일에 함께 하세요.", "kin"),
-        _doc("재건축 초과이익", "조합원 이익이 기준을 넘으면 부담금이 부과됩니다."),
-    ]},
-    {"question": "청약 가점은 어떻게 계산하나요?", "documents": [
-        _doc("청약 가점", "무주택 기간과 부양가족 수로 가점을 계산합니다.", "news"),  # shared
-        _doc("청약 통장", "납입 인정 횟수와 금액을 확인하세요."),
-    ]},
+    {
+        "question": "전세 계약 전에 등기부등본에서 무엇을 확인해야 하나요?",
+        "documents": [
+            _doc("등기부등본 보는 법", "근저당과 가압류가 있는지 갑구와 을구를 확인하세요."),
+            _doc(
+                "전세 사기 예방",
+                "보증금이 매매가에 가까우면 깡통전세를 의심해야 합니다. "
+                "전세보증보험 가입을 검토하세요.",
+            ),
+            _doc("청약 가점", "무주택 기간과 부양가족 수로 가점을 계산합니다.", "news"),
+            _doc("", "확정일자와 전입신고는 잔금일에 함께 하세요.", "kin"),
+            _doc("재건축 초과이익", "조합원 이익이 기준을 넘으면 부담금이 부과됩니다."),
+        ],
+    },
+    {
+        "question": "청약 가점은 어떻게 계산하나요?",
+        "documents": [
+            _doc("청약 가점", "무주택 기간과 부양가족 수로 가점을 계산합니다.", "news"),  # shared
+            _doc("청약 통장", "납입 인정 횟수와 금액을 확인하세요."),
+        ],
+    },
     {"question": "검색 결과가 없는 질문입니다?", "documents": []},
 ]
 
@@ -62,8 +76,9 @@ def _cos(a: np.ndarray, b: np.ndarray) -> float:
 def test_scores_are_cosines_of_prefixed_embeddings(tiny_models) -> None:
     from sentence_transformers import SentenceTransformer
 
-    ranked = rank_rows(load_encoder(str(tiny_models.e5), "cpu"), ROWS, top_k=100, max_gap=2.0,
-                       batch_size=2)
+    ranked = rank_rows(
+        load_encoder(str(tiny_models.e5), "cpu"), ROWS, top_k=100, max_gap=2.0, batch_size=2
+    )
     independent = SentenceTransformer(str(tiny_models.e5), device="cpu")  # its own instance
 
     def one(text: str) -> np.ndarray:  # one text at a time: no batching, no padding
@@ -89,8 +104,16 @@ def test_ranked_rows_keep_fields_sorted_with_passage_and_score(encoder) -> None:
     assert [d["score"] for d in first] == sorted((d["score"] for d in first), reverse=True)
     for doc in first:
         assert doc["passage"] == passage_text(doc) and not doc["passage"].startswith("passage:")
-        assert {"category", "title", "description", "link", "date", "kind", "passage",
-                "score"} == set(doc) and doc["kind"] == "snippet"
+        assert {
+            "category",
+            "title",
+            "description",
+            "link",
+            "date",
+            "kind",
+            "passage",
+            "score",
+        } == set(doc) and doc["kind"] == "snippet"
     assert any(d["passage"] == "확정일자와 전입신고는 잔금일에 함께 하세요." for d in first)
 
 
@@ -100,13 +123,21 @@ def test_crawled_pages_are_ranked_as_passages_that_fit_the_encoder(encoder) -> N
     others keep their snippet."""
     from seedtune.retrieval.passages import page_passages, token_counter
 
-    page = "\n".join(f"{i}번째 문단: 전세 계약 전에 등기부등본 을구에서 근저당 채권최고액을 "
-                      f"확인하고, 선순위 보증금이 시세의 몇 퍼센트인지 계산해 보세요."
-                      for i in range(40))
+    page = "\n".join(
+        f"{i}번째 문단: 전세 계약 전에 등기부등본 을구에서 근저당 채권최고액을 "
+        f"확인하고, 선순위 보증금이 시세의 몇 퍼센트인지 계산해 보세요."
+        for i in range(40)
+    )
     doc = ROWS[0]["documents"][0]
-    pages = page_passages([{"link": doc["link"], "status": "ok", "text": page},
-                           {"link": "https://example.kr/404", "status": "http_404"}],
-                          encoder, passage_tokens=64, overlap=16)
+    pages = page_passages(
+        [
+            {"link": doc["link"], "status": "ok", "text": page},
+            {"link": "https://example.kr/404", "status": "http_404"},
+        ],
+        encoder,
+        passage_tokens=64,
+        overlap=16,
+    )
     assert list(pages) == [doc["link"]] and len(pages[doc["link"]]) > 5
     count = token_counter(encoder)
     assert max(count([PASSAGE_PREFIX + p for p in pages[doc["link"]]])) <= 64 + 4
@@ -117,19 +148,28 @@ def test_crawled_pages_are_ranked_as_passages_that_fit_the_encoder(encoder) -> N
     assert passage_text(doc) not in {d["passage"] for d in ranked}  # its snippet is replaced
     assert sum(d["kind"] == "snippet" for d in ranked) == 4
     assert [d["kind"] for d in ranked] == ["page"] * len(from_page) + ["snippet"] * 4
-    mixed = rank_rows(encoder, ROWS[:1], top_k=100, max_gap=2.0, pages=pages,
-                      prefer_pages=False)[0]["documents"]
+    mixed = rank_rows(encoder, ROWS[:1], top_k=100, max_gap=2.0, pages=pages, prefer_pages=False)[
+        0
+    ]["documents"]
     assert [d["score"] for d in mixed] == sorted((d["score"] for d in mixed), reverse=True)
 
 
 def test_pages_take_the_slots_first_and_snippets_fill_the_rest() -> None:
     from seedtune.retrieval.rank import keep_pages_first
 
-    scored = [{"kind": "snippet", "score": 0.95}, {"kind": "page", "score": 0.90},
-              {"kind": "snippet", "score": 0.93}, {"kind": "page", "score": 0.70},
-              {"kind": "page", "score": 0.88}]
+    scored = [
+        {"kind": "snippet", "score": 0.95},
+        {"kind": "page", "score": 0.90},
+        {"kind": "snippet", "score": 0.93},
+        {"kind": "page", "score": 0.70},
+        {"kind": "page", "score": 0.88},
+    ]
     assert [(d["kind"], d["score"]) for d in keep_pages_first(scored, 4, 0.1)] == [
-        ("page", 0.90), ("page", 0.88), ("snippet", 0.95), ("snippet", 0.93)]  # 0.70: cut
+        ("page", 0.90),
+        ("page", 0.88),
+        ("snippet", 0.95),
+        ("snippet", 0.93),
+    ]  # 0.70: cut
     assert [d["score"] for d in keep_pages_first(scored, 2, 0.1)] == [0.90, 0.88]
     no_pages = [d for d in scored if d["kind"] == "snippet"]
     assert keep_pages_first(no_pages, 3, 0.1) == keep_top(no_pages, 3, 0.1)
@@ -179,8 +219,14 @@ def test_stored_embeddings_are_reused_and_survive_a_crash(encoder, tmp_path) -> 
 
     crashing = Crash(encoder)
     with pytest.raises(KeyboardInterrupt):
-        rank_rows(crashing, ROWS, top_k=100, max_gap=2.0, batch_size=2,
-                  store=EmbeddingStore(tmp_path, fingerprint, flush_every=2))
+        rank_rows(
+            crashing,
+            ROWS,
+            top_k=100,
+            max_gap=2.0,
+            batch_size=2,
+            store=EmbeddingStore(tmp_path, fingerprint, flush_every=2),
+        )
     done = [t for call in crashing.calls for t in call]  # the three batches that finished
 
     spy = Spy(encoder)
@@ -193,7 +239,8 @@ def test_stored_embeddings_are_reused_and_survive_a_crash(encoder, tmp_path) -> 
     for a, b in zip(resumed, fresh, strict=True):
         assert [d["passage"] for d in a["documents"]] == [d["passage"] for d in b["documents"]]
         assert [d["score"] for d in a["documents"]] == pytest.approx(
-            [d["score"] for d in b["documents"]], abs=1e-6)
+            [d["score"] for d in b["documents"]], abs=1e-6
+        )
 
     spy = Spy(encoder)
     rank_rows(spy, ROWS, top_k=100, max_gap=2.0, store=EmbeddingStore(tmp_path, fingerprint))
@@ -229,26 +276,34 @@ def test_unloadable_model_names_rank_model(tmp_path) -> None:
 
 
 def _page_text(i: int) -> str:
-    return "\n".join(f"{i}번 페이지의 {j}번째 문단: 전세 보증금 {i * 100 + j}만 원을 지키려면 "
-                     f"등기부등본 을구에서 근저당 채권최고액을 확인하세요." for j in range(6))
+    return "\n".join(
+        f"{i}번 페이지의 {j}번째 문단: 전세 보증금 {i * 100 + j}만 원을 지키려면 "
+        f"등기부등본 을구에서 근저당 채권최고액을 확인하세요."
+        for j in range(6)
+    )
 
 
-def _corpus(n_questions: int = 9, pool: int = 6) -> tuple[list[dict[str, Any]],
-                                                           list[dict[str, Any]]]:
+def _corpus(
+    n_questions: int = 9, pool: int = 6
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Questions whose documents share a pool of pages (as search results about one seed
     word do), so pages recur across chunks; some questions recur too."""
     links = [f"https://example.kr/page/{i}" for i in range(pool)]
-    pages: list[dict[str, Any]] = [{"link": link, "status": "ok", "text": _page_text(i)}
-                                   for i, link in enumerate(links)]
+    pages: list[dict[str, Any]] = [
+        {"link": link, "status": "ok", "text": _page_text(i)} for i, link in enumerate(links)
+    ]
     pages[1] = {"link": links[1], "status": "http_404", "text": ""}  # no page: its snippet
     pages.append({"link": links[2], "status": "ok", "text": _page_text(99)})  # crawled twice
     pages.append({"link": links[3], "status": "timeout"})  # a later failure hides nothing
     rows = []
     for q in range(n_questions):
-        docs = [{**_doc(f"문서 {k}", f"{k}번 문서 요약: 전세 계약 주의점 {k}"), "link": links[k]}
-                for k in ((q + j) % pool for j in range(3))]
-        rows.append({"question": f"전세 계약 {q % 7}번 질문: 무엇을 확인하나요?",
-                     "documents": docs})
+        docs = [
+            {**_doc(f"문서 {k}", f"{k}번 문서 요약: 전세 계약 주의점 {k}"), "link": links[k]}
+            for k in ((q + j) % pool for j in range(3))
+        ]
+        rows.append(
+            {"question": f"전세 계약 {q % 7}번 질문: 무엇을 확인하나요?", "documents": docs}
+        )
     rows.append({"question": "문서가 없는 질문입니다?", "documents": []})
     return rows, pages
 
@@ -259,21 +314,28 @@ def _same_ranking(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> None:
     for x, y in zip(a, b, strict=True):
         assert x["question"] == y["question"]
         assert [{k: v for k, v in d.items() if k != "score"} for d in x["documents"]] == [
-            {k: v for k, v in d.items() if k != "score"} for d in y["documents"]]
+            {k: v for k, v in d.items() if k != "score"} for d in y["documents"]
+        ]
         assert [d["score"] for d in x["documents"]] == pytest.approx(
-            [d["score"] for d in y["documents"]], abs=1e-6)
+            [d["score"] for d in y["documents"]], abs=1e-6
+        )
 
 
-def test_chunked_ranking_equals_all_at_once_and_encodes_each_text_once(encoder, tmp_path
-                                                                      ) -> None:
+def test_chunked_ranking_equals_all_at_once_and_encodes_each_text_once(encoder, tmp_path) -> None:
     from seedtune.retrieval.page_index import PageIndex
     from seedtune.retrieval.passages import PagePassages, page_passages
     from seedtune.retrieval.rank import rank_stream
 
     rows, pages = _corpus()
     (tmp_path / "pages.jsonl").write_text(jsonl(pages), encoding="utf-8")
-    at_once = rank_rows(encoder, rows, top_k=100, max_gap=2.0, batch_size=3,
-                        pages=page_passages(pages, encoder, 24, 8))
+    at_once = rank_rows(
+        encoder,
+        rows,
+        top_k=100,
+        max_gap=2.0,
+        batch_size=3,
+        pages=page_passages(pages, encoder, 24, 8),
+    )
     fingerprint = encoder_fingerprint(encoder)
 
     def chunked(spy: Spy) -> tuple[list[dict[str, Any]], EmbeddingStore]:
@@ -281,16 +343,28 @@ def test_chunked_ranking_equals_all_at_once_and_encodes_each_text_once(encoder, 
         with PageIndex(tmp_path / "pages.jsonl") as index:
             # a page cache of 2 pages: pages are split again when they come back
             lookup = PagePassages(index, encoder, 24, 8, cache_pages=2)
-            out = list(rank_stream(spy, iter(rows), top_k=100, max_gap=2.0, batch_size=3,
-                                   store=store, pages=lookup, chunk=2))
+            out = list(
+                rank_stream(
+                    spy,
+                    iter(rows),
+                    top_k=100,
+                    max_gap=2.0,
+                    batch_size=3,
+                    store=store,
+                    pages=lookup,
+                    chunk=2,
+                )
+            )
         return out, store
 
     spy = Spy(encoder)
     first, store = chunked(spy)
     _same_ranking(first, at_once)
     kinds = {d["link"]: d["kind"] for r in first for d in r["documents"]}
-    assert kinds["https://example.kr/page/1"] == "snippet" and kinds[
-        "https://example.kr/page/0"] == "page"
+    assert (
+        kinds["https://example.kr/page/1"] == "snippet"
+        and kinds["https://example.kr/page/0"] == "page"
+    )
     passages = {d["passage"] for r in first for d in r["documents"]}
     assert any(p.startswith("99번 페이지") for p in passages)  # the last crawl of page 2 wins
     assert not any(p.startswith("2번 페이지") for p in passages)
@@ -360,18 +434,23 @@ def test_small_shards_are_merged_when_closed(tmp_path) -> None:
 def _shard_count(shard: Path) -> int:
     from seedtune.retrieval.embeddings import FOOTER
 
-    return FOOTER.unpack(shard.read_bytes()[-FOOTER.size:])[2]
+    return FOOTER.unpack(shard.read_bytes()[-FOOTER.size :])[2]
 
 
 @pytest.mark.parametrize("damage", ["vector", "keys", "truncated", "garbled"])
-def test_a_damaged_shard_is_a_logged_miss_encoded_again(encoder, tmp_path, caplog, damage
-                                                        ) -> None:
+def test_a_damaged_shard_is_a_logged_miss_encoded_again(encoder, tmp_path, caplog, damage) -> None:
     from seedtune.retrieval.embeddings import FOOTER
 
     fingerprint = encoder_fingerprint(encoder)
     fresh = rank_rows(encoder, ROWS, top_k=100, max_gap=2.0)
-    rank_rows(encoder, ROWS, top_k=100, max_gap=2.0, batch_size=2,
-              store=EmbeddingStore(tmp_path, fingerprint, flush_every=4))
+    rank_rows(
+        encoder,
+        ROWS,
+        top_k=100,
+        max_gap=2.0,
+        batch_size=2,
+        store=EmbeddingStore(tmp_path, fingerprint, flush_every=4),
+    )
     shards = sorted((tmp_path / fingerprint).glob("*.emb"))
     assert len(shards) >= 2
     victim = max(shards, key=_shard_count)
@@ -382,7 +461,7 @@ def test_a_damaged_shard_is_a_logged_miss_encoded_again(encoder, tmp_path, caplo
     elif damage == "keys":
         data[-FOOTER.size - 5] ^= 0x01  # the key block opening reads
     elif damage == "truncated":  # e.g. a half-pulled file
-        data = data[:len(data) // 2]
+        data = data[: len(data) // 2]
     else:
         data = bytearray(np.random.default_rng(2).bytes(len(data)))
     victim.write_bytes(bytes(data))
@@ -401,15 +480,16 @@ def test_a_damaged_shard_is_a_logged_miss_encoded_again(encoder, tmp_path, caplo
     assert spy.calls == []  # the vectors encoded again are found next time
 
 
-def test_npz_shards_are_moved_into_the_new_layout_and_deleted(encoder, tmp_path, caplog
-                                                              ) -> None:
+def test_npz_shards_are_moved_into_the_new_layout_and_deleted(encoder, tmp_path, caplog) -> None:
     """A store an older seedtune wrote (``<sha>.npz``: sha256 hex ``keys``, float32
     ``vecs``) is rewritten when opened: nothing is encoded again."""
     from seedtune.retrieval.embeddings import text_key
 
     fingerprint = encoder_fingerprint(encoder)
-    texts = sorted({QUERY_PREFIX + r["question"] for r in ROWS}
-                   | {PASSAGE_PREFIX + passage_text(d) for r in ROWS for d in r["documents"]})
+    texts = sorted(
+        {QUERY_PREFIX + r["question"] for r in ROWS}
+        | {PASSAGE_PREFIX + passage_text(d) for r in ROWS for d in r["documents"]}
+    )
     vecs = np.asarray(encoder.encode(texts, prompt="", convert_to_numpy=True), np.float32)
     vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
     folder = tmp_path / fingerprint
@@ -462,21 +542,39 @@ with open(log_path, "a") as log:
 """
 
 
-def test_kill_9_mid_run_then_rerun_encodes_at_most_one_shard_again(tiny_models, encoder,
-                                                                     tmp_path) -> None:
+def test_kill_9_mid_run_then_rerun_encodes_at_most_one_shard_again(
+    tiny_models, encoder, tmp_path
+) -> None:
     """Vectors go to disk a shard at a time: after ``kill -9`` the rerun encodes again at
     most what was not yet in a shard (``flush_every``) and the batch in flight."""
     from seedtune.retrieval.rank import rank_stream
 
-    rows = [{"question": f"전세 {i}번 질문: 보증금은 어떻게 지키나요?",
-             "documents": [_doc(f"문서 {i}-{j}", f"{i}번 질문의 {j}번째 검색 결과 요약입니다.")
-                           for j in range(5)]} for i in range(60)]
+    rows = [
+        {
+            "question": f"전세 {i}번 질문: 보증금은 어떻게 지키나요?",
+            "documents": [
+                _doc(f"문서 {i}-{j}", f"{i}번 질문의 {j}번째 검색 결과 요약입니다.")
+                for j in range(5)
+            ],
+        }
+        for i in range(60)
+    ]
     (tmp_path / "rows.json").write_text(json.dumps(rows, ensure_ascii=False), encoding="utf-8")
     store_dir, progress = tmp_path / "store", tmp_path / "encoded.log"
     folder = store_dir / encoder_fingerprint(encoder)
-    proc = subprocess.Popen([sys.executable, "-c", _KILLED_RUN, str(tiny_models.e5),
-                             str(store_dir), str(tmp_path / "rows.json"), str(progress)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            _KILLED_RUN,
+            str(tiny_models.e5),
+            str(store_dir),
+            str(tmp_path / "rows.json"),
+            str(progress),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.monotonic() + 120
     while len(list(folder.glob("*.emb"))) < 3 and time.monotonic() < deadline:
         assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
@@ -501,14 +599,15 @@ def test_kill_9_mid_run_then_rerun_encodes_at_most_one_shard_again(tiny_models, 
 # ------------------------------------------------------------------ pages by link
 
 
-def test_pages_index_finds_rows_by_link_and_the_last_crawl_wins(tmp_path, monkeypatch
-                                                                ) -> None:
+def test_pages_index_finds_rows_by_link_and_the_last_crawl_wins(tmp_path, monkeypatch) -> None:
     from seedtune.retrieval import page_index
     from seedtune.retrieval.page_index import PageIndex
 
     _, pages = _corpus()
-    pages += [{"link": "https://example.kr/page/0", "status": "ok", "text": "다시 긁은 본문."},
-              {"link": "https://example.kr/empty", "status": "ok", "text": ""}]
+    pages += [
+        {"link": "https://example.kr/page/0", "status": "ok", "text": "다시 긁은 본문."},
+        {"link": "https://example.kr/empty", "status": "ok", "text": ""},
+    ]
     path = tmp_path / "pages.jsonl"
     path.write_bytes(b"\xef\xbb\xbf" + jsonl(pages).replace("\n", "\n\n", 1).encode())
     # what the stage built before: a dict of every usable row, the last one of a link winning
@@ -517,11 +616,13 @@ def test_pages_index_finds_rows_by_link_and_the_last_crawl_wins(tmp_path, monkey
     with PageIndex(path) as index:
         assert len(index) == len([p for p in pages if p.get("status") == "ok" and p["text"]])
         assert {link: index.get(link) for link in links} == {
-            link: expected.get(link) for link in links}
+            link: expected.get(link) for link in links
+        }
     monkeypatch.setattr(page_index, "link_hash", lambda link: 7)  # every link clashes
     with PageIndex(path) as index:
         assert {link: index.get(link) for link in links} == {
-            link: expected.get(link) for link in links}
+            link: expected.get(link) for link in links
+        }
 
 
 def test_pages_file_with_a_bad_line_names_file_and_line(tmp_path) -> None:
@@ -529,8 +630,7 @@ def test_pages_file_with_a_bad_line_names_file_and_line(tmp_path) -> None:
     from seedtune.retrieval.page_index import PageIndex
 
     path = tmp_path / "pages.jsonl"
-    path.write_text('{"link": "a", "status": "ok", "text": "본문"}\n{"link": \n',
-                    encoding="utf-8")
+    path.write_text('{"link": "a", "status": "ok", "text": "본문"}\n{"link": \n', encoding="utf-8")
     with pytest.raises(InputError, match=r"pages\.jsonl:2: not valid JSON"):
         PageIndex(path)
 
@@ -539,8 +639,13 @@ def test_pages_file_with_a_bad_line_names_file_and_line(tmp_path) -> None:
 
 
 def test_rank_stage_writes_ranked_rows_and_metrics(tiny_models, workspace) -> None:
-    rank = {"model": str(tiny_models.e5), "top_k": 2, "max_gap": 0.5, "batch_size": 4,
-            "device": "cpu"}
+    rank = {
+        "model": str(tiny_models.e5),
+        "top_k": 2,
+        "max_gap": 0.5,
+        "batch_size": 4,
+        "device": "cpu",
+    }
     ws = workspace.params(rank=rank)
     ws.write("data/documents.jsonl", ROWS)
     proc = ws.run("rank")
@@ -553,7 +658,8 @@ def test_rank_stage_writes_ranked_rows_and_metrics(tiny_models, workspace) -> No
     top = [r["documents"][0]["score"] for r in ranked if r["documents"]]
     assert metrics["mean_top_score"] == pytest.approx(sum(top) / 2)
     texts = len({r["question"] for r in ROWS}) + len(
-        {passage_text(d) for r in ROWS for d in r["documents"]})
+        {passage_text(d) for r in ROWS for d in r["documents"]}
+    )
     assert (metrics["encoded"], metrics["reused"]) == (texts, 0)
 
     # a new top_k reruns the stage: nothing is encoded again, the scores are the same
@@ -570,32 +676,48 @@ def test_rank_stage_bad_input_is_one_line(workspace) -> None:
     proc = ws.run("rank")
     assert proc.returncode == 2
     assert last_line(proc.stderr).startswith(
-        "rank: error: params.yaml: rank.top_k: input should be greater than or equal to 1")
+        "rank: error: params.yaml: rank.top_k: input should be greater than or equal to 1"
+    )
     ws.params(rank={"device": "cpu"})
     ws.write("data/documents.jsonl", '{"question": "q"}\n')
     proc = ws.run("rank")
     assert proc.returncode == 2
     assert last_line(proc.stderr) == (
-        "rank: error: data/documents.jsonl: row 1 is not {question: str, documents: [...]}")
+        "rank: error: data/documents.jsonl: row 1 is not {question: str, documents: [...]}"
+    )
 
 
-def test_rank_stage_ranks_pages_as_all_at_once_and_checks_every_row(tiny_models, encoder,
-                                                                    workspace) -> None:
+def test_rank_stage_ranks_pages_as_all_at_once_and_checks_every_row(
+    tiny_models, encoder, workspace
+) -> None:
     """The stage (pages read by link, rows streamed) writes what ranking every row at once
     with every page split up front gives; a bad row late in the file is named, and leaves no
     output that looks complete."""
     from seedtune.retrieval.passages import page_passages
 
     rows, pages = _corpus()
-    rank = {"model": str(tiny_models.e5), "top_k": 4, "max_gap": 2.0, "batch_size": 4,
-            "device": "cpu", "passage_tokens": 32, "passage_overlap": 8}
+    rank = {
+        "model": str(tiny_models.e5),
+        "top_k": 4,
+        "max_gap": 2.0,
+        "batch_size": 4,
+        "device": "cpu",
+        "passage_tokens": 32,
+        "passage_overlap": 8,
+    }
     ws = workspace.params(rank=rank)
     ws.write("data/documents.jsonl", rows)
     ws.write("data/pages.jsonl", pages)
     proc = ws.run("rank")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    expected = rank_rows(encoder, rows, top_k=4, max_gap=2.0, batch_size=4,
-                         pages=page_passages(pages, encoder, 32, 8))
+    expected = rank_rows(
+        encoder,
+        rows,
+        top_k=4,
+        max_gap=2.0,
+        batch_size=4,
+        pages=page_passages(pages, encoder, 32, 8),
+    )
     _same_ranking(ws.rows("data/ranked.jsonl"), expected)
     assert ws.metrics("rank")["kept_from_pages"] > 0
 
@@ -605,5 +727,6 @@ def test_rank_stage_ranks_pages_as_all_at_once_and_checks_every_row(tiny_models,
     assert proc.returncode == 2
     assert last_line(proc.stderr) == (
         f"rank: error: data/documents.jsonl: row {len(rows) + 1} is not "
-        "{question: str, documents: [...]}")
+        "{question: str, documents: [...]}"
+    )
     assert not (ws.path / "data/ranked.jsonl").exists()

@@ -41,8 +41,12 @@ def readme_recipe(root: Path) -> list[str]:
 
 
 def _run(ws: Path, *argv: str, columns: int = 120) -> str:
-    env = {**os.environ, "COLUMNS": str(columns), "DVC_NO_ANALYTICS": "1",
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    env = {
+        **os.environ,
+        "COLUMNS": str(columns),
+        "DVC_NO_ANALYTICS": "1",
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+    }
     proc = subprocess.run(argv, cwd=ws, env=env, text=True, capture_output=True, timeout=300)
     assert proc.returncode == 0, f"{argv}: {proc.stdout}\n{proc.stderr}"
     return proc.stdout
@@ -56,12 +60,22 @@ def two_experiments(tmp_path_factory: pytest.TempPathFactory, root: Path) -> Pat
     shutil.copy(root / "params.yaml", ws / "params.yaml")
     (ws / "stage.py").write_text(STAGE, encoding="utf-8")
     (ws / "metrics").mkdir()
-    (ws / "dvc.yaml").write_text(yaml.safe_dump({
-        "stages": {"train": {
-            "cmd": f"{shlex.quote(sys.executable)} stage.py", "deps": ["stage.py"],
-            "params": ["seed", "train.lora.r", "train.lora.alpha", "train.optim.lr"],
-            "outs": [{"metrics/summary.json": {"cache": False}}]}},
-        "metrics": ["metrics/summary.json"]}), encoding="utf-8")
+    (ws / "dvc.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "stages": {
+                    "train": {
+                        "cmd": f"{shlex.quote(sys.executable)} stage.py",
+                        "deps": ["stage.py"],
+                        "params": ["seed", "train.lora.r", "train.lora.alpha", "train.optim.lr"],
+                        "outs": [{"metrics/summary.json": {"cache": False}}],
+                    }
+                },
+                "metrics": ["metrics/summary.json"],
+            }
+        ),
+        encoding="utf-8",
+    )
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@t.invalid"]
     _run(ws, "git", "init", "-q", "-b", "main")
     _run(ws, "dvc", "init", "-q")
@@ -80,8 +94,15 @@ def test_the_recipe_fits_120_columns_and_hides_no_kept_column(two_experiments, r
     wide = _run(two_experiments, *argv, "--no-pager", columns=400).splitlines()
     assert max(len(line.rstrip()) for line in wide) <= 120, "\n".join(wide)
     header = next(line for line in wide if "Experiment" in line).split()
-    assert header == ["Experiment", "win_rate", "score_tuned", "eval_loss", "train.lora.r",
-                      "train.lora.alpha", "train.optim.lr"]
+    assert header == [
+        "Experiment",
+        "win_rate",
+        "score_tuned",
+        "eval_loss",
+        "train.lora.r",
+        "train.lora.alpha",
+        "train.optim.lr",
+    ]
     rows = [line for line in wide if re.search(r"\[[a-z]+-[a-z]+\]", line)]
     assert len(rows) == 2
     # best first: the r=16 experiment wins more often in the stand-in
@@ -90,4 +111,3 @@ def test_the_recipe_fits_120_columns_and_hides_no_kept_column(two_experiments, r
     narrow = _run(two_experiments, *argv, "--no-pager", columns=120)
     assert "…" not in narrow
     assert max(len(line.rstrip()) for line in narrow.splitlines()) <= 120
-

@@ -30,6 +30,7 @@ from seedtune.llm.client import LLMClient, LLMRequest
 
 pytestmark = pytest.mark.slow
 
+
 #: The probe (issue 26, 2) judges only answers that ran to their end: a random model under
 #: transformers serve never stops before max_tokens, so its answers ("\n\n\n…", nothing
 #: like JSON) are rejects as "truncated" and never tell the probe the schema was ignored.
@@ -60,8 +61,10 @@ class Flag(BaseModel):
     ok: bool
 
 
-MESSAGES = [{"role": "system", "content": "You answer in JSON."},
-            {"role": "user", "content": "전세 계약 전에 등기부등본을 확인해야 하나요?"}]
+MESSAGES = [
+    {"role": "system", "content": "You answer in JSON."},
+    {"role": "user", "content": "전세 계약 전에 등기부등본을 확인해야 하나요?"},
+]
 
 
 def _unavailable(e: Unavailable) -> None:
@@ -107,8 +110,7 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         elif name == "llama-cpp-python":
             cm = realservers.llama_cpp_python_server(request.getfixturevalue("gguf"), logs)
         else:
-            cm = realservers.transformers_server(request.getfixturevalue("tiny_models").gemma,
-                                                 logs)
+            cm = realservers.transformers_server(request.getfixturevalue("tiny_models").gemma, logs)
     except Unavailable as e:
         _unavailable(e)
     with cm as s:
@@ -125,9 +127,14 @@ def keyed(server: Server, monkeypatch: pytest.MonkeyPatch) -> Server:
 
 def _config(server: Server, **machine: object) -> LLMConfig:
     # two retries, not six: what fails here fails the same way every time
-    return LLMConfig(base_url=server.base_url, model=server.model,
-                     api_key_env=server.api_key_env, max_tokens=128, max_retries=2,
-                     **machine)  # type: ignore[arg-type]
+    return LLMConfig(
+        base_url=server.base_url,
+        model=server.model,
+        api_key_env=server.api_key_env,
+        max_tokens=128,
+        max_retries=2,
+        **machine,
+    )  # type: ignore[arg-type]
 
 
 def _entries(root: Path) -> list[dict]:
@@ -153,11 +160,17 @@ def test_the_servers_answer_the_wire_as_we_know_it(server: Server) -> None:
     facts :data:`EXPECT` records."""
     exp = EXPECT[server.name]
     schema = Flag.model_json_schema()
-    body = {"model": server.model, "messages": MESSAGES, "max_tokens": 128, "temperature": 0,
-            "response_format": {"type": "json_schema", "json_schema": {
-                "name": "Flag", "schema": schema, "strict": True}}}
-    folded = [{"role": "user", "content": f"{MESSAGES[0]['content']}\n\n"
-                                          f"{MESSAGES[1]['content']}"}]
+    body = {
+        "model": server.model,
+        "messages": MESSAGES,
+        "max_tokens": 128,
+        "temperature": 0,
+        "response_format": {
+            "type": "json_schema",
+            "json_schema": {"name": "Flag", "schema": schema, "strict": True},
+        },
+    }
+    folded = [{"role": "user", "content": f"{MESSAGES[0]['content']}\n\n{MESSAGES[1]['content']}"}]
     status, text = server.post("/chat/completions", body)
     if server.name == "llama-cpp-python":
         assert status == 500 and "Input should be 'text' or 'json_object'" in text
@@ -212,8 +225,9 @@ def test_one_call_with_the_servers_settings(keyed: Server, tmp_path: Path) -> No
     assert entry.get("served") == SERVED_NAME
 
 
-def test_a_model_name_the_server_does_not_serve(keyed: Server, tmp_path: Path,
-                                               caplog: pytest.LogCaptureFixture) -> None:
+def test_a_model_name_the_server_does_not_serve(
+    keyed: Server, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """transformers serve (pinned: 400) and litellm (400 "Invalid model name") refuse a name
     they do not serve: one line naming llm.model. llama-server answers it as its own model:
     the answer is recorded as served by that model, with a warning; llama-cpp-python answers
@@ -233,22 +247,21 @@ def test_a_model_name_the_server_does_not_serve(keyed: Server, tmp_path: Path,
     (entry,) = _entries(tmp_path / "cache")
     if server.name == "llama-server":
         assert entry.get("served") == SERVED_NAME
-        assert [r for r in caplog.records if r.levelname == "WARNING"
-                and SERVED_NAME in r.getMessage()]
+        assert [
+            r for r in caplog.records if r.levelname == "WARNING" and SERVED_NAME in r.getMessage()
+        ]
     else:
         assert entry.get("served") == "no-such-model"
 
 
 @pytest.mark.parametrize("server", ["llama-cpp-python"], indirect=True)
-def test_a_refused_system_turn_is_folded_into_the_user_turn(keyed: Server, tmp_path: Path
-                                                            ) -> None:
+def test_a_refused_system_turn_is_folded_into_the_user_turn(keyed: Server, tmp_path: Path) -> None:
     """Gemma's real template behind llama-cpp-python, under a name that does not say Gemma:
     ``llm.system_role: auto`` sends the system turn, reads the refusal and folds it into the
     first user turn; ``keep`` stops with the template's own words."""
     server = keyed
     cfg = _config(server, **_machine(server)).model_copy(update={"model": "local-model"})
-    (out,) = LLMClient(cfg, ResponseCache(tmp_path / "auto")).run(
-        [LLMRequest("q", MESSAGES, Flag)])
+    (out,) = LLMClient(cfg, ResponseCache(tmp_path / "auto")).run([LLMRequest("q", MESSAGES, Flag)])
     assert out.value in ({"ok": True}, {"ok": False}), out.reject
     keep = cfg.model_copy(update={"system_role": "keep"})
     with pytest.raises(SeedtuneError) as err:
@@ -262,9 +275,17 @@ def test_a_refused_system_turn_is_folded_into_the_user_turn(keyed: Server, tmp_p
 
 def _stage_ws(ws: Workspace, server: Server, **sections: object) -> Workspace:
     # greedy decoding: the same noise every run (under a grammar, schema-shaped JSON)
-    ws.params(llm={"base_url": server.base_url, "model": server.model,
-                   "api_key_env": server.api_key_env,
-                   "max_tokens": 256, "max_retries": 2, **_machine(server)}, **sections)
+    ws.params(
+        llm={
+            "base_url": server.base_url,
+            "model": server.model,
+            "api_key_env": server.api_key_env,
+            "max_tokens": 256,
+            "max_retries": 2,
+            **_machine(server),
+        },
+        **sections,
+    )
     return ws
 
 
@@ -286,8 +307,11 @@ def _check_stage(ws: Workspace, server: Server, stage: str, calls: int, proc) ->
     assert metrics["completion_tokens"] > 0  # the server's usage was read
     assert metrics["priced"] is False  # a local model: never at OpenAI's rates
     rejects = ws.path / "data" / "rejects" / f"{stage}.jsonl"
-    reasons = [json.dumps(r, ensure_ascii=False) for r in ws.rows(str(rejects.relative_to(
-        ws.path)))] if rejects.exists() else []
+    reasons = (
+        [json.dumps(r, ensure_ascii=False) for r in ws.rows(str(rejects.relative_to(ws.path)))]
+        if rejects.exists()
+        else []
+    )
     if exp.constrained:  # noise, but schema-shaped noise: truncated or invalid, never not JSON
         assert not [r for r in reasons if "not JSON" in r], reasons[:3]
         # only usable answers are cached: the pre-trained tiny Gemma's strings may run to
@@ -298,8 +322,9 @@ def _check_stage(ws: Workspace, server: Server, stage: str, calls: int, proc) ->
 
 
 def test_queries_stage_end_to_end(server: Server, workspace: Workspace) -> None:
-    ws = _stage_ws(workspace, server, queries={"per_seed": 2, "sources": ["llm"],
-                                               "temperature": 0.0})
+    ws = _stage_ws(
+        workspace, server, queries={"per_seed": 2, "sources": ["llm"], "temperature": 0.0}
+    )
     ws.write("data/seed_words.txt", "전세\n청약\n")
     proc = ws.run("queries", server.keys(), timeout=600)
     _check_stage(ws, server, "queries", 2, proc)
@@ -308,13 +333,22 @@ def test_queries_stage_end_to_end(server: Server, workspace: Workspace) -> None:
 
 
 def test_synthesize_stage_end_to_end(server: Server, workspace: Workspace) -> None:
-    ws = _stage_ws(workspace, server, queries={"per_seed": 2},
-                   synthesize={"temperature": 0.0})
+    ws = _stage_ws(workspace, server, queries={"per_seed": 2}, synthesize={"temperature": 0.0})
     rows = ranked_rows(3)
     ws.write("data/ranked.jsonl", rows)
-    ws.write("data/questions.jsonl", [{"question": r["question"], "seed": "전세",
-                                       "source": "llm", "model": server.model,
-                                       "template": "q1"} for r in rows])
+    ws.write(
+        "data/questions.jsonl",
+        [
+            {
+                "question": r["question"],
+                "seed": "전세",
+                "source": "llm",
+                "model": server.model,
+                "template": "q1",
+            }
+            for r in rows
+        ],
+    )
     proc = ws.run("synthesize", server.keys(), timeout=600)
     _check_stage(ws, server, "synthesize", 3, proc)
     if proc.returncode == 0:

@@ -29,9 +29,14 @@ from seedtune.retrieval.search import SearchRun, derived_rows, search_all, searc
 ENTITY = re.compile(r"&(?:[a-zA-Z]+|#\d+|#x[0-9a-fA-F]+);")
 
 
-def _client(sim: SimServer, tmp_path: Path, secret: str | None = SIM_ENV["NAVER_CLIENT_SECRET"],
-            client_id: str | None = SIM_ENV["NAVER_CLIENT_ID"], budget: DailyBudget | None = None,
-            **kw: object) -> NaverClient:
+def _client(
+    sim: SimServer,
+    tmp_path: Path,
+    secret: str | None = SIM_ENV["NAVER_CLIENT_SECRET"],
+    client_id: str | None = SIM_ENV["NAVER_CLIENT_ID"],
+    budget: DailyBudget | None = None,
+    **kw: object,
+) -> NaverClient:
     cfg = SearchConfig(base_url=sim.naver_base_url, **{"rps": 1000, **kw})
     return NaverClient(cfg, ResponseCache(tmp_path / "search"), client_id, secret, budget=budget)
 
@@ -40,7 +45,8 @@ def _urls(client: NaverClient) -> list[tuple[str, str, object]]:
     """Record (method, url, body) of every request the client sends."""
     seen: list[tuple[str, str, object]] = []
     client.session.hooks["response"].append(
-        lambda r, *a, **k: seen.append((r.request.method, r.request.url, r.request.body)))
+        lambda r, *a, **k: seen.append((r.request.method, r.request.url, r.request.body))
+    )
     return seen
 
 
@@ -61,34 +67,63 @@ def no_backoff(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, float | None]
 
 
 def test_clean_text_removes_markup_and_unescapes_entities() -> None:
-    assert clean_text("<b>전세</b> &quot;사기&quot; &amp; 대출 &lt;주의&gt;  &#39;팁&#39;") == \
-        "전세 \"사기\" & 대출 <주의> '팁'"
+    assert (
+        clean_text("<b>전세</b> &quot;사기&quot; &amp; 대출 &lt;주의&gt;  &#39;팁&#39;")
+        == "전세 \"사기\" & 대출 <주의> '팁'"
+    )
     assert clean_text("<B class='x'>청약</B>&amp;quot;가점&amp;quot;\u200b") == '청약"가점"'
-    assert clean_text("&amp;lt;b&amp;gt;재건축&amp;lt;/b&amp;gt; &lt;2025 가이드&gt;") == \
-        "재건축 <2025 가이드>"
+    assert (
+        clean_text("&amp;lt;b&amp;gt;재건축&amp;lt;/b&amp;gt; &lt;2025 가이드&gt;")
+        == "재건축 <2025 가이드>"
+    )
     assert clean_text(unicodedata.normalize("NFD", "전세")) == "전세"  # decomposed jamo recomposed
     assert clean_text("  a \n\t b  ") == "a b" and clean_text(None) == ""
-    assert clean_link(" https://blog.naver.com/x?Redirect=Log&amp;logNo=1 ") == \
-        "https://blog.naver.com/x?Redirect=Log&logNo=1"
+    assert (
+        clean_link(" https://blog.naver.com/x?Redirect=Log&amp;logNo=1 ")
+        == "https://blog.naver.com/x?Redirect=Log&logNo=1"
+    )
 
 
 def test_one_answer_becomes_documents_with_link_and_date() -> None:
-    body = {"items": [
-        {"title": "<b>전세</b> 계약", "link": "https://a", "description": "설명 &amp; 팁",
-         "postdate": "20261120"},
-        {"title": "다른 글", "originallink": "https://a", "link": "https://n/1",
-         "description": "중복 링크", "pubDate": "Mon"},
-    ]}
+    body = {
+        "items": [
+            {
+                "title": "<b>전세</b> 계약",
+                "link": "https://a",
+                "description": "설명 &amp; 팁",
+                "postdate": "20261120",
+            },
+            {
+                "title": "다른 글",
+                "originallink": "https://a",
+                "link": "https://n/1",
+                "description": "중복 링크",
+                "pubDate": "Mon",
+            },
+        ]
+    }
     docs = to_documents("blog", body)
-    assert docs[0] == {"category": "blog", "title": "전세 계약", "description": "설명 & 팁",
-                       "link": "https://a", "date": "2026-11-20"}
+    assert docs[0] == {
+        "category": "blog",
+        "title": "전세 계약",
+        "description": "설명 & 팁",
+        "link": "https://a",
+        "date": "2026-11-20",
+    }
     assert docs[1]["link"] == "https://a" and docs[1]["date"] == "Mon"  # kept, not lost
     assert len(dedupe_documents(docs)) == 1
 
 
 def test_personal_data_never_leaves_the_search_answer() -> None:
-    body = {"items": [{"title": "전세 사기 <b>상담</b>", "link": "https://a",
-                       "description": "문의 010-9876-5432, lee@daum.net 보증금 3억 원"}]}
+    body = {
+        "items": [
+            {
+                "title": "전세 사기 <b>상담</b>",
+                "link": "https://a",
+                "description": "문의 010-9876-5432, lee@daum.net 보증금 3억 원",
+            }
+        ]
+    }
     (doc,) = to_documents("kin", body)
     assert doc["description"] == "문의 [전화번호], [이메일] 보증금 3억 원"
     assert doc["pii_masked"] == {"phone": 1, "email": 1}
@@ -96,14 +131,27 @@ def test_personal_data_never_leaves_the_search_answer() -> None:
 
 def test_duplicates_across_categories_go_by_link_and_by_text() -> None:
     docs = [
-        {"category": "blog", "title": "전세 계약", "description": "확정일자", "link": "https://a.kr/1"},
+        {
+            "category": "blog",
+            "title": "전세 계약",
+            "description": "확정일자",
+            "link": "https://a.kr/1",
+        },
         {"category": "news", "title": "다른 글", "description": "x", "link": "http://www.a.kr/1/"},
-        {"category": "kin", "title": "전세  계약!", "description": "확정 일자", "link": "https://b"},
+        {
+            "category": "kin",
+            "title": "전세  계약!",
+            "description": "확정 일자",
+            "link": "https://b",
+        },
         {"category": "kin", "title": "새 글", "description": "y", "link": ""},
         {"category": "webkr", "title": "또 다른 글", "description": "z", "link": ""},
     ]
-    assert [d["category"] + d["title"] for d in dedupe_documents(docs)] == \
-        ["blog전세 계약", "kin새 글", "webkr또 다른 글"]
+    assert [d["category"] + d["title"] for d in dedupe_documents(docs)] == [
+        "blog전세 계약",
+        "kin새 글",
+        "webkr또 다른 글",
+    ]
 
 
 # --------------------------------------------------------------------------- client
@@ -111,8 +159,9 @@ def test_duplicates_across_categories_go_by_link_and_by_text() -> None:
 
 def test_documents_are_clean_and_keep_their_fields(sim, tmp_path) -> None:
     questions = [f"전세 사기 예방 방법 {i}" for i in range(6)]
-    rows, stopped = search_all(_client(sim, tmp_path, categories=["blog", "news", "kin"]),
-                               questions)
+    rows, stopped = search_all(
+        _client(sim, tmp_path, categories=["blog", "news", "kin"]), questions
+    )
     assert stopped is None and [r["question"] for r in rows] == questions
     docs = [d for r in rows for d in r["documents"]]
     assert docs and {d["category"] for d in docs} == {"blog", "news", "kin"}
@@ -145,8 +194,11 @@ def test_display_start_and_sort_travel_in_the_url(sim, tmp_path) -> None:
 
 
 def test_empty_results_are_kept_and_counted(sim, tmp_path) -> None:
-    empty = next(q for q in (f"전세 {i}" for i in range(1000))
-                 if naver_api.is_empty_query(q, sim.config.empty_rate))
+    empty = next(
+        q
+        for q in (f"전세 {i}" for i in range(1000))
+        if naver_api.is_empty_query(q, sim.config.empty_rate)
+    )
     client = _client(sim, tmp_path, categories=["blog", "news"])
     rows, stopped = search_all(client, ["전세 사기 예방", empty])
     assert stopped is None and [r["question"] for r in rows] == ["전세 사기 예방", empty]
@@ -166,25 +218,32 @@ def test_answers_are_cached_and_a_rerun_needs_no_call_and_no_credentials(sim, tm
     assert sim.stats()["search"]["ok"] == calls and again.stats.cache_hits == 10
 
 
-def test_a_rerun_cleans_only_the_questions_it_has_not_searched(sim, tmp_path,
-                                                             monkeypatch) -> None:
+def test_a_rerun_cleans_only_the_questions_it_has_not_searched(sim, tmp_path, monkeypatch) -> None:
     """A new seed word's rerun reads earlier questions back as their cleaned rows instead
     of cleaning each cached answer again, and streams rows in input order through a
     window smaller than the run."""
     cleaned: list[str] = []
     real = search_module.to_documents
-    monkeypatch.setattr(search_module, "to_documents",
-                        lambda category, body: cleaned.append(category) or real(category, body))
+    monkeypatch.setattr(
+        search_module,
+        "to_documents",
+        lambda category, body: cleaned.append(category) or real(category, body),
+    )
     questions = [f"분양권 전매 제한 {i}" for i in range(12)]
     client = _client(sim, tmp_path, categories=["blog", "news"])
-    first = list(SearchRun(client, questions, window=3,
-                           rows=derived_rows(tmp_path / "search", client.cfg)))
+    first = list(
+        SearchRun(client, questions, window=3, rows=derived_rows(tmp_path / "search", client.cfg))
+    )
     assert [r["question"] for r in first] == questions and len(cleaned) == 24
 
     cleaned.clear()
     again = _client(sim, tmp_path, categories=["blog", "news"])
-    run = SearchRun(again, [*questions, "분양권 전매 제한 새 질문"], window=3,
-                    rows=derived_rows(tmp_path / "search", again.cfg))
+    run = SearchRun(
+        again,
+        [*questions, "분양권 전매 제한 새 질문"],
+        window=3,
+        rows=derived_rows(tmp_path / "search", again.cfg),
+    )
     rows = list(run)
     assert rows[:12] == first and run.from_rows == 12
     assert len(cleaned) == 2 and again.stats.calls == 2  # only the new question
@@ -195,8 +254,9 @@ def test_a_rerun_cleans_only_the_questions_it_has_not_searched(sim, tmp_path,
 
 
 def test_a_failure_while_streaming_is_raised_not_taken_for_the_end(sim, tmp_path) -> None:
-    run = SearchRun(_client(sim, tmp_path, secret="wrong"), [f"전세 {i}" for i in range(40)],
-                    window=4)
+    run = SearchRun(
+        _client(sim, tmp_path, secret="wrong"), [f"전세 {i}" for i in range(40)], window=4
+    )
     with pytest.raises(ConfigError, match="NAVER_CLIENT_SECRET"):
         list(run)
 
@@ -225,8 +285,7 @@ def test_damaged_cache_entry_is_fetched_again(sim, tmp_path, caplog) -> None:
 
 
 def test_error_bodies_that_echo_credentials_are_redacted(tmp_path) -> None:
-    with SimServer(sim_config(fault_echo_rate=1.0)) as sim, \
-            pytest.raises(NaverError) as err:
+    with SimServer(sim_config(fault_echo_rate=1.0)) as sim, pytest.raises(NaverError) as err:
         _client(sim, tmp_path).search("전세", "blog")
     assert "SE99" in str(err.value) and "***" in str(err.value)
     assert SIM_ENV["NAVER_CLIENT_SECRET"] not in str(err.value)
@@ -255,8 +314,9 @@ def test_refused_query_names_the_query(sim, tmp_path) -> None:
 
 
 def test_rate_limits_5xx_and_broken_bodies_are_retried(tmp_path, no_backoff) -> None:
-    cfg = sim_config(fault_429_rate=0.2, retry_after_s=0.25, fault_5xx_rate=0.2,
-                     fault_truncated_rate=0.1, seed=5)
+    cfg = sim_config(
+        fault_429_rate=0.2, retry_after_s=0.25, fault_5xx_rate=0.2, fault_truncated_rate=0.1, seed=5
+    )
     questions = [f"양도소득세 비과세 요건 {i}" for i in range(12)]
     with SimServer(cfg) as sim:
         # half the answers fail, in any order the threads take: 20 retries make a run of 21
@@ -271,15 +331,21 @@ def test_rate_limits_5xx_and_broken_bodies_are_retried(tmp_path, no_backoff) -> 
 
 
 def test_retries_give_up_with_the_query_named(tmp_path, no_backoff) -> None:
-    with SimServer(sim_config(fault_5xx_rate=1.0)) as sim, \
-            pytest.raises(NaverError, match=r"query '전세'.*after 2 retries \(HTTP 5"):
+    with (
+        SimServer(sim_config(fault_5xx_rate=1.0)) as sim,
+        pytest.raises(NaverError, match=r"query '전세'.*after 2 retries \(HTTP 5"),
+    ):
         _client(sim, tmp_path, max_retries=2).search("전세", "news")
 
 
 def test_bad_or_unreachable_base_url(tmp_path, no_backoff) -> None:
     def client(url: str) -> NaverClient:
-        return NaverClient(SearchConfig(base_url=url, max_retries=1, timeout_s=2),
-                           ResponseCache(tmp_path / "search"), "id", "secret")
+        return NaverClient(
+            SearchConfig(base_url=url, max_retries=1, timeout_s=2),
+            ResponseCache(tmp_path / "search"),
+            "id",
+            "secret",
+        )
 
     with pytest.raises(ConfigError, match=r"^search\.base_url: 'openapi\.naver\.com' is not"):
         client("openapi.naver.com").search("전세", "blog")
@@ -298,8 +364,9 @@ def test_bad_or_unreachable_base_url(tmp_path, no_backoff) -> None:
 def test_naver_quota_stops_then_resumes_without_refetching(tmp_path) -> None:
     questions = [f"청약 가점 계산 {i}" for i in range(10)]
     with SimServer(sim_config(naver_quota=6)) as sim:
-        rows, stopped = search_all(_client(sim, tmp_path, categories=["blog"]), questions,
-                                   workers=1)
+        rows, stopped = search_all(
+            _client(sim, tmp_path, categories=["blog"]), questions, workers=1
+        )
         assert stopped and "errorCode 010" in stopped and len(rows) == 6
         assert len(ResponseCache(tmp_path / "search")) == 6
     with SimServer(sim_config()) as fresh:
@@ -317,18 +384,21 @@ def test_daily_budget_persists_across_runs_and_resets_the_next_day(sim, tmp_path
         return DailyBudget(3, account_key(SIM_ENV["NAVER_CLIENT_ID"]), ledger, lambda: day[0])
 
     questions = [f"전세 대출 한도 {i}" for i in range(5)]
-    rows, stopped = search_all(_client(sim, tmp_path, categories=["blog"], budget=budget()),
-                               questions, workers=1)
+    rows, stopped = search_all(
+        _client(sim, tmp_path, categories=["blog"], budget=budget()), questions, workers=1
+    )
     assert len(rows) == 3 and "search.daily_quota=3" in stopped and "2026-11-20" in stopped
-    rows, stopped = search_all(_client(sim, tmp_path, categories=["blog"], budget=budget()),
-                               questions, workers=1)
+    rows, stopped = search_all(
+        _client(sim, tmp_path, categories=["blog"], budget=budget()), questions, workers=1
+    )
     assert len(rows) == 3 and stopped and sim.stats()["search"]["ok"] == 3  # no call today
     with pytest.raises(QuotaExceeded, match="search.daily_quota=3"):
         _client(sim, tmp_path, categories=["blog"], budget=budget()).search(questions[4], "blog")
     assert SIM_ENV["NAVER_CLIENT_ID"].encode() not in ledger.read_bytes()  # a one-way tag
     day[0] = "2026-11-21"
-    rows, stopped = search_all(_client(sim, tmp_path, categories=["blog"], budget=budget()),
-                               questions)
+    rows, stopped = search_all(
+        _client(sim, tmp_path, categories=["blog"], budget=budget()), questions
+    )
     assert stopped is None and len(rows) == 5 and sim.stats()["search"]["ok"] == 5
     assert budget().used() == 2
 
@@ -336,10 +406,17 @@ def test_daily_budget_persists_across_runs_and_resets_the_next_day(sim, tmp_path
 # --------------------------------------------------------------------------- stage
 
 
-def _stage_ws(ws: Workspace, base_url: str, questions: list[str], **search: object
-              ) -> Workspace:
-    ws.params(search={"base_url": base_url, "categories": ["blog", "news"], "display": 5,
-                      "rps": 1000, "max_retries": 2, **search})
+def _stage_ws(ws: Workspace, base_url: str, questions: list[str], **search: object) -> Workspace:
+    ws.params(
+        search={
+            "base_url": base_url,
+            "categories": ["blog", "news"],
+            "display": 5,
+            "rps": 1000,
+            "max_retries": 2,
+            **search,
+        }
+    )
     ws.write("data/questions.jsonl", [{"question": q, "seed": "전세"} for q in questions])
     return ws
 
@@ -370,8 +447,9 @@ def test_stage_quota_stop_exits_with_one_line_then_resumes(sim, workspace) -> No
 
 
 def test_stage_daily_budget_holds_across_runs(sim, workspace) -> None:
-    ws = _stage_ws(workspace, sim.naver_base_url, [f"청약 통장 {i}" for i in range(6)],
-                  daily_quota=5)
+    ws = _stage_ws(
+        workspace, sim.naver_base_url, [f"청약 통장 {i}" for i in range(6)], daily_quota=5
+    )
     first = ws.run("search", SIM_ENV)
     assert first.returncode == 2 and "search.daily_quota=5" in last_line(first.stderr)
     calls = sim.stats()["search"]["ok"]
@@ -386,8 +464,9 @@ def test_stage_bad_questions_file_is_one_line(sim, workspace) -> None:
     ws.write("data/questions.jsonl", '{"seed": "전세"}\n')
     proc = ws.run("search", SIM_ENV)
     assert proc.returncode == 2
-    assert last_line(proc.stderr) == ("search: error: data/questions.jsonl: row 1 has no non-empty "
-                                "`question` string")
+    assert last_line(proc.stderr) == (
+        "search: error: data/questions.jsonl: row 1 has no non-empty `question` string"
+    )
 
 
 def test_ask_rag_on_an_unreachable_naver_is_one_line(workspace) -> None:
@@ -397,11 +476,28 @@ def test_ask_rag_on_an_unreachable_naver_is_one_line(workspace) -> None:
         url = f"http://127.0.0.1:{s.getsockname()[1]}"
     # ask checks the model resolves before it searches; the search fails before it loads
     model = workspace.write("gemma/config.json", "{}").parent
-    ws = workspace.params(search={"base_url": url, "max_retries": 1},
-                          models={"google/gemma-2b-it": str(model)})
-    proc = subprocess.run([sys.executable, "-m", "seedtune.cli", "ask", "전세란?", "--rag",
-                           "--adapter", "none", "--cache", "search-cache"], cwd=ws.path,
-                          env=ws.env(SIM_ENV), text=True, capture_output=True, timeout=120)
+    ws = workspace.params(
+        search={"base_url": url, "max_retries": 1}, models={"google/gemma-2b-it": str(model)}
+    )
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "seedtune.cli",
+            "ask",
+            "전세란?",
+            "--rag",
+            "--adapter",
+            "none",
+            "--cache",
+            "search-cache",
+        ],
+        cwd=ws.path,
+        env=ws.env(SIM_ENV),
+        text=True,
+        capture_output=True,
+        timeout=120,
+    )
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr
     assert last_line(proc.stderr).startswith("seedtune ask: error: Naver blog search for query")
@@ -410,12 +506,16 @@ def test_ask_rag_on_an_unreachable_naver_is_one_line(workspace) -> None:
 def test_the_ledger_counts_every_call_of_parallel_processes(tmp_path) -> None:
     """Three processes share one application's budget: no call goes uncounted."""
     ledger = tmp_path / "ledger.sqlite3"
-    script = ("import sys\nfrom seedtune.retrieval.quota import DailyBudget, QuotaExceeded\n"
-              f"b = DailyBudget(250, 'app', {str(ledger)!r})\nn = 0\n"
-              "for _ in range(100):\n    try:\n        b.take(); n += 1\n"
-              "    except QuotaExceeded:\n        pass\nprint(n)\n")
-    procs = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
-             for _ in range(3)]
+    script = (
+        "import sys\nfrom seedtune.retrieval.quota import DailyBudget, QuotaExceeded\n"
+        f"b = DailyBudget(250, 'app', {str(ledger)!r})\nn = 0\n"
+        "for _ in range(100):\n    try:\n        b.take(); n += 1\n"
+        "    except QuotaExceeded:\n        pass\nprint(n)\n"
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+        for _ in range(3)
+    ]
     taken = [int(p.communicate(timeout=120)[0]) for p in procs]
     assert sum(taken) == 250  # the limit held across processes, to the call
     assert DailyBudget(250, "app", ledger).used() == 250

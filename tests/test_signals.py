@@ -69,15 +69,17 @@ run_stage("busy", main)
 """
 
 
-def start_busy(tmp_path: Path, launcher: list[str] | None = None,
-               env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+def start_busy(
+    tmp_path: Path, launcher: list[str] | None = None, env: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
     (tmp_path / "busy_stage.py").write_text(BUSY_STAGE)
     cmd = [*(launcher or []), sys.executable, "busy_stage.py"]
     if launcher and launcher[-1] == "-c":
         cmd = [*launcher, f"{sys.executable} busy_stage.py"]
     base = {k: v for k, v in os.environ.items() if k != "DVC_STAGE"}
-    proc = subprocess.Popen(cmd, cwd=tmp_path, env={**base, **(env or {})},
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        cmd, cwd=tmp_path, env={**base, **(env or {})}, stderr=subprocess.PIPE, text=True
+    )
     deadline = time.monotonic() + 30
     while not (tmp_path / "pid").exists():
         assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
@@ -117,8 +119,13 @@ def test_the_stage_ends_when_the_dvc_that_started_it_dies(tmp_path, shell) -> No
     the stage and its child end within the issue's 5 s."""
     if not Path(shell).exists():
         pytest.skip(f"no {shell}")
-    launcher = [sys.executable, "-c",
-                "import subprocess, sys; subprocess.run(sys.argv[1:])", shell, "-c"]
+    launcher = [
+        sys.executable,
+        "-c",
+        "import subprocess, sys; subprocess.run(sys.argv[1:])",
+        shell,
+        "-c",
+    ]
     proc = start_busy(tmp_path, launcher, env={"DVC_STAGE": "busy"})
     child = int((tmp_path / "child").read_text())
     proc.kill()
@@ -144,8 +151,7 @@ def test_without_dvc_the_stage_outlives_its_parent(tmp_path) -> None:
 
 # -- dvc repro ----------------------------------------------------------------------------
 @pytest.mark.slow
-def test_sigterm_to_dvc_repro_stops_the_crawl_and_a_rerun_pays_nothing_twice(
-        tmp_path) -> None:
+def test_sigterm_to_dvc_repro_stops_the_crawl_and_a_rerun_pays_nothing_twice(tmp_path) -> None:
     """The issue's report: SIGTERM to ``dvc repro`` left the crawl fetching. Now no process
     of the stage survives 5 s, the simulator's page count stops growing, nothing looks
     complete, and a rerun fetches again at most the pages that were in flight."""
@@ -155,22 +161,47 @@ def test_sigterm_to_dvc_repro_stops_the_crawl_and_a_rerun_pays_nothing_twice(
     concurrency = 2
     with SimServer(sim_config(page_delay_s=0.4)) as sim:
         slow = sim.page_origins["slow"]
-        local = {"crawl": {"host_rps": 100, "per_host": concurrency,
-                           "concurrency": concurrency, "timeout_s": 10, "max_retries": 0,
-                           "allow_networks": ["127.0.0.0/8", "::1/128"]}}
+        local = {
+            "crawl": {
+                "host_rps": 100,
+                "per_host": concurrency,
+                "concurrency": concurrency,
+                "timeout_s": 10,
+                "max_retries": 0,
+                "allow_networks": ["127.0.0.0/8", "::1/128"],
+            }
+        }
         ws = prepare_workspace(ROOT, tmp_path / "ws", local)
-        docs = [{"question": f"전세 계약 {q}번째 질문?", "documents": [
-            {"category": "blog", "title": "t", "description": "d",
-             "link": f"{slow}/board/{q * 3 + i + 1}"} for i in range(3)]} for q in range(16)]
+        docs = [
+            {
+                "question": f"전세 계약 {q}번째 질문?",
+                "documents": [
+                    {
+                        "category": "blog",
+                        "title": "t",
+                        "description": "d",
+                        "link": f"{slow}/board/{q * 3 + i + 1}",
+                    }
+                    for i in range(3)
+                ],
+            }
+            for q in range(16)
+        ]
         (ws / "data").mkdir(exist_ok=True)
         (ws / "data/documents.jsonl").write_text(
-            "".join(__import__("json").dumps(d, ensure_ascii=False) + "\n" for d in docs))
+            "".join(__import__("json").dumps(d, ensure_ascii=False) + "\n" for d in docs)
+        )
         env = {**tool_env(SIM_ENV), "SHELL": "/bin/sh"}  # dash: a shell sits in between
         log = tmp_path / "dvc.log"  # a file, not a pipe: an orphaned stage would hold a pipe
         with log.open("w") as out:
-            dvc = subprocess.Popen(["dvc", "repro", "--single-item", "crawl"], cwd=ws, env=env,
-                                   stdout=out, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
+            dvc = subprocess.Popen(
+                ["dvc", "repro", "--single-item", "crawl"],
+                cwd=ws,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         deadline = time.monotonic() + 120
         while sim.stats()["pages"]["requests"] < 6:
             assert dvc.poll() is None and time.monotonic() < deadline, log.read_text()
@@ -185,8 +216,14 @@ def test_sigterm_to_dvc_repro_stops_the_crawl_and_a_rerun_pays_nothing_twice(
         assert settled < len(docs) * 3
         assert not (ws / "data/pages.jsonl").exists()  # nothing that looks complete
         assert last_line(log.read_text()).startswith("crawl: interrupted by SIGTERM: ")
-        rerun = subprocess.run(["dvc", "repro", "--single-item", "crawl"], cwd=ws, env=env,
-                               capture_output=True, text=True, timeout=300)
+        rerun = subprocess.run(
+            ["dvc", "repro", "--single-item", "crawl"],
+            cwd=ws,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert rerun.returncode == 0, rerun.stdout[-2000:] + rerun.stderr[-2000:]
         twice = [u for u, n in sim.stats()["pages"]["by_url"].items() if n > 1]
         assert len(twice) <= concurrency, twice  # the pages in flight, asked again
@@ -252,7 +289,8 @@ def test_a_full_disk_is_one_line(capsys) -> None:
     assert run_main("crawl", main) == EXIT_USER_ERROR
     assert capsys.readouterr().err == (
         "crawl: error: disk full writing data/cache/crawl/seg-1.jsonl: free space and rerun; "
-        "nothing cached is lost\n")
+        "nothing cached is lost\n"
+    )
 
 
 #: Runs a stage script as ``python stages/<stage>.py`` would, with the cache's disk filling
@@ -282,20 +320,48 @@ def test_a_full_disk_mid_crawl_is_one_line_and_the_rerun_keeps_the_pages(workspa
 
     with SimServer(sim_config()) as sim:
         blog = sim.page_origins["web"]
-        ws = workspace.params(crawl={"per_question": 3, "host_rps": 100, "per_host": 1,
-                                     "concurrency": 1, "timeout_s": 5,
-                                     "allow_networks": ["127.0.0.0/8", "::1/128"]})
-        ws.write("data/documents.jsonl", [{"question": f"질문 {q}?", "documents": [
-            {"category": "blog", "title": "t", "description": "d",
-             "link": f"{blog}/board/{q * 3 + i + 1}"} for i in range(3)]} for q in range(3)])
-        proc = subprocess.run([sys.executable, "-c", _FULL_AFTER, str(STAGES / "crawl.py"),
-                               "4"], cwd=ws.path, env=ws.env(SIM_ENV), capture_output=True,
-                              text=True, timeout=120)
+        ws = workspace.params(
+            crawl={
+                "per_question": 3,
+                "host_rps": 100,
+                "per_host": 1,
+                "concurrency": 1,
+                "timeout_s": 5,
+                "allow_networks": ["127.0.0.0/8", "::1/128"],
+            }
+        )
+        ws.write(
+            "data/documents.jsonl",
+            [
+                {
+                    "question": f"질문 {q}?",
+                    "documents": [
+                        {
+                            "category": "blog",
+                            "title": "t",
+                            "description": "d",
+                            "link": f"{blog}/board/{q * 3 + i + 1}",
+                        }
+                        for i in range(3)
+                    ],
+                }
+                for q in range(3)
+            ],
+        )
+        proc = subprocess.run(
+            [sys.executable, "-c", _FULL_AFTER, str(STAGES / "crawl.py"), "4"],
+            cwd=ws.path,
+            env=ws.env(SIM_ENV),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert proc.returncode == EXIT_USER_ERROR, proc.stderr[-3000:]
         assert "Traceback" not in proc.stderr
         assert last_line(proc.stderr) == (
             "crawl: error: disk full writing data/cache/crawl/seg-x.jsonl: free space and "
-            "rerun; nothing cached is lost")
+            "rerun; nothing cached is lost"
+        )
         assert not (ws.path / "data/pages.jsonl").exists()
         cached = ResponseCache(ws.path / "data/cache/crawl")
         assert len(cached) and cached.damaged == 0
@@ -319,8 +385,13 @@ def test_a_stage_outside_the_venv_names_the_fix(tmp_path) -> None:
     isolated = [str(SYSTEM_PYTHON), "-E", "-s"]
     if subprocess.run([*isolated, "-c", "import seedtune"], capture_output=True).returncode == 0:
         pytest.skip("the system python has seedtune installed")
-    proc = subprocess.run([*isolated, str(STAGES / "crawl.py")], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [*isolated, str(STAGES / "crawl.py")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == EXIT_USER_ERROR
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
     assert proc.stderr.startswith("crawl: error: ")
@@ -332,7 +403,8 @@ def test_a_missing_dependency_names_make_setup(tmp_path, where) -> None:
     """A package missing from the venv (torch, say), imported at the top of a stage script
     or inside its work, ends with one line naming ``make setup``."""
     script = tmp_path / "deps.py"
-    script.write_text(textwrap.dedent(f"""
+    script.write_text(
+        textwrap.dedent(f"""
         import sys
         sys.modules["torch"] = None  # what `pip uninstall torch` leaves
         sys.path.insert(0, {str(STAGES)!r})
@@ -343,11 +415,15 @@ def test_a_missing_dependency_names_make_setup(tmp_path, where) -> None:
         def main():
             import torch
         run_stage("train", main)
-    """))
-    proc = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=60)
+    """)
+    )
+    proc = subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == EXIT_USER_ERROR
     assert "Traceback" not in proc.stderr
-    assert last_line(proc.stderr) == (f"deps: error: no module named 'torch' in "
-                                      f"{sys.executable}: a dependency is missing; run "
-                                      "`make setup`")
+    assert last_line(proc.stderr) == (
+        f"deps: error: no module named 'torch' in "
+        f"{sys.executable}: a dependency is missing; run "
+        "`make setup`"
+    )

@@ -43,8 +43,11 @@ OWN = [
 
 
 def _jsonl(name: str) -> list[dict]:
-    return [json.loads(line) for line in
-            (DATA / name).read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [
+        json.loads(line)
+        for line in (DATA / name).read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    ]
 
 
 def _real() -> list[tuple[str, str]]:
@@ -75,8 +78,11 @@ def _fold(text: str) -> str:
 def _content(text: str) -> str:
     """The digits, units, signs, decimal points and letters (Hangul above all) of ``text``:
     what normalize must never lose. Whitespace, quotes and bullets are left out."""
-    return "".join(c for c in unicodedata.normalize("NFC", text)
-                   if unicodedata.category(c)[0] in "LNS" or c in "%.,+-~")
+    return "".join(
+        c
+        for c in unicodedata.normalize("NFC", text)
+        if unicodedata.category(c)[0] in "LNS" or c in "%.,+-~"
+    )
 
 
 def _pair_encloses(q: str, opening: str, closing: str) -> bool:
@@ -100,38 +106,41 @@ def test_the_question_set_covers_what_went_wrong() -> None:
     assert sum(1 for q in qs if any(c in q for c in "\"'“‘「『")) >= 50
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("1. 전세 계약 시 확정일자는 언제 받나요?", "전세 계약 시 확정일자는 언제 받나요?"),
-    ("1.전세 계약 시 확정일자는 언제 받나요?", "전세 계약 시 확정일자는 언제 받나요?"),
-    ("12) 청약 가점은 어떻게 계산하나요?", "청약 가점은 어떻게 계산하나요?"),
-    ("(2) 청약 가점은?", "청약 가점은?"),
-    ("② 청약 가점은?", "청약 가점은?"),
-    ("- 청약 가점은?", "청약 가점은?"),
-    ("* 청약 가점은?", "청약 가점은?"),
-    ("•청약 가점은?", "청약 가점은?"),
-    ("5.5억 집을 매수하고 싶은데", "5.5억 집을 매수하고 싶은데"),
-    ("3.3㎡당 분양가는?", "3.3㎡당 분양가는?"),
-    ("-1억 손해를 보면?", "-1억 손해를 보면?"),
-    ("+2% 오르면?", "+2% 오르면?"),
-    ("1.5배 오른 집값은?", "1.5배 오른 집값은?"),
-    ("2024. 3. 15. 기준 금리는?", "2024. 3. 15. 기준 금리는?"),
-    ("1. 5.5억 집을 매수하려면?", "5.5억 집을 매수하려면?"),
-    ("- -1억 손해를 보면?", "-1억 손해를 보면?"),
-    ('"강동역 개발 진행중"에 대해 알려줘', '"강동역 개발 진행중"에 대해 알려줘'),
-    ('"전세 계약은?"', "전세 계약은?"),
-    ('1. "강동역 개발 진행중"에 대해 알려줘', '"강동역 개발 진행중"에 대해 알려줘'),
-    ('1. "전세 계약은?"', "전세 계약은?"),
-    ("“전세 계약은?”", "전세 계약은?"),
-    ("「전세 계약은?」", "전세 계약은?"),
-    ("“전세 “깡통” 위험은?”", "전세 “깡통” 위험은?"),
-    ("“깡통”과 “전세”", "“깡통”과 “전세”"),          # two pairs, not one around all
-    ('"깡통"과 "전세"', '"깡통"과 "전세"'),
-    ("“전세 “깡통 위험은?”", "“전세 “깡통 위험은?”"),    # inner quote left unbalanced
-    ('전세 계약은?"', '전세 계약은?"'),                  # a lone quote is not a pair
-    ("“전세 계약은?\"", "“전세 계약은?\""),              # two kinds are not a pair
-    ("  전세   계약은\n어떻게?  ", "전세 계약은 어떻게?"),
-    (unicodedata.normalize("NFD", "전세"), "전세"),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("1. 전세 계약 시 확정일자는 언제 받나요?", "전세 계약 시 확정일자는 언제 받나요?"),
+        ("1.전세 계약 시 확정일자는 언제 받나요?", "전세 계약 시 확정일자는 언제 받나요?"),
+        ("12) 청약 가점은 어떻게 계산하나요?", "청약 가점은 어떻게 계산하나요?"),
+        ("(2) 청약 가점은?", "청약 가점은?"),
+        ("② 청약 가점은?", "청약 가점은?"),
+        ("- 청약 가점은?", "청약 가점은?"),
+        ("* 청약 가점은?", "청약 가점은?"),
+        ("•청약 가점은?", "청약 가점은?"),
+        ("5.5억 집을 매수하고 싶은데", "5.5억 집을 매수하고 싶은데"),
+        ("3.3㎡당 분양가는?", "3.3㎡당 분양가는?"),
+        ("-1억 손해를 보면?", "-1억 손해를 보면?"),
+        ("+2% 오르면?", "+2% 오르면?"),
+        ("1.5배 오른 집값은?", "1.5배 오른 집값은?"),
+        ("2024. 3. 15. 기준 금리는?", "2024. 3. 15. 기준 금리는?"),
+        ("1. 5.5억 집을 매수하려면?", "5.5억 집을 매수하려면?"),
+        ("- -1억 손해를 보면?", "-1억 손해를 보면?"),
+        ('"강동역 개발 진행중"에 대해 알려줘', '"강동역 개발 진행중"에 대해 알려줘'),
+        ('"전세 계약은?"', "전세 계약은?"),
+        ('1. "강동역 개발 진행중"에 대해 알려줘', '"강동역 개발 진행중"에 대해 알려줘'),
+        ('1. "전세 계약은?"', "전세 계약은?"),
+        ("“전세 계약은?”", "전세 계약은?"),
+        ("「전세 계약은?」", "전세 계약은?"),
+        ("“전세 “깡통” 위험은?”", "전세 “깡통” 위험은?"),
+        ("“깡통”과 “전세”", "“깡통”과 “전세”"),  # two pairs, not one around all
+        ('"깡통"과 "전세"', '"깡통"과 "전세"'),
+        ("“전세 “깡통 위험은?”", "“전세 “깡통 위험은?”"),  # inner quote left unbalanced
+        ('전세 계약은?"', '전세 계약은?"'),  # a lone quote is not a pair
+        ('“전세 계약은?"', '“전세 계약은?"'),  # two kinds are not a pair
+        ("  전세   계약은\n어떻게?  ", "전세 계약은 어떻게?"),
+        (unicodedata.normalize("NFD", "전세"), "전세"),
+    ],
+)
 def test_normalize(text: str, expected: str) -> None:
     assert normalize(text) == expected
 

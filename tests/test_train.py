@@ -28,20 +28,40 @@ def make_rows(n: int = N_ROWS) -> list[dict[str, Any]]:
     rows = []
     for i in range(n):
         words = lines[i].split()
-        rows.append({"question": f"{' '.join(words[:3])}에 대해 알려 주세요?",
-                     "answer": f"{lines[i]} {lines[i + n]}",
-                     "split": "eval" if i % 10 == 9 else "train"})
+        rows.append(
+            {
+                "question": f"{' '.join(words[:3])}에 대해 알려 주세요?",
+                "answer": f"{lines[i]} {lines[i + n]}",
+                "split": "eval" if i % 10 == 9 else "train",
+            }
+        )
     return rows
 
 
 def make_cfg(model: Path | str, **train: Any) -> TrainConfig:
     base: dict[str, Any] = {
         "model": {"name_or_path": str(model)},
-        "lora": {"r": 4, "alpha": 32, "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj",
-                                                         "gate_proj", "up_proj", "down_proj"]},
+        "lora": {
+            "r": 4,
+            "alpha": 32,
+            "target_modules": [
+                "q_proj",
+                "k_proj",
+                "v_proj",
+                "o_proj",
+                "gate_proj",
+                "up_proj",
+                "down_proj",
+            ],
+        },
         "optim": {"lr": 5e-3, "warmup_ratio": 0.0},
-        "max_steps": 4, "batch_size": 2, "grad_accum": 1, "max_length": 256,
-        "logging_steps": 1, "eval_steps": 2, "save_steps": 2,
+        "max_steps": 4,
+        "batch_size": 2,
+        "grad_accum": 1,
+        "max_length": 256,
+        "logging_steps": 1,
+        "eval_steps": 2,
+        "save_steps": 2,
     }
     for key, value in train.items():
         node, *path = key.split("__")
@@ -78,27 +98,34 @@ def test_validate_reads_no_weights(gemma: Path, tmp_path: Path) -> None:
     assert caps["cuda"] in (True, False)
 
 
-@pytest.mark.parametrize("key,override", [
-    ("train.model.name_or_path", {"model__name_or_path": "/nonexistent/gemma-2b-it"}),
-    ("train.model.name_or_path", {"model__name_or_path": "NO_CONFIG"}),
-    ("train.model.name_or_path", {"model__name_or_path": "NO_TEMPLATE"}),
-    ("train.lora.target_modules", {"lora__target_modules": ["q_proj", "query_key_value"]}),
-    ("train.optim.name", {"optim__name": "adamw_bogus"}),
-    ("train.optim.scheduler", {"optim__scheduler": "zigzag"}),
-    ("train.num_processes", {"num_processes": 2}),
-    ("train.accelerate_config", {"launcher": "accelerate", "accelerate_config": "nope.yaml"}),
-    ("train.model.attn_implementation", {"model__attn_implementation": "flash_attention_2"}),
-    ("train.model.load_in_4bit", {"model__load_in_4bit": True}),
-    ("train.liger_kernel", {"liger_kernel": True}),
-])
+@pytest.mark.parametrize(
+    "key,override",
+    [
+        ("train.model.name_or_path", {"model__name_or_path": "/nonexistent/gemma-2b-it"}),
+        ("train.model.name_or_path", {"model__name_or_path": "NO_CONFIG"}),
+        ("train.model.name_or_path", {"model__name_or_path": "NO_TEMPLATE"}),
+        ("train.lora.target_modules", {"lora__target_modules": ["q_proj", "query_key_value"]}),
+        ("train.optim.name", {"optim__name": "adamw_bogus"}),
+        ("train.optim.scheduler", {"optim__scheduler": "zigzag"}),
+        ("train.num_processes", {"num_processes": 2}),
+        ("train.accelerate_config", {"launcher": "accelerate", "accelerate_config": "nope.yaml"}),
+        ("train.model.attn_implementation", {"model__attn_implementation": "flash_attention_2"}),
+        ("train.model.load_in_4bit", {"model__load_in_4bit": True}),
+        ("train.liger_kernel", {"liger_kernel": True}),
+    ],
+)
 def test_every_validation_error_is_one_line_naming_the_key(
-        gemma: Path, tmp_path: Path, key: str, override: dict[str, Any]) -> None:
+    gemma: Path, tmp_path: Path, key: str, override: dict[str, Any]
+) -> None:
     from seedtune.core.device import device_caps
     from seedtune.training.configure import validate
 
     caps = device_caps()
-    if caps["cuda"] and key in ("train.model.attn_implementation", "train.model.load_in_4bit",
-                                "train.liger_kernel"):
+    if caps["cuda"] and key in (
+        "train.model.attn_implementation",
+        "train.model.load_in_4bit",
+        "train.liger_kernel",
+    ):
         pytest.skip("CPU-only errors")
     name = override.get("model__name_or_path")
     if name == "NO_CONFIG":
@@ -133,13 +160,18 @@ def _train_ws(ws: Workspace, rows: list[dict[str, Any]], train: dict[str, Any]) 
     return ws
 
 
-@pytest.mark.parametrize("key,value", [
-    ("lora.r", "abc"), ("optim.lr", -1), ("model.name_or_path", "/nonexistent/gemma-2b-it"),
-    ("eval_steps", 1.5),
-])
-def test_train_stage_fails_fast_with_one_line(workspace: Workspace, gemma: Path,
-                                              rows: list[dict[str, Any]], key: str,
-                                              value: Any) -> None:
+@pytest.mark.parametrize(
+    "key,value",
+    [
+        ("lora.r", "abc"),
+        ("optim.lr", -1),
+        ("model.name_or_path", "/nonexistent/gemma-2b-it"),
+        ("eval_steps", 1.5),
+    ],
+)
+def test_train_stage_fails_fast_with_one_line(
+    workspace: Workspace, gemma: Path, rows: list[dict[str, Any]], key: str, value: Any
+) -> None:
     ws = _train_ws(workspace, rows, {"model.name_or_path": str(gemma), key: value})
     proc = ws.run("train")
     assert proc.returncode == 2, proc.stderr[-2000:]
@@ -158,8 +190,9 @@ def trainer(gemma: Path, rows: list[dict[str, Any]], tmp_path_factory: pytest.Te
     from seedtune.training.train import build_trainer, split_rows
 
     train_rows, eval_rows = split_rows(rows)
-    return build_trainer(make_cfg(gemma), 42, train_rows, eval_rows,
-                         tmp_path_factory.mktemp("ckpt"))
+    return build_trainer(
+        make_cfg(gemma), 42, train_rows, eval_rows, tmp_path_factory.mktemp("ckpt")
+    )
 
 
 @pytest.fixture(scope="module")
@@ -176,8 +209,9 @@ def _segments(batch: dict[str, Any]) -> list[tuple[list[int], list[int]]]:
 
 def _generation_prompt_ids(tokenizer: Any, question: str) -> list[int]:
     """Exactly how seedtune.evaluation.generation encodes a question for the model."""
-    text = tokenizer.apply_chat_template([{"role": "user", "content": question}],
-                                         tokenize=False, add_generation_prompt=True)
+    text = tokenizer.apply_chat_template(
+        [{"role": "user", "content": question}], tokenize=False, add_generation_prompt=True
+    )
     return tokenizer(text, add_special_tokens=False)["input_ids"]
 
 
@@ -189,7 +223,8 @@ def test_batch_is_packed_padding_free(batch: dict[str, Any], trainer) -> None:
 
 
 def test_loss_only_on_answer_tokens_and_prompt_matches_generation(
-        batch: dict[str, Any], trainer, rows: list[dict[str, Any]]) -> None:
+    batch: dict[str, Any], trainer, rows: list[dict[str, Any]]
+) -> None:
     tok = trainer.processing_class
     prompts = {tuple(_generation_prompt_ids(tok, r["question"])): r for r in rows}
     segments = _segments(batch)
@@ -217,14 +252,23 @@ def test_packed_examples_do_not_attend_to_each_other(batch: dict[str, Any], trai
     model = trainer.model
     model.eval()
     with torch.no_grad():
-        packed = model(input_ids=batch["input_ids"], position_ids=batch["position_ids"],
-                       use_cache=False).logits[0]
+        packed = model(
+            input_ids=batch["input_ids"], position_ids=batch["position_ids"], use_cache=False
+        ).logits[0]
         cu = batch["cu_seq_lens_q"].tolist()
-        alone = torch.cat([model(input_ids=batch["input_ids"][:, s:e], use_cache=False).logits[0]
-                           for s, e in zip(cu, cu[1:], strict=False)])
+        alone = torch.cat(
+            [
+                model(input_ids=batch["input_ids"][:, s:e], use_cache=False).logits[0]
+                for s, e in zip(cu, cu[1:], strict=False)
+            ]
+        )
         # what a full attention mask over the packed row would do: attend across examples
-        leaky = model(input_ids=batch["input_ids"], position_ids=batch["position_ids"],
-                      attention_mask=torch.ones_like(batch["input_ids"]), use_cache=False).logits[0]
+        leaky = model(
+            input_ids=batch["input_ids"],
+            position_ids=batch["position_ids"],
+            attention_mask=torch.ones_like(batch["input_ids"]),
+            use_cache=False,
+        ).logits[0]
     assert model.config._attn_implementation == "sdpa"
     assert (packed - alone).abs().max().item() < 1e-4
     assert (leaky - alone).abs().max().item() > 1e-3  # the check can tell a leak apart
@@ -236,8 +280,9 @@ def test_packed_examples_do_not_attend_to_each_other(batch: dict[str, Any], trai
     try:
         base.set_attn_implementation("flex_attention")
         with torch.no_grad():
-            flex = model(input_ids=batch["input_ids"], position_ids=batch["position_ids"],
-                         use_cache=False).logits[0]
+            flex = model(
+                input_ids=batch["input_ids"], position_ids=batch["position_ids"], use_cache=False
+            ).logits[0]
     finally:
         base.set_attn_implementation("sdpa")
         model.train()
@@ -263,8 +308,9 @@ def _lora_model(gemma: Path, dtype: Any = None) -> Any:
     return model
 
 
-def _lora_step(gemma: Path, uncast: bool, autocast: bool = True, fused: bool = False,
-               dtype: Any = None) -> tuple[Any, Any, dict[str, int]]:
+def _lora_step(
+    gemma: Path, uncast: bool, autocast: bool = True, fused: bool = False, dtype: Any = None
+) -> tuple[Any, Any, dict[str, int]]:
     """One forward and backward of the tiny Gemma with the project's fp32 LoRA adapter:
     (logits, adapter grads, aten op counts), and under the op count ``"bytes"`` the bytes
     its kernels read and wrote besides the frozen weights (bench/traffic.py)."""
@@ -290,8 +336,11 @@ def _lora_step(gemma: Path, uncast: bool, autocast: bool = True, fused: bool = F
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
             logits = model(input_ids=ids, position_ids=pos, use_cache=False).logits
         logits.float().logsumexp(-1).mean().backward()
-    ops = {e.key.removeprefix("aten::"): e.count for e in prof.key_averages()
-           if e.key.startswith("aten::")}
+    ops = {
+        e.key.removeprefix("aten::"): e.count
+        for e in prof.key_averages()
+        if e.key.startswith("aten::")
+    }
     ops["bytes"] = counter.total()
     grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
     assert all(p.dtype == torch.float32 for n, p in model.named_parameters() if p.requires_grad)
@@ -346,8 +395,9 @@ def test_lora_scale_and_add_fold_into_the_matmul(gemma: Path) -> None:
         assert ops["bytes"] - ops_f["bytes"] >= scale_passes, (dtype, ops["bytes"], ops_f["bytes"])
 
 
-def test_folded_lora_falls_back_to_peft_and_saves_a_plain_adapter(gemma: Path,
-                                                                  tmp_path: Path) -> None:
+def test_folded_lora_falls_back_to_peft_and_saves_a_plain_adapter(
+    gemma: Path, tmp_path: Path
+) -> None:
     """Outside the plain case the fused layer is PEFT's own forward: adapters disabled or
     merged, two adapters at once. The saved adapter is PEFT's format, loaded by plain PEFT to
     the same logits, and ``fused=False`` puts PEFT's class back."""
@@ -377,7 +427,8 @@ def test_folded_lora_falls_back_to_peft_and_saves_a_plain_adapter(gemma: Path,
         assert torch.equal(logits(model), peft_base)
     model.save_pretrained(tmp_path / "adapter")
     plain = PeftModel.from_pretrained(
-        AutoModelForCausalLM.from_pretrained(gemma, dtype=torch.float32), tmp_path / "adapter")
+        AutoModelForCausalLM.from_pretrained(gemma, dtype=torch.float32), tmp_path / "adapter"
+    )
     assert _close(logits(plain.eval()), fused_out, 1e-5)
     assert not any(type(m).__name__ == "FusedAddLinear" for m in plain.modules())
 
@@ -400,8 +451,9 @@ def test_folded_lora_falls_back_to_peft_and_saves_a_plain_adapter(gemma: Path,
     assert torch.equal(fused, peft)
 
 
-def test_bf16_training_takes_lora_inputs_uncast(gemma: Path, rows: list[dict[str, Any]],
-                                                tmp_path: Path) -> None:
+def test_bf16_training_takes_lora_inputs_uncast(
+    gemma: Path, rows: list[dict[str, Any]], tmp_path: Path
+) -> None:
     """The trainer the stage builds under bf16 mixed precision (here CPU autocast) has every
     LoRA layer reading its input as is, and trains; in fp32 nothing is switched."""
     import torch
@@ -420,16 +472,20 @@ def test_bf16_training_takes_lora_inputs_uncast(gemma: Path, rows: list[dict[str
     trainer.train()
     assert math.isfinite(trainer.state.log_history[-1]["train_loss"])
     assert next(trainer.model.parameters()).dtype == torch.bfloat16
-    fp32 = build_trainer(cfg, 42, train_rows, [], tmp_path / "ckpt32",
-                         caps={**device_caps(), "bf16": False})
-    assert all(m.cast_input_dtype_enabled for m in fp32.model.modules()
-               if hasattr(m, "cast_input_dtype_enabled"))
+    fp32 = build_trainer(
+        cfg, 42, train_rows, [], tmp_path / "ckpt32", caps={**device_caps(), "bf16": False}
+    )
+    assert all(
+        m.cast_input_dtype_enabled
+        for m in fp32.model.modules()
+        if hasattr(m, "cast_input_dtype_enabled")
+    )
 
 
 @pytest.mark.slow
-def test_compile_is_regional_and_trains_like_eager(gemma: Path, rows: list[dict[str, Any]],
-                                                   tmp_path: Path,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_compile_is_regional_and_trains_like_eager(
+    gemma: Path, rows: list[dict[str, Any]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """train.compile (CUDA only in the stage; forced here, where inductor compiles for the
     CPU): accelerate compiles each decoder layer, not the whole model, with no graph break
     (TRL's chunked LM-head loss, which breaks a whole-model graph, stays outside); the losses
@@ -448,8 +504,11 @@ def test_compile_is_regional_and_trains_like_eager(gemma: Path, rows: list[dict[
     eager = train_mod.build_trainer(cfg, 42, train_rows, [], tmp_path / "eager", caps=caps)
     eager.train()
     config = train_mod.sft_config
-    monkeypatch.setattr(train_mod, "sft_config", lambda *a, **k: dataclasses.replace(
-        config(*a, **k), torch_compile=True))
+    monkeypatch.setattr(
+        train_mod,
+        "sft_config",
+        lambda *a, **k: dataclasses.replace(config(*a, **k), torch_compile=True),
+    )
     torch._dynamo.utils.counters.clear()
     compiled = train_mod.build_trainer(cfg, 42, train_rows, [], tmp_path / "compiled", caps=caps)
     compiled.train()
@@ -471,8 +530,9 @@ def test_compile_is_regional_and_trains_like_eager(gemma: Path, rows: list[dict[
         assert keys == list(f.keys()) and all("_orig_mod" not in k for k in keys)
 
 
-def test_eval_steps_below_one_is_a_share_of_the_run(gemma: Path, rows: list[dict[str, Any]],
-                                                      tmp_path: Path) -> None:
+def test_eval_steps_below_one_is_a_share_of_the_run(
+    gemma: Path, rows: list[dict[str, Any]], tmp_path: Path
+) -> None:
     """train.eval_steps 0.25 evaluates four times whatever the run's length (transformers'
     ratio form): at steps 2, 4, 6, 8 of 8. A whole number stays a number of steps."""
     from seedtune.training.train import build_trainer, split_rows
@@ -556,8 +616,9 @@ def test_mfu_is_4_flops_per_parameter_per_token_against_the_measured_rate(gemma:
         assert matmul_flops() is None
 
 
-def test_tokens_per_s_leaves_out_the_warm_up_and_evaluation(monkeypatch: pytest.MonkeyPatch
-                                                              ) -> None:
+def test_tokens_per_s_leaves_out_the_warm_up_and_evaluation(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """A run whose first step spends 100 s compiling, then trains 1000 tokens a second with
     a 30 s evaluation in between, reports 1000 tokens/s; a run too short for the window
     after the warm-up steps is measured from its start; a resumed run counts its own part."""
@@ -568,20 +629,33 @@ def test_tokens_per_s_leaves_out_the_warm_up_and_evaluation(monkeypatch: pytest.
     now = [0.0]
     monkeypatch.setattr(live.time, "perf_counter", lambda: now[0])
 
-    def run(steps: list[tuple[int, float, float, dict[str, Any]]], history: list[Any] = (),
-            step0: int = 0) -> float | None:
+    def run(
+        steps: list[tuple[int, float, float, dict[str, Any]]],
+        history: list[Any] = (),
+        step0: int = 0,
+    ) -> float | None:
         meter, now[0] = live.Throughput(), 0.0
-        meter.on_train_begin(None, SimpleNamespace(log_history=list(history),
-                                                   global_step=step0), None)
+        meter.on_train_begin(
+            None, SimpleNamespace(log_history=list(history), global_step=step0), None
+        )
         for step, t, tokens, extra in steps:
             now[0] = t
-            meter.on_log(None, SimpleNamespace(global_step=step), None,
-                         logs={"loss": 1.0, "num_tokens": tokens, **extra})
+            meter.on_log(
+                None,
+                SimpleNamespace(global_step=step),
+                None,
+                logs={"loss": 1.0, "num_tokens": tokens, **extra},
+            )
         return meter.tokens_per_s()
 
     # step 1 at 100 s (compiles), logs every 5 steps, an eval of 30 s before step 15's log
-    steps = [(1, 100.0, 1000.0, {}), (5, 104.0, 5000.0, {}), (10, 109.0, 10000.0, {}),
-             (15, 144.0, 15000.0, {"eval_runtime": 30.0}), (20, 149.0, 20000.0, {})]
+    steps = [
+        (1, 100.0, 1000.0, {}),
+        (5, 104.0, 5000.0, {}),
+        (10, 109.0, 10000.0, {}),
+        (15, 144.0, 15000.0, {"eval_runtime": 30.0}),
+        (20, 149.0, 20000.0, {}),
+    ]
     assert run(steps) == 1000.0
     assert run(steps[:2]) == round(5000 / 104, 1)  # no log after the window opens: from 0
     assert run([]) is None
@@ -661,8 +735,9 @@ def test_checkpoints_restart_when_params_change(gemma: Path, tmp_path: Path) -> 
     assert not (root / "checkpoint-2").exists()  # r=4 checkpoints cannot continue as r=8
 
 
-def test_model_card_lists_base_params_data_version_metrics(trained, gemma: Path,
-                                                           tmp_path: Path) -> None:
+def test_model_card_lists_base_params_data_version_metrics(
+    trained, gemma: Path, tmp_path: Path
+) -> None:
     from seedtune.core.records import data_version
     from seedtune.training.model_card import write_model_card
 
@@ -711,26 +786,48 @@ def test_accelerate_launch_command(root: Path, gemma: Path) -> None:
 
     from seedtune.training.launch import launch_command
 
-    cfg = make_cfg(gemma, launcher="accelerate", num_processes=4,
-                   accelerate_config=str(root / "conf/accelerate/fsdp.yaml"))
+    cfg = make_cfg(
+        gemma,
+        launcher="accelerate",
+        num_processes=4,
+        accelerate_config=str(root / "conf/accelerate/fsdp.yaml"),
+    )
     cmd = launch_command(cfg, "stages/train.py")
     assert cmd[:3] == [sys.executable, "-m", "accelerate.commands.launch"]
     args = launch_command_parser().parse_args(cmd[3:])
     assert (args.num_processes, args.config_file, args.training_script) == (
-        4, str(root / "conf/accelerate/fsdp.yaml"), "stages/train.py")
-    kinds = {name: load_config_from_file(str(root / f"conf/accelerate/{name}.yaml"))
-             .distributed_type for name in ("ddp", "fsdp")}
+        4,
+        str(root / "conf/accelerate/fsdp.yaml"),
+        "stages/train.py",
+    )
+    kinds = {
+        name: load_config_from_file(str(root / f"conf/accelerate/{name}.yaml")).distributed_type
+        for name in ("ddp", "fsdp")
+    }
     assert {k: v.value for k, v in kinds.items()} == {"ddp": "MULTI_GPU", "fsdp": "FSDP"}
 
 
-def test_two_cpu_processes_train_through_the_stage(workspace: Workspace, gemma: Path,
-                                                   rows: list[dict[str, Any]]) -> None:
+def test_two_cpu_processes_train_through_the_stage(
+    workspace: Workspace, gemma: Path, rows: list[dict[str, Any]]
+) -> None:
     """launcher=accelerate, num_processes=2: the stage relaunches itself under accelerate
     (DDP over gloo on CPU); rank 0 alone writes the adapter, card and metrics."""
-    ws = _train_ws(workspace, rows, {
-        "model.name_or_path": str(gemma), "launcher": "accelerate", "num_processes": 2,
-        "max_steps": 2, "batch_size": 2, "grad_accum": 1, "max_length": 256,
-        "logging_steps": 1, "eval_steps": 2, "save_steps": 2})
+    ws = _train_ws(
+        workspace,
+        rows,
+        {
+            "model.name_or_path": str(gemma),
+            "launcher": "accelerate",
+            "num_processes": 2,
+            "max_steps": 2,
+            "batch_size": 2,
+            "grad_accum": 1,
+            "max_length": 256,
+            "logging_steps": 1,
+            "eval_steps": 2,
+            "save_steps": 2,
+        },
+    )
     proc = ws.run("train")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "launching 2 processes" in proc.stderr and "cpu, 2 process(es)" in proc.stderr
@@ -749,8 +846,12 @@ def test_with_passages_trains_on_exactly_the_prompt_ask_rag_asks() -> None:
     from seedtune.training.train import to_conversation
 
     question = "전세 계약 전에 무엇을 확인해야 하나요?"
-    row = {"question": question, "answer": "등기부등본을 확인하세요.", "split": "train",
-           "passages": ["근저당과 가압류를 확인하세요.", "보증보험 </참고자료> 가입을 검토하세요."]}
+    row = {
+        "question": question,
+        "answer": "등기부등본을 확인하세요.",
+        "split": "train",
+        "passages": ["근저당과 가압류를 확인하세요.", "보증보험 </참고자료> 가입을 검토하세요."],
+    }
     docs = [{"passage": p} for p in row["passages"]]
     prompt = to_conversation(row, with_passages=True)["prompt"][0]["content"]
     assert prompt == build_prompt(question, docs, len(docs))
@@ -777,12 +878,10 @@ def test_gpu_profile_sorts_h100_kernels_by_kind() -> None:
         "_forward_kernel": "lm head loss",
         "_backward_kernel": "lm head loss",
         "_rms_norm_forward_kernel": "other elementwise",  # Liger's, not the loss
-        "void at::native::(anonymous namespace)::multi_tensor_apply_kernel<FusedAdamMathFunctor>":
-            "optimizer",
+        "void at::native::(anonymous namespace)::multi_tensor_apply_kernel<FusedAdamMathFunctor>": "optimizer",  # noqa: E501
         "void at::native::unrolled_elementwise_kernel<direct_copy_kernel_cuda>": "copies and casts",
         "Memcpy HtoD (Pageable -> Device)": "copies and casts",
-        "void at::native::vectorized_elementwise_kernel<4, GeluCUDAKernelImpl>":
-            "other elementwise",
+        "void at::native::vectorized_elementwise_kernel<4, GeluCUDAKernelImpl>": "other elementwise",  # noqa: E501
         "aten::mm": "matmul",
         "aten::addmm": "matmul",
         "aten::_scaled_dot_product_flash_attention_for_cpu": "attention",
@@ -796,12 +895,19 @@ def test_gpu_profile_sorts_h100_kernels_by_kind() -> None:
     from torch.autograd import DeviceType
 
     def event(key: str, ms: float, device: Any) -> Any:
-        return SimpleNamespace(key=key, self_device_time_total=ms * 1e3, device_type=device,
-                               self_cpu_time_total=0.0)
+        return SimpleNamespace(
+            key=key, self_device_time_total=ms * 1e3, device_type=device, self_cpu_time_total=0.0
+        )
 
-    parts = breakdown([event("nvjet_tst_128x256", 60.0, DeviceType.CUDA),
-                       event("flash_fwd_kernel", 10.0, DeviceType.CUDA),
-                       event("aten::mm", 60.0, DeviceType.CPU)], wall_ms=100.0, cuda=True)
+    parts = breakdown(
+        [
+            event("nvjet_tst_128x256", 60.0, DeviceType.CUDA),
+            event("flash_fwd_kernel", 10.0, DeviceType.CUDA),
+            event("aten::mm", 60.0, DeviceType.CPU),
+        ],
+        wall_ms=100.0,
+        cuda=True,
+    )
     assert parts == {"matmul": 60.0, "attention": 10.0, "idle": 30.0, "wall": 100.0}
 
 
@@ -816,21 +922,42 @@ def test_gpu_bench_tiny_mode_prints_every_setting(tmp_path: Path) -> None:
 
     env = {**__import__("os").environ, "PYTHONPATH": str(ROOT / "src")}
     out = tmp_path / "bench.json"
-    proc = subprocess.run([sys.executable, str(ROOT / "bench/gpu_train.py"), "--tiny",
-                           "--steps", "2", "--json", str(out)],
-                          capture_output=True, text=True, env=env, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench/gpu_train.py"),
+            "--tiny",
+            "--steps",
+            "2",
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     head = next(line for line in proc.stdout.splitlines() if line.startswith("setting")).split()
     for column in ("tokens/s", "MFU", "tok/µb", "peak", "tutorial"):
         assert column in head
     results = json.loads(out.read_text())["results"]
     assert [r["setting"] for r in results] == [
-        "tutorial", "defaults", "defaults_unfused", "defaults_peft", "defaults_b8",
-        "defaults_eq", "compile"]
+        "tutorial",
+        "defaults",
+        "defaults_unfused",
+        "defaults_peft",
+        "defaults_b8",
+        "defaults_eq",
+        "compile",
+    ]
     assert all(r["tokens_per_s"] > 0 and r["steps"] == 2 for r in results)
     assert [r["setting"] for r in results if r["peft_casts"]] == ["tutorial", "defaults_peft"]
     assert [r["setting"] for r in results if r["peft_add"]] == [
-        "tutorial", "defaults_unfused", "defaults_peft"]
+        "tutorial",
+        "defaults_unfused",
+        "defaults_peft",
+    ]
     # the defaults' extra, untimed step under the profiler: time by kind, the idle rest
     profile = next(r for r in results if r["setting"] == "defaults")["profile"]
     assert profile["matmul"] > 0 and profile["attention"] > 0 and profile["idle"] >= 0
@@ -843,16 +970,34 @@ def test_gpu_bench_tiny_mode_prints_every_setting(tmp_path: Path) -> None:
     assert by["defaults_eq"]["max_length"] == round(by["tutorial"]["tokens_per_microbatch"])
     assert by["defaults_eq"]["tokens_per_microbatch"] <= by["defaults_eq"]["max_length"]
     assert by["defaults_b8"]["batch"] == "8x1"
-    budget = subprocess.run([sys.executable, str(ROOT / "bench/gpu_train.py"), "--tiny",
-                             "--steps", "1", "--budget-s", "0"],
-                            capture_output=True, text=True, env=env, timeout=300)
+    budget = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench/gpu_train.py"),
+            "--tiny",
+            "--steps",
+            "1",
+            "--budget-s",
+            "0",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert budget.returncode == 1 and budget.stdout.count("skipped: --budget-s 0") == 7
     import torch
 
     if not torch.cuda.is_available():
-        nocuda = subprocess.run([sys.executable, str(ROOT / "bench/gpu_train.py")],
-                                capture_output=True, text=True, env=env, timeout=120)
+        nocuda = subprocess.run(
+            [sys.executable, str(ROOT / "bench/gpu_train.py")],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        )
         assert nocuda.returncode == 2
         assert nocuda.stderr.strip().splitlines() == [
             "gpu_train: error: needs a CUDA GPU (torch.cuda.is_available() is False); "
-            "run it on a GPU machine"]
+            "run it on a GPU machine"
+        ]

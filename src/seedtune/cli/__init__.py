@@ -1,12 +1,12 @@
 """The ``seedtune`` command line.
 
-    seedtune compose [--adopt | --discard] [overrides ...]
-    seedtune sim [--port 0 | --workspace DIR ...]  loopback OpenAI + Naver simulators
-    seedtune tiny-models DIR [--force]             tiny Gemma + e5 models built locally
-    seedtune estimate [--json]                     LLM, Naver and crawl costs before any
-    seedtune ask "QUESTION" [--rag]                 the tuned model answers (streamed)
-    seedtune demo [--workdir DIR]                  the whole DAG offline, in minutes
-    seedtune export [--out models/merged]          adapter merged into a standalone model
+seedtune compose [--adopt | --discard] [overrides ...]
+seedtune sim [--port 0 | --workspace DIR ...]  loopback OpenAI + Naver simulators
+seedtune tiny-models DIR [--force]             tiny Gemma + e5 models built locally
+seedtune estimate [--json]                     LLM, Naver and crawl costs before any
+seedtune ask "QUESTION" [--rag]                 the tuned model answers (streamed)
+seedtune demo [--workdir DIR]                  the whole DAG offline, in minutes
+seedtune export [--out models/merged]          adapter merged into a standalone model
 """
 
 from __future__ import annotations

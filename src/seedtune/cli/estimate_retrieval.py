@@ -21,8 +21,13 @@ QUESTIONS = "data/questions.jsonl"
 DOCUMENTS = "data/documents.jsonl"
 
 
-def naver_summary(p: Params, root: Path, budget: DailyBudget, projected_questions: int,
-                  titles: dict[str, Any] | None) -> tuple[dict[str, Any], list[str] | None]:
+def naver_summary(
+    p: Params,
+    root: Path,
+    budget: DailyBudget,
+    projected_questions: int,
+    titles: dict[str, Any] | None,
+) -> tuple[dict[str, Any], list[str] | None]:
     """The Naver calls of the search stage and of the titles (their row of the LLM table,
     if a source), and the days of ``search.daily_quota`` they take after what the ledger
     says was used today (``projected_questions`` of them while data/questions.jsonl does
@@ -39,24 +44,32 @@ def naver_summary(p: Params, root: Path, budget: DailyBudget, projected_question
     else:
         questions = list(dict.fromkeys(read_questions(path)))
         n = len(questions)
-        client = NaverClient(cfg, ResponseCache(root / CACHE_DIR / "search"), None, None,
-                             budget)
+        client = NaverClient(cfg, ResponseCache(root / CACHE_DIR / "search"), None, None, budget)
         search = forecast.search_calls(client, questions)
     titles_calls = titles["naver_calls"] if titles else 0
     titles_cached = titles["naver_cached"] if titles else 0
     calls, used = search["calls"] + titles_calls, budget.used()
-    return {"questions": n, "categories": list(cfg.categories), "pages": cfg.pages,
-            "search_requests": search["requests"], "search_cached": search["cached"],
-            "search_calls": search["calls"], "titles_calls": titles_calls,
-            "cached": search["cached"] + titles_cached, "calls": calls,
-            "at_most": search["at_most"] or bool(titles and titles["projected"]),
-            "used_today": used, "daily_quota": cfg.daily_quota,
-            "days": forecast.quota_days(calls, cfg.daily_quota, used),
-            "projected": projected}, questions
+    return {
+        "questions": n,
+        "categories": list(cfg.categories),
+        "pages": cfg.pages,
+        "search_requests": search["requests"],
+        "search_cached": search["cached"],
+        "search_calls": search["calls"],
+        "titles_calls": titles_calls,
+        "cached": search["cached"] + titles_cached,
+        "calls": calls,
+        "at_most": search["at_most"] or bool(titles and titles["projected"]),
+        "used_today": used,
+        "daily_quota": cfg.daily_quota,
+        "days": forecast.quota_days(calls, cfg.daily_quota, used),
+        "projected": projected,
+    }, questions
 
 
-def crawl_summary(p: Params, root: Path, questions: list[str] | None,
-                  projected_questions: int) -> dict[str, Any]:
+def crawl_summary(
+    p: Params, root: Path, questions: list[str] | None, projected_questions: int
+) -> dict[str, Any]:
     """The pages the crawl stage would fetch for data/documents.jsonl (cached outcomes
     free), per host, and the least time the politeness settings allow; the questions that
     have no documents row yet (all of them before search ran: ``questions``, or
@@ -75,14 +88,24 @@ def crawl_summary(p: Params, root: Path, questions: list[str] | None,
         todo = len(questions)
     if todo:  # new questions (added seed words): their links are not known yet
         more, guessed = forecast.projected_crawl_pages(
-            todo, c, list(p.search.categories), p.search.display * p.search.pages)
+            todo, c, list(p.search.categories), p.search.display * p.search.pages
+        )
         links, hosts = links + more, hosts + guessed
     pages = sum(hosts.values())
-    return {"links": links, "pages": pages, "cached": links - pages,
-            **forecast.crawl_time(hosts, c), "per_question": c.per_question,
-            "host_rps": c.host_rps, "per_host": c.per_host, "concurrency": c.concurrency,
-            "page_latency_s": forecast.PAGE_LATENCY_S, "lower_bound": True,
-            "projected": bool(todo), "projected_questions": todo}
+    return {
+        "links": links,
+        "pages": pages,
+        "cached": links - pages,
+        **forecast.crawl_time(hosts, c),
+        "per_question": c.per_question,
+        "host_rps": c.host_rps,
+        "per_host": c.per_host,
+        "concurrency": c.concurrency,
+        "page_latency_s": forecast.PAGE_LATENCY_S,
+        "lower_bound": True,
+        "projected": bool(todo),
+        "projected_questions": todo,
+    }
 
 
 def _duration(seconds: float) -> str:
@@ -96,21 +119,27 @@ def format_naver(n: dict[str, Any]) -> list[str]:
     """The Naver lines of the table: calls per stage, then the days of quota."""
     mark = "*" if n["projected"] else ""
     pages = f"{n['pages']} page{'s' if n['pages'] > 1 else ''}"
-    lines = [f"Naver Search API (search.daily_quota={n['daily_quota']:,}/day, "
-             f"{n['used_today']:,} used today)",
-             f"  search{mark:<2} {n['questions']:,} questions x {len(n['categories'])} "
-             f"categories x {pages}: {n['search_requests']:,} requests, "
-             f"{n['search_cached']:,} cached, {n['search_calls']:,} calls"]
+    lines = [
+        f"Naver Search API (search.daily_quota={n['daily_quota']:,}/day, "
+        f"{n['used_today']:,} used today)",
+        f"  search{mark:<2} {n['questions']:,} questions x {len(n['categories'])} "
+        f"categories x {pages}: {n['search_requests']:,} requests, "
+        f"{n['search_cached']:,} cached, {n['search_calls']:,} calls",
+    ]
     if n["titles_calls"] or n["cached"] > n["search_cached"]:
-        lines.append(f"  titles   {n['titles_calls']:,} calls "
-                     f"({n['cached'] - n['search_cached']:,} cached; queries.titles)")
+        lines.append(
+            f"  titles   {n['titles_calls']:,} calls "
+            f"({n['cached'] - n['search_cached']:,} cached; queries.titles)"
+        )
     calls = f"{'at most ' if n['at_most'] else ''}{n['calls']:,} Naver calls"
     if not n["calls"]:
         lines.append("  => 0 Naver calls to make: every answer is cached")
     else:
         day = "day" if n["days"] == 1 else "days"
-        lines.append(f"  => {calls}: {n['days']} {day} at {n['daily_quota']:,}/day"
-                     + (f" ({n['used_today']:,} already used today)" if n["used_today"] else ""))
+        lines.append(
+            f"  => {calls}: {n['days']} {day} at {n['daily_quota']:,}/day"
+            + (f" ({n['used_today']:,} already used today)" if n["used_today"] else "")
+        )
     if n["projected"]:
         lines.append(f"  * projected from params ({QUESTIONS} does not exist yet)")
     return lines
@@ -119,9 +148,11 @@ def format_naver(n: dict[str, Any]) -> list[str]:
 def format_crawl(c: dict[str, Any]) -> list[str]:
     """The crawl lines of the table: pages per host and the least time they take."""
     mark = "*" if c["projected"] else ""
-    lines = [f"Crawl{mark} (crawl.per_question={c['per_question']}; crawl.host_rps="
-             f"{c['host_rps']:g}, per_host={c['per_host']}, concurrency={c['concurrency']}; "
-             f"{c['page_latency_s']:g} s a page)"]
+    lines = [
+        f"Crawl{mark} (crawl.per_question={c['per_question']}; crawl.host_rps="
+        f"{c['host_rps']:g}, per_host={c['per_host']}, concurrency={c['concurrency']}; "
+        f"{c['page_latency_s']:g} s a page)"
+    ]
     if not c["per_question"]:
         return [*lines, "  crawl.per_question=0: snippets only, no page is fetched"]
     lines.append(f"  {c['links']:,} links, {c['cached']:,} cached: {c['pages']:,} pages to fetch")
@@ -135,20 +166,22 @@ def format_crawl(c: dict[str, Any]) -> list[str]:
                 name = f"{name[:-2]} links (many hosts)"
             took = "-" if h.get("seconds") is None else _duration(h["seconds"])
             lines.append(f"  {name[:32]:<32} {h['pages']:>8,} {took:>9}")
-        lines += _note(f"=> at least {_duration(c['seconds'])} ({c['bound']}), a lower "
-                       "bound: a robots.txt Crawl-delay over 1/host_rps, redirects, frame "
-                       "pages and retries add to it")
+        lines += _note(
+            f"=> at least {_duration(c['seconds'])} ({c['bound']}), a lower "
+            "bound: a robots.txt Crawl-delay over 1/host_rps, redirects, frame "
+            "pages and retries add to it"
+        )
     if c["projected"]:
         hosts = ", ".join(f"{k} -> {v}" for k, v in forecast.CATEGORY_HOSTS.items() if v)
-        lines += _note(f"* projected for {c['projected_questions']:,} questions not in "
-                       f"{DOCUMENTS} yet: the top {c['per_question']} links of each, "
-                       "categories interleaved, none seen before; "
-                       f"{hosts}; news and web links on many hosts")
+        lines += _note(
+            f"* projected for {c['projected_questions']:,} questions not in "
+            f"{DOCUMENTS} yet: the top {c['per_question']} links of each, "
+            "categories interleaved, none seen before; "
+            f"{hosts}; news and web links on many hosts"
+        )
     return lines
 
 
 def _note(text: str) -> list[str]:
     """A long remark, wrapped for an 100-column terminal."""
     return textwrap.wrap(text, 98, initial_indent="  ", subsequent_indent="    ")
-
-

@@ -33,14 +33,21 @@ def adapter_base(adapter: Path) -> tuple[str, str | None]:
     """(base model id or path, revision) recorded in ``adapter/adapter_config.json``."""
     cfg_path = adapter / "adapter_config.json"
     if not cfg_path.is_file():
-        raise ConfigError(f"{adapter}: not a PEFT adapter directory (no adapter_config.json); "
-                          "run `dvc repro train` first")
+        raise ConfigError(
+            f"{adapter}: not a PEFT adapter directory (no adapter_config.json); "
+            "run `dvc repro train` first"
+        )
     cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
     return cfg["base_model_name_or_path"], cfg.get("revision")
 
 
-def merge_adapter(adapter: Path, out: Path, base: str | None = None,
-                  dtype: str = "auto", evaluation: Path = Path("metrics/evaluate.json")) -> Path:
+def merge_adapter(
+    adapter: Path,
+    out: Path,
+    base: str | None = None,
+    dtype: str = "auto",
+    evaluation: Path = Path("metrics/evaluate.json"),
+) -> Path:
     """Load base + adapter, fold the LoRA weights into the base, save to ``out`` atomically
     with a model card (the adapter's, with ``evaluation``'s verdict when it judged this
     adapter)."""
@@ -55,8 +62,9 @@ def merge_adapter(adapter: Path, out: Path, base: str | None = None,
     base = locate_model(base or recorded, key, revision or "main", hf_token())
     torch_dtype: Any = "auto" if dtype == "auto" else getattr(torch, dtype)
     log.info("merging %s into %s (dtype %s)", adapter, base, dtype)
-    model = AutoModelForCausalLM.from_pretrained(base, revision=revision or "main",
-                                                 token=hf_token(), dtype=torch_dtype)
+    model = AutoModelForCausalLM.from_pretrained(
+        base, revision=revision or "main", token=hf_token(), dtype=torch_dtype
+    )
     merged = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
     # the adapter directory carries the tokenizer and chat template the model was tuned with
     tokenizer = AutoTokenizer.from_pretrained(str(adapter))
@@ -64,8 +72,9 @@ def merge_adapter(adapter: Path, out: Path, base: str | None = None,
         merged.save_pretrained(str(tmp))
         tokenizer.save_pretrained(str(tmp))
         try:  # the base's generation settings...
-            gen = GenerationConfig.from_pretrained(base, revision=revision or "main",
-                                                   token=hf_token())
+            gen = GenerationConfig.from_pretrained(
+                base, revision=revision or "main", token=hf_token()
+            )
         except OSError:
             log.info("%s has no generation_config.json; starting from the default", base)
             gen = GenerationConfig()
@@ -81,10 +90,15 @@ def write_merged_card(out: Path, adapter: Path, base_id: str, evaluation: Path) 
     """``out/README.md``: the adapter's card for the merged model, the verdict of
     ``evaluation`` when it judged this adapter (else a line saying it was not evaluated)."""
     card = adapter / "README.md"
-    text = card.read_text(encoding="utf-8") if card.is_file() else \
-        f"---\nlicense: unknown\n---\n\n# LoRA adapter for {base_id}\n\n## Params\n"
-    atomic_write_text(out / "README.md", render_merged_card(
-        text, base_id, evaluation_of(adapter, evaluation), str(evaluation)))
+    text = (
+        card.read_text(encoding="utf-8")
+        if card.is_file()
+        else f"---\nlicense: unknown\n---\n\n# LoRA adapter for {base_id}\n\n## Params\n"
+    )
+    atomic_write_text(
+        out / "README.md",
+        render_merged_card(text, base_id, evaluation_of(adapter, evaluation), str(evaluation)),
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -92,14 +106,18 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="seedtune export", description=__doc__.splitlines()[0])
     ap.add_argument("--adapter", default="models/adapter", help="PEFT adapter directory")
     ap.add_argument("--out", default="models/merged", help="merged model directory (replaced)")
-    ap.add_argument("--base", default=None, help="base model id or path (default: the "
-                    "adapter's base_model_name_or_path)")
+    ap.add_argument(
+        "--base",
+        default=None,
+        help="base model id or path (default: the adapter's base_model_name_or_path)",
+    )
     ap.add_argument("--dtype", default="auto", choices=["auto", "bfloat16", "float16", "float32"])
-    ap.add_argument("--evaluation", default="metrics/evaluate.json",
-                    help="the evaluate stage's metrics, quoted in the card if they judged "
-                         "this adapter")
+    ap.add_argument(
+        "--evaluation",
+        default="metrics/evaluate.json",
+        help="the evaluate stage's metrics, quoted in the card if they judged this adapter",
+    )
     args = ap.parse_args(argv)
-    merge_adapter(Path(args.adapter), Path(args.out), args.base, args.dtype,
-                  Path(args.evaluation))
+    merge_adapter(Path(args.adapter), Path(args.out), args.base, args.dtype, Path(args.evaluation))
     print(f"merged model: {args.out}")
     return 0

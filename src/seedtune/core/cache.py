@@ -128,8 +128,7 @@ def _segment_name() -> str:
 
 
 def _tier(size: int) -> int:
-    return 0 if size < TIER_BASE_BYTES else 1 + int(math.log(size / TIER_BASE_BYTES,
-                                                             MERGE_FANOUT))
+    return 0 if size < TIER_BASE_BYTES else 1 + int(math.log(size / TIER_BASE_BYTES, MERGE_FANOUT))
 
 
 def _unlocked(path: Path) -> int | None:
@@ -264,7 +263,7 @@ class ResponseCache:
             try:
                 view = memoryview(line)
                 while view:  # unbuffered: a short write (a disk filling up) is retried
-                    view = view[self._writer.write(view):]
+                    view = view[self._writer.write(view) :]
             except OSError as exc:
                 self._abandon_segment(offset)
                 if exc.filename is None:  # name the file in the one-line error
@@ -317,8 +316,9 @@ class ResponseCache:
             tiers: dict[int, list[str]] = {}
             for name in sorted(sizes):
                 tiers.setdefault(_tier(sizes[name]), []).append(name)
-            group = next((names for _, names in sorted(tiers.items())
-                          if len(names) >= MERGE_FANOUT), None)
+            group = next(
+                (names for _, names in sorted(tiers.items()) if len(names) >= MERGE_FANOUT), None
+            )
             if group is None or not self._merge_group(group):
                 return
 
@@ -331,8 +331,10 @@ class ResponseCache:
             for name in names:  # what another process appended since this one scanned
                 self._scan(self.root / name)
             members = set(names)
-            live = sorted(((k, e) for k, e in self._index.items() if e.segment in members),
-                          key=lambda ke: (ke[1].segment, ke[1].offset))
+            live = sorted(
+                ((k, e) for k, e in self._index.items() if e.segment in members),
+                key=lambda ke: (ke[1].segment, ke[1].offset),
+            )
             target = _segment_name()
             tmp = self.root / f".{target}.{secrets.token_hex(3)}.tmp"
             moved: dict[str, _Entry] = {}

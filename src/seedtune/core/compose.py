@@ -72,7 +72,7 @@ def conf_files(conf_dir: Path | str) -> list[tuple[Path, str]]:
         if entry == "_self_":
             files.append((conf_dir / "config.yaml", ""))
         elif isinstance(entry, dict) and len(entry) == 1:
-            (spec, option), = entry.items()
+            ((spec, option),) = entry.items()
             group, _, package = str(spec).removeprefix("optional ").partition("@")
             path = conf_dir / group / f"{option}.yaml"
             if path.is_file():
@@ -104,6 +104,7 @@ def _load_yaml(path: Path) -> Any:
 def check_params(params: dict[str, Any], sources: dict[str, str], fallback: str) -> None:
     """Validate a whole composed config; :class:`ConfigError` lists every unknown key and
     every bad value, one line each, naming the file that set it where it can."""
+
     def source_of(key: str) -> str:
         while key:
             if key in sources:
@@ -117,15 +118,17 @@ def check_params(params: dict[str, Any], sources: dict[str, str], fallback: str)
     validate_params(params, source_of)
 
 
-def override_sources(conf_dir: Path | str, current: dict[str, Any], conf_params: dict[str, Any],
-                     out: Path | str) -> dict[str, str]:
+def override_sources(
+    conf_dir: Path | str, current: dict[str, Any], conf_params: dict[str, Any], out: Path | str
+) -> dict[str, str]:
     """:func:`key_sources` with every key whose value in ``current`` (params.yaml) is not what
     conf/ gives (``conf_params``) named as ``out``: DVC's ``-S`` (or ``exp apply``) wrote it,
     so blaming the conf file that holds the section would send the user to the wrong place.
     A key conf/ lacks names ``out`` down from its first part conf/ does not have."""
     sources = key_sources(conf_dir)
-    known = {".".join(k.split(".")[:i]) for k in flatten(conf_params)
-             for i in range(1, k.count(".") + 2)}
+    known = {
+        ".".join(k.split(".")[:i]) for k in flatten(conf_params) for i in range(1, k.count(".") + 2)
+    }
     label = f"{out} (set by `dvc exp run -S`?)"
     for key in experiment_values(current, conf_params):
         parts = key.split(".")
@@ -138,8 +141,10 @@ def override_sources(conf_dir: Path | str, current: dict[str, Any], conf_params:
 
 def _check_applied(current: dict[str, Any], sources: dict[str, str], out: Path) -> None:
     """:func:`check_params` on params.yaml as an experiment left it, the way out added."""
-    hint = (f"; or drop what experiments left in {out} with `seedtune compose --discard` "
-            "(or `git checkout params.yaml`)")
+    hint = (
+        f"; or drop what experiments left in {out} with `seedtune compose --discard` "
+        "(or `git checkout params.yaml`)"
+    )
     try:
         check_params(current, sources, f"{out} (set by `dvc exp run -S`?)")
     except ConfigError as exc:
@@ -155,8 +160,10 @@ def dump_params(params: dict[str, Any]) -> str:
 #: Beside params.yaml: what conf/ alone composed to last time. Values in params.yaml that
 #: differ from it came from an experiment (``dvc exp apply``, ``-S``), not from conf/.
 BASE_NAME = "params.conf.yaml"
-BASE_HEADER = ("# What conf/ alone composes to (written by the compose stage with params.yaml).\n"
-               "# compose compares params.yaml with it to find the values an experiment set.\n")
+BASE_HEADER = (
+    "# What conf/ alone composes to (written by the compose stage with params.yaml).\n"
+    "# compose compares params.yaml with it to find the values an experiment set.\n"
+)
 
 
 def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
@@ -198,11 +205,16 @@ def write_params(
     """
     out, conf_dir = Path(out), Path(conf_dir)
     if respect_exp and os.environ.get("DVC_EXP_NAME"):
-        log.info("inside `dvc exp run` (%s): checking params.yaml as DVC composed it",
-                 os.environ["DVC_EXP_NAME"])
+        log.info(
+            "inside `dvc exp run` (%s): checking params.yaml as DVC composed it",
+            os.environ["DVC_EXP_NAME"],
+        )
         current = read_yaml_mapping(out)
-        check_params(current, override_sources(conf_dir, current, compose_config(conf_dir), out),
-                     f"{out} (your -S override?)")
+        check_params(
+            current,
+            override_sources(conf_dir, current, compose_config(conf_dir), out),
+            f"{out} (your -S override?)",
+        )
         return False
     base_path = out.with_name(BASE_NAME)
     current = read_yaml_mapping(out) if out.is_file() else None
@@ -219,21 +231,32 @@ def write_params(
     check_params(params, key_sources(conf_dir), f"{out} (an override?)")
     if applied and resolve is None:
         if params == base:  # conf/ unchanged: the experiment's values hold
-            log.info("%s keeps the values an experiment set (%s); conf/ is unchanged",
-                     out, ", ".join(sorted(applied)))
+            log.info(
+                "%s keeps the values an experiment set (%s); conf/ is unchanged",
+                out,
+                ", ".join(sorted(applied)),
+            )
             return True
         new = flatten(params)
         lost = {k: v for k, v in applied.items() if new.get(k, _MISSING) != v}
         if lost:
-            lines = [f"{out}: {k}={v!r} was set by an experiment (dvc exp apply or -S) and conf/ "
-                     f"now gives {new.get(k, '(nothing)')!r}" for k, v in sorted(lost.items())]
-            hint = ("; keep them with `seedtune compose --adopt` (writes them into conf/) or "
-                    "drop them with `seedtune compose --discard`, then `dvc repro`")
-            raise ConfigError(f"conf/ changed after an experiment set {', '.join(sorted(lost))}"
-                              + hint, [line + hint for line in lines])
+            lines = [
+                f"{out}: {k}={v!r} was set by an experiment (dvc exp apply or -S) and conf/ "
+                f"now gives {new.get(k, '(nothing)')!r}"
+                for k, v in sorted(lost.items())
+            ]
+            hint = (
+                "; keep them with `seedtune compose --adopt` (writes them into conf/) or "
+                "drop them with `seedtune compose --discard`, then `dvc repro`"
+            )
+            raise ConfigError(
+                f"conf/ changed after an experiment set {', '.join(sorted(lost))}" + hint,
+                [line + hint for line in lines],
+            )
     _write_if_changed(out, dump_params(params))
-    _write_if_changed(base_path, BASE_HEADER + yaml.safe_dump(params, sort_keys=False,
-                                                              allow_unicode=True))
+    _write_if_changed(
+        base_path, BASE_HEADER + yaml.safe_dump(params, sort_keys=False, allow_unicode=True)
+    )
     return True
 
 
@@ -264,7 +287,7 @@ def set_conf_values(conf_dir: Path, values: dict[str, Any]) -> None:
         doc = ryaml.load(path.read_text(encoding="utf-8")) or {}
         prefix = prefixes.get(str(path), "")
         for key, value in items.items():
-            rel = key[len(prefix) + 1:] if prefix and key.startswith(prefix + ".") else key
+            rel = key[len(prefix) + 1 :] if prefix and key.startswith(prefix + ".") else key
             node = doc
             *parents, leaf = rel.split(".")
             for part in parents:
@@ -282,16 +305,27 @@ def main(argv: list[str] | None = None) -> int:
     the values an experiment set, see :func:`write_params`)."""
     import argparse
 
-    ap = argparse.ArgumentParser(prog="seedtune compose",
-                                 description="compose conf/ into params.yaml")
+    ap = argparse.ArgumentParser(
+        prog="seedtune compose", description="compose conf/ into params.yaml"
+    )
     ap.add_argument("--conf", default="conf")
     ap.add_argument("--out", default="params.yaml")
     ap.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. train.lora.r=8")
     choice = ap.add_mutually_exclusive_group()
-    choice.add_argument("--adopt", action="store_const", const="adopt", dest="resolve",
-                        help="write the values an experiment set into conf/, then compose")
-    choice.add_argument("--discard", action="store_const", const="discard", dest="resolve",
-                        help="drop the values an experiment set: params.yaml = conf/ again")
+    choice.add_argument(
+        "--adopt",
+        action="store_const",
+        const="adopt",
+        dest="resolve",
+        help="write the values an experiment set into conf/, then compose",
+    )
+    choice.add_argument(
+        "--discard",
+        action="store_const",
+        const="discard",
+        dest="resolve",
+        help="drop the values an experiment set: params.yaml = conf/ again",
+    )
     args = ap.parse_args(argv)
     write_params(args.out, args.conf, args.overrides, respect_exp=False, resolve=args.resolve)
     return 0

@@ -38,8 +38,9 @@ class LLMConfig(_Section):
     rpm: float | None = Field(None, gt=0)
     tpm: float | None = Field(None, gt=0)
     # what the server can do (see seedtune.llm.structured and seedtune.llm.system_role)
-    structured_output: Literal["json_schema", "json_object_schema", "json_object",
-                               "none"] = "json_schema"
+    structured_output: Literal["json_schema", "json_object_schema", "json_object", "none"] = (
+        "json_schema"
+    )
     system_role: Literal["auto", "fold", "keep"] = "auto"
     service_tier: str | None = None  # e.g. OpenAI's "flex"; null: not sent
 
@@ -48,9 +49,11 @@ class LLMConfig(_Section):
     def _a_name_not_a_key(cls, name: str | None) -> str | None:
         # the value never appears in the message: it may be the key itself
         if name is not None and not _ENV_NAME.fullmatch(name):
-            raise ValueError("must be the NAME of the environment variable that holds the key "
-                             "(e.g. OPENAI_API_KEY), never the key itself; put the key in the "
-                             "environment or .env")
+            raise ValueError(
+                "must be the NAME of the environment variable that holds the key "
+                "(e.g. OPENAI_API_KEY), never the key itself; put the key in the "
+                "environment or .env"
+            )
         return name
 
 
@@ -64,7 +67,8 @@ class TitlesConfig(_Section):
 
     # kin (지식iN) and cafearticle titles are what people asked; blog and news titles are not
     categories: list[Literal["cafearticle", "kin"]] = Field(
-        default_factory=lambda: ["cafearticle", "kin"], min_length=1)
+        default_factory=lambda: ["cafearticle", "kin"], min_length=1
+    )
     per_seed: int = Field(20, ge=1, le=1000)  # results per seed word and category
     per_prompt: int = Field(20, ge=1, le=100)
     sort: Literal["sim", "date"] = "sim"
@@ -74,13 +78,13 @@ class TitlesConfig(_Section):
 class QueriesConfig(_Section):
     seed_file: str = "data/seed_words.txt"
     # llm: the LLM writes questions per seed word; titles: forum titles rewritten as questions
-    sources: list[Literal["llm", "titles"]] = Field(default_factory=lambda: ["llm"],
-                                                    min_length=1)
+    sources: list[Literal["llm", "titles"]] = Field(default_factory=lambda: ["llm"], min_length=1)
     titles: TitlesConfig = Field(default_factory=TitlesConfig)
     per_seed: int = Field(20, ge=1, le=200)
     # the tutorial asked for questions ("~인가요?") and instructions ("~알려 주세요") alike
     forms: list[Literal["question", "instruction"]] = Field(
-        default_factory=lambda: ["question", "instruction"], min_length=1)
+        default_factory=lambda: ["question", "instruction"], min_length=1
+    )
     extra_files: list[str] = []
     temperature: float = Field(0.9, ge=0, le=2)
     min_chars: int = Field(8, ge=1)
@@ -95,10 +99,16 @@ class QueriesConfig(_Section):
     def _under_tracked_dir(cls, files: list[str]) -> list[str]:
         for f in files:
             parts = Path(f).parts
-            if Path(f).is_absolute() or ".." in parts or \
-                    Path(*parts[:2]) != Path(EXTRA_QUESTIONS_DIR) or len(parts) < 3:
-                raise ValueError(f"{f!r} is not under {EXTRA_QUESTIONS_DIR}/ (the directory the "
-                                 "queries stage depends on); move the file there")
+            if (
+                Path(f).is_absolute()
+                or ".." in parts
+                or Path(*parts[:2]) != Path(EXTRA_QUESTIONS_DIR)
+                or len(parts) < 3
+            ):
+                raise ValueError(
+                    f"{f!r} is not under {EXTRA_QUESTIONS_DIR}/ (the directory the "
+                    "queries stage depends on); move the file there"
+                )
         return files
 
 
@@ -107,8 +117,9 @@ SearchCategory = Literal["blog", "news", "kin", "webkr", "cafearticle", "encyc"]
 
 class SearchConfig(_Section):
     base_url: str = "https://openapi.naver.com"
-    categories: list[SearchCategory] = Field(default_factory=lambda: ["blog", "news", "kin"],
-                                             min_length=1)
+    categories: list[SearchCategory] = Field(
+        default_factory=lambda: ["blog", "news", "kin"], min_length=1
+    )
     display: int = Field(10, ge=1, le=100)
     pages: int = Field(1, ge=1, le=10)
     sort: Literal["sim", "date"] = "sim"
@@ -124,8 +135,9 @@ class CrawlConfig(_Section):
     max_bytes: int = Field(2_000_000, ge=10_000)
     min_chars: int = Field(100, ge=0)
     # machine settings (core.machine)
-    user_agent: str = Field("seedtune-crawler/0.1 (+https://github.com/seedtune/seedtune)",
-                            min_length=1)
+    user_agent: str = Field(
+        "seedtune-crawler/0.1 (+https://github.com/seedtune/seedtune)", min_length=1
+    )
     concurrency: int = Field(16, ge=1)
     per_host: int = Field(2, ge=1)
     host_rps: float = Field(1.0, gt=0)
@@ -162,8 +174,9 @@ class ModelConfig(_Section):
     """``train.model``: the base causal LM and how it is loaded."""
 
     name_or_path: str = "google/gemma-2b-it"
-    attn_implementation: Literal["auto", "flash_attention_3", "flash_attention_2",
-                                 "flex_attention", "sdpa", "eager"] = "auto"
+    attn_implementation: Literal[
+        "auto", "flash_attention_3", "flash_attention_2", "flex_attention", "sdpa", "eager"
+    ] = "auto"
     revision: str = "main"
     load_in_4bit: bool = False  # QLoRA (bitsandbytes NF4); CUDA only
 
@@ -220,8 +233,10 @@ class TrainConfig(_Section):
             return int(value)
         if 0 < value < 1:
             return value
-        raise ValueError("must be a whole number of steps (1 or more) or a share of the run "
-                         "between 0 and 1 (0.1: ten evaluations)")
+        raise ValueError(
+            "must be a whole number of steps (1 or more) or a share of the run "
+            "between 0 and 1 (0.1: ten evaluations)"
+        )
 
 
 class EvaluateConfig(_Section):
@@ -236,7 +251,7 @@ class EvaluateConfig(_Section):
 
 
 class Price(_Section):
-    input: float = Field(ge=0)   # USD per 1M prompt tokens
+    input: float = Field(ge=0)  # USD per 1M prompt tokens
     output: float = Field(ge=0)  # USD per 1M completion tokens
 
 
@@ -300,12 +315,19 @@ def machine_keys_in(raw: dict[str, Any], source_of: Callable[[str], str]) -> lis
     from seedtune.core.machine import env_name, is_machine_key
 
     found = ["models"] if "models" in raw else []
-    found += [f"{section}.{key}" for section, values in raw.items() if isinstance(values, dict)
-              for key in values if section != "models" and is_machine_key(f"{section}.{key}")]
+    found += [
+        f"{section}.{key}"
+        for section, values in raw.items()
+        if isinstance(values, dict)
+        for key in values
+        if section != "models" and is_machine_key(f"{section}.{key}")
+    ]
     hint = {key: f" (or {env_name(*key.split('.'))})" for key in found if key != "models"}
-    return [f"{source_of(key)}: {key}: a machine setting, not a pipeline param; set it in "
-            f"conf/local/default.yaml{hint.get(key, '')}, not in conf/ or params.yaml"
-            for key in found]
+    return [
+        f"{source_of(key)}: {key}: a machine setting, not a pipeline param; set it in "
+        f"conf/local/default.yaml{hint.get(key, '')}, not in conf/ or params.yaml"
+        for key in found
+    ]
 
 
 def load_params(path: Path | str = "params.yaml", sections: tuple[str, ...] = ()) -> Params:
@@ -331,5 +353,6 @@ def load_params(path: Path | str = "params.yaml", sections: tuple[str, ...] = ()
     for section in wanted:
         if section in machine.MACHINE_KEYS and isinstance(data.get(section), dict):
             data[section] = {**data[section], **(settings.get(section) or {})}
-    return validate_params(data, lambda key: machine.source_of(key, root)
-                           if machine.is_machine_key(key) else str(path))
+    return validate_params(
+        data, lambda key: machine.source_of(key, root) if machine.is_machine_key(key) else str(path)
+    )

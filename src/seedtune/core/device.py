@@ -70,8 +70,9 @@ def device_caps() -> dict[str, Any]:
     }
 
 
-def pick_device(requested: str = "auto", key: str = "device",
-                caps: dict[str, Any] | None = None) -> str:
+def pick_device(
+    requested: str = "auto", key: str = "device", caps: dict[str, Any] | None = None
+) -> str:
     """``requested``, or for ``auto`` the best available of cuda, mps, cpu.
 
     Raises :class:`ConfigError` naming ``key`` (e.g. ``rank.device``) when an explicitly
@@ -82,6 +83,5 @@ def pick_device(requested: str = "auto", key: str = "device",
     if requested == "auto":
         return next(d for d in ("cuda", "mps", "cpu") if available[d])
     if not available.get(requested, False):
-        raise ConfigError(f"{key}: {requested!r} is not available on this machine; "
-                          "use auto or cpu")
+        raise ConfigError(f"{key}: {requested!r} is not available on this machine; use auto or cpu")
     return requested

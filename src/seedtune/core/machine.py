@@ -28,11 +28,29 @@ from seedtune.core.records import read_yaml_mapping
 
 #: Every machine setting by section (the ``models:`` map aside).
 MACHINE_KEYS: dict[str, tuple[str, ...]] = {
-    "llm": ("base_url", "api_key_env", "timeout_s", "max_retries", "concurrency", "rpm", "tpm",
-            "structured_output", "system_role", "service_tier"),
+    "llm": (
+        "base_url",
+        "api_key_env",
+        "timeout_s",
+        "max_retries",
+        "concurrency",
+        "rpm",
+        "tpm",
+        "structured_output",
+        "system_role",
+        "service_tier",
+    ),
     "search": ("base_url", "timeout_s", "max_retries", "rps", "daily_quota"),
-    "crawl": ("user_agent", "concurrency", "per_host", "host_rps", "timeout_s", "max_retries",
-              "allow_networks", "max_crawl_delay_s"),
+    "crawl": (
+        "user_agent",
+        "concurrency",
+        "per_host",
+        "host_rps",
+        "timeout_s",
+        "max_retries",
+        "allow_networks",
+        "max_crawl_delay_s",
+    ),
     "rank": ("device", "batch_size"),
     "evaluate": ("batch_size",),
 }
@@ -57,7 +75,7 @@ def local_file(root: Path = Path(".")) -> Path:
     of the workspace, or of the repository a DVC experiment copy runs inside of."""
     if os.environ.get(LOCAL_ENV):
         return Path(os.environ[LOCAL_ENV])
-    here = (root / LOCAL_FILE)
+    here = root / LOCAL_FILE
     if here.is_file():
         return here
     repo = exp_repository(root)
@@ -69,8 +87,11 @@ def exp_repository(root: Path = Path(".")) -> Path | None:
     (``<repo>/.dvc/tmp/exps/<tmp>/``), None elsewhere: git-ignored files (this machine's
     settings, ``.env``) are not copied there."""
     for parent in root.resolve().parents:
-        if parent.name == "exps" and parent.parent.name == "tmp" and \
-                parent.parent.parent.name == ".dvc":
+        if (
+            parent.name == "exps"
+            and parent.parent.name == "tmp"
+            and parent.parent.parent.name == ".dvc"
+        ):
             return parent.parent.parent.parent
     return None
 
@@ -90,8 +111,10 @@ def _check_keys(path: Path, data: dict[str, Any]) -> None:
             dotted = f"{section}.{key}"
             if key in MACHINE_KEYS.get(section, ()):
                 continue
-            problems.append(f"{path}: {dotted}: a pipeline param, not a machine setting; set "
-                            f"it in conf/ (tracked) or with `dvc exp run -S {dotted}=...`")
+            problems.append(
+                f"{path}: {dotted}: a pipeline param, not a machine setting; set "
+                f"it in conf/ (tracked) or with `dvc exp run -S {dotted}=...`"
+            )
     if problems:
         raise ConfigError(problems[0], problems)
 
@@ -139,8 +162,13 @@ def looks_local(name: str) -> bool:
     return name.startswith(("/", ".", "~")) or name.count("/") > 1 or Path(name).exists()
 
 
-def locate_model(name_or_path: str, key: str, revision: str | None = None,
-                 token: str | None = None, root: Path = Path(".")) -> str:
+def locate_model(
+    name_or_path: str,
+    key: str,
+    revision: str | None = None,
+    token: str | None = None,
+    root: Path = Path("."),
+) -> str:
     """:func:`resolve_model`, checked before any loader sees it: the directory exists and
     holds a config.json, or the hub id is in the Hugging Face cache (or the hub has it).
 
@@ -151,15 +179,18 @@ def locate_model(name_or_path: str, key: str, revision: str | None = None,
     """
     path = resolve_model(name_or_path, root)
     via = f" (models: maps it to {path})" if path != name_or_path else ""
-    fix = (f"; map it to a local directory under models: in {LOCAL_FILE}, or put it in the "
-           "Hugging Face cache (`hf download ID`)")
+    fix = (
+        f"; map it to a local directory under models: in {LOCAL_FILE}, or put it in the "
+        "Hugging Face cache (`hf download ID`)"
+    )
     if looks_local(path):
         where = Path(path).expanduser()
         if not where.is_dir():
             raise ConfigError(f"{key}={name_or_path!r}: no such directory{via}{fix}")
         if not (where / "config.json").is_file():
-            raise ConfigError(f"{key}={name_or_path!r}: not a model directory (no config.json)"
-                              f"{via}{fix}")
+            raise ConfigError(
+                f"{key}={name_or_path!r}: not a model directory (no config.json){via}{fix}"
+            )
         return path
     from huggingface_hub import constants, hf_hub_download
     from huggingface_hub.errors import (
@@ -172,16 +203,23 @@ def locate_model(name_or_path: str, key: str, revision: str | None = None,
     try:
         hf_hub_download(path, "config.json", revision=revision, token=token)
     except GatedRepoError:
-        raise ConfigError(f"{key}={name_or_path!r}: a gated model; accept its license on the "
-                          "hub and set HF_TOKEN" + fix) from None
+        raise ConfigError(
+            f"{key}={name_or_path!r}: a gated model; accept its license on the "
+            "hub and set HF_TOKEN" + fix
+        ) from None
     except LocalEntryNotFoundError:
-        why = ("HF_HUB_OFFLINE is set" if constants.HF_HUB_OFFLINE
-               else "the hub could not be reached")
-        raise ConfigError(f"{key}={name_or_path!r}: not under models: and not in the Hugging "
-                          f"Face cache ({why}){fix}") from None
+        why = (
+            "HF_HUB_OFFLINE is set" if constants.HF_HUB_OFFLINE else "the hub could not be reached"
+        )
+        raise ConfigError(
+            f"{key}={name_or_path!r}: not under models: and not in the Hugging "
+            f"Face cache ({why}){fix}"
+        ) from None
     except (RepositoryNotFoundError, RevisionNotFoundError):
-        raise ConfigError(f"{key}={name_or_path!r}: not under models: and the hub has no such "
-                          f"model (revision {revision or 'main'}){fix}") from None
+        raise ConfigError(
+            f"{key}={name_or_path!r}: not under models: and the hub has no such "
+            f"model (revision {revision or 'main'}){fix}"
+        ) from None
     except (OSError, ValueError) as exc:  # not a repo id, a broken cache entry, ...
         why = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
         raise ConfigError(f"{key}={name_or_path!r}: cannot be located ({why}){fix}") from None

@@ -20,8 +20,10 @@ class Markdown(str):
 # what could turn a value into markup: HTML (<, >, & as entities), links and images ([ ]),
 # code spans, emphasis and strikethrough, table cells (|), backslashes, and the targets of
 # GFM's bare autolinks (scheme://, www., e-mail @)
-_MD_SPECIAL = re.compile(r"[\\`*\[\]|~@]|:(?=//)|(?<=[wW]{3})\.|(?<![0-9A-Za-z])_"
-                         r"|_(?![0-9A-Za-z])")
+_MD_SPECIAL = re.compile(
+    r"[\\`*\[\]|~@]|:(?=//)|(?<=[wW]{3})\.|(?<![0-9A-Za-z])_"
+    r"|_(?![0-9A-Za-z])"
+)
 
 
 def md_text(value: Any) -> str:

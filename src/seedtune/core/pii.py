@@ -49,9 +49,15 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterator
 
-TAGS = {"rrn": "[주민등록번호]", "phone": "[전화번호]", "email": "[이메일]",
-        "card": "[카드번호]", "account": "[계좌번호]", "license": "[운전면허번호]",
-        "passport": "[여권번호]"}
+TAGS = {
+    "rrn": "[주민등록번호]",
+    "phone": "[전화번호]",
+    "email": "[이메일]",
+    "card": "[카드번호]",
+    "account": "[계좌번호]",
+    "license": "[운전면허번호]",
+    "passport": "[여권번호]",
+}
 
 Span = tuple[int, int, str]
 
@@ -65,12 +71,44 @@ def _fold_table() -> dict[int, str]:
     for dot in "\u00b7\u2027\u2219\u22c5\u30fb\uff65\u2022":  # middle dots, as in 010·8901
         table[ord(dot)] = "."
     # Greek and Cyrillic letters drawn like Latin ones (Μ12345678, раrk@nаvеr.cоm)
-    look_alike = {"Α": "A", "Β": "B", "Ε": "E", "Ζ": "Z", "Η": "H", "Ι": "I", "Κ": "K",
-                  "Μ": "M", "Ν": "N", "Ο": "O", "Ρ": "P", "Τ": "T", "Υ": "Y", "Χ": "X",
-                  "ο": "o", "А": "A", "В": "B", "Е": "E", "К": "K", "М": "M", "Н": "H",
-                  "О": "O", "Р": "P", "С": "C", "Т": "T", "Х": "X", "а": "a", "е": "e",
-                  "о": "o", "р": "p", "с": "c", "у": "y", "х": "x", "і": "i", "ј": "j",
-                  "ѕ": "s"}
+    look_alike = {
+        "Α": "A",
+        "Β": "B",
+        "Ε": "E",
+        "Ζ": "Z",
+        "Η": "H",
+        "Ι": "I",
+        "Κ": "K",
+        "Μ": "M",
+        "Ν": "N",
+        "Ο": "O",
+        "Ρ": "P",
+        "Τ": "T",
+        "Υ": "Y",
+        "Χ": "X",
+        "ο": "o",
+        "А": "A",
+        "В": "B",
+        "Е": "E",
+        "К": "K",
+        "М": "M",
+        "Н": "H",
+        "О": "O",
+        "Р": "P",
+        "С": "C",
+        "Т": "T",
+        "Х": "X",
+        "а": "a",
+        "е": "e",
+        "о": "o",
+        "р": "p",
+        "с": "c",
+        "у": "y",
+        "х": "x",
+        "і": "i",
+        "ј": "j",
+        "ѕ": "s",
+    }
     table.update({ord(k): v for k, v in look_alike.items()})
     return table
 
@@ -93,22 +131,60 @@ def fold(text: str) -> str:
 # -- context: what the words before a number say it is -----------------------------------
 #: Labels that say a number is something else (orders, parcels, products, companies, cases).
 NOT_PERSONAL_LABELS = (
-    "주문번호", "주문 번호", "주문코드", "송장", "운송장", "배송번호", "시리얼", "일련번호",
-    "제품코드", "제품 코드", "제품번호", "상품코드", "상품번호", "모델명", "모델번호", "품번",
-    "바코드", "관리번호", "관리 코드", "관리코드", "접수번호", "사건번호", "승인번호",
-    "거래번호", "예약번호", "인보이스", "사업자등록번호", "사업자번호", "법인등록번호",
-    "계약번호", "증권번호", "고객번호", "회원번호", "쿠폰", "invoice", "order", "serial",
-    "s/n", "sku", "tracking")
+    "주문번호",
+    "주문 번호",
+    "주문코드",
+    "송장",
+    "운송장",
+    "배송번호",
+    "시리얼",
+    "일련번호",
+    "제품코드",
+    "제품 코드",
+    "제품번호",
+    "상품코드",
+    "상품번호",
+    "모델명",
+    "모델번호",
+    "품번",
+    "바코드",
+    "관리번호",
+    "관리 코드",
+    "관리코드",
+    "접수번호",
+    "사건번호",
+    "승인번호",
+    "거래번호",
+    "예약번호",
+    "인보이스",
+    "사업자등록번호",
+    "사업자번호",
+    "법인등록번호",
+    "계약번호",
+    "증권번호",
+    "고객번호",
+    "회원번호",
+    "쿠폰",
+    "invoice",
+    "order",
+    "serial",
+    "s/n",
+    "sku",
+    "tracking",
+)
 _NOT_PERSONAL = re.compile("|".join(re.escape(w) for w in NOT_PERSONAL_LABELS), re.IGNORECASE)
 #: Words that say a number is a person's: one between a label above and the number wins.
-_PERSONAL = re.compile(r"주민|외국인|등록번호|생년|신분|면허|여권|전화|연락|휴대|핸드폰|"
-                       r"계좌|카드|rrn|passport|phone", re.IGNORECASE)
+_PERSONAL = re.compile(
+    r"주민|외국인|등록번호|생년|신분|면허|여권|전화|연락|휴대|핸드폰|"
+    r"계좌|카드|rrn|passport|phone",
+    re.IGNORECASE,
+)
 #: How far back (same line) a label still describes the number.
 LABEL_WINDOW = 24
 
 
 def _line_before(text: str, start: int, width: int = LABEL_WINDOW) -> str:
-    before = text[max(0, start - width):start]
+    before = text[max(0, start - width) : start]
     return before.rsplit("\n", 1)[-1]
 
 
@@ -123,13 +199,12 @@ def labelled_not_personal(text: str, start: int) -> bool:
 
 
 def _near(words: re.Pattern[str], text: str, start: int, width: int = 40) -> bool:
-    return words.search(text[max(0, start - width):start]) is not None
+    return words.search(text[max(0, start - width) : start]) is not None
 
 
 # -- checks --------------------------------------------------------------------------------
 _DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
-_CENTURY = {"1": 1900, "2": 1900, "5": 1900, "6": 1900, "3": 2000, "4": 2000, "7": 2000,
-            "8": 2000}
+_CENTURY = {"1": 1900, "2": 1900, "5": 1900, "6": 1900, "3": 2000, "4": 2000, "7": 2000, "8": 2000}
 
 
 def _birth_date_exists(yymmdd: str, gender: str) -> bool:
@@ -156,50 +231,73 @@ _D = r"(?<![\d-])"  # not inside a longer digit run
 _HY = r"\s?-\s?"
 # 900101-1234567, 900101 - 1234567, 9001011234567, and digits spaced out with the hyphen kept
 # (8 5 0 3 1 5 - 1 2 3 4 5 6 7, 88 07 15 - 1234567), as OCR output and posts that dodge filters
-_RRN = re.compile(r"(?<![\d-])(\d{6}|\d(?: \d){5}|\d\d \d\d \d\d)(\s?-\s?| |)"
-                  r"(\d{7}|\d(?: \d){6})(?![\d-])")
+_RRN = re.compile(
+    r"(?<![\d-])(\d{6}|\d(?: \d){5}|\d\d \d\d \d\d)(\s?-\s?| |)"
+    r"(\d{7}|\d(?: \d){6})(?![\d-])"
+)
 _SEP = r"(?:\s?-\s?|[ .])"
 # 080/090 with a four-digit middle: Japanese mobiles as visitors write them (090.1234.5678);
 # Korea's toll-free 080 numbers have a three-digit one (080-000-1234) and stay
-_KR_PHONE = (r"(?<![\d.+-])\(?(?:01[016789]|02|0[3-6][1-5]|070|050\d|0[89]0(?=[ .-]?\d{4}\D))"
-             r"(?:\)\s?|" + _SEP + r")?\d{3,4}" + _SEP + r"?\d{4}(?![\d-]|\.\d)")
-_PLUS82 = (r"\+\s?82[\s.-]?\(?0?\)?(?:1[016789]|2|[3-6][1-5]|70|50\d)[\s.-]?\d{3,4}"
-           r"[\s.-]?\d{4}(?!\d)")
+_KR_PHONE = (
+    r"(?<![\d.+-])\(?(?:01[016789]|02|0[3-6][1-5]|070|050\d|0[89]0(?=[ .-]?\d{4}\D))"
+    r"(?:\)\s?|" + _SEP + r")?\d{3,4}" + _SEP + r"?\d{4}(?![\d-]|\.\d)"
+)
+_PLUS82 = (
+    r"\+\s?82[\s.-]?\(?0?\)?(?:1[016789]|2|[3-6][1-5]|70|50\d)[\s.-]?\d{3,4}"
+    r"[\s.-]?\d{4}(?!\d)"
+)
 _INTL = r"\+(?!82)\d{1,3}(?:[\s.-]\(?\d{1,4}\)?){2,4}(?!\d)"
 _PARENS = r"(?<![\d(])\(\d{3}\)\s?\d{3}[-.]\d{4}(?!\d)"  # (202) 555-0147
 _PHONE = re.compile("|".join((_PLUS82, _INTL, _KR_PHONE, _PARENS)))
-_AT = (r"(?:\s?@\s?|\s?[\[({<]\s?(?:at|AT|At|a|골뱅이)\s?[\])}>]\s?|\s?골뱅이\s?)")
+_AT = r"(?:\s?@\s?|\s?[\[({<]\s?(?:at|AT|At|a|골뱅이)\s?[\])}>]\s?|\s?골뱅이\s?)"
 _SPACED_DOT = r"(?:\s\.\s|\s?[\[({<]\s?(?:dot|DOT|Dot|점|닷)\s?[\])}>]\s?|\s(?:닷|점|dot)\s)"
 _DOT = r"(?:\.|" + _SPACED_DOT + ")"
 # the user part's own class holds the plain dot, so only spaced dots join its pieces, and at
 # most a few: one way to read each string, and no scan to the end of a long dotted run
-_EMAIL = re.compile(r"(?<![\w.%+-])[A-Za-z0-9._%+-]+(?:" + _SPACED_DOT + r"[A-Za-z0-9._%+-]+)"
-                    r"{0,3}" + _AT + r"[A-Za-z0-9-]+(?:" + _DOT + r"[A-Za-z0-9-]+){0,4}" + _DOT
-                    + r"[A-Za-z]{2,}(?![A-Za-z0-9])")
+_EMAIL = re.compile(
+    r"(?<![\w.%+-])[A-Za-z0-9._%+-]+(?:" + _SPACED_DOT + r"[A-Za-z0-9._%+-]+)"
+    r"{0,3}"
+    + _AT
+    + r"[A-Za-z0-9-]+(?:"
+    + _DOT
+    + r"[A-Za-z0-9-]+){0,4}"
+    + _DOT
+    + r"[A-Za-z]{2,}(?![A-Za-z0-9])"
+)
 _CARD = re.compile(_D + r"(?:(?:\d{4}[\s-]?){3}\d{1,7}|\d{4}[\s-]\d{6}[\s-]\d{4,5})(?!\d)")
 # four groups of four with one separator are written only for cards: masked even when the
 # number fails the Luhn check (a typo, or an example number, is still a card number)
 _CARD_GROUPED = re.compile(r"\d{4}(\s|-)\d{4}\1\d{4}\1\d{4}")
-_ACCOUNT_WORDS = (r"(?:계좌|입금|송금|이체|예금주|국민|신한|우리|하나|농협|기업|카카오뱅크|"
-                  r"토스뱅크|새마을|우체국|케이뱅크|은행)")
-_ACCOUNT = re.compile(_ACCOUNT_WORDS + r"[^\d\n]{0,12}" + r"(" + _D + r"\d{2,6}-\d{2,6}-"
-                      r"\d{2,7}(?:-\d{1,3})?(?!\d)|" + _D + r"\d{10,14}(?!\d))")
+_ACCOUNT_WORDS = (
+    r"(?:계좌|입금|송금|이체|예금주|국민|신한|우리|하나|농협|기업|카카오뱅크|"
+    r"토스뱅크|새마을|우체국|케이뱅크|은행)"
+)
+_ACCOUNT = re.compile(
+    _ACCOUNT_WORDS + r"[^\d\n]{0,12}" + r"(" + _D + r"\d{2,6}-\d{2,6}-"
+    r"\d{2,7}(?:-\d{1,3})?(?!\d)|" + _D + r"\d{10,14}(?!\d))"
+)
 _REGION_CODES = frozenset({f"{n}" for n in range(11, 27)} | {"28"})
 _REGIONS = "서울|부산|경기|강원|충북|충남|전북|전남|경북|경남|제주|대구|인천|광주|대전|울산|세종"
 # the same separator throughout (hyphen, space, dot, or none): 11-22-123456-12, 112212345612
-_LICENSE = re.compile(r"(?<![A-Za-z0-9-])(\d{2})(\s?-\s?| |\.|)(\d{2})\2(\d{6})\2(\d{2})"
-                      r"(?![\d-])|(?:" + _REGIONS + r")\s?\d{2}" + _HY + r"\d{6}" + _HY
-                      + r"\d{2}(?!\d)")
+_LICENSE = re.compile(
+    r"(?<![A-Za-z0-9-])(\d{2})(\s?-\s?| |\.|)(\d{2})\2(\d{6})\2(\d{2})"
+    r"(?![\d-])|(?:" + _REGIONS + r")\s?\d{2}" + _HY + r"\d{6}" + _HY + r"\d{2}(?!\d)"
+)
 _LICENSE_WORD = re.compile("면허")
 _PASSPORT_WORD = r"(?:여권|passport)"  # the patterns below ignore case: m12345678 too
 _KR_PASSPORT = r"[MSRODG](?:\d{3}[A-Z]\d{4}|\d{8})"  # current (2021-) and older formats
 # a few characters after the word: "여권번호: ", "여권번호는\n", "passport number is ", no digit
-_PASSPORT_NEAR = re.compile(_PASSPORT_WORD + r"(?:[^\dA-Za-z.!?。]|number|no|is){0,12}?"
-                            r"(?<![A-Za-z0-9])("
-                            + _KR_PASSPORT + r"|[A-Z]{2}\d{7})(?![\dA-Za-z])", re.IGNORECASE)
+_PASSPORT_NEAR = re.compile(
+    _PASSPORT_WORD + r"(?:[^\dA-Za-z.!?。]|number|no|is){0,12}?"
+    r"(?<![A-Za-z0-9])(" + _KR_PASSPORT + r"|[A-Z]{2}\d{7})(?![\dA-Za-z])",
+    re.IGNORECASE,
+)
 # right after "여권번호:" any passport's shape: 8-9 letters and digits, at least 4 digits
-_PASSPORT_FIELD = re.compile(_PASSPORT_WORD + r"\s?(?:번호|No\.?|number)\s?[:：]?\s?"
-                             r"((?=(?:[A-Z]*\d){4})[A-Z0-9]{8,9})(?![\dA-Za-z])", re.IGNORECASE)
+_PASSPORT_FIELD = re.compile(
+    _PASSPORT_WORD + r"\s?(?:번호|No\.?|number)\s?[:：]?\s?"
+    r"((?=(?:[A-Z]*\d){4})[A-Z0-9]{8,9})(?![\dA-Za-z])",
+    re.IGNORECASE,
+)
 
 
 # -- finders: (start, end) of each value, on folded text ----------------------------------
@@ -257,9 +355,14 @@ def _phones(text: str) -> Iterator[tuple[int, int]]:
 
 #: In priority order: a span found earlier wins over an overlapping later one.
 _FINDERS: tuple[tuple[str, Callable[[str], Iterator[tuple[int, int]]], bool], ...] = (
-    ("email", _emails, False), ("rrn", _rrns, True), ("license", _licenses, True),
-    ("card", _cards, True), ("account", _accounts, True), ("passport", _passports, True),
-    ("phone", _phones, False))
+    ("email", _emails, False),
+    ("rrn", _rrns, True),
+    ("license", _licenses, True),
+    ("card", _cards, True),
+    ("account", _accounts, True),
+    ("passport", _passports, True),
+    ("phone", _phones, False),
+)
 
 
 def find(text: str) -> list[Span]:

@@ -43,8 +43,10 @@ def missing_keys(machine: dict[str, Any] | None = None) -> list[str]:
 def require_llm_key(api_key_env: str | None, who: str) -> None:
     """Fail with one line naming the variable when ``api_key_env`` is set but not given."""
     if api_key_env and not optional_secret(api_key_env):
-        raise ConfigError(f"environment variable {api_key_env} is not set ({who}); export it "
-                          "or add it to .env (llm.api_key_env: null for a server without keys)")
+        raise ConfigError(
+            f"environment variable {api_key_env} is not set ({who}); export it "
+            "or add it to .env (llm.api_key_env: null for a server without keys)"
+        )
 
 
 def check_before_training(root: Path = Path(".")) -> None:
@@ -61,6 +63,9 @@ def warn_missing_keys() -> None:
     """One warning per key a later stage will need that is not set (compose: offline
     stages need none, so this is no error)."""
     for name in missing_keys():
-        log.warning("environment variable %s is not set: the stages that call its service "
-                    "(queries, search, synthesize, evaluate) will fail unless their answers "
-                    "are cached; export it or add it to .env", name)
+        log.warning(
+            "environment variable %s is not set: the stages that call its service "
+            "(queries, search, synthesize, evaluate) will fail unless their answers "
+            "are cached; export it or add it to .env",
+            name,
+        )

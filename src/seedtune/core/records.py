@@ -98,8 +98,7 @@ def sweep_stale(directory: Path | str, pattern: str, max_age_s: float = STALE_TM
 
 
 @contextmanager
-def atomic_open(path: Path | str, durable: bool = True, sweep: bool = True
-                ) -> Iterator[BinaryIO]:
+def atomic_open(path: Path | str, durable: bool = True, sweep: bool = True) -> Iterator[BinaryIO]:
     """A binary file to stream an output into, a temp file beside ``path``: on a clean
     exit it replaces ``path`` in one rename (``durable`` also fsyncs it), on an error it is
     removed. With ``sweep``, a killed writer's temp file of the same output is removed first.
@@ -135,8 +134,7 @@ def read_json(path: Path | str) -> Any:
     return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
-def write_jsonl(path: Path | str, rows: Iterable[dict[str, Any]], never_empty: bool = False
-                ) -> int:
+def write_jsonl(path: Path | str, rows: Iterable[dict[str, Any]], never_empty: bool = False) -> int:
     """Write rows as JSON Lines, atomically, one row at a time; returns the number of rows.
     ``never_empty``: see :class:`JsonlWriter`."""
     with JsonlWriter(path, never_empty=never_empty) as out:
@@ -158,8 +156,7 @@ class JsonlWriter:
     rejects): DVC warns "'<file>' is empty." each time a stage saves an empty output.
     """
 
-    def __init__(self, path: Path | str, durable: bool = True, never_empty: bool = False
-                 ) -> None:
+    def __init__(self, path: Path | str, durable: bool = True, never_empty: bool = False) -> None:
         self.path = Path(path)
         self.durable = durable
         self.never_empty = never_empty
@@ -215,7 +212,7 @@ def strip_bom(path: Path, data: bytes) -> bytes:
     """``data`` (a file's start) without a UTF-8 byte-order mark; UTF-16 is an error."""
     if data.startswith(codecs.BOM_UTF8):
         log.warning("%s: ignoring its UTF-8 byte-order mark", path)
-        return data[len(codecs.BOM_UTF8):]
+        return data[len(codecs.BOM_UTF8) :]
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         raise InputError(f"{path}: UTF-16 text; save it as UTF-8")
     return data
@@ -232,8 +229,10 @@ def decode_line(path: Path, line: int, data: bytes) -> str:
 
 
 def _not_utf8(path: Path, line: int, byte: int) -> InputError:
-    return InputError(f"{path}:{line}: not UTF-8 (byte 0x{byte:02x}); save it as UTF-8, e.g. "
-                      "`iconv -f cp949 -t utf-8`")
+    return InputError(
+        f"{path}:{line}: not UTF-8 (byte 0x{byte:02x}); save it as UTF-8, e.g. "
+        "`iconv -f cp949 -t utf-8`"
+    )
 
 
 def read_text(path: Path | str) -> str:
@@ -248,12 +247,12 @@ def read_text(path: Path | str) -> str:
         raise InputError(f"{path}: is a directory, not a file") from None
     data = strip_bom(path, data)
     if b"\x00" in data:
-        line = data[:data.index(b"\x00")].count(b"\n") + 1
+        line = data[: data.index(b"\x00")].count(b"\n") + 1
         raise InputError(f"{path}:{line}: binary data (a NUL byte), not UTF-8 text")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = data[:exc.start].count(b"\n") + 1
+        line = data[: exc.start].count(b"\n") + 1
         raise _not_utf8(path, line, data[exc.start]) from None
 
 

@@ -123,5 +123,10 @@ class RetryWarnings:
         with self._lock:
             burst, self._last = now - self._last > self.quiet_s, now
         if burst:
-            self.log.warning("%s: %s; retrying with backoff (%d retries so far, the count is "
-                             "on the progress bar)", self.what, reason, retries)
+            self.log.warning(
+                "%s: %s; retrying with backoff (%d retries so far, the count is "
+                "on the progress bar)",
+                self.what,
+                reason,
+                retries,
+            )

@@ -142,8 +142,11 @@ def _report(signum: int, what: str, start: str = "") -> None:
     if _state.reported.acquire(blocking=False):
         with contextlib.suppress(Exception):
             sys.stdout.flush()
-            print(f"{start}{_state.stage}: interrupted by {signal.Signals(signum).name}: {what}",
-                  file=sys.stderr, flush=True)
+            print(
+                f"{start}{_state.stage}: interrupted by {signal.Signals(signum).name}: {what}",
+                file=sys.stderr,
+                flush=True,
+            )
 
 
 def _watch_wakeups() -> None:
@@ -199,7 +202,7 @@ def _stat(pid: int) -> list[str] | None:
         text = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    return text[text.rfind(")") + 2:].split()
+    return text[text.rfind(")") + 2 :].split()
 
 
 def _parent_of(pid: int) -> int | None:

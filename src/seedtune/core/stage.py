@@ -21,8 +21,11 @@ METRICS_DIR = Path("metrics")
 
 def setup_logging(stage: str) -> None:
     """INFO logs with the stage name; quiet the HTTP libraries (they log every request)."""
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format=f"%(asctime)s [{stage}] %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format=f"%(asctime)s [{stage}] %(levelname)s %(name)s: %(message)s",
+    )
     for noisy in ("httpx", "httpx2", "httpcore", "openai", "urllib3", "filelock", "datasets"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
@@ -32,8 +35,12 @@ def ignore_peft_checkpointing_warning() -> None:
     evaluate, ``seedtune ask`` and ``export``): PEFT 0.21 reads ``is_gradient_checkpointing``,
     which transformers 5 deprecates for ``is_activation_checkpointing``; nothing here can act
     on it (PEFT's to change). Only that message, only from transformers: others still show."""
-    warnings.filterwarnings("ignore", message=r"`is_gradient_checkpointing` is deprecated",
-                            category=FutureWarning, module=r"transformers\.modeling_utils")
+    warnings.filterwarnings(
+        "ignore",
+        message=r"`is_gradient_checkpointing` is deprecated",
+        category=FutureWarning,
+        module=r"transformers\.modeling_utils",
+    )
 
 
 def run_stage(stage: str, main: Callable[[], object]) -> None:
@@ -61,8 +68,7 @@ def write_metrics(stage: str, metrics: dict[str, Any]) -> None:
 
 
 @contextmanager
-def stage_metrics(stage: str, *parts: Callable[[], dict[str, Any]]
-                  ) -> Iterator[dict[str, Any]]:
+def stage_metrics(stage: str, *parts: Callable[[], dict[str, Any]]) -> Iterator[dict[str, Any]]:
     """A dict the block fills with metrics/<stage>.json, written when the block ends, with
     ``parts()`` (e.g. the LLM's spend so far) merged in at that moment.
 

@@ -16,10 +16,12 @@ from typing import Any
 _WS = re.compile(r"\s+")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 # One list marker at the start (normalize's docstring says which) and the whitespace after it.
-_MARKER = re.compile(r"^(?:[-*](?=\s)|•"            # a bullet; - and * also sign or stress
-                     r"|\d{1,2}\.(?=\s|[\uac00-\ud7a3])"  # 1. 전세, 1.전세; not 5.5억
-                     r"|\(?\d{1,2}\)"                 # 2) or (2)
-                     r"|[\u2460-\u2473])\s*")         # ① to ⑳
+_MARKER = re.compile(
+    r"^(?:[-*](?=\s)|•"  # a bullet; - and * also sign or stress
+    r"|\d{1,2}\.(?=\s|[\uac00-\ud7a3])"  # 1. 전세, 1.전세; not 5.5억
+    r"|\(?\d{1,2}\)"  # 2) or (2)
+    r"|[\u2460-\u2473])\s*"
+)  # ① to ⑳
 _QUOTES = {'"': '"', "'": "'", "“": "”", "‘": "’", "「": "」", "『": "』"}
 
 

@@ -28,10 +28,13 @@ def unmet(names: tuple[str, ...], dist: str = "seedtune") -> list[str]:
         try:
             have = version(req.name)
         except PackageNotFoundError:
-            problems.append(f"{req.name} is not installed; seedtune needs {req} "
-                            "(`make setup` or `pip install -e .`)")
+            problems.append(
+                f"{req.name} is not installed; seedtune needs {req} "
+                "(`make setup` or `pip install -e .`)"
+            )
             continue
         if not req.specifier.contains(have, prereleases=True):
-            problems.append(f"{req.name} {have} is installed; seedtune needs {req} "
-                            f"(pip install -U '{req}')")
+            problems.append(
+                f"{req.name} {have} is installed; seedtune needs {req} (pip install -U '{req}')"
+            )
     return problems

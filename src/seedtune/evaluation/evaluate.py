@@ -52,8 +52,9 @@ def interleave(groups: list[list[str]]) -> list[str]:
     return out
 
 
-def eval_questions(p: Params, instructions: list[dict[str, Any]], root: Path = Path(".")
-                   ) -> list[str]:
+def eval_questions(
+    p: Params, instructions: list[dict[str, Any]], root: Path = Path(".")
+) -> list[str]:
     """The eval split's questions (at most ``evaluate.max_questions``), then those of
     ``evaluate.questions_file`` (when it exists) that are not among them.
 
@@ -88,8 +89,14 @@ def answer_all(p: Params, questions: list[str], adapter: str) -> dict[str, list[
     for label in LABELS:  # base first, then the adapter goes on top of the same weights
         if label == "tuned":
             model, tok = attach_adapter(model, adapter)
-        answers[label] = generate_answers(model, tok, questions, p.evaluate.max_new_tokens,
-                                          p.evaluate.batch_size, desc=f"answers ({label})")
+        answers[label] = generate_answers(
+            model,
+            tok,
+            questions,
+            p.evaluate.max_new_tokens,
+            p.evaluate.batch_size,
+            desc=f"answers ({label})",
+        )
     return answers
 
 
@@ -98,21 +105,32 @@ def judge_model(p: Params) -> str:
     return p.evaluate.judge_model or p.llm.model
 
 
-def judge_requests(p: Params, questions: list[str], answers: dict[str, list[str]],
-                   refs: list[str]) -> tuple[list[LLMRequest], list[LLMRequest]]:
+def judge_requests(
+    p: Params, questions: list[str], answers: dict[str, list[str]], refs: list[str]
+) -> tuple[list[LLMRequest], list[LLMRequest]]:
     """(pairwise requests, score requests) for these answers: what the judge is asked, and
     so the cache keys ``seedtune estimate`` looks up."""
     judge = judge_model(p)
-    return (build_requests(questions, answers["tuned"], answers["base"],
-                           load_template("judge"), judge, refs),
-            build_score_requests(questions, {label: answers[label] for label in LABELS},
-                                 load_template("score"), judge, refs))
+    return (
+        build_requests(
+            questions, answers["tuned"], answers["base"], load_template("judge"), judge, refs
+        ),
+        build_score_requests(
+            questions,
+            {label: answers[label] for label in LABELS},
+            load_template("score"),
+            judge,
+            refs,
+        ),
+    )
 
 
 def answers_rows(questions: list[str], answers: dict[str, list[str]]) -> list[dict[str, str]]:
     """reports/answers.jsonl: each question with both models' answers, as judged."""
-    return [{"question": q, **{label: answers[label][i] for label in LABELS}}
-            for i, q in enumerate(questions)]
+    return [
+        {"question": q, **{label: answers[label][i] for label in LABELS}}
+        for i, q in enumerate(questions)
+    ]
 
 
 def write_answers(questions: list[str], answers: dict[str, list[str]]) -> None:
@@ -131,33 +149,53 @@ def last_answers(path: Path) -> dict[str, dict[str, str]]:
     Greedy decoding answers the same again while the models are unchanged."""
     if not path.is_file():
         return {}
-    return {r["question"]: {label: r.get(label) or "" for label in LABELS}
-            for r in read_jsonl(path) if isinstance(r.get("question"), str)}
+    return {
+        r["question"]: {label: r.get(label) or "" for label in LABELS}
+        for r in read_jsonl(path)
+        if isinstance(r.get("question"), str)
+    }
 
 
-def judge_all(p: Params, client: LLMClient, questions: list[str],
-              answers: dict[str, list[str]], refs: list[str] | None = None
-              ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def judge_all(
+    p: Params,
+    client: LLMClient,
+    questions: list[str],
+    answers: dict[str, list[str]],
+    refs: list[str] | None = None,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """(summary metrics, per-question rows) from pairwise verdicts and single scores, each
     judged against the question's reference answer (``refs``) where it has one."""
     refs = refs or [""] * len(questions)
     pair_reqs, score_reqs = judge_requests(p, questions, answers, refs)
     outcomes = client.run(pair_reqs + score_reqs)
-    pairs, scores = outcomes[: len(pair_reqs)], outcomes[len(pair_reqs):]
+    pairs, scores = outcomes[: len(pair_reqs)], outcomes[len(pair_reqs) :]
     judged = combine(pairs, len(questions))
     results = [j["result"] for j in judged if j["result"]]
     lo, hi = bootstrap_ci(results, p.evaluate.bootstrap, p.seed)
     means = mean_scores(scores, list(LABELS))
-    summary = {"win_rate": win_rate(results), "win_rate_ci_low": lo, "win_rate_ci_high": hi,
-               "n": len(results), "wins": results.count("win"), "ties": results.count("tie"),
-               "losses": results.count("loss"), "rejects": len(judged) - len(results),
-               "score_tuned": means["tuned"], "score_base": means["base"],
-               "score_rejects": sum(1 for o in scores if o.reject)}
+    summary = {
+        "win_rate": win_rate(results),
+        "win_rate_ci_low": lo,
+        "win_rate_ci_high": hi,
+        "n": len(results),
+        "wins": results.count("win"),
+        "ties": results.count("tie"),
+        "losses": results.count("loss"),
+        "rejects": len(judged) - len(results),
+        "score_tuned": means["tuned"],
+        "score_base": means["base"],
+        "score_rejects": sum(1 for o in scores if o.reject),
+    }
     by_id = {o.id: o for o in scores}
     rows = []
     for i, (q, j) in enumerate(zip(questions, judged, strict=True)):
-        row: dict[str, Any] = {"question": q, "reference": refs[i],
-                               "tuned": answers["tuned"][i], "base": answers["base"][i], **j}
+        row: dict[str, Any] = {
+            "question": q,
+            "reference": refs[i],
+            "tuned": answers["tuned"][i],
+            "base": answers["base"][i],
+            **j,
+        }
         for label in LABELS:
             o = by_id.get(f"{i}:{label}")
             row[f"score_{label}"] = o.value["score"] if o and o.value else None
@@ -165,24 +203,42 @@ def judge_all(p: Params, client: LLMClient, questions: list[str],
     return summary, rows
 
 
-def judge_and_report(p: Params, client: LLMClient, questions: list[str],
-                     answers: dict[str, list[str]], instructions: list[dict[str, Any]]) -> None:
+def judge_and_report(
+    p: Params,
+    client: LLMClient,
+    questions: list[str],
+    answers: dict[str, list[str]],
+    instructions: list[dict[str, Any]],
+) -> None:
     """Judge both models' answers, then write the stage's outputs: rejects, the reject-rate
     check, reports/evaluation.md, reports/scores.json, reports/answers.jsonl and
     metrics/evaluate.json, the metrics also when the stage fails (what was spent is
     there)."""
     judge = judge_model(p)
-    with stage_metrics("evaluate", lambda: {f"judge_{k}": v for k, v in usage_metrics(
-            judge, client.stats, p.price_table()).items()}) as metrics:
-        results, rows = judge_all(p, client, questions, answers,
-                                  references(instructions, questions))
-        write_rejects("evaluate", [{"question": r["question"], "reason": r["reject"]}
-                                   for r in rows if not r.get("result")])
+    with stage_metrics(
+        "evaluate",
+        lambda: {
+            f"judge_{k}": v for k, v in usage_metrics(judge, client.stats, p.price_table()).items()
+        },
+    ) as metrics:
+        results, rows = judge_all(
+            p, client, questions, answers, references(instructions, questions)
+        )
+        write_rejects(
+            "evaluate",
+            [
+                {"question": r["question"], "reason": r["reject"]}
+                for r in rows
+                if not r.get("result")
+            ],
+        )
         # two verdicts and two scores per question: every judge request counts
-        check_reject_rate("evaluate", 4 * len(questions), client.stats.rejects,
-                          p.llm.max_reject_rate)
-        atomic_write_text("reports/evaluation.md",
-                          report_markdown({**results, "judge_model": judge}, rows))
+        check_reject_rate(
+            "evaluate", 4 * len(questions), client.stats.rejects, p.llm.max_reject_rate
+        )
+        atomic_write_text(
+            "reports/evaluation.md", report_markdown({**results, "judge_model": judge}, rows)
+        )
         write_json("reports/scores.json", score_distribution(rows, LABELS))
         write_answers(questions, answers)  # estimate rebuilds the judge's requests from it
         # which adapter was judged: the merged model's card quotes the verdict only for it

@@ -18,20 +18,23 @@ from seedtune.core.machine import locate_model
 log = logging.getLogger(__name__)
 
 
-def load_model(name_or_path: str, adapter: str | None = None, revision: str = "main") -> tuple[
-        Any, Any]:
+def load_model(
+    name_or_path: str, adapter: str | None = None, revision: str = "main"
+) -> tuple[Any, Any]:
     """(model, tokenizer): the base model, with ``adapter`` applied when given."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     # through the models: map; an id that resolves nowhere is one line, not a loader's trace
-    name_or_path = locate_model(name_or_path, "params.yaml: train.model.name_or_path", revision,
-                                hf_token())
+    name_or_path = locate_model(
+        name_or_path, "params.yaml: train.model.name_or_path", revision, hf_token()
+    )
     caps = device_caps()
     dtype = torch.bfloat16 if caps["bf16"] else torch.float32
     tok = AutoTokenizer.from_pretrained(name_or_path, revision=revision, token=hf_token())
-    model = AutoModelForCausalLM.from_pretrained(name_or_path, revision=revision,
-                                                 token=hf_token(), dtype=dtype)
+    model = AutoModelForCausalLM.from_pretrained(
+        name_or_path, revision=revision, token=hf_token(), dtype=dtype
+    )
     model.to(pick_device("auto", caps=caps)).eval()
     return attach_adapter(model, adapter) if adapter else (model, tok)
 
@@ -69,8 +72,14 @@ def stop_token_ids(tokenizer: Any, model: Any = None) -> list[int]:
     return list(dict.fromkeys(ids))
 
 
-def generate_answers(model: Any, tokenizer: Any, questions: list[str], max_new_tokens: int,
-                     batch_size: int = 8, desc: str = "generate") -> list[str]:
+def generate_answers(
+    model: Any,
+    tokenizer: Any,
+    questions: list[str],
+    max_new_tokens: int,
+    batch_size: int = 8,
+    desc: str = "generate",
+) -> list[str]:
     """Greedy answers to ``questions`` (one user turn each), in order."""
     import torch
 
@@ -80,15 +89,22 @@ def generate_answers(model: Any, tokenizer: Any, questions: list[str], max_new_t
     answers: list[str] = []
     for i in tqdm(range(0, len(questions), batch_size), desc=desc, unit="batch"):
         chunk = questions[i : i + batch_size]
-        prompts = [tokenizer.apply_chat_template([{"role": "user", "content": q}],
-                                                 tokenize=False, add_generation_prompt=True)
-                   for q in chunk]
+        prompts = [
+            tokenizer.apply_chat_template(
+                [{"role": "user", "content": q}], tokenize=False, add_generation_prompt=True
+            )
+            for q in chunk
+        ]
         enc = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
         enc = {k: v.to(model.device) for k, v in enc.items()}
         with torch.no_grad():
-            out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
-                                 pad_token_id=tokenizer.pad_token_id,
-                                 eos_token_id=stop_token_ids(tokenizer, model))
-        new = out[:, enc["input_ids"].shape[1]:]
+            out = model.generate(
+                **enc,
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
+                pad_token_id=tokenizer.pad_token_id,
+                eos_token_id=stop_token_ids(tokenizer, model),
+            )
+        new = out[:, enc["input_ids"].shape[1] :]
         answers += [t.strip() for t in tokenizer.batch_decode(new, skip_special_tokens=True)]
     return answers

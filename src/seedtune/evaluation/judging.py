@@ -17,42 +17,67 @@ from seedtune.llm.schemas import Score, Verdict
 NO_REFERENCE = "(참고 답변 없음)"
 
 
-def build_requests(questions: list[str], tuned: list[str], base: list[str],
-                   template: PromptTemplate, judge_model: str,
-                   references: list[str] | None = None) -> list[LLMRequest]:
+def build_requests(
+    questions: list[str],
+    tuned: list[str],
+    base: list[str],
+    template: PromptTemplate,
+    judge_model: str,
+    references: list[str] | None = None,
+) -> list[LLMRequest]:
     """Two requests per question: ``<i>:tuned_first`` and ``<i>:base_first``."""
     refs = references or [""] * len(questions)
     reqs = []
     for i, (q, t, b, ref) in enumerate(zip(questions, tuned, base, refs, strict=True)):
         for order, (a, bb) in (("tuned_first", (t, b)), ("base_first", (b, t))):
-            reqs.append(LLMRequest(id=f"{i}:{order}",
-                                   messages=template.render(question=q,
-                                                            reference=ref or NO_REFERENCE,
-                                                            answer_a=a or "(빈 답변)",
-                                                            answer_b=bb or "(빈 답변)"),
-                                   schema=Verdict, template_version=template.version,
-                                   model=judge_model))
+            reqs.append(
+                LLMRequest(
+                    id=f"{i}:{order}",
+                    messages=template.render(
+                        question=q,
+                        reference=ref or NO_REFERENCE,
+                        answer_a=a or "(빈 답변)",
+                        answer_b=bb or "(빈 답변)",
+                    ),
+                    schema=Verdict,
+                    template_version=template.version,
+                    model=judge_model,
+                )
+            )
     return reqs
 
 
-def build_score_requests(questions: list[str], answers: dict[str, list[str]],
-                         template: PromptTemplate, judge_model: str,
-                         references: list[str] | None = None) -> list[LLMRequest]:
+def build_score_requests(
+    questions: list[str],
+    answers: dict[str, list[str]],
+    template: PromptTemplate,
+    judge_model: str,
+    references: list[str] | None = None,
+) -> list[LLMRequest]:
     """One 1-10 scoring request per question and model: ``<i>:<label>``."""
     refs = references or [""] * len(questions)
-    return [LLMRequest(id=f"{i}:{label}", schema=Score, template_version=template.version,
-                       messages=template.render(question=q, reference=refs[i] or NO_REFERENCE,
-                                                answer=texts[i] or "(빈 답변)"),
-                       model=judge_model)
-            for label, texts in answers.items() for i, q in enumerate(questions)]
+    return [
+        LLMRequest(
+            id=f"{i}:{label}",
+            schema=Score,
+            template_version=template.version,
+            messages=template.render(
+                question=q, reference=refs[i] or NO_REFERENCE, answer=texts[i] or "(빈 답변)"
+            ),
+            model=judge_model,
+        )
+        for label, texts in answers.items()
+        for i, q in enumerate(questions)
+    ]
 
 
 def mean_scores(outcomes: list[LLMOutcome], labels: list[str]) -> dict[str, float | None]:
     """Mean 1-10 score per model label over the scores that parsed (None when none did)."""
     out: dict[str, float | None] = {}
     for label in labels:
-        got = [o.value["score"] for o in outcomes
-               if o.value is not None and o.id.endswith(f":{label}")]
+        got = [
+            o.value["score"] for o in outcomes if o.value is not None and o.id.endswith(f":{label}")
+        ]
         out[label] = sum(got) / len(got) if got else None
     return out
 
@@ -71,8 +96,9 @@ def combine(outcomes: list[LLMOutcome], n: int) -> list[dict[str, Any]]:
         v1 = {"A": "win", "B": "loss", "tie": "tie"}[first.value["verdict"]]
         v2 = {"A": "loss", "B": "win", "tie": "tie"}[second.value["verdict"]]
         result = v1 if v1 == v2 else "tie"
-        results.append({"result": result, "reasons": [first.value["reason"],
-                                                      second.value["reason"]]})
+        results.append(
+            {"result": result, "reasons": [first.value["reason"], second.value["reason"]]}
+        )
     return results
 
 
@@ -84,8 +110,9 @@ def win_rate(results: list[str]) -> float | None:
     return sum(score[r] for r in results) / len(results)
 
 
-def bootstrap_ci(results: list[str], n_boot: int = 1000, seed: int = 0,
-                 alpha: float = 0.05) -> tuple[float | None, float | None]:
+def bootstrap_ci(
+    results: list[str], n_boot: int = 1000, seed: int = 0, alpha: float = 0.05
+) -> tuple[float | None, float | None]:
     """Percentile bootstrap interval of :func:`win_rate` (None, None when empty)."""
     if not results:
         return None, None
@@ -99,20 +126,29 @@ def bootstrap_ci(results: list[str], n_boot: int = 1000, seed: int = 0,
 def report_markdown(summary: dict[str, Any], rows: list[dict[str, Any]]) -> str:
     """reports/evaluation.md: the summary, then each question with the reference answer
     (the eval split's synthesized answer, when it has one) beside both models' answers."""
-    lines = ["# Evaluation: tuned vs base", "",
-             "| metric | value |", "|---|---|"]
-    lines += [f"| {k} | {v:.3f} |" if isinstance(v, float) else f"| {k} | {v} |"
-              for k, v in summary.items()]
-    lines += ["", "Each pair was judged in both orders; a verdict that flips with the order "
-              "counts as a tie.", ""]
+    lines = ["# Evaluation: tuned vs base", "", "| metric | value |", "|---|---|"]
+    lines += [
+        f"| {k} | {v:.3f} |" if isinstance(v, float) else f"| {k} | {v} |"
+        for k, v in summary.items()
+    ]
+    lines += [
+        "",
+        "Each pair was judged in both orders; a verdict that flips with the order counts as a tie.",
+        "",
+    ]
     for i, r in enumerate(rows, 1):
-        lines += [f"## {i}. {md_text(r['question'])}", "",
-                  f"**Result for the tuned model:** {r.get('result') or 'rejected'}"
-                  f" · scores tuned {r.get('score_tuned') or '-'} / base "
-                  f"{r.get('score_base') or '-'}", "",
-                  "| reference | tuned | base |", "|---|---|---|",
-                  f"| {_cell(r.get('reference') or '')} | {_cell(r['tuned'])} | "
-                  f"{_cell(r['base'])} |", ""]
+        lines += [
+            f"## {i}. {md_text(r['question'])}",
+            "",
+            f"**Result for the tuned model:** {r.get('result') or 'rejected'}"
+            f" · scores tuned {r.get('score_tuned') or '-'} / base "
+            f"{r.get('score_base') or '-'}",
+            "",
+            "| reference | tuned | base |",
+            "|---|---|---|",
+            f"| {_cell(r.get('reference') or '')} | {_cell(r['tuned'])} | {_cell(r['base'])} |",
+            "",
+        ]
         for reason in r.get("reasons", []):
             lines.append(f"- judge: {md_text(reason)}")
         if r.get("reject"):

@@ -23,15 +23,15 @@ SOURCES = ("queries", "synthesize", "train", "evaluate")
 
 def llm_cost(stage_metrics: dict[str, Any], prefix: str = "") -> float:
     """What a stage's LLM answers cost: paid this run plus paid earlier (the cache hits)."""
-    return float(stage_metrics.get(f"{prefix}cost_usd") or 0.0) + \
-        float(stage_metrics.get(f"{prefix}saved_usd") or 0.0)
+    return float(stage_metrics.get(f"{prefix}cost_usd") or 0.0) + float(
+        stage_metrics.get(f"{prefix}saved_usd") or 0.0
+    )
 
 
 def headline(metrics: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """metrics/summary.json from the stages' metrics files (``{stage: metrics}``)."""
     evaluation, train = metrics.get("evaluate", {}), metrics.get("train", {})
-    cost = llm_cost(evaluation, "judge_") + sum(llm_cost(metrics.get(s, {}))
-                                                for s in LLM_STAGES)
+    cost = llm_cost(evaluation, "judge_") + sum(llm_cost(metrics.get(s, {})) for s in LLM_STAGES)
     return {
         "win_rate": evaluation.get("win_rate"),
         "win_rate_ci_low": evaluation.get("win_rate_ci_low"),
@@ -47,11 +47,18 @@ def headline(metrics: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
 def stage_metrics(metrics_dir: Path, names: tuple[str, ...]) -> dict[str, dict[str, Any]]:
     """metrics/<name>.json for each name that exists ({} for one that does not)."""
-    return {n: read_json(metrics_dir / f"{n}.json") if (metrics_dir / f"{n}.json").is_file()
-            else {} for n in names}
+    return {
+        n: read_json(metrics_dir / f"{n}.json") if (metrics_dir / f"{n}.json").is_file() else {}
+        for n in names
+    }
 
 
 def score_distribution(rows: list[dict[str, Any]], labels: tuple[str, ...]) -> list[dict[str, int]]:
     """How many answers of each model got each 1-10 score (rows for a DVC plot)."""
-    return [{"score": s, **{label: sum(1 for r in rows if r.get(f"score_{label}") == s)
-                            for label in labels}} for s in range(1, 11)]
+    return [
+        {
+            "score": s,
+            **{label: sum(1 for r in rows if r.get(f"score_{label}") == s) for label in labels},
+        }
+        for s in range(1, 11)
+    ]

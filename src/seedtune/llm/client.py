@@ -127,8 +127,17 @@ def schema_of(model: type[BaseModel]) -> dict[str, Any]:
 #: no sampling parameters (OpenAI's reasoning guide; the API answers 400 otherwise).
 REASONING_MODEL = re.compile(r"^(ft:)?(o\d|gpt-5)")
 #: Strict-schema keywords OpenAI refuses for fine-tuned models; pydantic still checks them.
-CLIENT_SIDE_BOUNDS = ("minItems", "maxItems", "minimum", "maximum", "minLength", "maxLength",
-                      "exclusiveMinimum", "exclusiveMaximum", "pattern")
+CLIENT_SIDE_BOUNDS = (
+    "minItems",
+    "maxItems",
+    "minimum",
+    "maximum",
+    "minLength",
+    "maxLength",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+    "pattern",
+)
 
 
 def _without_bounds(schema: Any) -> Any:
@@ -140,8 +149,9 @@ def _without_bounds(schema: Any) -> Any:
 
 
 @functools.cache
-def response_format(model: type[BaseModel], fine_tuned: bool = False,
-                    mode: str = "json_schema") -> dict[str, Any] | None:
+def response_format(
+    model: type[BaseModel], fine_tuned: bool = False, mode: str = "json_schema"
+) -> dict[str, Any] | None:
     """``response_format`` for ``model`` in ``mode`` (default OpenAI's strict json_schema;
     None: none is sent); for a fine-tuned model without the bounds it refuses (they are
     still validated here, by pydantic)."""
@@ -149,8 +159,7 @@ def response_format(model: type[BaseModel], fine_tuned: bool = False,
     return structured.response_format(model.__name__, schema, mode)
 
 
-def request_body(cfg: LLMConfig, req: LLMRequest, folded: bool | None = None
-                 ) -> dict[str, Any]:
+def request_body(cfg: LLMConfig, req: LLMRequest, folded: bool | None = None) -> dict[str, Any]:
     """The chat completions body, in the parameters the model's family takes and the
     structured output the server takes; ``folded``: the system message put into the user
     turn (None: as ``llm.system_role`` says before any refusal)."""
@@ -159,8 +168,7 @@ def request_body(cfg: LLMConfig, req: LLMRequest, folded: bool | None = None
     mode = cfg.structured_output
     messages = structured.instructed(req.messages, schema_of(req.schema), mode)
     if folded is None:
-        folded = cfg.system_role == "fold" or (cfg.system_role == "auto"
-                                               and folds_up_front(model))
+        folded = cfg.system_role == "fold" or (cfg.system_role == "auto" and folds_up_front(model))
     body: dict[str, Any] = {"model": model, "messages": fold(messages) if folded else messages}
     rf = response_format(req.schema, model.startswith("ft:"), mode)
     if rf is not None:
@@ -185,15 +193,17 @@ def request_key(cfg: LLMConfig, req: LLMRequest) -> str:
     (see :mod:`seedtune.llm.structured`). Which backend answered is not in the key but in
     the entry (see :mod:`seedtune.llm.served`).
     """
-    return cache_key({
-        "model": req.model or cfg.model,
-        "messages": req.messages,
-        "temperature": req.temperature,
-        "max_tokens": cfg.max_tokens,
-        "schema": schema_of(req.schema),
-        "template": req.template_version,
-        **structured.key_part(cfg.structured_output),
-    })
+    return cache_key(
+        {
+            "model": req.model or cfg.model,
+            "messages": req.messages,
+            "temperature": req.temperature,
+            "max_tokens": cfg.max_tokens,
+            "schema": schema_of(req.schema),
+            "template": req.template_version,
+            **structured.key_part(cfg.structured_output),
+        }
+    )
 
 
 class LLMClient:
@@ -225,8 +235,9 @@ class LLMClient:
         """Every outcome of :meth:`stream`, as a list (for request sets that fit memory)."""
         return list(self.stream(requests, total=len(requests)))
 
-    def stream(self, requests: Iterable[LLMRequest], total: int | None = None
-               ) -> Iterator[LLMOutcome]:
+    def stream(
+        self, requests: Iterable[LLMRequest], total: int | None = None
+    ) -> Iterator[LLMOutcome]:
         """Answer each request (cache first), yielding outcomes in input order.
 
         Requests are read lazily and at most ``WINDOW_PER_SLOT x llm.concurrency`` are in
@@ -253,8 +264,7 @@ class LLMClient:
                     key = request_key(self.cfg, req)
                     hit, held = self._usable(key, req)
                     model = req.model or self.cfg.model
-                    if hit is not None and model not in self._current and \
-                            model not in self._named:
+                    if hit is not None and model not in self._current and model not in self._named:
                         # trusted by its name alone: does this endpoint serve that name?
                         self._named[model] = loop.run_until_complete(self._lists(model))
                         hit, held = self._usable(key, req)
@@ -286,12 +296,17 @@ class LLMClient:
             loop.close()
             self._bar.close()
             hits = self.stats.cache_hits - hits
-            log.info("%s: %d requests, %d cached, %d called", self.desc, seen, hits,
-                     seen - hits)
+            log.info("%s: %d requests, %d cached, %d called", self.desc, seen, hits, seen - hits)
         if self._fatal:
             # every answer that arrived is cached: a rerun resumes without paying again
-            kept = (f"; {self.stats.calls} answers of this run are cached in {self.cache.root}, "
-                    "a rerun resumes from them") if self.stats.calls else ""
+            kept = (
+                (
+                    f"; {self.stats.calls} answers of this run are cached in {self.cache.root}, "
+                    "a rerun resumes from them"
+                )
+                if self.stats.calls
+                else ""
+            )
             raise type(self._fatal[0])(f"{self._fatal[0]}{kept}")
 
     def _from_cache(self, req: LLMRequest, hit: dict[str, Any]) -> LLMOutcome:
@@ -302,12 +317,12 @@ class LLMClient:
         self.stats.cache_hits += 1
         self.stats.cached_prompt_tokens += prompt
         self.stats.cached_completion_tokens += completion
-        self.stats.add_tokens(req.model or self.cfg.model, served, prompt, completion,
-                              cached=True)
+        self.stats.add_tokens(req.model or self.cfg.model, served, prompt, completion, cached=True)
         return LLMOutcome(req.id, value=hit["answer"], model=served)
 
-    def _usable(self, key: str, req: LLMRequest
-                ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    def _usable(
+        self, key: str, req: LLMRequest
+    ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
         """``(entry to answer from, None)``, or ``(None, entry)`` when the entry may be
         another backend's (decided once this endpoint's served model is known, by
         :meth:`_decide`), or ``(None, None)``: ask."""
@@ -331,8 +346,11 @@ class LLMClient:
         served = hit.get("served")
         if not reusable(served, None, model):
             return False
-        return not (self._named.get(model) is False and isinstance(served, str)
-                    and identity(served) != identity(model))
+        return not (
+            self._named.get(model) is False
+            and isinstance(served, str)
+            and identity(served) != identity(model)
+        )
 
     def _cached(self, key: str, req: LLMRequest) -> dict[str, Any] | None:
         """A cache entry whose answer still satisfies the request's schema, else None."""
@@ -342,8 +360,12 @@ class LLMClient:
         try:
             req.schema.model_validate(hit["answer"])
         except (TypeError, KeyError, ValidationError):
-            log.warning("%s: ignoring cache entry %s (not a valid %s answer); asking again",
-                        self.desc, self.cache.where(key), req.schema.__name__)
+            log.warning(
+                "%s: ignoring cache entry %s (not a valid %s answer); asking again",
+                self.desc,
+                self.cache.where(key),
+                req.schema.__name__,
+            )
             return None
         return hit
 
@@ -377,7 +399,8 @@ class LLMClient:
             headers=headers,
             timeout=aiohttp.ClientTimeout(total=self.cfg.timeout_s),
             connector=aiohttp.TCPConnector(limit=self.cfg.concurrency * 2),
-            trust_env=True)  # honour HTTPS_PROXY / NO_PROXY like other clients
+            trust_env=True,
+        )  # honour HTTPS_PROXY / NO_PROXY like other clients
         self._sem = asyncio.Semaphore(self.cfg.concurrency)
         self._rpm, self._tpm = AsyncTokenBucket(self.cfg.rpm), AsyncTokenBucket(self.cfg.tpm)
         self._stop = asyncio.Event()  # set by the first fatal error: no new call starts
@@ -393,8 +416,9 @@ class LLMClient:
         if self._session is not None:
             self._stop.set()
 
-    async def _one(self, req: LLMRequest, key: str, held: dict[str, Any] | None = None
-                   ) -> LLMOutcome | None:
+    async def _one(
+        self, req: LLMRequest, key: str, held: dict[str, Any] | None = None
+    ) -> LLMOutcome | None:
         """One request's outcome; None when a fatal error (this one's or another's) stopped
         the run, noted in ``_fatal``. ``held``: a cache entry that may be another backend's,
         used if this endpoint turns out to serve its model."""
@@ -409,8 +433,7 @@ class LLMClient:
                 if self._stop.is_set():
                     return None
                 try:
-                    return await self._answer(self._session, req, key, self._rpm, self._tpm,
-                                              held)
+                    return await self._answer(self._session, req, key, self._rpm, self._tpm, held)
                 except SeedtuneError as exc:
                     self._fatal.append(exc)
                     self._stop.set()
@@ -420,8 +443,9 @@ class LLMClient:
             async with self._learning:
                 self._learning.notify_all()
 
-    async def _decide(self, req: LLMRequest, key: str, held: dict[str, Any]
-                      ) -> dict[str, Any] | None:
+    async def _decide(
+        self, req: LLMRequest, key: str, held: dict[str, Any]
+    ) -> dict[str, Any] | None:
         """``held`` (or this backend's entry kept aside) once the endpoint's served model is
         known, waiting for a live call in flight to tell; None: ask (this call then tells,
         when no other is in flight)."""
@@ -445,9 +469,17 @@ class LLMClient:
         if not same_model(served, model) and not self._warned_served:
             self._warned_served = True
             key = "llm.model" if model == self.cfg.model else "evaluate.judge_model"
-            log.warning("%s: %s=%r, but %s answers as %r: rows record %r, and the run is "
-                        "unpriced unless conf/prices names %r", self.desc, key, model,
-                        self.cfg.base_url, served, served, served)
+            log.warning(
+                "%s: %s=%r, but %s answers as %r: rows record %r, and the run is "
+                "unpriced unless conf/prices names %r",
+                self.desc,
+                key,
+                model,
+                self.cfg.base_url,
+                served,
+                served,
+                served,
+            )
         async with self._learning:
             self._learning.notify_all()
 
@@ -457,9 +489,15 @@ class LLMClient:
         self._bar.set_postfix(retries=self.stats.retries, refresh=False)
         self._warnings.note(f"{reason} from {self.cfg.base_url}", self.stats.retries)
 
-    async def _answer(self, client: Any, req: LLMRequest, key: str, rpm: AsyncTokenBucket,
-                      tpm: AsyncTokenBucket, displaced: dict[str, Any] | None = None
-                      ) -> LLMOutcome | None:
+    async def _answer(
+        self,
+        client: Any,
+        req: LLMRequest,
+        key: str,
+        rpm: AsyncTokenBucket,
+        tpm: AsyncTokenBucket,
+        displaced: dict[str, Any] | None = None,
+    ) -> LLMOutcome | None:
         """Call until a valid answer or a content reject; None when another call's fatal
         error stopped the run first. Raises :class:`SeedtuneError` on a fatal error.
         ``displaced``: another backend's entry under ``key``, kept aside when replaced."""
@@ -481,18 +519,22 @@ class LLMClient:
             wait: float | None = None
             try:
                 status, headers, text = await self._post(client, url, body)
-                if status != 200 and self._system.refused(status, text, body["messages"],
-                                                          self.cfg.base_url):
+                if status != 200 and self._system.refused(
+                    status, text, body["messages"], self.cfg.base_url
+                ):
                     body = request_body(self.cfg, req, folded=True)  # the same, once more
                     continue
                 if status != 200:
                     err = parse_error(text, [self._secret])
                     await self._raise_fatal(client, status, err, req.model or self.cfg.model)
-                    if status not in RETRYABLE_STATUS or (status == 500 and self._about_request(
-                            status, err, req.model or self.cfg.model)):
+                    if status not in RETRYABLE_STATUS or (
+                        status == 500
+                        and self._about_request(status, err, req.model or self.cfg.model)
+                    ):
                         # the same request would fail again: this item's reject, not an outage
-                        return LLMOutcome(req.id, reject=f"HTTP {status}: "
-                                                         f"{err.message or 'no message'}")
+                        return LLMOutcome(
+                            req.id, reject=f"HTTP {status}: {err.message or 'no message'}"
+                        )
                     raise _Retryable(f"HTTP {status}", retry_after_s(headers), status, err)
             except _Retryable as exc:
                 reason, wait, last = exc.reason, exc.wait, exc
@@ -506,9 +548,12 @@ class LLMClient:
                 self._probe(got)
                 if value is not None:
                     # file creation can take ~1 ms: keep it off the event loop
-                    await asyncio.to_thread(self._store, key, displaced, {
-                        "answer": value, "usage": got.usage, "model": model,
-                        "served": got.served})
+                    await asyncio.to_thread(
+                        self._store,
+                        key,
+                        displaced,
+                        {"answer": value, "usage": got.usage, "model": model, "served": got.served},
+                    )
                     return LLMOutcome(req.id, value=value, model=got.served)
                 parse_tries += 1
                 if parse_tries > PARSE_RETRIES or reason.startswith("refusal"):
@@ -517,14 +562,15 @@ class LLMClient:
                 continue
             transport_tries += 1
             if transport_tries > self.cfg.max_retries:
-                raise ServiceError(await self._outage(client, url, reason, last,
-                                                      req.model or self.cfg.model))
-            self._retrying(f"{reason} ({last.error.message})" if last and last.error.message
-                           else reason)
+                raise ServiceError(
+                    await self._outage(client, url, reason, last, req.model or self.cfg.model)
+                )
+            self._retrying(
+                f"{reason} ({last.error.message})" if last and last.error.message else reason
+            )
             await asyncio.sleep(backoff_s(transport_tries, wait))
 
-    async def _post(self, client: Any, url: str, body: dict[str, Any]
-                    ) -> tuple[int, Any, str]:
+    async def _post(self, client: Any, url: str, body: dict[str, Any]) -> tuple[int, Any, str]:
         """POST ``body`` to ``url``: (status, headers, text), following redirects only within
         the endpoint's origin (scheme, host, port), the same request again (as for 307/308).
 
@@ -543,7 +589,8 @@ class LLMClient:
             if not same_origin(url, where):
                 raise ServiceError(
                     f"{target} redirected to {redact(where, [self._secret])}, another origin: "
-                    "the API key is not sent there; set llm.base_url to the endpoint itself")
+                    "the API key is not sent there; set llm.base_url to the endpoint itself"
+                )
             target = where
         raise ServiceError(f"{url}: more than {MAX_REDIRECTS} redirects; check llm.base_url")
 
@@ -553,71 +600,97 @@ class LLMClient:
 
     def _about_request(self, status: int, err: errors.ServerError, model: str) -> bool:
         """Whether the body blames the request (its shape or this item's content)."""
-        return errors.item_error(err) or errors.refusal_hint(
-            err, status, self._key_of(model), model, self.cfg.max_tokens) is not None
+        return (
+            errors.item_error(err)
+            or errors.refusal_hint(err, status, self._key_of(model), model, self.cfg.max_tokens)
+            is not None
+        )
 
-    async def _raise_fatal(self, client: Any, status: int, err: errors.ServerError,
-                           model: str) -> None:
+    async def _raise_fatal(
+        self, client: Any, status: int, err: errors.ServerError, model: str
+    ) -> None:
         """Errors no retry can fix stop the whole stage (answers so far stay cached): a key
         refused or missing, a spent quota, an unknown model, a wrong endpoint, a request
         shape the server refuses. Each is one line with the server's own message."""
         key, said = self._key_of(model), f": {err.message}" if err.message else ""
         if status in (400, 403, 404, 422, 500) and errors.unknown_model(err):
-            raise ConfigError(f"{key}={model!r}: {self.cfg.base_url} does not serve this model "
-                              f"(HTTP {status}{said}); {await self._served(client, model)}")
+            raise ConfigError(
+                f"{key}={model!r}: {self.cfg.base_url} does not serve this model "
+                f"(HTTP {status}{said}); {await self._served(client, model)}"
+            )
         if status in (401, 403):
             if self.cfg.api_key_env is None:
                 raise ConfigError(
                     f"{self.cfg.base_url} answered HTTP {status}{said or ' (unauthorized)'} "
                     "and no key was sent (llm.api_key_env is null): this server needs one; set "
-                    "llm.api_key_env to the NAME of the environment variable that holds it")
-            raise ConfigError(f"{self.cfg.base_url} rejected the key in {self.cfg.api_key_env} "
-                              f"(HTTP {status}{said}); check the key, llm.api_key_env and "
-                              "llm.base_url")
+                    "llm.api_key_env to the NAME of the environment variable that holds it"
+                )
+            raise ConfigError(
+                f"{self.cfg.base_url} rejected the key in {self.cfg.api_key_env} "
+                f"(HTTP {status}{said}); check the key, llm.api_key_env and "
+                "llm.base_url"
+            )
         if status == 429 and err.code == "insufficient_quota":
             raise LLMQuotaExceeded(
                 f"{self.cfg.base_url}: account quota exhausted (insufficient_quota); "
-                "answers so far are cached, rerun after topping up")
+                "answers so far are cached, rerun after topping up"
+            )
         if status in (404, 405):
-            raise ConfigError(f"{self.cfg.base_url}/chat/completions: HTTP {status}{said}: no "
-                              "chat completions endpoint there; check llm.base_url "
-                              "(OpenAI-compatible servers usually serve under /v1)")
-        if status == 400 and (err.code in ("unsupported_parameter", "unsupported_value",
-                                           "invalid_json_schema")
-                              or "not supported with this model" in err.message):
+            raise ConfigError(
+                f"{self.cfg.base_url}/chat/completions: HTTP {status}{said}: no "
+                "chat completions endpoint there; check llm.base_url "
+                "(OpenAI-compatible servers usually serve under /v1)"
+            )
+        if status == 400 and (
+            err.code in ("unsupported_parameter", "unsupported_value", "invalid_json_schema")
+            or "not supported with this model" in err.message
+        ):
             # a request this model can never take: the same for every item, so not a reject
-            raise ConfigError(f"{key}={model!r}: the endpoint refuses the request for this "
-                              f"model ({err.message}); choose another model")
-        hint = errors.refusal_hint(err, status, key, model, self.cfg.max_tokens) \
-            if status in (400, 413, 422, 500, 501) else None
+            raise ConfigError(
+                f"{key}={model!r}: the endpoint refuses the request for this "
+                f"model ({err.message}); choose another model"
+            )
+        hint = (
+            errors.refusal_hint(err, status, key, model, self.cfg.max_tokens)
+            if status in (400, 413, 422, 500, 501)
+            else None
+        )
         # once an answer came back, the request's shape is fine: this item is the problem
         if hint and not self.stats.calls:
-            raise ConfigError(f"{self.cfg.base_url}/chat/completions: the server refuses the "
-                              f"request (HTTP {status}, not retried){said}; {hint}")
+            raise ConfigError(
+                f"{self.cfg.base_url}/chat/completions: the server refuses the "
+                f"request (HTTP {status}, not retried){said}; {hint}"
+            )
 
-    async def _outage(self, client: Any, url: str, reason: str, last: _Retryable | None,
-                      model: str) -> str:
+    async def _outage(
+        self, client: Any, url: str, reason: str, last: _Retryable | None, model: str
+    ) -> str:
         """The one line for retries run out: the last answer's message and what to check."""
         n = self.cfg.max_retries
-        line = (f"{url}: {reason} after llm.max_retries={n} retries ({n + 1} "
-                f"attempt{'s' if n else ''})")
+        line = (
+            f"{url}: {reason} after llm.max_retries={n} retries ({n + 1} attempt{'s' if n else ''})"
+        )
         if last is None:
-            return (f"{line}; check that the endpoint is up (llm.base_url) or raise "
-                    "llm.timeout_s / llm.max_retries")
+            return (
+                f"{line}; check that the endpoint is up (llm.base_url) or raise "
+                "llm.timeout_s / llm.max_retries"
+            )
         if last.error.message:
             line += f", the last said: {last.error.message}"
         if last.status == 429:
-            return (f"{line}; lower llm.concurrency, set llm.rpm / llm.tpm, or raise "
-                    "llm.max_retries")
+            return f"{line}; lower llm.concurrency, set llm.rpm / llm.tpm, or raise llm.max_retries"
         served = await self._served(client, model, unless_listed=True)
         served = f"; {served}" if served else ""
         if last.status == 500 and not last.error.message:
-            return (f"{line}{served}; the server may be down, or refuse the request itself: "
-                    f"the chat template of {self._key_of(model)}={model!r} (e.g. no system "
-                    "role), the model name, or the schema (llm.structured_output); its log "
-                    "says which")
-        return f"{line}{served}; check that the endpoint is up (llm.base_url) or raise " \
-               "llm.max_retries"
+            return (
+                f"{line}{served}; the server may be down, or refuse the request itself: "
+                f"the chat template of {self._key_of(model)}={model!r} (e.g. no system "
+                "role), the model name, or the schema (llm.structured_output); its log "
+                "says which"
+            )
+        return (
+            f"{line}{served}; check that the endpoint is up (llm.base_url) or raise llm.max_retries"
+        )
 
     async def _served(self, client: Any, model: str, unless_listed: bool = False) -> str:
         """What ``GET {base_url}/models`` says the server serves, as a clause of a line ("" if
@@ -629,7 +702,8 @@ class LLMClient:
         if unless_listed and (model in ids or f"{model}:latest" in ids):
             return ""
         shown = ", ".join(ids[:MODELS_SHOWN]) + (
-            f" and {len(ids) - MODELS_SHOWN} more" if len(ids) > MODELS_SHOWN else "")
+            f" and {len(ids) - MODELS_SHOWN} more" if len(ids) > MODELS_SHOWN else ""
+        )
         what = f"{key}={model!r} is not among them" if unless_listed else f"set {key} to one"
         return f"it serves {shown} (GET {self.cfg.base_url.rstrip('/')}/models): {what}"
 
@@ -640,16 +714,16 @@ class LLMClient:
 
         url = f"{self.cfg.base_url.rstrip('/')}/models"
         try:
-            async with client.get(url, allow_redirects=False,
-                                  timeout=aiohttp.ClientTimeout(total=MODELS_TIMEOUT_S)) as resp:
+            async with client.get(
+                url, allow_redirects=False, timeout=aiohttp.ClientTimeout(total=MODELS_TIMEOUT_S)
+            ) as resp:
                 if resp.status != 200:
                     return []
                 return errors.model_ids(await resp.json(content_type=None), limit=100)
         except (TimeoutError, aiohttp.ClientError, ValueError):
             return []
 
-    def _store(self, key: str, displaced: dict[str, Any] | None, entry: dict[str, Any]
-               ) -> None:
+    def _store(self, key: str, displaced: dict[str, Any] | None, entry: dict[str, Any]) -> None:
         """``entry`` under ``key``; the other backend's entry it replaces kept aside under
         its served model (see :mod:`seedtune.llm.served`), so switching back hits again."""
         if displaced is not None and isinstance(displaced.get("served"), str):
@@ -674,7 +748,8 @@ class LLMClient:
                 f"{self.cfg.base_url} answered without applying the JSON schema "
                 f"(llm.structured_output={self.cfg.structured_output}; its first "
                 f"{PROBE_ANSWERS} answers do not match it, e.g. {shown!r}); set "
-                "llm.structured_output: json_object or none for this server")
+                "llm.structured_output: json_object or none for this server"
+            )
 
     def _parse(self, req: LLMRequest, text: str) -> _Parsed:
         """The validated answer or why there is none, usage and served model of one
@@ -693,12 +768,18 @@ class LLMClient:
         served = served if isinstance(served, str) and served else None
         try:
             raw_usage = data.get("usage") or {}
-            usage = {"prompt_tokens": int(raw_usage.get("prompt_tokens") or 0),
-                     "completion_tokens": int(raw_usage.get("completion_tokens") or 0)}
+            usage = {
+                "prompt_tokens": int(raw_usage.get("prompt_tokens") or 0),
+                "completion_tokens": int(raw_usage.get("completion_tokens") or 0),
+            }
             self.stats.prompt_tokens += usage["prompt_tokens"]
             self.stats.completion_tokens += usage["completion_tokens"]
-            self.stats.add_tokens(req.model or self.cfg.model, served,
-                                  usage["prompt_tokens"], usage["completion_tokens"])
+            self.stats.add_tokens(
+                req.model or self.cfg.model,
+                served,
+                usage["prompt_tokens"],
+                usage["completion_tokens"],
+            )
             choice = data["choices"][0]
             content = choice["message"].get("content") or ""
             refusal = choice["message"].get("refusal")
@@ -709,19 +790,33 @@ class LLMClient:
         if choice.get("finish_reason") == "length":
             # cut short, but under a schema it would have begun as a JSON object: one that
             # does not (transformers serve's noise up to max_tokens) shows the schema ignored
-            return _Parsed(None, usage, "truncated (finish_reason=length)", served,
-                           not structured.begins_object(content), str(content))
+            return _Parsed(
+                None,
+                usage,
+                "truncated (finish_reason=length)",
+                served,
+                not structured.begins_object(content),
+                str(content),
+            )
         parsed: Any = structured.NOT_JSON
         try:
             parsed, replaced = replace_lone_surrogates(extract_json(content))
             if replaced:
-                log.warning("%s: replaced %d invalid character(s) in an answer with U+FFFD",
-                            self.desc, replaced)
+                log.warning(
+                    "%s: replaced %d invalid character(s) in an answer with U+FFFD",
+                    self.desc,
+                    replaced,
+                )
             value = req.schema.model_validate(parsed)
         except (ValueError, ValidationError) as exc:
-            return _Parsed(None, usage, f"invalid answer: {str(exc).splitlines()[0][:200]}",
-                           served, structured.ignores_schema(parsed, schema_of(req.schema)),
-                           str(content))
+            return _Parsed(
+                None,
+                usage,
+                f"invalid answer: {str(exc).splitlines()[0][:200]}",
+                served,
+                structured.ignores_schema(parsed, schema_of(req.schema)),
+                str(content),
+            )
         return _Parsed(value.model_dump(), usage, "", served)
 
 
@@ -742,7 +837,12 @@ class _Retryable(Exception):
     """A failure worth another try: why, how long the server asked to wait, its status and
     what its body said (for the line when the retries run out)."""
 
-    def __init__(self, reason: str, wait: float | None, status: int = 0,
-                 error: errors.ServerError | None = None) -> None:
+    def __init__(
+        self,
+        reason: str,
+        wait: float | None,
+        status: int = 0,
+        error: errors.ServerError | None = None,
+    ) -> None:
         self.reason, self.wait, self.status = reason, wait, status
         self.error = error or errors.ServerError()

@@ -29,8 +29,9 @@ class LLMStats(CallStats):
     cached_served_tokens: dict[str, dict[str, list[int]]] = field(default_factory=dict)
     service_tier: str | None = None
 
-    def add_tokens(self, requested: str, served: str | None, prompt: int, completion: int,
-                   cached: bool = False) -> None:
+    def add_tokens(
+        self, requested: str, served: str | None, prompt: int, completion: int, cached: bool = False
+    ) -> None:
         """Count one answer's tokens under the model it was asked of and served as."""
         table = self.cached_served_tokens if cached else self.served_tokens
         with self._lock:
@@ -40,8 +41,15 @@ class LLMStats(CallStats):
 
     def served_models(self) -> list[str]:
         """Every model a server answered as (live or cached), sorted."""
-        return sorted({s for t in (self.served_tokens, self.cached_served_tokens)
-                       for by in t.values() for s in by if s})
+        return sorted(
+            {
+                s
+                for t in (self.served_tokens, self.cached_served_tokens)
+                for by in t.values()
+                for s in by
+                if s
+            }
+        )
 
 
 def estimate_tokens(text: str) -> int:
@@ -59,8 +67,12 @@ def messages_tokens(messages: list[dict[str, str]]) -> int:
     return sum(estimate_tokens(m["content"]) + 4 for m in messages) + 3
 
 
-def cost_usd(model: str, prompt_tokens: int, completion_tokens: int,
-             prices: Mapping[str, Mapping[str, float]]) -> float | None:
+def cost_usd(
+    model: str,
+    prompt_tokens: int,
+    completion_tokens: int,
+    prices: Mapping[str, Mapping[str, float]],
+) -> float | None:
     """Dollars for the tokens at ``prices[model]``; None when the model has no price."""
     price = prices.get(model)
     if price is None:
@@ -68,8 +80,11 @@ def cost_usd(model: str, prompt_tokens: int, completion_tokens: int,
     return (prompt_tokens * price["input"] + completion_tokens * price["output"]) / 1e6
 
 
-def _served_cost(by_requested: dict[str, dict[str, list[int]]], tier: str | None,
-                 prices: Mapping[str, Mapping[str, float]]) -> float | None:
+def _served_cost(
+    by_requested: dict[str, dict[str, list[int]]],
+    tier: str | None,
+    prices: Mapping[str, Mapping[str, float]],
+) -> float | None:
     """Dollars of tokens counted per requested and served model; None if any is unpriced."""
     total = 0.0
     for requested, by_served in by_requested.items():
@@ -82,8 +97,9 @@ def _served_cost(by_requested: dict[str, dict[str, list[int]]], tier: str | None
     return total
 
 
-def usage_metrics(model: str, stats: Any, prices: Mapping[str, Mapping[str, float]]
-                  ) -> dict[str, Any]:
+def usage_metrics(
+    model: str, stats: Any, prices: Mapping[str, Mapping[str, float]]
+) -> dict[str, Any]:
     """Metrics for a stage's LLM use: calls, cache hits, tokens, rejects, dollars.
 
     ``cost_usd`` is what this run spent; ``saved_usd`` what the cache hits would have cost;
@@ -101,9 +117,15 @@ def usage_metrics(model: str, stats: Any, prices: Mapping[str, Mapping[str, floa
             saved = _served_cost(stats.cached_served_tokens, tier, prices)
         served = stats.served_models()
     priced = spent is not None and saved is not None
-    return {"calls": stats.calls, "cache_hits": stats.cache_hits, "retries": stats.retries,
-            "prompt_tokens": stats.prompt_tokens, "completion_tokens": stats.completion_tokens,
-            "llm_rejects": stats.rejects,
-            "cost_usd": round(spent, 6) if spent is not None else None,
-            "saved_usd": round(saved, 6) if saved is not None else None, "priced": priced,
-            "served_model": ", ".join(served) or None}
+    return {
+        "calls": stats.calls,
+        "cache_hits": stats.cache_hits,
+        "retries": stats.retries,
+        "prompt_tokens": stats.prompt_tokens,
+        "completion_tokens": stats.completion_tokens,
+        "llm_rejects": stats.rejects,
+        "cost_usd": round(spent, 6) if spent is not None else None,
+        "saved_usd": round(saved, 6) if saved is not None else None,
+        "priced": priced,
+        "served_model": ", ".join(served) or None,
+    }

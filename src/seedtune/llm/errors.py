@@ -34,12 +34,17 @@ MAX_MESSAGE = 300
 #: Bodies longer than this are not parsed for nested structures (only their start is read).
 _MAX_PARSE = 20_000
 #: What the message of a bare proxy/ASGI error page says: nothing about the cause.
-_GENERIC = re.compile(r"^(?:\d{3}\s*)?(?:internal server error|bad gateway|service unavailable|"
-                      r"gateway time-?out|not found|error|unknown error)\.?$", re.I)
+_GENERIC = re.compile(
+    r"^(?:\d{3}\s*)?(?:internal server error|bad gateway|service unavailable|"
+    r"gateway time-?out|not found|error|unknown error)\.?$",
+    re.I,
+)
 _LITELLM_TAIL = re.compile(r"\n\s*(?:Received Model Group|Available Model Group|LiteLLM Retried)")
-_KEYLIKE = [(re.compile(r"(?i)\bbearer\s+[^\s'\",;]{8,}"), "Bearer ***"),
-            (re.compile(r"\b(sk|pk|rk)-[A-Za-z0-9_*\-]{6,}"), r"\1-***"),
-            (re.compile(r"(?i)(api[_-]?key['\"]?\s*[:=]\s*['\"]?)[^\s'\",}]+"), r"\1***")]
+_KEYLIKE = [
+    (re.compile(r"(?i)\bbearer\s+[^\s'\",;]{8,}"), "Bearer ***"),
+    (re.compile(r"\b(sk|pk|rk)-[A-Za-z0-9_*\-]{6,}"), r"\1-***"),
+    (re.compile(r"(?i)(api[_-]?key['\"]?\s*[:=]\s*['\"]?)[^\s'\",}]+"), r"\1***"),
+]
 
 
 @dataclass(frozen=True)
@@ -180,8 +185,11 @@ def _unwrap(message: str, fields: list[str], depth: int = 3) -> str:
         return message
     prefix = message[:start].rstrip(_SEP)
     rest = message[end + 1 :].strip()
-    out = f"{prefix}: {_unwrap(found, fields, depth - 1)}" if prefix else \
-        _unwrap(found, fields, depth - 1)
+    out = (
+        f"{prefix}: {_unwrap(found, fields, depth - 1)}"
+        if prefix
+        else _unwrap(found, fields, depth - 1)
+    )
     return f"{out} {rest}" if rest else out
 
 
@@ -193,8 +201,12 @@ def _repr_items(message: str, fields: list[str]) -> str:
     items = []
     for loc, msg in _REPR_ITEM.findall(message):
         parts = _literal(f"({loc})") or ()
-        items.append({"loc": list(parts) if isinstance(parts, tuple) else [parts],
-                      "msg": _literal(msg) or msg})
+        items.append(
+            {
+                "loc": list(parts) if isinstance(parts, tuple) else [parts],
+                "msg": _literal(msg) or msg,
+            }
+        )
     return _validation_items(items, fields)
 
 
@@ -227,33 +239,54 @@ _UNKNOWN_MODEL = re.compile(
     r"not a valid model identifier|server is pinned to|"
     r"\bmodel\b[^.;]{0,120}?\b(?:not found|does not exist|doesn't exist|is not served|"
     r"not served|is not loaded|not loaded|not available on this server)\b|"
-    r"\bmodel[^.;]{0,20}\b(?:does not exist|not found)", re.I)
+    r"\bmodel[^.;]{0,20}\b(?:does not exist|not found)",
+    re.I,
+)
 
 #: An error about one item's content, the same request shape otherwise fine: a reject.
-_ITEM = re.compile(r"content[_ ]?(?:filter|policy|management)|flagged|safety system|"
-                   r"usage polic|maximum context length|context[_ ]length|context window|"
-                   r"exceeds? the (?:available )?context", re.I)
+_ITEM = re.compile(
+    r"content[_ ]?(?:filter|policy|management)|flagged|safety system|"
+    r"usage polic|maximum context length|context[_ ]length|context window|"
+    r"exceeds? the (?:available )?context",
+    re.I,
+)
 
 #: (pattern, hint) for a body that says the request itself is refused; the first match
 #: names the setting. ``{key}``, ``{model}``, ``{max_tokens}`` are filled in.
 _REFUSALS: list[tuple[re.Pattern[str], str]] = [
-    (re.compile(r"response_format|json_schema|json_object|'text'|grammar|\bschema\b", re.I),
-     "the server does not take this structured output: set llm.structured_output to a form "
-     "it takes (json_object_schema, json_object or none)"),
-    (re.compile(r"max_(?:completion_|new_)?tokens|completion tokens", re.I),
-     "lower llm.max_tokens (now {max_tokens}) to what the server allows for {key}={model!r}"),
-    (re.compile(r"system (?:role|message|prompt)|role 'system'|\"system\"|"
-                r"roles must alternate", re.I),
-     "the chat template of {key}={model!r} refuses a system message; set "
-     "llm.system_role: fold (the system message goes into the first user turn)"),
-    (re.compile(r"temperature|top_p|sampling", re.I),
-     "{key}={model!r} refuses the sampling parameters sent; choose another model"),
-    (re.compile(r"validation error|input should be|literal_error|extra inputs are not "
-                r"permitted|extra_forbidden|unsupported|not supported|field required|"
-                r"\bmissing\b|invalid (?:value|param|type|schema|argument|field)|"
-                r"invalid '|is not a valid|must be (?:a|an|one of|less|greater|at)", re.I),
-     "the server refuses the request for {key}={model!r}: check that it speaks OpenAI's chat "
-     "completions API (llm.base_url) and takes this model"),
+    (
+        re.compile(r"response_format|json_schema|json_object|'text'|grammar|\bschema\b", re.I),
+        "the server does not take this structured output: set llm.structured_output to a form "
+        "it takes (json_object_schema, json_object or none)",
+    ),
+    (
+        re.compile(r"max_(?:completion_|new_)?tokens|completion tokens", re.I),
+        "lower llm.max_tokens (now {max_tokens}) to what the server allows for {key}={model!r}",
+    ),
+    (
+        re.compile(
+            r"system (?:role|message|prompt)|role 'system'|\"system\"|"
+            r"roles must alternate",
+            re.I,
+        ),
+        "the chat template of {key}={model!r} refuses a system message; set "
+        "llm.system_role: fold (the system message goes into the first user turn)",
+    ),
+    (
+        re.compile(r"temperature|top_p|sampling", re.I),
+        "{key}={model!r} refuses the sampling parameters sent; choose another model",
+    ),
+    (
+        re.compile(
+            r"validation error|input should be|literal_error|extra inputs are not "
+            r"permitted|extra_forbidden|unsupported|not supported|field required|"
+            r"\bmissing\b|invalid (?:value|param|type|schema|argument|field)|"
+            r"invalid '|is not a valid|must be (?:a|an|one of|less|greater|at)",
+            re.I,
+        ),
+        "the server refuses the request for {key}={model!r}: check that it speaks OpenAI's chat "
+        "completions API (llm.base_url) and takes this model",
+    ),
 ]
 
 
@@ -271,8 +304,9 @@ def item_error(err: ServerError) -> bool:
 _MAX_TOKENS = re.compile(r"max_(?:completion_)?tokens")
 
 
-def refusal_hint(err: ServerError, status: int, key: str, model: str, max_tokens: int
-                 ) -> str | None:
+def refusal_hint(
+    err: ServerError, status: int, key: str, model: str, max_tokens: int
+) -> str | None:
     """The setting to change when the body says the request itself is invalid (the same
     for every item, so neither a retry nor a reject is right); None when it does not say so
     or is about one item's content (:func:`item_error`). A 422 is a validation error by
@@ -293,8 +327,11 @@ def model_ids(body: Any, limit: int = 8) -> list[str]:
     items: Any = body.get("data") or body.get("models") if isinstance(body, dict) else body
     ids: list[str] = []
     for item in items if isinstance(items, list) else ():
-        name = item.get("id") or item.get("name") or item.get("model") \
-            if isinstance(item, dict) else item
+        name = (
+            item.get("id") or item.get("name") or item.get("model")
+            if isinstance(item, dict)
+            else item
+        )
         if isinstance(name, str) and name.strip():
             ids.append(one_line(name, 80))  # a name is quoted in a one-line error
     return ids[:limit]

@@ -33,8 +33,7 @@ class PromptTemplate:
         """Chat messages with every ``$field`` substituted (a missing field is a KeyError)."""
         messages = []
         if self.system:
-            messages.append({"role": "system",
-                             "content": Template(self.system).substitute(fields)})
+            messages.append({"role": "system", "content": Template(self.system).substitute(fields)})
         messages.append({"role": "user", "content": Template(self.user).substitute(fields)})
         return messages
 
@@ -58,8 +57,9 @@ def load_template(name: str) -> PromptTemplate:
 #: The tag that fences untrusted material in the templates (``<참고자료>...</참고자료>``).
 FENCE_TAG = "참고자료"
 # Angle-bracket look-alikes NFKC leaves alone; an LLM reads them as brackets all the same.
-_LOOKALIKES = str.maketrans({**{c: "<" for c in "〈⟨‹«《⧼ᐸ˂❮＜﹤"},
-                             **{c: ">" for c in "〉⟩›»》⧽ᐳ˃❯＞﹥"}})
+_LOOKALIKES = str.maketrans(
+    {**{c: "<" for c in "〈⟨‹«《⧼ᐸ˂❮＜﹤"}, **{c: ">" for c in "〉⟩›»》⧽ᐳ˃❯＞﹥"}}
+)
 _INVISIBLE = re.compile("[\u00ad\u200b-\u200f\u2060-\u2064\ufeff]")
 _SPACED_TAG = r"\s*".join(FENCE_TAG)
 # an opening or closing fence tag, or the tag name right after / before a bracket
@@ -99,5 +99,6 @@ def format_passages(documents: list[dict[str, Any]], top_k: int) -> str:
     """
     if not documents or top_k == 0:
         return "(참고 자료 없음)"
-    return "\n".join(f"[{i}] {fence_safe(d['passage'])}"
-                     for i, d in enumerate(documents[:top_k], 1))
+    return "\n".join(
+        f"[{i}] {fence_safe(d['passage'])}" for i, d in enumerate(documents[:top_k], 1)
+    )

@@ -12,6 +12,6 @@ from seedtune.llm.prompts import format_passages, load_template
 def rag_prompt(question: str, documents: list[dict[str, Any]], top_k: int) -> str:
     """The user turn that carries passages: ``seedtune ask --rag`` asks it, and training with
     ``train.with_passages`` teaches it, in exactly this format."""
-    return load_template("ask_rag").render(question=question,
-                                           passages=format_passages(documents, top_k))[-1][
-        "content"]
+    return load_template("ask_rag").render(
+        question=question, passages=format_passages(documents, top_k)
+    )[-1]["content"]

@@ -62,4 +62,3 @@ class Verdict(_Strict):
 
     verdict: Literal["A", "B", "tie"]
     reason: str
-

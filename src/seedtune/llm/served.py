@@ -63,8 +63,9 @@ def served_key(key: str, served: str) -> str:
     return cache_key({"request": key, "served": identity(served)})
 
 
-def price_name(configured: str, served: str | None, prices: Mapping[str, object],
-               tier: str | None = None) -> str | None:
+def price_name(
+    configured: str, served: str | None, prices: Mapping[str, object], tier: str | None = None
+) -> str | None:
     """The price table's name for an answer served as ``served`` to a request for
     ``configured`` (``name@tier`` first when a service tier is set); None: unpriced."""
     names = [served] if served else []

@@ -32,15 +32,19 @@ Mode = Literal["json_schema", "json_object_schema", "json_object", "none"]
 CONSTRAINED: tuple[str, ...] = ("json_schema", "json_object_schema")
 #: Bumped when :data:`INSTRUCTION` changes: the prompted modes' answers depend on it.
 INSTRUCTION_VERSION = 1
-INSTRUCTION = ("Answer with exactly one JSON object and nothing else (no code fences, no "
-               "prose), matching this JSON schema:\n{schema}")
+INSTRUCTION = (
+    "Answer with exactly one JSON object and nothing else (no code fences, no "
+    "prose), matching this JSON schema:\n{schema}"
+)
 
 
 def response_format(name: str, schema: dict[str, Any], mode: str) -> dict[str, Any] | None:
     """The ``response_format`` of ``mode`` for ``schema`` (None: send no such field)."""
     if mode == "json_schema":
-        return {"type": "json_schema",
-                "json_schema": {"name": name, "schema": schema, "strict": True}}
+        return {
+            "type": "json_schema",
+            "json_schema": {"name": name, "schema": schema, "strict": True},
+        }
     if mode == "json_object_schema":
         return {"type": "json_object", "schema": schema}
     if mode == "json_object":
@@ -48,18 +52,20 @@ def response_format(name: str, schema: dict[str, Any], mode: str) -> dict[str, A
     return None
 
 
-def instructed(messages: list[dict[str, str]], schema: dict[str, Any], mode: str
-               ) -> list[dict[str, str]]:
+def instructed(
+    messages: list[dict[str, str]], schema: dict[str, Any], mode: str
+) -> list[dict[str, str]]:
     """``messages`` as sent in ``mode``: unchanged in the constrained modes; else the
     schema instruction appended to the system message (the first user message when there
     is none), so it reads as part of the task, before the material."""
     if mode in CONSTRAINED:
         return messages
-    text = INSTRUCTION.format(schema=json.dumps(schema, ensure_ascii=False,
-                                                separators=(",", ":")))
+    text = INSTRUCTION.format(schema=json.dumps(schema, ensure_ascii=False, separators=(",", ":")))
     out = [dict(m) for m in messages]
-    target = next((m for m in out if m.get("role") == "system"),
-                  next((m for m in out if m.get("role") == "user"), None))
+    target = next(
+        (m for m in out if m.get("role") == "system"),
+        next((m for m in out if m.get("role") == "user"), None),
+    )
     if target is None:
         return [{"role": "system", "content": text}, *out]
     target["content"] = f"{target['content']}\n\n{text}"
@@ -83,8 +89,9 @@ def ignores_schema(parsed: Any, schema: dict[str, Any]) -> bool:
         return True
     props = schema.get("properties") or {}
     missing = set(schema.get("required") or ()) - set(parsed)
-    extra = set(parsed) - set(props) if props and schema.get("additionalProperties") is False \
-        else set()
+    extra = (
+        set(parsed) - set(props) if props and schema.get("additionalProperties") is False else set()
+    )
     return bool(missing or extra)
 
 

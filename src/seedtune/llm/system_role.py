@@ -24,9 +24,11 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 #: What chat templates and servers say when a conversation may not have a system turn.
-_REFUSALS = re.compile(r"system role (is )?not supported|roles must alternate|"
-                       r"only (the )?user and assistant roles|unsupported role:? .?system",
-                       re.IGNORECASE)
+_REFUSALS = re.compile(
+    r"system role (is )?not supported|roles must alternate|"
+    r"only (the )?user and assistant roles|unsupported role:? .?system",
+    re.IGNORECASE,
+)
 #: Model families whose templates refuse a system turn (folded up front in ``auto``).
 _FOLD_FAMILIES = re.compile(r"gemma", re.IGNORECASE)
 
@@ -67,17 +69,21 @@ class SystemRole:
         self.mode, self.desc = mode, desc
         self.folding = mode == "fold" or (mode == "auto" and folds_up_front(model))
 
-    def refused(self, status: int, text: str, messages: list[dict[str, Any]],
-                base_url: str) -> bool:
+    def refused(
+        self, status: int, text: str, messages: list[dict[str, Any]], base_url: str
+    ) -> bool:
         """Whether this answer refused the system turn of ``messages`` and the request
         should go again folded (``auto`` only; from now on every request is folded)."""
-        if self.mode != "auto" or not has_system(messages) or \
-                not refuses_system_role(status, text):
+        if self.mode != "auto" or not has_system(messages) or not refuses_system_role(status, text):
             return False
         if not self.folding:
-            log.warning("%s: %s refuses system messages (HTTP %d, the model's chat "
-                        "template); folding them into the user turn from now on (set "
-                        "llm.system_role: fold to do so up front)", self.desc, base_url,
-                        status)
+            log.warning(
+                "%s: %s refuses system messages (HTTP %d, the model's chat "
+                "template); folding them into the user turn from now on (set "
+                "llm.system_role: fold to do so up front)",
+                self.desc,
+                base_url,
+                status,
+            )
             self.folding = True
         return True

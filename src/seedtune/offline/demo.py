@@ -35,8 +35,11 @@ log = logging.getLogger(__name__)
 # Credentials for the simulator only, made fresh per process so that a leak test can look
 # for their exact values in every file the pipeline writes (they appear in no source file).
 _TOKEN = secrets.token_hex(8)
-SIM_ENV = {"OPENAI_API_KEY": f"sk-sim-{_TOKEN}", "NAVER_CLIENT_ID": f"sim-id-{_TOKEN}",
-           "NAVER_CLIENT_SECRET": f"sim-secret-{_TOKEN}"}
+SIM_ENV = {
+    "OPENAI_API_KEY": f"sk-sim-{_TOKEN}",
+    "NAVER_CLIENT_ID": f"sim-id-{_TOKEN}",
+    "NAVER_CLIENT_SECRET": f"sim-secret-{_TOKEN}",
+}
 
 #: The file that marks a directory as a demo workspace (only such a directory is replaced).
 MARKER = ".seedtune-demo"
@@ -45,10 +48,19 @@ MARKER = ".seedtune-demo"
 GEMMA_ID = "google/gemma-2b-it"
 E5_ID = "intfloat/multilingual-e5-small"
 
-OUTPUTS = ["params.yaml", "data/questions.jsonl", "data/documents.jsonl", "data/pages.jsonl",
-           "data/ranked.jsonl", "data/instructions.jsonl", "data/instructions.md",
-           "data/instructions.html", "models/adapter", "metrics/train/plots/metrics",
-           "reports/evaluation.md"]
+OUTPUTS = [
+    "params.yaml",
+    "data/questions.jsonl",
+    "data/documents.jsonl",
+    "data/pages.jsonl",
+    "data/ranked.jsonl",
+    "data/instructions.jsonl",
+    "data/instructions.md",
+    "data/instructions.html",
+    "models/adapter",
+    "metrics/train/plots/metrics",
+    "reports/evaluation.md",
+]
 
 
 def sim_config(**overrides: Any) -> Any:
@@ -56,16 +68,25 @@ def sim_config(**overrides: Any) -> Any:
     with the reference judge (longer, reference-like answers win), so the win rate moves."""
     from seedtune.offline.sim import SimConfig
 
-    return SimConfig(**{"openai_api_key": SIM_ENV["OPENAI_API_KEY"],
-                        "naver_client_id": SIM_ENV["NAVER_CLIENT_ID"],
-                        "naver_client_secret": SIM_ENV["NAVER_CLIENT_SECRET"],
-                        "judge": "reference", **overrides})
+    return SimConfig(
+        **{
+            "openai_api_key": SIM_ENV["OPENAI_API_KEY"],
+            "naver_client_id": SIM_ENV["NAVER_CLIENT_ID"],
+            "naver_client_secret": SIM_ENV["NAVER_CLIENT_SECRET"],
+            "judge": "reference",
+            **overrides,
+        }
+    )
 
 
 def repo_files(repo: Path) -> list[str]:
     """Files git tracks or would track (not ignored) in ``repo``."""
-    out = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-                         cwd=repo, check=True, capture_output=True).stdout.decode()
+    out = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=repo,
+        check=True,
+        capture_output=True,
+    ).stdout.decode()
     return [f for f in out.split("\0") if f and (repo / f).is_file()]
 
 
@@ -86,8 +107,13 @@ def local_config(sim_url: str, models: Any, page_origins: Iterable[str]) -> dict
         "search": {"base_url": sim_url, "rps": 1000},
         # the simulator's page hosts are loopback: polite pacing would only slow the demo;
         # the crawler refuses loopback addresses but these exact ones (not 127.0.0.0/8)
-        "crawl": {"host_rps": 50, "per_host": 4, "timeout_s": 10, "max_retries": 1,
-                  "allow_networks": sorted(host_port(url) for url in page_origins)},
+        "crawl": {
+            "host_rps": 50,
+            "per_host": 4,
+            "timeout_s": 10,
+            "max_retries": 1,
+            "allow_networks": sorted(host_port(url) for url in page_origins),
+        },
         "rank": {"device": "cpu"},
         "models": {GEMMA_ID: str(models.gemma), E5_ID: str(models.e5)},
     }
@@ -104,15 +130,23 @@ def demo_params() -> dict[str, Any]:
         "search.categories": ["blog", "news"],
         # a random-weight model needs a high learning rate for the tuned answers to visibly
         # differ from the base model's within a demo's few steps
-        "train.max_steps": 40, "train.optim.lr": 0.01, "train.logging_steps": 2,
-        "train.eval_steps": 10, "train.max_length": 256,
-        "evaluate.max_new_tokens": 32, "evaluate.max_questions": 12,
+        "train.max_steps": 40,
+        "train.optim.lr": 0.01,
+        "train.logging_steps": 2,
+        "train.eval_steps": 10,
+        "train.max_length": 256,
+        "evaluate.max_new_tokens": 32,
+        "evaluate.max_questions": 12,
     }
 
 
-def prepare_workspace(repo: Path, dest: Path, local: dict[str, Any] | None,
-                      seeds: list[str] | None = None,
-                      params: dict[str, Any] | None = None) -> Path:
+def prepare_workspace(
+    repo: Path,
+    dest: Path,
+    local: dict[str, Any] | None,
+    seeds: list[str] | None = None,
+    params: dict[str, Any] | None = None,
+) -> Path:
     """A fresh git + DVC workspace at ``dest``: ``repo``'s files, ``local`` machine settings
     in conf/local/default.yaml, and ``params`` (dotted keys) written into its conf/ files.
 
@@ -136,10 +170,22 @@ def prepare_workspace(repo: Path, dest: Path, local: dict[str, Any] | None,
     if local is not None:
         (dest / "conf" / "local").mkdir(parents=True, exist_ok=True)
         (dest / "conf" / "local" / "default.yaml").write_text(
-            yaml.safe_dump(local, allow_unicode=True, sort_keys=False), encoding="utf-8")
-    for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
-                ["git", "-c", "user.name=seedtune", "-c", "user.email=demo@seedtune.invalid",
-                 "commit", "-qm", "seedtune workspace"]):
+            yaml.safe_dump(local, allow_unicode=True, sort_keys=False), encoding="utf-8"
+        )
+    for cmd in (
+        ["git", "init", "-q"],
+        ["git", "add", "-A"],
+        [
+            "git",
+            "-c",
+            "user.name=seedtune",
+            "-c",
+            "user.email=demo@seedtune.invalid",
+            "commit",
+            "-qm",
+            "seedtune workspace",
+        ],
+    ):
         subprocess.run(cmd, cwd=dest, check=True)
     return dest
 
@@ -153,12 +199,16 @@ def check_workdir(repo: Path, dest: Path) -> None:
     dest, here = dest.resolve(), Path.cwd().resolve()
     for inside in (repo.resolve(), here):
         if inside == dest or dest in inside.parents:
-            raise ConfigError(f"--workdir {dest}: holds {inside}; the demo replaces its "
-                              "workdir, so pick a scratch directory such as .cache/demo")
+            raise ConfigError(
+                f"--workdir {dest}: holds {inside}; the demo replaces its "
+                "workdir, so pick a scratch directory such as .cache/demo"
+            )
     if dest.is_dir() and any(dest.iterdir()) and not (dest / MARKER).is_file():
         what = "a git repository" if (dest / ".git").exists() else "files the demo did not make"
-        raise ConfigError(f"--workdir {dest}: holds {what}; the demo replaces its workdir, so "
-                          "pick an empty or new directory")
+        raise ConfigError(
+            f"--workdir {dest}: holds {what}; the demo replaces its workdir, so "
+            "pick an empty or new directory"
+        )
     if dest.exists() and not dest.is_dir():
         raise ConfigError(f"--workdir {dest}: is a file")
 
@@ -167,8 +217,15 @@ def tool_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     """Environment for dvc subprocesses: this interpreter's bin dir first on PATH, offline."""
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    env.update({"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM":
-                "false", "DVC_NO_ANALYTICS": "1", "PYTHONUNBUFFERED": "1"})
+    env.update(
+        {
+            "HF_HUB_OFFLINE": "1",
+            "TRANSFORMERS_OFFLINE": "1",
+            "TOKENIZERS_PARALLELISM": "false",
+            "DVC_NO_ANALYTICS": "1",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     env.update(extra or {})
     return env
 
@@ -184,28 +241,36 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     repo = Path.cwd()
     if not (repo / "dvc.yaml").is_file():
-        print("seedtune demo: error: run it from the repository root (no dvc.yaml here)",
-              file=sys.stderr)
+        print(
+            "seedtune demo: error: run it from the repository root (no dvc.yaml here)",
+            file=sys.stderr,
+        )
         return 2
     check_workdir(repo, Path(args.workdir))  # before minutes of model building
     t0 = time.perf_counter()
     models = build_tiny_models(Path(args.models).resolve())
     with SimServer(sim_config()) as sim:
-        work = prepare_workspace(repo, Path(args.workdir).resolve(),
-                                 local_config(sim.url, models, sim.page_origins.values()),
-                                 params=demo_params())
+        work = prepare_workspace(
+            repo,
+            Path(args.workdir).resolve(),
+            local_config(sim.url, models, sim.page_origins.values()),
+            params=demo_params(),
+        )
         save_sim_state(work, sim)
         log.info("workspace %s, simulators at %s", work, sim.url)
         env = tool_env(SIM_ENV)
         rc = subprocess.run(["dvc", "repro"], cwd=work, env=env).returncode
         if rc != 0:
-            print(f"seedtune demo: error: `dvc repro` failed (exit {rc}) in {work}",
-                  file=sys.stderr)
+            print(
+                f"seedtune demo: error: `dvc repro` failed (exit {rc}) in {work}", file=sys.stderr
+            )
             return rc
         calls = sim.stats()
         calls["pages"] = {k: v for k, v in calls["pages"].items() if k != "by_url"}
-        print(f"\nDemo pipeline finished in {time.perf_counter() - t0:.0f} s "
-              f"(simulator calls: {calls}).\nOutputs in {work}:")
+        print(
+            f"\nDemo pipeline finished in {time.perf_counter() - t0:.0f} s "
+            f"(simulator calls: {calls}).\nOutputs in {work}:"
+        )
         for rel in OUTPUTS:
             print(f"  {work / rel}")
         print("\n$ dvc metrics show")
@@ -218,8 +283,10 @@ def main(argv: list[str] | None = None) -> int:
 def next_steps(work: Path) -> str:
     """The demo's last lines: how to keep working in its workspace."""
     venv = Path(sys.executable).parent
-    return (f"\nThe simulator stopped with the demo. To keep working in the workspace, bring it "
-            f"back (same ports,\nthe keys in {work / '.env'}) and follow the README there:\n"
-            f"  seedtune sim --workspace {work} &\n"
-            f"  cd {work} && source {venv / 'activate'}\n"
-            f"  dvc exp run -S train.lora.r=8 && dvc exp show\n")
+    return (
+        f"\nThe simulator stopped with the demo. To keep working in the workspace, bring it "
+        f"back (same ports,\nthe keys in {work / '.env'}) and follow the README there:\n"
+        f"  seedtune sim --workspace {work} &\n"
+        f"  cd {work} && source {venv / 'activate'}\n"
+        f"  dvc exp run -S train.lora.r=8 && dvc exp show\n"
+    )

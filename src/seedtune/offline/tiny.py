@@ -275,11 +275,11 @@ def _pretrain_chat(model, tokenizer, lines: list[str]) -> None:
     pairs = [(lines[i], lines[(i + 1) % len(lines)]) for i in range(len(lines))]
     rows: list[tuple[list[int], int]] = []  # (token ids, how many of them are the answer)
     for q, a in pairs:
-        prompt = tokenizer.apply_chat_template([{"role": "user", "content": q}],
-                                               tokenize=False, add_generation_prompt=True)
+        prompt = tokenizer.apply_chat_template(
+            [{"role": "user", "content": q}], tokenize=False, add_generation_prompt=True
+        )
         ids = tokenizer(prompt + a + END_OF_TURN + "\n", add_special_tokens=False)["input_ids"]
-        rows.append((ids, len(ids) - len(tokenizer(prompt, add_special_tokens=False)
-                                         ["input_ids"])))
+        rows.append((ids, len(ids) - len(tokenizer(prompt, add_special_tokens=False)["input_ids"])))
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -294,13 +294,14 @@ def _pretrain_chat(model, tokenizer, lines: list[str]) -> None:
             mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids, _ in chunk])
             labels = torch.full_like(input_ids, -100)
             for r, (_, n) in enumerate(chunk):
-                labels[r, width - n:] = input_ids[r, width - n:]
+                labels[r, width - n :] = input_ids[r, width - n :]
             loss = model(input_ids=input_ids, attention_mask=mask, labels=labels).loss
             loss.backward()
             optim.step()
             optim.zero_grad(set_to_none=True)
-        logger.info("tiny gemma chat pre-training: %d steps, last loss %.2f", PRETRAIN_STEPS,
-                    float(loss))
+        logger.info(
+            "tiny gemma chat pre-training: %d steps, last loss %.2f", PRETRAIN_STEPS, float(loss)
+        )
     finally:
         torch.set_num_threads(threads)
 

@@ -38,8 +38,10 @@ _SHARED = ipaddress.ip_network("100.64.0.0/10")  # carrier-grade NAT (RFC 6598)
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")  # RFC 6052: the last 32 bits are IPv4
 _NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")  # RFC 8215: local-use translators
 _IPV4_COMPATIBLE = ipaddress.ip_network("::/96")  # deprecated ::a.b.c.d (RFC 4291)
-_HOST_PORT = re.compile(r"^(?:\[(?P<v6>[0-9A-Fa-f:.%]+)\]|(?P<host>[A-Za-z0-9._-]+)):"
-                        r"(?P<port>\d{1,5})$")
+_HOST_PORT = re.compile(
+    r"^(?:\[(?P<v6>[0-9A-Fa-f:.%]+)\]|(?P<host>[A-Za-z0-9._-]+)):"
+    r"(?P<port>\d{1,5})$"
+)
 _NAME = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?:\.(?!-)[A-Za-z0-9-]{1,63})*\.?$")
 
 
@@ -63,10 +65,16 @@ def refusal(address: str | IPAddress) -> str | None:
             return "IPv4-compatible (deprecated)"
         if ip.is_site_local:  # deprecated fec0::/10, which Python counts as global
             return "site-local"
-    checks = (("unspecified", ip.is_unspecified), ("loopback", ip.is_loopback),
-              ("link-local", ip.is_link_local), ("multicast", ip.is_multicast),
-              ("shared (100.64.0.0/10)", ip in _SHARED), ("private", ip.is_private),
-              ("reserved", ip.is_reserved), ("not globally routable", not ip.is_global))
+    checks = (
+        ("unspecified", ip.is_unspecified),
+        ("loopback", ip.is_loopback),
+        ("link-local", ip.is_link_local),
+        ("multicast", ip.is_multicast),
+        ("shared (100.64.0.0/10)", ip in _SHARED),
+        ("private", ip.is_private),
+        ("reserved", ip.is_reserved),
+        ("not globally routable", not ip.is_global),
+    )
     return next((why for why, hit in checks if hit), None)
 
 
@@ -103,8 +111,11 @@ class AddressPolicy:
     """Public addresses, plus the networks and exact addresses ``crawl.allow_networks``
     allows; see the module docstring."""
 
-    def __init__(self, networks: Iterable[ipaddress.IPv4Network | ipaddress.IPv6Network] = (),
-                 exact: Iterable[tuple[str, int]] = ()) -> None:
+    def __init__(
+        self,
+        networks: Iterable[ipaddress.IPv4Network | ipaddress.IPv6Network] = (),
+        exact: Iterable[tuple[str, int]] = (),
+    ) -> None:
         self.networks = list(networks)
         self.exact_ips: set[tuple[IPAddress, int]] = set()
         self.exact_names: set[tuple[str, int]] = set()
@@ -116,8 +127,9 @@ class AddressPolicy:
         """The policy ``crawl.allow_networks`` describes; a bad entry is a one-line
         :class:`ConfigError` naming the setting."""
         if isinstance(entries, str | bytes):
-            raise ConfigError(f"{SETTING}: expected a list, e.g. [\"127.0.0.1:8080\"], "
-                              f"got {entries!r}")
+            raise ConfigError(
+                f'{SETTING}: expected a list, e.g. ["127.0.0.1:8080"], got {entries!r}'
+            )
         policy = cls()
         for entry in entries:
             text = entry.strip() if isinstance(entry, str) else None
@@ -130,7 +142,8 @@ class AddressPolicy:
                     ok = isinstance(ip, ipaddress.IPv6Address)
                 else:  # an IPv4 address, or a name that is not all digits (aiohttp's IPs)
                     ok = isinstance(ip, ipaddress.IPv4Address) or bool(
-                        ip is None and _NAME.match(host) and not host.replace(".", "").isdigit())
+                        ip is None and _NAME.match(host) and not host.replace(".", "").isdigit()
+                    )
                 if ok and 0 < port < 65536:
                     policy.allow_exact(host, port)
                     continue
@@ -140,8 +153,10 @@ class AddressPolicy:
                     continue
                 except ValueError:
                     pass
-            raise ConfigError(f"{SETTING}: {entry!r} is neither a network (127.0.0.0/8, "
-                              "::1/128) nor a host:port (127.0.0.1:8080, [::1]:8080)")
+            raise ConfigError(
+                f"{SETTING}: {entry!r} is neither a network (127.0.0.0/8, "
+                "::1/128) nor a host:port (127.0.0.1:8080, [::1]:8080)"
+            )
         return policy
 
     def allow_exact(self, host: str, port: int) -> None:
@@ -157,8 +172,7 @@ class AddressPolicy:
         """Whether ``host:port`` is allowed by name, whatever it resolves to."""
         return (host.rstrip(".").lower(), port) in self.exact_names
 
-    def refusal(self, address: str | IPAddress, port: int, host: str | None = None
-                ) -> str | None:
+    def refusal(self, address: str | IPAddress, port: int, host: str | None = None) -> str | None:
         """Why a connection to ``address:port`` (reached by the name ``host``) is refused,
         or None when it is allowed."""
         ip = ipaddress.ip_address(address) if isinstance(address, str) else address
@@ -200,8 +214,9 @@ class GuardedResolver:
         self.policy = policy
         self.inner = inner if inner is not None else DefaultResolver()
 
-    async def resolve(self, host: str, port: int = 0, family: int = socket.AF_INET
-                      ) -> list[dict[str, Any]]:
+    async def resolve(
+        self, host: str, port: int = 0, family: int = socket.AF_INET
+    ) -> list[dict[str, Any]]:
         """The allowed addresses of ``host`` (aiohttp's ``ResolveResult`` dicts)."""
         results = await self.inner.resolve(host, port, family=family)
         kept, why = [], ""

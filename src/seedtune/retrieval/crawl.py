@@ -45,12 +45,18 @@ EXTRACTION_PACKAGES = ("trafilatura", "lxml", "htmldate", "justext")
 
 def fetch_settings(c: CrawlConfig) -> FetchSettings:
     """The fetcher's settings from the ``crawl`` section (params and machine settings)."""
-    return FetchSettings(user_agent=c.user_agent, concurrency=c.concurrency,
-                         per_host=c.per_host, host_rps=c.host_rps, timeout_s=c.timeout_s,
-                         max_retries=c.max_retries, max_bytes=c.max_bytes,
-                         respect_robots=c.respect_robots,
-                         allow_networks=tuple(c.allow_networks),
-                         max_crawl_delay_s=c.max_crawl_delay_s)
+    return FetchSettings(
+        user_agent=c.user_agent,
+        concurrency=c.concurrency,
+        per_host=c.per_host,
+        host_rps=c.host_rps,
+        timeout_s=c.timeout_s,
+        max_retries=c.max_retries,
+        max_bytes=c.max_bytes,
+        respect_robots=c.respect_robots,
+        allow_networks=tuple(c.allow_networks),
+        max_crawl_delay_s=c.max_crawl_delay_s,
+    )
 
 
 def select_links(rows: Iterable[dict[str, Any]], per_question: int) -> list[str]:
@@ -62,8 +68,11 @@ def select_links(rows: Iterable[dict[str, Any]], per_question: int) -> list[str]
         by_category: dict[str, list[dict[str, Any]]] = {}
         for doc in row["documents"]:
             by_category.setdefault(str(doc.get("category")), []).append(doc)
-        interleaved = [d for d in chain.from_iterable(zip_longest(*by_category.values()))
-                       if d is not None and d.get("link")]
+        interleaved = [
+            d
+            for d in chain.from_iterable(zip_longest(*by_category.values()))
+            if d is not None and d.get("link")
+        ]
         links += [d["link"] for d in interleaved[:per_question]]
     return list(dict.fromkeys(links))
 
@@ -73,15 +82,22 @@ def page_record(link: str, outcome: dict[str, Any], min_chars: int) -> dict[str,
     extractor, charset, replaced_chars, pii_masked}``; ``text`` and what describes it only
     when ``status`` is ``ok``; ``replaced_chars`` (bytes decoding replaced) only when some
     were, ``pii_masked`` only when something was."""
-    row: dict[str, Any] = {"link": link, "status": outcome["status"],
-                           "final_url": outcome.get("final_url")}
+    row: dict[str, Any] = {
+        "link": link,
+        "status": outcome["status"],
+        "final_url": outcome.get("final_url"),
+    }
     if outcome["status"] == "ok":
         page = page_text(outcome["html"], outcome.get("final_url") or link, min_chars)
         if len(page.text) < min_chars:
             row["status"] = "empty"
         else:
-            row.update(text=page.text, chars=len(page.text), extractor=page.extractor,
-                       charset=outcome.get("charset"))
+            row.update(
+                text=page.text,
+                chars=len(page.text),
+                extractor=page.extractor,
+                charset=outcome.get("charset"),
+            )
             # outcomes cached before the count was kept lack it: nothing known, none
             if outcome.get("replaced_chars"):
                 row["replaced_chars"] = int(outcome["replaced_chars"])
@@ -90,8 +106,7 @@ def page_record(link: str, outcome: dict[str, Any], min_chars: int) -> dict[str,
     return row
 
 
-def page_records(outcomes: dict[str, dict[str, Any]], min_chars: int
-                 ) -> list[dict[str, Any]]:
+def page_records(outcomes: dict[str, dict[str, Any]], min_chars: int) -> list[dict[str, Any]]:
     """:func:`page_record` of each ``{link: outcome}``, in order."""
     return [page_record(link, outcome, min_chars) for link, outcome in outcomes.items()]
 
@@ -100,10 +115,13 @@ def rows_fingerprint(c: CrawlConfig) -> str:
     """What a derived page row depends on besides the page: the params that change what is
     kept (``min_chars``, ``max_bytes``, ``respect_robots``), ``crawl.allow_networks`` when
     set, and the extraction code and library versions. 12 hex digits."""
-    code = code_fingerprint([page_module, pii, text, sys.modules[__name__]],
-                            EXTRACTION_PACKAGES)
-    key: dict[str, Any] = {"min_chars": c.min_chars, "max_bytes": c.max_bytes,
-                           "respect_robots": c.respect_robots, "code": code}
+    code = code_fingerprint([page_module, pii, text, sys.modules[__name__]], EXTRACTION_PACKAGES)
+    key: dict[str, Any] = {
+        "min_chars": c.min_chars,
+        "max_bytes": c.max_bytes,
+        "respect_robots": c.respect_robots,
+        "code": code,
+    }
     if c.allow_networks:  # a link refused as blocked_address is asked again once allowed
         key["allow_networks"] = sorted(c.allow_networks)
     return cache_key(key)[:12]
@@ -128,8 +146,9 @@ class CrawlResult:
     already derived before this run.
     """
 
-    def __init__(self, links: list[str], rows: ResponseCache, fetcher: PageFetcher,
-                 min_chars: int) -> None:
+    def __init__(
+        self, links: list[str], rows: ResponseCache, fetcher: PageFetcher, min_chars: int
+    ) -> None:
         self.links, self.rows, self.fetcher, self.min_chars = links, rows, fetcher, min_chars
         self.transient: dict[str, dict[str, Any]] = {}
         self.from_rows = 0
@@ -139,8 +158,7 @@ class CrawlResult:
         todo = [link for link in self.links if row_key(link) not in self.rows]
         self.from_rows = len(self.links) - len(todo)
         if self.from_rows:
-            log.info("crawl: %d of %d page rows already derived", self.from_rows,
-                     len(self.links))
+            log.info("crawl: %d of %d page rows already derived", self.from_rows, len(self.links))
         self.fetcher.fetch_each(todo, self._derive)
         return self
 
@@ -156,9 +174,14 @@ class CrawlResult:
         """Whether not one page host answered (every link unreachable, or behind a
         robots.txt that was). A link left for another run because its host asks for a
         Crawl-delay over the cap is the site's answer, no sign of this network."""
-        return bool(self.links) and len(self.transient) == len(self.links) and all(
-            row["status"] in ("unreachable", "robots_unavailable")
-            for row in self.transient.values())
+        return (
+            bool(self.links)
+            and len(self.transient) == len(self.links)
+            and all(
+                row["status"] in ("unreachable", "robots_unavailable")
+                for row in self.transient.values()
+            )
+        )
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         for link in self.links:
@@ -214,8 +237,9 @@ class PageTally:
         }
 
 
-def crawl_metrics(rows: Iterable[dict[str, Any]], fetcher: PageFetcher, from_rows: int = 0
-                  ) -> dict[str, Any]:
+def crawl_metrics(
+    rows: Iterable[dict[str, Any]], fetcher: PageFetcher, from_rows: int = 0
+) -> dict[str, Any]:
     """metrics/crawl.json of ``rows`` (see :class:`PageTally`)."""
     tally = PageTally()
     for row in rows:
@@ -223,8 +247,9 @@ def crawl_metrics(rows: Iterable[dict[str, Any]], fetcher: PageFetcher, from_row
     return tally.metrics(fetcher, from_rows)
 
 
-def crawl(rows: list[dict[str, Any]], per_question: int, min_chars: int, fetcher: PageFetcher
-          ) -> list[dict[str, Any]]:
+def crawl(
+    rows: list[dict[str, Any]], per_question: int, min_chars: int, fetcher: PageFetcher
+) -> list[dict[str, Any]]:
     """Fetch (or read from the cache) the selected pages of ``rows``; their records."""
     links = select_links(rows, per_question)
     return page_records(fetcher.fetch_all(links), min_chars) if links else []
@@ -234,9 +259,11 @@ def check_reachable(result: CrawlResult) -> None:
     """Raise :class:`ServiceError` when not one page host answered: this machine's network,
     not the sites (and nothing was cached, so the next run asks again)."""
     if result.unreachable():
-        raise ServiceError(f"no page could be reached ({result.links[0]} and "
-                           f"{len(result.links) - 1} more); check this machine's network or "
-                           "proxy")
+        raise ServiceError(
+            f"no page could be reached ({result.links[0]} and "
+            f"{len(result.links) - 1} more); check this machine's network or "
+            "proxy"
+        )
 
 
 def write_pages(result: CrawlResult, pages: Path | str, rejects: Path | str) -> PageTally:

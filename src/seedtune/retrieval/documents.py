@@ -142,8 +142,11 @@ def check_rows(rows: list[Any], source: str = "data/documents.jsonl") -> None:
 def check_row(row: Any, n: int, source: str = "data/documents.jsonl") -> None:
     """Raise InputError naming row ``n`` (1-based) of ``source`` unless it is ``{question:
     str, documents: list}`` (:func:`check_rows` for one row of a stream)."""
-    if not (isinstance(row, dict) and isinstance(row.get("question"), str)
-            and isinstance(row.get("documents"), list)):
+    if not (
+        isinstance(row, dict)
+        and isinstance(row.get("question"), str)
+        and isinstance(row.get("documents"), list)
+    ):
         raise InputError(f"{source}: row {n} is not {{question: str, documents: [...]}}")
 
 

@@ -45,9 +45,11 @@ log = logging.getLogger(__name__)
 
 #: Texts whose embeddings identify an encoder: its weights, tokenizer, pooling and dtype all
 #: show in them (Korean and English, with each e5 prefix).
-PROBES = ("query: 전세 계약 전에 확인할 서류는 무엇인가요?",
-          "passage: 확정일자와 전입신고로 대항력을 갖춘 임차인은 보증금을 보호받는다.",
-          "query: What does a lease registration protect?")
+PROBES = (
+    "query: 전세 계약 전에 확인할 서류는 무엇인가요?",
+    "passage: 확정일자와 전입신고로 대항력을 갖춘 임차인은 보증금을 보호받는다.",
+    "query: What does a lease registration protect?",
+)
 
 SHARD_SUFFIX = ".emb"
 MAGIC = b"SEEDEMB1"
@@ -72,14 +74,22 @@ def encoder_fingerprint(model: Any) -> str:
     does not split the store), the parameter dtype and the truncation length, which the
     short probes cannot reveal. Costs one small encode.
     """
-    vecs = np.asarray(model.encode(list(PROBES), prompt="", convert_to_numpy=True,
-                                   show_progress_bar=False), dtype=np.float64)
+    vecs = np.asarray(
+        model.encode(list(PROBES), prompt="", convert_to_numpy=True, show_progress_bar=False),
+        dtype=np.float64,
+    )
     try:
         dtype = str(next(model.parameters()).dtype)
     except (AttributeError, StopIteration, TypeError):
         dtype = "unknown"
-    meta = json.dumps({"dtype": dtype, "max_seq_length": getattr(model, "max_seq_length", None),
-                       "dim": int(vecs.shape[1])}, sort_keys=True)
+    meta = json.dumps(
+        {
+            "dtype": dtype,
+            "max_seq_length": getattr(model, "max_seq_length", None),
+            "dim": int(vecs.shape[1]),
+        },
+        sort_keys=True,
+    )
     digest = hashlib.sha256(meta.encode("utf-8"))
     digest.update(np.round(vecs, 4).astype("<f8").tobytes())
     return digest.hexdigest()[:16]
@@ -88,8 +98,14 @@ def encoder_fingerprint(model: Any) -> str:
 def _prefixes(keys: bytes) -> np.ndarray:
     """The first 8 bytes of each 32-byte key in ``keys``, as uint64 (what the index sorts):
     big-endian, so that keys in byte order give sorted prefixes."""
-    return np.frombuffer(keys, dtype=np.uint8).reshape(-1, KEY_BYTES)[:, :8].copy().view(
-        ">u8").ravel().astype(np.uint64)
+    return (
+        np.frombuffer(keys, dtype=np.uint8)
+        .reshape(-1, KEY_BYTES)[:, :8]
+        .copy()
+        .view(">u8")
+        .ravel()
+        .astype(np.uint64)
+    )
 
 
 def _record(key: bytes, vec: np.ndarray) -> bytes:
@@ -131,8 +147,12 @@ class EmbeddingStore:
         self._migrate_npz()
         self._load()
         if len(self._prefix):
-            log.info("%d stored embeddings for this encoder in %s (%d shards)", len(self),
-                     self.dir, len(self._shards))
+            log.info(
+                "%d stored embeddings for this encoder in %s (%d shards)",
+                len(self),
+                self.dir,
+                len(self._shards),
+            )
 
     # -- the index -------------------------------------------------------------------------
     def _load(self) -> None:
@@ -146,10 +166,16 @@ class EmbeddingStore:
                 parts.append((_prefixes(keys[0]), len(self._shards)))
                 self._shards.append(keys[1])
         prefix = np.concatenate([p for p, _ in parts]) if parts else np.zeros(0, "<u8")
-        shard = np.concatenate([np.full(len(p), s, np.uint32) for p, s in parts]
-                               ) if parts else np.zeros(0, np.uint32)
-        row = np.concatenate([np.arange(len(p), dtype=np.uint32) for p, _ in parts]
-                             ) if parts else np.zeros(0, np.uint32)
+        shard = (
+            np.concatenate([np.full(len(p), s, np.uint32) for p, s in parts])
+            if parts
+            else np.zeros(0, np.uint32)
+        )
+        row = (
+            np.concatenate([np.arange(len(p), dtype=np.uint32) for p, _ in parts])
+            if parts
+            else np.zeros(0, np.uint32)
+        )
         order = np.argsort(prefix, kind="stable")
         self._prefix, self._shard, self._row = prefix[order], shard[order], row[order]
         # 0: stored by an earlier run and not yet counted in `reused`; 1: counted, or new
@@ -176,8 +202,7 @@ class EmbeddingStore:
             log.warning("ignoring damaged embedding shard %s (%s)", path, exc)
             return None
         if _footer(keys, dim, count)[-4:] != struct.pack("<I", crc):
-            log.warning("ignoring damaged embedding shard %s (its keys fail their checksum)",
-                        path)
+            log.warning("ignoring damaged embedding shard %s (its keys fail their checksum)", path)
             return None
         return keys, shard
 
@@ -221,16 +246,18 @@ class EmbeddingStore:
             data = os.pread(self._fd(shard_id), shard.record, row * shard.record)
         except OSError:
             data = b""
-        intact = (len(data) == shard.record
-                  and struct.unpack("<I", data[-4:])[0] == zlib.crc32(data[:-4]))
+        intact = len(data) == shard.record and struct.unpack("<I", data[-4:])[0] == zlib.crc32(
+            data[:-4]
+        )
         if intact and data[:KEY_BYTES] == key:
             return np.frombuffer(data, dtype="<f4", count=shard.dim, offset=KEY_BYTES)
         if intact:
             return None  # another text whose key starts alike: not this one's vector
         if not shard.warned:
             shard.warned = True
-            log.warning("embedding shard %s: a damaged vector (row %d), encoding it again",
-                        shard.path, row)
+            log.warning(
+                "embedding shard %s: a damaged vector (row %d), encoding it again", shard.path, row
+            )
         return None
 
     def _fd(self, shard_id: int) -> int:
@@ -263,8 +290,11 @@ class EmbeddingStore:
         keys = sorted(self._pending)
         dim = int(self._pending[keys[0]].shape[0])
         block = b"".join(keys)
-        data = b"".join(_record(k, self._pending[k]) for k in keys) + block + _footer(
-            block, dim, len(keys))
+        data = (
+            b"".join(_record(k, self._pending[k]) for k in keys)
+            + block
+            + _footer(block, dim, len(keys))
+        )
         path = self.dir / f"{hashlib.sha256(block).hexdigest()[:16]}{SHARD_SUFFIX}"
         # not fsynced: a shard lost to a power cut is only encoded again
         atomic_write_bytes(path, data, durable=False)
@@ -319,8 +349,11 @@ class EmbeddingStore:
                         for _ in range(shard.count):
                             data = fh.read(shard.record)
                             key = data[:KEY_BYTES]
-                            if (len(data) != shard.record or key in seen or
-                                    struct.unpack("<I", data[-4:])[0] != zlib.crc32(data[:-4])):
+                            if (
+                                len(data) != shard.record
+                                or key in seen
+                                or struct.unpack("<I", data[-4:])[0] != zlib.crc32(data[:-4])
+                            ):
                                 continue
                             seen.add(key)
                             keys.append(key)
@@ -369,8 +402,12 @@ class EmbeddingStore:
         self._write_pending()
         for path in legacy:
             path.unlink(missing_ok=True)
-        log.info("moved %d stored embeddings in %s from %d .npz files into the shard layout",
-                 moved, self.dir, len(legacy))
+        log.info(
+            "moved %d stored embeddings in %s from %d .npz files into the shard layout",
+            moved,
+            self.dir,
+            len(legacy),
+        )
 
     def _write_pending(self) -> None:
         """:meth:`flush` before the index exists (while migrating)."""

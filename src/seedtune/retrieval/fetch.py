@@ -107,23 +107,42 @@ CODE_BOUND = frozenset({"fetch_error"})
 BLOCKED = "blocked_address"
 #: The origin whose robots.txt the current task fetches (set in that task only): a refused
 #: hop on the way to it refuses the origin's pages.
-_ROBOTS_OF: contextvars.ContextVar[str | None] = contextvars.ContextVar("robots_of",
-                                                                        default=None)
-_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""",
-                           re.IGNORECASE)
+_ROBOTS_OF: contextvars.ContextVar[str | None] = contextvars.ContextVar("robots_of", default=None)
+_META_CHARSET = re.compile(
+    rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.IGNORECASE
+)
 _FRAME_TAG = re.compile(r"<i?frame\b[^>]*>", re.IGNORECASE)
 _ATTR = r"""\b{}\s*=\s*["']([^"']*)["']"""
 # CP949 is the superset every Korean site's "EUC-KR" really is (unified Hangul code)
-_ALIASES = {"euc-kr": "cp949", "euc_kr": "cp949", "ks_c_5601-1987": "cp949", "ksc5601": "cp949",
-            "x-windows-949": "cp949", "windows-949": "cp949", "ms949": "cp949"}
+_ALIASES = {
+    "euc-kr": "cp949",
+    "euc_kr": "cp949",
+    "ks_c_5601-1987": "cp949",
+    "ksc5601": "cp949",
+    "x-windows-949": "cp949",
+    "windows-949": "cp949",
+    "ms949": "cp949",
+}
 #: What a charset label may look like (WHATWG's labels are all of these characters).
 _LABEL = re.compile(r"[a-z0-9._:-]{1,40}")
 #: Text codecs Python has that no browser decodes a page with (WHATWG's Encoding Standard
 #: lists none of them): they raise on any input (``undefined``), read escapes or
 #: hostnames rather than text, or are refused for safety (UTF-7). A declaration of one
 #: is ignored, as a browser ignores a label it does not know.
-_NOT_WEB = frozenset({"undefined", "idna", "punycode", "unicode-escape", "raw-unicode-escape",
-                      "utf-7", "charmap", "utf-32", "utf-32-le", "utf-32-be"})
+_NOT_WEB = frozenset(
+    {
+        "undefined",
+        "idna",
+        "punycode",
+        "unicode-escape",
+        "raw-unicode-escape",
+        "utf-7",
+        "charmap",
+        "utf-32",
+        "utf-32-le",
+        "utf-32-be",
+    }
+)
 _C0_AND_SPACE = "".join(map(chr, range(0x21)))
 _HOST = re.compile(r"[a-z0-9_-]{1,63}(?:\.[a-z0-9_-]{1,63})*\.?")
 
@@ -282,8 +301,11 @@ def frame_target(html: str, base_url: str) -> str | None:
     text of their own.
     """
     for tag in _FRAME_TAG.findall(html):
-        names = {m.lower() for key in ("id", "name")
-                 for m in re.findall(_ATTR.format(key), tag, re.IGNORECASE)}
+        names = {
+            m.lower()
+            for key in ("id", "name")
+            for m in re.findall(_ATTR.format(key), tag, re.IGNORECASE)
+        }
         src = re.findall(_ATTR.format("src"), tag, re.IGNORECASE)
         target = src[0].strip() if src else ""
         # Naver blog's frame is id/name "mainFrame"; its src is the PostView address
@@ -305,8 +327,9 @@ def post_address(url: str) -> str:
         return url  # bad_url when fetched
     match = _BLOG_POST.match(parts.path)
     if parts.hostname in ("blog.naver.com", "m.blog.naver.com") and match:
-        return (f"https://blog.naver.com/PostView.naver?blogId={match.group(1)}"
-                f"&logNo={match.group(2)}")
+        return (
+            f"https://blog.naver.com/PostView.naver?blogId={match.group(1)}&logNo={match.group(2)}"
+        )
     return url
 
 
@@ -472,8 +495,7 @@ class PageFetcher:
     included) and ``cached`` the pages answered from the cache.
     """
 
-    def __init__(self, settings: FetchSettings, cache: ResponseCache, desc: str = "crawl"
-                 ) -> None:
+    def __init__(self, settings: FetchSettings, cache: ResponseCache, desc: str = "crawl") -> None:
         self.cfg, self.cache, self.desc = settings, cache, desc
         self.counts: Counter[str] = Counter()
         self.fetched = 0
@@ -532,8 +554,9 @@ class PageFetcher:
         self.fetch_each(urls, out.__setitem__)
         return {url: out[url] for url in dict.fromkeys(urls) if url in out}
 
-    def fetch_each(self, urls: Iterable[str], handle: Callable[[str, dict[str, Any]], None]
-                   ) -> None:
+    def fetch_each(
+        self, urls: Iterable[str], handle: Callable[[str, dict[str, Any]], None]
+    ) -> None:
         """Call ``handle(url, outcome)`` once per unique URL as its outcome is known: a
         stored one (:meth:`stored`) or one fetched now, which is cached before ``handle``
         sees it. ``handle`` runs in one worker thread (calls never overlap) while fetching
@@ -547,15 +570,16 @@ class PageFetcher:
         except ExceptionGroup as group:  # the task group's: the first error, as it was
             raise group.exceptions[0] from None
 
-    async def _run(self, urls: list[str], handle: Callable[[str, dict[str, Any]], None]
-                   ) -> None:
+    async def _run(self, urls: list[str], handle: Callable[[str, dict[str, Any]], None]) -> None:
         import aiohttp
         from tqdm.auto import tqdm
 
         timeout = aiohttp.ClientTimeout(total=self.cfg.timeout_s)
-        headers = {"User-Agent": self.cfg.user_agent,
-                   "Accept": "text/html,application/xhtml+xml;q=0.9,*/*;q=0.1",
-                   "Accept-Language": "ko-KR,ko;q=0.9,en;q=0.5"}
+        headers = {
+            "User-Agent": self.cfg.user_agent,
+            "Accept": "text/html,application/xhtml+xml;q=0.9,*/*;q=0.1",
+            "Accept-Language": "ko-KR,ko;q=0.9,en;q=0.5",
+        }
         # taken only around a request, never while a task waits for its host's turn: a
         # crawl is mostly one host (blog.naver.com), and its waiters must not starve others
         self._gate = asyncio.Semaphore(self.cfg.concurrency)
@@ -568,8 +592,14 @@ class PageFetcher:
         stored = [u for u in urls if self._key(u) in self.cache]
         queues = HostQueues([u for u in urls if self._key(u) not in self.cache])
         if queues.pending:
-            log.info("%s: %d pages to fetch from %d hosts (%d stored); busiest %s", self.desc,
-                     queues.pending, len(queues.hosts), len(stored), queues.busiest())
+            log.info(
+                "%s: %d pages to fetch from %d hosts (%d stored); busiest %s",
+                self.desc,
+                queues.pending,
+                len(queues.hosts),
+                len(stored),
+                queues.busiest(),
+            )
         bar = tqdm(total=len(urls), desc=self.desc, unit="page")
         worker_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=self.desc)
 
@@ -577,16 +607,23 @@ class PageFetcher:
             await loop.run_in_executor(worker_thread, handle, url, outcome)
             self.counts[outcome["status"]] += 1
             bar.update(1)
-            bar.set_postfix(ok=self.counts["ok"], failed=sum(self.counts.values())
-                            - self.counts["ok"], retries=self.retries,
-                            busiest=queues.busiest(), refresh=False)
+            bar.set_postfix(
+                ok=self.counts["ok"],
+                failed=sum(self.counts.values()) - self.counts["ok"],
+                retries=self.retries,
+                busiest=queues.busiest(),
+                refresh=False,
+            )
 
         # trust_env stays off: the proxy is set per request (_proxy_for, from the same
         # variables), and trust_env would also send .netrc passwords to crawled hosts
         async with aiohttp.ClientSession(
-                timeout=timeout, headers=headers, auto_decompress=True, trust_env=False,
-                connector=aiohttp.TCPConnector(limit=self.cfg.concurrency,
-                                               resolver=self._resolver)) as session:
+            timeout=timeout,
+            headers=headers,
+            auto_decompress=True,
+            trust_env=False,
+            connector=aiohttp.TCPConnector(limit=self.cfg.concurrency, resolver=self._resolver),
+        ) as session:
 
             async def fetch_host(host: str) -> None:
                 while (url := queues.take(host)) is not None:
@@ -626,16 +663,35 @@ class PageFetcher:
         try:
             return await self._page(session, url)
         except Exception as exc:  # noqa: BLE001 - one link's failure, logged with its URL
-            log.warning("%s: %s: %s: %s (kept as fetch_error)", self.desc, url,
-                        type(exc).__name__, exc, exc_info=log.isEnabledFor(logging.DEBUG))
-            return {"url": url, "status": "fetch_error", "final_url": None,
-                    "http_status": None, "charset": None, "html": None,
-                    "error": type(exc).__name__, "code": _code_id()}
+            log.warning(
+                "%s: %s: %s: %s (kept as fetch_error)",
+                self.desc,
+                url,
+                type(exc).__name__,
+                exc,
+                exc_info=log.isEnabledFor(logging.DEBUG),
+            )
+            return {
+                "url": url,
+                "status": "fetch_error",
+                "final_url": None,
+                "http_status": None,
+                "charset": None,
+                "html": None,
+                "error": type(exc).__name__,
+                "code": _code_id(),
+            }
 
     async def _page(self, session: Any, url: str) -> dict[str, Any]:
         """One page: redirects and one main frame followed, each hop under robots."""
-        outcome: dict[str, Any] = {"url": url, "status": "ok", "final_url": None,
-                                   "http_status": None, "charset": None, "html": None}
+        outcome: dict[str, Any] = {
+            "url": url,
+            "status": "ok",
+            "final_url": None,
+            "http_status": None,
+            "charset": None,
+            "html": None,
+        }
         current: str | None = post_address(url)
         framed = False
         for _ in range(MAX_REDIRECTS + 2):
@@ -658,8 +714,7 @@ class PageFetcher:
             if result["status"] != "ok":
                 return self._ended(outcome, result["status"], current)
             try:
-                html, charset, replaced = decode_html(result["body"],
-                                                      result.get("content_type"))
+                html, charset, replaced = decode_html(result["body"], result.get("content_type"))
             except Undecodable as exc:
                 log.debug("%s: %s: %s", self.desc, current, exc)
                 return {**outcome, "status": "bad_charset"}
@@ -667,8 +722,13 @@ class PageFetcher:
             if target and target != current:
                 current, framed = target, True  # Naver blog: the post lives in the frame
                 continue
-            return {**outcome, "charset": charset, "html": html, "bytes": len(result["body"]),
-                    "replaced_chars": replaced}
+            return {
+                **outcome,
+                "charset": charset,
+                "html": html,
+                "bytes": len(result["body"]),
+                "replaced_chars": replaced,
+            }
         return {**outcome, "status": "too_many_redirects"}
 
     def _ended(self, outcome: dict[str, Any], status: str, url: str) -> dict[str, Any]:
@@ -688,8 +748,9 @@ class PageFetcher:
         from aiohttp.helpers import proxies_from_env
 
         policy = AddressPolicy.parse(self.cfg.allow_networks)
-        self._proxies = {scheme: (info.proxy, info.proxy_auth)
-                         for scheme, info in proxies_from_env().items()}
+        self._proxies = {
+            scheme: (info.proxy, info.proxy_auth) for scheme, info in proxies_from_env().items()
+        }
         for proxy, _ in self._proxies.values():
             if proxy.raw_host and proxy.port:
                 policy.allow_exact(proxy.raw_host, proxy.port)
@@ -742,8 +803,9 @@ class PageFetcher:
 
         async def check() -> str | None:
             try:
-                results = await asyncio.wait_for(resolver.inner.resolve(host, port, family=0),
-                                                 self.cfg.timeout_s)
+                results = await asyncio.wait_for(
+                    resolver.inner.resolve(host, port, family=0), self.cfg.timeout_s
+                )
             except (OSError, TimeoutError):
                 return None
             whys = (resolver.policy.refusal(r["host"], port, host) for r in results)
@@ -762,8 +824,12 @@ class PageFetcher:
         host = urlsplit(url).netloc
         if host not in self._logged_blocks:
             self._logged_blocks.add(host)
-            log.info("%s: not fetching from %s: %s (crawl.allow_networks lets an address "
-                     "through)", self.desc, host, why)
+            log.info(
+                "%s: not fetching from %s: %s (crawl.allow_networks lets an address through)",
+                self.desc,
+                host,
+                why,
+            )
 
     # -- robots.txt ------------------------------------------------------------------------
     async def _allowed(self, session: Any, url: str) -> str:
@@ -816,16 +882,22 @@ class PageFetcher:
         key = cache_key({"robots": site})
         stored = self.cache.get(key)
         # a "too_large" answer was kept when a large file meant no rules: read it again
-        fresh = (isinstance(stored, dict) and isinstance(stored.get("status"), str)
-                 and (stored["status"] == "ok" or _robots_missing(stored))
-                 and time.time() - float(stored.get("fetched_at") or 0) < ROBOTS_MAX_AGE_S)
+        fresh = (
+            isinstance(stored, dict)
+            and isinstance(stored.get("status"), str)
+            and (stored["status"] == "ok" or _robots_missing(stored))
+            and time.time() - float(stored.get("fetched_at") or 0) < ROBOTS_MAX_AGE_S
+        )
         if not fresh:
             result = await self._robots_file(session, site)
             ok = result["status"] == "ok"
-            stored = {"status": result["status"], "http_status": result.get("http_status"),
-                      # RFC 9309 §2.3: the file is UTF-8; a byte that is not costs itself
-                      "text": result["body"].decode("utf-8", "replace") if ok else None,
-                      "fetched_at": time.time()}
+            stored = {
+                "status": result["status"],
+                "http_status": result.get("http_status"),
+                # RFC 9309 §2.3: the file is UTF-8; a byte that is not costs itself
+                "text": result["body"].decode("utf-8", "replace") if ok else None,
+                "fetched_at": time.time(),
+            }
             # an answer is kept (RFC 9309: at most 24 hours); a 5xx, a timeout or no
             # connection is not, so the next run that needs this site asks again
             if ok or _robots_missing(stored):
@@ -834,8 +906,12 @@ class PageFetcher:
             return self._rules(site, stored["text"])  # None when it cannot be parsed
         if _robots_missing(stored):
             return True  # no robots.txt: everything is allowed
-        log.warning("%s: %s/robots.txt answered %s; not fetching from that site",
-                    self.desc, site, stored["status"])
+        log.warning(
+            "%s: %s/robots.txt answered %s; not fetching from that site",
+            self.desc,
+            site,
+            stored["status"],
+        )
         return None
 
     def _rules(self, site: str, text: str) -> Any:
@@ -848,18 +924,29 @@ class PageFetcher:
             rules = Protego.parse(text)
             delay = rules.crawl_delay(self.cfg.user_agent)
         except Exception as exc:  # noqa: BLE001 - the parser's bug: the site waits, logged
-            log.warning("%s: %s/robots.txt could not be parsed (%s: %s); not fetching from "
-                        "that site this run", self.desc, site, type(exc).__name__, exc)
+            log.warning(
+                "%s: %s/robots.txt could not be parsed (%s: %s); not fetching from "
+                "that site this run",
+                self.desc,
+                site,
+                type(exc).__name__,
+                exc,
+            )
             return None
         host = urlsplit(site).netloc
         # Protego reads any float: NaN and a delay of zero or less mean none; "inf" is long
         if delay is not None and not math.isnan(delay) and delay > 0:
             if delay > self.cfg.max_crawl_delay_s:
                 if host not in self._too_slow:
-                    log.warning("%s: %s asks for a Crawl-delay of %g s, over "
-                                "crawl.max_crawl_delay_s (%g s); its pages are skipped this "
-                                "run (crawl_delay_too_long)", self.desc, host, delay,
-                                self.cfg.max_crawl_delay_s)
+                    log.warning(
+                        "%s: %s asks for a Crawl-delay of %g s, over "
+                        "crawl.max_crawl_delay_s (%g s); its pages are skipped this "
+                        "run (crawl_delay_too_long)",
+                        self.desc,
+                        host,
+                        delay,
+                        self.cfg.max_crawl_delay_s,
+                    )
                 self._too_slow[host] = float(delay)
             else:
                 self._host_delay[host] = float(delay)
@@ -935,8 +1022,9 @@ class PageFetcher:
         from yarl import URL
 
         proxy, proxy_auth = self._proxy_for(URL(url)) or (None, None)
-        async with session.get(url, allow_redirects=False, proxy=proxy,
-                               proxy_auth=proxy_auth) as resp:
+        async with session.get(
+            url, allow_redirects=False, proxy=proxy, proxy_auth=proxy_auth
+        ) as resp:
             code = resp.status
             location = (resp.headers.get("Location") or "").strip()
             if code in (301, 302, 303, 307, 308) and location:
@@ -960,12 +1048,16 @@ class PageFetcher:
                     # RFC 9309 §2.5: parse at least the first 500 KiB; a line cut in two
                     # is not a rule
                     head = bytes(body[:limit])
-                    return {"status": "ok", "http_status": code, "truncated": True,
-                            "body": head[:head.rfind(b"\n") + 1], "content_type": ctype}
+                    return {
+                        "status": "ok",
+                        "http_status": code,
+                        "truncated": True,
+                        "body": head[: head.rfind(b"\n") + 1],
+                        "content_type": ctype,
+                    }
                 if len(body) > limit:
                     return {"status": "too_large", "http_status": code}
-            return {"status": "ok", "http_status": code, "body": bytes(body),
-                    "content_type": ctype}
+            return {"status": "ok", "http_status": code, "body": bytes(body), "content_type": ctype}
 
 
 def _retry_after(headers: Any) -> float | None:
@@ -988,8 +1080,11 @@ def _robots_missing(stored: dict[str, Any]) -> bool:
     code = stored.get("http_status") or 0
     # a 429 is the server being busy, not the file missing: "unreachable", as a 5xx is
     return stored["status"] in _ROBOTS_KEPT or (
-        isinstance(code, int) and 400 <= code < 500 and code != 429
-        and stored["status"] == f"http_{code}")
+        isinstance(code, int)
+        and 400 <= code < 500
+        and code != 429
+        and stored["status"] == f"http_{code}"
+    )
 
 
 _CODE_ID: list[str] = []
@@ -999,6 +1094,7 @@ def _code_id() -> str:
     """12 hex digits naming this module's code and the HTTP libraries' versions: a
     ``fetch_error`` kept under other code is asked again (the error may be fixed)."""
     if not _CODE_ID:
-        _CODE_ID.append(code_fingerprint([sys.modules[__name__]],
-                                         ("aiohttp", "yarl", "protego"))[:12])
+        _CODE_ID.append(
+            code_fingerprint([sys.modules[__name__]], ("aiohttp", "yarl", "protego"))[:12]
+        )
     return _CODE_ID[0]

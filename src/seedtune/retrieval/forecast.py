@@ -33,8 +33,13 @@ PAGE_LATENCY_S = 0.5
 #: one on kin.naver.com (the tutorial's measurement); news links are the publishers' own
 #: pages and web results any site's, spread over many hosts (None).
 CATEGORY_HOSTS: dict[str, str | None] = {
-    "blog": "blog.naver.com", "kin": "kin.naver.com", "cafearticle": "cafe.naver.com",
-    "encyc": "terms.naver.com", "news": None, "webkr": None}
+    "blog": "blog.naver.com",
+    "kin": "kin.naver.com",
+    "cafearticle": "cafe.naver.com",
+    "encyc": "terms.naver.com",
+    "news": None,
+    "webkr": None,
+}
 #: Hosts listed one by one; the rest are summed up.
 TOP_HOSTS = 10
 
@@ -90,8 +95,9 @@ def quota_days(calls: int, daily_quota: int, used_today: int = 0) -> int:
 # --------------------------------------------------------------------------- crawl
 
 
-def crawl_pages(rows: list[dict[str, Any]], c: CrawlConfig, cache: ResponseCache
-                ) -> tuple[int, Counter[str]]:
+def crawl_pages(
+    rows: list[dict[str, Any]], c: CrawlConfig, cache: ResponseCache
+) -> tuple[int, Counter[str]]:
     """``(links, pages per host)`` of the crawl of ``rows`` (documents.jsonl): the links
     the stage selects (:func:`~seedtune.retrieval.crawl.select_links`) and, by host, those
     whose outcome is not cached for today's settings (:meth:`PageFetcher.stored`); a link
@@ -111,22 +117,26 @@ def crawl_pages(rows: list[dict[str, Any]], c: CrawlConfig, cache: ResponseCache
     return len(links), hosts
 
 
-def projected_crawl_pages(questions: int, c: CrawlConfig, categories: list[str],
-                          per_category: int) -> tuple[int, Counter[str]]:
+def projected_crawl_pages(
+    questions: int, c: CrawlConfig, categories: list[str], per_category: int
+) -> tuple[int, Counter[str]]:
     """``(links, pages per host)`` for ``questions`` whose documents do not exist yet: each
     question's top ``per_question`` slots, categories interleaved, each category holding
     ``per_category`` results, every link new; a category of many hosts is keyed
     ``"<category>:*"`` (:data:`CATEGORY_HOSTS`)."""
-    slots = Counter(categories[i % len(categories)]
-                    for i in range(min(c.per_question, len(categories) * per_category)))
+    slots = Counter(
+        categories[i % len(categories)]
+        for i in range(min(c.per_question, len(categories) * per_category))
+    )
     hosts: Counter[str] = Counter()
     for category, n in slots.items():
         hosts[CATEGORY_HOSTS.get(category) or f"{category}:*"] += n * questions
     return sum(hosts.values()), hosts
 
 
-def crawl_time(hosts: Counter[str], c: CrawlConfig,
-               latency_s: float = PAGE_LATENCY_S) -> dict[str, Any]:
+def crawl_time(
+    hosts: Counter[str], c: CrawlConfig, latency_s: float = PAGE_LATENCY_S
+) -> dict[str, Any]:
     """The least time the politeness settings allow for ``hosts`` (pages per host).
 
     Per host: ``pages / host_rps`` and ``pages * latency / per_host``; overall, the slowest
@@ -143,14 +153,14 @@ def crawl_time(hosts: Counter[str], c: CrawlConfig,
     total = sum(hosts.values())
     seconds, bound = total * latency_s / c.concurrency, "crawl.concurrency"
     listed = []
-    for i, (host, pages) in enumerate(sorted(hosts.items(), key=lambda kv: (-kv[1],
-                                                                              str(kv[0])))):
+    for i, (host, pages) in enumerate(sorted(hosts.items(), key=lambda kv: (-kv[1], str(kv[0])))):
         s, why = per_host(host, pages)
         if s is not None and s > seconds:
             seconds, bound = s, f"{why} on {host}"
         if i < TOP_HOSTS:
-            listed.append({"host": host, "pages": pages,
-                           "seconds": None if s is None else round(s, 1)})
+            listed.append(
+                {"host": host, "pages": pages, "seconds": None if s is None else round(s, 1)}
+            )
     rest = list(islice(sorted(hosts.values(), reverse=True), TOP_HOSTS, None))
     if rest:
         listed.append({"host": "other", "hosts": len(rest), "pages": sum(rest)})

@@ -42,8 +42,12 @@ SORTABLE = frozenset({"blog", "news", "kin", "cafearticle"})
 #: Concurrent requests; the rate limiter, not this, bounds calls per second.
 WORKERS = 4
 # network trouble worth retrying (a reset mid-body surfaces as ChunkedEncodingError)
-_TRANSIENT = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
-              requests.exceptions.ContentDecodingError)
+_TRANSIENT = (
+    requests.ConnectionError,
+    requests.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
+)
 
 
 class NaverError(ServiceError):
@@ -72,9 +76,15 @@ def _error(resp: requests.Response) -> tuple[str | None, str]:
 class NaverClient:
     """Pooled, rate-limited, retrying, cached, budgeted client for the Naver Search API."""
 
-    def __init__(self, cfg: SearchConfig, cache: ResponseCache, client_id: str | None,
-                 client_secret: str | None, budget: DailyBudget | None = None,
-                 workers: int = WORKERS) -> None:
+    def __init__(
+        self,
+        cfg: SearchConfig,
+        cache: ResponseCache,
+        client_id: str | None,
+        client_secret: str | None,
+        budget: DailyBudget | None = None,
+        workers: int = WORKERS,
+    ) -> None:
         self.cfg = cfg
         self.cache = cache
         self._id, self._secret = client_id, client_secret
@@ -102,8 +112,10 @@ class NaverClient:
         if isinstance(hit, dict) and isinstance(hit.get("items"), list):
             return hit
         if hit is not None:  # stored, but not a search answer: never trusted
-            log.warning("ignoring cache entry %s (not a Naver search answer); fetching again",
-                        self.cache.where(key))
+            log.warning(
+                "ignoring cache entry %s (not a Naver search answer); fetching again",
+                self.cache.where(key),
+            )
         return None
 
     def search(self, query: str, category: str, start: int = 1) -> dict[str, Any]:
@@ -119,12 +131,17 @@ class NaverClient:
         return body
 
     def _check_credentials(self) -> None:
-        missing = [n for n, v in (("NAVER_CLIENT_ID", self._id),
-                                  ("NAVER_CLIENT_SECRET", self._secret)) if not v]
+        missing = [
+            n
+            for n, v in (("NAVER_CLIENT_ID", self._id), ("NAVER_CLIENT_SECRET", self._secret))
+            if not v
+        ]
         if missing:
-            raise ConfigError(f"environment variable(s) {' and '.join(missing)} not set (needed "
-                              f"for the Naver answers not yet in {self.cache.root}); export "
-                              "them or add them to .env")
+            raise ConfigError(
+                f"environment variable(s) {' and '.join(missing)} not set (needed "
+                f"for the Naver answers not yet in {self.cache.root}); export "
+                "them or add them to .env"
+            )
 
     def _fetch(self, category: str, params: dict[str, Any]) -> dict[str, Any]:
         """GET with retries; raises QuotaExceeded, ConfigError (credentials) or NaverError."""
@@ -140,10 +157,15 @@ class NaverClient:
             self.limiter.wait()
             try:
                 resp = self._get(url, params, headers)
-            except (requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema,
-                    requests.exceptions.InvalidURL) as exc:
-                raise ConfigError(f"search.base_url: {self.cfg.base_url!r} is not a usable "
-                                  f"http(s) URL ({type(exc).__name__})") from None
+            except (
+                requests.exceptions.MissingSchema,
+                requests.exceptions.InvalidSchema,
+                requests.exceptions.InvalidURL,
+            ) as exc:
+                raise ConfigError(
+                    f"search.base_url: {self.cfg.base_url!r} is not a usable "
+                    f"http(s) URL ({type(exc).__name__})"
+                ) from None
             except _TRANSIENT as exc:
                 last, wait_hint = f"{type(exc).__name__} reaching {self.cfg.base_url}", None
                 continue
@@ -151,22 +173,26 @@ class NaverClient:
             body = self._accept(resp, category, params["query"])
             if body is not None:
                 return body
-            last, wait_hint = f"HTTP {resp.status_code} {_error(resp)[0] or ''}".strip(), \
-                retry_after_s(resp.headers)
+            last, wait_hint = (
+                f"HTTP {resp.status_code} {_error(resp)[0] or ''}".strip(),
+                retry_after_s(resp.headers),
+            )
             log.debug("retrying %s %r: %s", category, params["query"], last)
-        raise NaverError(f"Naver {category} search for query {params['query']!r} still failing "
-                         f"after {self.cfg.max_retries} retries ({last}); rerun to resume")
+        raise NaverError(
+            f"Naver {category} search for query {params['query']!r} still failing "
+            f"after {self.cfg.max_retries} retries ({last}); rerun to resume"
+        )
 
-    def _get(self, url: str, params: dict[str, Any], headers: dict[str, str]
-             ) -> requests.Response:
+    def _get(self, url: str, params: dict[str, Any], headers: dict[str, str]) -> requests.Response:
         """GET ``url``, following redirects only within its origin (scheme, host, port).
 
         The credentials travel in custom headers, which requests would carry to any host a
         redirect names (it strips only ``Authorization``): a redirect elsewhere is refused,
         naming its target, before anything is sent there. Naver itself never redirects.
         """
-        resp = self.session.get(url, params=params, headers=headers,
-                                timeout=self.cfg.timeout_s, allow_redirects=False)
+        resp = self.session.get(
+            url, params=params, headers=headers, timeout=self.cfg.timeout_s, allow_redirects=False
+        )
         for _ in range(MAX_REDIRECTS):
             if resp.status_code not in REDIRECT_STATUS or "location" not in resp.headers:
                 return resp
@@ -177,16 +203,16 @@ class NaverClient:
                     f"{redact(resp.url, [self._id, self._secret])} redirected to "
                     f"{redact(target, [self._id, self._secret])}, another origin: the Naver "
                     "credentials are not sent there; set search.base_url to the API's own "
-                    "address")
-            resp = self.session.get(target, headers=headers, timeout=self.cfg.timeout_s,
-                                    allow_redirects=False)
+                    "address"
+                )
+            resp = self.session.get(
+                target, headers=headers, timeout=self.cfg.timeout_s, allow_redirects=False
+            )
         if resp.status_code in REDIRECT_STATUS:
-            raise NaverError(f"{url}: more than {MAX_REDIRECTS} redirects; check "
-                             "search.base_url")
+            raise NaverError(f"{url}: more than {MAX_REDIRECTS} redirects; check search.base_url")
         return resp
 
-    def _accept(self, resp: requests.Response, category: str, query: str
-                ) -> dict[str, Any] | None:
+    def _accept(self, resp: requests.Response, category: str, query: str) -> dict[str, Any] | None:
         """The body of a good answer; None when the call should be retried; raises otherwise."""
         code, message = _error(resp)
         status = resp.status_code
@@ -200,8 +226,9 @@ class NaverClient:
             # a lone surrogate (an emoji cut in half) cannot be cached as UTF-8: replace it
             body, replaced = replace_lone_surrogates(body)
             if replaced:
-                log.warning("replaced %d invalid character(s) in Naver's answer for %r",
-                            replaced, query)
+                log.warning(
+                    "replaced %d invalid character(s) in Naver's answer for %r", replaced, query
+                )
             return body
         if status == 403 and code != "024":
             # Naver's docs: 403 is a call over http instead of https (or an application
@@ -209,18 +236,25 @@ class NaverClient:
             raise ConfigError(
                 f"Naver refused the call (HTTP 403): search.base_url={self.cfg.base_url!r} must "
                 "use https://, and the application must have the Search API enabled at "
-                "developers.naver.com")
+                "developers.naver.com"
+            )
         if status in (401, 403) or code == "024":
             raise ConfigError(
                 f"Naver rejected the credentials in NAVER_CLIENT_ID / NAVER_CLIENT_SECRET "
                 f"(HTTP {status}, errorCode {code or '-'}); check them and that the Search API "
-                "is enabled for the application at developers.naver.com")
+                "is enabled for the application at developers.naver.com"
+            )
         if status == 429 and code == "010":
-            raise QuotaExceeded("Naver's daily quota is exhausted (HTTP 429, errorCode 010); "
-                                "it resets at midnight KST")
+            raise QuotaExceeded(
+                "Naver's daily quota is exhausted (HTTP 429, errorCode 010); "
+                "it resets at midnight KST"
+            )
         if status == 429 or status >= 500:
             return None  # per-second limit (012) or server trouble: retry
         hint = "; check search.base_url" if status == 404 else ""  # SE05 or a wrong root
         message = redact(message, [self._id, self._secret])  # some servers echo headers
-        raise NaverError(f"Naver refused the {category} search for query {query!r}: HTTP {status}"
-                         f", errorCode {code or '-'} {message}".rstrip() + hint)
+        raise NaverError(
+            f"Naver refused the {category} search for query {query!r}: HTTP {status}"
+            f", errorCode {code or '-'} {message}".rstrip()
+            + hint
+        )

@@ -33,14 +33,17 @@ log = logging.getLogger(__name__)
 
 def link_hash(link: str) -> int:
     """64-bit hash of ``link`` (what the index sorts)."""
-    return int.from_bytes(hashlib.blake2b(link.encode("utf-8"), digest_size=8).digest(),
-                          "little")
+    return int.from_bytes(hashlib.blake2b(link.encode("utf-8"), digest_size=8).digest(), "little")
 
 
 def usable(row: Any) -> bool:
     """Whether a pages.jsonl row is a crawled page with text (what rank splits)."""
-    return (isinstance(row, dict) and row.get("status") == "ok" and bool(row.get("text"))
-            and isinstance(row.get("link"), str))
+    return (
+        isinstance(row, dict)
+        and row.get("status") == "ok"
+        and bool(row.get("text"))
+        and isinstance(row.get("link"), str)
+    )
 
 
 class PageIndex:
@@ -90,7 +93,7 @@ class PageIndex:
             self._fh.seek(offset)
             raw = self._fh.readline()
             if offset == 0 and raw.startswith(codecs.BOM_UTF8):  # warned about when indexed
-                raw = raw[len(codecs.BOM_UTF8):]
+                raw = raw[len(codecs.BOM_UTF8) :]
             row = json.loads(raw.decode("utf-8"))
             if row.get("link") == link:
                 return row

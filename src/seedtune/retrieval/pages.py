@@ -66,10 +66,20 @@ def _trafilatura(html: str, url: str | None, favor_recall: bool = False) -> str:
     import trafilatura
 
     # deduplicate stays off: its segment cache outlives the call (see the module docstring)
-    return trafilatura.extract(html, url=url, include_comments=False, include_tables=True,
-                               include_links=False, include_images=False,
-                               favor_recall=favor_recall, deduplicate=False,
-                               output_format="txt") or ""
+    return (
+        trafilatura.extract(
+            html,
+            url=url,
+            include_comments=False,
+            include_tables=True,
+            include_links=False,
+            include_images=False,
+            favor_recall=favor_recall,
+            deduplicate=False,
+            output_format="txt",
+        )
+        or ""
+    )
 
 
 def _baseline(html: str, url: str | None) -> str:
@@ -89,8 +99,7 @@ def _run(name: str, html: str, url: str | None) -> str:
     try:
         return tidy(_PASSES[name](html, url))
     except Exception as exc:  # noqa: BLE001 - a page that breaks the parser is a page without text
-        log.warning("%s: no text extracted from %s (%s: %s)", name, url, type(exc).__name__,
-                    exc)
+        log.warning("%s: no text extracted from %s (%s: %s)", name, url, type(exc).__name__, exc)
         return ""
 
 
@@ -106,8 +115,7 @@ def link_share(text: str, labels: set[str]) -> float:
     return sum(len(line) for line in lines if line in labels) / total if total else 0.0
 
 
-def extract_main_text(html: str, url: str | None = None, min_chars: int = 0
-                      ) -> tuple[str, str]:
+def extract_main_text(html: str, url: str | None = None, min_chars: int = 0) -> tuple[str, str]:
     """``(main text, extractor)``: one paragraph per line, "" when no path finds text.
 
     trafilatura first; its fallbacks only when it gives fewer than ``min_chars`` characters

@@ -43,8 +43,7 @@ def _cut_long(sentence: str, count: TokenCounter, max_tokens: int) -> list[str]:
     return pieces
 
 
-def split_passages(text: str, count: TokenCounter, max_tokens: int, overlap: int = 0
-                   ) -> list[str]:
+def split_passages(text: str, count: TokenCounter, max_tokens: int, overlap: int = 0) -> list[str]:
     """``text`` as passages of at most ``max_tokens`` tokens (``count`` gives the token
     counts of a list of strings), sentences kept whole where they fit, consecutive
     passages sharing up to ``overlap`` tokens of whole sentences."""
@@ -106,14 +105,22 @@ def passage_budget(model: object, count: TokenCounter, prefix: str, wanted: int)
     return max(8, min(wanted, limit - prefix_tokens - 2))
 
 
-def page_passages(pages: list[dict[str, Any]], model: object, passage_tokens: int,
-                  overlap: int, prefix: str = "passage: ") -> dict[str, list[str]]:
+def page_passages(
+    pages: list[dict[str, Any]],
+    model: object,
+    passage_tokens: int,
+    overlap: int,
+    prefix: str = "passage: ",
+) -> dict[str, list[str]]:
     """``{link: passages}`` for every crawled page with text (``status: ok``), all at once
     (``seedtune ask``; the rank stage splits pages as it needs them: :class:`PagePassages`)."""
     count = token_counter(model)
     budget = passage_budget(model, count, prefix, passage_tokens)
-    return {p["link"]: split_passages(p["text"], count, budget, min(overlap, budget // 2))
-            for p in pages if p.get("status") == "ok" and p.get("text")}
+    return {
+        p["link"]: split_passages(p["text"], count, budget, min(overlap, budget // 2))
+        for p in pages
+        if p.get("status") == "ok" and p.get("text")
+    }
 
 
 class PagePassages:
@@ -122,8 +129,15 @@ class PagePassages:
     side in data/documents.jsonl); ``pages`` is anything with ``get(link) -> row``, e.g. a
     :class:`seedtune.retrieval.page_index.PageIndex`, or None for no pages."""
 
-    def __init__(self, pages: Any, model: object, passage_tokens: int, overlap: int,
-                 prefix: str = "passage: ", cache_pages: int = 2048) -> None:
+    def __init__(
+        self,
+        pages: Any,
+        model: object,
+        passage_tokens: int,
+        overlap: int,
+        prefix: str = "passage: ",
+        cache_pages: int = 2048,
+    ) -> None:
         self.pages = pages
         self.count = token_counter(model)
         self.budget = passage_budget(model, self.count, prefix, passage_tokens)
@@ -137,10 +151,11 @@ class PagePassages:
             self._split.move_to_end(link)
         else:
             row = self.pages.get(link) if self.pages is not None else None
-            self._split[link] = (split_passages(row["text"], self.count, self.budget,
-                                                self.overlap)
-                                 if row and row.get("status") == "ok" and row.get("text")
-                                 else None)
+            self._split[link] = (
+                split_passages(row["text"], self.count, self.budget, self.overlap)
+                if row and row.get("status") == "ok" and row.get("text")
+                else None
+            )
             if len(self._split) > self.cache_pages:
                 self._split.popitem(last=False)
         found = self._split[link]

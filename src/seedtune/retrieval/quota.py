@@ -46,29 +46,38 @@ def account_key(client_id: str | None) -> str:
 class DailyBudget:
     """Calls one Naver application made today, against a limit, in the machine's ledger."""
 
-    def __init__(self, limit: int, account: str, path: Path | str | None = None,
-                 today: Callable[[], str] = korean_today) -> None:
+    def __init__(
+        self,
+        limit: int,
+        account: str,
+        path: Path | str | None = None,
+        today: Callable[[], str] = korean_today,
+    ) -> None:
         self.limit, self.account, self._today = limit, account, today
         self.path = Path(path) if path is not None else ledger_path()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # autocommit mode: every transaction below is explicit; one connection per object,
         # shared by its threads under a lock
-        self._db = sqlite3.connect(self.path, timeout=60, isolation_level=None,
-                                   check_same_thread=False)
+        self._db = sqlite3.connect(
+            self.path, timeout=60, isolation_level=None, check_same_thread=False
+        )
         # write-ahead log, synced at checkpoints: a call's count is a few µs instead of a
         # journal file written and synced per call (0.7 ms here, ~14 ms on slow disks),
         # and a killed process still loses no count it committed (only a power cut could)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS calls (day TEXT NOT NULL, account TEXT "
-                         "NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (day, account))")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS calls (day TEXT NOT NULL, account TEXT "
+            "NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (day, account))"
+        )
         self._lock = threading.Lock()
 
     def used(self) -> int:
         """Calls this application made today."""
         with self._lock:
-            row = self._db.execute("SELECT n FROM calls WHERE day = ? AND account = ?",
-                                   (self._today(), self.account)).fetchone()
+            row = self._db.execute(
+                "SELECT n FROM calls WHERE day = ? AND account = ?", (self._today(), self.account)
+            ).fetchone()
         return int(row[0]) if row else 0
 
     def take(self) -> None:
@@ -77,17 +86,21 @@ class DailyBudget:
             day = self._today()
             self._db.execute("BEGIN IMMEDIATE")  # the write lock: other processes wait
             try:
-                row = self._db.execute("SELECT n FROM calls WHERE day = ? AND account = ?",
-                                       (day, self.account)).fetchone()
+                row = self._db.execute(
+                    "SELECT n FROM calls WHERE day = ? AND account = ?", (day, self.account)
+                ).fetchone()
                 used = int(row[0]) if row else 0
                 if used >= self.limit:
                     raise QuotaExceeded(
                         f"search.daily_quota={self.limit} calls already made today ({day} KST) "
                         "with this NAVER_CLIENT_ID; wait for midnight KST or raise "
-                        "search.daily_quota")
-                self._db.execute("INSERT INTO calls (day, account, n) VALUES (?, ?, 1) ON "
-                                 "CONFLICT (day, account) DO UPDATE SET n = n + 1",
-                                 (day, self.account))
+                        "search.daily_quota"
+                    )
+                self._db.execute(
+                    "INSERT INTO calls (day, account, n) VALUES (?, ?, 1) ON "
+                    "CONFLICT (day, account) DO UPDATE SET n = n + 1",
+                    (day, self.account),
+                )
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")

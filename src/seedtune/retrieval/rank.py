@@ -66,9 +66,11 @@ def load_encoder(name_or_path: str, device: str = "auto") -> Any:
     except (OSError, ValueError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         via = f" (models: maps it to {path})" if path != name_or_path else ""
-        raise ConfigError(f"rank.model: cannot load {name_or_path!r}{via} ({reason}); use a "
-                          "sentence-transformers model id, or map it to a local directory "
-                          "under models: in conf/local/default.yaml") from None
+        raise ConfigError(
+            f"rank.model: cannot load {name_or_path!r}{via} ({reason}); use a "
+            "sentence-transformers model id, or map it to a local directory "
+            "under models: in conf/local/default.yaml"
+        ) from None
 
 
 def passage_text(doc: dict[str, Any]) -> str:
@@ -89,9 +91,16 @@ def _token_lengths(model: Any, texts: list[str]) -> list[int]:
     return [len(x) for x in ids["input_ids"]]
 
 
-def embed(model: Any, texts: list[str], prefix: str, batch_size: int,
-          desc: str = "encode", store: EmbeddingStore | None = None, flush: bool = True,
-          progress: Callable[[int], None] | None = None) -> np.ndarray:
+def embed(
+    model: Any,
+    texts: list[str],
+    prefix: str,
+    batch_size: int,
+    desc: str = "encode",
+    store: EmbeddingStore | None = None,
+    flush: bool = True,
+    progress: Callable[[int], None] | None = None,
+) -> np.ndarray:
     """float32 L2-normalised embeddings of ``prefix + text``, one row per text, in order.
 
     Texts go through the encoder longest first in batches of ``batch_size``, so each batch
@@ -105,24 +114,38 @@ def embed(model: Any, texts: list[str], prefix: str, batch_size: int,
     if not texts:
         return np.zeros((0, 0), dtype=np.float32)
     prefixed = [prefix + t for t in texts]
-    rows: list[np.ndarray | None] = (store.lookup(prefixed) if store is not None
-                                     else [None] * len(prefixed))
+    rows: list[np.ndarray | None] = (
+        store.lookup(prefixed) if store is not None else [None] * len(prefixed)
+    )
     todo = [i for i, row in enumerate(rows) if row is None]
     if store is not None and len(todo) < len(texts):
-        log.debug("%s: %d of %d embeddings reused from %s", desc, len(texts) - len(todo),
-                  len(texts), store.dir)
+        log.debug(
+            "%s: %d of %d embeddings reused from %s",
+            desc,
+            len(texts) - len(todo),
+            len(texts),
+            store.dir,
+        )
     lengths = _token_lengths(model, [prefixed[i] for i in todo])
     order = [todo[j] for j in np.argsort([-n for n in lengths], kind="stable")]
     starts = range(0, len(order), batch_size)
     try:
-        for start in tqdm(starts, desc=desc, unit="batch",
-                          disable=len(starts) < 2 or progress is not None):
-            idx = order[start:start + batch_size]
+        for start in tqdm(
+            starts, desc=desc, unit="batch", disable=len(starts) < 2 or progress is not None
+        ):
+            idx = order[start : start + batch_size]
             batch = [prefixed[i] for i in idx]
             # prompt="" keeps a model's default prompt (if any) from being added to ours
-            vecs = np.asarray(model.encode(batch, prompt="", batch_size=len(idx),
-                                           convert_to_numpy=True, show_progress_bar=False),
-                              dtype=np.float32)
+            vecs = np.asarray(
+                model.encode(
+                    batch,
+                    prompt="",
+                    batch_size=len(idx),
+                    convert_to_numpy=True,
+                    show_progress_bar=False,
+                ),
+                dtype=np.float32,
+            )
             vecs /= np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
             for i, vec in zip(idx, vecs, strict=True):
                 rows[i] = vec
@@ -147,8 +170,9 @@ def keep_top(scored: list[dict[str, Any]], top_k: int, max_gap: float) -> list[d
     return _within_gap(scored, max_gap)[:top_k]
 
 
-def keep_pages_first(scored: list[dict[str, Any]], top_k: int, max_gap: float
-                     ) -> list[dict[str, Any]]:
+def keep_pages_first(
+    scored: list[dict[str, Any]], top_k: int, max_gap: float
+) -> list[dict[str, Any]]:
     """The relative cut of :func:`keep_top` (within ``max_gap`` of the best of all), then
     page passages first and the best snippets in the slots left, each group high to low.
 
@@ -169,8 +193,9 @@ class PageLookup(Protocol):
     def get(self, link: str, default: None = None, /) -> list[str] | None: ...
 
 
-def candidates(docs: list[dict[str, Any]], pages: PageLookup | None = None
-               ) -> list[tuple[str, dict[str, Any]]]:
+def candidates(
+    docs: list[dict[str, Any]], pages: PageLookup | None = None
+) -> list[tuple[str, dict[str, Any]]]:
     """``(passage, doc)`` to score for one question, each passage text once.
 
     A document whose page was crawled gives one candidate per passage of the page
@@ -190,10 +215,16 @@ def candidates(docs: list[dict[str, Any]], pages: PageLookup | None = None
     return out
 
 
-def rank_rows(model: Any, rows: list[dict[str, Any]], top_k: int, max_gap: float,
-              batch_size: int = 64, store: EmbeddingStore | None = None,
-              pages: PageLookup | None = None, prefer_pages: bool = True
-              ) -> list[dict[str, Any]]:
+def rank_rows(
+    model: Any,
+    rows: list[dict[str, Any]],
+    top_k: int,
+    max_gap: float,
+    batch_size: int = 64,
+    store: EmbeddingStore | None = None,
+    pages: PageLookup | None = None,
+    prefer_pages: bool = True,
+) -> list[dict[str, Any]]:
     """Score, cut and sort each ``{question, documents}`` row's passages, all rows at once.
 
     ``pages`` maps a document's link to its page's passages (:mod:`.passages`); those are
@@ -205,43 +236,83 @@ def rank_rows(model: Any, rows: list[dict[str, Any]], top_k: int, max_gap: float
     keeps embeddings. :func:`rank_stream` does the same a chunk of rows at a time.
     """
     try:
-        return _rank_chunk(model, rows, top_k, max_gap, batch_size, store, pages,
-                           prefer_pages)
+        return _rank_chunk(model, rows, top_k, max_gap, batch_size, store, pages, prefer_pages)
     finally:
         if store is not None:
             store.flush()  # also on Ctrl-C or an error: what was encoded is kept
 
 
-def _rank_chunk(model: Any, rows: list[dict[str, Any]], top_k: int, max_gap: float,
-                batch_size: int, store: EmbeddingStore | None, pages: PageLookup | None,
-                prefer_pages: bool, progress: Callable[[int], None] | None = None
-                ) -> list[dict[str, Any]]:
+def _rank_chunk(
+    model: Any,
+    rows: list[dict[str, Any]],
+    top_k: int,
+    max_gap: float,
+    batch_size: int,
+    store: EmbeddingStore | None,
+    pages: PageLookup | None,
+    prefer_pages: bool,
+    progress: Callable[[int], None] | None = None,
+) -> list[dict[str, Any]]:
     """:func:`rank_rows` without writing the store's pending vectors out."""
     per_row = [candidates(r["documents"], pages) for r in rows]
     questions = list(dict.fromkeys(r["question"] for r in rows))
     passages = list(dict.fromkeys(text for cands in per_row for text, _ in cands))
-    q_emb = embed(model, questions, QUERY_PREFIX, batch_size, "rank: questions", store,
-                  flush=False, progress=progress)
-    p_emb = embed(model, passages, PASSAGE_PREFIX, batch_size, "rank: passages", store,
-                  flush=False, progress=progress)
+    q_emb = embed(
+        model,
+        questions,
+        QUERY_PREFIX,
+        batch_size,
+        "rank: questions",
+        store,
+        flush=False,
+        progress=progress,
+    )
+    p_emb = embed(
+        model,
+        passages,
+        PASSAGE_PREFIX,
+        batch_size,
+        "rank: passages",
+        store,
+        flush=False,
+        progress=progress,
+    )
     q_index = {q: i for i, q in enumerate(questions)}
     p_index = {p: i for i, p in enumerate(passages)}
     out = []
     for row, docs in zip(rows, per_row, strict=True):
-        scores = (p_emb[[p_index[t] for t, _ in docs]] @ q_emb[q_index[row["question"]]]
-                  if docs else [])
-        scored = [{**doc, "passage": text, "score": float(s)}
-                  for (text, doc), s in zip(docs, scores, strict=True)]
-        out.append({"question": row["question"],
-                    "documents": (keep_pages_first(scored, top_k, max_gap) if prefer_pages
-                                  else keep_top(scored, top_k, max_gap))})
+        scores = (
+            p_emb[[p_index[t] for t, _ in docs]] @ q_emb[q_index[row["question"]]] if docs else []
+        )
+        scored = [
+            {**doc, "passage": text, "score": float(s)}
+            for (text, doc), s in zip(docs, scores, strict=True)
+        ]
+        out.append(
+            {
+                "question": row["question"],
+                "documents": (
+                    keep_pages_first(scored, top_k, max_gap)
+                    if prefer_pages
+                    else keep_top(scored, top_k, max_gap)
+                ),
+            }
+        )
     return out
 
 
-def rank_stream(model: Any, rows: Iterable[dict[str, Any]], top_k: int, max_gap: float,
-                batch_size: int, store: EmbeddingStore, pages: PageLookup | None = None,
-                prefer_pages: bool = True, chunk: int = CHUNK_QUESTIONS,
-                progress: Any = None) -> Iterator[dict[str, Any]]:
+def rank_stream(
+    model: Any,
+    rows: Iterable[dict[str, Any]],
+    top_k: int,
+    max_gap: float,
+    batch_size: int,
+    store: EmbeddingStore,
+    pages: PageLookup | None = None,
+    prefer_pages: bool = True,
+    chunk: int = CHUNK_QUESTIONS,
+    progress: Any = None,
+) -> Iterator[dict[str, Any]]:
     """:func:`rank_rows` over ``rows`` (an iterable: e.g. a file read a row at a time),
     ``chunk`` rows at a time, yielding ranked rows in order: memory holds one chunk.
 
@@ -261,10 +332,12 @@ def rank_stream(model: Any, rows: Iterable[dict[str, Any]], top_k: int, max_gap:
     try:
         for n, part in enumerate(_batched(rows, chunk)):
             before = store.encoded
-            yield from _rank_chunk(model, part, top_k, max_gap, batch_size, store,
-                                   pages, prefer_pages, encoded)
-            log.debug("chunk %d: %d questions, %d texts encoded", n, len(part),
-                      store.encoded - before)
+            yield from _rank_chunk(
+                model, part, top_k, max_gap, batch_size, store, pages, prefer_pages, encoded
+            )
+            log.debug(
+                "chunk %d: %d questions, %d texts encoded", n, len(part), store.encoded - before
+            )
             if progress is not None:
                 progress.update(len(part))
     finally:
@@ -305,15 +378,15 @@ class RankMetrics:
             "kept_from_snippets": self.snippets,
             "with_passages": self.with_passages,
             "without_passages": self.questions - self.with_passages,
-            "mean_top_score": (self.top_scores / self.with_passages if self.with_passages
-                               else 0.0),
+            "mean_top_score": (self.top_scores / self.with_passages if self.with_passages else 0.0),
             "mean_kept": self.kept / max(1, self.questions),
             **counts,
         }
 
 
-def rank_metrics(ranked: Iterable[dict[str, Any]], store: EmbeddingStore | None = None
-                 ) -> dict[str, Any]:
+def rank_metrics(
+    ranked: Iterable[dict[str, Any]], store: EmbeddingStore | None = None
+) -> dict[str, Any]:
     """metrics/rank.json: questions, how many have a passage, passages kept from pages and
     from snippets, mean top score, mean kept, and with a ``store`` how many texts were
     encoded and how many reused."""

@@ -28,10 +28,13 @@ from seedtune.retrieval.naver import NaverClient, QuotaExceeded
 log = logging.getLogger(__name__)
 
 
-def search_category(client: NaverClient, question: str, category: str,
-                    stop: threading.Event | None = None,
-                    fetch: Callable[[str, str, int], dict[str, Any]] | None = None
-                    ) -> list[dict[str, Any]] | None:
+def search_category(
+    client: NaverClient,
+    question: str,
+    category: str,
+    stop: threading.Event | None = None,
+    fetch: Callable[[str, str, int], dict[str, Any]] | None = None,
+) -> list[dict[str, Any]] | None:
     """Clean documents of up to ``search.pages`` pages; None when ``stop`` was set meanwhile.
 
     ``fetch(query, category, start)`` gets one page (default ``client.search``; the cost
@@ -47,15 +50,20 @@ def search_category(client: NaverClient, question: str, category: str,
         docs += to_documents(category, body)
         total = body.get("total")
         if len(body.get("items") or []) < cfg.display or (
-                isinstance(total, int) and start - 1 + cfg.display >= total):
+            isinstance(total, int) and start - 1 + cfg.display >= total
+        ):
             break  # no further pages
     return docs
 
 
-def search_question(client: NaverClient, question: str, stop: threading.Event | None = None,
-                    limit: int | None = None,
-                    fetch: Callable[[str, str, int], dict[str, Any]] | None = None,
-                    dedupe: bool = True) -> dict[str, Any] | None:
+def search_question(
+    client: NaverClient,
+    question: str,
+    stop: threading.Event | None = None,
+    limit: int | None = None,
+    fetch: Callable[[str, str, int], dict[str, Any]] | None = None,
+    dedupe: bool = True,
+) -> dict[str, Any] | None:
     """``{question, documents}`` over every category, at most ``limit`` documents from each
     (None: all pages), deduplicated unless ``dedupe`` is false; None when stopped.
     ``fetch``: see search_category."""
@@ -72,8 +80,15 @@ def rows_fingerprint(cfg: SearchConfig) -> str:
     """What a derived ``{question, documents}`` row depends on besides Naver's answers: the
     params that shape the requests and the cleaning code. 12 hex digits."""
     code = code_fingerprint([documents, pii, text, sys.modules[__name__]])
-    return cache_key({"categories": list(cfg.categories), "display": cfg.display,
-                      "pages": cfg.pages, "sort": cfg.sort, "code": code})[:12]
+    return cache_key(
+        {
+            "categories": list(cfg.categories),
+            "display": cfg.display,
+            "pages": cfg.pages,
+            "sort": cfg.sort,
+            "code": code,
+        }
+    )[:12]
 
 
 def derived_rows(root: Path, cfg: SearchConfig) -> ResponseCache:
@@ -96,10 +111,18 @@ class SearchRun:
     progress bar.
     """
 
-    def __init__(self, client: NaverClient, questions: Iterable[str], workers: int | None = None,
-                 limit: int | None = None, desc: str = "search", unit: str = "question",
-                 dedupe: bool = True, rows: ResponseCache | None = None,
-                 window: int | None = None) -> None:
+    def __init__(
+        self,
+        client: NaverClient,
+        questions: Iterable[str],
+        workers: int | None = None,
+        limit: int | None = None,
+        desc: str = "search",
+        unit: str = "question",
+        dedupe: bool = True,
+        rows: ResponseCache | None = None,
+        window: int | None = None,
+    ) -> None:
         self.client, self.limit, self.dedupe, self.rows = client, limit, dedupe, rows
         self.questions = list(dict.fromkeys(questions))
         self.workers = workers or client.workers
@@ -123,10 +146,18 @@ class SearchRun:
         from tqdm.auto import tqdm
 
         cfg, client = self.client.cfg, self.client
-        log.info("%s: searching %d %ss in %s (up to %d page(s) of %d); %d of "
-                 "search.daily_quota=%d calls left today", self.desc, len(self.questions),
-                 self.unit, ",".join(cfg.categories), cfg.pages, cfg.display,
-                 max(0, cfg.daily_quota - client.budget.used()), cfg.daily_quota)
+        log.info(
+            "%s: searching %d %ss in %s (up to %d page(s) of %d); %d of "
+            "search.daily_quota=%d calls left today",
+            self.desc,
+            len(self.questions),
+            self.unit,
+            ",".join(cfg.categories),
+            cfg.pages,
+            cfg.display,
+            max(0, cfg.daily_quota - client.budget.used()),
+            cfg.daily_quota,
+        )
         stop = threading.Event()
 
         def one(question: str) -> dict[str, Any] | None:
@@ -159,8 +190,12 @@ class SearchRun:
                     _, item = ahead.popleft()
                     row = item.result() if isinstance(item, Future) else item
                     if isinstance(item, Future):
-                        bar.set_postfix(calls=client.stats.calls, cached=client.stats.cache_hits,
-                                        retries=client.stats.retries, refresh=False)
+                        bar.set_postfix(
+                            calls=client.stats.calls,
+                            cached=client.stats.cache_hits,
+                            retries=client.stats.retries,
+                            refresh=False,
+                        )
                     bar.update()
                     if row is None:  # stopped by another question's failure: find it
                         self._raise_failure(ahead)
@@ -186,9 +221,15 @@ class SearchRun:
                 raise exc
 
 
-def search_all(client: NaverClient, questions: list[str], workers: int | None = None,
-               limit: int | None = None, desc: str = "search", unit: str = "question",
-               dedupe: bool = True) -> tuple[list[dict[str, Any]], str | None]:
+def search_all(
+    client: NaverClient,
+    questions: list[str],
+    workers: int | None = None,
+    limit: int | None = None,
+    desc: str = "search",
+    unit: str = "question",
+    dedupe: bool = True,
+) -> tuple[list[dict[str, Any]], str | None]:
     """Every row of a :class:`SearchRun` over ``questions``, and its ``stopped`` message (the
     rows then cover the questions finished before the quota ran out, in input order)."""
     run = SearchRun(client, questions, workers, limit, desc, unit, dedupe)
@@ -242,8 +283,9 @@ class DocumentTally:
         }
 
 
-def search_metrics(rows: Iterable[dict[str, Any]], client: NaverClient, from_rows: int = 0
-                   ) -> dict[str, Any]:
+def search_metrics(
+    rows: Iterable[dict[str, Any]], client: NaverClient, from_rows: int = 0
+) -> dict[str, Any]:
     """metrics/search.json of ``rows`` (see :class:`DocumentTally`)."""
     tally = DocumentTally()
     for row in rows:

@@ -326,17 +326,30 @@ def encode_row(row: dict[str, Any]) -> tuple[list[Any], list[list[Any]]]:
     """A row as the page holds it: what its card shows, and its passages (see the module
     docstring for the layout)."""
     source = _text(row.get("question_source"))
-    passages = [[_link(link), _show(cat), _show(kind), _show(text)]
-                for link, text, cat, kind in zip_longest(_list(row.get("sources")),
-                                                         _list(row.get("passages")),
-                                                         _list(row.get("source_categories")),
-                                                         _list(row.get("source_kinds")))]
+    passages = [
+        [_link(link), _show(cat), _show(kind), _show(text)]
+        for link, text, cat, kind in zip_longest(
+            _list(row.get("sources")),
+            _list(row.get("passages")),
+            _list(row.get("source_categories")),
+            _list(row.get("source_kinds")),
+        )
+    ]
     meta = " · ".join(_show(row[k]) for k in ("model", "template") if row.get(k))
-    card: list[Any] = [_show(row.get("question")), _show(row.get("answer")),
-                       _text(row.get("split")), source, len(passages), meta]
+    card: list[Any] = [
+        _show(row.get("question")),
+        _show(row.get("answer")),
+        _text(row.get("split")),
+        source,
+        len(passages),
+        meta,
+    ]
     if source == "titles":
-        card += [_text(row.get("post_title")), _link(row.get("post_link")),
-                 _text(row.get("post_category"))]
+        card += [
+            _text(row.get("post_title")),
+            _link(row.get("post_link")),
+            _text(row.get("post_category")),
+        ]
     return card, passages
 
 
@@ -357,13 +370,17 @@ def encode_reject(row: dict[str, Any]) -> list[Any]:
 def _head(title: str, rejects: dict[str, list[dict[str, Any]]]) -> bytes:
     """Everything before the data: styles, the search bar, the empty list, the rejects."""
     n_rejects = sum(len(r) for r in rejects.values())
-    pager = ('<nav class="pager"><button type="button" data-go="-1">◀ prev</button> '
-             '<span class="pg"></span> <button type="button" data-go="1">next ▶</button></nav>')
+    pager = (
+        '<nav class="pager"><button type="button" data-go="-1">◀ prev</button> '
+        '<span class="pg"></span> <button type="button" data-go="1">next ▶</button></nav>'
+    )
     stages = "".join(
         f'<details class="rej" data-stage="{esc(stage)}"><summary>{esc(stage)}: {len(rows)} '
         "rejects</summary><table><thead><tr><th>question (or post title)</th><th>reason</th>"
         '</tr></thead><tbody></tbody></table><button type="button" class="more" hidden>'
-        "more</button></details>" for stage, rows in rejects.items())
+        "more</button></details>"
+        for stage, rows in rejects.items()
+    )
     return (
         '<!DOCTYPE html>\n<html lang="ko">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
@@ -379,7 +396,8 @@ def _head(title: str, rejects: dict[str, list[dict[str, Any]]]) -> bytes:
         "필요합니다); the rows themselves are in data/instructions.jsonl.</p></noscript>\n"
         f'<main id="rows"></main>\n{pager}\n'
         f'<section id="rejects"><h2>Rejects</h2>{stages or "<p>(no rejects files)</p>"}'
-        "</section>\n").encode("utf-8", "backslashreplace")
+        "</section>\n"
+    ).encode("utf-8", "backslashreplace")
 
 
 def _block(out: BinaryIO, block_id: str, items: list[bytes]) -> None:
@@ -388,9 +406,12 @@ def _block(out: BinaryIO, block_id: str, items: list[bytes]) -> None:
     out.write(b"]</script>\n")
 
 
-def write_page(out: BinaryIO, rows: Iterable[dict[str, Any]],
-               rejects: dict[str, list[dict[str, Any]]],
-               title: str = "seedtune instructions") -> int:
+def write_page(
+    out: BinaryIO,
+    rows: Iterable[dict[str, Any]],
+    rejects: dict[str, list[dict[str, Any]]],
+    title: str = "seedtune instructions",
+) -> int:
     """Write the page to ``out``, reading ``rows`` once (the passages wait in a temporary
     file, one chunk in memory at a time, to follow the code); returns the number of rows."""
     splits: set[str] = set()
@@ -412,13 +433,21 @@ def write_page(out: BinaryIO, rows: Iterable[dict[str, Any]],
         if chunk:
             _block(later, f"d{(n - 1) // CHUNK_ROWS}", chunk)
         out.write(b"]</script>\n")
-        meta = {"rows": n, "page": PAGE_ROWS, "chunk": CHUNK_ROWS, "splits": sorted(splits),
-                "sources": sorted(sources)}
-        out.write(b'<script type="application/json" id="page-meta">' + to_json(meta)
-                  + b"</script>\n")
-        out.write(b'<script type="application/json" id="rejects-data">'
-                  + to_json({s: [encode_reject(r) for r in rs] for s, rs in rejects.items()})
-                  + b"</script>\n")
+        meta = {
+            "rows": n,
+            "page": PAGE_ROWS,
+            "chunk": CHUNK_ROWS,
+            "splits": sorted(splits),
+            "sources": sorted(sources),
+        }
+        out.write(
+            b'<script type="application/json" id="page-meta">' + to_json(meta) + b"</script>\n"
+        )
+        out.write(
+            b'<script type="application/json" id="rejects-data">'
+            + to_json({s: [encode_reject(r) for r in rs] for s, rs in rejects.items()})
+            + b"</script>\n"
+        )
         out.write(f"<script>{JS}</script>\n".encode())
         later.seek(0)
         shutil.copyfileobj(later, out)
@@ -426,8 +455,11 @@ def write_page(out: BinaryIO, rows: Iterable[dict[str, Any]],
     return n
 
 
-def render_html(rows: Iterable[dict[str, Any]], rejects: dict[str, list[dict[str, Any]]],
-                title: str = "seedtune instructions") -> str:
+def render_html(
+    rows: Iterable[dict[str, Any]],
+    rejects: dict[str, list[dict[str, Any]]],
+    title: str = "seedtune instructions",
+) -> str:
     """The page as text: every row (question, its source and post, answer, passages with
     links and badges, split) shown a page at a time, a search box, split and source filters,
     then the rejects per stage."""
@@ -436,9 +468,12 @@ def render_html(rows: Iterable[dict[str, Any]], rejects: dict[str, list[dict[str
     return buf.getvalue().decode("utf-8")
 
 
-def write_html(path: Path | str, rows: Iterable[dict[str, Any]],
-               rejects: dict[str, list[dict[str, Any]]],
-               title: str = "seedtune instructions") -> int:
+def write_html(
+    path: Path | str,
+    rows: Iterable[dict[str, Any]],
+    rejects: dict[str, list[dict[str, Any]]],
+    title: str = "seedtune instructions",
+) -> int:
     """Stream the page to ``path`` atomically (see :func:`write_page`); returns the rows."""
     with atomic_open(path) as out:
         return write_page(out, rows, rejects, title)

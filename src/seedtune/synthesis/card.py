@@ -36,39 +36,49 @@ METRIC_STAGES = ("queries", "search", "crawl", "synthesize")
 #: Stages whose metrics carry ``pii_masked`` ({kind: count}).
 PII_STAGES = ("search", "crawl", "synthesize")
 #: The params the card shows (dvc.yaml lists the same under the card stage's ``params:``).
-CARD_PARAMS = ("llm.model", "search.categories", "search.display", "search.sort",
-               "crawl.per_question", "crawl.respect_robots", "rank.model", "rank.top_k",
-               "rank.passage_tokens", "synthesize.top_k", "synthesize.eval_fraction",
-               "train.model.name_or_path")
+CARD_PARAMS = (
+    "llm.model",
+    "search.categories",
+    "search.display",
+    "search.sort",
+    "crawl.per_question",
+    "crawl.respect_robots",
+    "rank.model",
+    "rank.top_k",
+    "rank.passage_tokens",
+    "synthesize.top_k",
+    "synthesize.eval_fraction",
+    "train.model.name_or_path",
+)
 TOP_HOSTS = 20
 TOP_REASONS = 10
 
 #: What each column means; a column the rows have and this does not know is still listed.
 FIELDS = {
     "question": "The question (or instruction), in Korean: written by the LLM for a seed word, "
-                "rewritten by the LLM from a real person's post title, or taken from a "
-                "question file (`question_source` says which).",
+    "rewritten by the LLM from a real person's post title, or taken from a "
+    "question file (`question_source` says which).",
     "answer": "The grounded Korean answer the LLM wrote from `passages`; personal data masked.",
     "sources": "Links of the web pages or search results the passages come from, in the "
-               "order they were given to the LLM.",
+    "order they were given to the LLM.",
     "passages": "The text the answer was grounded on, parallel to `sources` (quoted from "
-                "third-party pages; personal data masked).",
+    "third-party pages; personal data masked).",
     "source_categories": "Naver search category of each source, parallel to `sources` "
-                         "(blog, news, kin, webkr, cafearticle, encyc, ...).",
+    "(blog, news, kin, webkr, cafearticle, encyc, ...).",
     "source_kinds": "Where each passage was cut from, parallel to `sources`: `page` (the "
-                    "crawled web page) or `snippet` (Naver's search result description).",
+    "crawled web page) or `snippet` (Naver's search result description).",
     "question_source": "Where the question came from: `llm` (written by the LLM for a seed "
-                       "word), `titles` (a real person's Naver cafe or 지식iN post title, "
-                       "rewritten as a question by the LLM) or `user` (a question file).",
+    "word), `titles` (a real person's Naver cafe or 지식iN post title, "
+    "rewritten as a question by the LLM) or `user` (a question file).",
     "seed": "The seed word the question was written for, or whose search found the post; "
-            "null for `user` questions.",
+    "null for `user` questions.",
     "post_title": "For `titles` questions, the title of the post the question was rewritten "
-                  "from (the person's own words); null otherwise.",
+    "from (the person's own words); null otherwise.",
     "post_link": "For `titles` questions, the link of that post; null otherwise.",
     "post_category": "For `titles` questions, where that post is: `cafearticle` (a Naver "
-                     "cafe) or `kin` (지식iN); null otherwise.",
+    "cafe) or `kin` (지식iN); null otherwise.",
     "split": "`train` or `eval`: a deterministic hash split of the question, topped up so "
-             "that every question source is in `eval`.",
+    "that every question source is in `eval`.",
     "model": "The LLM that wrote the answer.",
     "template": "Version of the prompt template the answer was written with.",
 }
@@ -100,12 +110,16 @@ def iter_rows(instructions: Path | str) -> Iterator[dict[str, Any]]:
     return rows()
 
 
-def read_context(rejects_dir: Path | str, metrics_dir: Path | str,
-                 params: Path | str) -> CardInputs:
+def read_context(
+    rejects_dir: Path | str, metrics_dir: Path | str, params: Path | str
+) -> CardInputs:
     """Whichever rejects, metrics and params files exist, without the rows (the card stage
     streams those: :func:`iter_rows`)."""
-    rejects = {s: [r for r in read_jsonl(p) if isinstance(r, dict)]
-               for s in REJECT_STAGES if (p := Path(rejects_dir) / f"{s}.jsonl").is_file()}
+    rejects = {
+        s: [r for r in read_jsonl(p) if isinstance(r, dict)]
+        for s in REJECT_STAGES
+        if (p := Path(rejects_dir) / f"{s}.jsonl").is_file()
+    }
     metrics = {}
     for stage in METRIC_STAGES:
         path = Path(metrics_dir) / f"{stage}.json"
@@ -118,8 +132,9 @@ def read_context(rejects_dir: Path | str, metrics_dir: Path | str,
     return CardInputs([], rejects, metrics, read_yaml_mapping(params, missing_ok=True))
 
 
-def read_inputs(instructions: Path | str, rejects_dir: Path | str, metrics_dir: Path | str,
-                params: Path | str) -> CardInputs:
+def read_inputs(
+    instructions: Path | str, rejects_dir: Path | str, metrics_dir: Path | str, params: Path | str
+) -> CardInputs:
     """The instructions (an absent file is an :class:`InputError`), and whichever rejects,
     metrics and params files exist, all in memory."""
     rows = list(iter_rows(instructions))
@@ -158,8 +173,7 @@ def lengths(values: list[int]) -> dict[str, float | int | None]:
         return {"min": None, "median": None, "p90": None, "max": None}
     ordered = sorted(values)
     p90 = ordered[max(0, math.ceil(0.9 * len(ordered)) - 1)]
-    return {"min": ordered[0], "median": statistics.median(ordered), "p90": p90,
-            "max": ordered[-1]}
+    return {"min": ordered[0], "median": statistics.median(ordered), "p90": p90, "max": ordered[-1]}
 
 
 def _type_name(value: Any) -> str:
@@ -168,8 +182,7 @@ def _type_name(value: Any) -> str:
     if isinstance(value, list):
         inner = sorted({_type_name(v) for v in value if v is not None})
         return f"list[{'|'.join(inner) or 'string'}]"
-    return {str: "string", int: "int", float: "float", dict: "object"}.get(type(value),
-                                                                          "null")
+    return {str: "string", int: "int", float: "float", dict: "object"}.get(type(value), "null")
 
 
 def _column_types(types: dict[str, set[str]], row: dict[str, Any]) -> None:
@@ -203,16 +216,23 @@ def _reasons(rejects: list[dict[str, Any]]) -> dict[str, Any]:
     counts = Counter(_str(r.get("reason")).strip() or "(no reason given)" for r in rejects)
     ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
     rest = ranked[TOP_REASONS:]
-    return {"total": len(rejects), "reasons": ranked[:TOP_REASONS],
-            "other": sum(n for _, n in rest), "other_reasons": len(rest)}
+    return {
+        "total": len(rejects),
+        "reasons": ranked[:TOP_REASONS],
+        "other": sum(n for _, n in rest),
+        "other_reasons": len(rest),
+    }
 
 
 def _counts(value: Any) -> dict[str, int]:
     """A {name: count} dict from metrics, ignoring anything that is not one."""
     if not isinstance(value, dict):
         return {}
-    return {str(k): v for k, v in value.items()
-            if isinstance(v, int | float) and not isinstance(v, bool)}
+    return {
+        str(k): v
+        for k, v in value.items()
+        if isinstance(v, int | float) and not isinstance(v, bool)
+    }
 
 
 UNKNOWN = "(unknown)"
@@ -223,8 +243,9 @@ def _by_count(item: tuple[str, int]) -> tuple[int, str]:
     return -item[1], item[0]
 
 
-def question_sources(rows: Iterable[dict[str, Any]]
-                     ) -> tuple[list[tuple[str, int, int]], list[tuple[str, int]]]:
+def question_sources(
+    rows: Iterable[dict[str, Any]],
+) -> tuple[list[tuple[str, int, int]], list[tuple[str, int]]]:
     """(source, rows, eval rows) per ``question_source``, and (post category, rows) of the
     ``titles`` rows, most rows first (a row without one counts as "(unknown)")."""
     tally = Tally()
@@ -235,11 +256,11 @@ def question_sources(rows: Iterable[dict[str, Any]]
 
 def _cut(row: dict[str, Any]) -> dict[str, Any]:
     """A row for the card's example: long texts cut."""
-    cut = {k: (v[:300] + "…" if isinstance(v, str) and len(v) > 300 else v)
-           for k, v in row.items()}
+    cut = {k: (v[:300] + "…" if isinstance(v, str) and len(v) > 300 else v) for k, v in row.items()}
     if isinstance(cut.get("passages"), list):
-        cut["passages"] = [p[:200] + "…" if isinstance(p, str) and len(p) > 200 else p
-                           for p in cut["passages"]]
+        cut["passages"] = [
+            p[:200] + "…" if isinstance(p, str) and len(p) > 200 else p for p in cut["passages"]
+        ]
     return cut
 
 
@@ -295,8 +316,12 @@ class Tally:
         self.templates[_str(row.get("template")) or "(none)"] += 1
         _column_types(self.types, row)
         train, titles = split == "train", row.get("question_source") == "titles"
-        for key, wanted in (("train titles", train and titles), ("train", train),
-                            ("titles", titles), ("any", True)):
+        for key, wanted in (
+            ("train titles", train and titles),
+            ("train", train),
+            ("titles", titles),
+            ("any", True),
+        ):
             if wanted and key not in self.examples:
                 self.examples[key] = _cut(row)
 
@@ -318,9 +343,10 @@ class Tally:
 
     def question_sources(self) -> tuple[list[tuple[str, int, int]], list[tuple[str, int]]]:
         """See :func:`question_sources`."""
-        return ([(k, n, self.eval_per[k]) for k, n in sorted(self.rows_per.items(),
-                                                              key=_by_count)],
-                sorted(self.posts.items(), key=_by_count))
+        return (
+            [(k, n, self.eval_per[k]) for k, n in sorted(self.rows_per.items(), key=_by_count)],
+            sorted(self.posts.items(), key=_by_count),
+        )
 
     def example(self) -> dict[str, Any] | None:
         """The row the card shows as its example (cut), None without rows."""
@@ -329,8 +355,9 @@ class Tally:
                 return self.examples[key]
         return None
 
-    def statistics(self, metrics: dict[str, dict[str, Any]],
-                   rejects: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    def statistics(
+        self, metrics: dict[str, dict[str, Any]], rejects: dict[str, list[dict[str, Any]]]
+    ) -> dict[str, Any]:
         """See :func:`dataset_statistics`."""
         per_source, post_categories = self.question_sources()
         kinds = self.kinds
@@ -346,14 +373,16 @@ class Tally:
             "splits": dict(sorted(self.splits.items())),
             "sources": per_source,
             "post_categories": post_categories,
-            "length": {"question": lengths(self.q_lengths),
-                       "answer": lengths(self.a_lengths)},
+            "length": {"question": lengths(self.q_lengths), "answer": lengths(self.a_lengths)},
             "citations": sum(self.citations.values()),
             "unique_links": len(set().union(*cat_links.values())) if cat_links else 0,
-            "categories": [(c, n, len(cat_links[c])) for c, n in
-                           sorted(self.citations.items(), key=_by_count)],
-            "hosts": [(h, n, len(host_links[h])) for h, n in sorted(self.host_cites.items(),
-                                                                    key=_by_count)],
+            "categories": [
+                (c, n, len(cat_links[c])) for c, n in sorted(self.citations.items(), key=_by_count)
+            ],
+            "hosts": [
+                (h, n, len(host_links[h]))
+                for h, n in sorted(self.host_cites.items(), key=_by_count)
+            ],
             "kinds": dict(sorted(kinds.items(), key=_by_count)),
             "grounding": dict(sorted(self.grounding.items(), key=_by_count)),
             "pages_share": round(kinds["page"] / known, 4) if known else None,
@@ -378,12 +407,16 @@ def dataset_statistics(inputs: CardInputs) -> dict[str, Any]:
 
 def card_metrics(stats: dict[str, Any]) -> dict[str, Any]:
     """A few counts for metrics/card.json (``sources``: rows per question source)."""
-    return {"rows": stats["rows"], "train": stats["splits"].get("train", 0),
-            "eval": stats["splits"].get("eval", 0),
-            "sources": {source: n for source, n, _ in stats["sources"]},
-            "unique_links": stats["unique_links"],
-            "hosts": len(stats["hosts"]), "pages_share": stats["pages_share"],
-            "rejects": sum(r["total"] for r in stats["rejects"].values())}
+    return {
+        "rows": stats["rows"],
+        "train": stats["splits"].get("train", 0),
+        "eval": stats["splits"].get("eval", 0),
+        "sources": {source: n for source, n, _ in stats["sources"]},
+        "unique_links": stats["unique_links"],
+        "hosts": len(stats["hosts"]),
+        "pages_share": stats["pages_share"],
+        "rejects": sum(r["total"] for r in stats["rejects"].values()),
+    }
 
 
 def size_category(n: int) -> str:
@@ -405,7 +438,8 @@ LICENSE_DETAILS = (
     "those passages and may reproduce parts of them. Check each source's terms (and the "
     "LLM provider's terms) before you redistribute or train on it. Personal data found "
     "(phone numbers, e-mail addresses, registration, card, account, licence and passport "
-    "numbers) was masked, but automatic masking can miss some.")
+    "numbers) was masked, but automatic masking can miss some."
+)
 
 
 def param(params: dict[str, Any], dotted: str) -> Any:
@@ -427,16 +461,23 @@ def front_matter(stats: dict[str, Any]) -> dict[str, Any]:
         "license_details": LICENSE_DETAILS,
         "pretty_name": "seedtune grounded Korean instructions",
         "task_categories": ["text-generation"],
-        "tags": ["synthetic", "instruction-tuning", "retrieval-augmented-generation",
-                 "korean", "naver-search", "seedtune"],
+        "tags": [
+            "synthetic",
+            "instruction-tuning",
+            "retrieval-augmented-generation",
+            "korean",
+            "naver-search",
+            "seedtune",
+        ],
         "annotations_creators": ["machine-generated"],
         "language_creators": ["found", "machine-generated"],
         "multilinguality": ["monolingual"],
         "size_categories": [size_category(stats["rows"])],
         # one file, one Hub split: pointing a train and an eval split at the same file would
         # put every row in both; the rows' own `split` column tells them apart
-        "configs": [{"config_name": "default",
-                     "data_files": [{"split": "train", "path": DATA_FILE}]}],
+        "configs": [
+            {"config_name": "default", "data_files": [{"split": "train", "path": DATA_FILE}]}
+        ],
     }
 
 
@@ -476,16 +517,22 @@ def _example(row: dict[str, Any] | None) -> str:
 def _metrics_tables(metrics: dict[str, dict[str, Any]]) -> list[str]:
     out = []
     for stage, values in metrics.items():
-        scalars = [[k, v] for k, v in values.items()
-                   if isinstance(v, int | float | str) and not isinstance(v, bool)]
+        scalars = [
+            [k, v]
+            for k, v in values.items()
+            if isinstance(v, int | float | str) and not isinstance(v, bool)
+        ]
         if scalars:
-            out.append(f"**{stage}** (`metrics/{stage}.json`)\n\n"
-                       + table(["count", "value"], scalars))
+            out.append(
+                f"**{stage}** (`metrics/{stage}.json`)\n\n" + table(["count", "value"], scalars)
+            )
         for key, value in values.items():
             counts = _counts(value)
             if counts and key != "pii_masked":
-                out.append(f"**{stage}: {_cell(key)}** (`metrics/{stage}.json`)\n\n"
-                           + table([key, "count"], list(counts.items())))
+                out.append(
+                    f"**{stage}: {_cell(key)}** (`metrics/{stage}.json`)\n\n"
+                    + table([key, "count"], list(counts.items()))
+                )
     return out
 
 
@@ -502,7 +549,8 @@ def render_card(inputs: CardInputs, stats: dict[str, Any]) -> str:
         f"{splits.get('eval', 0)} eval) for instruction tuning, each answer written by an "
         f"LLM ({md_code(param(p, 'llm.model'))}) from passages of web pages and Naver search "
         "results it cites. Made by the seedtune DVC pipeline from a list of domain seed "
-        "words; every row keeps the passages and links its answer was grounded on.\n")
+        "words; every row keeps the passages and links its answer was grounded on.\n"
+    )
     s.append("## Loading it\n")
     s.append(
         "Both splits are in one JSON Lines file, `data/instructions.jsonl`, told apart by its "
@@ -513,8 +561,9 @@ def render_card(inputs: CardInputs, stats: dict[str, Any]) -> str:
         'split="train")\n'
         'train = rows.filter(lambda r: r["split"] == "train")\n'
         'eval_ = rows.filter(lambda r: r["split"] == "eval")\n```\n\n'
-        "(`split=\"train\"` there is the name `datasets` gives a single file, not this "
-        "dataset's split.)\n")
+        '(`split="train"` there is the name `datasets` gives a single file, not this '
+        "dataset's split.)\n"
+    )
     s.append("## How it was made\n")
     s.append(
         "1. **queries**: questions from two sources, plus any question files "
@@ -532,56 +581,97 @@ def render_card(inputs: CardInputs, stats: dict[str, Any]) -> str:
         "5. **synthesize**: an LLM answers each question in Korean from its top passages; "
         "unusable answers (empty, too short, not Korean, refused) are rejected, personal "
         "data is masked again, and a deterministic hash of the question picks the split "
-        "(topped up so that every question source has eval questions).\n")
-    s.append(table(["param", "value"], [[k, param(p, k)] for k in CARD_PARAMS
-                                        if param(p, k) is not None]))
+        "(topped up so that every question source has eval questions).\n"
+    )
+    s.append(
+        table(
+            ["param", "value"], [[k, param(p, k)] for k in CARD_PARAMS if param(p, k) is not None]
+        )
+    )
     s.append("\nAnswers per model and prompt template version:\n")
     s.append(table(["model", "rows"], stats["models"]))
     s.append(table(["template", "rows"], stats["templates"]))
     s.append("\n## Fields\n")
-    s.append(table(["field", "type", "description"],
-                   [[c, t, Markdown(FIELDS.get(c, "(not described: a column this card "
-                                                   "does not know)"))]
-                    for c, t in stats["columns"]]))
+    s.append(
+        table(
+            ["field", "type", "description"],
+            [
+                [c, t, Markdown(FIELDS.get(c, "(not described: a column this card does not know)"))]
+                for c, t in stats["columns"]
+            ],
+        )
+    )
     s.append("\nAn example row (long texts cut here, not in the data):\n")
     s.append(_example(stats["example"]))
     s.append("## Statistics\n")
     s.append(table(["split", "rows"], list(splits.items())))
     s.append("\n### Question sources\n")
-    s.append("Rows per `question_source` (`llm`: written by an LLM per seed word; `titles`: "
-             "real people's post titles rewritten as questions; `user`: question files):\n\n")
-    s.append(table(["source", "rows", "share", "eval"],
-                   [[k, v, _share(v, n), e] for k, v, e in stats["sources"]]))
+    s.append(
+        "Rows per `question_source` (`llm`: written by an LLM per seed word; `titles`: "
+        "real people's post titles rewritten as questions; `user`: question files):\n\n"
+    )
+    s.append(
+        table(
+            ["source", "rows", "share", "eval"],
+            [[k, v, _share(v, n), e] for k, v, e in stats["sources"]],
+        )
+    )
     if stats["post_categories"]:
         n_titles = sum(v for _, v in stats["post_categories"])
-        s.append("\n`titles` rows per post category (`cafearticle`: Naver cafe; `kin`: "
-                 "지식iN):\n\n")
-        s.append(table(["post category", "rows", "share"],
-                       [[k, v, _share(v, n_titles)] for k, v in stats["post_categories"]]))
+        s.append(
+            "\n`titles` rows per post category (`cafearticle`: Naver cafe; `kin`: 지식iN):\n\n"
+        )
+        s.append(
+            table(
+                ["post category", "rows", "share"],
+                [[k, v, _share(v, n_titles)] for k, v in stats["post_categories"]],
+            )
+        )
     s.append(f"\n{stats['questions']} distinct questions. Lengths in characters:\n")
-    s.append(table(["field", "min", "median", "p90", "max"],
-                   [[k, *v.values()] for k, v in stats["length"].items()]))
+    s.append(
+        table(
+            ["field", "min", "median", "p90", "max"],
+            [[k, *v.values()] for k, v in stats["length"].items()],
+        )
+    )
     s.append("\n### Grounding: crawled pages or search snippets\n")
     total_kinds = sum(stats["kinds"].values())
-    s.append(table(["passage kind", "passages", "share"],
-                   [[k, v, _share(v, total_kinds)] for k, v in stats["kinds"].items()]))
+    s.append(
+        table(
+            ["passage kind", "passages", "share"],
+            [[k, v, _share(v, total_kinds)] for k, v in stats["kinds"].items()],
+        )
+    )
     s.append("\nAnswers by what they were grounded on:\n")
-    s.append(table(["grounded on", "answers", "share"],
-                   [[k, v, _share(v, n)] for k, v in stats["grounding"].items()]))
+    s.append(
+        table(
+            ["grounded on", "answers", "share"],
+            [[k, v, _share(v, n)] for k, v in stats["grounding"].items()],
+        )
+    )
     if inputs.metrics:
         s.append("\n### Pipeline counts\n")
         s.append("\n".join(_metrics_tables(inputs.metrics)))
     s.append("\n## Sources\n")
-    s.append(f"{stats['citations']} citations of {stats['unique_links']} distinct links on "
-             f"{len(stats['hosts'])} hosts.\n\n")
+    s.append(
+        f"{stats['citations']} citations of {stats['unique_links']} distinct links on "
+        f"{len(stats['hosts'])} hosts.\n\n"
+    )
     s.append(table(["category", "citations", "distinct links"], stats["categories"]))
     s.append(f"\nTop {TOP_HOSTS} hosts:\n\n")
     hosts = stats["hosts"]
     rest = hosts[TOP_HOSTS:]
-    s.append(table(["host", "citations", "distinct links"],
-                   hosts[:TOP_HOSTS] + ([[f"other ({len(rest)} hosts)",
-                                          sum(h[1] for h in rest), sum(h[2] for h in rest)]]
-                                        if rest else [])))
+    s.append(
+        table(
+            ["host", "citations", "distinct links"],
+            hosts[:TOP_HOSTS]
+            + (
+                [[f"other ({len(rest)} hosts)", sum(h[1] for h in rest), sum(h[2] for h in rest)]]
+                if rest
+                else []
+            ),
+        )
+    )
     s.append("\n## Personal data\n")
     s.append(
         "Phone numbers, e-mail addresses, resident and alien registration numbers, card "
@@ -589,20 +679,35 @@ def render_card(inputs: CardInputs, stats: dict[str, Any]) -> str:
         "numbers are replaced by tags (`[전화번호]`, `[이메일]`, ...) where search results "
         "and crawled pages enter the pipeline, and synthesized answers are checked again. "
         "Prices, dates, areas, lot and unit numbers are kept. Masked, per kind and stage:"
-        "\n\n")
+        "\n\n"
+    )
     pii_stages = [st for st in PII_STAGES if any(st in v for v in stats["pii"].values())]
-    s.append(table(["kind", "tag", *pii_stages, "total"],
-                   [[k, Markdown(TAGS.get(k, "")), *[v.get(st, 0) for st in pii_stages],
-                     sum(v.values())] for k, v in stats["pii"].items()]))
+    s.append(
+        table(
+            ["kind", "tag", *pii_stages, "total"],
+            [
+                [
+                    k,
+                    Markdown(TAGS.get(k, "")),
+                    *[v.get(st, 0) for st in pii_stages],
+                    sum(v.values()),
+                ]
+                for k, v in stats["pii"].items()
+            ],
+        )
+    )
     s.append("\n## Rejects\n")
-    s.append(f"Items that produced no row, by stage and reason (top {TOP_REASONS} reasons "
-             "per stage; from `data/rejects/<stage>.jsonl`):\n\n")
+    s.append(
+        f"Items that produced no row, by stage and reason (top {TOP_REASONS} reasons "
+        "per stage; from `data/rejects/<stage>.jsonl`):\n\n"
+    )
     for stage, r in stats["rejects"].items():
         rows = [list(x) for x in r["reasons"]]
         if r["other"]:
             rows.append([f"other ({r['other_reasons']} reasons)", r["other"]])
-        s.append(f"**{stage}** (rejects: {r['total']})\n\n" + table(["reason", "count"], rows)
-                 + "\n")
+        s.append(
+            f"**{stage}** (rejects: {r['total']})\n\n" + table(["reason", "count"], rows) + "\n"
+        )
     if not stats["rejects"]:
         s.append("(no rejects files)\n")
     s.append("## Licence and caveats\n")
@@ -616,5 +721,6 @@ def render_card(inputs: CardInputs, stats: dict[str, Any]) -> str:
         "posts; personal data in the titles was masked and the LLM dropped titles that "
         "looked personal, but both can miss some.\n"
         "- `data/instructions.html` (beside this card) shows every row with its passages "
-        "and links, and every reject.\n")
+        "and links, and every reject.\n"
+    )
     return "\n".join(x.rstrip("\n") + "\n" for x in s).replace("\n\n\n", "\n\n")

@@ -35,41 +35,87 @@ MODES = ("exact", "terms")
 #: Questions tokenized per call, so memory stays bounded however many there are.
 BATCH = 1000
 
-_NOUN_TAGS = {"NNG", "NNP", "NNB", "NR", "NP", "SN", "SL", "SH",
-              "W_URL", "W_EMAIL", "W_SERIAL", "W_HASHTAG"}
+_NOUN_TAGS = {
+    "NNG",
+    "NNP",
+    "NNB",
+    "NR",
+    "NP",
+    "SN",
+    "SL",
+    "SH",
+    "W_URL",
+    "W_EMAIL",
+    "W_SERIAL",
+    "W_HASHTAG",
+}
 #: Nouns that frame a question and do not say what it is about. Bound nouns that carry no
 #: meaning (수, 것, 시, 때 …) are among them; units (개월, 년, 채, 원 …) are not.
-_FRAME_NOUNS = frozenset("""
+_FRAME_NOUNS = frozenset(
+    """
     것 점 시 등 때 중 데 바 줄 뿐 듯 대로 거 지 쪽 측 적 터 따름 나름 만큼 정도 여부 때문
     등등 무엇 뭐 머 저 제 나 내 너 우리 저희 당신 여러분 자기 이것 그것 저것 이거 그거 여기
     거기 이 그
     경우 사항 부분 내용 관련 문의 질문 궁금증 조언 부탁 설명 답변 의견 도움 요청 정보 가지
     구체적 자세 궁금 어떠 주요
     란
-""".split())  # 란: Kiwi reads the particle of "확정일자란?" as the noun 란 (column) at times
+""".split()
+)  # 란: Kiwi reads the particle of "확정일자란?" as the noun 란 (column) at times
 #: Words that ask something specific: they change the question, so they stay, as one term
 #: per intent ("계산 방법은 어떻게 되나요?" == "어떻게 계산하나요?").
-_INTENTS = {"어떻게": "?how", "방법": "?how", "방안": "?how",
-            "왜": "?why", "이유": "?why", "언제": "?when", "어디": "?where",
-            "얼마": "?how-much", "얼마나": "?how-much", "몇": "?how-much", "누구": "?who"}
+_INTENTS = {
+    "어떻게": "?how",
+    "방법": "?how",
+    "방안": "?how",
+    "왜": "?why",
+    "이유": "?why",
+    "언제": "?when",
+    "어디": "?where",
+    "얼마": "?how-much",
+    "얼마나": "?how-much",
+    "몇": "?how-much",
+    "누구": "?who",
+}
 #: Verb and adjective lemmas that frame a question (있나요, 알려 주세요, 궁금합니다 …).
-_FRAME_PREDICATES = frozenset("""
+_FRAME_PREDICATES = frozenset(
+    """
     있다 되다 하다 대하다 관하다 알다 알리다 주다 드리다 싶다 궁금하다 어떻다 이다 보다
     알아보다 여쭈다 여쭙다 묻다 모르다 가르치다 위하다 따르다 말하다 설명하다 바라다
-""".split())
+""".split()
+)
 #: Adverbs that change what is asked; the rest (혹시, 좀, 가장, 꼭, 정말 …) are frame words.
-_CONTENT_ADVERBS = frozenset("""
+_CONTENT_ADVERBS = frozenset(
+    """
     더 덜 잘 미리 다시 함께 같이 따로 먼저 직접 빨리 일찍 늦게 많이 적게 계속 바로 새로 혼자
     홀로 없이 오래 이미 아직
-""".split())
-_NEGATIONS = {"안": "~not", "않다": "~not", "말다": "~not", "못": "~cannot",
-              "못하다": "~cannot", "없다": "~not"}
+""".split()
+)
+_NEGATIONS = {
+    "안": "~not",
+    "않다": "~not",
+    "말다": "~not",
+    "못": "~cannot",
+    "못하다": "~cannot",
+    "없다": "~not",
+}
 #: Determiners that frame (어떤 서류 == 서류); other determiners (새, 전 …) are content.
-_FRAME_DETERMINERS = frozenset("이 그 저 어떤 어느 무슨 모든 각 여러 온갖 이런 그런 저런 약"
-                               .split())
+_FRAME_DETERMINERS = frozenset(
+    "이 그 저 어떤 어느 무슨 모든 각 여러 온갖 이런 그런 저런 약".split()
+)
 #: Native numerals as determiners (두 채 == 2채).
-_NUMERALS = {"한": "1", "두": "2", "세": "3", "석": "3", "네": "4", "다섯": "5", "여섯": "6",
-             "일곱": "7", "여덟": "8", "아홉": "9", "열": "10"}
+_NUMERALS = {
+    "한": "1",
+    "두": "2",
+    "세": "3",
+    "석": "3",
+    "네": "4",
+    "다섯": "5",
+    "여섯": "6",
+    "일곱": "7",
+    "여덟": "8",
+    "아홉": "9",
+    "열": "10",
+}
 #: Symbols that are units, so part of a number's meaning (5% vs 5).
 _UNIT_SYMBOLS = frozenset("% ％ ㎡ ㎥ ㎞ ㎝ ㎜ ㎏ ℃ $ ＄ ₩ ￦ € ¥ m²".split())
 #: What joins coordinated nouns (가계약금과 계약금, 전세, 월세 및 반전세).
@@ -103,8 +149,12 @@ def _is_request(morphs: list[tuple[str, str]], end: int) -> bool:
     if i < 0:
         return False
     form, tag = morphs[i]
-    return tag == "VX" and form in {"주", "드리"} or \
-        tag == "VV" and _lemma(form, tag) in {"알다", "알리다", "가르치다", "말하다"}
+    return (
+        tag == "VX"
+        and form in {"주", "드리"}
+        or tag == "VV"
+        and _lemma(form, tag) in {"알다", "알리다", "가르치다", "말하다"}
+    )
 
 
 def _coordinates(form: str, tag: str, nxt: tuple[str, str]) -> bool:
@@ -150,10 +200,14 @@ def _key_of(tokens: list[Any]) -> Hashable | None:
             # the word they are not
             prefix += form
             continue
-        if tag in _NOUN_TAGS or (tag == "SW" and form in _UNIT_SYMBOLS) or \
-                (tag == "MM" and form in _NUMERALS):
-            word = prefix + (form.lower() if tag == "SL" else
-                             _NUMERALS[form] if tag == "MM" else form)
+        if (
+            tag in _NOUN_TAGS
+            or (tag == "SW" and form in _UNIT_SYMBOLS)
+            or (tag == "MM" and form in _NUMERALS)
+        ):
+            word = prefix + (
+                form.lower() if tag == "SL" else _NUMERALS[form] if tag == "MM" else form
+            )
             prefix = ""
             if nxt[1] == "XSN":
                 if nxt[0] not in _EMPTY_SUFFIXES:
@@ -162,8 +216,7 @@ def _key_of(tokens: list[Any]) -> Hashable | None:
             after_etm = i > 0 and morphs[i - 1][1] == "ETM"
             if word in _INTENTS:
                 terms.add(_INTENTS[word])
-            elif word == "수" and after_etm and nxt[0] in {"있", "없"} and \
-                    nxt[1] in {"VA", "VV"}:
+            elif word == "수" and after_etm and nxt[0] in {"있", "없"} and nxt[1] in {"VA", "VV"}:
                 # 할 수 있다 / 없다: possibility, a question of its own if it ends it; but
                 # 알려 주실 수 있나요 is a polite request, not a question of possibility
                 skip.add(i + 1)
@@ -199,8 +252,12 @@ def _key_of(tokens: list[Any]) -> Hashable | None:
             elif lemma in _NEGATIONS and tag in {"VX", "VCN"} or lemma == "아니다":
                 terms.add(_NEGATIONS.get(lemma, "~not"))
                 last_content = i
-            elif form == "되" and i > 0 and morphs[i - 1][1] == "EC" and \
-                    morphs[i - 1][0].endswith("도"):
+            elif (
+                form == "되"
+                and i > 0
+                and morphs[i - 1][1] == "EC"
+                and morphs[i - 1][0].endswith("도")
+            ):
                 can_at.append(i)  # 해도 되나요: permission
             elif tag != "VX" and lemma not in _FRAME_PREDICATES:
                 terms.add(lemma)
@@ -257,7 +314,7 @@ def _tokenize(texts: list[str]) -> Iterator[list[Any]]:
     """Kiwi tokens of each text, in order, ``BATCH`` texts per call."""
     kiwi = _kiwi()
     for start in range(0, len(texts), BATCH):
-        yield from kiwi.tokenize(texts[start:start + BATCH])
+        yield from kiwi.tokenize(texts[start : start + BATCH])
 
 
 def question_keys(texts: Iterable[str]) -> list[Hashable | None]:
@@ -279,8 +336,11 @@ def exact_key(text: str) -> str:
     """``text`` as compared for exact duplicates: normalised, case-folded, without spaces,
     punctuation, symbols (emoticons, emoji) and bare jamo (ㅠㅠ, ㅋㅋ)."""
     folded = normalize(text).casefold()
-    kept = "".join(c for c in folded if unicodedata.category(c)[0] not in "PSZC"
-                   and not "\u3131" <= c <= "\u318e")
+    kept = "".join(
+        c
+        for c in folded
+        if unicodedata.category(c)[0] not in "PSZC" and not "\u3131" <= c <= "\u318e"
+    )
     return kept or folded  # a text of punctuation only is still itself
 
 
@@ -288,8 +348,9 @@ def _rank(row: dict[str, Any]) -> int:
     return SOURCE_PRIORITY.get(row.get("source"), len(SOURCE_PRIORITY))  # others rank last
 
 
-def deduplicate(rows: list[dict[str, Any]], mode: str = "terms"
-                ) -> tuple[list[dict[str, Any]], list[tuple[dict[str, Any], dict[str, Any]]]]:
+def deduplicate(
+    rows: list[dict[str, Any]], mode: str = "terms"
+) -> tuple[list[dict[str, Any]], list[tuple[dict[str, Any], dict[str, Any]]]]:
     """Remove duplicate questions across all of ``rows`` (every seed word and source).
 
     ``rows`` are dicts with a normalised ``"question"`` and a ``"source"``. ``mode`` is

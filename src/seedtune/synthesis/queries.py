@@ -25,13 +25,15 @@ def load_seeds(cfg: QueriesConfig, root: Path = Path(".")) -> list[str]:
     """The seed words of ``queries.seed_file``, each once, in file order."""
     seeds = list(dict.fromkeys(read_lines(root / cfg.seed_file)))
     if not seeds:
-        raise InputError(f"{cfg.seed_file}: no seed words (queries.seed_file wants one per "
-                         "line; # starts a comment)")
+        raise InputError(
+            f"{cfg.seed_file}: no seed words (queries.seed_file wants one per "
+            "line; # starts a comment)"
+        )
     return seeds
 
 
 #: How the prompt asks for each mix of ``queries.forms``.
-_INSTRUCTIONS = "\"~알려 주세요\", \"~설명해 주세요\"처럼 요청하는 지시문(명령문)"
+_INSTRUCTIONS = '"~알려 주세요", "~설명해 주세요"처럼 요청하는 지시문(명령문)'
 FORMS = {
     ("question",): "모두 물음표로 끝나는 의문문입니다.",
     ("instruction",): f"모두 {_INSTRUCTIONS}입니다.",
@@ -39,28 +41,45 @@ FORMS = {
 }
 
 
-def build_requests(seeds: list[str], cfg: QueriesConfig, template: PromptTemplate
-                   ) -> list[LLMRequest]:
+def build_requests(
+    seeds: list[str], cfg: QueriesConfig, template: PromptTemplate
+) -> list[LLMRequest]:
     """One structured-output request per seed word, asking for ``queries.forms``."""
     forms = FORMS[tuple(sorted(set(cfg.forms)))]
-    return [LLMRequest(id=seed, messages=template.render(seed=seed, n=cfg.per_seed, forms=forms),
-                       schema=QuestionList, temperature=cfg.temperature,
-                       template_version=template.version) for seed in seeds]
+    return [
+        LLMRequest(
+            id=seed,
+            messages=template.render(seed=seed, n=cfg.per_seed, forms=forms),
+            schema=QuestionList,
+            temperature=cfg.temperature,
+            template_version=template.version,
+        )
+        for seed in seeds
+    ]
 
 
-def candidates(outcomes: list[LLMOutcome], model: str, template_version: str,
-               extra: list[str]) -> list[dict[str, Any]]:
+def candidates(
+    outcomes: list[LLMOutcome], model: str, template_version: str, extra: list[str]
+) -> list[dict[str, Any]]:
     """Every question generated or supplied, with its provenance, before filtering."""
     rows: list[dict[str, Any]] = []
     for o in outcomes:
         if o.value is None:
             continue
         for q in o.value["questions"]:
-            rows.append({"question": q, "seed": o.id, "source": "llm",
-                         "model": o.model or model,  # the model the server answered as
-                         "template": template_version})
-    rows += [{"question": q, "seed": None, "source": "user", "model": None, "template": None}
-             for q in extra]
+            rows.append(
+                {
+                    "question": q,
+                    "seed": o.id,
+                    "source": "llm",
+                    "model": o.model or model,  # the model the server answered as
+                    "template": template_version,
+                }
+            )
+    rows += [
+        {"question": q, "seed": None, "source": "user", "model": None, "template": None}
+        for q in extra
+    ]
     return rows
 
 
@@ -69,12 +88,17 @@ PROVENANCE = ("seed", "source", "title", "link", "category")
 
 
 def _dropped(row: dict[str, Any], question: str, reason: str, **extra: Any) -> dict[str, Any]:
-    return {"question": question, **{k: row[k] for k in PROVENANCE if k in row},
-            "reason": reason, **extra}
+    return {
+        "question": question,
+        **{k: row[k] for k in PROVENANCE if k in row},
+        "reason": reason,
+        **extra,
+    }
 
 
-def filter_questions(rows: list[dict[str, Any]], cfg: QueriesConfig
-                     ) -> tuple[list[dict[str, Any]], dict[str, int], list[dict[str, Any]]]:
+def filter_questions(
+    rows: list[dict[str, Any]], cfg: QueriesConfig
+) -> tuple[list[dict[str, Any]], dict[str, int], list[dict[str, Any]]]:
     """Normalise, drop bad lengths / non-Korean, then duplicates across the whole set.
 
     Duplicates (:func:`seedtune.synthesis.dedup.deduplicate`, ``queries.dedup``) are looked
@@ -94,15 +118,20 @@ def filter_questions(rows: list[dict[str, Any]], cfg: QueriesConfig
     posts: dict[str, str] = {}
     for row in rows:
         q = normalize(row["question"])
-        reason = ("too_short" if len(q) < cfg.min_chars else "too_long" if len(q) >
-                  cfg.max_chars else "not_korean" if hangul_share(q) < cfg.min_hangul_share
-                  else None)
+        reason = (
+            "too_short"
+            if len(q) < cfg.min_chars
+            else "too_long"
+            if len(q) > cfg.max_chars
+            else "not_korean"
+            if hangul_share(q) < cfg.min_hangul_share
+            else None
+        )
         if reason:
             counts["filtered"] += 1
             drops.append(_dropped(row, q, reason))
             continue
-        post = link_key(row["link"]) if row.get("source") == "titles" and row.get("link") \
-            else None
+        post = link_key(row["link"]) if row.get("source") == "titles" and row.get("link") else None
         if post in posts:
             counts["duplicates"] += 1
             drops.append(_dropped(row, q, "duplicate", duplicate_of=posts[post]))
@@ -112,39 +141,55 @@ def filter_questions(rows: list[dict[str, Any]], cfg: QueriesConfig
         usable.append({**row, "question": q})
     kept, dupes = deduplicate(usable, cfg.dedup)
     counts["duplicates"] += len(dupes)
-    drops += [_dropped(row, row["question"], "duplicate", duplicate_of=first["question"])
-              for row, first in dupes]
+    drops += [
+        _dropped(row, row["question"], "duplicate", duplicate_of=first["question"])
+        for row, first in dupes
+    ]
     counts["kept"] = len(kept)
     return kept, counts, drops
 
 
 #: The param that drops a question for each filter reason.
-FILTER_PARAMS = {"too_short": "queries.min_chars", "too_long": "queries.max_chars",
-                 "not_korean": "queries.min_hangul_share", "duplicate": "queries.dedup"}
+FILTER_PARAMS = {
+    "too_short": "queries.min_chars",
+    "too_long": "queries.max_chars",
+    "not_korean": "queries.min_hangul_share",
+    "duplicate": "queries.dedup",
+}
 
 
-def require_kept(kept: list[dict[str, Any]], counts: dict[str, int],
-                 drops: list[dict[str, Any]], cfg: QueriesConfig) -> None:
+def require_kept(
+    kept: list[dict[str, Any]],
+    counts: dict[str, int],
+    drops: list[dict[str, Any]],
+    cfg: QueriesConfig,
+) -> None:
     """Fail with one line when no question is left, saying how many there were and which
     filters removed them: an empty data/questions.jsonl would look like a finished stage."""
     if kept:
         return
     if not counts["generated"]:
-        raise InputError(f"queries: no question was generated or supplied (queries.sources="
-                         f"{list(cfg.sources)}); see data/rejects/queries.jsonl")
+        raise InputError(
+            f"queries: no question was generated or supplied (queries.sources="
+            f"{list(cfg.sources)}); see data/rejects/queries.jsonl"
+        )
     why = Counter(d["reason"] for d in drops)
-    removed = ", ".join(f"{n} {reason} ({FILTER_PARAMS[reason]}="
-                        f"{getattr(cfg, FILTER_PARAMS[reason].split('.')[1])!r})"
-                        for reason, n in why.most_common() if reason in FILTER_PARAMS)
-    raise ConfigError(f"queries: all {counts['generated']} questions were filtered out: "
-                      f"{removed}; see data/rejects/queries.jsonl")
+    removed = ", ".join(
+        f"{n} {reason} ({FILTER_PARAMS[reason]}="
+        f"{getattr(cfg, FILTER_PARAMS[reason].split('.')[1])!r})"
+        for reason, n in why.most_common()
+        if reason in FILTER_PARAMS
+    )
+    raise ConfigError(
+        f"queries: all {counts['generated']} questions were filtered out: "
+        f"{removed}; see data/rejects/queries.jsonl"
+    )
 
 
 def source_metrics(rows: list[dict[str, Any]], kept: list[dict[str, Any]]) -> dict[str, Any]:
     """Questions generated and kept, per source."""
     made, left = Counter(r["source"] for r in rows), Counter(r["source"] for r in kept)
-    return {"sources": {s: {"generated": made[s], "kept": left[s]}
-                        for s in sorted(made | left)}}
+    return {"sources": {s: {"generated": made[s], "kept": left[s]} for s in sorted(made | left)}}
 
 
 def failures(outcomes: list[LLMOutcome]) -> list[dict[str, Any]]:

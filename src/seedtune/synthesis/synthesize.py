@@ -39,9 +39,13 @@ def provenance(row: dict[str, Any]) -> dict[str, str | None]:
     (None for anything absent or not a string)."""
     source = _text(row.get("source"))
     post = row if source == "titles" else {}
-    return {"question_source": source, "seed": _text(row.get("seed")),
-            "post_title": _text(post.get("title")), "post_link": _text(post.get("link")),
-            "post_category": _text(post.get("category"))}
+    return {
+        "question_source": source,
+        "seed": _text(row.get("seed")),
+        "post_title": _text(post.get("title")),
+        "post_link": _text(post.get("link")),
+        "post_category": _text(post.get("category")),
+    }
 
 
 def read_provenance(path: Path | str) -> dict[str, dict[str, str | None]]:
@@ -63,20 +67,26 @@ def source_of(value: Any) -> str:
     return value if isinstance(value, str) and value else DEFAULT_SOURCE
 
 
-def build_request(row: dict[str, Any], cfg: SynthesizeConfig, template: PromptTemplate
-                  ) -> LLMRequest:
+def build_request(
+    row: dict[str, Any], cfg: SynthesizeConfig, template: PromptTemplate
+) -> LLMRequest:
     """The request for one ranked question."""
-    return LLMRequest(id=row["question"],
-                      messages=template.render(question=fence_safe(row["question"]),
-                                               passages=format_passages(row["documents"],
-                                                                        cfg.top_k),
-                                               target_words=cfg.target_words),
-                      schema=QA, temperature=cfg.temperature,
-                      template_version=template.version)
+    return LLMRequest(
+        id=row["question"],
+        messages=template.render(
+            question=fence_safe(row["question"]),
+            passages=format_passages(row["documents"], cfg.top_k),
+            target_words=cfg.target_words,
+        ),
+        schema=QA,
+        temperature=cfg.temperature,
+        template_version=template.version,
+    )
 
 
-def build_requests(rows: list[dict[str, Any]], cfg: SynthesizeConfig, template: PromptTemplate
-                   ) -> list[LLMRequest]:
+def build_requests(
+    rows: list[dict[str, Any]], cfg: SynthesizeConfig, template: PromptTemplate
+) -> list[LLMRequest]:
     """One request per ranked question."""
     return [build_request(r, cfg, template) for r in rows]
 
@@ -93,9 +103,14 @@ def check_answer(answer: str, cfg: SynthesizeConfig) -> str | None:
     return None
 
 
-def answer_row(row: dict[str, Any], outcome: Any, cfg: SynthesizeConfig, model: str,
-               template_version: str, provenance_of: dict[str, str | None] | None
-               ) -> tuple[dict[str, Any] | None, dict[str, Any] | None, Counter[str]]:
+def answer_row(
+    row: dict[str, Any],
+    outcome: Any,
+    cfg: SynthesizeConfig,
+    model: str,
+    template_version: str,
+    provenance_of: dict[str, str | None] | None,
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None, Counter[str]]:
     """``(instruction row, reject, personal data masked)`` of one ranked question and its LLM
     outcome: a row, or a reject with its reason.
 
@@ -109,19 +124,26 @@ def answer_row(row: dict[str, Any], outcome: Any, cfg: SynthesizeConfig, model: 
         return None, {"question": row["question"], "reason": reason}, Counter()
     answer, found = mask(outcome.value["answer"].strip())
     if found:
-        log.warning("masked personal data in the answer to %r: %s", row["question"],
-                    dict(found))
+        log.warning("masked personal data in the answer to %r: %s", row["question"], dict(found))
     shown = row["documents"][: cfg.top_k]
-    return {"question": row["question"], "answer": answer,
+    return (
+        {
+            "question": row["question"],
+            "answer": answer,
             "sources": [d["link"] for d in shown],
             # what the answer was grounded on, for train.with_passages
             "passages": [d["passage"] for d in shown],
             "source_categories": [d.get("category") for d in shown],
             "source_kinds": [d.get("kind", "snippet") for d in shown],
-            **dict.fromkeys(PROVENANCE), **(provenance_of or {}),
+            **dict.fromkeys(PROVENANCE),
+            **(provenance_of or {}),
             # the model the server answered as (llm.model when it did not say)
-            "model": getattr(outcome, "model", None) or model, "template": template_version
-            }, None, Counter(found)
+            "model": getattr(outcome, "model", None) or model,
+            "template": template_version,
+        },
+        None,
+        Counter(found),
+    )
 
 
 class Answers:
@@ -129,19 +151,26 @@ class Answers:
     counting the personal data masked per kind (``masked``) and the rows whose question is
     not in the questions file (``missing``)."""
 
-    def __init__(self, cfg: SynthesizeConfig, model: str, template_version: str,
-                 questions: Mapping[str, dict[str, str | None]] | None = None) -> None:
+    def __init__(
+        self,
+        cfg: SynthesizeConfig,
+        model: str,
+        template_version: str,
+        questions: Mapping[str, dict[str, str | None]] | None = None,
+    ) -> None:
         self.cfg, self.model, self.version = cfg, model, template_version
         self.questions = questions or {}
         self.masked: Counter[str] = Counter()
         self.missing = 0
         self.seen = self.rejected = 0
 
-    def add(self, row: dict[str, Any], outcome: Any
-            ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    def add(
+        self, row: dict[str, Any], outcome: Any
+    ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
         """``(row, None)`` or ``(None, reject)`` for one question."""
-        out, reject, found = answer_row(row, outcome, self.cfg, self.model, self.version,
-                                        self.questions.get(row["question"]))
+        out, reject, found = answer_row(
+            row, outcome, self.cfg, self.model, self.version, self.questions.get(row["question"])
+        )
         self.masked.update(found)
         self.missing += out is not None and row["question"] not in self.questions
         self.seen += 1
@@ -150,14 +179,21 @@ class Answers:
 
     def metrics(self) -> dict[str, Any]:
         """The counts so far (what metrics/synthesize.json has when the stage fails)."""
-        return {"questions": self.seen, "rejects": self.rejected,
-                "pii_masked": dict(sorted(self.masked.items()))}
+        return {
+            "questions": self.seen,
+            "rejects": self.rejected,
+            "pii_masked": dict(sorted(self.masked.items())),
+        }
 
 
-def collect_answers(ranked: list[dict[str, Any]], outcomes: list[Any], cfg: SynthesizeConfig,
-                    model: str, template_version: str,
-                    questions: Mapping[str, dict[str, str | None]] | None = None
-                    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, int]]:
+def collect_answers(
+    ranked: list[dict[str, Any]],
+    outcomes: list[Any],
+    cfg: SynthesizeConfig,
+    model: str,
+    template_version: str,
+    questions: Mapping[str, dict[str, str | None]] | None = None,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, int]]:
     """(instruction rows, rejects, personal data masked per kind) of lists that fit memory
     (see :class:`Answers`)."""
     answers = Answers(cfg, model, template_version, questions)
@@ -171,9 +207,17 @@ def collect_answers(ranked: list[dict[str, Any]], outcomes: list[Any], cfg: Synt
     return rows, rejects, dict(sorted(answers.masked.items()))
 
 
-def synthesize(ranked: Iterable[dict[str, Any]], client: LLMClient, cfg: SynthesizeConfig,
-               template: PromptTemplate, answers: Answers, seed: int, out: Path | str,
-               rejects: Path | str, max_reject_rate: float) -> dict[str, int]:
+def synthesize(
+    ranked: Iterable[dict[str, Any]],
+    client: LLMClient,
+    cfg: SynthesizeConfig,
+    template: PromptTemplate,
+    answers: Answers,
+    seed: int,
+    out: Path | str,
+    rejects: Path | str,
+    max_reject_rate: float,
+) -> dict[str, int]:
     """Answer each ranked question, streaming: rows and rejects are written as outcomes come
     (memory holds the LLM's window and one ``(question, source)`` pair per answer), the
     reject rate is checked, then the train/eval split (:func:`assign_split`, which needs
@@ -189,8 +233,10 @@ def synthesize(ranked: Iterable[dict[str, Any]], client: LLMClient, cfg: Synthes
     sources: dict[str, str | None] = {}
     n = n_rejects = 0
     unsplit = out.with_name(f".{out.name}.unsplit")
-    with JsonlWriter(unsplit, durable=False) as rows, \
-            JsonlWriter(rejects, never_empty=True) as missing:
+    with (
+        JsonlWriter(unsplit, durable=False) as rows,
+        JsonlWriter(rejects, never_empty=True) as missing,
+    ):
         for outcome in client.stream(requests()):
             n += 1
             row, reject = answers.add(shown.popleft(), outcome)
@@ -202,11 +248,16 @@ def synthesize(ranked: Iterable[dict[str, Any]], client: LLMClient, cfg: Synthes
                 rows.write(row)
     try:
         if answers.missing:
-            log.warning("%d answered questions are not in the questions file; their "
-                        "provenance columns are null", answers.missing)
+            log.warning(
+                "%d answered questions are not in the questions file; their "
+                "provenance columns are null",
+                answers.missing,
+            )
         if not n:
-            raise InputError("synthesize: no ranked question to answer (data/ranked.jsonl has "
-                             "no rows); check the rank stage's output")
+            raise InputError(
+                "synthesize: no ranked question to answer (data/ranked.jsonl has "
+                "no rows); check the rank stage's output"
+            )
         check_reject_rate("synthesize", n, n_rejects, max_reject_rate)
         if not sources:  # every answer rejected, under a max_reject_rate of 1
             raise InputError(f"synthesize: none of the {n} answers is usable; see {rejects}")
@@ -215,12 +266,22 @@ def synthesize(ranked: Iterable[dict[str, Any]], client: LLMClient, cfg: Synthes
     finally:
         unsplit.unlink(missing_ok=True)
     n_eval = sum(1 for v in split.values() if v == "eval")
-    return {"questions": n, "answers": len(split), "rejects": n_rejects,
-            "train": len(split) - n_eval, "eval": n_eval}
+    return {
+        "questions": n,
+        "answers": len(split),
+        "rejects": n_rejects,
+        "train": len(split) - n_eval,
+        "eval": n_eval,
+    }
 
 
-def assign_split(questions: list[str], eval_fraction: float, min_eval: int, seed: int,
-                 sources: Mapping[str, str | None] | None = None) -> dict[str, str]:
+def assign_split(
+    questions: list[str],
+    eval_fraction: float,
+    min_eval: int,
+    seed: int,
+    sources: Mapping[str, str | None] | None = None,
+) -> dict[str, str]:
     """Deterministic train/eval split by a hash of each question, holding out every source.
 
     1. A question is ``eval`` when its hash of ``{seed}:{question}`` falls under
@@ -258,10 +319,16 @@ def assign_split(questions: list[str], eval_fraction: float, min_eval: int, seed
     return {q: ("eval" if q in eval_set else "train") for q in questions}
 
 
-def split_rows(rows: list[dict[str, Any]], cfg: SynthesizeConfig, seed: int
-               ) -> list[dict[str, Any]]:
+def split_rows(
+    rows: list[dict[str, Any]], cfg: SynthesizeConfig, seed: int
+) -> list[dict[str, Any]]:
     """``rows`` with a ``split`` field (train/eval) from :func:`assign_split`, which holds
     out questions of every ``question_source`` the rows have."""
-    split = assign_split([r["question"] for r in rows], cfg.eval_fraction, cfg.min_eval, seed,
-                         {r["question"]: r.get("question_source") for r in rows})
+    split = assign_split(
+        [r["question"] for r in rows],
+        cfg.eval_fraction,
+        cfg.min_eval,
+        seed,
+        {r["question"]: r.get("question_source") for r in rows},
+    )
     return [{**r, "split": split[r["question"]]} for r in rows]

@@ -41,10 +41,9 @@ log = logging.getLogger(__name__)
 #: an instruction, unlike the per-seed prompt's description of the whole list).
 FORMS = {
     ("question",): "물음표로 끝나는 의문문으로 씁니다.",
-    ("instruction",): "\"~알려 주세요\", \"~설명해 주세요\"처럼 요청하는 지시문(명령문)으로 "
-                      "씁니다.",
-    ("instruction", "question"): "물음표로 끝나는 의문문이나 \"~알려 주세요\"처럼 요청하는 "
-                                 "지시문 가운데 제목에 어울리는 쪽으로 씁니다.",
+    ("instruction",): '"~알려 주세요", "~설명해 주세요"처럼 요청하는 지시문(명령문)으로 씁니다.',
+    ("instruction", "question"): '물음표로 끝나는 의문문이나 "~알려 주세요"처럼 요청하는 '
+    "지시문 가운데 제목에 어울리는 쪽으로 씁니다.",
 }
 
 
@@ -58,8 +57,13 @@ def search_config(cfg: TitlesConfig, machine: dict[str, Any] | None = None) -> S
     """
     settings = (load_machine() if machine is None else machine).get("search") or {}
     pages = math.ceil(cfg.per_seed / 100)
-    return SearchConfig(**settings, categories=list(cfg.categories), sort=cfg.sort,
-                        pages=pages, display=math.ceil(cfg.per_seed / pages))
+    return SearchConfig(
+        **settings,
+        categories=list(cfg.categories),
+        sort=cfg.sort,
+        pages=pages,
+        display=math.ceil(cfg.per_seed / pages),
+    )
 
 
 @dataclass(frozen=True)
@@ -103,21 +107,28 @@ class Judged:
     lost: int = 0
 
 
-def seed_titles(seed: str, documents: list[dict[str, Any]]
-                ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def seed_titles(
+    seed: str, documents: list[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(titles to judge, rejects) of one seed word's search documents: each post once (by
     link and by title text; the first in Naver's order wins), none without a title."""
     kept, rejects = [], []
     seen: dict[str, str] = {}
     for doc in documents:
         title = doc.get("title") or ""
-        row = {"source": "titles", "seed": seed, "title": title, "link": doc.get("link") or "",
-               "category": doc.get("category")}
+        row = {
+            "source": "titles",
+            "seed": seed,
+            "title": title,
+            "link": doc.get("link") or "",
+            "category": doc.get("category"),
+        }
         if not title:
             rejects.append({**row, "reason": "no_title"})
             continue
-        keys = [k for k in ("l:" + link_key(row["link"]), "t:" + text_key(title))
-                if len(k) > 2]  # an empty link or a title of punctuation is no key
+        keys = [
+            k for k in ("l:" + link_key(row["link"]), "t:" + text_key(title)) if len(k) > 2
+        ]  # an empty link or a title of punctuation is no key
         first = next((seen[k] for k in keys if k in seen), None)
         if first is not None:
             rejects.append({**row, "reason": "duplicate", "duplicate_of": first})
@@ -141,31 +152,43 @@ def fetch(client: NaverClient, seeds: list[str], cfg: TitlesConfig) -> TitleSet:
     in the cache; the next run resumes from it.
     """
     # each post's repeats become rejects in seed_titles, not silently dropped by search
-    rows, stopped = search_all(client, seeds, limit=cfg.per_seed, desc="titles",
-                               unit="seed word", dedupe=False)
+    rows, stopped = search_all(
+        client, seeds, limit=cfg.per_seed, desc="titles", unit="seed word", dedupe=False
+    )
     if stopped:
         raise QuotaExceeded(
             f"{stopped}; titles of {len(rows)}/{len(set(seeds))} seed words fetched, "
             f"{len(client.cache)} answers kept in {client.cache.root}; then rerun `dvc repro`: "
-            "it resumes without refetching them")
+            "it resumes without refetching them"
+        )
     found = TitleSet(client=client)
     for row in rows:
         found.add(row["question"], row["documents"], cfg.per_prompt)
-    log.info("titles: %d results for %d seed words, %d titles to judge in %d prompts",
-             found.results, len(rows), found.sent, len(found.batches))
+    log.info(
+        "titles: %d results for %d seed words, %d titles to judge in %d prompts",
+        found.results,
+        len(rows),
+        found.sent,
+        len(found.batches),
+    )
     return found
 
 
 def fetch_naver(seeds: list[str], cfg: TitlesConfig, cache: ResponseCache) -> TitleSet:
     """:func:`fetch` through a Naver client of :func:`search_config` on ``cache``; its keys
     (NAVER_CLIENT_ID, NAVER_CLIENT_SECRET) are read only for what the cache lacks."""
-    client = NaverClient(search_config(cfg), cache, optional_secret("NAVER_CLIENT_ID"),
-                         optional_secret("NAVER_CLIENT_SECRET"))
+    client = NaverClient(
+        search_config(cfg),
+        cache,
+        optional_secret("NAVER_CLIENT_ID"),
+        optional_secret("NAVER_CLIENT_SECRET"),
+    )
     return fetch(client, seeds, cfg)
 
 
-def from_cache(client: NaverClient, seeds: list[str], cfg: TitlesConfig
-               ) -> tuple[TitleSet, list[str], int]:
+def from_cache(
+    client: NaverClient, seeds: list[str], cfg: TitlesConfig
+) -> tuple[TitleSet, list[str], int]:
     """What :func:`fetch` would find, from the cache alone (no call, no key needed), the
     seed words whose answers are not all cached yet, and how many pages were cached (for
     ``seedtune estimate``)."""
@@ -192,24 +215,30 @@ def from_cache(client: NaverClient, seeds: list[str], cfg: TitlesConfig
     return found, missing, hits
 
 
-def build_requests(found: TitleSet, forms: list[str], cfg: TitlesConfig,
-                   template: PromptTemplate) -> list[LLMRequest]:
+def build_requests(
+    found: TitleSet, forms: list[str], cfg: TitlesConfig, template: PromptTemplate
+) -> list[LLMRequest]:
     """One structured-output request per batch."""
     wording = FORMS[tuple(sorted(set(forms)))]
     reqs = []
     for b in found.batches:
         # titles are untrusted: each on its line, none able to close the fenced block
         lines = "\n".join(f"{i}. {fence_safe(t['title'])}" for i, t in enumerate(b.titles, 1))
-        reqs.append(LLMRequest(
-            id=f"titles:{b.seed}:{b.titles[0]['link']}",
-            messages=template.render(seed=b.seed, n=len(b.titles), titles=lines, forms=wording),
-            schema=TitleVerdicts, temperature=cfg.temperature,
-            template_version=template.version))
+        reqs.append(
+            LLMRequest(
+                id=f"titles:{b.seed}:{b.titles[0]['link']}",
+                messages=template.render(seed=b.seed, n=len(b.titles), titles=lines, forms=wording),
+                schema=TitleVerdicts,
+                temperature=cfg.temperature,
+                template_version=template.version,
+            )
+        )
     return reqs
 
 
-def verdicts(found: TitleSet, outcomes: list[LLMOutcome], model: str, template_version: str
-             ) -> Judged:
+def verdicts(
+    found: TitleSet, outcomes: list[LLMOutcome], model: str, template_version: str
+) -> Judged:
     """The question rows and rejects the LLM's answers make of the titles.
 
     Every title ends as exactly one of: a question row carrying the title, link and category
@@ -234,9 +263,14 @@ def verdicts(found: TitleSet, outcomes: list[LLMOutcome], model: str, template_v
             elif item["drop"] is not None:
                 out.rejects.append({**t, "reason": item["drop"]})
             else:
-                out.rows.append({"question": item["question"], **t,
-                                 "model": o.model or model,  # as the server answered
-                                 "template": template_version})
+                out.rows.append(
+                    {
+                        "question": item["question"],
+                        **t,
+                        "model": o.model or model,  # as the server answered
+                        "template": template_version,
+                    }
+                )
     return out
 
 
@@ -246,10 +280,16 @@ def metrics(found: TitleSet, judged: Judged) -> dict[str, Any]:
     if found.client is None:
         return {}
     stats = found.client.stats.as_dict("calls", "cache_hits", "retries")
-    return {"titles": {
-        "results": found.results, "sent": found.sent, "prompts": len(found.batches),
-        "questions": len(judged.rows),
-        "dropped": dict(sorted(Counter(r["reason"] for r in found.rejects + judged.rejects)
-                               .items())),
-        **{f"naver_{k}": v for k, v in stats.items()},
-        "naver_calls_today": found.client.budget.used()}}
+    return {
+        "titles": {
+            "results": found.results,
+            "sent": found.sent,
+            "prompts": len(found.batches),
+            "questions": len(judged.rows),
+            "dropped": dict(
+                sorted(Counter(r["reason"] for r in found.rejects + judged.rejects).items())
+            ),
+            **{f"naver_{k}": v for k, v in stats.items()},
+            "naver_calls_today": found.client.budget.used(),
+        }
+    }

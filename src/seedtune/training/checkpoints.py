@@ -102,8 +102,11 @@ def _damaged(path: Path) -> str | None:
 
 def latest_complete(root: Path) -> Path | None:
     """The newest complete ``checkpoint-N`` under ``root``, or None (a fresh start)."""
-    found = sorted((int(m.group(1)), p) for p in root.glob("checkpoint-*")
-                   if p.is_dir() and (m := _CHECKPOINT.fullmatch(p.name)))
+    found = sorted(
+        (int(m.group(1)), p)
+        for p in root.glob("checkpoint-*")
+        if p.is_dir() and (m := _CHECKPOINT.fullmatch(p.name))
+    )
     for _, path in reversed(found):
         why = problem(path)
         if why is None:

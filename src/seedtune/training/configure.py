@@ -33,8 +33,10 @@ def bad(key: str, value: Any, why: str) -> ConfigError:
 #: What each attention kernel needs, as device_caps() names it, and how to get it.
 ATTENTION_NEEDS = {
     "flash_attention_3": ("flash_attn3", "CUDA (Hopper) and flash-attn 3 (flash_attn_interface)"),
-    "flash_attention_2": ("flash_attn",
-                          "CUDA and the flash-attn package (`pip install -e .[gpu]`)"),
+    "flash_attention_2": (
+        "flash_attn",
+        "CUDA and the flash-attn package (`pip install -e .[gpu]`)",
+    ),
     "flex_attention": ("flex", "CUDA and torch.nn.attention.flex_attention (torch >= 2.5)"),
 }
 
@@ -50,11 +52,13 @@ def resolve_attention(requested: str, caps: dict[str, Any]) -> str:
     (tests/test_train.py checks sdpa, and flex where torch runs it).
     """
     if requested == "auto":
-        return next((name for name, (cap, _) in ATTENTION_NEEDS.items() if caps.get(cap)),
-                    "sdpa")
+        return next((name for name, (cap, _) in ATTENTION_NEEDS.items() if caps.get(cap)), "sdpa")
     if requested in ATTENTION_NEEDS and not caps.get(ATTENTION_NEEDS[requested][0]):
-        raise bad("train.model.attn_implementation", requested,
-                  f"needs {ATTENTION_NEEDS[requested][1]}; use auto or sdpa")
+        raise bad(
+            "train.model.attn_implementation",
+            requested,
+            f"needs {ATTENTION_NEEDS[requested][1]}; use auto or sdpa",
+        )
     return requested
 
 
@@ -71,8 +75,11 @@ def resolve_liger(requested: str | bool, caps: dict[str, Any]) -> bool:
     if requested == "auto":
         return bool(caps["liger"])
     if requested and not caps["liger"]:
-        raise bad("train.liger_kernel", requested,
-                  "needs CUDA and the liger-kernel package (`pip install liger-kernel`); use auto")
+        raise bad(
+            "train.liger_kernel",
+            requested,
+            "needs CUDA and the liger-kernel package (`pip install liger-kernel`); use auto",
+        )
     return bool(requested)
 
 
@@ -84,24 +91,40 @@ def use_bf16(cfg: TrainConfig, caps: dict[str, Any]) -> bool:
 def check_launch(cfg: TrainConfig, caps: dict[str, Any]) -> None:
     """train.launcher / num_processes / accelerate_config / load_in_4bit fit this machine."""
     if cfg.launcher == "python" and cfg.num_processes != 1:
-        raise bad("train.num_processes", cfg.num_processes,
-                  "more than one process needs train.launcher=accelerate")
+        raise bad(
+            "train.num_processes",
+            cfg.num_processes,
+            "more than one process needs train.launcher=accelerate",
+        )
     if cfg.launcher == "accelerate" and not Path(cfg.accelerate_config).is_file():
-        raise bad("train.accelerate_config", cfg.accelerate_config,
-                  "no such file (see conf/accelerate/ddp.yaml, fsdp.yaml)")
+        raise bad(
+            "train.accelerate_config",
+            cfg.accelerate_config,
+            "no such file (see conf/accelerate/ddp.yaml, fsdp.yaml)",
+        )
     if cfg.launcher == "accelerate" and caps["cuda"] and cfg.num_processes > caps["gpus"]:
         raise bad("train.num_processes", cfg.num_processes, f"only {caps['gpus']} GPU(s) here")
     if cfg.launcher == "python" and caps["gpus"] > 1:
         # one process seeing several GPUs would make Trainer use nn.DataParallel, which TRL refuses
-        raise bad("train.launcher", cfg.launcher, f"{caps['gpus']} GPUs are visible; use "
-                  f"train.launcher=accelerate train.num_processes={caps['gpus']}, or "
-                  "CUDA_VISIBLE_DEVICES=0 for one")
+        raise bad(
+            "train.launcher",
+            cfg.launcher,
+            f"{caps['gpus']} GPUs are visible; use "
+            f"train.launcher=accelerate train.num_processes={caps['gpus']}, or "
+            "CUDA_VISIBLE_DEVICES=0 for one",
+        )
     if cfg.model.load_in_4bit and not caps["cuda"]:
-        raise bad("train.model.load_in_4bit", True, "QLoRA (4-bit bitsandbytes) needs CUDA; "
-                  "set it to false on this machine")
+        raise bad(
+            "train.model.load_in_4bit",
+            True,
+            "QLoRA (4-bit bitsandbytes) needs CUDA; set it to false on this machine",
+        )
     if cfg.model.load_in_4bit and not caps["bnb"]:
-        raise bad("train.model.load_in_4bit", True,
-                  "needs the bitsandbytes package (`pip install bitsandbytes`)")
+        raise bad(
+            "train.model.load_in_4bit",
+            True,
+            "needs the bitsandbytes package (`pip install bitsandbytes`)",
+        )
 
 
 def check_optim(cfg: TrainConfig) -> None:
@@ -111,12 +134,18 @@ def check_optim(cfg: TrainConfig) -> None:
 
     optims = {o.value for o in OptimizerNames}
     if cfg.optim.name not in optims:
-        raise bad("train.optim.name", cfg.optim.name,
-                  "not a transformers optimizer (e.g. adamw_torch_fused, adamw_torch, adafactor)")
+        raise bad(
+            "train.optim.name",
+            cfg.optim.name,
+            "not a transformers optimizer (e.g. adamw_torch_fused, adamw_torch, adafactor)",
+        )
     scheds = {s.value for s in SchedulerType}
     if cfg.optim.scheduler not in scheds:
-        raise bad("train.optim.scheduler", cfg.optim.scheduler,
-                  f"not a transformers schedule (one of {', '.join(sorted(scheds)[:6])}, ...)")
+        raise bad(
+            "train.optim.scheduler",
+            cfg.optim.scheduler,
+            f"not a transformers schedule (one of {', '.join(sorted(scheds)[:6])}, ...)",
+        )
 
 
 def check_model(cfg: TrainConfig) -> None:
@@ -130,8 +159,9 @@ def check_model(cfg: TrainConfig) -> None:
 
     key = "train.model.name_or_path"
     # the one check every loader shares: a directory with config.json, or the cache/hub
-    name = locate_model(cfg.model.name_or_path, f"params.yaml: {key}", cfg.model.revision,
-                        hf_token())
+    name = locate_model(
+        cfg.model.name_or_path, f"params.yaml: {key}", cfg.model.revision, hf_token()
+    )
     via = f" (models: maps it to {name})" if name != cfg.model.name_or_path else ""
     opts = {"revision": cfg.model.revision, "token": hf_token()}
     try:
@@ -139,23 +169,36 @@ def check_model(cfg: TrainConfig) -> None:
         tokenizer = AutoTokenizer.from_pretrained(name, **opts)
     except (OSError, ValueError) as exc:
         why = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
-        raise bad(key, cfg.model.name_or_path, f"cannot load it locally or from the hub ({why})"
-                  f"{via}; map it to a directory under models: in conf/local/default.yaml; "
-                  "gated models need HF_TOKEN") from None
+        raise bad(
+            key,
+            cfg.model.name_or_path,
+            f"cannot load it locally or from the hub ({why})"
+            f"{via}; map it to a directory under models: in conf/local/default.yaml; "
+            "gated models need HF_TOKEN",
+        ) from None
     if not tokenizer.chat_template:
-        raise bad(key, name, "its tokenizer has no chat template; training renders examples "
-                  "with the model's own template, so use an instruction-tuned model")
+        raise bad(
+            key,
+            name,
+            "its tokenizer has no chat template; training renders examples "
+            "with the model's own template, so use an instruction-tuned model",
+        )
     with torch.device("meta"):
         skeleton = AutoModelForCausalLM.from_config(mcfg)
     leaves = {n.rsplit(".", 1)[-1] for n, _ in skeleton.named_modules()}
     missing = [t for t in cfg.lora.target_modules if t not in leaves]
     if missing:
-        raise bad("train.lora.target_modules", list(cfg.lora.target_modules),
-                  f"{missing} not in {name} (it has e.g. "
-                  f"{sorted(x for x in leaves if 'proj' in x)[:8]})")
+        raise bad(
+            "train.lora.target_modules",
+            list(cfg.lora.target_modules),
+            f"{missing} not in {name} (it has e.g. {sorted(x for x in leaves if 'proj' in x)[:8]})",
+        )
     if "lm_head" in cfg.lora.target_modules:
-        raise bad("train.lora.target_modules", list(cfg.lora.target_modules),
-                  "lm_head cannot be a LoRA target with TRL's fused LM head")
+        raise bad(
+            "train.lora.target_modules",
+            list(cfg.lora.target_modules),
+            "lm_head cannot be a LoRA target with TRL's fused LM head",
+        )
 
 
 def validate(cfg: TrainConfig) -> dict[str, Any]:
@@ -179,9 +222,15 @@ def lora_config(cfg: TrainConfig) -> Any:
     """PEFT LoraConfig from ``train.lora`` (and the base model's revision)."""
     from peft import LoraConfig
 
-    return LoraConfig(r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
-                      target_modules=list(cfg.lora.target_modules), bias=cfg.lora.bias,
-                      task_type="CAUSAL_LM", revision=cfg.model.revision)
+    return LoraConfig(
+        r=cfg.lora.r,
+        lora_alpha=cfg.lora.alpha,
+        lora_dropout=cfg.lora.dropout,
+        target_modules=list(cfg.lora.target_modules),
+        bias=cfg.lora.bias,
+        task_type="CAUSAL_LM",
+        revision=cfg.model.revision,
+    )
 
 
 def model_kwargs(cfg: TrainConfig, caps: dict[str, Any]) -> dict[str, Any]:
@@ -190,7 +239,9 @@ def model_kwargs(cfg: TrainConfig, caps: dict[str, Any]) -> dict[str, Any]:
 
     dtype = torch.bfloat16 if use_bf16(cfg, caps) else torch.float32
     kwargs: dict[str, Any] = {
-        "revision": cfg.model.revision, "token": hf_token(), "dtype": dtype,
+        "revision": cfg.model.revision,
+        "token": hf_token(),
+        "dtype": dtype,
         "attn_implementation": resolve_attention(cfg.model.attn_implementation, caps),
     }
     if cfg.model.load_in_4bit:
@@ -198,15 +249,19 @@ def model_kwargs(cfg: TrainConfig, caps: dict[str, Any]) -> dict[str, Any]:
 
         # QLoRA as in the paper: NF4 weights, double quantization, bf16 compute
         kwargs["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=dtype)
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=dtype,
+        )
         # a quantized model cannot be moved after loading: put it on this process's GPU now
         kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", "0"))}
     return kwargs
 
 
-def sft_config(cfg: TrainConfig, seed: int, checkpoint_dir: Path, has_eval: bool,
-               caps: dict[str, Any]) -> Any:
+def sft_config(
+    cfg: TrainConfig, seed: int, checkpoint_dir: Path, has_eval: bool, caps: dict[str, Any]
+) -> Any:
     """TRL SFTConfig from ``train`` and ``train.optim``, every field that matters set here."""
     from trl import SFTConfig
 

@@ -53,11 +53,18 @@ def needs_launch(cfg: TrainConfig) -> bool:
 
 def launch_command(cfg: TrainConfig, script: Path | str) -> list[str]:
     """The ``accelerate launch`` command line that runs ``script`` on ``train.num_processes``."""
-    return [sys.executable, "-m", "accelerate.commands.launch",
-            "--config_file", str(cfg.accelerate_config),
-            "--num_processes", str(cfg.num_processes),
-            "--num_machines", "1",
-            str(script)]
+    return [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--config_file",
+        str(cfg.accelerate_config),
+        "--num_processes",
+        str(cfg.num_processes),
+        "--num_machines",
+        "1",
+        str(script),
+    ]
 
 
 def launch_env() -> dict[str, str]:

@@ -13,8 +13,12 @@ from typing import Any
 from transformers import TrainerCallback
 
 # Trainer log key -> dvclive metric name (plots land in metrics/train/plots/metrics/<name>.tsv)
-METRICS = {"loss": "train/loss", "eval_loss": "eval/loss", "learning_rate": "train/learning_rate",
-           "grad_norm": "train/grad_norm"}
+METRICS = {
+    "loss": "train/loss",
+    "eval_loss": "eval/loss",
+    "learning_rate": "train/learning_rate",
+    "grad_norm": "train/grad_norm",
+}
 
 
 #: Optimizer steps at the start of a run left out of its tokens/s: the first compiles
@@ -45,8 +49,9 @@ class Throughput(TrainerCallback):
         self._start = (time.perf_counter(), counted[-1] if counted else 0.0, 0.0)
         self._from = self._last = None
 
-    def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None,
-               **kw: Any) -> None:
+    def on_log(
+        self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kw: Any
+    ) -> None:
         """Mark each training log (an eval log, or the end-of-run summary, has no ``loss``)
         and keep the time spent evaluating."""
         logs = logs or {}
@@ -89,8 +94,9 @@ class LiveCallback(TrainerCallback):
             self._t0 = time.perf_counter()
             self._tokens0, self._eval_s = 0.0, 0.0
 
-    def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None,
-               **kw: Any) -> None:
+    def on_log(
+        self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kw: Any
+    ) -> None:
         """Log this step's figures; derive tokens/s from TRL's running token count."""
         if not state.is_world_process_zero or not logs:
             return

@@ -74,8 +74,10 @@ def _fused_linear() -> type:
                 return None
             # the in-place add needs one compute dtype: autocast's, or the input's own
             # when the adapter shares it (an fp32 model)
-            if not (torch.is_autocast_enabled(x.device.type)
-                    or x.dtype == self.lora_A[name].weight.dtype):
+            if not (
+                torch.is_autocast_enabled(x.device.type)
+                or x.dtype == self.lora_A[name].weight.dtype
+            ):
                 return None
             return name
 
@@ -92,8 +94,9 @@ def _fused_linear() -> type:
             h = lora_a(self.lora_dropout[name](self._cast_input_dtype(flat, lora_a.weight.dtype)))
             # in-place ops are outside autocast's lists: cast the rank-r operands (tiny)
             # to the output's dtype as autocast would for lora_B's matmul
-            result.addmm_(h.to(result.dtype), lora_b.weight.to(result.dtype).t(),
-                          alpha=self.scaling[name])
+            result.addmm_(
+                h.to(result.dtype), lora_b.weight.to(result.dtype).t(), alpha=self.scaling[name]
+            )
             return result.view(*x.shape[:-1], result.shape[-1])
 
     return FusedAddLinear

@@ -44,8 +44,9 @@ def front_matter(text: str) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def base_licence(model_id: str, local_dir: str | None = None, revision: str = "main"
-                 ) -> dict[str, str]:
+def base_licence(
+    model_id: str, local_dir: str | None = None, revision: str = "main"
+) -> dict[str, str]:
     """The base model's licence fields, from its own card (the local directory's README.md,
     else the Hugging Face cache's copy), else :data:`KNOWN_LICENCES` by id, else
     ``{"license": "unknown"}``: never guessed."""
@@ -69,19 +70,33 @@ def base_licence(model_id: str, local_dir: str | None = None, revision: str = "m
     return {"license": "unknown"}
 
 
-def render_card(cfg: TrainConfig, seed: int, data_path: str, data_md5: str,
-                metrics: dict[str, Any], licence: dict[str, str] | None = None) -> str:
+def render_card(
+    cfg: TrainConfig,
+    seed: int,
+    data_path: str,
+    data_md5: str,
+    metrics: dict[str, Any],
+    licence: dict[str, str] | None = None,
+) -> str:
     """Markdown with Hugging Face front matter (base_model, licence, library_name, tags)."""
     base = cfg.model.name_or_path
-    front = {"base_model": base, "base_model_relation": "adapter",
-             **(licence or {"license": "unknown"}), "library_name": "peft",
-             "pipeline_tag": "text-generation", "tags": ["lora", "sft", "trl", "seedtune"],
-             "language": ["ko"]}
+    front = {
+        "base_model": base,
+        "base_model_relation": "adapter",
+        **(licence or {"license": "unknown"}),
+        "library_name": "peft",
+        "pipeline_tag": "text-generation",
+        "tags": ["lora", "sft", "trl", "seedtune"],
+        "language": ["ko"],
+    }
     params = {"seed": seed, "train": cfg.model_dump()}
     metrics = dict(metrics)
     ran = metrics.pop("optimizer", None) or cfg.optim.name
-    optim = ran if ran == cfg.optim.name else f"{ran} (train.optim.name is {cfg.optim.name}; " \
-        f"{ran} is what this machine could run)"
+    optim = (
+        ran
+        if ran == cfg.optim.name
+        else f"{ran} (train.optim.name is {cfg.optim.name}; {ran} is what this machine could run)"
+    )
     rows = "\n".join(f"| {k} | {_fmt(v)} |" for k, v in metrics.items())
     return f"""---
 {yaml.safe_dump(front, allow_unicode=True, sort_keys=False).strip()}
@@ -136,14 +151,16 @@ Not in this card: the evaluate stage judges this adapter after train has written
 """
 
 
-def write_model_card(out_dir: Path, cfg: TrainConfig, seed: int, data_path: Path | str,
-                     metrics: dict[str, Any]) -> None:
+def write_model_card(
+    out_dir: Path, cfg: TrainConfig, seed: int, data_path: Path | str, metrics: dict[str, Any]
+) -> None:
     """Write ``out_dir/README.md`` (replacing PEFT's placeholder card)."""
     from seedtune.core.machine import resolve_model
 
     local = resolve_model(cfg.model.name_or_path)
-    licence = base_licence(cfg.model.name_or_path, local if Path(local).is_dir() else None,
-                           cfg.model.revision)
+    licence = base_licence(
+        cfg.model.name_or_path, local if Path(local).is_dir() else None, cfg.model.revision
+    )
     text = render_card(cfg, seed, str(data_path), data_version(data_path), metrics, licence)
     atomic_write_text(Path(out_dir) / "README.md", text)
 
@@ -160,14 +177,19 @@ def evaluation_of(adapter: Path, metrics_path: Path) -> dict[str, Any] | None:
     return got
 
 
-def render_merged_card(adapter_card: str, base: str, evaluation: dict[str, Any] | None,
-                       evaluation_path: str) -> str:
+def render_merged_card(
+    adapter_card: str, base: str, evaluation: dict[str, Any] | None, evaluation_path: str
+) -> str:
     """The merged model's card: the adapter's (base, licence, data, LoRA, optimizer, params),
     as a plain transformers model, with the judge's verdict when ``evaluation`` has one."""
     front = front_matter(adapter_card)
     body = adapter_card.split("---", 2)[2] if front else adapter_card
-    front = {**front, "base_model": base, "base_model_relation": "finetune",
-             "library_name": "transformers"}
+    front = {
+        **front,
+        "base_model": base,
+        "base_model_relation": "finetune",
+        "library_name": "transformers",
+    }
     head, _, rest = body.partition("## Use")
     _, _, rest = rest.partition("## Evaluation")
     _, _, rest = rest.partition("\n## ")
@@ -199,19 +221,32 @@ tokenizer = AutoTokenizer.from_pretrained("models/merged")
 
 def _evaluation_text(evaluation: dict[str, Any] | None, path: str) -> str:
     if not evaluation or evaluation.get("win_rate") is None:
-        return (f"Not evaluated: {path} is missing, or judged another adapter "
-                "(`dvc repro evaluate`, then export again).")
+        return (
+            f"Not evaluated: {path} is missing, or judged another adapter "
+            "(`dvc repro evaluate`, then export again)."
+        )
     lo, hi = evaluation.get("win_rate_ci_low"), evaluation.get("win_rate_ci_high")
     ci = f" (95% bootstrap interval {_fmt(lo)}–{_fmt(hi)})" if lo is not None else ""
-    lines = [f"An LLM judge compared this model's answers with the base model's on "
-             f"{evaluation.get('n', '?')} held-out questions, each pair in both orders (a "
-             "verdict that flips with the order counts as a tie).", "",
-             "| metric | value |", "|---|---|",
-             f"| win rate vs base | {_fmt(evaluation['win_rate'])}{ci} |"]
-    lines += [f"| {label} | {_fmt(evaluation[k])} |" for k, label in (
-        ("wins", "wins"), ("ties", "ties"), ("losses", "losses"),
-        ("score_tuned", "judge score (1-10), this model"),
-        ("score_base", "judge score (1-10), base")) if evaluation.get(k) is not None]
+    lines = [
+        f"An LLM judge compared this model's answers with the base model's on "
+        f"{evaluation.get('n', '?')} held-out questions, each pair in both orders (a "
+        "verdict that flips with the order counts as a tie).",
+        "",
+        "| metric | value |",
+        "|---|---|",
+        f"| win rate vs base | {_fmt(evaluation['win_rate'])}{ci} |",
+    ]
+    lines += [
+        f"| {label} | {_fmt(evaluation[k])} |"
+        for k, label in (
+            ("wins", "wins"),
+            ("ties", "ties"),
+            ("losses", "losses"),
+            ("score_tuned", "judge score (1-10), this model"),
+            ("score_base", "judge score (1-10), base"),
+        )
+        if evaluation.get(k) is not None
+    ]
     return "\n".join(lines)
 
 

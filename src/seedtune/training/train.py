@@ -27,8 +27,16 @@ from seedtune.training.checkpoints import latest_complete
 from seedtune.training.configure import lora_config, model_kwargs, sft_config
 from seedtune.training.lora_path import fuse_lora_add, uncast_lora_inputs
 
-__all__ = ["build_trainer", "final_metrics", "live_or_none", "load_base", "sft_trainer",
-           "split_rows", "to_conversation", "train"]
+__all__ = [
+    "build_trainer",
+    "final_metrics",
+    "live_or_none",
+    "load_base",
+    "sft_trainer",
+    "split_rows",
+    "to_conversation",
+    "train",
+]
 
 log = logging.getLogger(__name__)
 
@@ -41,12 +49,15 @@ def to_conversation(row: dict[str, Any], with_passages: bool = False) -> dict[st
     if with_passages:
         passages = [{"passage": p} for p in row.get("passages") or []]
         question = rag_prompt(question, passages, len(passages))
-    return {"prompt": [{"role": "user", "content": question}],
-            "completion": [{"role": "assistant", "content": row["answer"]}]}
+    return {
+        "prompt": [{"role": "user", "content": question}],
+        "completion": [{"role": "assistant", "content": row["answer"]}],
+    }
 
 
-def split_rows(rows: Sequence[dict[str, Any]], with_passages: bool = False
-               ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def split_rows(
+    rows: Sequence[dict[str, Any]], with_passages: bool = False
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(train, eval) conversations by each row's ``split`` (synthesize's hash split)."""
     train_rows = [to_conversation(r, with_passages) for r in rows if r.get("split") != "eval"]
     eval_rows = [to_conversation(r, with_passages) for r in rows if r.get("split") == "eval"]
@@ -61,16 +72,27 @@ def load_base(cfg: TrainConfig, caps: dict[str, Any]) -> tuple[Any, Any]:
 
     kwargs = model_kwargs(cfg, caps)
     name = resolve_model(cfg.model.name_or_path)  # the id stays in params and outputs
-    log.info("loading %s (attention=%s, dtype=%s%s)", name, kwargs["attn_implementation"],
-             kwargs["dtype"], ", 4-bit" if cfg.model.load_in_4bit else "")
+    log.info(
+        "loading %s (attention=%s, dtype=%s%s)",
+        name,
+        kwargs["attn_implementation"],
+        kwargs["dtype"],
+        ", 4-bit" if cfg.model.load_in_4bit else "",
+    )
     tokenizer = AutoTokenizer.from_pretrained(name, revision=cfg.model.revision, token=hf_token())
     model = AutoModelForCausalLM.from_pretrained(name, **kwargs)
     return model, tokenizer
 
 
-def build_trainer(cfg: TrainConfig, seed: int, train_rows: list[dict[str, Any]],
-                  eval_rows: list[dict[str, Any]], checkpoint_dir: Path,
-                  callbacks: Sequence[Any] = (), caps: dict[str, Any] | None = None) -> Any:
+def build_trainer(
+    cfg: TrainConfig,
+    seed: int,
+    train_rows: list[dict[str, Any]],
+    eval_rows: list[dict[str, Any]],
+    checkpoint_dir: Path,
+    callbacks: Sequence[Any] = (),
+    caps: dict[str, Any] | None = None,
+) -> Any:
     """An SFTTrainer with the LoRA adapter attached and the datasets tokenized and packed."""
     from datasets import Dataset
     from transformers import set_seed
@@ -79,12 +101,26 @@ def build_trainer(cfg: TrainConfig, seed: int, train_rows: list[dict[str, Any]],
     caps = caps or device_caps()
     model, tokenizer = load_base(cfg, caps)
     args = sft_config(cfg, seed, checkpoint_dir, bool(eval_rows), caps)
-    return sft_trainer(cfg, model, tokenizer, args, Dataset.from_list(train_rows),
-                       Dataset.from_list(eval_rows) if eval_rows else None, callbacks)
+    return sft_trainer(
+        cfg,
+        model,
+        tokenizer,
+        args,
+        Dataset.from_list(train_rows),
+        Dataset.from_list(eval_rows) if eval_rows else None,
+        callbacks,
+    )
 
 
-def sft_trainer(cfg: TrainConfig, model: Any, tokenizer: Any, args: Any, train_dataset: Any,
-                eval_dataset: Any = None, callbacks: Sequence[Any] = ()) -> Any:
+def sft_trainer(
+    cfg: TrainConfig,
+    model: Any,
+    tokenizer: Any,
+    args: Any,
+    train_dataset: Any,
+    eval_dataset: Any = None,
+    callbacks: Sequence[Any] = (),
+) -> Any:
     """TRL's SFTTrainer over ``model`` with ``train.lora``'s adapter attached, its LoRA layers
     adding their scaled output into the base output within the matmul
     (:func:`~seedtune.training.lora_path.fuse_lora_add`) and, under mixed precision, reading
@@ -93,9 +129,15 @@ def sft_trainer(cfg: TrainConfig, model: Any, tokenizer: Any, args: Any, train_d
     through here."""
     from trl import SFTTrainer
 
-    trainer = SFTTrainer(model=model, args=args, processing_class=tokenizer,
-                         train_dataset=train_dataset, eval_dataset=eval_dataset,
-                         peft_config=lora_config(cfg), callbacks=list(callbacks))
+    trainer = SFTTrainer(
+        model=model,
+        args=args,
+        processing_class=tokenizer,
+        train_dataset=train_dataset,
+        eval_dataset=eval_dataset,
+        peft_config=lora_config(cfg),
+        callbacks=list(callbacks),
+    )
     fuse_lora_add(trainer.model)
     if trainer.accelerator.native_amp:  # accelerate runs every forward under autocast
         uncast_lora_inputs(trainer.model)
@@ -127,9 +169,16 @@ def final_metrics(log_history: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def train(cfg: TrainConfig, rows: list[dict[str, Any]], seed: int, out_dir: Path,
-          checkpoint_dir: Path, live: Any = None, callbacks: Sequence[Any] = (),
-          caps: dict[str, Any] | None = None) -> dict[str, Any]:
+def train(
+    cfg: TrainConfig,
+    rows: list[dict[str, Any]],
+    seed: int,
+    out_dir: Path,
+    checkpoint_dir: Path,
+    live: Any = None,
+    callbacks: Sequence[Any] = (),
+    caps: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Train a LoRA adapter on ``rows`` and save it with the tokenizer into ``out_dir``.
 
     Resumes from the newest complete checkpoint in ``checkpoint_dir`` when one exists. Logs to
@@ -142,11 +191,17 @@ def train(cfg: TrainConfig, rows: list[dict[str, Any]], seed: int, out_dir: Path
     train_rows, eval_rows = split_rows(rows, cfg.with_passages)
     throughput = Throughput()
     cbs = [throughput, *([LiveCallback(live)] if live is not None else [])]
-    trainer = build_trainer(cfg, seed, train_rows, eval_rows, checkpoint_dir, [*cbs, *callbacks],
-                            caps)
+    trainer = build_trainer(
+        cfg, seed, train_rows, eval_rows, checkpoint_dir, [*cbs, *callbacks], caps
+    )
     if trainer.is_world_process_zero():
-        log.info("training on %d examples (%d eval), %s, %d process(es)", len(train_rows),
-                 len(eval_rows), trainer.args.device.type, trainer.args.world_size)
+        log.info(
+            "training on %d examples (%d eval), %s, %d process(es)",
+            len(train_rows),
+            len(eval_rows),
+            trainer.args.device.type,
+            trainer.args.world_size,
+        )
     last = latest_complete(checkpoint_dir)
     if last:
         log.info("resuming from %s", last)
@@ -163,12 +218,16 @@ def train(cfg: TrainConfig, rows: list[dict[str, Any]], seed: int, out_dir: Path
         record_base_id(out_dir, cfg.model.name_or_path)
     tokens_per_s = throughput.tokens_per_s()
     peak = measured_peak() if trainer.args.device.type == "cuda" else None
-    return {**final_metrics(trainer.state.log_history), "tokens_per_s": tokens_per_s,
-            "mfu": mfu(tokens_per_s, trainer.model, trainer.args.world_size, peak),
-            "bf16_tflops": round(peak / 1e12, 1) if peak else None,
-            "train_examples": len(train_rows), "eval_examples": len(eval_rows),
-            # what ran, which configure may have resolved (adamw_torch_fused needs CUDA)
-            "optimizer": str(getattr(trainer.args.optim, "value", trainer.args.optim))}
+    return {
+        **final_metrics(trainer.state.log_history),
+        "tokens_per_s": tokens_per_s,
+        "mfu": mfu(tokens_per_s, trainer.model, trainer.args.world_size, peak),
+        "bf16_tflops": round(peak / 1e12, 1) if peak else None,
+        "train_examples": len(train_rows),
+        "eval_examples": len(eval_rows),
+        # what ran, which configure may have resolved (adamw_torch_fused needs CUDA)
+        "optimizer": str(getattr(trainer.args.optim, "value", trainer.args.optim)),
+    }
 
 
 def measured_peak() -> float | None:
@@ -182,8 +241,9 @@ def measured_peak() -> float | None:
         return None
 
 
-def mfu(tokens_per_s: float | None, model: Any, world_size: int, peak_flops: float | None
-        ) -> float | None:
+def mfu(
+    tokens_per_s: float | None, model: Any, world_size: int, peak_flops: float | None
+) -> float | None:
     """Model FLOP utilisation: 4 FLOPs per parameter per token (a frozen base under LoRA
     needs the forward pass and the input gradients, not weight gradients) against
     ``peak_flops`` per GPU, the card's measured bf16 matrix rate

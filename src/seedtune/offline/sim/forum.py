@@ -26,10 +26,20 @@ CATEGORIES: tuple[str, ...] = ("cafearticle", "kin")
 
 # kind -> share of titles, per category (cafes have ads and notices; 지식iN hardly any)
 _WEIGHTS: dict[str, tuple[tuple[str, float], ...]] = {
-    "cafearticle": (("question", 0.64), ("off_topic", 0.13), ("unsafe", 0.05),
-                    ("personal", 0.10), ("vague", 0.08)),
-    "kin": (("question", 0.70), ("off_topic", 0.06), ("unsafe", 0.03), ("personal", 0.13),
-            ("vague", 0.08)),
+    "cafearticle": (
+        ("question", 0.64),
+        ("off_topic", 0.13),
+        ("unsafe", 0.05),
+        ("personal", 0.10),
+        ("vague", 0.08),
+    ),
+    "kin": (
+        ("question", 0.70),
+        ("off_topic", 0.06),
+        ("unsafe", 0.03),
+        ("personal", 0.13),
+        ("vague", 0.08),
+    ),
 }
 
 _QUESTION: tuple[str, ...] = (
@@ -112,7 +122,7 @@ _OFF_TOPIC: dict[str, tuple[str, ...]] = {
         "주식 계좌가 온통 파랗네요 ㅠㅠ",
         "[공유] 올여름 역대급 폭염 온다…전력 수요 비상",
         "[공유] 대표팀 원정 0-2 완패, 감독 거취 논란",
-        "[공유] \"벚꽃 개화 역대 가장 빨라\"…주말 나들이 인파 몰릴 듯",
+        '[공유] "벚꽃 개화 역대 가장 빨라"…주말 나들이 인파 몰릴 듯',
         "[공유] '먹방' 유튜버 수익 공개…'월급보다 많아' 화제",
         "야구 직관 가시는 분 계신가요",
         "요즘 {q} 얘기 말고 재밌는 드라마 추천 좀",
@@ -139,11 +149,21 @@ _UNSAFE: tuple[str, ...] = (
     "조선족들이 {p} {q} 다 쓸어 간다던데",
     "19금 {q} 썰 풀어 봅니다",
 )
-_TEMPLATES = {"question": _QUESTION, "personal": _PERSONAL, "vague": _VAGUE,
-              "unsafe": _UNSAFE}
+_TEMPLATES = {"question": _QUESTION, "personal": _PERSONAL, "vague": _VAGUE, "unsafe": _UNSAFE}
 
-_MONEY = ("20억 초반", "5.5억", "3억~3.5억", "12-13억", "9억 이하", "15억", "1.2억", "7억대",
-          "2억 3천", "10억", "4.8억")
+_MONEY = (
+    "20억 초반",
+    "5.5억",
+    "3억~3.5억",
+    "12-13억",
+    "9억 이하",
+    "15억",
+    "1.2억",
+    "7억대",
+    "2억 3천",
+    "10억",
+    "4.8억",
+)
 _AREAS = ("84㎡", "59㎡", "114㎡", "전용 59", "전용 84")
 _TAXES = ("양도세", "취득세", "종부세", "중개수수료", "재산세", "비과세")
 _STEPS = ("확정일자", "전입신고", "전세보증보험", "등기부등본 확인", "자금조달계획서", "인감증명서")
@@ -158,8 +178,10 @@ _RULES = ("LTV 70%", "DSR 40%", "DTI", "DSR 3단계", "LTV 80%", "DSR")
 _LINES = ("GTX-A", "GTX-C", "SRT", "KTX", "신분당선")
 
 _WORD = re.compile(r"[0-9A-Za-z가-힣][0-9A-Za-z가-힣.\-㎡%]*")
-_QUESTION_WORDS = frozenset("무엇 무엇인가요 어떻게 얼마 얼마나 언제 어디 어디서 왜 누구 뭔가요 "
-                            "무슨 어떤 있나요 되나요 하나요 인가요 할까요".split())
+_QUESTION_WORDS = frozenset(
+    "무엇 무엇인가요 어떻게 얼마 얼마나 언제 어디 어디서 왜 누구 뭔가요 "
+    "무슨 어떤 있나요 되나요 하나요 인가요 할까요".split()
+)
 
 
 def subject(query: str) -> str:
@@ -257,8 +279,7 @@ def _punctuate(rng: random.Random, text: str, avoid: str) -> str:
         elif u < 0.18:
             text += "~"
     head, _, last = text.rpartition(" ")
-    if head.count(" ") >= 2 and rng.random() < 0.05 and not any(
-            w in last for w in avoid.split()):
+    if head.count(" ") >= 2 and rng.random() < 0.05 and not any(w in last for w in avoid.split()):
         text = f"{head}..{last}"  # "50대 초반 외벌이 선택..도와주세요"
     return text
 
@@ -291,8 +312,11 @@ def generate(rng: random.Random, category: str, query: str) -> tuple[str, str]:
     vague, off_topic, unsafe), for tests; the search answer carries the title only."""
     kind = _kind(rng, category)
     q = subject(query)
-    pool = (_OFF_TOPIC.get(category, _OFF_TOPIC["cafearticle"]) if kind == "off_topic"
-            else _TEMPLATES[kind])
+    pool = (
+        _OFF_TOPIC.get(category, _OFF_TOPIC["cafearticle"])
+        if kind == "off_topic"
+        else _TEMPLATES[kind]
+    )
     slots = _slots(rng, q)
     template = rng.choice(pool)
     text = re.sub(r"\s+", " ", korean.render(template, slots)).strip()

@@ -23,8 +23,10 @@ TIE = 0.02
 def sections(prompt: str) -> dict[str, str]:
     """``{heading: text}`` of the ``[heading]`` sections of a prompt."""
     parts = _SECTION.split(prompt)
-    return {parts[i].strip(): parts[i + 1].strip().split("\n\n")[0].strip()
-            for i in range(1, len(parts) - 1, 2)}
+    return {
+        parts[i].strip(): parts[i + 1].strip().split("\n\n")[0].strip()
+        for i in range(1, len(parts) - 1, 2)
+    }
 
 
 def quality(answer: str, reference: str) -> float:
@@ -50,6 +52,5 @@ def judge(prompt: str, value: dict[str, Any]) -> dict[str, Any]:
         verdict = "tie" if abs(qa - qb) < TIE else "A" if qa > qb else "B"
         return {**value, "verdict": verdict}
     if "score" in value and "답변" in found:
-        return {**value, "score": max(1, min(10, 1 + round(9 * quality(found["답변"],
-                                                                        reference))))}
+        return {**value, "score": max(1, min(10, 1 + round(9 * quality(found["답변"], reference))))}
     return value

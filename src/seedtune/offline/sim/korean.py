@@ -373,8 +373,12 @@ def quoted_terms(text: str) -> list[str]:
         term = raw.strip().strip("\"'“”‘’「」『』《》").strip()
         # a labelled term may be Latin (용어: "LTV"); a quoted Latin word is usually a JSON
         # key the prompt names ("questions"), not a topic
-        if (HANGUL_RE.search(term) or (raw in labelled and _LATIN_TERM.fullmatch(term))) \
-                and len(term) <= 30 and term not in out and not term.startswith(("~", "～")):
+        if (
+            (HANGUL_RE.search(term) or (raw in labelled and _LATIN_TERM.fullmatch(term)))
+            and len(term) <= 30
+            and term not in out
+            and not term.startswith(("~", "～"))
+        ):
             out.append(term)
     return out
 

@@ -67,13 +67,13 @@ _TITLE_TEMPLATES: tuple[str, ...] = (
     '"{q}" {s} 한눈에 보기',
 )
 _DESC_TEMPLATES: tuple[str, ...] = (
-    '{q} 관련해서 {t}의 {s|를} 정리했습니다. {p} 기준으로 {n} 수준이며, '
+    "{q} 관련해서 {t}의 {s|를} 정리했습니다. {p} 기준으로 {n} 수준이며, "
     '계약 전 "특약"과 등기부등본을 꼭 확인하세요.',
     "최근 {q} 문의가 많아 {t} & {s} 내용을 모았습니다. "
     "{x} 입장에서는 {n} 조건을 먼저 따져보는 것이 좋습니다.",
     "{x|가} {q|를} 진행할 때 '{t}' 문제로 분쟁이 생기는 경우가 있습니다. "
     "보증금 {n} 이상이면 <전세보증보험> 가입을 검토하세요.",
-    '{p} {q} 사례: {t} 신청 시 {s|와} 필요 서류를 안내합니다. '
+    "{p} {q} 사례: {t} 신청 시 {s|와} 필요 서류를 안내합니다. "
     '금리는 {n} 안팎이며 "중도금" 일정도 함께 확인해야 합니다.',
     "{q}에 대한 전문가 답변입니다. {t|은} {s}에 따라 달라지며, "
     "{n} 기준을 넘으면 세금 & 대출 규제가 적용될 수 있습니다.",
@@ -198,8 +198,9 @@ def search(
     total = total_for(category, query, empty_rate)
     count = min(display, max(0, total - start + 1))
     items = [
-        item(category, query, _doc_index(category, query, total, rank, sort), total,
-             origins=origins)
+        item(
+            category, query, _doc_index(category, query, total, rank, sort), total, origins=origins
+        )
         for rank in range(start, start + count)
     ]
     build = (now or datetime.now(KST)).astimezone(KST)
@@ -237,8 +238,9 @@ def _doc_date(category: str, query: str, total: int, idx: int) -> datetime:
     return _BASE_DATE - timedelta(hours=36 * p, minutes=_h("min", category, query, idx) % 30)
 
 
-def item(category: str, query: str, idx: int, total: int,
-         origins: Mapping[str, str] | None = None) -> dict[str, str]:
+def item(
+    category: str, query: str, idx: int, total: int, origins: Mapping[str, str] | None = None
+) -> dict[str, str]:
     """The search item for document ``idx`` of (category, query), with per-category fields.
 
     ``origins`` (name -> ``http://host:port``, see :mod:`~seedtune.offline.sim.pages`) puts
@@ -261,8 +263,7 @@ def item(category: str, query: str, idx: int, total: int,
     }
     title_plain = korean.render(rng.choice(_TITLE_TEMPLATES), slots)
     if category in forum.CATEGORIES and not shared:  # people's posts, not headlines
-        title_plain = forum.title(random.Random(_h("forum", category, query, idx)), category,
-                                  query)
+        title_plain = forum.title(random.Random(_h("forum", category, query, idx)), category, query)
     title = highlight(escape(title_plain), query)
     desc_plain = korean.render(rng.choice(_DESC_TEMPLATES), slots)
     extra = korean.sentence(rng, words + [slots["t"]], words[0] if words else None)
@@ -322,8 +323,10 @@ def _link(category: str, doc: int) -> str:
     if category == "news":
         return f"https://n.news.naver.com/mnews/article/{doc % 1000:03d}/{doc % 10**10:010d}"
     if category == "kin":
-        return (f"https://kin.naver.com/qna/detail.naver?d1id=4&dirId=4020{doc % 10}"
-                f"&docId={doc % 10**9}")
+        return (
+            f"https://kin.naver.com/qna/detail.naver?d1id=4&dirId=4020{doc % 10}"
+            f"&docId={doc % 10**9}"
+        )
     if category == "cafearticle":
         return f"https://cafe.naver.com/homecafe{doc % 1000:03d}/{doc % 10**7}"
     if category == "encyc":

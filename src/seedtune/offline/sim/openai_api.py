@@ -211,8 +211,10 @@ def _response_format(
             )
         if js.get("strict"):
             if schema.get("type") != "object":
-                problem = (f"schema must be a JSON Schema of 'type: \"object\"', "
-                           f"got 'type: \"{schema.get('type')}\"'.")
+                problem = (
+                    f"schema must be a JSON Schema of 'type: \"object\"', "
+                    f"got 'type: \"{schema.get('type')}\"'."
+                )
             else:
                 problem = strict_schema_problem(schema)
             if problem:
@@ -235,8 +237,11 @@ def _schema_in_prompt(prompt: str) -> dict[str, Any] | None:
             value, _ = decoder.raw_decode(prompt, match.start())
         except json.JSONDecodeError:
             continue
-        if isinstance(value, dict) and value.get("type") == "object" and \
-                isinstance(value.get("properties"), dict):
+        if (
+            isinstance(value, dict)
+            and value.get("type") == "object"
+            and isinstance(value.get("properties"), dict)
+        ):
             return value
     return None
 
@@ -292,8 +297,17 @@ def _content(
 #: Reasoning models (o-series, GPT-5), fine-tuned ones too ("ft:o4-mini:...").
 REASONING_MODEL = re.compile(r"^(ft:)?(o\d|gpt-5)")
 #: JSON schema keywords OpenAI's strict structured outputs refuse for fine-tuned models.
-FT_UNSUPPORTED = ("minItems", "maxItems", "minimum", "maximum", "minLength", "maxLength",
-                  "exclusiveMinimum", "exclusiveMaximum", "pattern")
+FT_UNSUPPORTED = (
+    "minItems",
+    "maxItems",
+    "minimum",
+    "maximum",
+    "minLength",
+    "maxLength",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+    "pattern",
+)
 
 
 def _check_model_params(model: str, body: dict[str, Any]) -> None:
@@ -303,22 +317,36 @@ def _check_model_params(model: str, body: dict[str, Any]) -> None:
     schema."""
     if REASONING_MODEL.match(model):
         if "max_tokens" in body:
-            raise ChatError(400, "Unsupported parameter: 'max_tokens' is not supported with this "
-                            "model. Use 'max_completion_tokens' instead.", param="max_tokens",
-                            code="unsupported_parameter")
+            raise ChatError(
+                400,
+                "Unsupported parameter: 'max_tokens' is not supported with this "
+                "model. Use 'max_completion_tokens' instead.",
+                param="max_tokens",
+                code="unsupported_parameter",
+            )
         temperature = body.get("temperature")
         if temperature is not None and temperature != 1:
-            raise ChatError(400, f"Unsupported value: 'temperature' does not support "
-                            f"{temperature} with this model. Only the default (1) value is "
-                            "supported.", param="temperature", code="unsupported_value")
+            raise ChatError(
+                400,
+                f"Unsupported value: 'temperature' does not support "
+                f"{temperature} with this model. Only the default (1) value is "
+                "supported.",
+                param="temperature",
+                code="unsupported_value",
+            )
     if model.startswith("ft:"):
-        schema = json.dumps(((body.get("response_format") or {}).get("json_schema") or {})
-                            .get("schema") or {})
+        schema = json.dumps(
+            ((body.get("response_format") or {}).get("json_schema") or {}).get("schema") or {}
+        )
         bad = [k for k in FT_UNSUPPORTED if f'"{k}"' in schema]
         if bad:
-            raise ChatError(400, f"Invalid schema for response_format: '{bad[0]}' is not "
-                            "permitted for fine-tuned models.", param="response_format",
-                            code="invalid_json_schema")
+            raise ChatError(
+                400,
+                f"Invalid schema for response_format: '{bad[0]}' is not "
+                "permitted for fine-tuned models.",
+                param="response_format",
+                code="invalid_json_schema",
+            )
 
 
 def chat_completion(body: Any, *, judge: str = "hash") -> dict[str, Any]:

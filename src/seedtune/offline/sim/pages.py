@@ -100,8 +100,11 @@ def links(category: str, doc: int, origins: Mapping[str, str], *, shared: bool) 
         return {"link": url, "originallink": url} if category == "news" else {"link": url}
     if category == "blog":
         blog_id, log_no = f"land{doc % 100000:05d}", f"22{doc % 10**10:010d}"
-        path = (f"/PostView.nhn?blogId={blog_id}&Redirect=Log&logNo={log_no}" if r == 3
-                else f"/{blog_id}/{log_no}")
+        path = (
+            f"/PostView.nhn?blogId={blog_id}&Redirect=Log&logNo={log_no}"
+            if r == 3
+            else f"/{blog_id}/{log_no}"
+        )
         return {"link": at("blog", path)}
     if category == "news":
         oid, aid = f"{doc % 1000:03d}", f"{doc % 10**10:010d}"
@@ -116,8 +119,7 @@ def links(category: str, doc: int, origins: Mapping[str, str], *, shared: bool) 
         return {"link": origins["news"] + portal, "originallink": at(press, original)}
     if category == "kin":
         script = "detail.nhn" if r == 3 else "detail.naver"
-        return {"link": at("kin", f"/qna/{script}?d1id=4&dirId=4020{doc % 10}"
-                                  f"&docId={doc % 10**9}")}
+        return {"link": at("kin", f"/qna/{script}?d1id=4&dirId=4020{doc % 10}&docId={doc % 10**9}")}
     if category == "cafearticle":
         return {"link": at("web", f"/cafe/homecafe{doc % 1000:03d}/{doc % 10**7}")}
     if category == "encyc":
@@ -125,8 +127,9 @@ def links(category: str, doc: int, origins: Mapping[str, str], *, shared: bool) 
     n = doc % 10**10
     if (n // 20) % 10 == 1:
         return {"link": origins["web"] + f"/private/board/{n}"}
-    return {"link": at("web", f"/bbs/board.php?bo_table=free&wr_id={n}" if r == 3
-                       else f"/board/{n}")}
+    return {
+        "link": at("web", f"/bbs/board.php?bo_table=free&wr_id={n}" if r == 3 else f"/board/{n}")
+    }
 
 
 # --- routing ------------------------------------------------------------------------------------
@@ -163,31 +166,38 @@ def route(url_or_path: str) -> Route:
         return Route("robots", "robots")
     if path.lower().endswith(_STATIC):
         return Route("missing", f"path:{path}")
-    if path in ("/PostView.naver", "/PostView.nhn") and q.get("blogId") and _digits(
-            q.get("logNo")) is not None:
+    if (
+        path in ("/PostView.naver", "/PostView.nhn")
+        and q.get("blogId")
+        and _digits(q.get("logNo")) is not None
+    ):
         key = f"blog/{q['blogId']}/{q['logNo']}"
         redirect = (301, "/PostView.naver?" + parts.query) if path.endswith(".nhn") else None
         return Route("blog_post", key, int(q["logNo"]), redirect, q)
-    if len(segs) == 4 and segs[:2] == ["mnews", "article"] and segs[2].isdigit() and \
-            segs[3].isdigit():
+    if (
+        len(segs) == 4
+        and segs[:2] == ["mnews", "article"]
+        and segs[2].isdigit()
+        and segs[3].isdigit()
+    ):
         aid = int(segs[3])
         return Route("portal", f"article/{aid % 10**7}", aid, None, {"oid": segs[2]})
     if path == "/main/read.naver" and _digits(q.get("aid")) is not None and q.get("oid"):
         aid = int(q["aid"])
         target = f"/mnews/article/{q['oid']}/{q['aid']}?sid={q.get('sid1', '101')}"
         return Route("portal", f"article/{aid % 10**7}", aid, (302, target), {"oid": q["oid"]})
-    if path in ("/news/articleView.html", "/news/quickViewArticleView.html") and \
-            _digits(q.get("idxno")) is not None:
+    if (
+        path in ("/news/articleView.html", "/news/quickViewArticleView.html")
+        and _digits(q.get("idxno")) is not None
+    ):
         idxno = int(q["idxno"])
-        redirect = ((302, f"/news/articleView.html?idxno={idxno}")
-                    if "quickView" in path else None)
+        redirect = (302, f"/news/articleView.html?idxno={idxno}") if "quickView" in path else None
         return Route("press", f"article/{idxno}", idxno, redirect)
     if path in ("/qna/detail.naver", "/qna/detail.nhn") and _digits(q.get("docId")) is not None:
         redirect = (301, "/qna/detail.naver?" + parts.query) if path.endswith(".nhn") else None
         return Route("kin", f"kin/{q['docId']}", int(q["docId"]), redirect, q)
     if path == "/bbs/board.php" and _digits(q.get("wr_id")) is not None:
-        return Route("board", f"board/{q['wr_id']}", int(q["wr_id"]),
-                     (301, f"/board/{q['wr_id']}"))
+        return Route("board", f"board/{q['wr_id']}", int(q["wr_id"]), (301, f"/board/{q['wr_id']}"))
     if path == "/article.php" and _digits(q.get("id")) is not None:
         return Route("board", f"article/{q['id']}", int(q["id"]), (301, f"/article/{q['id']}"))
     if segs and segs[0] == "private":
@@ -199,8 +209,13 @@ def route(url_or_path: str) -> Route:
     if path == "/entry.naver" and _digits(q.get("docId")) is not None:
         return Route("board", f"encyc/{q['docId']}", int(q["docId"]))
     if len(segs) == 2 and re.fullmatch(r"[A-Za-z0-9_-]{1,40}", segs[0]) and segs[1].isdigit():
-        return Route("blog_frame", f"blog/{segs[0]}/{segs[1]}", int(segs[1]), None,
-                     {"blogId": segs[0], "logNo": segs[1]})
+        return Route(
+            "blog_frame",
+            f"blog/{segs[0]}/{segs[1]}",
+            int(segs[1]),
+            None,
+            {"blogId": segs[0], "logNo": segs[1]},
+        )
     return Route("generic", f"path:{_path_qs(url_or_path)}")
 
 
@@ -276,12 +291,21 @@ _NAMES = ("jiyoung", "minsu", "sujin", "hyunwoo", "eunji", "dongha", "seoyeon", 
 _MAIL_HOSTS = ("naver.com", "gmail.com", "daum.net", "hanmail.net", "kakao.com")
 _AREA_CODES = ("02", "031", "032", "051", "053", "042", "062")
 _BANKS: tuple[tuple[str, str], ...] = (
-    ("국민은행", "######-##-######"), ("신한은행", "###-###-######"),
-    ("우리은행", "####-###-######"), ("농협", "###-####-####-##"),
-    ("카카오뱅크", "3333-##-#######"), ("하나은행", "###-######-#####"),
+    ("국민은행", "######-##-######"),
+    ("신한은행", "###-###-######"),
+    ("우리은행", "####-###-######"),
+    ("농협", "###-####-####-##"),
+    ("카카오뱅크", "3333-##-#######"),
+    ("하나은행", "###-######-#####"),
 )
-_COMMENTS = ("좋은 정보 감사합니다!", "저도 같은 고민 중이었어요 ㅎㅎ", "이웃 추가하고 갑니다~",
-             "정리 깔끔하네요 퍼가요", "혹시 비밀댓글 확인 부탁드려요", "덕분에 많이 배웠습니다")
+_COMMENTS = (
+    "좋은 정보 감사합니다!",
+    "저도 같은 고민 중이었어요 ㅎㅎ",
+    "이웃 추가하고 갑니다~",
+    "정리 깔끔하네요 퍼가요",
+    "혹시 비밀댓글 확인 부탁드려요",
+    "덕분에 많이 배웠습니다",
+)
 
 
 @dataclass
@@ -308,7 +332,7 @@ def _luhn_card(rng: random.Random) -> str:
             d = d * 2 - 9 if d > 4 else d * 2
         total += d
     s = "".join(map(str, digits)) + str((10 - total % 10) % 10)
-    return "-".join(s[i:i + 4] for i in range(0, 16, 4))
+    return "-".join(s[i : i + 4] for i in range(0, 16, 4))
 
 
 def _pii(rng: random.Random) -> list[tuple[str, str]]:
@@ -321,20 +345,34 @@ def _pii(rng: random.Random) -> list[tuple[str, str]]:
     account = "".join(str(rng.randrange(10)) if c == "#" else c for c in shape)
     name = f"{rng.choice(_NAMES)}{rng.randrange(70, 100)}@{rng.choice(_MAIL_HOSTS)}"
     kinds = {
-        "mobile": (v := f"010{sep}{four()}{sep}{four()}",
-                   f"궁금한 점은 {v} 번호로 문자 주시면 답장 드릴게요."),
-        "landline": (v := f"{rng.choice(_AREA_CODES)}-{rng.randrange(200, 1000)}-{four()}",
-                     f"사무실 전화 {v} 번은 평일 오전에 받습니다."),
+        "mobile": (
+            v := f"010{sep}{four()}{sep}{four()}",
+            f"궁금한 점은 {v} 번호로 문자 주시면 답장 드릴게요.",
+        ),
+        "landline": (
+            v := f"{rng.choice(_AREA_CODES)}-{rng.randrange(200, 1000)}-{four()}",
+            f"사무실 전화 {v} 번은 평일 오전에 받습니다.",
+        ),
         "voip": (v := f"070-{four()}-{four()}", f"인터넷전화 {v} 번으로도 연결됩니다."),
-        "intl": (v := f"+82{rng.choice((' ', '-'))}10-{four()}-{four()}",
-                 f"해외에 계신 분은 {v} 번으로 연락 주세요."),
+        "intl": (
+            v := f"+82{rng.choice((' ', '-'))}10-{four()}-{four()}",
+            f"해외에 계신 분은 {v} 번으로 연락 주세요.",
+        ),
         "email": (name, f"자료가 필요하시면 {name} 주소로 메일 주세요."),
-        "rrn": (v := f"{yy:02d}{mm:02d}{dd:02d}-{rng.randrange(1, 5)}{_digits_from(rng, 6)}",
-                f"계약서 사본에 적힌 주민번호 {v} 부분을 가리지 못하고 올렸네요."),
+        "rrn": (
+            v := f"{yy:02d}{mm:02d}{dd:02d}-{rng.randrange(1, 5)}{_digits_from(rng, 6)}",
+            f"계약서 사본에 적힌 주민번호 {v} 부분을 가리지 못하고 올렸네요.",
+        ),
         "card": (v := _luhn_card(rng), f"중개수수료는 카드 {v} 번으로 결제했습니다."),
-        "account": (account, rng.choice((
-            f"계약금은 {bank} {account} (예금주 김OO) 앞으로 입금했습니다.",
-            f"가계약금 계좌번호: {account} ({bank}) 로 보내라는 문자를 받았습니다."))),
+        "account": (
+            account,
+            rng.choice(
+                (
+                    f"계약금은 {bank} {account} (예금주 김OO) 앞으로 입금했습니다.",
+                    f"가계약금 계좌번호: {account} ({bank}) 로 보내라는 문자를 받았습니다.",
+                )
+            ),
+        ),
     }
     chosen = rng.sample(sorted(kinds), rng.randrange(3, 6))
     return [kinds[k] for k in sorted(chosen, key=list(kinds).index)]
@@ -366,8 +404,14 @@ def _page_only(rng: random.Random, n: int) -> list[str]:
     out: list[str] = []
     for tpl in rng.sample(_PAGE_ONLY_TEMPLATES, n):
         a, b = rng.sample(korean.TOPICS, 2)
-        slots = {"a": a, "b": b, "s": rng.choice(korean.ASPECTS), "x": rng.choice(korean.ACTORS),
-                 "p": rng.choice(korean.PLACES), "n": rng.choice(korean.NUMBERS)}
+        slots = {
+            "a": a,
+            "b": b,
+            "s": rng.choice(korean.ASPECTS),
+            "x": rng.choice(korean.ACTORS),
+            "p": rng.choice(korean.PLACES),
+            "n": rng.choice(korean.NUMBERS),
+        }
         out.append(korean.render(tpl, slots))
     return out
 
@@ -389,8 +433,11 @@ def content(url_or_path: str, registry: PageRegistry | None = None) -> Content:
     qrng = random.Random(_h("body", key, query))
     title = entry.title if entry and entry.title else korean.phrase(qrng, words)
     paragraphs: list[str] = []
-    intro = (f"오늘은 많이 물어보시는 '{query}' 내용을 정리해 보려고 합니다." if query
-             else f"오늘은 {words[0]} 관련 내용을 정리해 보려고 합니다.")
+    intro = (
+        f"오늘은 많이 물어보시는 '{query}' 내용을 정리해 보려고 합니다."
+        if query
+        else f"오늘은 {words[0]} 관련 내용을 정리해 보려고 합니다."
+    )
     n_par = 4 + page_rng.randrange(3)
     for i in range(n_par):
         sents = [korean.sentence(qrng, words, words[i % len(words)]) for _ in range(2)]
@@ -403,8 +450,9 @@ def content(url_or_path: str, registry: PageRegistry | None = None) -> Content:
             paragraphs.append(" ".join(s for _v, s in looks if s))
     if pii:
         paragraphs.insert(len(paragraphs) - 1, " ".join(s for _v, s in pii))
-    return Content(title, paragraphs, page_only, [v for v, _s in pii], [v for v, _s in looks],
-                   query)
+    return Content(
+        title, paragraphs, page_only, [v for v, _s in pii], [v for v, _s in looks], query
+    )
 
 
 def _reporter(key: str) -> tuple[str, str, str]:
@@ -449,11 +497,19 @@ def lookalikes(url_or_path: str) -> list[str]:
 e = html.escape
 
 
-def _doc(title: str, body: str, *, head: str = "", charset_meta: str = '<meta charset="utf-8">',
-         lang: str = "ko") -> str:
-    return (f'<!DOCTYPE html>\n<html lang="{lang}">\n<head>\n{charset_meta}\n'
-            f'<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-            f"<title>{e(title)}</title>\n{head}</head>\n<body>\n{body}\n</body>\n</html>\n")
+def _doc(
+    title: str,
+    body: str,
+    *,
+    head: str = "",
+    charset_meta: str = '<meta charset="utf-8">',
+    lang: str = "ko",
+) -> str:
+    return (
+        f'<!DOCTYPE html>\n<html lang="{lang}">\n<head>\n{charset_meta}\n'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f"<title>{e(title)}</title>\n{head}</head>\n<body>\n{body}\n</body>\n</html>\n"
+    )
 
 
 def _blob(key: str) -> str:
@@ -464,17 +520,23 @@ def _blob(key: str) -> str:
 
 
 def _og(c: Content) -> str:
-    return (f'<meta property="og:title" content="{e(c.title)}">\n'
-            f'<meta property="og:description" content="{e(c.paragraphs[0][:80])}">\n')
+    return (
+        f'<meta property="og:title" content="{e(c.title)}">\n'
+        f'<meta property="og:description" content="{e(c.paragraphs[0][:80])}">\n'
+    )
 
 
 def _blog_frame(r: Route, c: Content) -> str:
-    src = (f"/PostView.naver?blogId={r.params['blogId']}&logNo={r.params['logNo']}"
-           "&redirect=Dlog&widgetTypeCall=true&directAccess=false")
-    body = (f'<div id="whole-border"><div id="whole-body">\n'
-            f'<iframe id="mainFrame" name="mainFrame" src="{e(src)}" frameborder="0" '
-            f'scrolling="auto" width="100%" height="100%" title="블로그 본문"></iframe>\n'
-            f"</div></div>")
+    src = (
+        f"/PostView.naver?blogId={r.params['blogId']}&logNo={r.params['logNo']}"
+        "&redirect=Dlog&widgetTypeCall=true&directAccess=false"
+    )
+    body = (
+        f'<div id="whole-border"><div id="whole-body">\n'
+        f'<iframe id="mainFrame" name="mainFrame" src="{e(src)}" frameborder="0" '
+        f'scrolling="auto" width="100%" height="100%" title="블로그 본문"></iframe>\n'
+        f"</div></div>"
+    )
     return _doc(f"{c.title} : 네이버 블로그", body, head=_og(c))
 
 
@@ -487,12 +549,15 @@ def _blog_post(r: Route, c: Content) -> str:
         '<div class="se-section se-section-text se-l-default"><div class="se-module '
         'se-module-text"><p class="se-text-paragraph se-text-paragraph-align-left">'
         f'<span class="se-fs- se-ff-">{e(p)}</span></p></div></div></div></div>'
-        for p in c.paragraphs)
+        for p in c.paragraphs
+    )
     comments = "\n".join(
         f'<li class="u_cbox_comment"><div class="u_cbox_comment_box"><span class="u_cbox_nick">'
         f'{e(korean.nickname(rng))}</span><span class="u_cbox_contents">{e(text)}</span>'
         f'<span class="u_cbox_date">2026.11.{rng.randrange(1, 29)}. 13:{rng.randrange(10, 60)}'
-        f"</span></div></li>" for text in rng.sample(_COMMENTS, 4))
+        f"</span></div></li>"
+        for text in rng.sample(_COMMENTS, 4)
+    )
     body = f"""<div id="wrap"><div id="header" class="blog_header">
 <ul class="gnb_menu"><li><a href="https://section.blog.naver.com/">블로그 홈</a></li>
 <li><a href="/{e(blog_id)}">내 블로그</a></li><li><a href="#">이웃블로그</a></li>
@@ -521,12 +586,16 @@ def _blog_post(r: Route, c: Content) -> str:
 
 
 def _news_chrome(press: str) -> tuple[str, str]:
-    nav = (f'<header id="header"><div class="logo"><a href="/">{e(press)}</a></div>'
-           '<nav class="gnb"><ul><li><a href="/news/articleList.html?sc_section_code=S1N1">'
-           "경제</a></li><li><a href=\"#\">부동산</a></li><li><a href=\"#\">금융</a></li>"
-           '<li><a href="#">증권</a></li><li><a href="#">오피니언</a></li></ul></nav></header>')
-    foot = (f'<footer id="footer"><p>{e(press)} | 서울특별시 중구 세종대로 | 대표전화 1588-0000'
-            f'</p><p>Copyright © {e(press)}. All rights reserved.</p></footer>')
+    nav = (
+        f'<header id="header"><div class="logo"><a href="/">{e(press)}</a></div>'
+        '<nav class="gnb"><ul><li><a href="/news/articleList.html?sc_section_code=S1N1">'
+        '경제</a></li><li><a href="#">부동산</a></li><li><a href="#">금융</a></li>'
+        '<li><a href="#">증권</a></li><li><a href="#">오피니언</a></li></ul></nav></header>'
+    )
+    foot = (
+        f'<footer id="footer"><p>{e(press)} | 서울특별시 중구 세종대로 | 대표전화 1588-0000'
+        f"</p><p>Copyright © {e(press)}. All rights reserved.</p></footer>"
+    )
     return nav, foot
 
 
@@ -535,7 +604,9 @@ def _press(r: Route, c: Content, *, euckr: bool) -> str:
     rng = random.Random(_h("related", r.key))
     related = "\n".join(
         f'<li><a href="/news/articleView.html?idxno={rng.randrange(10**6, 10**7)}">'
-        f"{e(korean.phrase(rng, list(korean.TOPICS)))} 소식</a></li>" for _ in range(4))
+        f"{e(korean.phrase(rng, list(korean.TOPICS)))} 소식</a></li>"
+        for _ in range(4)
+    )
     paras = "\n".join(f"<p>{e(p)}</p>" for p in c.paragraphs)
     nav, foot = _news_chrome(press)
     body = f"""{nav}
@@ -556,8 +627,11 @@ def _press(r: Route, c: Content, *, euckr: bool) -> str:
 <li>청약 경쟁률 두 자릿수 회복</li></ol></aside></div>
 {foot}"""
     if euckr:
-        meta = ('<meta charset="euc-kr">' if (r.id or 0) // 100 % 2 == 0 else
-                '<meta http-equiv="Content-Type" content="text/html; charset=euc-kr">')
+        meta = (
+            '<meta charset="euc-kr">'
+            if (r.id or 0) // 100 % 2 == 0
+            else '<meta http-equiv="Content-Type" content="text/html; charset=euc-kr">'
+        )
         return _doc(f"{c.title} - {press}", body, head=_og(c), charset_meta=meta)
     return _doc(f"{c.title} - {press}", body, head=_og(c))
 
@@ -600,8 +674,9 @@ def _kin(r: Route, c: Content) -> str:
         f'</div><div class="se-main-container answer-content">'
         + "".join(f'<p class="se-text-paragraph">{e(p)}</p>' for p in ans)
         + '</div><div class="answer-content__util">답변 추천 '
-        f'{rng.randrange(0, 40)} · 2026.11.{rng.randrange(1, 29)}.</div></div>'
-        for ans in answers)
+        f"{rng.randrange(0, 40)} · 2026.11.{rng.randrange(1, 29)}.</div></div>"
+        for ans in answers
+    )
     body = f"""<div id="header"><a href="https://kin.naver.com/">지식iN</a>
 <ul class="menu"><li>Q&amp;A</li><li>지식기부</li><li>명예지식인</li><li>로그인</li></ul></div>
 <div id="content"><div class="question-content">
@@ -625,7 +700,9 @@ def _board(r: Route, c: Content) -> str:
     paras = "\n".join(f"<p>{e(p)}</p>" for p in c.paragraphs)
     comments = "\n".join(
         f'<li class="comment"><b class="nick">{e(korean.nickname(rng))}</b> '
-        f"<span>{e(t)}</span></li>" for t in rng.sample(_COMMENTS, 3))
+        f"<span>{e(t)}</span></li>"
+        for t in rng.sample(_COMMENTS, 3)
+    )
     body = f"""<header class="site-header"><a class="logo" href="/">부동산 정보 광장</a>
 <nav class="menu"><a href="/board">자유게시판</a> <a href="/article">칼럼</a>
 <a href="/qna">질문답변</a> <a href="/login">로그인</a></nav></header>
@@ -645,8 +722,11 @@ def _board(r: Route, c: Content) -> str:
     return _doc(c.title, body, head=_og(c))
 
 
-_NOT_FOUND = _doc("페이지를 찾을 수 없습니다", "<h1>404 Not Found</h1><p>요청하신 페이지를 찾을 수 "
-                  "없습니다. 삭제되었거나 주소가 잘못되었습니다.</p>")
+_NOT_FOUND = _doc(
+    "페이지를 찾을 수 없습니다",
+    "<h1>404 Not Found</h1><p>요청하신 페이지를 찾을 수 "
+    "없습니다. 삭제되었거나 주소가 잘못되었습니다.</p>",
+)
 
 
 def robots_txt(origin: str) -> str:
@@ -665,8 +745,9 @@ class Response:
     body: bytes
 
 
-def respond(origin: str, path_qs: str, registry: PageRegistry | None = None,
-            base_url: str = "") -> Response:
+def respond(
+    origin: str, path_qs: str, registry: PageRegistry | None = None, base_url: str = ""
+) -> Response:
     """The answer of ``origin`` to ``GET path_qs`` (``base_url`` makes Location absolute)."""
     r = route(path_qs)
     if r.kind == "robots":
@@ -675,20 +756,31 @@ def respond(origin: str, path_qs: str, registry: PageRegistry | None = None,
     kind = fault(path_qs)
     if r.redirect:
         status, target = r.redirect
-        body = (f'<html><body>Moved to <a href="{e(target)}">{e(target)}</a></body></html>'
-                ).encode()
-        return Response(status, {"Location": base_url + target,
-                                 "Content-Type": "text/html; charset=utf-8"}, body)
+        body = (
+            f'<html><body>Moved to <a href="{e(target)}">{e(target)}</a></body></html>'
+        ).encode()
+        return Response(
+            status,
+            {"Location": base_url + target, "Content-Type": "text/html; charset=utf-8"},
+            body,
+        )
     if kind == "404":
         return Response(404, {"Content-Type": "text/html; charset=utf-8"}, _NOT_FOUND.encode())
     c = content(path_qs, registry)
-    renderers = {"blog_frame": _blog_frame, "blog_post": _blog_post, "portal": _portal,
-                 "kin": _kin, "board": _board, "generic": _board}
+    renderers = {
+        "blog_frame": _blog_frame,
+        "blog_post": _blog_post,
+        "portal": _portal,
+        "kin": _kin,
+        "board": _board,
+        "generic": _board,
+    }
     euckr = origin == "press_euckr" and r.kind == "press"
     text = _press(r, c, euckr=euckr) if r.kind == "press" else renderers[r.kind](r, c)
     if kind == "oversized" and r.kind != "blog_frame":
         text = text.replace("</head>", _blob(r.key) + "</head>", 1)
     if euckr:
-        return Response(200, {"Content-Type": "text/html"},
-                        text.encode("cp949", errors="xmlcharrefreplace"))
+        return Response(
+            200, {"Content-Type": "text/html"}, text.encode("cp949", errors="xmlcharrefreplace")
+        )
     return Response(200, {"Content-Type": "text/html; charset=utf-8"}, text.encode("utf-8"))

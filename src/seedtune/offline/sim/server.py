@@ -43,8 +43,17 @@ from seedtune.offline.sim import naver_api, openai_api, pages
 from seedtune.offline.sim.workspace import workspace_sim
 
 _MAX_BODY = 64 * 1024 * 1024
-_FAULT_KINDS = ("429", "5xx", "timeout", "truncated", "fenced", "surrogate", "echo", "refusal",
-                "quota")
+_FAULT_KINDS = (
+    "429",
+    "5xx",
+    "timeout",
+    "truncated",
+    "fenced",
+    "surrogate",
+    "echo",
+    "refusal",
+    "quota",
+)
 
 
 @dataclass
@@ -153,8 +162,7 @@ class _Stats:
         """Keep the text of every chat message received (tests check what prompts carry)."""
         if not isinstance(request, dict) or not isinstance(request.get("messages"), list):
             return
-        text = "\n".join(str(m.get("content")) for m in request["messages"]
-                         if isinstance(m, dict))
+        text = "\n".join(str(m.get("content")) for m in request["messages"] if isinstance(m, dict))
         with self.lock:
             self.prompts.append(text)
 
@@ -171,9 +179,13 @@ class _Stats:
     def snapshot(self) -> dict[str, Any]:
         with self.lock:
             out: dict[str, Any] = {name: api.snapshot() for name, api in self.apis.items()}
-            out["pages"] = {"requests": self.page_requests, "by_url": dict(self.page_by_url),
-                            "status": dict(self.page_status), "robots": self.robots,
-                            "robots_by_origin": dict(self.robots_by_origin)}
+            out["pages"] = {
+                "requests": self.page_requests,
+                "by_url": dict(self.page_by_url),
+                "status": dict(self.page_status),
+                "robots": self.robots,
+                "robots_by_origin": dict(self.robots_by_origin),
+            }
             return out
 
     def auth_fail(self, api: str) -> None:
@@ -223,9 +235,16 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 128
 
-    def __init__(self, cfg: SimConfig, stats: _Stats, stop_event: threading.Event,
-                 handler: type[BaseHTTPRequestHandler] | None = None, port: int | None = None,
-                 origin: str = "", registry: pages.PageRegistry | None = None) -> None:
+    def __init__(
+        self,
+        cfg: SimConfig,
+        stats: _Stats,
+        stop_event: threading.Event,
+        handler: type[BaseHTTPRequestHandler] | None = None,
+        port: int | None = None,
+        origin: str = "",
+        registry: pages.PageRegistry | None = None,
+    ) -> None:
         self.cfg = cfg
         self.stats = stats
         self.stop_event = stop_event
@@ -396,10 +415,15 @@ class _Handler(BaseHTTPRequestHandler):
         if chat:
             return openai_api.error_body(
                 "Invalid request. Received headers: Authorization: "
-                f"{self.headers.get('Authorization')}", code="invalid_request")
-        return {"errorMessage": "Invalid request (headers: X-Naver-Client-Id="
-                f"{self.headers.get('X-Naver-Client-Id')}, X-Naver-Client-Secret="
-                f"{self.headers.get('X-Naver-Client-Secret')})", "errorCode": "SE99"}
+                f"{self.headers.get('Authorization')}",
+                code="invalid_request",
+            )
+        return {
+            "errorMessage": "Invalid request (headers: X-Naver-Client-Id="
+            f"{self.headers.get('X-Naver-Client-Id')}, X-Naver-Client-Secret="
+            f"{self.headers.get('X-Naver-Client-Secret')})",
+            "errorCode": "SE99",
+        }
 
     # --- OpenAI -----------------------------------------------------------------------------
     def _openai_headers(self) -> dict[str, str]:
@@ -415,7 +439,8 @@ class _Handler(BaseHTTPRequestHandler):
         token = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
         # openai_api_key "" stands for a local server started without a key (vLLM, Ollama)
         if cfg.openai_api_key != "" and (
-                not token or (cfg.openai_api_key is not None and token != cfg.openai_api_key)):
+            not token or (cfg.openai_api_key is not None and token != cfg.openai_api_key)
+        ):
             self.server.stats.auth_fail("chat")
             message = (
                 "You didn't provide an API key. You need to provide your API key in an "
@@ -505,8 +530,9 @@ class _Handler(BaseHTTPRequestHandler):
                 title = html.unescape(it["title"].replace("<b>", "").replace("</b>", ""))
                 for key in ("link", "originallink"):
                     if key in it:
-                        self.server.registry.register(it[key], category, params["query"],
-                                                      rank - 1, title)
+                        self.server.registry.register(
+                            it[key], category, params["query"], rank - 1, title
+                        )
         self._answer("search", payload)
 
     # --- shared fault injection ---------------------------------------------------------------
@@ -586,17 +612,26 @@ class _PageHandler(_Handler):
             self.close_connection = True
         try:
             if self.command not in ("GET", "HEAD"):
-                answer = pages.Response(405, {"Content-Type": "text/plain; charset=utf-8",
-                                              "Allow": "GET, HEAD"}, b"Method Not Allowed")
+                answer = pages.Response(
+                    405,
+                    {"Content-Type": "text/plain; charset=utf-8", "Allow": "GET, HEAD"},
+                    b"Method Not Allowed",
+                )
             else:
                 answer = pages.respond(srv.origin, path_qs, srv.registry, base)
         except Exception as exc:  # noqa: BLE001 - a simulator bug must not kill the thread
-            sys.stderr.write(f"sim page error on {srv.origin} {path_qs}: "
-                             f"{type(exc).__name__}: {exc}\n")
-            answer = pages.Response(500, {"Content-Type": "text/plain; charset=utf-8"},
-                                    b"Internal Server Error")
-        srv.stats.page_hit(srv.origin, base + path_qs, answer.status,
-                           robots=urlsplit(path_qs).path == "/robots.txt")
+            sys.stderr.write(
+                f"sim page error on {srv.origin} {path_qs}: {type(exc).__name__}: {exc}\n"
+            )
+            answer = pages.Response(
+                500, {"Content-Type": "text/plain; charset=utf-8"}, b"Internal Server Error"
+            )
+        srv.stats.page_hit(
+            srv.origin,
+            base + path_qs,
+            answer.status,
+            robots=urlsplit(path_qs).path == "/robots.txt",
+        )
         try:
             self.send_response(answer.status)
             for key, value in answer.headers.items():
@@ -650,15 +685,19 @@ class SimServer:
         """Bind and start serving (idempotent); returns ``self``."""
         if self._httpd is None:
             self._stop_event.clear()
-            httpd = _Server(self.config, self._stats, self._stop_event,
-                            registry=self.page_registry)
+            httpd = _Server(self.config, self._stats, self._stop_event, registry=self.page_registry)
             try:
                 if self.config.pages:
                     for name in pages.ORIGINS:
                         self._page_servers[name] = _Server(
-                            self.config, self._stats, self._stop_event, _PageHandler,
+                            self.config,
+                            self._stats,
+                            self._stop_event,
+                            _PageHandler,
                             port=(self.config.page_ports or {}).get(name, 0),
-                            origin=name, registry=self.page_registry)
+                            origin=name,
+                            registry=self.page_registry,
+                        )
             except OSError:
                 # nothing serves yet: close what is bound (stop() would wait on a server
                 # that never started)
@@ -672,14 +711,16 @@ class SimServer:
                 for srv in (self._httpd, *self._page_servers.values()):
                     srv.page_origins = origins
             self._thread = self._serve(self._httpd, "seedtune-sim")
-            self._page_threads = [self._serve(srv, f"seedtune-sim-{name}")
-                                  for name, srv in self._page_servers.items()]
+            self._page_threads = [
+                self._serve(srv, f"seedtune-sim-{name}") for name, srv in self._page_servers.items()
+            ]
         return self
 
     @staticmethod
     def _serve(srv: _Server, name: str) -> threading.Thread:
-        thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.1},
-                                  name=name, daemon=True)
+        thread = threading.Thread(
+            target=srv.serve_forever, kwargs={"poll_interval": 0.1}, name=name, daemon=True
+        )
         thread.start()
         return thread
 
@@ -792,27 +833,43 @@ def _parser(prog: str | None) -> argparse.ArgumentParser:
     p.add_argument("--openai-quota", type=int, default=None)
     p.add_argument("--naver-quota", type=int, default=None)
     p.add_argument("--empty-rate", type=float, default=d.empty_rate)
-    p.add_argument("--judge", choices=("hash", "first", "reference"), default=d.judge,
-                   help="hash: random verdicts; first: always A (position bias); reference: "
-                        "prefers longer answers closer to the reference")
-    p.add_argument("--no-pages", dest="pages", action="store_false",
-                   help="no page servers; search links keep Naver's real hosts")
-    p.add_argument("--page-delay-s", type=float, default=d.page_delay_s,
-                   help="delay of every response of the slow page origin")
+    p.add_argument(
+        "--judge",
+        choices=("hash", "first", "reference"),
+        default=d.judge,
+        help="hash: random verdicts; first: always A (position bias); reference: "
+        "prefers longer answers closer to the reference",
+    )
+    p.add_argument(
+        "--no-pages",
+        dest="pages",
+        action="store_false",
+        help="no page servers; search links keep Naver's real hosts",
+    )
+    p.add_argument(
+        "--page-delay-s",
+        type=float,
+        default=d.page_delay_s,
+        help="delay of every response of the slow page origin",
+    )
     p.add_argument("--quiet", action="store_true", help="do not log one line per request")
-    p.add_argument("--workspace", help="a `seedtune demo` workspace: serve on the ports its "
-                   "conf/local names, with the keys in its .env and the demo's judge")
+    p.add_argument(
+        "--workspace",
+        help="a `seedtune demo` workspace: serve on the ports its "
+        "conf/local names, with the keys in its .env and the demo's judge",
+    )
     return p
 
 
 def _listen_error(cfg: SimConfig, exc: OSError) -> str:
     """What to do when the simulator cannot listen on ``--host``/``--port``."""
     if exc.errno == errno.EADDRINUSE:
-        return (f"port {cfg.port} is in use; pick another with --port or stop the other "
-                "simulator")
+        return f"port {cfg.port} is in use; pick another with --port or stop the other simulator"
     if exc.errno == errno.EACCES:
-        return (f"port {cfg.port}: permission denied (ports below 1024 need root); pick "
-                "another with --port")
+        return (
+            f"port {cfg.port}: permission denied (ports below 1024 need root); pick "
+            "another with --port"
+        )
     return f"cannot listen on {cfg.host}:{cfg.port} ({exc.strerror or exc}); check --host"
 
 
@@ -844,13 +901,18 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
             atomic_write_text(args.port_file, f"{sim.port}\n")
         sys.stderr.write(f"seedtune sim listening on {sim.url} (openai: {sim.openai_base_url})\n")
         if sim.page_origins:
-            sys.stderr.write("seedtune sim pages: " + ", ".join(
-                f"{k}={v}" for k, v in sim.page_origins.items()) + "\n")
+            sys.stderr.write(
+                "seedtune sim pages: "
+                + ", ".join(f"{k}={v}" for k, v in sim.page_origins.items())
+                + "\n"
+            )
             # the crawler refuses loopback addresses unless told (crawl.allow_networks)
             allowed = json.dumps(sorted(urlsplit(v).netloc for v in sim.page_origins.values()))
-            sys.stderr.write(f"seedtune sim: to crawl these pages set crawl.allow_networks: "
-                             f"{allowed} in conf/local/default.yaml, or "
-                             f"SEEDTUNE_CRAWL_ALLOW_NETWORKS='{allowed}'\n")
+            sys.stderr.write(
+                f"seedtune sim: to crawl these pages set crawl.allow_networks: "
+                f"{allowed} in conf/local/default.yaml, or "
+                f"SEEDTUNE_CRAWL_ALLOW_NETWORKS='{allowed}'\n"
+            )
         sys.stderr.flush()
         while not stop.wait(0.2):
             pass

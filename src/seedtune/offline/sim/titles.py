@@ -36,27 +36,61 @@ _LINE = re.compile(r"^\s*(\d{1,4})\s*[.)]\s*(.*?)\s*$")
 _SEED = re.compile(r"아래는\s*[\"“']([^\"”'\n]{1,40})[\"”']")
 
 _TAG = re.compile(r"</?b>")
-_EMOJI = re.compile("[\U0001F000-\U0001FAFF\u2600-\u27BF\u2B00-\u2BFF\u2190-\u21FF"
-                    "\uFE0F\u200D\u20E3♡♥★☆※■□●○◆◇▶▷◀◁♪♬]")
+_EMOJI = re.compile(
+    "[\U0001f000-\U0001faff\u2600-\u27bf\u2b00-\u2bff\u2190-\u21ff"
+    "\ufe0f\u200d\u20e3♡♥★☆※■□●○◆◇▶▷◀◁♪♬]"
+)
 _FACE = re.compile(r"\^[\^_]*\^|;{2,}|ㅠ[._,]+ㅠ|ㅜ[._,]+ㅜ|T[._]T|:\)|:\(")
 _JAMO = re.compile(r"[ㄱ-ㅎㅏ-ㅣ]+")
-_PREFIX_WORDS = ("질문", "급질", "문의", "급", "급해요", "고민", "도움요청", "Q", "Q&A", "공유",
-                 "속보", "펌", "뉴스", "공지", "광고", "최종", "긴급", "도와주세요", "필독", "정보",
-                 "후기", "질문드려요", "초긴급", "비부", "초보")
+_PREFIX_WORDS = (
+    "질문",
+    "급질",
+    "문의",
+    "급",
+    "급해요",
+    "고민",
+    "도움요청",
+    "Q",
+    "Q&A",
+    "공유",
+    "속보",
+    "펌",
+    "뉴스",
+    "공지",
+    "광고",
+    "최종",
+    "긴급",
+    "도와주세요",
+    "필독",
+    "정보",
+    "후기",
+    "질문드려요",
+    "초긴급",
+    "비부",
+    "초보",
+)
 _BRACKET_START = re.compile(r"^\s*[\[(【「<]+\s*([^\])】」>]{0,12}?)\s*[\])】」>]+\s*")
 _HALF_START = re.compile(r"^\s*([가-힣A-Za-z&]{1,5})\)\s*")
 _TAIL_TAG = re.compile(r"\s*[(\[]\s*(?:내공\s*\d+|광고|급해요|급|질문|급질)\s*[)\]]\s*$")
 _CONTACT = re.compile(r"\+?\d{2,4}-\d{3,4}-\d{4}|[\w.+-]+@[\w-]+\.[\w.]+")
 _FILLER = re.compile(r"^(?:혹시|근데|그런데|아니|진짜|제발)\s+")
 
-_VAGUE_END = re.compile(r"(?:데요|는데|은데|인데|던데|려고요|려는데|라고요|라구요|해서요|거든요"
-                        r"|더니)$")
-_DECLARATIVE = re.compile(r"(?:니다|네요|군요|구나|더라고요|더라구요|었어요|았어요|했어요|했음|했다"
-                          r"|한다|된다|이다|없음|있음|함|(?<!주)세요)$")  # "꼭 확인하세요": advice
-_QEND = re.compile(r"(?:[나까가죠지]요|죠|는지|을지|할지|될지|인지|건지|한지|[되돼]요|[있없]어요|"
-                   r"나|까|냐|니)$")
-_INSTRUCT_END = re.compile(r"\s*(?:좀\s*)?(?:알려\s*주세요|알려주세요|추천해\s*주세요|추천\s*좀"
-                           r"|골라\s*주세요|설명해\s*주세요|도와\s*주세요|해\s*주세요)$")
+_VAGUE_END = re.compile(
+    r"(?:데요|는데|은데|인데|던데|려고요|려는데|라고요|라구요|해서요|거든요"
+    r"|더니)$"
+)
+_DECLARATIVE = re.compile(
+    r"(?:니다|네요|군요|구나|더라고요|더라구요|었어요|았어요|했어요|했음|했다"
+    r"|한다|된다|이다|없음|있음|함|(?<!주)세요)$"
+)  # "꼭 확인하세요": advice
+_QEND = re.compile(
+    r"(?:[나까가죠지]요|죠|는지|을지|할지|될지|인지|건지|한지|[되돼]요|[있없]어요|"
+    r"나|까|냐|니)$"
+)
+_INSTRUCT_END = re.compile(
+    r"\s*(?:좀\s*)?(?:알려\s*주세요|알려주세요|추천해\s*주세요|추천\s*좀"
+    r"|골라\s*주세요|설명해\s*주세요|도와\s*주세요|해\s*주세요)$"
+)
 _VS = re.compile(r"\s*(?<![A-Za-z])(?:vs\.?|VS\.?|Vs\.?)(?![A-Za-z])\s*|(?<=[가-힣])or(?=[가-힣])")
 _CONDITIONAL = re.compile(r"(?:면|후|시|때)$")
 _CUTE = (("나여", "나요"), ("까여", "까요"), ("가여", "가요"), ("나용", "나요"), ("까용", "까요"))
@@ -131,7 +165,7 @@ def clean(title: str) -> str:
         if not m:
             break
         inner = m.group(1).strip()
-        s = (" " if inner in _PREFIX_WORDS or not inner else f" {inner} ") + s[m.end():]
+        s = (" " if inner in _PREFIX_WORDS or not inner else f" {inner} ") + s[m.end() :]
     s = _FACE.sub(" ", _EMOJI.sub(" ", s))
     s = _JAMO.sub(" ", s)
     s = re.sub(r"\s*(?:\.{2,}|…+|·{2,})\s*", " ", s)
@@ -159,9 +193,17 @@ def _jong(ch: str) -> int:
 def to_instruction(base: str) -> str | None:
     """A question sentence (no "?") turned into the clause an instruction asks about
     ("한도가 얼마나 나오나요" -> "한도가 얼마나 나오는지"); None when the ending is unknown."""
-    for end, repl in (("뭘까요", "무엇일지"), ("뭔가요", "무엇인지"), ("뭐죠", "무엇인지"),
-                      ("거죠", "건지"), ("건가요", "건지"), ("있어요", "있는지"),
-                      ("없어요", "없는지"), ("되요", "되는지"), ("돼요", "되는지")):
+    for end, repl in (
+        ("뭘까요", "무엇일지"),
+        ("뭔가요", "무엇인지"),
+        ("뭐죠", "무엇인지"),
+        ("거죠", "건지"),
+        ("건가요", "건지"),
+        ("있어요", "있는지"),
+        ("없어요", "없는지"),
+        ("되요", "되는지"),
+        ("돼요", "되는지"),
+    ):
         if base.endswith(end):
             return base[: -len(end)] + repl
     if base.endswith("가요") and len(base) > 2 and _jong(base[-3]) == 4:  # 인가요, 한가요
@@ -181,34 +223,55 @@ def to_instruction(base: str) -> str | None:
 
 #: Forum shorthand an LLM writes out in full (a seed word itself is left as it is).
 _ABBREVIATIONS: tuple[tuple[str, str], ...] = (
-    ("양도세", "양도소득세"), ("종부세", "종합부동산세"), ("주담대", "주택담보대출"),
-    ("복비", "중개수수료"), ("특공", "특별공급"), ("마통", "마이너스 통장"), ("아팟", "아파트"),
-    ("취등록세", "취득세"), ("부린이", "부동산 초보"), ("재초환", "재건축초과이익환수제"),
+    ("양도세", "양도소득세"),
+    ("종부세", "종합부동산세"),
+    ("주담대", "주택담보대출"),
+    ("복비", "중개수수료"),
+    ("특공", "특별공급"),
+    ("마통", "마이너스 통장"),
+    ("아팟", "아파트"),
+    ("취등록세", "취득세"),
+    ("부린이", "부동산 초보"),
+    ("재초환", "재건축초과이익환수제"),
 )
 _COLLOQUIAL: tuple[tuple[str, str], ...] = (
-    (r"(?<![가-힣])뭘(?![가-힣])", "무엇을"), (r"(?<![가-힣])뭐가(?![가-힣])", "무엇이"),
-    (r"(?<![가-힣])뭐(?![가-힣])", "무엇"), (r"건가요$", "것인가요"), (r"하는거", "하는 것"),
-    (r"할때", "할 때"), (r"어떻게되", "어떻게 되"), (r"얼만가요$", "얼마인가요"),
-    (r"몇\s*프로", "몇 퍼센트"), (r"([가-힣])되요$", r"\1되나요"),
+    (r"(?<![가-힣])뭘(?![가-힣])", "무엇을"),
+    (r"(?<![가-힣])뭐가(?![가-힣])", "무엇이"),
+    (r"(?<![가-힣])뭐(?![가-힣])", "무엇"),
+    (r"건가요$", "것인가요"),
+    (r"하는거", "하는 것"),
+    (r"할때", "할 때"),
+    (r"어떻게되", "어떻게 되"),
+    (r"얼만가요$", "얼마인가요"),
+    (r"몇\s*프로", "몇 퍼센트"),
+    (r"([가-힣])되요$", r"\1되나요"),
 )
 #: Predicates before which a bare noun gets its subject (이/가) or topic (은/는) particle.
 _SUBJECT_BEFORE = re.compile(
     r"(?<=[가-힣0-9억%]) (?=(?:꼭 |보통 )?(?:있나요|있을까요|없나요|필요한가요|가능한가요|"
-    r"가능할까요|나오나요|적정한가요|오를까요|적용되나요|얼마나 나오나요|있는지|가능한지))")
+    r"가능할까요|나오나요|적정한가요|오를까요|적용되나요|얼마나 나오나요|있는지|가능한지))"
+)
 _TOPIC_BEFORE = re.compile(
-    r"(?<=[가-힣]) (?=(?:보통|어떻게|언제쯤|언제|어떤가요|얼마인가요)(?![가-힣]))")
-_NOT_NOUN = frozenset("""어떻게 얼마나 보통 꼭 요즘 언제쯤 무엇을 같이 해도 하면 되면 전에 후에
-    때 시 지금 다시 혹시 정말 너무 많이 안 못 잘 더 또""".split())
+    r"(?<=[가-힣]) (?=(?:보통|어떻게|언제쯤|언제|어떤가요|얼마인가요)(?![가-힣]))"
+)
+_NOT_NOUN = frozenset(
+    """어떻게 얼마나 보통 꼭 요즘 언제쯤 무엇을 같이 해도 하면 되면 전에 후에
+    때 시 지금 다시 혹시 정말 너무 많이 안 못 잘 더 또""".split()
+)
 
 
 def _with_particle(text: str, pattern: re.Pattern[str], particle: str) -> str:
     def add(m: re.Match[str]) -> str:
         head = text[: m.start()]
         word = head.rsplit(" ", 1)[-1]
-        if (word in _NOT_NOUN or word.endswith(korean.VERB_ENDINGS)
-                or korean.strip_particle(word) != word or len(word) < 2):
+        if (
+            word in _NOT_NOUN
+            or word.endswith(korean.VERB_ENDINGS)
+            or korean.strip_particle(word) != word
+            or len(word) < 2
+        ):
             return m.group(0)
-        return korean.josa(word, particle)[len(word):] + " "
+        return korean.josa(word, particle)[len(word) :] + " "
 
     return pattern.sub(add, text)
 
@@ -219,8 +282,11 @@ def polish(text: str, seeds: tuple[str, ...] = ()) -> str:
     "한도가 얼마나 나오나요"). Numbers, prices, acronyms and names stay as they are."""
     for short, full in _ABBREVIATIONS:
         if not any(short in seed for seed in seeds):
-            text = re.sub(rf"{short}(?![가-힣]*{full[len(short):]})", full, text) \
-                if full.startswith(short) else text.replace(short, full)
+            text = (
+                re.sub(rf"{short}(?![가-힣]*{full[len(short) :]})", full, text)
+                if full.startswith(short)
+                else text.replace(short, full)
+            )
     for pattern, repl in _COLLOQUIAL:
         text = re.sub(pattern, repl, text)
     text = _with_particle(text, _SUBJECT_BEFORE, "이")
@@ -245,8 +311,7 @@ def _noun_phrase(text: str) -> str:
     return s
 
 
-def rewrite(title: str, form: str, rng: random.Random,
-            seeds: tuple[str, ...] = ()) -> str | None:
+def rewrite(title: str, form: str, rng: random.Random, seeds: tuple[str, ...] = ()) -> str | None:
     """The standalone question (or instruction) a careful LLM writes from a title with a
     topic; None when nothing is asked (a trailing "...하는데요", a statement)."""
     s = clean(title)
@@ -263,16 +328,22 @@ def rewrite(title: str, form: str, rng: random.Random,
     natural = "question"
     if _DECLARATIVE.search(s) and not fw.ASK_SUFFIX.search(s):
         return None  # a statement: nothing asked
-    if not fw.ASK_SUFFIX.search(s) and not _INSTRUCT_END.search(s) and (
-            (asked and s.endswith("요")) or
-            (_QEND.search(s) and (asked or re.search(r"(?:요|까|죠)$", s)))):
+    if (
+        not fw.ASK_SUFFIX.search(s)
+        and not _INSTRUCT_END.search(s)
+        and (
+            (asked and s.endswith("요"))
+            or (_QEND.search(s) and (asked or re.search(r"(?:요|까|죠)$", s)))
+        )
+    ):
         base = polish(s, seeds)
         clause = to_instruction(base)
         if base == s and clause:  # still the title word for word: the fuller polite form
             base = f"{clause} 알 수 있을까요"
         question = f"{base}?"
-        instruction = f"{clause} {rng.choice(('알려 주세요.', '설명해 주세요.'))}" if clause \
-            else None
+        instruction = (
+            f"{clause} {rng.choice(('알려 주세요.', '설명해 주세요.'))}" if clause else None
+        )
     else:
         np = polish(_noun_phrase(s), seeds)
         if not np or _DECLARATIVE.search(np) or not fw.has_topic(np, seeds):
@@ -290,10 +361,12 @@ def rewrite(title: str, form: str, rng: random.Random,
             question = f"{np} 어떤 점을 고려해야 하나요?"
             instruction = f"{np} 고려할 점을 알려 주세요."
         else:
-            question = rng.choice((f"{np}에 대해 알아 둘 점은 무엇인가요?",
-                                   f"{np} 관련해서 무엇을 확인해야 하나요?"))
-            instruction = rng.choice((f"{np}에 대해 알려 주세요.",
-                                      f"{np}에 대해 자세히 설명해 주세요."))
+            question = rng.choice(
+                (f"{np}에 대해 알아 둘 점은 무엇인가요?", f"{np} 관련해서 무엇을 확인해야 하나요?")
+            )
+            instruction = rng.choice(
+                (f"{np}에 대해 알려 주세요.", f"{np}에 대해 자세히 설명해 주세요.")
+            )
     if form == "fitting":  # "제목에 어울리는 쪽으로": the title's own shape
         form = natural
     elif form == "mixed":
@@ -303,8 +376,9 @@ def rewrite(title: str, form: str, rng: random.Random,
     return re.sub(r"\s+", " ", text).strip() if text else None
 
 
-def verdict(title: str, form: str, rng: random.Random,
-            seeds: tuple[str, ...] = ()) -> tuple[str | None, str | None]:
+def verdict(
+    title: str, form: str, rng: random.Random, seeds: tuple[str, ...] = ()
+) -> tuple[str | None, str | None]:
     """``(question, None)`` or ``(None, drop reason)`` for one title."""
     raw = html.unescape(_TAG.sub("", title)).strip()
     if _garbled(clean(raw)):
