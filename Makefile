@@ -19,11 +19,11 @@ setup: $(STAMP)
 	} || echo "chromium not installed: tests/test_card_page.py will skip (apt-get install chromium)"
 
 # torch first: the pinned wheel (CPU here), so nothing below pulls several GB of CUDA wheels.
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml sandbox/pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH)"
-	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q -e ".[dev]" -e ./sandbox
 	@touch $(STAMP)
 
 # The real OpenAI-compatible servers of tests/test_real_servers.py, all from PyPI (see
@@ -38,7 +38,7 @@ $(SERVERS_STAMP): $(STAMP) tests/realservers.py
 	{ [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 	{ apt-get install -y -q cmake g++ || { apt-get update -q && apt-get install -y -q cmake g++; }; }; \
 	} || echo "cmake/g++ not installed: llama-server cannot be built (apt-get install cmake g++)"
-	$(PY) -m pip install -q "$(TORCH)" -e ".[dev,servers]"
+	$(PY) -m pip install -q "$(TORCH)" -e ".[dev,servers]" -e ./sandbox
 	$(PY) tests/realservers.py build
 	@touch $@
 
@@ -73,7 +73,7 @@ bench: setup
 
 # ruff with line length 100 (pyproject.toml); CI runs it before the tests
 lint: setup
-	$(VENV)/bin/ruff check src stages tests bench
+	$(VENV)/bin/ruff check src stages tests bench sandbox
 
 clean:
 	rm -rf .cache .pytest_cache .ruff_cache bench/results.json

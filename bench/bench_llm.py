@@ -25,7 +25,7 @@ def sim_process(*args: str) -> Iterator[str]:
             [
                 sys.executable,
                 "-m",
-                "seedtune.offline.sim",
+                "seedtune_sandbox.sim",
                 "--port",
                 "0",
                 "--quiet",

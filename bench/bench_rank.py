@@ -99,7 +99,7 @@ def build_encoder(out: Path) -> tuple[Path, Any]:
     from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
     from transformers import AutoTokenizer, BertConfig, BertModel
 
-    from seedtune.offline.tiny import build_tiny_models
+    from seedtune_sandbox.tiny import build_tiny_models
 
     tiny = build_tiny_models(Path(__file__).resolve().parents[1] / ".cache" / "tiny-models")
     trained = AutoTokenizer.from_pretrained(str(tiny.e5))
@@ -142,7 +142,7 @@ def same_segmentation(model_dir: Path, trained: Any, texts: list[str]) -> bool:
 
 def workload(pool_per_seed: int, seed: int = 0) -> list[dict[str, Any]]:
     """``{question, documents}`` rows: SEEDS x PER_SEED questions x PASSAGES documents."""
-    from seedtune.offline.sim import korean, naver_api
+    from seedtune_sandbox.sim import korean, naver_api
     from seedtune.retrieval.documents import to_documents
 
     rng = random.Random(seed)

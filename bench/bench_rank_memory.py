@@ -58,7 +58,7 @@ runpy.run_path(script, run_name="__main__")
 
 def write_workload(folder: Path, questions: int, sentences: int = 12, seed: int = 0) -> None:
     """data/documents.jsonl and data/pages.jsonl for ``questions`` questions, streamed."""
-    from seedtune.offline.sim import korean
+    from seedtune_sandbox.sim import korean
 
     rng = random.Random(seed)
     words = [
@@ -194,7 +194,7 @@ def run(
 ) -> dict[str, Any]:
     """Peak RSS and seconds per question of the rank stage at each size, then at e5-small's
     shape (``e5_questions``; 0 skips it)."""
-    from seedtune.offline.tiny import build_tiny_models
+    from seedtune_sandbox.tiny import build_tiny_models
 
     tiny = build_tiny_models(ROOT / ".cache" / "tiny-models")
     out: dict[str, Any] = {}

@@ -10,13 +10,13 @@ Run: ``python bench/run.py scale`` (default sizes, about 100 and 400 questions: 
 Each size runs in a fresh temporary workspace (this repository's files and its .dvc/
 config, ``git init``, a local DVC remote in the same temporary directory) against the
 offline simulators (OpenAI-compatible chat, Naver search, the web pages behind the links:
-:mod:`seedtune.offline.sim`) with the tiny local e5 model, exactly as
+:mod:`seedtune_sandbox.sim`) with the tiny local e5 model, exactly as
 ``seedtune demo`` sets one up, including its crawl settings (``host_rps`` 50, 4 per host).
 Pipeline params are the project defaults (``queries.per_seed`` 20, both question sources:
 the LLM and forum titles, ``titles.per_seed`` 20, search categories blog/news/kin,
 ``crawl.per_question`` 3), except ``llm.model`` (the simulator's). Questions scale with the
 seed words: the repository's 50 real-estate seed words first, then the simulator's Korean
-vocabulary (:mod:`seedtune.offline.sim.korean`, :mod:`~seedtune.offline.sim.forum_words`)
+vocabulary (:mod:`seedtune_sandbox.sim.korean`, :mod:`~seedtune_sandbox.sim.forum_words`)
 and place + topic pairs of it; the seed count for a size is the size over the questions per
 seed word measured on the first size's run (about 36 with both sources).
 
@@ -99,7 +99,7 @@ def parse_sizes(text: str | None) -> list[int]:
 def seed_words(n: int) -> list[str]:
     """``n`` distinct seed words the simulator answers as real-estate terms: the repository's
     seed list, the simulator's topic words, then place + topic pairs."""
-    from seedtune.offline.sim import forum_words, korean
+    from seedtune_sandbox.sim import forum_words, korean
 
     base = (REPO / "data" / "seed_words.txt").read_text(encoding="utf-8").split()
     topics = [*korean.TOPICS, *forum_words.FORUM_TOPICS]
@@ -301,8 +301,8 @@ def _estimate(ws: Workspace) -> dict[str, Any]:
 
 def run_size(target: int, per_seed: float, models: Path, keep: bool) -> dict[str, Any]:
     """The whole measurement for one size (see the module docstring); nested figures."""
-    from seedtune.offline import demo
-    from seedtune.offline.sim import SimServer
+    from seedtune_sandbox import demo
+    from seedtune_sandbox.sim import SimServer
 
     tmp = Path(tempfile.mkdtemp(prefix=f"bench-scale-{target}-"))
     seeds = seed_words(max(1, round(target / per_seed)))
@@ -536,7 +536,7 @@ def run(
     sizes: list[int] | None = None, models: Path | None = None, keep: bool = False
 ) -> dict[str, Any]:
     """Measure every size (``$BENCH_SCALE`` or the defaults); print a table; flat figures."""
-    from seedtune.offline.tiny import build_tiny_models
+    from seedtune_sandbox.tiny import build_tiny_models
 
     sizes = sizes or parse_sizes(os.environ.get(SIZES_ENV))
     built = build_tiny_models((models or REPO / ".cache" / "tiny-models").resolve())

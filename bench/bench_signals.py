@@ -38,8 +38,8 @@ def _stage_alive(ws: Path) -> bool:
 
 
 def _one(shell: str, tmp: Path) -> dict[str, float]:
-    from seedtune.offline.demo import SIM_ENV, prepare_workspace, sim_config, tool_env
-    from seedtune.offline.sim import SimServer
+    from seedtune_sandbox.demo import SIM_ENV, prepare_workspace, sim_config, tool_env
+    from seedtune_sandbox.sim import SimServer
 
     with SimServer(sim_config(page_delay_s=DELAY_S)) as sim:
         slow = sim.page_origins["slow"]

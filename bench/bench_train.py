@@ -25,7 +25,7 @@ BATCH, MAX_LENGTH, STEPS, ROWS = 4, 512, 8, 96
 
 def make_rows(n: int = ROWS, seed: int = 0) -> list[dict[str, Any]]:
     """Korean Q/A rows whose answers run from one to twelve corpus sentences."""
-    from seedtune.offline.tiny import corpus_lines
+    from seedtune_sandbox.tiny import corpus_lines
 
     lines, rng = corpus_lines(), random.Random(seed)
     rows = []
@@ -87,7 +87,7 @@ def run() -> dict[str, Any]:
     import os
 
     from seedtune.core.config import TrainConfig
-    from seedtune.offline.tiny import build_tiny_models
+    from seedtune_sandbox.tiny import build_tiny_models
     from seedtune.training.train import build_trainer, split_rows
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -3,7 +3,7 @@ tests/test_real_servers.py.
 
 Everything comes from PyPI and is made here; nothing comes from a model hub:
 
-- ``tiny-gemma-*.gguf``: the tiny Gemma (:mod:`seedtune.offline.tiny`) converted by llama.cpp's
+- ``tiny-gemma-*.gguf``: the tiny Gemma (:mod:`seedtune_sandbox.tiny`) converted by llama.cpp's
   own ``convert_hf_to_gguf.py`` (with its own ``gguf-py``), from the llama.cpp sources that
   llama-cpp-python's sdist vendors. The tiny Gemma has a ``tokenizer.json`` and no
   sentencepiece ``tokenizer.model``, which the converter's Gemma class reads; its vocabulary
@@ -538,7 +538,7 @@ def main(argv: Sequence[str]) -> int:
         print("usage: python tests/realservers.py build", file=sys.stderr)
         return 2
     sys.path.insert(0, str(ROOT / "src"))
-    from seedtune.offline.tiny import build_tiny_models
+    from seedtune_sandbox.tiny import build_tiny_models
 
     t0 = time.monotonic()
     gemma = build_tiny_models(ROOT / ".cache" / "tiny-models").gemma

@@ -570,7 +570,7 @@ def test_passages_fit_the_budget_keep_sentences_and_overlap() -> None:
 
 def _own(sim: Any) -> list[str]:
     """``crawl.allow_networks`` for the simulator's page origins, and only those."""
-    from seedtune.offline.demo import host_port
+    from seedtune_sandbox.demo import host_port
 
     return [host_port(url) for url in sim.page_origins.values()]
 
@@ -581,11 +581,11 @@ def test_pages_ground_the_prompts_without_personal_data_and_are_fetched_once(
 ) -> None:
     """search -> crawl -> rank -> synthesize against the simulator, whose page hosts serve
     Naver blog's frame page, EUC-KR publishers, redirects, 404s, a slow host, an oversized
-    page, a robots.txt Disallow and planted personal data (offline/sim/pages.py): passages
+    page, a robots.txt Disallow and planted personal data (sandbox: seedtune_sandbox/sim/pages.py): passages
     carry text found only in the pages, no planted value reaches a prompt or the
     instructions, and a rerun fetches nothing."""
-    from seedtune.offline.demo import SIM_ENV, sim_config
-    from seedtune.offline.sim import SimServer, pages
+    from seedtune_sandbox.demo import SIM_ENV, sim_config
+    from seedtune_sandbox.sim import SimServer, pages
 
     with SimServer(sim_config(page_delay_s=0.3)) as sim:
         ws = workspace.params(
@@ -671,8 +671,8 @@ def test_kill_9_mid_crawl_then_rerun_refetches_at_most_what_was_in_flight(worksp
     hops of its chain)."""
     import signal
 
-    from seedtune.offline.demo import SIM_ENV, sim_config
-    from seedtune.offline.sim import SimServer
+    from seedtune_sandbox.demo import SIM_ENV, sim_config
+    from seedtune_sandbox.sim import SimServer
 
     concurrency = 3
     with SimServer(sim_config(page_delay_s=0.2)) as sim:

@@ -18,7 +18,7 @@ import pytest
 from support import Workspace, last_line, ranked_rows
 
 from seedtune.core.config import CrawlConfig
-from seedtune.offline.demo import SIM_ENV
+from seedtune_sandbox.demo import SIM_ENV
 from seedtune.retrieval.forecast import crawl_time, projected_crawl_pages, quota_days
 
 

@@ -41,7 +41,6 @@ ALLOWED = {
     "synthesis": {"core", "llm", "retrieval"},
     "training": {"core", "llm"},  # llm.prompts: the ask --rag prompt, for with_passages
     "evaluation": {"core", "llm"},
-    "offline": {"core"},
     "cli": {"core", "llm", "retrieval", "synthesis", "training", "evaluation"},
 }
 
@@ -191,7 +190,7 @@ def test_stage_scripts_are_thin(stage: str) -> None:
 
 
 def _is_submodule(dotted: str) -> bool:
-    """Whether ``dotted`` names a module (``from seedtune.offline import demo``): an
+    """Whether ``dotted`` names a module (``from seedtune_sandbox import demo``): an
     attribute of its package only once something imported it."""
     import importlib.util
 
@@ -216,3 +215,44 @@ def test_benchmarks_import_names_that_exist() -> None:
                     and not _is_submodule(f"{node.module}.{alias.name}")
                 ]
     assert not missing
+
+
+def _sandbox_names() -> set[str]:
+    """The stand-in package's import and distribution names, read from its pyproject.toml
+    and its source folder, so a rename cannot slip past the check below."""
+    import tomllib
+
+    project = tomllib.loads((ROOT / "sandbox" / "pyproject.toml").read_text("utf-8"))["project"]
+    dist = project["name"]
+    names = {dist, dist.replace("-", "_"), dist.replace("-", ".")}
+    names |= {p.name for p in (ROOT / "sandbox" / "src").iterdir() if (p / "__init__.py").is_file()}
+    return names
+
+
+def test_product_never_names_the_stand_ins() -> None:
+    """The product package works without the stand-ins installed: no import, no string,
+    no comment names them; they reach the command line only through entry points."""
+    names = _sandbox_names()
+    hits = [
+        f"{path.relative_to(ROOT)}:{n}: {name}"
+        for path in sorted(PACKAGE.rglob("*"))
+        if path.is_file() and "__pycache__" not in path.parts
+        for n, line in enumerate(path.read_text("utf-8", errors="replace").splitlines(), 1)
+        for name in names
+        if name.lower() in line.lower()
+    ]
+    assert not hits, hits
+    for pkg in ("tests", "sandbox/tests"):
+        assert any((ROOT / pkg).glob("test_*.py")), f"{pkg}/ has no tests"
+
+
+def test_stand_in_commands_come_through_entry_points() -> None:
+    """`seedtune sim`, `tiny-models` and `demo` are the stand-ins' entry points, listed by
+    ``seedtune --help`` without the product knowing where they live."""
+    from seedtune.cli import COMMANDS, plugins
+
+    added = plugins()
+    assert {"sim", "tiny-models", "demo"} <= set(added)
+    assert not {"sim", "tiny-models", "demo"} & set(COMMANDS)
+    for ep in added.values():
+        assert callable(ep.load())

@@ -16,8 +16,8 @@ from seedtune.core.errors import ConfigError, ServiceError
 from seedtune.llm.client import LLMClient, LLMRequest, extract_json, request_key
 from seedtune.llm.costs import cost_usd, estimate_tokens
 from seedtune.llm.schemas import QA, QuestionList
-from seedtune.offline.demo import SIM_ENV, sim_config
-from seedtune.offline.sim import SimServer
+from seedtune_sandbox.demo import SIM_ENV, sim_config
+from seedtune_sandbox.sim import SimServer
 
 
 def _requests(n: int) -> list[LLMRequest]:

@@ -21,7 +21,7 @@ from seedtune.core.config import LLMConfig
 from seedtune.core.errors import ConfigError, ServiceError
 from seedtune.llm.client import LLMClient, LLMRequest
 from seedtune.llm.schemas import QuestionList
-from seedtune.offline.demo import SIM_ENV
+from seedtune_sandbox.demo import SIM_ENV
 
 KEY = "sk-test-0123456789abcdefghij"
 #: (status, body) per request; the request's body is passed in.

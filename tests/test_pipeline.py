@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from seedtune.offline.demo import (
+from seedtune_sandbox.demo import (
     SIM_ENV,
     demo_params,
     local_config,
@@ -68,7 +68,7 @@ def git(ws: Path, *args: str) -> str:
 
 @pytest.fixture(scope="module")
 def sim_server() -> Iterator[object]:
-    from seedtune.offline.sim import SimServer
+    from seedtune_sandbox.sim import SimServer
 
     with SimServer(sim_config()) as server:
         yield server

@@ -10,8 +10,8 @@ from support import Workspace, last_line
 
 from seedtune.core.config import QueriesConfig, TitlesConfig
 from seedtune.llm.client import LLMOutcome
-from seedtune.offline.demo import SIM_ENV
-from seedtune.offline.sim import SimServer
+from seedtune_sandbox.demo import SIM_ENV
+from seedtune_sandbox.sim import SimServer
 from seedtune.synthesis.queries import candidates, filter_questions
 
 
@@ -373,7 +373,7 @@ def test_titles_without_naver_keys_stop_before_any_call(sim, workspace) -> None:
 
 
 def test_titles_quota_stop_keeps_every_answer_then_resumes(sim, workspace) -> None:
-    from seedtune.offline.demo import sim_config
+    from seedtune_sandbox.demo import sim_config
 
     seeds = ["전세", "청약", "재건축", "분양권"]
     with SimServer(sim_config(naver_quota=5)) as tight:

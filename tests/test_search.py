@@ -17,8 +17,8 @@ from seedtune.core.cache import ResponseCache
 from seedtune.core.config import SearchConfig
 from seedtune.core.errors import ConfigError
 from seedtune.core.records import read_json, read_jsonl
-from seedtune.offline.demo import SIM_ENV, sim_config
-from seedtune.offline.sim import SimServer, naver_api
+from seedtune_sandbox.demo import SIM_ENV, sim_config
+from seedtune_sandbox.sim import SimServer, naver_api
 from seedtune.retrieval import naver
 from seedtune.retrieval import search as search_module
 from seedtune.retrieval.documents import clean_link, clean_text, dedupe_documents, to_documents

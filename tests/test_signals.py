@@ -155,8 +155,8 @@ def test_sigterm_to_dvc_repro_stops_the_crawl_and_a_rerun_pays_nothing_twice(tmp
     """The issue's report: SIGTERM to ``dvc repro`` left the crawl fetching. Now no process
     of the stage survives 5 s, the simulator's page count stops growing, nothing looks
     complete, and a rerun fetches again at most the pages that were in flight."""
-    from seedtune.offline.demo import SIM_ENV, prepare_workspace, sim_config, tool_env
-    from seedtune.offline.sim import SimServer
+    from seedtune_sandbox.demo import SIM_ENV, prepare_workspace, sim_config, tool_env
+    from seedtune_sandbox.sim import SimServer
 
     concurrency = 2
     with SimServer(sim_config(page_delay_s=0.4)) as sim:
@@ -315,8 +315,8 @@ runpy.run_path(sys.argv[0], run_name="__main__")
 
 
 def test_a_full_disk_mid_crawl_is_one_line_and_the_rerun_keeps_the_pages(workspace) -> None:
-    from seedtune.offline.demo import SIM_ENV, sim_config
-    from seedtune.offline.sim import SimServer
+    from seedtune_sandbox.demo import SIM_ENV, sim_config
+    from seedtune_sandbox.sim import SimServer
 
     with SimServer(sim_config()) as sim:
         blog = sim.page_origins["web"]

@@ -13,8 +13,8 @@ from support import Workspace, ranked_rows
 
 from seedtune.core.config import SynthesizeConfig
 from seedtune.core.errors import InputError
-from seedtune.offline.demo import SIM_ENV, sim_config
-from seedtune.offline.sim import SimServer
+from seedtune_sandbox.demo import SIM_ENV, sim_config
+from seedtune_sandbox.sim import SimServer
 from seedtune.synthesis.synthesize import (
     PROVENANCE,
     assign_split,

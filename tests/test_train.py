@@ -22,7 +22,7 @@ N_ROWS = 40
 
 def make_rows(n: int = N_ROWS) -> list[dict[str, Any]]:
     """Instruction rows like synthesize writes: every 10th one held out for eval."""
-    from seedtune.offline.tiny import corpus_lines
+    from seedtune_sandbox.tiny import corpus_lines
 
     lines = corpus_lines()
     rows = []

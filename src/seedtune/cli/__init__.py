@@ -1,40 +1,69 @@
 """The ``seedtune`` command line.
 
-seedtune compose [--adopt | --discard] [overrides ...]
-seedtune sim [--port 0 | --workspace DIR ...]  loopback OpenAI + Naver simulators
-seedtune tiny-models DIR [--force]             tiny Gemma + e5 models built locally
-seedtune estimate [--json]                     LLM, Naver and crawl costs before any
-seedtune ask "QUESTION" [--rag]                 the tuned model answers (streamed)
-seedtune demo [--workdir DIR]                  the whole DAG offline, in minutes
-seedtune export [--out models/merged]          adapter merged into a standalone model
+    seedtune compose [--adopt | --discard] [overrides ...]
+    seedtune estimate [--json]                     LLM, Naver and crawl costs before any
+    seedtune ask "QUESTION" [--rag]                 the tuned model answers (streamed)
+    seedtune export [--out models/merged]          adapter merged into a standalone model
+
+Installed packages add commands through the ``seedtune.commands`` entry-point group (the
+repository's stand-ins add ``sim``, ``tiny-models`` and ``demo``); ``seedtune --help`` lists
+them with the rest.
 """
 
 from __future__ import annotations
 
 import importlib
 import sys
+from collections.abc import Callable
+from importlib.metadata import EntryPoint, entry_points
 
 # command -> (module with ``main(argv) -> int``, one-line help); imported only when run, so
 # `seedtune --help` does not pay for torch.
 COMMANDS: dict[str, tuple[str, str]] = {
     "compose": ("seedtune.core.compose", "compose conf/ into params.yaml"),
-    "sim": ("seedtune.offline.sim", "run the loopback OpenAI + Naver simulators"),
-    "tiny-models": ("seedtune.offline.tiny", "build tiny Gemma and e5 models locally"),
     "estimate": ("seedtune.cli.estimate", "predict LLM dollars, Naver calls, crawl hours"),
     "ask": ("seedtune.cli.ask", "answer with the tuned model (--rag: grounded by search)"),
-    "demo": ("seedtune.offline.demo", "the whole pipeline offline: simulators, tiny models"),
     "export": ("seedtune.cli.export", "merge models/adapter into a standalone model directory"),
 }
+#: Where other installed packages register commands: ``name = "module:function"``, a
+#: ``function(argv) -> int`` whose docstring's first line is its help.
+PLUGIN_GROUP = "seedtune.commands"
+
+
+def plugins() -> dict[str, EntryPoint]:
+    """The commands installed packages add (a built-in name always wins)."""
+    return {ep.name: ep for ep in entry_points(group=PLUGIN_GROUP) if ep.name not in COMMANDS}
+
+
+def _runner(name: str, added: dict[str, EntryPoint]) -> Callable[[list[str]], int]:
+    if name in COMMANDS:
+        return importlib.import_module(COMMANDS[name][0]).main
+    return added[name].load()
+
+
+def _help(ep: EntryPoint) -> str:
+    try:
+        doc = ep.load().__doc__ or ""
+    except Exception as exc:  # a broken plugin must not take --help down with it
+        return f"(cannot load {ep.value}: {exc})"
+    return doc.strip().splitlines()[0] if doc.strip() else ep.value
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``seedtune`` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
+    added = plugins()
+    if (
+        not argv
+        or argv[0] in ("-h", "--help")
+        or (argv[0] not in COMMANDS and argv[0] not in added)
+    ):
         print(__doc__.strip())
         print("\ncommands:")
         for name, (_, help_) in COMMANDS.items():
             print(f"  {name:12s} {help_}")
+        for name, ep in sorted(added.items()):
+            print(f"  {name:12s} {_help(ep)}")
         return 0 if not argv or argv[0] in ("-h", "--help") else 2
     import logging
 
@@ -43,8 +72,8 @@ def main(argv: list[str] | None = None) -> int:
 
     setup_logging(argv[0])
     logging.getLogger().setLevel(logging.INFO)
-    module = importlib.import_module(COMMANDS[argv[0]][0])
-    return run_main(f"seedtune {argv[0]}", lambda: module.main(argv[1:]))
+    command = _runner(argv[0], added)
+    return run_main(f"seedtune {argv[0]}", lambda: command(argv[1:]))
 
 
 if __name__ == "__main__":

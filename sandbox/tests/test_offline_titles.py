@@ -29,8 +29,8 @@ from support import ROOT
 from seedtune.llm.client import response_format
 from seedtune.llm.prompts import load_template
 from seedtune.llm.schemas import TitleVerdicts
-from seedtune.offline.demo import SIM_ENV
-from seedtune.offline.sim import SimServer, forum, titles
+from seedtune_sandbox.demo import SIM_ENV
+from seedtune_sandbox.sim import SimServer, forum, titles
 from seedtune.retrieval.documents import clean_text
 from seedtune.synthesis.titles import FORMS
 

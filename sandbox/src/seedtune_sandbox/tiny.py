@@ -90,7 +90,7 @@ class TinyModels:
 
 
 def _resource_text(name: str) -> str:
-    resource = resources.files("seedtune.offline").joinpath("resources", name)
+    resource = resources.files("seedtune_sandbox").joinpath("resources", name)
     return resource.read_text(encoding="utf-8")
 
 

@@ -15,7 +15,7 @@ one of question / drop per item). It reads the numbered titles between ``<참고
   kept; ended with "?" or as an instruction ("~알려 주세요.") as the prompt's forms sentence
   (the wording of ``FORMS`` in ``seedtune.synthesis.titles``: 의문문 and/or 지시문) asks.
 
-Every index is answered once, in order. Word lists: :mod:`~seedtune.offline.sim.forum_words`.
+Every index is answered once, in order. Word lists: :mod:`~seedtune_sandbox.sim.forum_words`.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ import re
 from typing import Any
 
 from seedtune.core.pii import TAGS
-from seedtune.offline.sim import forum_words as fw
-from seedtune.offline.sim import korean
+from seedtune_sandbox.sim import forum_words as fw
+from seedtune_sandbox.sim import korean
 
 DROPS: tuple[str, ...] = ("off_topic", "not_answerable", "unsafe", "personal")
 

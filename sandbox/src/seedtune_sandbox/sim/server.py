@@ -2,19 +2,19 @@
 
 Stdlib ``http.server`` only.  In-process use::
 
-    from seedtune.offline.sim import SimConfig, SimServer
+    from seedtune_sandbox.sim import SimConfig, SimServer
     with SimServer(SimConfig(port=0)) as sim:
         client = openai.OpenAI(base_url=sim.openai_base_url, api_key="k")
 
 Command line (runs until SIGTERM/SIGINT)::
 
-    python -m seedtune.offline.sim --port 0 --port-file /tmp/sim.port --fault-429-rate 0.1
+    python -m seedtune_sandbox.sim --port 0 --port-file /tmp/sim.port --fault-429-rate 0.1
 
 Admin endpoints: ``GET /_sim/health``, ``GET /_sim/stats``, ``POST /_sim/reset``.
 
 With ``SimConfig.pages`` (default on; ``--no-pages``) it also serves the web pages behind the
 search links, one loopback listener per origin (:attr:`SimServer.page_origins`); see
-:mod:`seedtune.offline.sim.pages` for the pages and their faults.
+:mod:`seedtune_sandbox.sim.pages` for the pages and their faults.
 """
 
 from __future__ import annotations
@@ -39,8 +39,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from seedtune.core.records import atomic_write_text
-from seedtune.offline.sim import naver_api, openai_api, pages
-from seedtune.offline.sim.workspace import workspace_sim
+from seedtune_sandbox.sim import naver_api, openai_api, pages
+from seedtune_sandbox.sim.workspace import workspace_sim
 
 _MAX_BODY = 64 * 1024 * 1024
 _FAULT_KINDS = (

@@ -10,7 +10,7 @@ import pytest
 from support import ROOT
 
 from seedtune.core.errors import ConfigError
-from seedtune.offline.demo import MARKER, prepare_workspace
+from seedtune_sandbox.demo import MARKER, prepare_workspace
 
 
 def _demo(workdir: Path, cwd: Path) -> subprocess.CompletedProcess[str]:

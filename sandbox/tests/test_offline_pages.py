@@ -1,4 +1,4 @@
-"""The simulator's web pages behind its Naver Search links (``seedtune.offline.sim.pages``):
+"""The simulator's web pages behind its Naver Search links (``seedtune_sandbox.sim.pages``):
 searched through the simulator, fetched with ``requests``, read as a crawler would."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import requests
 import trafilatura
 
 from seedtune.core.pii import mask
-from seedtune.offline.sim import SimConfig, SimServer, naver_api, pages
+from seedtune_sandbox.sim import SimConfig, SimServer, naver_api, pages
 
 NAVER_HEADERS = {"X-Naver-Client-Id": "cid", "X-Naver-Client-Secret": "secret"}
 DELAY = 0.3

@@ -4,8 +4,8 @@ Follows the public developers.naver.com search docs: URL parameters ``query``, `
 (1..100), ``start`` (1..1000), ``sort`` (sim|date); JSON errors ``{"errorMessage", "errorCode"}``.
 Results are deterministic per (category, query, rank); titles/descriptions are Korean
 real-estate text with the query words in ``<b>`` tags and HTML entities; cafearticle and kin
-titles are what people post (:mod:`~seedtune.offline.sim.forum`: ``[질문]``, ``ㅠㅠ``, ads...).
-Run the simulator with ``python -m seedtune.offline.sim --port 8000`` and call
+titles are what people post (:mod:`~seedtune_sandbox.sim.forum`: ``[질문]``, ``ㅠㅠ``, ads...).
+Run the simulator with ``python -m seedtune_sandbox.sim --port 8000`` and call
 ``http://127.0.0.1:8000/v1/search/blog.json``.
 """
 
@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from seedtune.core.clock import KST
-from seedtune.offline.sim import forum, korean, pages
+from seedtune_sandbox.sim import forum, korean, pages
 
 CATEGORIES: tuple[str, ...] = ("blog", "news", "kin", "webkr", "cafearticle", "encyc")
 _BASE_DATE = datetime(2026, 11, 20, 18, 0, tzinfo=KST)
@@ -243,9 +243,9 @@ def item(
 ) -> dict[str, str]:
     """The search item for document ``idx`` of (category, query), with per-category fields.
 
-    ``origins`` (name -> ``http://host:port``, see :mod:`~seedtune.offline.sim.pages`) puts
+    ``origins`` (name -> ``http://host:port``, see :mod:`~seedtune_sandbox.sim.pages`) puts
     ``link``/``originallink`` on the simulator's page servers; None keeps Naver's real hosts.
-    cafearticle and kin titles are forum titles (:mod:`~seedtune.offline.sim.forum`), but for
+    cafearticle and kin titles are forum titles (:mod:`~seedtune_sandbox.sim.forum`), but for
     the items shared across categories, which keep the article title they have everywhere.
     """
     shared = _h("shared", query, idx) % 8 == 0

@@ -3,7 +3,7 @@
 Everything here is deterministic given a ``random.Random``; nothing touches the network.
 Used by ``schema_fill`` (LLM answers) and ``naver_api`` (search snippets).  Try it with::
 
-    python -c "import random; from seedtune.offline.sim import korean as k; \
+    python -c "import random; from seedtune_sandbox.sim import korean as k; \
 print(k.paragraph(random.Random(0), ['전세', '계약'], target_words=40))"
 """
 

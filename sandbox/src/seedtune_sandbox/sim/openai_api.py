@@ -1,10 +1,10 @@
 """OpenAI Chat Completions emulation (``POST /v1/chat/completions``, ``GET /v1/models``).
 
 Pure functions from a parsed request body to ``(status, payload)``; transport, auth and fault
-injection live in ``seedtune.offline.sim.server``.  Answers are deterministic: the generator is
+injection live in ``seedtune_sandbox.sim.server``.  Answers are deterministic: the generator is
 seeded
 from a hash of model + messages + response_format.  Run the simulator with
-``python -m seedtune.offline.sim --port 8000`` and point ``openai.OpenAI(base_url=".../v1")`` at it.
+``python -m seedtune_sandbox.sim --port 8000`` and point ``openai.OpenAI(base_url=".../v1")`` at it.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ import time
 import uuid
 from typing import Any
 
-from seedtune.offline.sim import korean, titles
-from seedtune.offline.sim.judge import judge as reference_judge
-from seedtune.offline.sim.schema_fill import fill_schema, make_context, text_for
+from seedtune_sandbox.sim import korean, titles
+from seedtune_sandbox.sim.judge import judge as reference_judge
+from seedtune_sandbox.sim.schema_fill import fill_schema, make_context, text_for
 
 MODELS: tuple[str, ...] = (
     "gpt-4o-mini",

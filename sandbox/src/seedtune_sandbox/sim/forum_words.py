@@ -1,7 +1,7 @@
 """Word lists shared by the forum-title generator and the simulator's title judge.
 
-:mod:`~seedtune.offline.sim.forum` writes Naver cafe / 지식iN titles with these words;
-:mod:`~seedtune.offline.sim.titles` (the LLM side of the titles prompt) reads a title's kind
+:mod:`~seedtune_sandbox.sim.forum` writes Naver cafe / 지식iN titles with these words;
+:mod:`~seedtune_sandbox.sim.titles` (the LLM side of the titles prompt) reads a title's kind
 back from the same words, from the title's text alone, as a real LLM would judge it: no
 hidden markers travel with a title. Keeping both sides on one list keeps them in step.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from seedtune.offline.sim import korean
+from seedtune_sandbox.sim import korean
 
 #: Real-estate terms forum posters use besides :data:`korean.TOPICS` (a title naming one of
 #: them, a place, a complex, an acronym or a price has a topic).
@@ -431,7 +431,7 @@ def content_words(text: str) -> list[str]:
 def kind_of(title: str, extra: tuple[str, ...] = ()) -> str:
     """The kind of a title from its words alone: ``unsafe``, ``off_topic`` (also: no topic
     but two content words of another field), ``vague`` (no topic, nothing said), ``personal``
-    or ``question``; :mod:`~seedtune.offline.sim.titles` refines
+    or ``question``; :mod:`~seedtune_sandbox.sim.titles` refines
     ``question`` further (a topic but nothing asked is still not answerable)."""
     if has_any(title, UNSAFE):
         return "unsafe"

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from seedtune.offline.demo import (
+from seedtune_sandbox.demo import (
     SIM_ENV,
     SIM_STATE,
     demo_params,
@@ -72,7 +72,7 @@ def _healthy(url: str) -> bool:
 @pytest.fixture(scope="module")
 def demo_ws(tmp_path_factory: pytest.TempPathFactory, root: Path, tiny_models) -> Path:
     """A demo workspace whose simulator has stopped, as `seedtune demo` leaves it."""
-    from seedtune.offline.sim import SimServer
+    from seedtune_sandbox.sim import SimServer
 
     sizes = {
         **demo_params(),

@@ -28,7 +28,7 @@ from seedtune.core.compose import set_conf_values
 from seedtune.core.errors import ConfigError
 
 # the workspace's simulator record: the demo writes it, `seedtune sim --workspace` reads it
-from seedtune.offline.sim.workspace import SIM_STATE, save_sim_state, workspace_sim  # noqa: F401
+from seedtune_sandbox.sim.workspace import SIM_STATE, save_sim_state, workspace_sim  # noqa: F401
 
 log = logging.getLogger(__name__)
 
@@ -64,9 +64,9 @@ OUTPUTS = [
 
 
 def sim_config(**overrides: Any) -> Any:
-    """A :class:`~seedtune.offline.sim.SimConfig` that accepts exactly the :data:`SIM_ENV` keys,
+    """A :class:`~seedtune_sandbox.sim.SimConfig` that accepts exactly the :data:`SIM_ENV` keys,
     with the reference judge (longer, reference-like answers win), so the win rate moves."""
-    from seedtune.offline.sim import SimConfig
+    from seedtune_sandbox.sim import SimConfig
 
     return SimConfig(
         **{
@@ -232,8 +232,8 @@ def tool_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 def main(argv: list[str] | None = None) -> int:
     """Build tiny models, start the simulators, ``dvc repro`` in a scratch workspace."""
-    from seedtune.offline.sim import SimServer
-    from seedtune.offline.tiny import build_tiny_models
+    from seedtune_sandbox.sim import SimServer
+    from seedtune_sandbox.tiny import build_tiny_models
 
     ap = argparse.ArgumentParser(prog="seedtune demo", description=__doc__.splitlines()[0])
     ap.add_argument("--workdir", default=".cache/demo", help="scratch workspace (recreated)")

@@ -7,9 +7,9 @@ carry bracketed prefixes (``[질문]``, ``[급질]``, ``[공지]``, ``[광고]``
 and a share that is no question at all: ads, notices and chit-chat, political or hateful
 posts, one person's own situation, and titles too vague to say what is asked. The templates
 below are the simulator's own wording of those shapes. A title's kind shows only in its
-words (:mod:`~seedtune.offline.sim.forum_words`), as it would to a reader. Try it with::
+words (:mod:`~seedtune_sandbox.sim.forum_words`), as it would to a reader. Try it with::
 
-    python -c "import random; from seedtune.offline.sim import forum; \
+    python -c "import random; from seedtune_sandbox.sim import forum; \
 print([forum.title(random.Random(i), 'cafearticle', '전세 대출') for i in range(5)])"
 """
 
@@ -18,8 +18,8 @@ from __future__ import annotations
 import random
 import re
 
-from seedtune.offline.sim import forum_words as fw
-from seedtune.offline.sim import korean
+from seedtune_sandbox.sim import forum_words as fw
+from seedtune_sandbox.sim import korean
 
 #: Categories whose (non-shared) results get forum titles.
 CATEGORIES: tuple[str, ...] = ("cafearticle", "kin")

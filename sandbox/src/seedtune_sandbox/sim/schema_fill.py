@@ -6,7 +6,7 @@ the schema.  String fields are filled by name: ``question(s)`` -> Korean questio
 "?", ``answer``/``content``/``text`` -> several grounded sentences, ``reason`` -> one sentence,
 anything else -> a short phrase.  Try it with::
 
-    python -c "import json, random; from seedtune.offline.sim.schema_fill import fill_schema; \
+    python -c "import json, random; from seedtune_sandbox.sim.schema_fill import fill_schema; \
 print(json.dumps(fill_schema({'type': 'object', 'properties': {'questions': {'type': 'array', \
 'items': {'type': 'string'}}}}, prompt='시드 단어 \"전세\"', rng=random.Random(0)), \
 ensure_ascii=False))"
@@ -21,7 +21,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from seedtune.offline.sim import korean, titles
+from seedtune_sandbox.sim import korean, titles
 
 _WORD_TARGET_RES = (
     re.compile(r"약\s*(\d{1,4})\s*(?:개의\s*)?(?:단어|어절)"),

@@ -1,4 +1,4 @@
-"""Tests for the tiny offline stand-ins (seedtune.offline.tiny)."""
+"""Tests for the tiny offline stand-ins (seedtune_sandbox.tiny)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from support import ROOT
 
 from seedtune.core.text import hangul_share
-from seedtune.offline.tiny import (
+from seedtune_sandbox.tiny import (
     LORA_TARGET_MODULES,
     STAMP_NAME,
     TinyModels,
@@ -310,7 +310,7 @@ def test_force_rebuild_is_deterministic(tiny: TinyModels) -> None:
 def test_broken_stamp_triggers_rebuild(tmp_path: Path, tiny: TinyModels, monkeypatch) -> None:
     import shutil
 
-    import seedtune.offline.tiny as tiny_mod
+    import seedtune_sandbox.tiny as tiny_mod
 
     root = tmp_path / "copy"
     shutil.copytree(tiny.root, root)

@@ -69,7 +69,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
 
-from seedtune.offline.sim import korean
+from seedtune_sandbox.sim import korean
 
 ORIGINS: tuple[str, ...] = ("blog", "news", "press", "press_euckr", "kin", "web", "slow")
 OVERSIZED_BYTES = 3_300_000

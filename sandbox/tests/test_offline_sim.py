@@ -19,12 +19,12 @@ import pytest
 import requests
 from pydantic import BaseModel, Field
 
-from seedtune.offline.sim import SimConfig, SimServer, main, naver_api
+from seedtune_sandbox.sim import SimConfig, SimServer, main, naver_api
 
 
 def faults(**counts: int) -> dict[str, int]:
     """The simulator's fault counters: every kind at 0 but ``counts``."""
-    from seedtune.offline.sim.server import _FAULT_KINDS
+    from seedtune_sandbox.sim.server import _FAULT_KINDS
 
     return {**dict.fromkeys(_FAULT_KINDS, 0), **counts}
 
@@ -582,7 +582,7 @@ def test_cli_port_file_health_sigterm(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "seedtune.offline.sim",
+            "seedtune_sandbox.sim",
             "--port",
             "0",
             "--port-file",
@@ -653,7 +653,7 @@ def test_schema_fill_covers_pydantic_features() -> None:
     import random
     from datetime import date, datetime
 
-    from seedtune.offline.sim.schema_fill import fill_schema
+    from seedtune_sandbox.sim.schema_fill import fill_schema
 
     class Kind(enum.Enum):
         sale = "매매"
@@ -686,7 +686,7 @@ def test_reference_judge_prefers_longer_reference_like_answers() -> None:
     """The demo's stand-in judge: deterministic, and it moves the win rate."""
     from seedtune.evaluation.judging import build_requests, build_score_requests
     from seedtune.llm.prompts import load_template
-    from seedtune.offline.sim.judge import judge
+    from seedtune_sandbox.sim.judge import judge
 
     ref = "전세 계약 전에는 등기부등본으로 근저당과 가압류를 확인해야 합니다."
     good = "계약 전에 등기부등본을 떼어 근저당과 가압류가 있는지 확인해야 합니다."
