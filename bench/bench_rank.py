@@ -95,11 +95,10 @@ def build_encoder(out: Path) -> tuple[Path, Any]:
     Returns its path and the trained tiny tokenizer its real-size tokenizer was grown from.
     """
     import torch
+    from seedtune_sandbox.tiny import build_tiny_models
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
     from transformers import AutoTokenizer, BertConfig, BertModel
-
-    from seedtune_sandbox.tiny import build_tiny_models
 
     tiny = build_tiny_models(Path(__file__).resolve().parents[1] / ".cache" / "tiny-models")
     trained = AutoTokenizer.from_pretrained(str(tiny.e5))
@@ -143,6 +142,7 @@ def same_segmentation(model_dir: Path, trained: Any, texts: list[str]) -> bool:
 def workload(pool_per_seed: int, seed: int = 0) -> list[dict[str, Any]]:
     """``{question, documents}`` rows: SEEDS x PER_SEED questions x PASSAGES documents."""
     from seedtune_sandbox.sim import korean, naver_api
+
     from seedtune.retrieval.documents import to_documents
 
     rng = random.Random(seed)

@@ -86,8 +86,9 @@ def run() -> dict[str, Any]:
     """Tutorial (padded) vs ours (packed): real-token share and tokens/s, side by side."""
     import os
 
-    from seedtune.core.config import TrainConfig
     from seedtune_sandbox.tiny import build_tiny_models
+
+    from seedtune.core.config import TrainConfig
     from seedtune.training.train import build_trainer, split_rows
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -581,7 +581,7 @@ def test_pages_ground_the_prompts_without_personal_data_and_are_fetched_once(
 ) -> None:
     """search -> crawl -> rank -> synthesize against the simulator, whose page hosts serve
     Naver blog's frame page, EUC-KR publishers, redirects, 404s, a slow host, an oversized
-    page, a robots.txt Disallow and planted personal data (sandbox: seedtune_sandbox/sim/pages.py): passages
+    page, a robots.txt Disallow and planted personal data (sandbox/.../sim/pages.py): passages
     carry text found only in the pages, no planted value reaches a prompt or the
     instructions, and a rerun fetches nothing."""
     from seedtune_sandbox.demo import SIM_ENV, sim_config

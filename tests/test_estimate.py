@@ -15,10 +15,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from seedtune_sandbox.demo import SIM_ENV
 from support import Workspace, last_line, ranked_rows
 
 from seedtune.core.config import CrawlConfig
-from seedtune_sandbox.demo import SIM_ENV
 from seedtune.retrieval.forecast import crawl_time, projected_crawl_pages, quota_days
 
 

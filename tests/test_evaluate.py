@@ -13,6 +13,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from seedtune_sandbox.demo import SIM_ENV, sim_config
+from seedtune_sandbox.sim import SimServer
 from support import composed_params
 
 from seedtune.core.cache import ResponseCache
@@ -20,8 +22,6 @@ from seedtune.core.config import Params
 from seedtune.evaluation.evaluate import eval_questions, judge_all
 from seedtune.evaluation.judging import bootstrap_ci, combine, win_rate
 from seedtune.llm.client import LLMClient, LLMOutcome
-from seedtune_sandbox.demo import SIM_ENV, sim_config
-from seedtune_sandbox.sim import SimServer
 
 QUESTIONS = [f"전세 계약 {i}번째 질문은 무엇인가요?" for i in range(6)]
 ANSWERS = {

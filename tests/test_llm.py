@@ -8,6 +8,8 @@ import socket
 from pathlib import Path
 
 import pytest
+from seedtune_sandbox.demo import SIM_ENV, sim_config
+from seedtune_sandbox.sim import SimServer
 from support import damage_line
 
 from seedtune.core.cache import ResponseCache
@@ -16,8 +18,6 @@ from seedtune.core.errors import ConfigError, ServiceError
 from seedtune.llm.client import LLMClient, LLMRequest, extract_json, request_key
 from seedtune.llm.costs import cost_usd, estimate_tokens
 from seedtune.llm.schemas import QA, QuestionList
-from seedtune_sandbox.demo import SIM_ENV, sim_config
-from seedtune_sandbox.sim import SimServer
 
 
 def _requests(n: int) -> list[LLMRequest]:

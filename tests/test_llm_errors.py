@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from seedtune_sandbox.demo import SIM_ENV
 from support import Workspace, last_line, ranked_rows
 
 from seedtune.core.cache import ResponseCache
@@ -21,7 +22,6 @@ from seedtune.core.config import LLMConfig
 from seedtune.core.errors import ConfigError, ServiceError
 from seedtune.llm.client import LLMClient, LLMRequest
 from seedtune.llm.schemas import QuestionList
-from seedtune_sandbox.demo import SIM_ENV
 
 KEY = "sk-test-0123456789abcdefghij"
 #: (status, body) per request; the request's body is passed in.

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 import yaml
+from seedtune_sandbox.sim import openai_api
 from support import ROOT, last_line
 
 from seedtune.core.cache import ResponseCache
@@ -25,7 +26,6 @@ from seedtune.core.errors import ConfigError
 from seedtune.llm.client import LLMClient, LLMRequest, request_body, request_key
 from seedtune.llm.costs import usage_metrics
 from seedtune.llm.schemas import QuestionList
-from seedtune_sandbox.sim import openai_api
 
 PRICES = yaml.safe_load((ROOT / "conf/prices/openai.yaml").read_text(encoding="utf-8"))
 MODES = ("json_schema", "json_object_schema", "json_object", "none")

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from seedtune_sandbox.demo import (
     SIM_ENV,
     demo_params,

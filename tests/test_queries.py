@@ -6,12 +6,12 @@ from __future__ import annotations
 import socket
 
 import pytest
+from seedtune_sandbox.demo import SIM_ENV
+from seedtune_sandbox.sim import SimServer
 from support import Workspace, last_line
 
 from seedtune.core.config import QueriesConfig, TitlesConfig
 from seedtune.llm.client import LLMOutcome
-from seedtune_sandbox.demo import SIM_ENV
-from seedtune_sandbox.sim import SimServer
 from seedtune.synthesis.queries import candidates, filter_questions
 
 

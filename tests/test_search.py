@@ -11,14 +11,14 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from seedtune_sandbox.demo import SIM_ENV, sim_config
+from seedtune_sandbox.sim import SimServer, naver_api
 from support import Workspace, damage_line, last_line
 
 from seedtune.core.cache import ResponseCache
 from seedtune.core.config import SearchConfig
 from seedtune.core.errors import ConfigError
 from seedtune.core.records import read_json, read_jsonl
-from seedtune_sandbox.demo import SIM_ENV, sim_config
-from seedtune_sandbox.sim import SimServer, naver_api
 from seedtune.retrieval import naver
 from seedtune.retrieval import search as search_module
 from seedtune.retrieval.documents import clean_link, clean_text, dedupe_documents, to_documents

@@ -9,12 +9,12 @@ import signal
 import time
 
 import pytest
+from seedtune_sandbox.demo import SIM_ENV, sim_config
+from seedtune_sandbox.sim import SimServer
 from support import Workspace, ranked_rows
 
 from seedtune.core.config import SynthesizeConfig
 from seedtune.core.errors import InputError
-from seedtune_sandbox.demo import SIM_ENV, sim_config
-from seedtune_sandbox.sim import SimServer
 from seedtune.synthesis.synthesize import (
     PROVENANCE,
     assign_split,

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from seedtune_sandbox.demo import (
     SIM_ENV,
     SIM_STATE,

@@ -7,10 +7,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from seedtune_sandbox.demo import MARKER, prepare_workspace
 from support import ROOT
 
 from seedtune.core.errors import ConfigError
-from seedtune_sandbox.demo import MARKER, prepare_workspace
 
 
 def _demo(workdir: Path, cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -12,9 +12,9 @@ from collections.abc import Iterator
 import pytest
 import requests
 import trafilatura
+from seedtune_sandbox.sim import SimConfig, SimServer, naver_api, pages
 
 from seedtune.core.pii import mask
-from seedtune_sandbox.sim import SimConfig, SimServer, naver_api, pages
 
 NAVER_HEADERS = {"X-Naver-Client-Id": "cid", "X-Naver-Client-Secret": "secret"}
 DELAY = 0.3

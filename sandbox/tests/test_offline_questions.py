@@ -6,12 +6,12 @@ from __future__ import annotations
 import json
 
 import pytest
+from seedtune_sandbox.sim import openai_api
 from support import ROOT
 
 from seedtune.core.records import read_lines
 from seedtune.llm.prompts import load_template
 from seedtune.llm.schemas import QuestionList
-from seedtune_sandbox.sim import openai_api
 from seedtune.synthesis.queries import FORMS
 
 SEEDS = list(dict.fromkeys(read_lines(ROOT / "data" / "seed_words.txt")))

@@ -18,7 +18,6 @@ import pydantic
 import pytest
 import requests
 from pydantic import BaseModel, Field
-
 from seedtune_sandbox.sim import SimConfig, SimServer, main, naver_api
 
 
@@ -684,9 +683,10 @@ def test_schema_fill_covers_pydantic_features() -> None:
 
 def test_reference_judge_prefers_longer_reference_like_answers() -> None:
     """The demo's stand-in judge: deterministic, and it moves the win rate."""
+    from seedtune_sandbox.sim.judge import judge
+
     from seedtune.evaluation.judging import build_requests, build_score_requests
     from seedtune.llm.prompts import load_template
-    from seedtune_sandbox.sim.judge import judge
 
     ref = "전세 계약 전에는 등기부등본으로 근저당과 가압류를 확인해야 합니다."
     good = "계약 전에 등기부등본을 떼어 근저당과 가압류가 있는지 확인해야 합니다."

@@ -9,9 +9,6 @@ import time
 from pathlib import Path
 
 import pytest
-from support import ROOT
-
-from seedtune.core.text import hangul_share
 from seedtune_sandbox.tiny import (
     LORA_TARGET_MODULES,
     STAMP_NAME,
@@ -21,6 +18,9 @@ from seedtune_sandbox.tiny import (
     gemma_chat_template,
     main,
 )
+from support import ROOT
+
+from seedtune.core.text import hangul_share
 
 QUESTION = "전세 계약 시 주의할 점은?"
 KOREAN = "전세 계약 전에는 등기부등본을 꼭 확인하세요. 보증금 3억 원, 월세 50만 원! 😀"

@@ -24,13 +24,13 @@ from typing import Any
 import openai
 import pytest
 import requests
+from seedtune_sandbox.demo import SIM_ENV
+from seedtune_sandbox.sim import SimServer, forum, titles
 from support import ROOT
 
 from seedtune.llm.client import response_format
 from seedtune.llm.prompts import load_template
 from seedtune.llm.schemas import TitleVerdicts
-from seedtune_sandbox.demo import SIM_ENV
-from seedtune_sandbox.sim import SimServer, forum, titles
 from seedtune.retrieval.documents import clean_text
 from seedtune.synthesis.titles import FORMS
 
