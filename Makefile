@@ -71,9 +71,13 @@ BENCH_SCALE ?=
 bench: setup
 	BENCH_SCALE="$(BENCH_SCALE)" PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/run.py $(BENCH)
 
-# ruff with line length 100 (pyproject.toml); CI runs it before the tests
+# What CI checks before the tests (the same hooks as .pre-commit-config.yaml): ruff's
+# lint and format (line length 100, pyproject.toml) and mypy over core and llm.
+LINT_PATHS := src stages tests bench sandbox
 lint: setup
-	$(VENV)/bin/ruff check src stages tests bench sandbox
+	$(VENV)/bin/ruff check $(LINT_PATHS)
+	$(VENV)/bin/ruff format --check $(LINT_PATHS)
+	$(VENV)/bin/mypy
 
 clean:
 	rm -rf .cache .pytest_cache .ruff_cache bench/results.json

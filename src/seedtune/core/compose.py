@@ -209,21 +209,24 @@ def write_params(
             "inside `dvc exp run` (%s): checking params.yaml as DVC composed it",
             os.environ["DVC_EXP_NAME"],
         )
-        current = read_yaml_mapping(out)
+        composed = read_yaml_mapping(out)
         check_params(
-            current,
-            override_sources(conf_dir, current, compose_config(conf_dir), out),
+            composed,
+            override_sources(conf_dir, composed, compose_config(conf_dir), out),
             f"{out} (your -S override?)",
         )
         return False
     base_path = out.with_name(BASE_NAME)
     current = read_yaml_mapping(out) if out.is_file() else None
     base = read_yaml_mapping(base_path) if base_path.is_file() else current
-    applied = experiment_values(current, base) if current is not None else {}
-    if applied and resolve != "discard":
-        # what an experiment (or a failed `dvc exp run -S +key=...`) left in params.yaml is
-        # checked as it stands, naming params.yaml: an unknown key is never kept or adopted
-        _check_applied(current, override_sources(conf_dir, current, base, out), out)
+    applied: dict[str, Any] = {}
+    if current is not None and base is not None:  # base is current when no base file
+        applied = experiment_values(current, base)
+        if applied and resolve != "discard":
+            # what an experiment (or a failed `dvc exp run -S +key=...`) left in params.yaml
+            # is checked as it stands, naming params.yaml: an unknown key is never kept or
+            # adopted
+            _check_applied(current, override_sources(conf_dir, current, base, out), out)
     if applied and resolve == "adopt":
         set_conf_values(conf_dir, applied)
         log.info("adopted into %s/: %s", conf_dir, ", ".join(sorted(applied)))

@@ -67,7 +67,7 @@ class TitlesConfig(_Section):
 
     # kin (지식iN) and cafearticle titles are what people asked; blog and news titles are not
     categories: list[Literal["cafearticle", "kin"]] = Field(
-        default_factory=lambda: ["cafearticle", "kin"], min_length=1
+        default=["cafearticle", "kin"], min_length=1
     )
     per_seed: int = Field(20, ge=1, le=1000)  # results per seed word and category
     per_prompt: int = Field(20, ge=1, le=100)
@@ -78,12 +78,12 @@ class TitlesConfig(_Section):
 class QueriesConfig(_Section):
     seed_file: str = "data/seed_words.txt"
     # llm: the LLM writes questions per seed word; titles: forum titles rewritten as questions
-    sources: list[Literal["llm", "titles"]] = Field(default_factory=lambda: ["llm"], min_length=1)
+    sources: list[Literal["llm", "titles"]] = Field(default=["llm"], min_length=1)
     titles: TitlesConfig = Field(default_factory=TitlesConfig)
     per_seed: int = Field(20, ge=1, le=200)
     # the tutorial asked for questions ("~인가요?") and instructions ("~알려 주세요") alike
     forms: list[Literal["question", "instruction"]] = Field(
-        default_factory=lambda: ["question", "instruction"], min_length=1
+        default=["question", "instruction"], min_length=1
     )
     extra_files: list[str] = []
     temperature: float = Field(0.9, ge=0, le=2)
@@ -117,9 +117,7 @@ SearchCategory = Literal["blog", "news", "kin", "webkr", "cafearticle", "encyc"]
 
 class SearchConfig(_Section):
     base_url: str = "https://openapi.naver.com"
-    categories: list[SearchCategory] = Field(
-        default_factory=lambda: ["blog", "news", "kin"], min_length=1
-    )
+    categories: list[SearchCategory] = Field(default=["blog", "news", "kin"], min_length=1)
     display: int = Field(10, ge=1, le=100)
     pages: int = Field(1, ge=1, le=10)
     sort: Literal["sim", "date"] = "sim"

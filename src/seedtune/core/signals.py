@@ -243,7 +243,9 @@ def _descendants() -> dict[int, str]:
 
 def _alive(pid: int, start: str) -> bool:
     fields = _stat(pid)
-    return bool(fields) and fields[0] != "Z" and fields[19] == start
+    if not fields:
+        return False
+    return fields[0] != "Z" and fields[19] == start
 
 
 def stop_children() -> None:
