@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 from support import Workspace
-from test_train import make_cfg, make_rows
+from train_support import make_cfg, make_rows
 
 from seedtune.core.records import data_version
 from seedtune.training.model_card import base_licence, front_matter, write_model_card

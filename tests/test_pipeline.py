@@ -74,9 +74,11 @@ def sim_server() -> Iterator[object]:
 
 
 @pytest.fixture(scope="module")
-def e2e(
+def first_repro(
     tmp_path_factory: pytest.TempPathFactory, root: Path, tiny_models, sim_server
-) -> tuple[Path, subprocess.CompletedProcess[str]]:
+) -> tuple[Path, subprocess.CompletedProcess[str], str, str]:
+    """One ``dvc repro`` of the whole DAG, committed: (workspace, the repro, the baseline
+    commit, the machine settings then), which :func:`e2e` brings each test back to."""
     # endpoints and the models: map only through conf/local (machine settings); the sizes
     # as committed edits of the tracked conf/, as a user would make them
     sizes = {
@@ -96,6 +98,21 @@ def e2e(
         params=sizes,
     )
     proc = dvc(ws, "repro")
+    git(ws, "add", "-A")
+    git(ws, "commit", "-qm", "baseline")
+    local = (ws / "conf/local/default.yaml").read_text(encoding="utf-8")
+    return ws, proc, git(ws, "rev-parse", "HEAD").strip(), local
+
+
+@pytest.fixture()
+def e2e(first_repro) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """The workspace exactly as the first repro left it, whatever an earlier test did:
+    its commit, its machine settings (conf/local, git-ignored) and its outputs."""
+    ws, proc, baseline, local = first_repro
+    git(ws, "reset", "-q", "--hard", baseline)
+    git(ws, "clean", "-fdq")  # untracked files; DVC outputs are ignored and stay
+    (ws / "conf/local/default.yaml").write_text(local, encoding="utf-8")
+    dvc(ws, "checkout", "--force")
     return ws, proc
 
 
@@ -227,8 +244,6 @@ def test_no_secret_reaches_any_file(e2e) -> None:
 
 def test_exp_run_reruns_only_train_and_evaluate(e2e) -> None:
     ws, _ = e2e
-    git(ws, "add", "-A")
-    git(ws, "commit", "-qm", "baseline")
     proc = dvc(ws, "exp", "run", "-S", "train.lora.r=8")
     assert {"train", "evaluate"} <= ran(proc) <= {"compose", "train", "evaluate", "summary"}
     params = yaml.safe_load((ws / "params.yaml").read_text())
@@ -236,9 +251,6 @@ def test_exp_run_reruns_only_train_and_evaluate(e2e) -> None:
     adapter = json.loads((ws / "models/adapter/adapter_config.json").read_text())
     assert adapter["r"] == 8
     assert "train.lora.r" in dvc(ws, "exp", "show", "--csv").stdout
-    # back to the committed baseline for the next tests
-    git(ws, "checkout", "--", ".")
-    dvc(ws, "checkout", "--force")
 
 
 def test_an_unknown_key_fails_the_experiment(e2e) -> None:
@@ -246,8 +258,6 @@ def test_an_unknown_key_fails_the_experiment(e2e) -> None:
     proc = dvc(ws, "exp", "run", "-S", "+train.lora.rank=8", check=False)
     assert proc.returncode != 0
     assert "train.lora.rank: unknown key" in proc.stdout + proc.stderr
-    git(ws, "checkout", "--", ".")
-    dvc(ws, "checkout", "--force")
 
 
 def test_editing_lora_conf_reruns_only_compose_train_evaluate(e2e) -> None:
@@ -259,8 +269,6 @@ def test_editing_lora_conf_reruns_only_compose_train_evaluate(e2e) -> None:
     assert yaml.safe_load((ws / "params.yaml").read_text())["train"]["lora"]["alpha"] == 16
     adapter = json.loads((ws / "models/adapter/adapter_config.json").read_text())
     assert adapter["lora_alpha"] == 16
-    git(ws, "add", "-A")
-    git(ws, "commit", "-qm", "alpha 16")
 
 
 def _r(ws: Path) -> int:
@@ -291,8 +299,6 @@ def test_an_applied_experiment_survives_repro_exp_run_and_conf_edits(e2e) -> Non
     assert ran(proc) == {"compose", "train", "evaluate", "summary"}
     lora_params = yaml.safe_load((ws / "params.yaml").read_text())["train"]["lora"]
     assert (lora_params["r"], lora_params["dropout"]) == (8, 0.05)
-    git(ws, "add", "-A")
-    git(ws, "commit", "-qm", "r 8, dropout 0.05")
 
 
 def test_changing_a_machine_setting_makes_nothing_stale(e2e) -> None:
@@ -346,12 +352,10 @@ def test_endpoint_outage_fails_the_stage_keeps_the_lock_and_pays_nothing_twice(
     assert new >= 1 and sim_server.stats()["chat"]["ok"] - calls == 1 + new
     questions = [json.loads(x) for x in (ws / "data/questions.jsonl").read_text().splitlines()]
     assert "분양권" in {q["seed"] for q in questions}
-    # back to where the module's other tests expect the workspace
+    # the seed word taken back: its answers stay cached, nothing is asked again
     seeds.write_text(original, encoding="utf-8")
     dvc(ws, "repro")
     assert sim_server.stats()["chat"]["ok"] - calls == 1 + new
-    git(ws, "add", "-A")
-    git(ws, "commit", "-qm", "after the outage", "--allow-empty")
 
 
 def _tracked_outputs(ws: Path) -> list[Path]:

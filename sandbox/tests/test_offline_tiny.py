@@ -18,7 +18,6 @@ from seedtune_sandbox.tiny import (
     gemma_chat_template,
     main,
 )
-from support import ROOT
 
 from seedtune.core.text import hangul_share
 
@@ -71,15 +70,14 @@ def encoder(tiny: TinyModels):
 # ----------------------------------------------------------------------- layout
 
 
-def test_layout_and_build_time(built: tuple[TinyModels, float]) -> None:
-    paths, seconds = built
+def test_layout(built: tuple[TinyModels, float]) -> None:
+    paths, _ = built
     assert paths.gemma == paths.root / "gemma"
     assert paths.e5 == paths.root / "e5"
     assert (paths.root / STAMP_NAME).is_file()
     assert (paths.gemma / "model.safetensors").is_file()
     assert (paths.e5 / "modules.json").is_file()
     assert not list(paths.root.glob(".tiny-build-*")), "temporary build folder left behind"
-    assert seconds < 60
 
 
 # ------------------------------------------------------------------------ gemma
@@ -346,16 +344,6 @@ def test_broken_stamp_triggers_rebuild(tmp_path: Path, tiny: TinyModels, monkeyp
 
 
 # ------------------------------------------------------------------------- data
-
-
-def test_seed_words() -> None:
-    raw = (ROOT / "data" / "seed_words.txt").read_text(encoding="utf-8")
-    lines = raw.splitlines()
-    assert lines and all(line.strip() == line and line for line in lines)
-    assert len(lines) == len(set(lines)) >= 30
-    mostly_hangul = [w for w in lines if hangul_share(w) >= 0.5]
-    assert len(mostly_hangul) >= 0.8 * len(lines)
-    assert {"전세", "월세", "청약", "재건축"} <= set(lines)
 
 
 def test_corpus() -> None:
