@@ -65,7 +65,7 @@ test-fast: setup
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
 # BENCH: which benchmarks (default all), e.g. BENCH=scale; BENCH_SCALE: the scale bench's
-# sizes in questions (default 200,800), e.g. make bench BENCH=scale BENCH_SCALE=1000,10000
+# sizes in questions (default 100,400), e.g. make bench BENCH=scale BENCH_SCALE=1000,10000
 BENCH ?=
 BENCH_SCALE ?=
 bench: setup
