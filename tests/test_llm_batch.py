@@ -10,6 +10,7 @@ import os
 import signal
 import sqlite3
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -273,3 +274,52 @@ def test_synthesize_in_batch_mode_writes_what_sync_writes(sim, workspace, tmp_pa
     m = ws.metrics("synthesize")
     assert m["llm_mode"] == "batch" and m["batch_requests"] == 10 and m["priced"]
     assert sim.stats()["batch"]["requests"] == 10
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def _seedtune(ws: Workspace, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "seedtune.cli", *args],
+        cwd=ws.path,
+        env=ws.env(SIM_ENV),
+        text=True,
+        capture_output=True,
+    )
+
+
+def test_estimate_shows_sync_and_batch_cost_side_by_side(sim, workspace) -> None:
+    ws = _queries_ws(workspace, sim)
+    ws.write("data/ranked.jsonl", ranked_rows(5))
+    proc = _seedtune(ws, "estimate", "--json")
+    assert proc.returncode == 0, proc.stderr
+    rows = {r["stage"]: r for r in json.loads(proc.stdout)["llm"]}
+    for stage in ("queries", "synthesize"):
+        assert rows[stage]["batch_usd"] == pytest.approx(rows[stage]["usd"] / 2, rel=1e-6)
+    table = _seedtune(ws, "estimate").stdout
+    assert "batch USD" in table.splitlines()[0]
+
+
+def test_batches_command_lists_and_cancels(sim, workspace) -> None:
+    ws = _queries_ws(workspace, sim, batch_wait_s=0)
+    sim.batch_store.hold = True
+    assert ws.run("queries", SIM_ENV).returncode != 0  # out of wait: the batch stays open
+    (rec,) = BatchState().records()
+    listed = _seedtune(ws, "batches")
+    assert listed.returncode == 0, listed.stderr
+    row = next(line for line in listed.stdout.splitlines() if line.startswith(rec.id))
+    assert row.split()[1:3] == ["queries", rec.status] and "0/0/3" in row
+    cancelled = _seedtune(ws, "batches", "--cancel", rec.id)
+    assert cancelled.returncode == 0, cancelled.stderr
+    assert cancelled.stdout.strip() == f"{rec.id}: cancelling"
+    assert sim.stats()["batch"]["status"] == {"cancelled": 1}
+    # the next run reads the cancelled batch and sends its (unanswered) requests again, once
+    sim.batch_store.hold = False
+    done = _queries_ws(workspace, sim).run("queries", SIM_ENV)  # waiting as long as it takes
+    assert done.returncode == 0, done.stderr[-2000:]
+    stats = sim.stats()["batch"]
+    assert (stats["batches"], stats["requests"], stats["resent"]) == (2, 6, 3)
+    assert ws.rows("data/questions.jsonl")
+    missing = _seedtune(ws, "batches", "--cancel", "batch_nope")
+    assert missing.returncode != 0 and "no such batch" in last_line(missing.stderr)

@@ -7,6 +7,7 @@ seedtune estimate [--json]                     LLM, Naver and crawl costs before
 seedtune ask "QUESTION" [--rag]                 the tuned model answers (streamed)
 seedtune demo [--workdir DIR]                  the whole DAG offline, in minutes
 seedtune export [--out models/merged]          adapter merged into a standalone model
+seedtune batches [--cancel ID]                 the Batch API batches of llm.mode: batch
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ask": ("seedtune.cli.ask", "answer with the tuned model (--rag: grounded by search)"),
     "demo": ("seedtune.offline.demo", "the whole pipeline offline: simulators, tiny models"),
     "export": ("seedtune.cli.export", "merge models/adapter into a standalone model directory"),
+    "batches": ("seedtune.cli.batches", "list (or --cancel) the Batch API batches of this machine"),
 }
 
 
