@@ -880,6 +880,18 @@ def _parser(prog: str | None) -> argparse.ArgumentParser:
     )
     p.add_argument("--quiet", action="store_true", help="do not log one line per request")
     p.add_argument(
+        "--no-batches",
+        dest="batches",
+        action="store_false",
+        help="answer 404 on /v1/files and /v1/batches, as servers without the Batch API do",
+    )
+    p.add_argument(
+        "--batch-in-progress-s",
+        type=float,
+        default=d.batch_in_progress_s,
+        help="seconds a batch stays in_progress before it finalizes",
+    )
+    p.add_argument(
         "--workspace",
         help="a `seedtune demo` workspace: serve on the ports its "
         "conf/local names, with the keys in its .env and the demo's judge",
