@@ -4,6 +4,7 @@
     seedtune estimate [--json]                     LLM, Naver and crawl costs before any
     seedtune ask "QUESTION" [--rag]                 the tuned model answers (streamed)
     seedtune export [--out models/merged]          adapter merged into a standalone model
+    seedtune batches [--cancel ID]                 the Batch API batches of llm.mode: batch
 
 Installed packages add commands through the ``seedtune.commands`` entry-point group (the
 repository's stand-ins add ``sim``, ``tiny-models`` and ``demo``); ``seedtune --help`` lists
@@ -24,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "estimate": ("seedtune.cli.estimate", "predict LLM dollars, Naver calls, crawl hours"),
     "ask": ("seedtune.cli.ask", "answer with the tuned model (--rag: grounded by search)"),
     "export": ("seedtune.cli.export", "merge models/adapter into a standalone model directory"),
+    "batches": ("seedtune.cli.batches", "list (or --cancel) the Batch API batches of this machine"),
 }
 #: Where other installed packages register commands: ``name = "module:function"``, a
 #: ``function(argv) -> int`` whose docstring's first line is its help.

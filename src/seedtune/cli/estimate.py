@@ -70,6 +70,7 @@ def _row(
     prompt = sum(messages_tokens(r.messages) for r in pending)
     completion = completion_tokens * len(pending)
     usd = cost_usd(model, prompt, completion, prices)
+    batch_usd = cost_usd(model, prompt, completion, prices, batch=True)
     return {
         "stage": stage,
         "model": model,
@@ -79,6 +80,7 @@ def _row(
         "prompt_tokens": prompt,
         "completion_tokens": completion,
         "usd": usd,
+        "batch_usd": batch_usd,  # the same calls through the Batch API (llm.mode: batch)
         "projected": projected,
     }
 
@@ -285,25 +287,37 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     """A plain-text table with a total line."""
     head = (
         f"{'stage':<15} {'model':<16} {'requests':>8} {'cached':>7} {'calls':>6} "
-        f"{'prompt tok':>11} {'compl. tok':>11} {'USD':>9}"
+        f"{'prompt tok':>11} {'compl. tok':>11} {'USD':>9} {'batch USD':>9}"
     )
     lines = [head, "-" * len(head)]
+
+    def shown(usd: float | None) -> str:
+        return "unpriced" if usd is None else f"{usd:.4f}"
+
     for r in rows:
-        usd = "unpriced" if r["usd"] is None else f"{r['usd']:.4f}"
         mark = "*" if r["projected"] else ""
         lines.append(
             f"{r['stage'] + mark:<15} {r['model'][:16]:<16} {r['requests']:>8} "
             f"{r['cached']:>7} {r['calls']:>6} {r['prompt_tokens']:>11} "
-            f"{r['completion_tokens']:>11} {usd:>9}"
+            f"{r['completion_tokens']:>11} {shown(r['usd']):>9} "
+            f"{shown(r.get('batch_usd')):>9}"
         )
     total = sum(r["usd"] or 0 for r in rows)
+    # a stage the Batch API columns do not price leaves the batch total unpriced
+    batch_total = (
+        None
+        if any(r.get("batch_usd") is None and r["usd"] is not None for r in rows)
+        else sum(r.get("batch_usd") or 0 for r in rows)
+    )
     lines.append("-" * len(head))
     lines.append(
         f"{'total':<15} {'':<16} {sum(r['requests'] for r in rows):>8} "
         f"{sum(r['cached'] for r in rows):>7} {sum(r['calls'] for r in rows):>6} "
         f"{sum(r['prompt_tokens'] for r in rows):>11} "
-        f"{sum(r['completion_tokens'] for r in rows):>11} {total:>9.4f}"
+        f"{sum(r['completion_tokens'] for r in rows):>11} {total:>9.4f} "
+        f"{shown(batch_total):>9}"
     )
+    lines.append("  batch USD: the same calls with llm.mode: batch (the Batch API's prices)")
     for r in rows:
         if r["projected"]:
             lines.append(

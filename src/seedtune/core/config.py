@@ -43,6 +43,10 @@ class LLMConfig(_Section):
     )
     system_role: Literal["auto", "fold", "keep"] = "auto"
     service_tier: str | None = None  # e.g. OpenAI's "flex"; null: not sent
+    # how answers are fetched (see seedtune.llm.batch): one call each, or the Batch API
+    mode: Literal["sync", "batch"] = "sync"
+    batch_wait_s: float | None = Field(3600, ge=0)  # None: wait for the batches' 24 h
+    batch_poll_s: float = Field(30, gt=0)  # seconds between looks at the open batches
 
     @field_validator("api_key_env")
     @classmethod
@@ -251,6 +255,9 @@ class EvaluateConfig(_Section):
 class Price(_Section):
     input: float = Field(ge=0)  # USD per 1M prompt tokens
     output: float = Field(ge=0)  # USD per 1M completion tokens
+    # the Batch API's prices (OpenAI: half); absent: a batch run is unpriced, never guessed
+    batch_input: float | None = Field(None, ge=0)
+    batch_output: float | None = Field(None, ge=0)
 
 
 class Params(BaseModel):

@@ -39,6 +39,9 @@ MACHINE_KEYS: dict[str, tuple[str, ...]] = {
         "structured_output",
         "system_role",
         "service_tier",
+        "mode",
+        "batch_wait_s",
+        "batch_poll_s",
     ),
     "search": ("base_url", "timeout_s", "max_retries", "rps", "daily_quota"),
     "crawl": (

@@ -50,7 +50,7 @@ from seedtune.core.credentials import (
 from seedtune.core.errors import ConfigError, QuotaError, SeedtuneError, ServiceError
 from seedtune.core.retry import AsyncTokenBucket, RetryWarnings, backoff_s, retry_after_s
 from seedtune.core.text import replace_lone_surrogates
-from seedtune.llm import errors, structured
+from seedtune.llm import batch, errors, structured
 from seedtune.llm.costs import LLMStats, messages_tokens
 from seedtune.llm.errors import parse_error
 from seedtune.llm.served import identity, reusable, same_model, served_key
@@ -213,7 +213,7 @@ class LLMClient:
         self.cfg = cfg
         self.cache = cache
         self.desc = desc
-        self.stats = LLMStats(service_tier=cfg.service_tier)
+        self.stats = LLMStats(service_tier=cfg.service_tier, batch=cfg.mode == "batch")
         self._secret = ""
         self._session: Any = None
         self._system = SystemRole(cfg.system_role, cfg.model, desc)
@@ -226,6 +226,27 @@ class LLMClient:
         self._warned_served = False
         self._probe_open = cfg.structured_output in structured.CONSTRAINED
         self._probe_misses = 0
+
+    #: extra attempts for an answer that arrives unusable (the batch path reads it here)
+    parse_retries = PARSE_RETRIES
+
+    def key_of(self, req: LLMRequest) -> str:
+        """The request's cache key (:func:`request_key`)."""
+        return request_key(self.cfg, req)
+
+    def body_of(self, req: LLMRequest) -> dict[str, Any]:
+        """The chat completions body sent for ``req`` now (:func:`request_body`)."""
+        return request_body(self.cfg, req, self._system.folding or None)
+
+    @staticmethod
+    def outcome(
+        id: str,
+        value: dict[str, Any] | None = None,
+        reject: str | None = None,
+        model: str | None = None,
+    ) -> LLMOutcome:
+        """An :class:`LLMOutcome` (for :mod:`seedtune.llm.batch`)."""
+        return LLMOutcome(id, value=value, reject=reject, model=model)
 
     def pending(self, requests: Sequence[LLMRequest]) -> list[LLMRequest]:
         """The requests that are not answered in the cache yet (what a run would pay for)."""
@@ -247,7 +268,12 @@ class LLMClient:
         quota or an unknown model raise a :class:`~seedtune.core.errors.SeedtuneError` once
         the calls in flight have landed in the cache: nothing paid for is lost. The key is
         read only when the first request is not cached: a cached rerun needs none.
+        With ``llm.mode: batch`` the uncached requests go through the Batch API instead
+        (:mod:`seedtune.llm.batch`; the same bodies, cache keys and validation).
         """
+        if self.cfg.mode == "batch":
+            yield from batch.stream(self, requests, total)
+            return
         loop = asyncio.new_event_loop()
         ahead: deque[LLMOutcome | asyncio.Task[LLMOutcome | None]] = deque()
         todo = iter(requests)

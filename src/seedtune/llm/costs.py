@@ -6,7 +6,9 @@ guessed. Calls are priced by the model the server answered as (see
 :mod:`seedtune.llm.served`): ``gpt-4o-mini`` served as ``gpt-4o-mini-2024-07-18`` is priced
 as gpt-4o-mini, served as ``tiny-gemma`` it is unpriced unless the table names tiny-gemma.
 With ``llm.service_tier`` set, a table entry ``<model>@<tier>`` (e.g. ``gpt-4o-mini@flex``,
-half price on OpenAI) wins over the model's own.
+half price on OpenAI) wins over the model's own. Answers fetched through the Batch API
+(``llm.mode: batch``) are priced at the entry's ``batch_input`` / ``batch_output``; an entry
+without them leaves the run unpriced rather than guess a discount.
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ class LLMStats(CallStats):
     served_tokens: dict[str, dict[str, list[int]]] = field(default_factory=dict)
     cached_served_tokens: dict[str, dict[str, list[int]]] = field(default_factory=dict)
     service_tier: str | None = None
+    batch: bool = False  # answers fetched through the Batch API: priced at its columns
+    batches: int = 0  # batches this run created
+    batch_requests: int = 0  # requests this run submitted in them
 
     def add_tokens(
         self, requested: str, served: str | None, prompt: int, completion: int, cached: bool = False
@@ -71,26 +76,32 @@ def cost_usd(
     model: str,
     prompt_tokens: int,
     completion_tokens: int,
-    prices: Mapping[str, Mapping[str, float]],
+    prices: Mapping[str, Mapping[str, float | None]],
+    batch: bool = False,
 ) -> float | None:
-    """Dollars for the tokens at ``prices[model]``; None when the model has no price."""
+    """Dollars for the tokens at ``prices[model]`` (``batch``: its Batch API columns); None
+    when the model has no such price."""
     price = prices.get(model)
     if price is None:
         return None
-    return (prompt_tokens * price["input"] + completion_tokens * price["output"]) / 1e6
+    cin, cout = ("batch_input", "batch_output") if batch else ("input", "output")
+    if price.get(cin) is None or price.get(cout) is None:
+        return None
+    return (prompt_tokens * price[cin] + completion_tokens * price[cout]) / 1e6  # type: ignore[operator]
 
 
 def _served_cost(
     by_requested: dict[str, dict[str, list[int]]],
     tier: str | None,
-    prices: Mapping[str, Mapping[str, float]],
+    prices: Mapping[str, Mapping[str, float | None]],
+    batch: bool = False,
 ) -> float | None:
     """Dollars of tokens counted per requested and served model; None if any is unpriced."""
     total = 0.0
     for requested, by_served in by_requested.items():
         for served, (prompt, completion) in by_served.items():
             name = price_name(requested, served or None, prices, tier)
-            cost = cost_usd(name, prompt, completion, prices) if name else None
+            cost = cost_usd(name, prompt, completion, prices, batch) if name else None
             if cost is None:
                 return None
             total += cost
@@ -98,24 +109,35 @@ def _served_cost(
 
 
 def usage_metrics(
-    model: str, stats: Any, prices: Mapping[str, Mapping[str, float]]
+    model: str, stats: Any, prices: Mapping[str, Mapping[str, float | None]]
 ) -> dict[str, Any]:
     """Metrics for a stage's LLM use: calls, cache hits, tokens, rejects, dollars.
 
     ``cost_usd`` is what this run spent; ``saved_usd`` what the cache hits would have cost;
     both null when unpriced. With :class:`LLMStats` each answer is priced by the model it was
-    served as (``served_model`` lists them); else everything at ``model``'s price.
+    served as (``served_model`` lists them), at Batch API prices in batch mode (``llm_mode``);
+    else everything at ``model``'s price.
     """
-    spent = cost_usd(model, stats.prompt_tokens, stats.completion_tokens, prices)
-    saved = cost_usd(model, stats.cached_prompt_tokens, stats.cached_completion_tokens, prices)
+    batch = isinstance(stats, LLMStats) and stats.batch
+    spent = cost_usd(model, stats.prompt_tokens, stats.completion_tokens, prices, batch)
+    saved = cost_usd(
+        model, stats.cached_prompt_tokens, stats.cached_completion_tokens, prices, batch
+    )
     served: list[str] = []
+    extra: dict[str, Any] = {}
     if isinstance(stats, LLMStats):
         tier = stats.service_tier
         if stats.served_tokens:
-            spent = _served_cost(stats.served_tokens, tier, prices)
+            spent = _served_cost(stats.served_tokens, tier, prices, batch)
         if stats.cached_served_tokens:
-            saved = _served_cost(stats.cached_served_tokens, tier, prices)
+            saved = _served_cost(stats.cached_served_tokens, tier, prices, batch)
         served = stats.served_models()
+        if batch:  # sync metrics keep their keys
+            extra = {
+                "llm_mode": "batch",
+                "batches": stats.batches,
+                "batch_requests": stats.batch_requests,
+            }
     priced = spent is not None and saved is not None
     return {
         "calls": stats.calls,
@@ -128,4 +150,5 @@ def usage_metrics(
         "saved_usd": round(saved, 6) if saved is not None else None,
         "priced": priced,
         "served_model": ", ".join(served) or None,
+        **extra,
     }

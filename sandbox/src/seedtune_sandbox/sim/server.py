@@ -39,7 +39,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from seedtune.core.records import atomic_write_text
-from seedtune_sandbox.sim import naver_api, openai_api, pages
+from seedtune_sandbox.sim import batches, naver_api, openai_api, pages
 from seedtune_sandbox.sim.workspace import workspace_sim
 
 _MAX_BODY = 64 * 1024 * 1024
@@ -91,6 +91,10 @@ class SimConfig:
     # page origin name -> port (0 or absent: a free one); `seedtune sim --workspace` brings a
     # demo workspace's page servers back where its crawl.allow_networks and cached links say
     page_ports: dict[str, int] | None = None
+    # /v1/files and /v1/batches (False: 404 there, as most non-OpenAI servers answer); the
+    # seconds a batch spends validating and in progress (see sim.batches for its faults)
+    batches: bool = True
+    batch_in_progress_s: float = 0.2
 
     def __post_init__(self) -> None:
         rates = [
@@ -142,6 +146,9 @@ class _Stats:
             "chat": _ApiState("chat", cfg.seed, cfg.openai_quota),
             "search": _ApiState("search", cfg.seed, cfg.naver_quota),
         }
+        self.batches = batches.BatchStore(
+            cfg.seed, cfg.judge, in_progress_s=cfg.batch_in_progress_s
+        )
         self._reset_pages()
 
     def _reset_pages(self) -> None:
@@ -157,6 +164,7 @@ class _Stats:
             for api in self.apis.values():
                 api.reset()
             self._reset_pages()
+        self.batches.reset()
 
     def prompt(self, request: Any) -> None:
         """Keep the text of every chat message received (tests check what prompts carry)."""
@@ -186,7 +194,8 @@ class _Stats:
                 "robots": self.robots,
                 "robots_by_origin": dict(self.robots_by_origin),
             }
-            return out
+        out["batch"] = self.batches.snapshot()
+        return out
 
     def auth_fail(self, api: str) -> None:
         with self.lock:
@@ -465,6 +474,17 @@ class _Handler(BaseHTTPRequestHandler):
                 openai_api.model_object(path.rsplit("/", 1)[-1]),
                 headers=self._openai_headers(),
             )
+            return
+        if cfg.batches and path.startswith(("/v1/files", "/v1/batches")):
+            status, payload, ctype = batches.handle(
+                self.server.stats.batches,
+                self.command,
+                path.rstrip("/"),
+                urlsplit(self.path).query,
+                self.headers.get("Content-Type") or "",
+                body,
+            )
+            self._send(status, payload, headers=self._openai_headers(), content_type=ctype)
             return
         if path.rstrip("/") != "/v1/chat/completions" or self.command != "POST":
             self._send(
@@ -792,6 +812,12 @@ class SimServer:
         (robots.txt fetches are counted apart from page requests)."""
         return copy.deepcopy(self._stats.snapshot())
 
+    @property
+    def batch_store(self) -> batches.BatchStore:
+        """The files and batches of ``/v1/files`` and ``/v1/batches`` (its faults are
+        attributes: ``hold``, ``expire_first``, ``fail_first``, ``error_rate``, ...)."""
+        return self._stats.batches
+
     def prompts(self) -> list[str]:
         """The text of every chat request's messages received so far, in order."""
         with self._stats.lock:
@@ -853,6 +879,18 @@ def _parser(prog: str | None) -> argparse.ArgumentParser:
         help="delay of every response of the slow page origin",
     )
     p.add_argument("--quiet", action="store_true", help="do not log one line per request")
+    p.add_argument(
+        "--no-batches",
+        dest="batches",
+        action="store_false",
+        help="answer 404 on /v1/files and /v1/batches, as servers without the Batch API do",
+    )
+    p.add_argument(
+        "--batch-in-progress-s",
+        type=float,
+        default=d.batch_in_progress_s,
+        help="seconds a batch stays in_progress before it finalizes",
+    )
     p.add_argument(
         "--workspace",
         help="a `seedtune demo` workspace: serve on the ports its "

@@ -1,0 +1,430 @@
+"""``llm.mode: batch``: an LLM stage's uncached requests through the OpenAI Batch API.
+
+The same requests as the sync path (:func:`seedtune.llm.client.request_body`, model-family
+rules included), written as JSON Lines input files (``custom_id`` = the cache key; one model
+per file, split at :data:`MAX_REQUESTS` requests and :data:`MAX_BYTES` bytes, the API's
+limits), uploaded through ``POST {base_url}/files`` and started through ``POST
+{base_url}/batches``. Each batch is recorded with its requests in
+:mod:`seedtune.llm.batch_state` before it is created, so a killed or stopped run polls the
+same batches again and never submits a request twice. The open batches are looked at every
+``llm.batch_poll_s`` (a progress bar counts the answers); when ``llm.batch_wait_s`` runs out
+the stage stops with one line (:class:`BatchPending`) and writes nothing that looks complete.
+
+A finished batch's output and error files are read line by line: every answer goes through
+the sync path's own validation (:meth:`LLMClient._parse`) and is cached the moment it is
+read. A per-request error becomes a reject, or for a transport-like code (429, 5xx) waits
+for a later batch; the requests an expired, failed or cancelled batch left unanswered are
+resubmitted, and only those (at most ``llm.max_retries`` times each). Tokens are priced at
+the Batch API columns of the price table (:mod:`seedtune.llm.costs`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from seedtune.core.errors import ConfigError, SeedtuneError, ServiceError
+from seedtune.core.retry import backoff_s, retry_after_s
+from seedtune.llm.batch_state import PENDING, TERMINAL, BatchState
+from seedtune.llm.errors import parse_error
+
+log = logging.getLogger(__name__)
+
+#: Per input file (OpenAI's documented limits for /v1/batches).
+MAX_REQUESTS = 50_000
+MAX_BYTES = 200 * 1024 * 1024
+ENDPOINT = "/v1/chat/completions"
+#: Per-request status codes worth another batch (the rest are the item's reject).
+TRANSPORT_STATUS = {408, 409, 429, 500, 502, 503, 504}
+#: ``llm.batch_wait_s: null``: the API's completion window, and an hour to spare.
+WINDOW_S = 25 * 3600
+LISTED = 100  # batches read per page of GET /batches when adopting a pending record
+
+
+class BatchPending(SeedtuneError):
+    """``llm.batch_wait_s`` ran out with batches still open: rerun later."""
+
+
+def stream(client: Any, requests: Iterable[Any], total: int | None = None) -> Iterator[Any]:
+    """Every request's outcome (``LLMOutcome``) in input order, the uncached ones fetched in
+    batches first. ``client``: the :class:`~seedtune.llm.client.LLMClient` (which imports
+    this module, so it is not named here), whose cache, stats and validation are used.
+
+    Nothing is yielded until every batch is done: a stopped run leaves no partial output.
+    """
+    reqs = list(requests)
+    keys = [client.key_of(r) for r in reqs]
+    todo: dict[str, Any] = {}
+    displaced: dict[str, dict[str, Any]] = {}
+    for key, req in zip(keys, reqs, strict=True):
+        if key in todo:
+            continue
+        hit, held = client._usable(key, req)
+        if hit is None:
+            todo[key] = req
+            if held is not None:
+                displaced[key] = held
+    run = _Run(client, todo, displaced)
+    client.stats.rejects = 0
+    if todo:
+        asyncio.run(run.fetch())
+    for key, req in zip(keys, reqs, strict=True):
+        if key in run.rejects:
+            client.stats.rejects += 1
+            yield client.outcome(req.id, reject=run.rejects[key])
+            continue
+        entry = client.cache.get(key) if key in run.live else None
+        if entry is not None:
+            yield client.outcome(req.id, value=entry["answer"], model=entry.get("served"))
+            continue
+        hit = client._cached(key, req)
+        if hit is None:  # damaged since it was read: asked again next run
+            client.stats.rejects += 1
+            yield client.outcome(req.id, reject="cache entry unreadable after the batch")
+            continue
+        yield client._from_cache(req, hit)
+
+
+class _Run:
+    """One stage's batches: submit, poll, collect."""
+
+    def __init__(self, client: Any, todo: dict[str, Any], displaced: dict[str, Any]) -> None:
+        self.client, self.cfg, self.todo, self.displaced = client, client.cfg, todo, displaced
+        self.base = self.cfg.base_url.rstrip("/")
+        self.live: set[str] = set()  # answered in this run
+        self.rejects: dict[str, str] = {}
+        self.tries: Counter[str] = Counter()  # batches that left a request unanswered
+        self.parse_tries: Counter[str] = Counter()
+        self.session: Any = None
+
+    # --- the loop ---------------------------------------------------------------------------
+    async def fetch(self) -> None:
+        """Submit what no open batch holds, then poll until every request is settled."""
+        import aiohttp
+
+        key = self.client._api_key()
+        headers = {"User-Agent": "seedtune"}
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        timeout = aiohttp.ClientTimeout(total=max(self.cfg.timeout_s, 120))
+        state = BatchState()
+        async with aiohttp.ClientSession(headers=headers, timeout=timeout, trust_env=True) as s:
+            self.session = s
+            try:
+                await self._check_endpoint()
+                await self._loop(state)
+            finally:
+                state.close()
+
+    async def _loop(self, state: BatchState) -> None:
+        waiting = await self._resume(state)
+        held = set().union(*waiting.values()) if waiting else set()
+        unsent = [k for k in self.todo if k not in held]
+        wait_s = WINDOW_S if self.cfg.batch_wait_s is None else self.cfg.batch_wait_s
+        started = time.monotonic()
+        desc = f"{self.client.desc} (batch)"
+        with tqdm(total=len(self.todo), desc=desc, unit="request") as bar:
+            while True:
+                if unsent:
+                    waiting.update(await self._submit(state, unsent))
+                    unsent = []
+                if not waiting:
+                    return
+                statuses: Counter[str] = Counter()
+                for batch_id in list(waiting):
+                    batch = await self._json("GET", f"/batches/{batch_id}")
+                    state.seen(batch)
+                    status = str(batch.get("status"))
+                    statuses[status] += 1
+                    if status in TERMINAL:
+                        unsent += await self._collect(batch, waiting.pop(batch_id))
+                        state.collect(batch_id)
+                settled = len(self.live) + len(self.rejects)
+                bar.update(settled - bar.n)
+                bar.set_postfix(dict(sorted(statuses.items())), refresh=True)
+                if unsent or not waiting:
+                    continue
+                if time.monotonic() - started >= wait_s:
+                    raise BatchPending(self._pending_line(waiting))
+                left = wait_s - (time.monotonic() - started)
+                await asyncio.sleep(max(0.0, min(self.cfg.batch_poll_s, left)))
+
+    def _pending_line(self, waiting: dict[str, set[str]]) -> str:
+        first, more = next(iter(waiting)), len(waiting) - 1
+        which = f"batch {first}" + (f" and {more} more" if more else "")
+        return (
+            f"{self.client.desc}: {which} in progress ({len(self.live)} of {len(self.todo)} "
+            f"requests answered, the rest on their way; llm.batch_wait_s="
+            f"{self.cfg.batch_wait_s:g}): rerun `dvc repro` later, nothing is submitted twice"
+        )
+
+    async def _resume(self, state: BatchState) -> dict[str, set[str]]:
+        """The open batches of this endpoint holding requests of ours: their keys."""
+        waiting: dict[str, set[str]] = {}
+        for rec in state.records(self.cfg.base_url, open_only=True):
+            keys = state.keys(rec.id) & self.todo.keys()
+            if not keys:
+                continue
+            rid = rec.id
+            if rid.startswith(PENDING):  # killed between upload and the API's answer
+                batch = await self._find(rec.input_file_id)
+                if batch is None:
+                    state.drop(rid)  # never created: its requests are sent again
+                    continue
+                state.created(rid, batch)
+                rid = batch["id"]
+            waiting[rid] = keys
+        if waiting:
+            log.info(
+                "%s: resuming %d batch(es) holding %d requests",
+                self.client.desc,
+                len(waiting),
+                sum(len(k) for k in waiting.values()),
+            )
+        return waiting
+
+    async def _find(self, input_file_id: str) -> dict[str, Any] | None:
+        """The batch created from ``input_file_id`` (newest pages of the list), if any."""
+        after: str | None = None
+        for _ in range(10):
+            query = f"/batches?limit={LISTED}" + (f"&after={after}" if after else "")
+            page = await self._json("GET", query)
+            for batch in page.get("data") or []:
+                if batch.get("input_file_id") == input_file_id:
+                    return batch
+            if not page.get("has_more") or not page.get("data"):
+                return None
+            after = page["data"][-1]["id"]
+        return None
+
+    # --- submit -----------------------------------------------------------------------------
+    async def _submit(self, state: BatchState, keys: list[str]) -> dict[str, set[str]]:
+        """Input files for ``keys`` (one model each, within the limits), each recorded before
+        its batch is created."""
+        by_model: dict[str, list[bytes]] = {}
+        owners: dict[str, list[str]] = {}
+        for key in keys:
+            body = self.client.body_of(self.todo[key])
+            line = {"custom_id": key, "method": "POST", "url": ENDPOINT, "body": body}
+            raw = (json.dumps(line, ensure_ascii=False) + "\n").encode("utf-8")
+            by_model.setdefault(body["model"], []).append(raw)
+            owners.setdefault(body["model"], []).append(key)
+        created: dict[str, set[str]] = {}
+        for model, lines in by_model.items():
+            for chunk, chunk_keys in _split(lines, owners[model]):
+                file = await self._upload(b"".join(chunk))
+                pending = state.intend(file["id"], self.client.desc, self.cfg.base_url, chunk_keys)
+                try:
+                    batch = await self._json(
+                        "POST",
+                        "/batches",
+                        {
+                            "input_file_id": file["id"],
+                            "endpoint": ENDPOINT,
+                            "completion_window": "24h",
+                            "metadata": {"seedtune_stage": self.client.desc},
+                        },
+                    )
+                except SeedtuneError:
+                    state.drop(pending)  # refused: no batch exists, nothing to resume
+                    raise
+                state.created(pending, batch)
+                self.client.stats.batches += 1
+                self.client.stats.batch_requests += len(chunk_keys)
+                created[batch["id"]] = set(chunk_keys)
+                log.info("%s: batch %s: %d requests", self.client.desc, batch["id"], len(chunk))
+        return created
+
+    async def _upload(self, data: bytes) -> dict[str, Any]:
+        name = f"seedtune-{self.client.desc}.jsonl"
+        return await self._json("POST", "/files", form=(data, name))
+
+    # --- collect ----------------------------------------------------------------------------
+    async def _collect(self, batch: dict[str, Any], keys: set[str]) -> list[str]:
+        """Cache the answers of a finished batch; the keys to send again."""
+        seen: set[str] = set()
+        again: list[str] = []
+        for file_key in ("output_file_id", "error_file_id"):
+            if not batch.get(file_key):
+                continue
+            text = await self._text(f"/files/{batch[file_key]}/content")
+            for raw in text.splitlines():
+                try:
+                    line = json.loads(raw)
+                    key = line["custom_id"]
+                except (json.JSONDecodeError, KeyError, TypeError):
+                    if raw.strip():
+                        log.warning("%s: skipping an unreadable result line", self.client.desc)
+                    continue
+                if key not in keys or key in seen:
+                    continue
+                seen.add(key)
+                if self._settle(key, line):
+                    again.append(key)
+        missing = [k for k in keys if k not in seen]
+        why = _batch_errors(batch)
+        if batch.get("status") != "completed" or missing:
+            log.warning(
+                "%s: batch %s %s: %d of its requests unanswered, sent again%s",
+                self.client.desc,
+                batch["id"],
+                batch.get("status"),
+                len(missing),
+                f" ({why})" if why else "",
+            )
+        for key in missing + again:
+            self.tries[key] += 1
+            if self.tries[key] > self.cfg.max_retries:
+                raise ServiceError(
+                    f"{self.base}/batches: {key[:12]}... unanswered after "
+                    f"llm.max_retries={self.cfg.max_retries} resubmissions (batch "
+                    f"{batch['id']} {batch.get('status')}{': ' + why if why else ''}); answers "
+                    "so far are cached, a rerun resumes from them"
+                )
+        return missing + again
+
+    def _settle(self, key: str, line: dict[str, Any]) -> bool:
+        """One result line: cached, a reject, or (True) worth another batch."""
+        req = self.todo[key]
+        response = line.get("response")
+        if not isinstance(response, dict):  # expired, cancelled, ...: no answer
+            return True
+        status = int(response.get("status_code") or 0)
+        body = response.get("body")
+        if status != 200:
+            err = parse_error(json.dumps(body), [self.client._secret])
+            if status in TRANSPORT_STATUS:
+                return True
+            self.rejects[key] = f"HTTP {status}: {err.message or 'no message'}"
+            return False
+        self.client.stats.calls += 1
+        got = self.client._parse(req, json.dumps(body, ensure_ascii=False))
+        self.client._probe(got)
+        if got.value is not None:
+            model = req.model or self.cfg.model
+            entry = {"answer": got.value, "usage": got.usage, "model": model, "served": got.served}
+            self.client._store(key, self.displaced.get(key), entry)
+            self.live.add(key)
+            return False
+        self.parse_tries[key] += 1
+        if self.parse_tries[key] > self.client.parse_retries or got.reason.startswith("refusal"):
+            self.rejects[key] = got.reason
+            return False
+        self.tries[key] -= 1  # an unusable answer has its own budget, as in the sync path
+        return True
+
+    # --- HTTP -------------------------------------------------------------------------------
+    async def _check_endpoint(self) -> None:
+        """Fail in one line naming ``llm.mode`` where the endpoint has no Batch API."""
+        status, text = await self._raw("GET", "/batches?limit=1")
+        if status in (404, 405, 501):
+            raise ConfigError(
+                f"llm.mode=batch: {self.base} has no Batch API (GET {self.base}/batches: "
+                f"HTTP {status}); set llm.mode: sync for this endpoint"
+            )
+        self._check(status, text, "/batches")
+
+    async def _json(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        form: tuple[bytes, str] | None = None,
+    ) -> dict[str, Any]:
+        status, text = await self._raw(method, path, body, form)
+        self._check(status, text, path.split("?")[0])
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError:
+            raise ServiceError(f"{self.base}{path}: not JSON (HTTP {status})") from None
+        if not isinstance(data, dict):
+            raise ServiceError(f"{self.base}{path}: not a JSON object (HTTP {status})")
+        return data
+
+    async def _text(self, path: str) -> str:
+        status, text = await self._raw("GET", path)
+        self._check(status, text, path)
+        return text
+
+    def _check(self, status: int, text: str, path: str) -> None:
+        if status == 200:
+            return
+        err = parse_error(text, [self.client._secret])
+        said = f": {err.message}" if err.message else ""
+        if status in (401, 403):
+            raise ConfigError(
+                f"{self.base} rejected the key in {self.cfg.api_key_env} (HTTP {status}{said}); "
+                "check the key, llm.api_key_env and llm.base_url"
+            )
+        raise ServiceError(f"{self.base}{path}: HTTP {status}{said} (llm.mode=batch)")
+
+    async def _raw(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        form: tuple[bytes, str] | None = None,
+    ) -> tuple[int, str]:
+        """One call with the sync path's transport retries (429, 5xx, timeouts); ``form``:
+        a file (content, name) uploaded as multipart ``purpose=batch``."""
+        import aiohttp
+
+        url = f"{self.base}{path}"
+        tries = 0
+        while True:
+            wait: float | None = None
+            data = None
+            if form is not None:  # a form is consumed by its send: one per attempt
+                data = aiohttp.FormData()
+                data.add_field("purpose", "batch")
+                data.add_field("file", form[0], filename=form[1], content_type="application/jsonl")
+            try:
+                async with self.session.request(
+                    method, url, json=body, data=data, allow_redirects=False
+                ) as resp:
+                    text = await resp.text(encoding="utf-8", errors="replace")
+                    if resp.status not in TRANSPORT_STATUS:
+                        return resp.status, text
+                    reason, wait = f"HTTP {resp.status}", retry_after_s(resp.headers)
+            except (TimeoutError, aiohttp.ClientError) as exc:
+                reason = type(exc).__name__
+            tries += 1
+            if tries > self.cfg.max_retries:
+                raise ServiceError(
+                    f"{url}: {reason} after llm.max_retries={self.cfg.max_retries} retries; "
+                    "check that the endpoint is up (llm.base_url); batches so far are "
+                    "recorded, a rerun resumes them"
+                )
+            self.client.stats.retries += 1
+            await asyncio.sleep(backoff_s(tries, wait))
+
+
+def _split(lines: list[bytes], keys: list[str]) -> Iterator[tuple[list[bytes], list[str]]]:
+    """Consecutive chunks within :data:`MAX_REQUESTS` lines and :data:`MAX_BYTES` bytes."""
+    chunk: list[bytes] = []
+    owners: list[str] = []
+    size = 0
+    for line, key in zip(lines, keys, strict=True):
+        if chunk and (len(chunk) >= MAX_REQUESTS or size + len(line) > MAX_BYTES):
+            yield chunk, owners
+            chunk, owners, size = [], [], 0
+        chunk.append(line)
+        owners.append(key)
+        size += len(line)
+    if chunk:
+        yield chunk, owners
+
+
+def _batch_errors(batch: dict[str, Any]) -> str:
+    """The first of a batch object's ``errors.data`` messages ("" when none)."""
+    data = (batch.get("errors") or {}).get("data") or []
+    if data and isinstance(data[0], dict):
+        return str(data[0].get("message") or data[0].get("code") or "")[:200]
+    return ""
