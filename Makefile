@@ -8,7 +8,7 @@ STAMP := $(VENV)/.seedtune-installed
 SERVERS_STAMP := $(VENV)/.seedtune-servers-installed
 PYTEST_ARGS ?=
 
-.PHONY: setup servers demo demo-sim test test-fast bench lint clean
+.PHONY: setup servers demo demo-sim test test-fast bench lint deps deps-check clean
 
 # Chromium for tests/test_card_page.py (the card page in a real browser): installed when
 # absent and we are root with apt-get; never fatal (the test skips without it).
@@ -73,7 +73,16 @@ bench: setup
 
 # ruff with line length 100 (pyproject.toml); CI runs it before the tests
 lint: setup
-	$(VENV)/bin/ruff check src stages tests bench
+	$(VENV)/bin/ruff check src stages tests bench tools
+
+# dvc.yaml's generated parts (each stage's code deps: its import closure and prompt
+# templates; the card's params; the summary's sources): rewrite them, or check them (exit 1
+# with a one-line summary when stale; tests/test_layout.py runs the check)
+deps: setup
+	$(PY) tools/pipeline_deps.py
+
+deps-check: setup
+	$(PY) tools/pipeline_deps.py --check
 
 clean:
 	rm -rf .cache .pytest_cache .ruff_cache bench/results.json

@@ -35,7 +35,7 @@ REJECT_STAGES = ("queries", "search", "crawl", "rank", "synthesize")
 METRIC_STAGES = ("queries", "search", "crawl", "synthesize")
 #: Stages whose metrics carry ``pii_masked`` ({kind: count}).
 PII_STAGES = ("search", "crawl", "synthesize")
-#: The params the card shows (dvc.yaml lists the same under the card stage's ``params:``).
+#: The params the card shows (`make deps` writes them into dvc.yaml as the card's ``params:``).
 CARD_PARAMS = (
     "llm.model",
     "search.categories",
