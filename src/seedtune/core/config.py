@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from seedtune.core.errors import ConfigError
+from seedtune.core.paths import PARAMS_FILE
 from seedtune.core.records import read_yaml_mapping
 
 #: What an environment variable's name looks like (``*_env`` keys hold names, not secrets).
@@ -330,7 +331,7 @@ def machine_keys_in(raw: dict[str, Any], source_of: Callable[[str], str]) -> lis
     ]
 
 
-def load_params(path: Path | str = "params.yaml", sections: tuple[str, ...] = ()) -> Params:
+def load_params(path: Path | str = PARAMS_FILE, sections: tuple[str, ...] = ()) -> Params:
     """Read ``path`` (pipeline params) and validate ``sections`` (all when empty), with this
     machine's settings merged into them (:mod:`seedtune.core.machine`); raises
     :class:`ConfigError` naming the file and key of every problem."""
