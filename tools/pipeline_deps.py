@@ -115,6 +115,8 @@ def code_deps(stage: str) -> list[str]:
     """The stage's code deps as dvc.yaml spells them: its script first, then its closure and
     templates, sorted."""
     script = ROOT / "stages" / f"{stage}.py"
+    if not script.is_file():
+        raise SystemExit(f"dvc.yaml: stage {stage} has no script stages/{stage}.py")
     files = closure(script) - {script}
     return [script.relative_to(ROOT).as_posix()] + sorted(
         p.relative_to(ROOT).as_posix() for p in files
@@ -245,6 +247,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     old = args.file.read_text(encoding="utf-8")
     new = render(old)
+    for stage, lists in stage_lists(new).items():  # a stage with no `deps:` line to fill
+        if not set(code_deps(stage)) <= set(lists["deps"]):
+            print(f"{args.file.name}: stage {stage} needs a `deps:` list", file=sys.stderr)
+            return 1
     if new == old:
         return 0
     if args.check:
