@@ -79,7 +79,9 @@ class TitlesConfig(_Section):
 class QueriesConfig(_Section):
     seed_file: str = "data/seed_words.txt"
     # llm: the LLM writes questions per seed word; titles: forum titles rewritten as questions
-    sources: list[Literal["llm", "titles"]] = Field(default_factory=lambda: ["llm"], min_length=1)
+    sources: list[Literal["llm", "titles"]] = Field(
+        default_factory=lambda: ["llm", "titles"], min_length=1
+    )
     titles: TitlesConfig = Field(default_factory=TitlesConfig)
     per_seed: int = Field(20, ge=1, le=200)
     # the tutorial asked for questions ("~인가요?") and instructions ("~알려 주세요") alike
@@ -215,7 +217,8 @@ class TrainConfig(_Section):
     gradient_checkpointing: bool = False
     compile: bool = False  # torch.compile the model (CUDA); see bench/gpu_train.py
     with_passages: bool = False  # prompts carry the passages, as `seedtune ask --rag` asks
-    liger_kernel: Literal["auto"] | bool = "auto"
+    # off, as conf/ has it: measured slower (bench/gpu_train.py); auto: on with CUDA if installed
+    liger_kernel: Literal["auto"] | bool = False
     logging_steps: int = Field(5, ge=1)
     # a whole number of optimizer steps, or below 1 a share of the run's steps (0.1: ten
     # evaluations however large the data). Every 50 steps was about 44 passes over the eval
