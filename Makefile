@@ -8,7 +8,7 @@ STAMP := $(VENV)/.seedtune-installed
 SERVERS_STAMP := $(VENV)/.seedtune-servers-installed
 PYTEST_ARGS ?=
 
-.PHONY: setup servers demo demo-sim test test-fast bench lint clean
+.PHONY: setup servers demo demo-sim test test-fast bench lint deps deps-check clean
 
 # Chromium for tests/test_card_page.py (the card page in a real browser): installed when
 # absent and we are root with apt-get; never fatal (the test skips without it).
@@ -72,12 +72,23 @@ bench: setup
 	BENCH_SCALE="$(BENCH_SCALE)" PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/run.py $(BENCH)
 
 # What CI checks before the tests (the same hooks as .pre-commit-config.yaml): ruff's
-# lint and format (line length 100, pyproject.toml) and mypy over core and llm.
-LINT_PATHS := src stages tests bench sandbox
+# lint and format (line length 100, pyproject.toml), mypy over core and llm, and that
+# dvc.yaml's generated code deps are current (make deps rewrites them).
+LINT_PATHS := src stages tests bench sandbox tools
 lint: setup
 	$(VENV)/bin/ruff check $(LINT_PATHS)
 	$(VENV)/bin/ruff format --check $(LINT_PATHS)
 	$(VENV)/bin/mypy
+	$(PY) tools/pipeline_deps.py --check
+
+# dvc.yaml's generated parts (each stage's code deps: its import closure and prompt
+# templates; the card's params; the summary's sources): rewrite them, or check them (exit 1
+# with a one-line summary when stale; tests/test_layout.py runs the check)
+deps: setup
+	$(PY) tools/pipeline_deps.py
+
+deps-check: setup
+	$(PY) tools/pipeline_deps.py --check
 
 clean:
 	rm -rf .cache .pytest_cache .ruff_cache bench/results.json

@@ -11,6 +11,7 @@ no calls: free to rerun, and the same inputs give the same bytes.
 
 import _guard  # noqa: F401  (one line, not a traceback, outside the venv)
 
+from seedtune.core.paths import DATASET_CARD, DATASET_PAGE, PARAMS_FILE
 from seedtune.core.records import atomic_write_text
 from seedtune.core.stage import METRICS_DIR, REJECTS_DIR, run_stage, write_metrics
 from seedtune.synthesis.browse import write_html
@@ -25,12 +26,12 @@ from seedtune.synthesis.card import (
 
 
 def main() -> None:
-    context = read_context(REJECTS_DIR, METRICS_DIR, "params.yaml")
+    context = read_context(REJECTS_DIR, METRICS_DIR, PARAMS_FILE)
     rows = iter_rows(DATA_FILE)
     tally = Tally()
-    write_html("data/instructions.html", tally.feed(rows), context.rejects)
+    write_html(DATASET_PAGE, tally.feed(rows), context.rejects)
     stats = tally.statistics(context.metrics, context.rejects)
-    atomic_write_text("data/instructions.md", render_card(context, stats))
+    atomic_write_text(DATASET_CARD, render_card(context, stats))
     write_metrics("card", card_metrics(stats))
 
 

@@ -7,12 +7,13 @@ already composed params.yaml with your -S overrides, so this leaves it alone.
 import _guard  # noqa: F401  (one line, not a traceback, outside the venv)
 
 from seedtune.core.compose import write_params
+from seedtune.core.paths import CONF_DIR, PARAMS_FILE
 from seedtune.core.preflight import warn_missing_keys
 from seedtune.core.stage import run_stage
 
 
 def main() -> None:
-    write_params("params.yaml", "conf")
+    write_params(PARAMS_FILE, CONF_DIR)
     warn_missing_keys()  # the first stage of every run: say now what a later one will lack
 
 

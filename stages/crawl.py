@@ -13,6 +13,7 @@ import _guard  # noqa: F401  (one line, not a traceback, outside the venv)
 
 from seedtune.core.cache import ResponseCache
 from seedtune.core.config import load_params
+from seedtune.core.paths import DOCUMENTS, PAGES
 from seedtune.core.stage import CACHE_DIR, REJECTS_DIR, run_stage, write_metrics
 from seedtune.retrieval.crawl import (
     CrawlResult,
@@ -24,9 +25,6 @@ from seedtune.retrieval.crawl import (
 )
 from seedtune.retrieval.documents import iter_documents
 from seedtune.retrieval.fetch import PageFetcher
-
-DOCUMENTS = "data/documents.jsonl"
-PAGES = "data/pages.jsonl"
 
 
 def main() -> None:

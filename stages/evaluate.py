@@ -10,6 +10,7 @@ import _guard  # noqa: F401  (one line, not a traceback, outside the venv)
 
 from seedtune.core.cache import ResponseCache
 from seedtune.core.config import load_params
+from seedtune.core.paths import ADAPTER, INSTRUCTIONS
 from seedtune.core.preflight import require_llm_key
 from seedtune.core.records import read_jsonl
 from seedtune.core.stage import CACHE_DIR, ignore_peft_checkpointing_warning, run_stage
@@ -20,10 +21,10 @@ from seedtune.llm.client import LLMClient
 def main() -> None:
     ignore_peft_checkpointing_warning()  # the adapter goes on the base: expected
     p = load_params(sections=("llm", "train", "evaluate"))
-    instructions = read_jsonl("data/instructions.jsonl")
+    instructions = read_jsonl(INSTRUCTIONS)
     questions = ev.eval_questions(p, instructions)
     require_llm_key(p.llm.api_key_env, "the judge needs it: checked before generating answers")
-    answers = ev.answer_all(p, questions, "models/adapter")
+    answers = ev.answer_all(p, questions, ADAPTER)
     client = LLMClient(p.llm, ResponseCache(CACHE_DIR / "evaluate"), desc="judge")
     ev.judge_and_report(p, client, questions, answers, instructions)
 

@@ -9,6 +9,7 @@ import _guard  # noqa: F401  (one line, not a traceback, outside the venv)
 
 from seedtune.core.cache import ResponseCache
 from seedtune.core.config import load_params
+from seedtune.core.paths import QUESTIONS
 from seedtune.core.preflight import require_llm_key
 from seedtune.core.records import read_lines, write_jsonl
 from seedtune.core.stage import (
@@ -67,7 +68,7 @@ def main() -> None:
             "queries", len(llm_reqs) + found.sent, len(failed) + judged.lost, p.llm.max_reject_rate
         )
         queries.require_kept(kept, counts, drops, cfg)  # never an empty file that looks done
-        write_jsonl("data/questions.jsonl", kept)
+        write_jsonl(QUESTIONS, kept)
 
 
 if __name__ == "__main__":

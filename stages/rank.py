@@ -16,6 +16,7 @@ import _guard  # noqa: F401  (one line, not a traceback, outside the venv)
 from tqdm.auto import tqdm
 
 from seedtune.core.config import load_params
+from seedtune.core.paths import DOCUMENTS, PAGES, RANKED
 from seedtune.core.records import JsonlWriter
 from seedtune.core.stage import CACHE_DIR, run_stage, write_metrics
 from seedtune.retrieval.documents import iter_documents
@@ -23,10 +24,6 @@ from seedtune.retrieval.embeddings import EmbeddingStore, encoder_fingerprint
 from seedtune.retrieval.page_index import PageIndex
 from seedtune.retrieval.passages import PagePassages
 from seedtune.retrieval.rank import PASSAGE_PREFIX, RankMetrics, load_encoder, rank_stream
-
-DOCUMENTS = "data/documents.jsonl"
-PAGES = "data/pages.jsonl"
-RANKED = "data/ranked.jsonl"
 
 
 def main() -> None:

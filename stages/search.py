@@ -13,14 +13,12 @@ import _guard  # noqa: F401  (one line, not a traceback, outside the venv)
 from seedtune.core.cache import ResponseCache
 from seedtune.core.config import load_params
 from seedtune.core.credentials import optional_secret
+from seedtune.core.paths import DOCUMENTS, QUESTIONS
 from seedtune.core.records import JsonlWriter
 from seedtune.core.stage import CACHE_DIR, run_stage, write_metrics
 from seedtune.retrieval.naver import NaverClient
 from seedtune.retrieval.quota import QuotaExceeded
 from seedtune.retrieval.search import DocumentTally, SearchRun, derived_rows, read_questions
-
-QUESTIONS = "data/questions.jsonl"
-DOCUMENTS = "data/documents.jsonl"
 
 
 def main() -> None:

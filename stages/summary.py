@@ -7,13 +7,14 @@ tokens/s and MFU, and the cost of every LLM answer behind the run. Costs nothing
 
 import _guard  # noqa: F401  (one line, not a traceback, outside the venv)
 
+from seedtune.core.paths import metrics_file
 from seedtune.core.records import write_json
 from seedtune.core.stage import METRICS_DIR, run_stage
 from seedtune.evaluation.summary import SOURCES, headline, stage_metrics
 
 
 def main() -> None:
-    write_json(METRICS_DIR / "summary.json", headline(stage_metrics(METRICS_DIR, SOURCES)))
+    write_json(metrics_file("summary"), headline(stage_metrics(METRICS_DIR, SOURCES)))
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import _guard  # noqa: F401  (one line, not a traceback, outside the venv)
 
 from seedtune.core.cache import ResponseCache
 from seedtune.core.config import load_params
+from seedtune.core.paths import INSTRUCTIONS, QUESTIONS, RANKED
 from seedtune.core.records import iter_jsonl
 from seedtune.core.stage import CACHE_DIR, REJECTS_DIR, run_stage, stage_metrics
 from seedtune.llm.client import LLMClient
@@ -20,7 +21,7 @@ from seedtune.synthesis.synthesize import Answers, read_provenance, synthesize
 
 def main() -> None:
     p = load_params(sections=("llm", "synthesize"))
-    questions = read_provenance("data/questions.jsonl")  # before any call is paid for
+    questions = read_provenance(QUESTIONS)  # before any call is paid for
     template = load_template("synthesize")
     client = LLMClient(p.llm, ResponseCache(CACHE_DIR / "synthesize"), desc="synthesize")
     answers = Answers(p.synthesize, p.llm.model, template.version, questions)
@@ -32,13 +33,13 @@ def main() -> None:
     ) as metrics:
         metrics.update(
             synthesize(
-                iter_jsonl("data/ranked.jsonl"),
+                iter_jsonl(RANKED),
                 client,
                 p.synthesize,
                 template,
                 answers,
                 p.seed,
-                "data/instructions.jsonl",
+                INSTRUCTIONS,
                 REJECTS_DIR / "synthesize.jsonl",
                 p.llm.max_reject_rate,
             )

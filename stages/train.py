@@ -11,6 +11,7 @@ from pathlib import Path
 
 import _guard  # noqa: F401  (one line, not a traceback, outside the venv)
 
+from seedtune.core import paths
 from seedtune.core.config import load_params
 from seedtune.core.preflight import check_before_training
 from seedtune.core.records import read_jsonl, save_atomically
@@ -26,9 +27,7 @@ from seedtune.training.launch import is_main_process, needs_launch, owns_setup, 
 from seedtune.training.model_card import write_model_card
 from seedtune.training.train import live_or_none, train
 
-DATA = Path("data/instructions.jsonl")
-ADAPTER = Path("models/adapter")
-CHECKPOINTS = Path("models/checkpoints")
+DATA, ADAPTER, CHECKPOINTS = Path(paths.INSTRUCTIONS), Path(paths.ADAPTER), Path(paths.CHECKPOINTS)
 
 
 def main() -> None:

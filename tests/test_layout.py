@@ -1,6 +1,6 @@
-"""The house rules: each stage's dvc.yaml deps cover its import closure, its prompt templates
-and the files its params name; packages import only what the architecture allows; no import
-cycles; stage scripts stay thin."""
+"""The house rules: each stage's dvc.yaml deps are what tools/pipeline_deps.py generates (its
+import closure and prompt templates) plus the files its params name; packages import only what
+the architecture allows; no import cycles; stage scripts stay thin."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ import ast
 from collections.abc import Iterator
 from pathlib import Path
 
+import pipeline_deps  # tools/pipeline_deps.py (pyproject's pytest pythonpath)
 import pytest
 import yaml
+from pipeline_deps import CARD_SOURCE, SUMMARY_SOURCE, imports, module_file, module_name
 from support import ROOT
 
-SRC = ROOT / "src"
-PACKAGE = SRC / "seedtune"
-TEMPLATES = PACKAGE / "llm" / "templates"
+PACKAGE = ROOT / "src" / "seedtune"
 STAGES = (
     "compose",
     "queries",
@@ -45,82 +45,34 @@ ALLOWED = {
 }
 
 
-def module_file(name: str) -> Path | None:
-    """The source file of module ``seedtune....`` (a package's __init__.py), or None."""
-    base = SRC.joinpath(*name.split("."))
-    for path in (base.with_suffix(".py"), base / "__init__.py"):
-        if path.is_file():
-            return path
-    return None
-
-
-def module_name(path: Path) -> str:
-    parts = path.relative_to(SRC).with_suffix("").parts
-    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-
-
-def imports(path: Path) -> Iterator[str]:
-    """Every seedtune module ``path`` imports, at the top or inside a function."""
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Import):
-            names = [a.name for a in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            # `from seedtune.x import y`: y may be a submodule or a name in x
-            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
-        else:
-            continue
-        for name in names:
-            if name.split(".")[0] == "seedtune" and module_file(name):
-                yield name
-
-
-def templates(path: Path) -> Iterator[str]:
-    """Prompt templates ``path`` loads by name (``load_template("queries")``)."""
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if (
-            isinstance(node, ast.Call)
-            and getattr(node.func, "id", None) == "load_template"
-            and node.args
-            and isinstance(node.args[0], ast.Constant)
-        ):
-            yield node.args[0].value
-
-
-def closure(script: Path) -> set[Path]:
-    """Every file the script runs: seedtune modules (with their packages' __init__.py),
-    followed transitively, and the prompt templates they load."""
-    seen: set[Path] = set()
-    todo = [script]
-    while todo:
-        path = todo.pop()
-        if path in seen:
-            continue
-        seen.add(path)
-        if path.suffix != ".py":
-            continue
-        for name in imports(path):
-            parts = name.split(".")
-            for i in range(1, len(parts) + 1):  # importing a.b.c runs a, a.b and a.b.c
-                found = module_file(".".join(parts[:i]))
-                if found:
-                    todo.append(found)
-        todo += [TEMPLATES / f"{t}.txt" for t in templates(path)]
-    return seen
-
-
 def dvc_stages() -> dict[str, dict]:
     return yaml.safe_load((ROOT / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
 
 
-@pytest.mark.parametrize("stage", STAGES)
-def test_stage_deps_cover_its_import_closure_and_files(stage: str) -> None:
-    deps = set(dvc_stages()[stage]["deps"])
-    wanted = {p.relative_to(ROOT).as_posix() for p in closure(ROOT / "stages" / f"{stage}.py")}
-    wanted |= PARAM_FILES.get(stage, set())
-    missing = sorted(wanted - deps)
+def test_generated_dvc_yaml_parts_equal_the_committed_ones(capsys: pytest.CaptureFixture) -> None:
+    # code deps (import closure + templates), card params, summary sources: `make deps`
+    rc = pipeline_deps.main(["--check"])
+    assert rc == 0, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("stage", sorted(PARAM_FILES))
+def test_stage_deps_name_the_files_its_params_name(stage: str) -> None:
+    # hand-written (the tool keeps them): a stage must rerun when such a file changes
+    missing = sorted(PARAM_FILES[stage] - set(dvc_stages()[stage]["deps"]))
     assert not missing, f"dvc.yaml: stage {stage} misses deps {missing}"
-    stale = sorted(d for d in deps if d.startswith("src/") and d not in wanted)
-    assert not stale, f"dvc.yaml: stage {stage} lists {stale}, which it does not import"
+
+
+def test_card_params_and_summary_sources_are_what_dvc_yaml_lists() -> None:
+    from seedtune.evaluation.summary import SOURCES
+    from seedtune.synthesis.card import CARD_PARAMS
+
+    # the tool reads them from the source text: it must read what the package runs
+    assert pipeline_deps.constant(CARD_SOURCE, "CARD_PARAMS") == CARD_PARAMS
+    assert pipeline_deps.constant(SUMMARY_SOURCE, "SOURCES") == SOURCES
+    stages = dvc_stages()
+    assert tuple(stages["card"]["params"]) == CARD_PARAMS
+    metrics = [d for d in stages["summary"]["deps"] if d.startswith("metrics/")]
+    assert metrics == [f"metrics/{s}.json" for s in SOURCES]
 
 
 def test_every_stage_has_a_script_and_a_params_section() -> None:

@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from seedtune.core import paths
 from seedtune.core.compose import set_conf_values
 from seedtune.core.errors import ConfigError
 
@@ -49,17 +50,17 @@ GEMMA_ID = "google/gemma-2b-it"
 E5_ID = "intfloat/multilingual-e5-small"
 
 OUTPUTS = [
-    "params.yaml",
-    "data/questions.jsonl",
-    "data/documents.jsonl",
-    "data/pages.jsonl",
-    "data/ranked.jsonl",
-    "data/instructions.jsonl",
-    "data/instructions.md",
-    "data/instructions.html",
-    "models/adapter",
-    "metrics/train/plots/metrics",
-    "reports/evaluation.md",
+    paths.PARAMS_FILE,
+    paths.QUESTIONS,
+    paths.DOCUMENTS,
+    paths.PAGES,
+    paths.RANKED,
+    paths.INSTRUCTIONS,
+    paths.DATASET_CARD,
+    paths.DATASET_PAGE,
+    paths.ADAPTER,
+    "metrics/train/plots/metrics",  # dvclive's curves: its layout, not one of ours
+    paths.EVALUATION_REPORT,
 ]
 
 

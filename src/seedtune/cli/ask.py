@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from seedtune.core import paths
 from seedtune.core.config import Params, load_params
 from seedtune.core.credentials import hf_token
 from seedtune.core.errors import ConfigError
@@ -119,10 +120,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("question")
     ap.add_argument(
         "--adapter",
-        default="models/adapter",
+        default=paths.ADAPTER,
         help="LoRA adapter directory ('none' for the base model alone)",
     )
-    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--params", default=paths.PARAMS_FILE)
     ap.add_argument("--max-new-tokens", type=int, default=256)
     ap.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
     ap.add_argument("--rag", action="store_true", help="ground the answer in Naver + e5")

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from seedtune.cli.estimate_retrieval import crawl_summary, format_crawl, format_naver, naver_summary
+from seedtune.core import paths
 from seedtune.core.cache import ResponseCache
 from seedtune.core.config import Params, load_params
 from seedtune.core.credentials import optional_secret
@@ -121,7 +122,7 @@ def llm_rows(p: Params, seeds: list[str], root: Path, budget: DailyBudget) -> li
     if "titles" in p.queries.sources:
         rows.append(_titles_row(p, seeds, root, q_client, prices, budget))
 
-    ranked_path = root / "data" / "ranked.jsonl"
+    ranked_path = root / paths.RANKED
     projected = not ranked_path.is_file()
     if projected:
         passage = {"passage": "가" * PASSAGE_CHARS}
@@ -225,7 +226,7 @@ def _judge_row(
     from seedtune.evaluation import evaluate as evaluation
     from seedtune.synthesis import synthesize as synthesis
 
-    instructions_path = root / "data" / "instructions.jsonl"
+    instructions_path = root / paths.INSTRUCTIONS
     have_input = instructions_path.is_file()
     instructions = (
         read_jsonl(instructions_path)
@@ -342,7 +343,7 @@ def format_report(result: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Print the estimate for params.yaml in the current directory."""
     ap = argparse.ArgumentParser(prog="seedtune estimate", description=__doc__.splitlines()[0])
-    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--params", default=paths.PARAMS_FILE)
     ap.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = ap.parse_args(argv)
     p = load_params(args.params, ("llm", "queries", "search", "crawl", "synthesize", "evaluate"))

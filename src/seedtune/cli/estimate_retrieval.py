@@ -11,14 +11,12 @@ from typing import Any
 
 from seedtune.core.cache import ResponseCache
 from seedtune.core.config import Params
+from seedtune.core.paths import DOCUMENTS, QUESTIONS
 from seedtune.core.records import read_jsonl
 from seedtune.core.stage import CACHE_DIR
 from seedtune.retrieval import forecast
 from seedtune.retrieval.naver import NaverClient
 from seedtune.retrieval.quota import DailyBudget
-
-QUESTIONS = "data/questions.jsonl"
-DOCUMENTS = "data/documents.jsonl"
 
 
 def naver_summary(

@@ -21,12 +21,17 @@ from typing import Any
 from seedtune.core.credentials import hf_token
 from seedtune.core.errors import ConfigError
 from seedtune.core.machine import locate_model
+from seedtune.core.paths import ADAPTER, MERGED, metrics_file
 from seedtune.core.records import atomic_write_text, save_atomically
 from seedtune.core.stage import ignore_peft_checkpointing_warning
 from seedtune.evaluation.generation import stop_token_ids
 from seedtune.training.model_card import evaluation_of, render_merged_card
 
 log = logging.getLogger(__name__)
+
+
+#: The evaluate stage's metrics: the merged card quotes their verdict when they judged it.
+EVALUATION = metrics_file("evaluate")
 
 
 def adapter_base(adapter: Path) -> tuple[str, str | None]:
@@ -46,7 +51,7 @@ def merge_adapter(
     out: Path,
     base: str | None = None,
     dtype: str = "auto",
-    evaluation: Path = Path("metrics/evaluate.json"),
+    evaluation: Path = EVALUATION,
 ) -> Path:
     """Load base + adapter, fold the LoRA weights into the base, save to ``out`` atomically
     with a model card (the adapter's, with ``evaluation``'s verdict when it judged this
@@ -104,8 +109,8 @@ def write_merged_card(out: Path, adapter: Path, base_id: str, evaluation: Path) 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``seedtune export``."""
     ap = argparse.ArgumentParser(prog="seedtune export", description=__doc__.splitlines()[0])
-    ap.add_argument("--adapter", default="models/adapter", help="PEFT adapter directory")
-    ap.add_argument("--out", default="models/merged", help="merged model directory (replaced)")
+    ap.add_argument("--adapter", default=ADAPTER, help="PEFT adapter directory")
+    ap.add_argument("--out", default=MERGED, help="merged model directory (replaced)")
     ap.add_argument(
         "--base",
         default=None,
@@ -114,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dtype", default="auto", choices=["auto", "bfloat16", "float16", "float32"])
     ap.add_argument(
         "--evaluation",
-        default="metrics/evaluate.json",
+        default=EVALUATION.as_posix(),
         help="the evaluate stage's metrics, quoted in the card if they judged this adapter",
     )
     args = ap.parse_args(argv)

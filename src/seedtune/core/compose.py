@@ -23,6 +23,7 @@ import yaml
 
 from seedtune.core.config import machine_keys_in, validate_params
 from seedtune.core.errors import ConfigError, one_line
+from seedtune.core.paths import CONF_DIR, PARAMS_CONF_FILE, PARAMS_FILE
 from seedtune.core.records import atomic_write_text, read_yaml_mapping
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,7 @@ HEADER = (
 
 
 def compose_config(
-    conf_dir: Path | str = "conf", config_name: str = "config", overrides: Sequence[str] = ()
+    conf_dir: Path | str = CONF_DIR, config_name: str = "config", overrides: Sequence[str] = ()
 ) -> dict[str, Any]:
     """Compose the Hydra config under ``conf_dir`` into a plain, fully resolved dict."""
     from hydra import compose, initialize_config_dir
@@ -159,7 +160,7 @@ def dump_params(params: dict[str, Any]) -> str:
 
 #: Beside params.yaml: what conf/ alone composed to last time. Values in params.yaml that
 #: differ from it came from an experiment (``dvc exp apply``, ``-S``), not from conf/.
-BASE_NAME = "params.conf.yaml"
+BASE_NAME = PARAMS_CONF_FILE
 BASE_HEADER = (
     "# What conf/ alone composes to (written by the compose stage with params.yaml).\n"
     "# compose compares params.yaml with it to find the values an experiment set.\n"
@@ -186,8 +187,8 @@ _MISSING = object()
 
 
 def write_params(
-    out: Path | str = "params.yaml",
-    conf_dir: Path | str = "conf",
+    out: Path | str = PARAMS_FILE,
+    conf_dir: Path | str = CONF_DIR,
     overrides: Sequence[str] = (),
     respect_exp: bool = True,
     resolve: str | None = None,
@@ -311,8 +312,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         prog="seedtune compose", description="compose conf/ into params.yaml"
     )
-    ap.add_argument("--conf", default="conf")
-    ap.add_argument("--out", default="params.yaml")
+    ap.add_argument("--conf", default=CONF_DIR)
+    ap.add_argument("--out", default=PARAMS_FILE)
     ap.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. train.lora.r=8")
     choice = ap.add_mutually_exclusive_group()
     choice.add_argument(

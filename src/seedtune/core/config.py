@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from seedtune.core.errors import ConfigError
+from seedtune.core.paths import PARAMS_FILE
 from seedtune.core.records import read_yaml_mapping
 
 #: What an environment variable's name looks like (``*_env`` keys hold names, not secrets).
@@ -82,7 +83,7 @@ class TitlesConfig(_Section):
 class QueriesConfig(_Section):
     seed_file: str = "data/seed_words.txt"
     # llm: the LLM writes questions per seed word; titles: forum titles rewritten as questions
-    sources: list[Literal["llm", "titles"]] = Field(default=["llm"], min_length=1)
+    sources: list[Literal["llm", "titles"]] = Field(default=["llm", "titles"], min_length=1)
     titles: TitlesConfig = Field(default_factory=TitlesConfig)
     per_seed: int = Field(20, ge=1, le=200)
     # the tutorial asked for questions ("~인가요?") and instructions ("~알려 주세요") alike
@@ -216,7 +217,8 @@ class TrainConfig(_Section):
     gradient_checkpointing: bool = False
     compile: bool = False  # torch.compile the model (CUDA); see bench/gpu_train.py
     with_passages: bool = False  # prompts carry the passages, as `seedtune ask --rag` asks
-    liger_kernel: Literal["auto"] | bool = "auto"
+    # off, as conf/ has it: measured slower (bench/gpu_train.py); auto: on with CUDA if installed
+    liger_kernel: Literal["auto"] | bool = False
     logging_steps: int = Field(5, ge=1)
     # a whole number of optimizer steps, or below 1 a share of the run's steps (0.1: ten
     # evaluations however large the data). Every 50 steps was about 44 passes over the eval
@@ -335,7 +337,7 @@ def machine_keys_in(raw: dict[str, Any], source_of: Callable[[str], str]) -> lis
     ]
 
 
-def load_params(path: Path | str = "params.yaml", sections: tuple[str, ...] = ()) -> Params:
+def load_params(path: Path | str = PARAMS_FILE, sections: tuple[str, ...] = ()) -> Params:
     """Read ``path`` (pipeline params) and validate ``sections`` (all when empty), with this
     machine's settings merged into them (:mod:`seedtune.core.machine`); raises
     :class:`ConfigError` naming the file and key of every problem."""

@@ -7,16 +7,17 @@ import sys
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 from seedtune.core.errors import RejectRateError, SeedtuneError, one_line, run_main
+from seedtune.core.paths import (
+    CACHE_DIR,  # noqa: F401  (stages import it from here)
+    METRICS_DIR,
+    REJECTS_DIR,
+    metrics_file,
+)
 from seedtune.core.records import write_json, write_jsonl
 from seedtune.core.signals import interrupted, stop_on_signals
-
-CACHE_DIR = Path("data/cache")
-REJECTS_DIR = Path("data/rejects")
-METRICS_DIR = Path("metrics")
 
 
 def setup_logging(stage: str) -> None:
@@ -63,7 +64,7 @@ def run_stage(stage: str, main: Callable[[], object]) -> None:
 
 def write_metrics(stage: str, metrics: dict[str, Any]) -> None:
     """metrics/<stage>.json (declared as DVC metrics)."""
-    write_json(METRICS_DIR / f"{stage}.json", metrics)
+    write_json(metrics_file(stage), metrics)
     logging.getLogger(stage).info("metrics: %s", metrics)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from seedtune.core import paths
 from seedtune.core.config import Params
 from seedtune.core.records import (
     atomic_write_text,
@@ -37,7 +38,7 @@ from seedtune.llm.prompts import load_template
 
 LABELS = ("base", "tuned")
 #: Both models' answers as last judged (an output of the evaluate stage).
-ANSWERS_FILE = "reports/answers.jsonl"
+ANSWERS_FILE = paths.ANSWERS
 
 
 #: The group of an eval row without ``question_source`` (rows before other sources existed).
@@ -237,9 +238,9 @@ def judge_and_report(
             "evaluate", 4 * len(questions), client.stats.rejects, p.llm.max_reject_rate
         )
         atomic_write_text(
-            "reports/evaluation.md", report_markdown({**results, "judge_model": judge}, rows)
+            paths.EVALUATION_REPORT, report_markdown({**results, "judge_model": judge}, rows)
         )
-        write_json("reports/scores.json", score_distribution(rows, LABELS))
+        write_json(paths.SCORES, score_distribution(rows, LABELS))
         write_answers(questions, answers)  # estimate rebuilds the judge's requests from it
         # which adapter was judged: the merged model's card quotes the verdict only for it
-        metrics.update(results, adapter_md5=weights_md5("models/adapter"))
+        metrics.update(results, adapter_md5=weights_md5(paths.ADAPTER))

@@ -17,7 +17,7 @@ from seedtune.core.records import read_json
 
 #: The LLM stages whose answers a run is built on (evaluate's judge is counted too).
 LLM_STAGES = ("queries", "synthesize")
-#: Every stage the headline reads.
+#: Every stage the headline reads (`make deps` writes them into dvc.yaml as summary's deps).
 SOURCES = ("queries", "synthesize", "train", "evaluate")
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from seedtune.core.errors import InputError
+from seedtune.core.paths import DOCUMENTS
 from seedtune.core.pii import mask
 from seedtune.core.records import iter_jsonl
 
@@ -133,13 +134,13 @@ def dedupe_documents(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def check_rows(rows: list[Any], source: str = "data/documents.jsonl") -> None:
+def check_rows(rows: list[Any], source: str = DOCUMENTS) -> None:
     """Raise InputError naming the first row that is not ``{question: str, documents: list}``."""
     for n, row in enumerate(rows, 1):
         check_row(row, n, source)
 
 
-def check_row(row: Any, n: int, source: str = "data/documents.jsonl") -> None:
+def check_row(row: Any, n: int, source: str = DOCUMENTS) -> None:
     """Raise InputError naming row ``n`` (1-based) of ``source`` unless it is ``{question:
     str, documents: list}`` (:func:`check_rows` for one row of a stream)."""
     if not (

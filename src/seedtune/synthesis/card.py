@@ -24,18 +24,19 @@ import yaml
 
 from seedtune.core.errors import InputError
 from seedtune.core.markdown import Markdown, md_code, md_text
+from seedtune.core.paths import INSTRUCTIONS
 from seedtune.core.pii import TAGS
 from seedtune.core.records import iter_jsonl, read_json, read_jsonl, read_yaml_mapping
 
 #: Where the instructions live, relative to the repository (and to a Hub dataset repo).
-DATA_FILE = "data/instructions.jsonl"
+DATA_FILE = INSTRUCTIONS
 #: Stages whose data/rejects/<stage>.jsonl the card reads, when it exists.
 REJECT_STAGES = ("queries", "search", "crawl", "rank", "synthesize")
 #: Stages whose metrics/<stage>.json the card reads, when it exists.
 METRIC_STAGES = ("queries", "search", "crawl", "synthesize")
 #: Stages whose metrics carry ``pii_masked`` ({kind: count}).
 PII_STAGES = ("search", "crawl", "synthesize")
-#: The params the card shows (dvc.yaml lists the same under the card stage's ``params:``).
+#: The params the card shows (`make deps` writes them into dvc.yaml as the card's ``params:``).
 CARD_PARAMS = (
     "llm.model",
     "search.categories",
@@ -553,11 +554,11 @@ def render_card(inputs: CardInputs, stats: dict[str, Any]) -> str:
     )
     s.append("## Loading it\n")
     s.append(
-        "Both splits are in one JSON Lines file, `data/instructions.jsonl`, told apart by its "
+        f"Both splits are in one JSON Lines file, `{DATA_FILE}`, told apart by its "
         "`split` column. Loaded as one file (here, or from the Hub with the `configs` "
         "above) every row is in the one split `datasets` makes: filter on `split`.\n\n"
         "```python\nimport datasets\n\n"
-        'rows = datasets.load_dataset("json", data_files="data/instructions.jsonl", '
+        f'rows = datasets.load_dataset("json", data_files="{DATA_FILE}", '
         'split="train")\n'
         'train = rows.filter(lambda r: r["split"] == "train")\n'
         'eval_ = rows.filter(lambda r: r["split"] == "eval")\n```\n\n'

@@ -21,6 +21,7 @@ from seedtune.core.credentials import hf_token
 from seedtune.core.device import device_caps, matmul_flops
 from seedtune.core.errors import InputError, one_line
 from seedtune.core.machine import resolve_model
+from seedtune.core.paths import INSTRUCTIONS
 from seedtune.core.records import atomic_write_text
 from seedtune.llm.rag import rag_prompt
 from seedtune.training.checkpoints import latest_complete
@@ -62,7 +63,7 @@ def split_rows(
     train_rows = [to_conversation(r, with_passages) for r in rows if r.get("split") != "eval"]
     eval_rows = [to_conversation(r, with_passages) for r in rows if r.get("split") == "eval"]
     if not train_rows:
-        raise InputError("data/instructions.jsonl has no training examples")
+        raise InputError(f"{INSTRUCTIONS} has no training examples")
     return train_rows, eval_rows
 
 
