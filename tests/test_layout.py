@@ -14,7 +14,7 @@ from support import ROOT
 
 SRC = ROOT / "src"
 PACKAGE = SRC / "seedtune"
-TEMPLATES = PACKAGE / "llm" / "templates"
+TEMPLATES = PACKAGE / "tasks" / "templates"
 STAGES = (
     "compose",
     "queries",
@@ -37,12 +37,14 @@ ALLOWED = {
     "core": set(),
     "llm": {"core"},
     "retrieval": {"core"},
+    # one module per LLM task: its template, schema, requests and what its answers become
+    "tasks": {"core", "llm"},
     # retrieval: the queries stage reads Naver's cafe and 지식iN titles (synthesis.titles)
-    "synthesis": {"core", "llm", "retrieval"},
-    "training": {"core", "llm"},  # llm.prompts: the ask --rag prompt, for with_passages
-    "evaluation": {"core", "llm"},
+    "synthesis": {"core", "llm", "retrieval", "tasks"},
+    "training": {"core", "tasks"},  # tasks.ask_rag: the ask --rag prompt, for with_passages
+    "evaluation": {"core", "llm", "tasks"},
     "offline": {"core"},
-    "cli": {"core", "llm", "retrieval", "synthesis", "training", "evaluation"},
+    "cli": {"core", "llm", "retrieval", "synthesis", "tasks", "training", "evaluation"},
 }
 
 

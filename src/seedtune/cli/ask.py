@@ -69,7 +69,7 @@ def build_prompt(question: str, passages: list[dict[str, Any]] | None, top_k: in
     """The user turn: the question alone, or with passages as the synthesize stage showed them."""
     if passages is None:
         return question
-    from seedtune.llm.rag import rag_prompt
+    from seedtune.tasks.ask_rag import rag_prompt
 
     return rag_prompt(question, passages, top_k)
 
