@@ -66,7 +66,8 @@ def run(
     import requests
 
     from seedtune.core.cache import ResponseCache
-    from seedtune.retrieval.fetch import FetchSettings, PageFetcher
+    from seedtune.core.config import CrawlConfig
+    from seedtune.retrieval.fetch import PageFetcher
 
     stamps: dict[int, list[float]] = defaultdict(list)
     servers = [_site(latency_ms / 1000, stamps) for _ in range(hosts)]
@@ -84,7 +85,7 @@ def run(
                 session.get(url, timeout=10).raise_for_status()
         sequential_s = time.perf_counter() - t0
         stamps.clear()
-        settings = FetchSettings(
+        settings = CrawlConfig(
             user_agent="seedtune-bench/1",
             concurrency=32,
             per_host=per_host,

@@ -52,7 +52,7 @@ def run(calls: int = 2000, latency_ms: float = 100, concurrency: int = 32) -> di
     from seedtune.core.cache import ResponseCache
     from seedtune.core.config import LLMConfig
     from seedtune.llm.client import LLMClient, LLMRequest, response_format
-    from seedtune.llm.schemas import QA
+    from seedtune.tasks.synthesize import QA
 
     key = "bench-key"
     with (

@@ -11,30 +11,19 @@ extracts only pages it has not seen under today's settings.
 
 import _guard  # noqa: F401  (one line, not a traceback, outside the venv)
 
-from seedtune.core.cache import ResponseCache
 from seedtune.core.config import load_params
 from seedtune.core.paths import DOCUMENTS, PAGES
 from seedtune.core.stage import CACHE_DIR, REJECTS_DIR, run_stage, write_metrics
-from seedtune.retrieval.crawl import (
-    CrawlResult,
-    check_reachable,
-    derived_rows,
-    fetch_settings,
-    select_links,
-    write_pages,
-)
+from seedtune.retrieval.crawl import check_reachable, crawl_questions, write_pages
 from seedtune.retrieval.documents import iter_documents
-from seedtune.retrieval.fetch import PageFetcher
 
 
 def main() -> None:
     c = load_params(sections=("crawl",)).crawl
-    links = select_links(iter_documents(DOCUMENTS), c.per_question)
-    fetcher = PageFetcher(fetch_settings(c), ResponseCache(CACHE_DIR / "crawl"))
-    result = CrawlResult(links, derived_rows(CACHE_DIR / "crawl", c), fetcher, c.min_chars)
-    check_reachable(result.run())
+    result = crawl_questions(iter_documents(DOCUMENTS), c, CACHE_DIR / "crawl")
+    check_reachable(result)
     tally = write_pages(result, PAGES, REJECTS_DIR / "crawl.jsonl")
-    write_metrics("crawl", tally.metrics(fetcher, result.from_rows))
+    write_metrics("crawl", tally.metrics(result.fetcher, result.from_rows))
 
 
 if __name__ == "__main__":

@@ -21,8 +21,9 @@ from seedtune.core.stage import (
 )
 from seedtune.llm.client import LLMClient
 from seedtune.llm.costs import usage_metrics
-from seedtune.llm.prompts import load_template
 from seedtune.synthesis import queries, titles
+from seedtune.tasks import queries as queries_task
+from seedtune.tasks import titles as titles_task
 
 
 def main() -> None:
@@ -30,8 +31,8 @@ def main() -> None:
     cfg = p.queries
     seeds = queries.load_seeds(cfg)
     extra = [line for f in cfg.extra_files for line in read_lines(f)]
-    template, title_template = load_template("queries"), load_template("titles")
-    llm_reqs = queries.build_requests(seeds, cfg, template) if "llm" in cfg.sources else []
+    template, title_template = queries_task.template(), titles_task.template()
+    llm_reqs = queries_task.build_requests(seeds, cfg, template) if "llm" in cfg.sources else []
     client = LLMClient(p.llm, ResponseCache(CACHE_DIR / "queries"), desc="queries")
     if client.pending(llm_reqs):  # before the titles' Naver calls, not after them
         require_llm_key(p.llm.api_key_env, f"API key for {p.llm.base_url}")
@@ -45,15 +46,17 @@ def main() -> None:
         "queries", lambda: usage_metrics(p.llm.model, client.stats, p.price_table())
     ) as metrics:
         outcomes = client.run(
-            llm_reqs + titles.build_requests(found, cfg.forms, cfg.titles, title_template)
+            llm_reqs
+            + titles_task.build_requests(found.batches, cfg.forms, cfg.titles, title_template)
         )
         llm_out = outcomes[: len(llm_reqs)]
-        judged = titles.verdicts(
-            found, outcomes[len(llm_reqs) :], p.llm.model, title_template.version
+        judged = titles_task.verdicts(
+            found.batches, outcomes[len(llm_reqs) :], p.llm.model, title_template.version
         )
-        rows = queries.candidates(llm_out, p.llm.model, template.version, extra) + judged.rows
+        rows = queries_task.candidates(llm_out, p.llm.model, template.version, extra)
+        rows += judged.rows
         kept, counts, drops = queries.filter_questions(rows, cfg)
-        failed = queries.failures(llm_out)
+        failed = queries_task.failures(llm_out)
         metrics.update(
             {
                 "seeds": len(seeds),

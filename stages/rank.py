@@ -22,8 +22,7 @@ from seedtune.core.stage import CACHE_DIR, run_stage, write_metrics
 from seedtune.retrieval.documents import iter_documents
 from seedtune.retrieval.embeddings import EmbeddingStore, encoder_fingerprint
 from seedtune.retrieval.page_index import PageIndex
-from seedtune.retrieval.passages import PagePassages
-from seedtune.retrieval.rank import PASSAGE_PREFIX, RankMetrics, load_encoder, rank_stream
+from seedtune.retrieval.rank import RankMetrics, load_encoder, rank_questions
 
 
 def main() -> None:
@@ -31,30 +30,14 @@ def main() -> None:
     # bad input fails here, before the model loads
     total = sum(1 for _ in iter_documents(DOCUMENTS))
     model = load_encoder(p.rank.model, p.rank.device)
-    pages = PagePassages(
-        PageIndex(PAGES) if Path(PAGES).is_file() else None,
-        model,
-        p.rank.passage_tokens,
-        p.rank.passage_overlap,
-        PASSAGE_PREFIX,
-    )
+    pages = PageIndex(PAGES) if Path(PAGES).is_file() else None
     metrics, started = RankMetrics(), time.perf_counter()
     with (
         EmbeddingStore(CACHE_DIR / "rank", encoder_fingerprint(model)) as store,
         JsonlWriter(RANKED) as out,
         tqdm(total=total, desc="rank", unit="question") as bar,
     ):
-        for row in rank_stream(
-            model,
-            iter_documents(DOCUMENTS),
-            p.rank.top_k,
-            p.rank.max_gap,
-            p.rank.batch_size,
-            store,
-            pages,
-            p.rank.prefer_pages,
-            progress=bar,
-        ):
+        for row in rank_questions(model, iter_documents(DOCUMENTS), p.rank, store, pages, bar):
             out.write(row)
             metrics.add(row)
     logging.getLogger("rank").info(

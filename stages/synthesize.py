@@ -15,14 +15,14 @@ from seedtune.core.records import iter_jsonl
 from seedtune.core.stage import CACHE_DIR, REJECTS_DIR, run_stage, stage_metrics
 from seedtune.llm.client import LLMClient
 from seedtune.llm.costs import usage_metrics
-from seedtune.llm.prompts import load_template
 from seedtune.synthesis.synthesize import Answers, read_provenance, synthesize
+from seedtune.tasks.synthesize import template as synthesize_template
 
 
 def main() -> None:
     p = load_params(sections=("llm", "synthesize"))
     questions = read_provenance(QUESTIONS)  # before any call is paid for
-    template = load_template("synthesize")
+    template = synthesize_template()
     client = LLMClient(p.llm, ResponseCache(CACHE_DIR / "synthesize"), desc="synthesize")
     answers = Answers(p.synthesize, p.llm.model, template.version, questions)
     # written even when the stage fails (its reject rate, the LLM): what was spent is there

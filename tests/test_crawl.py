@@ -33,7 +33,6 @@ from seedtune.retrieval.crawl import (
     select_links,
 )
 from seedtune.retrieval.fetch import (
-    FetchSettings,
     HostQueues,
     PageFetcher,
     decode_html,
@@ -174,7 +173,7 @@ def site() -> Any:
 
 
 def _fetcher(tmp_path: Path, **kw: Any) -> PageFetcher:
-    settings = FetchSettings(
+    settings = CrawlConfig(
         **{
             "user_agent": "seedtune-test/1",
             "host_rps": 100.0,

@@ -20,9 +20,10 @@ import pytest
 from support import last_line
 
 from seedtune.core.cache import ResponseCache
+from seedtune.core.config import CrawlConfig
 from seedtune.core.errors import ConfigError
 from seedtune.retrieval.addresses import AddressPolicy, refusal
-from seedtune.retrieval.fetch import FetchSettings, PageFetcher
+from seedtune.retrieval.fetch import PageFetcher
 
 SECRET = "AKIA-internal-secret-7f3a9c"
 BODY = "<p>전세 계약 전에는 등기부등본으로 근저당 설정액을 확인해야 합니다.</p>" * 8
@@ -118,7 +119,7 @@ def servers() -> Iterator[tuple[_Server, _Server]]:
 
 
 def _fetcher(tmp_path: Path, *allow: str, **kw: Any) -> PageFetcher:
-    settings = FetchSettings(
+    settings = CrawlConfig(
         user_agent="seedtune-test/1",
         host_rps=100.0,
         per_host=4,

@@ -26,7 +26,6 @@ from seedtune.core.config import CrawlConfig
 from seedtune.retrieval.crawl import CrawlResult, check_reachable, derived_rows, write_pages
 from seedtune.retrieval.fetch import (
     NOT_CACHED,
-    FetchSettings,
     PageFetcher,
     clean_url,
     decode_html,
@@ -104,7 +103,7 @@ def raw_site() -> Iterator[RawSite]:
 
 
 def _fetcher(tmp_path: Path, **kw: Any) -> PageFetcher:
-    settings = FetchSettings(
+    settings = CrawlConfig(
         **{
             "user_agent": "seedtune-test/1",
             "host_rps": 200.0,

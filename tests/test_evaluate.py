@@ -20,8 +20,9 @@ from support import composed_params
 from seedtune.core.cache import ResponseCache
 from seedtune.core.config import Params
 from seedtune.evaluation.evaluate import eval_questions, judge_all
-from seedtune.evaluation.judging import bootstrap_ci, combine, win_rate
+from seedtune.evaluation.judging import bootstrap_ci, win_rate
 from seedtune.llm.client import LLMClient, LLMOutcome
+from seedtune.tasks.judge import combine
 
 QUESTIONS = [f"전세 계약 {i}번째 질문은 무엇인가요?" for i in range(6)]
 ANSWERS = {

@@ -19,8 +19,8 @@ from seedtune.core.config import LLMConfig, SearchConfig
 from seedtune.core.credentials import same_origin
 from seedtune.core.errors import ServiceError
 from seedtune.llm.client import LLMClient, LLMRequest
-from seedtune.llm.schemas import QuestionList
 from seedtune.retrieval.naver import NaverClient, NaverError
+from seedtune.tasks.queries import QuestionList
 
 SECRET = "naver-secret-0123456789"
 KEY = "sk-test-key-0123456789"

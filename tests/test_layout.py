@@ -37,11 +37,13 @@ ALLOWED = {
     "core": set(),
     "llm": {"core"},
     "retrieval": {"core"},
+    # one module per LLM task: its template, schema, requests and what its answers become
+    "tasks": {"core", "llm"},
     # retrieval: the queries stage reads Naver's cafe and 지식iN titles (synthesis.titles)
-    "synthesis": {"core", "llm", "retrieval"},
-    "training": {"core", "llm"},  # llm.prompts: the ask --rag prompt, for with_passages
-    "evaluation": {"core", "llm"},
-    "cli": {"core", "llm", "retrieval", "synthesis", "training", "evaluation"},
+    "synthesis": {"core", "llm", "retrieval", "tasks"},
+    "training": {"core", "tasks"},  # tasks.ask_rag: the ask --rag prompt, for with_passages
+    "evaluation": {"core", "llm", "tasks"},
+    "cli": {"core", "llm", "retrieval", "synthesis", "tasks", "training", "evaluation"},
 }
 
 

@@ -17,7 +17,8 @@ from seedtune.core.config import LLMConfig
 from seedtune.core.errors import ConfigError, ServiceError
 from seedtune.llm.client import LLMClient, LLMRequest, extract_json, request_key
 from seedtune.llm.costs import cost_usd, estimate_tokens
-from seedtune.llm.schemas import QA, QuestionList
+from seedtune.tasks.queries import QuestionList
+from seedtune.tasks.synthesize import QA
 
 
 def _requests(n: int) -> list[LLMRequest]:

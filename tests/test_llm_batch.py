@@ -27,7 +27,7 @@ from seedtune.llm.batch import BatchPending
 from seedtune.llm.batch_state import BatchState, state_path
 from seedtune.llm.client import LLMClient, LLMRequest, request_key
 from seedtune.llm.costs import usage_metrics
-from seedtune.llm.schemas import QuestionList
+from seedtune.tasks.queries import QuestionList
 
 PRICES = {"sim-gpt": {"input": 0.15, "output": 0.60, "batch_input": 0.075, "batch_output": 0.30}}
 

@@ -21,7 +21,7 @@ from seedtune.core.cache import ResponseCache
 from seedtune.core.config import LLMConfig
 from seedtune.core.errors import ConfigError, ServiceError
 from seedtune.llm.client import LLMClient, LLMRequest
-from seedtune.llm.schemas import QuestionList
+from seedtune.tasks.queries import QuestionList
 
 KEY = "sk-test-0123456789abcdefghij"
 #: (status, body) per request; the request's body is passed in.

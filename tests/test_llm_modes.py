@@ -25,7 +25,7 @@ from seedtune.core.config import LLMConfig
 from seedtune.core.errors import ConfigError
 from seedtune.llm.client import LLMClient, LLMRequest, request_body, request_key
 from seedtune.llm.costs import usage_metrics
-from seedtune.llm.schemas import QuestionList
+from seedtune.tasks.queries import QuestionList
 
 PRICES = yaml.safe_load((ROOT / "conf/prices/openai.yaml").read_text(encoding="utf-8"))
 MODES = ("json_schema", "json_object_schema", "json_object", "none")

@@ -15,15 +15,9 @@ from support import Workspace, ranked_rows
 
 from seedtune.core.config import SynthesizeConfig
 from seedtune.core.errors import InputError
-from seedtune.synthesis.synthesize import (
-    PROVENANCE,
-    assign_split,
-    build_requests,
-    check_answer,
-    format_passages,
-    read_provenance,
-    split_rows,
-)
+from seedtune.llm.prompts import format_passages
+from seedtune.synthesis.synthesize import assign_split, read_provenance, split_rows
+from seedtune.tasks.synthesize import PROVENANCE, build_requests, check_answer
 
 
 def test_split_is_deterministic_and_stable_when_questions_are_added() -> None:
@@ -317,7 +311,8 @@ def test_no_key_value_in_any_file_or_log(sim, workspace) -> None:
     ],
 )
 def test_passages_cannot_close_or_forge_the_untrusted_block(attack: str) -> None:
-    from seedtune.llm.prompts import _normal, load_template
+    from seedtune.llm.prompts import _normal
+    from seedtune.tasks.synthesize import template
 
     rows = [
         {
@@ -325,7 +320,7 @@ def test_passages_cannot_close_or_forge_the_untrusted_block(attack: str) -> None
             "documents": [{"passage": f"등기부등본을 확인하세요. {attack}", "link": "x"}],
         }
     ]
-    (req,) = build_requests(rows, SynthesizeConfig(), load_template("synthesize"))
+    (req,) = build_requests(rows, SynthesizeConfig(), template())
     seen = _normal(req.messages[-1]["content"])  # as a reader would decode it
     assert seen.count("<참고자료>") == 1 and seen.count("</참고자료>") == 1
     assert seen.index("<참고자료>") < seen.index("등기부등본") < seen.index("</참고자료>")

@@ -30,7 +30,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src"
 PACKAGE = SRC / "seedtune"
-TEMPLATES = PACKAGE / "llm" / "templates"
+TEMPLATES = PACKAGE / "tasks" / "templates"
 DVC_YAML = ROOT / "dvc.yaml"
 #: The line that opens each stage's generated code deps (after its hand-written deps).
 CODE_MARKER = "# code: written by `make deps` (tools/pipeline_deps.py)"

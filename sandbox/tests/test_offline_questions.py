@@ -10,9 +10,7 @@ from seedtune_sandbox.sim import openai_api
 from support import ROOT
 
 from seedtune.core.records import read_lines
-from seedtune.llm.prompts import load_template
-from seedtune.llm.schemas import QuestionList
-from seedtune.synthesis.queries import FORMS
+from seedtune.tasks.queries import FORMS, QuestionList, template
 
 SEEDS = list(dict.fromkeys(read_lines(ROOT / "data" / "seed_words.txt")))
 HINTS = ("~알려 주세요", "~설명해 주세요", "~인가요")
@@ -21,7 +19,7 @@ HINTS = ("~알려 주세요", "~설명해 주세요", "~인가요")
 def _questions(seed: str, forms: str, n: int = 4) -> list[str]:
     body = {
         "model": "sim-gpt",
-        "messages": load_template("queries").render(seed=seed, n=n, forms=forms),
+        "messages": template().render(seed=seed, n=n, forms=forms),
         "response_format": {
             "type": "json_schema",
             "json_schema": {"name": "QuestionList", "schema": QuestionList.model_json_schema()},

@@ -145,10 +145,9 @@ def test_many_questions_are_not_near_duplicates(sim: SimServer) -> None:
 def test_the_queries_prompt_gets_questions_about_its_seed_word(sim: SimServer) -> None:
     """The form patterns the prompt quotes ("~알려 주세요") are not terms to ask about."""
     from seedtune.core.config import QueriesConfig
-    from seedtune.llm.prompts import load_template
-    from seedtune.synthesis.queries import build_requests
+    from seedtune.tasks.queries import build_requests, template
 
-    (req,) = build_requests(["분양권"], QueriesConfig(per_seed=8), load_template("queries"))
+    (req,) = build_requests(["분양권"], QueriesConfig(per_seed=8), template())
     qs = (
         _client(sim)
         .chat.completions.parse(model="m", messages=req.messages, response_format=QuestionsMany)
@@ -685,22 +684,22 @@ def test_reference_judge_prefers_longer_reference_like_answers() -> None:
     """The demo's stand-in judge: deterministic, and it moves the win rate."""
     from seedtune_sandbox.sim.judge import judge
 
-    from seedtune.evaluation.judging import build_requests, build_score_requests
-    from seedtune.llm.prompts import load_template
+    from seedtune.tasks import judge as judge_task
+    from seedtune.tasks import score as score_task
 
     ref = "전세 계약 전에는 등기부등본으로 근저당과 가압류를 확인해야 합니다."
     good = "계약 전에 등기부등본을 떼어 근저당과 가압류가 있는지 확인해야 합니다."
-    reqs = build_requests(
-        ["전세 계약 전 확인할 것은?"], [good], [""], load_template("judge"), "sim", [ref]
+    reqs = judge_task.build_requests(
+        ["전세 계약 전 확인할 것은?"], [good], [""], judge_task.template(), "sim", [ref]
     )
     first, second = (
         judge(r.messages[-1]["content"], {"verdict": "tie", "reason": "r"}) for r in reqs
     )
     assert (first["verdict"], second["verdict"]) == ("A", "B")  # the tuned answer, both orders
-    scores = build_score_requests(
+    scores = score_task.build_score_requests(
         ["질문?"],
         {"tuned": [good], "base": ["모르겠습니다."]},
-        load_template("score"),
+        score_task.template(),
         "sim",
         [ref],
     )

@@ -29,10 +29,8 @@ from seedtune_sandbox.sim import SimServer, forum, titles
 from support import ROOT
 
 from seedtune.llm.client import response_format
-from seedtune.llm.prompts import load_template
-from seedtune.llm.schemas import TitleVerdicts
 from seedtune.retrieval.documents import clean_text
-from seedtune.synthesis.titles import FORMS
+from seedtune.tasks.titles import FORMS, TitleVerdicts, template
 
 HEADERS = {
     "X-Naver-Client-Id": SIM_ENV["NAVER_CLIENT_ID"],
@@ -149,9 +147,7 @@ def test_generated_kind_shows_in_the_words() -> None:
 
 def _prompt(seed: str, lines: list[str], forms: tuple[str, ...]) -> list[dict[str, str]]:
     numbered = "\n".join(f"{i}. {t}" for i, t in enumerate(lines, start=1))
-    return load_template("titles").render(
-        seed=seed, n=len(lines), titles=numbered, forms=FORMS[forms]
-    )
+    return template().render(seed=seed, n=len(lines), titles=numbered, forms=FORMS[forms])
 
 
 def _ask(

@@ -4,8 +4,9 @@ Run: ``seedtune ask "전세 계약 시 주의할 점은?" [--rag] [--adapter mod
 Loads the base model named in params.yaml with the adapter, renders the question with the
 model's own chat template (as in training) and streams the answer to the terminal. With
 ``--rag`` it first searches Naver, reads the pages behind the top results and ranks their
-passages with e5 through the same library code as the pipeline, and puts the top passages
-into the prompt in the numbered, fenced format the synthesize stage showed the LLM.
+passages with e5 through the functions the search, crawl and rank stages run, and puts the
+passages the synthesize stage would show the LLM into the prompt, numbered and fenced as
+it showed them (the ask_rag task, which ``train.with_passages`` teaches).
 """
 
 from __future__ import annotations
@@ -27,16 +28,21 @@ log = logging.getLogger(__name__)
 
 
 def retrieve(p: Params, question: str, cache_dir: Path) -> list[dict[str, Any]]:
-    """Top passages for ``question`` as the pipeline finds them: Naver search, the pages
-    behind the top results (``crawl.*``, personal data masked), then e5 ranking."""
+    """The passages the synthesize stage would ground an answer to ``question`` on, found
+    by the functions the stages run: Naver search (:class:`SearchRun`), the pages behind the
+    top results (:func:`crawl_questions`, personal data masked), e5 ranking
+    (:func:`rank_questions`), the best ``synthesize.top_k`` (:func:`shown_documents`).
+    Searches, pages and embeddings are kept in ``cache_dir`` and beside it (``../crawl``,
+    ``../rank``)."""
     from seedtune.core.cache import ResponseCache
     from seedtune.core.credentials import optional_secret
-    from seedtune.retrieval.crawl import crawl, fetch_settings
-    from seedtune.retrieval.fetch import PageFetcher
+    from seedtune.retrieval.crawl import crawl_questions
+    from seedtune.retrieval.embeddings import EmbeddingStore, encoder_fingerprint
     from seedtune.retrieval.naver import NaverClient
-    from seedtune.retrieval.passages import page_passages
-    from seedtune.retrieval.rank import PASSAGE_PREFIX, load_encoder, rank_rows
-    from seedtune.retrieval.search import search_question
+    from seedtune.retrieval.quota import QuotaExceeded
+    from seedtune.retrieval.rank import load_encoder, rank_questions
+    from seedtune.retrieval.search import SearchRun, derived_rows
+    from seedtune.tasks.synthesize import shown_documents
 
     cid, secret = optional_secret("NAVER_CLIENT_ID"), optional_secret("NAVER_CLIENT_SECRET")
     if not (cid and secret):
@@ -45,32 +51,27 @@ def retrieve(p: Params, question: str, cache_dir: Path) -> list[dict[str, Any]]:
             "in the environment or .env"
         )
     client = NaverClient(p.search, ResponseCache(cache_dir), cid, secret)
-    row = search_question(client, question) or {"question": question, "documents": []}
-    c = p.crawl
-    fetcher = PageFetcher(
-        fetch_settings(c), ResponseCache(cache_dir.parent / "crawl"), desc="ask: crawl"
+    search = SearchRun(
+        client, [question], desc="ask: search", rows=derived_rows(cache_dir, p.search)
     )
-    pages = crawl([row], c.per_question, c.min_chars, fetcher)
+    rows = list(search)
+    if search.stopped:
+        raise QuotaExceeded(search.stopped)
+    pages = {
+        r["link"]: r
+        for r in crawl_questions(rows, p.crawl, cache_dir.parent / "crawl", "ask: crawl")
+    }
     encoder = load_encoder(p.rank.model, p.rank.device)
-    chunks = page_passages(
-        pages, encoder, p.rank.passage_tokens, p.rank.passage_overlap, PASSAGE_PREFIX
-    )
-    return rank_rows(
-        encoder,
-        [row],
-        p.rank.top_k,
-        p.rank.max_gap,
-        p.rank.batch_size,
-        pages=chunks,
-        prefer_pages=p.rank.prefer_pages,
-    )[0]["documents"]
+    with EmbeddingStore(cache_dir.parent / "rank", encoder_fingerprint(encoder)) as store:
+        (ranked,) = rank_questions(encoder, rows, p.rank, store, pages)
+    return shown_documents(ranked["documents"], p.synthesize)
 
 
 def build_prompt(question: str, passages: list[dict[str, Any]] | None, top_k: int) -> str:
     """The user turn: the question alone, or with passages as the synthesize stage showed them."""
     if passages is None:
         return question
-    from seedtune.llm.rag import rag_prompt
+    from seedtune.tasks.ask_rag import rag_prompt
 
     return rag_prompt(question, passages, top_k)
 
@@ -130,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--cache",
         default=".cache/ask/search",
-        help="search cache for --rag (pages go beside it, in ../crawl)",
+        help="search cache for --rag (pages and embeddings go beside it: ../crawl, ../rank)",
     )
     args = ap.parse_args(argv)
     p = load_params(

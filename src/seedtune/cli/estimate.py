@@ -44,7 +44,6 @@ from seedtune.core.records import read_jsonl
 from seedtune.core.stage import CACHE_DIR
 from seedtune.llm.client import LLMClient, LLMRequest
 from seedtune.llm.costs import cost_usd, estimate_tokens, messages_tokens
-from seedtune.llm.prompts import load_template
 from seedtune.retrieval.naver import NaverClient
 from seedtune.retrieval.quota import DailyBudget, account_key
 
@@ -105,12 +104,12 @@ def estimate(p: Params, root: Path = Path(".")) -> dict[str, Any]:
 
 def llm_rows(p: Params, seeds: list[str], root: Path, budget: DailyBudget) -> list[dict[str, Any]]:
     """One row per LLM stage: requests, calls still to make, tokens and dollars."""
-    from seedtune.synthesis import queries as questions
-    from seedtune.synthesis import synthesize as synthesis
+    from seedtune.tasks import queries as questions
+    from seedtune.tasks import synthesize as synthesis
 
     prices = p.price_table()
     q_reqs = (
-        questions.build_requests(seeds, p.queries, load_template("queries"))
+        questions.build_requests(seeds, p.queries, questions.template())
         if "llm" in p.queries.sources
         else []
     )
@@ -136,7 +135,7 @@ def llm_rows(p: Params, seeds: list[str], root: Path, budget: DailyBudget) -> li
         ]
     else:
         ranked = read_jsonl(ranked_path)
-    s_reqs = synthesis.build_requests(ranked, p.synthesize, load_template("synthesize"))
+    s_reqs = synthesis.build_requests(ranked, p.synthesize, synthesis.template())
     s_client = LLMClient(p.llm, ResponseCache(root / CACHE_DIR / "synthesize"))
     s_pending = s_reqs if projected else s_client.pending(s_reqs)
     s_completion = (
@@ -170,6 +169,7 @@ def _titles_row(
     calls, exact for seed words whose Naver answers are all cached, else projected from
     ``queries.titles`` (every result a title, prompts full)."""
     from seedtune.synthesis import titles
+    from seedtune.tasks import titles as title_task
 
     cfg = p.queries.titles
     naver = NaverClient(
@@ -180,8 +180,8 @@ def _titles_row(
         budget,
     )
     found, missing, cached_pages = titles.from_cache(naver, seeds, cfg)
-    template = load_template("titles")
-    reqs = titles.build_requests(found, p.queries.forms, cfg, template)
+    template = title_task.template()
+    reqs = title_task.build_requests(found.batches, p.queries.forms, cfg, template)
     pending = client.pending(reqs)
     per_seed = len(cfg.categories) * cfg.per_seed
     typical = titles.TitleSet()
@@ -193,7 +193,9 @@ def _titles_row(
         ],
         cfg.per_prompt,
     )
-    projected = titles.build_requests(typical, p.queries.forms, cfg, template) * len(missing)
+    projected = title_task.build_requests(typical.batches, p.queries.forms, cfg, template) * len(
+        missing
+    )
     per_title = estimate_tokens("가" * QUESTION_CHARS) + 10  # its number, a question or a drop
     row = _row(
         "queries.titles",

@@ -1,8 +1,9 @@
 """The evaluate stage's orchestration: answer with base and tuned models, then judge.
 
 Both models answer the same questions with the same chat template and greedy decoding.
-The judge compares each pair in both orders (see :mod:`seedtune.evaluation.judging`) and scores each
-answer 1-10 on its own. Judge calls go through the shared cached LLM client.
+The judge compares each pair in both orders (:mod:`seedtune.tasks.judge`) and scores each
+answer 1-10 on its own (:mod:`seedtune.tasks.score`). Judge calls go through the shared
+cached LLM client.
 """
 
 from __future__ import annotations
@@ -22,19 +23,12 @@ from seedtune.core.records import (
 )
 from seedtune.core.stage import check_reject_rate, stage_metrics, write_rejects
 from seedtune.evaluation.generation import attach_adapter, generate_answers, load_model
-from seedtune.evaluation.judging import (
-    bootstrap_ci,
-    build_requests,
-    build_score_requests,
-    combine,
-    mean_scores,
-    report_markdown,
-    win_rate,
-)
+from seedtune.evaluation.judging import bootstrap_ci, report_markdown, win_rate
 from seedtune.evaluation.summary import score_distribution
 from seedtune.llm.client import LLMClient, LLMRequest
 from seedtune.llm.costs import usage_metrics
-from seedtune.llm.prompts import load_template
+from seedtune.tasks import judge as judge_task
+from seedtune.tasks import score as score_task
 
 LABELS = ("base", "tuned")
 #: Both models' answers as last judged (an output of the evaluate stage).
@@ -113,13 +107,13 @@ def judge_requests(
     so the cache keys ``seedtune estimate`` looks up."""
     judge = judge_model(p)
     return (
-        build_requests(
-            questions, answers["tuned"], answers["base"], load_template("judge"), judge, refs
+        judge_task.build_requests(
+            questions, answers["tuned"], answers["base"], judge_task.template(), judge, refs
         ),
-        build_score_requests(
+        score_task.build_score_requests(
             questions,
             {label: answers[label] for label in LABELS},
-            load_template("score"),
+            score_task.template(),
             judge,
             refs,
         ),
@@ -170,10 +164,10 @@ def judge_all(
     pair_reqs, score_reqs = judge_requests(p, questions, answers, refs)
     outcomes = client.run(pair_reqs + score_reqs)
     pairs, scores = outcomes[: len(pair_reqs)], outcomes[len(pair_reqs) :]
-    judged = combine(pairs, len(questions))
+    judged = judge_task.combine(pairs, len(questions))
     results = [j["result"] for j in judged if j["result"]]
     lo, hi = bootstrap_ci(results, p.evaluate.bootstrap, p.seed)
-    means = mean_scores(scores, list(LABELS))
+    means = score_task.mean_scores(scores, list(LABELS))
     summary = {
         "win_rate": win_rate(results),
         "win_rate_ci_low": lo,

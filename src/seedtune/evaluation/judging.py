@@ -1,7 +1,8 @@
-"""Pairwise LLM judging of tuned vs base answers, both orders, with a bootstrap interval.
+"""What the judge's verdicts add up to: the win rate with a bootstrap interval, and the report.
 
-Each pair is judged twice, tuned-first and base-first. A verdict that flips with the order
-(position bias) counts as a tie. Win rate = (wins + ties / 2) / n.
+Each pair is judged twice, tuned-first and base-first (the judge task:
+:mod:`seedtune.tasks.judge`); a verdict that flips with the order (position bias) counts as
+a tie. Win rate = (wins + ties / 2) / n.
 """
 
 from __future__ import annotations
@@ -10,96 +11,6 @@ import random
 from typing import Any
 
 from seedtune.core.markdown import md_text
-from seedtune.llm.client import LLMOutcome, LLMRequest
-from seedtune.llm.prompts import PromptTemplate
-from seedtune.llm.schemas import Score, Verdict
-
-NO_REFERENCE = "(참고 답변 없음)"
-
-
-def build_requests(
-    questions: list[str],
-    tuned: list[str],
-    base: list[str],
-    template: PromptTemplate,
-    judge_model: str,
-    references: list[str] | None = None,
-) -> list[LLMRequest]:
-    """Two requests per question: ``<i>:tuned_first`` and ``<i>:base_first``."""
-    refs = references or [""] * len(questions)
-    reqs = []
-    for i, (q, t, b, ref) in enumerate(zip(questions, tuned, base, refs, strict=True)):
-        for order, (a, bb) in (("tuned_first", (t, b)), ("base_first", (b, t))):
-            reqs.append(
-                LLMRequest(
-                    id=f"{i}:{order}",
-                    messages=template.render(
-                        question=q,
-                        reference=ref or NO_REFERENCE,
-                        answer_a=a or "(빈 답변)",
-                        answer_b=bb or "(빈 답변)",
-                    ),
-                    schema=Verdict,
-                    template_version=template.version,
-                    model=judge_model,
-                )
-            )
-    return reqs
-
-
-def build_score_requests(
-    questions: list[str],
-    answers: dict[str, list[str]],
-    template: PromptTemplate,
-    judge_model: str,
-    references: list[str] | None = None,
-) -> list[LLMRequest]:
-    """One 1-10 scoring request per question and model: ``<i>:<label>``."""
-    refs = references or [""] * len(questions)
-    return [
-        LLMRequest(
-            id=f"{i}:{label}",
-            schema=Score,
-            template_version=template.version,
-            messages=template.render(
-                question=q, reference=refs[i] or NO_REFERENCE, answer=texts[i] or "(빈 답변)"
-            ),
-            model=judge_model,
-        )
-        for label, texts in answers.items()
-        for i, q in enumerate(questions)
-    ]
-
-
-def mean_scores(outcomes: list[LLMOutcome], labels: list[str]) -> dict[str, float | None]:
-    """Mean 1-10 score per model label over the scores that parsed (None when none did)."""
-    out: dict[str, float | None] = {}
-    for label in labels:
-        got = [
-            o.value["score"] for o in outcomes if o.value is not None and o.id.endswith(f":{label}")
-        ]
-        out[label] = sum(got) / len(got) if got else None
-    return out
-
-
-def combine(outcomes: list[LLMOutcome], n: int) -> list[dict[str, Any]]:
-    """Per question: the tuned model's result (win, loss, tie) or a reject."""
-    by_id = {o.id: o for o in outcomes}
-    results = []
-    for i in range(n):
-        first, second = by_id.get(f"{i}:tuned_first"), by_id.get(f"{i}:base_first")
-        if not first or not second or first.value is None or second.value is None:
-            reason = next((o.reject for o in (first, second) if o and o.reject), "no verdict")
-            results.append({"result": None, "reject": reason})
-            continue
-        # tuned is A in the first order, B in the second
-        v1 = {"A": "win", "B": "loss", "tie": "tie"}[first.value["verdict"]]
-        v2 = {"A": "loss", "B": "win", "tie": "tie"}[second.value["verdict"]]
-        result = v1 if v1 == v2 else "tie"
-        results.append(
-            {"result": result, "reasons": [first.value["reason"], second.value["reason"]]}
-        )
-    return results
 
 
 def win_rate(results: list[str]) -> float | None:

@@ -1,6 +1,6 @@
-"""Prompt templates: text files under ``seedtune/llm/templates/``, rendered with ``$name`` fields,
-and :func:`fence_safe`, which keeps untrusted text from closing or forging the block that
-fences it.
+"""Prompt templates rendered with ``$name`` fields (each task keeps its own text beside it:
+:mod:`seedtune.tasks`), and :func:`fence_safe`, which keeps untrusted text from closing or
+forging the block that fences it.
 
 A template file has a ``[system]`` and a ``[user]`` section. Its sha256 (``version``) goes
 into every cache key, so editing a prompt invalidates exactly the answers it produced.
@@ -13,7 +13,6 @@ import html
 import re
 import unicodedata
 from dataclasses import dataclass
-from importlib import resources
 from string import Template
 from typing import Any
 
@@ -46,12 +45,6 @@ def parse_template(name: str, text: str) -> PromptTemplate:
         raise ValueError(f"prompt template {name}: needs a [user] section")
     version = hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
     return PromptTemplate(name, sections.get("system", ""), sections["user"], version)
-
-
-def load_template(name: str) -> PromptTemplate:
-    """Load ``seedtune/llm/templates/<name>.txt``."""
-    text = resources.files("seedtune.llm").joinpath("templates", f"{name}.txt").read_text("utf-8")
-    return parse_template(name, text)
 
 
 #: The tag that fences untrusted material in the templates (``<참고자료>...</참고자료>``).

@@ -35,28 +35,12 @@ from seedtune.core.config import CrawlConfig
 from seedtune.core.errors import ServiceError
 from seedtune.core.records import JsonlWriter
 from seedtune.retrieval import pages as page_module
-from seedtune.retrieval.fetch import CODE_BOUND, NOT_CACHED, FetchSettings, PageFetcher
+from seedtune.retrieval.fetch import CODE_BOUND, NOT_CACHED, PageFetcher
 from seedtune.retrieval.pages import EXTRACTORS, page_text
 
 log = logging.getLogger(__name__)
 #: Libraries whose version changes what is extracted from a page.
 EXTRACTION_PACKAGES = ("trafilatura", "lxml", "htmldate", "justext")
-
-
-def fetch_settings(c: CrawlConfig) -> FetchSettings:
-    """The fetcher's settings from the ``crawl`` section (params and machine settings)."""
-    return FetchSettings(
-        user_agent=c.user_agent,
-        concurrency=c.concurrency,
-        per_host=c.per_host,
-        host_rps=c.host_rps,
-        timeout_s=c.timeout_s,
-        max_retries=c.max_retries,
-        max_bytes=c.max_bytes,
-        respect_robots=c.respect_robots,
-        allow_networks=tuple(c.allow_networks),
-        max_crawl_delay_s=c.max_crawl_delay_s,
-    )
 
 
 def select_links(rows: Iterable[dict[str, Any]], per_question: int) -> list[str]:
@@ -247,12 +231,17 @@ def crawl_metrics(
     return tally.metrics(fetcher, from_rows)
 
 
-def crawl(
-    rows: list[dict[str, Any]], per_question: int, min_chars: int, fetcher: PageFetcher
-) -> list[dict[str, Any]]:
-    """Fetch (or read from the cache) the selected pages of ``rows``; their records."""
-    links = select_links(rows, per_question)
-    return page_records(fetcher.fetch_all(links), min_chars) if links else []
+def crawl_questions(
+    rows: Iterable[dict[str, Any]], c: CrawlConfig, root: Path, desc: str = "crawl"
+) -> CrawlResult:
+    """The crawl stage's work for ``rows`` (``{question, documents}``), which ``seedtune ask
+    --rag`` does for its one question too: each question's links (:func:`select_links`),
+    fetched by a :class:`PageFetcher` of ``c`` on the cache in ``root`` or read back from
+    it, and derived into page rows (kept in ``root`` too, :func:`derived_rows`). Iterate
+    the result for the rows; its ``fetcher`` has the counts."""
+    links = select_links(rows, c.per_question)
+    fetcher = PageFetcher(c, ResponseCache(root), desc=desc)
+    return CrawlResult(links, derived_rows(root, c), fetcher, c.min_chars).run()
 
 
 def check_reachable(result: CrawlResult) -> None:

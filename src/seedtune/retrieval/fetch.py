@@ -68,11 +68,11 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any, NamedTuple
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from seedtune.core.cache import ResponseCache, cache_key, code_fingerprint
+from seedtune.core.config import CrawlConfig
 from seedtune.core.retry import RetryWarnings, backoff_s, retry_after_s
 from seedtune.retrieval.addresses import AddressPolicy, BlockedAddress, GuardedResolver
 
@@ -145,25 +145,6 @@ _NOT_WEB = frozenset(
 )
 _C0_AND_SPACE = "".join(map(chr, range(0x21)))
 _HOST = re.compile(r"[a-z0-9_-]{1,63}(?:\.[a-z0-9_-]{1,63})*\.?")
-
-
-@dataclass
-class FetchSettings:
-    """How pages are fetched (``crawl.*``; the machine settings and the two pipeline params
-    that change what is kept)."""
-
-    user_agent: str
-    concurrency: int = 16
-    per_host: int = 2
-    host_rps: float = 1.0
-    timeout_s: float = 15.0
-    max_retries: int = 2
-    max_bytes: int = 2_000_000
-    respect_robots: bool = True
-    #: networks (CIDR) or ``host:port`` fetched although non-public (``crawl.allow_networks``)
-    allow_networks: tuple[str, ...] = ()
-    #: the longest robots.txt Crawl-delay honoured (``crawl.max_crawl_delay_s``)
-    max_crawl_delay_s: float = 10.0
 
 
 def _codec(name: str | None) -> str | None:
@@ -492,11 +473,12 @@ class PageFetcher:
     or the reason there is no page. ``replaced_chars`` counts the bytes decoding had to
     replace (:class:`Decoded`); outcomes cached before it was kept lack it.
     ``counts`` tallies this run's outcomes, ``fetched`` the HTTP requests made (robots.txt
-    included) and ``cached`` the pages answered from the cache.
+    included) and ``cached`` the pages answered from the cache. ``cfg`` is the ``crawl``
+    section: the machine's settings and the params that change what is kept.
     """
 
-    def __init__(self, settings: FetchSettings, cache: ResponseCache, desc: str = "crawl") -> None:
-        self.cfg, self.cache, self.desc = settings, cache, desc
+    def __init__(self, cfg: CrawlConfig, cache: ResponseCache, desc: str = "crawl") -> None:
+        self.cfg, self.cache, self.desc = cfg, cache, desc
         self.counts: Counter[str] = Counter()
         self.fetched = 0
         self.cached = 0
@@ -510,7 +492,7 @@ class PageFetcher:
         self._warnings = RetryWarnings(log, desc)
         self._gate: asyncio.Semaphore | None = None  # made in each run's event loop
         # parsed now, so a bad crawl.allow_networks entry stops the stage before any fetch
-        self.policy = AddressPolicy.parse(settings.allow_networks)
+        self.policy = AddressPolicy.parse(cfg.allow_networks)
         self._resolver: GuardedResolver | None = None
         self._proxies: dict[str, Any] = {}
         self._proxied_checks: dict[tuple[str, int], asyncio.Future[str | None]] = {}

@@ -20,7 +20,7 @@ from typing import Any
 
 from seedtune.core.cache import ResponseCache
 from seedtune.core.config import CrawlConfig
-from seedtune.retrieval.crawl import fetch_settings, row_key, rows_fingerprint, select_links
+from seedtune.retrieval.crawl import row_key, rows_fingerprint, select_links
 from seedtune.retrieval.fetch import PageFetcher, page_host
 from seedtune.retrieval.naver import NaverClient
 from seedtune.retrieval.search import search_question
@@ -103,7 +103,7 @@ def crawl_pages(
     whose outcome is not cached for today's settings (:meth:`PageFetcher.stored`); a link
     that is not http(s) costs no request and is not counted."""
     links = select_links(rows, c.per_question)
-    fetcher = PageFetcher(fetch_settings(c), cache)
+    fetcher = PageFetcher(c, cache)
     # a link whose row is derived needs nothing: checked in the index, no page is read
     derived = cache.root / f"rows-{rows_fingerprint(c)}"
     done = ResponseCache(derived) if derived.is_dir() else None

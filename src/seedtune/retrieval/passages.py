@@ -112,8 +112,9 @@ def page_passages(
     overlap: int,
     prefix: str = "passage: ",
 ) -> dict[str, list[str]]:
-    """``{link: passages}`` for every crawled page with text (``status: ok``), all at once
-    (``seedtune ask``; the rank stage splits pages as it needs them: :class:`PagePassages`)."""
+    """``{link: passages}`` for every crawled page with text (``status: ok``), all at once:
+    what :class:`PagePassages` gives link by link, as the rank stage and ``seedtune ask``
+    need them."""
     count = token_counter(model)
     budget = passage_budget(model, count, prefix, passage_tokens)
     return {

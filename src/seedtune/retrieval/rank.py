@@ -30,10 +30,12 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from seedtune.core.config import RankConfig
 from seedtune.core.device import pick_device
 from seedtune.core.errors import ConfigError
 from seedtune.core.machine import locate_model
 from seedtune.retrieval.embeddings import EmbeddingStore
+from seedtune.retrieval.passages import PagePassages
 
 log = logging.getLogger(__name__)
 
@@ -342,6 +344,34 @@ def rank_stream(
                 progress.update(len(part))
     finally:
         store.flush()  # also on Ctrl-C or an error: what was encoded is kept
+
+
+def rank_questions(
+    model: Any,
+    rows: Iterable[dict[str, Any]],
+    cfg: RankConfig,
+    store: EmbeddingStore,
+    pages: Any = None,
+    progress: Any = None,
+) -> Iterator[dict[str, Any]]:
+    """The rank stage's work, which ``seedtune ask --rag`` does for its one question too:
+    ``rows`` (``{question, documents}``) ranked by :func:`rank_stream` under the ``rank``
+    section, a document's crawled page cut into passages when first needed
+    (:class:`~seedtune.retrieval.passages.PagePassages`). ``pages``: anything with
+    ``get(link) -> page row`` (a :class:`~seedtune.retrieval.page_index.PageIndex`, a dict
+    of data/pages.jsonl rows by link), or None when nothing was crawled."""
+    passages = PagePassages(pages, model, cfg.passage_tokens, cfg.passage_overlap, PASSAGE_PREFIX)
+    return rank_stream(
+        model,
+        rows,
+        cfg.top_k,
+        cfg.max_gap,
+        cfg.batch_size,
+        store,
+        passages,
+        cfg.prefer_pages,
+        progress=progress,
+    )
 
 
 def _batched(rows: Iterable[dict[str, Any]], n: int) -> Iterator[list[dict[str, Any]]]:

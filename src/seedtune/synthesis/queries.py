@@ -1,7 +1,6 @@
-"""The queries stage's logic: prompts per seed word, then clean, filter and deduplicate.
-
-Requests are one per seed word (and, for the ``titles`` source, a few per seed word:
-:mod:`seedtune.synthesis.titles`), so adding a word costs only that word's calls.
+"""The queries stage's logic: the seed words, then clean, filter and deduplicate the
+questions the LLM wrote (:mod:`seedtune.tasks.queries`), those made of forum titles
+(:mod:`seedtune.synthesis.titles`) and your own.
 """
 
 from __future__ import annotations
@@ -14,9 +13,6 @@ from seedtune.core.config import QueriesConfig
 from seedtune.core.errors import ConfigError, InputError
 from seedtune.core.records import read_lines
 from seedtune.core.text import hangul_share, normalize
-from seedtune.llm.client import LLMOutcome, LLMRequest
-from seedtune.llm.prompts import PromptTemplate
-from seedtune.llm.schemas import QuestionList
 from seedtune.retrieval.documents import link_key
 from seedtune.synthesis.dedup import deduplicate
 
@@ -30,57 +26,6 @@ def load_seeds(cfg: QueriesConfig, root: Path = Path(".")) -> list[str]:
             "line; # starts a comment)"
         )
     return seeds
-
-
-#: How the prompt asks for each mix of ``queries.forms``.
-_INSTRUCTIONS = '"~알려 주세요", "~설명해 주세요"처럼 요청하는 지시문(명령문)'
-FORMS = {
-    ("question",): "모두 물음표로 끝나는 의문문입니다.",
-    ("instruction",): f"모두 {_INSTRUCTIONS}입니다.",
-    ("instruction", "question"): f"물음표로 끝나는 의문문과 {_INSTRUCTIONS}을 섞어 씁니다.",
-}
-
-
-def build_requests(
-    seeds: list[str], cfg: QueriesConfig, template: PromptTemplate
-) -> list[LLMRequest]:
-    """One structured-output request per seed word, asking for ``queries.forms``."""
-    forms = FORMS[tuple(sorted(set(cfg.forms)))]
-    return [
-        LLMRequest(
-            id=seed,
-            messages=template.render(seed=seed, n=cfg.per_seed, forms=forms),
-            schema=QuestionList,
-            temperature=cfg.temperature,
-            template_version=template.version,
-        )
-        for seed in seeds
-    ]
-
-
-def candidates(
-    outcomes: list[LLMOutcome], model: str, template_version: str, extra: list[str]
-) -> list[dict[str, Any]]:
-    """Every question generated or supplied, with its provenance, before filtering."""
-    rows: list[dict[str, Any]] = []
-    for o in outcomes:
-        if o.value is None:
-            continue
-        for q in o.value["questions"]:
-            rows.append(
-                {
-                    "question": q,
-                    "seed": o.id,
-                    "source": "llm",
-                    "model": o.model or model,  # the model the server answered as
-                    "template": template_version,
-                }
-            )
-    rows += [
-        {"question": q, "seed": None, "source": "user", "model": None, "template": None}
-        for q in extra
-    ]
-    return rows
 
 
 #: Where a question's provenance is kept, per source (the rejects repeat it).
@@ -190,8 +135,3 @@ def source_metrics(rows: list[dict[str, Any]], kept: list[dict[str, Any]]) -> di
     """Questions generated and kept, per source."""
     made, left = Counter(r["source"] for r in rows), Counter(r["source"] for r in kept)
     return {"sources": {s: {"generated": made[s], "kept": left[s]} for s in sorted(made | left)}}
-
-
-def failures(outcomes: list[LLMOutcome]) -> list[dict[str, Any]]:
-    """A reject per seed word whose request failed (invalid, refused, truncated)."""
-    return [{"source": "llm", "seed": o.id, "reason": o.reject} for o in outcomes if o.reject]

@@ -1,5 +1,6 @@
-"""The synthesize stage's logic: grounded prompts, answer checks, each question's provenance,
-a deterministic train/eval split that holds out questions of every source."""
+"""The synthesize stage's logic: each question's provenance, its answer (the synthesize task:
+:mod:`seedtune.tasks.synthesize`) streamed into rows and rejects, a deterministic train/eval
+split that holds out questions of every source."""
 
 from __future__ import annotations
 
@@ -11,19 +12,15 @@ from typing import Any
 
 from seedtune.core.config import SynthesizeConfig
 from seedtune.core.errors import InputError
-from seedtune.core.pii import mask
 from seedtune.core.records import JsonlWriter, iter_jsonl, write_jsonl
 from seedtune.core.stage import check_reject_rate
-from seedtune.core.text import hangul_share, normalize, stable_hash
+from seedtune.core.text import stable_hash
 from seedtune.llm.client import LLMClient, LLMRequest
-from seedtune.llm.prompts import PromptTemplate, fence_safe, format_passages
-from seedtune.llm.schemas import QA
+from seedtune.llm.prompts import PromptTemplate
+from seedtune.tasks.synthesize import answer_row, build_request
 
 log = logging.getLogger(__name__)
 
-#: The provenance columns every instruction row carries (null where they do not apply), from
-#: the question's row in data/questions.jsonl.
-PROVENANCE = ("question_source", "seed", "post_title", "post_link", "post_category")
 #: The source a row without ``question_source`` counts as (questions were only the LLM's
 #: before the other sources existed).
 DEFAULT_SOURCE = "llm"
@@ -34,9 +31,9 @@ def _text(value: Any) -> str | None:
 
 
 def provenance(row: dict[str, Any]) -> dict[str, str | None]:
-    """The :data:`PROVENANCE` fields of one data/questions.jsonl row: its ``source`` and
-    ``seed``, and for a ``titles`` question the post's ``title``, ``link`` and ``category``
-    (None for anything absent or not a string)."""
+    """The :data:`~seedtune.tasks.synthesize.PROVENANCE` fields of one data/questions.jsonl
+    row: its ``source`` and ``seed``, and for a ``titles`` question the post's ``title``,
+    ``link`` and ``category`` (None for anything absent or not a string)."""
     source = _text(row.get("source"))
     post = row if source == "titles" else {}
     return {
@@ -67,87 +64,9 @@ def source_of(value: Any) -> str:
     return value if isinstance(value, str) and value else DEFAULT_SOURCE
 
 
-def build_request(
-    row: dict[str, Any], cfg: SynthesizeConfig, template: PromptTemplate
-) -> LLMRequest:
-    """The request for one ranked question."""
-    return LLMRequest(
-        id=row["question"],
-        messages=template.render(
-            question=fence_safe(row["question"]),
-            passages=format_passages(row["documents"], cfg.top_k),
-            target_words=cfg.target_words,
-        ),
-        schema=QA,
-        temperature=cfg.temperature,
-        template_version=template.version,
-    )
-
-
-def build_requests(
-    rows: list[dict[str, Any]], cfg: SynthesizeConfig, template: PromptTemplate
-) -> list[LLMRequest]:
-    """One request per ranked question."""
-    return [build_request(r, cfg, template) for r in rows]
-
-
-def check_answer(answer: str, cfg: SynthesizeConfig) -> str | None:
-    """Why an answer is unusable (empty, too short, not Korean), or None."""
-    answer = normalize(answer)
-    if not answer:
-        return "empty answer"
-    if len(answer) < cfg.min_chars:
-        return f"answer shorter than synthesize.min_chars={cfg.min_chars}"
-    if hangul_share(answer) < cfg.min_hangul_share:
-        return f"answer less than {cfg.min_hangul_share:.0%} Hangul"
-    return None
-
-
-def answer_row(
-    row: dict[str, Any],
-    outcome: Any,
-    cfg: SynthesizeConfig,
-    model: str,
-    template_version: str,
-    provenance_of: dict[str, str | None] | None,
-) -> tuple[dict[str, Any] | None, dict[str, Any] | None, Counter[str]]:
-    """``(instruction row, reject, personal data masked)`` of one ranked question and its LLM
-    outcome: a row, or a reject with its reason.
-
-    The row carries the :data:`PROVENANCE` columns from ``provenance_of`` (nulls where the
-    question is not in the questions file, so the rows keep one schema). Personal data was
-    masked where the passages entered; the answer is checked again (an LLM may write a
-    number of its own), and what is found is masked too and counted.
-    """
-    reason = outcome.reject or check_answer(outcome.value["answer"], cfg)
-    if reason:
-        return None, {"question": row["question"], "reason": reason}, Counter()
-    answer, found = mask(outcome.value["answer"].strip())
-    if found:
-        log.warning("masked personal data in the answer to %r: %s", row["question"], dict(found))
-    shown = row["documents"][: cfg.top_k]
-    return (
-        {
-            "question": row["question"],
-            "answer": answer,
-            "sources": [d["link"] for d in shown],
-            # what the answer was grounded on, for train.with_passages
-            "passages": [d["passage"] for d in shown],
-            "source_categories": [d.get("category") for d in shown],
-            "source_kinds": [d.get("kind", "snippet") for d in shown],
-            **dict.fromkeys(PROVENANCE),
-            **(provenance_of or {}),
-            # the model the server answered as (llm.model when it did not say)
-            "model": getattr(outcome, "model", None) or model,
-            "template": template_version,
-        },
-        None,
-        Counter(found),
-    )
-
-
 class Answers:
-    """Checks each ranked question's outcome into a row or a reject (:func:`answer_row`),
+    """Checks each ranked question's outcome into a row or a reject
+    (:func:`~seedtune.tasks.synthesize.answer_row`),
     counting the personal data masked per kind (``masked``) and the rows whose question is
     not in the questions file (``missing``)."""
 

@@ -5,7 +5,7 @@ Naver ``cafearticle`` and ``kin`` (지식iN) results (``queries.titles``), clean
 enter (markup, entities, lone surrogates, personal data masked: the search stage's
 :mod:`~seedtune.retrieval.documents`), each post once per seed word, are sent
 ``queries.titles.per_prompt`` at a time to the LLM, which turns each into a standalone
-question or drops it with a reason (:class:`~seedtune.llm.schemas.TitleVerdicts`). Only the
+question or drops it with a reason (the titles task: :mod:`seedtune.tasks.titles`). Only the
 API's fields are used: no cafe page is fetched (cafe.naver.com's robots.txt forbids it).
 
 Batches are made per seed word from that word's results alone, so adding, removing or
@@ -27,24 +27,13 @@ from seedtune.core.cache import ResponseCache
 from seedtune.core.config import SearchConfig, TitlesConfig
 from seedtune.core.credentials import optional_secret
 from seedtune.core.machine import load_machine
-from seedtune.llm.client import LLMOutcome, LLMRequest
-from seedtune.llm.prompts import PromptTemplate, fence_safe
-from seedtune.llm.schemas import TitleVerdicts
 from seedtune.retrieval.documents import link_key, text_key
 from seedtune.retrieval.naver import NaverClient
 from seedtune.retrieval.quota import QuotaExceeded
 from seedtune.retrieval.search import search_all, search_question
+from seedtune.tasks.titles import Batch, Judged
 
 log = logging.getLogger(__name__)
-
-#: What the titles prompt asks for each mix of ``queries.forms`` (per title, so worded as
-#: an instruction, unlike the per-seed prompt's description of the whole list).
-FORMS = {
-    ("question",): "물음표로 끝나는 의문문으로 씁니다.",
-    ("instruction",): '"~알려 주세요", "~설명해 주세요"처럼 요청하는 지시문(명령문)으로 씁니다.',
-    ("instruction", "question"): '물음표로 끝나는 의문문이나 "~알려 주세요"처럼 요청하는 '
-    "지시문 가운데 제목에 어울리는 쪽으로 씁니다.",
-}
 
 
 def search_config(cfg: TitlesConfig, machine: dict[str, Any] | None = None) -> SearchConfig:
@@ -64,14 +53,6 @@ def search_config(cfg: TitlesConfig, machine: dict[str, Any] | None = None) -> S
         pages=pages,
         display=math.ceil(cfg.per_seed / pages),
     )
-
-
-@dataclass(frozen=True)
-class Batch:
-    """One titles prompt: a seed word's titles, numbered from 1 in ``titles`` order."""
-
-    seed: str
-    titles: list[dict[str, Any]]  # {source, seed, title, link, category}
 
 
 @dataclass
@@ -95,16 +76,6 @@ class TitleSet:
         kept, dropped = seed_titles(seed, documents)
         self.batches += batches(seed, kept, per_prompt)
         self.rejects += dropped
-
-
-@dataclass
-class Judged:
-    """What the LLM made of the titles: question rows, rejects, and how many titles were
-    lost to failures (a failed request, a number missing from an answer)."""
-
-    rows: list[dict[str, Any]] = field(default_factory=list)
-    rejects: list[dict[str, Any]] = field(default_factory=list)
-    lost: int = 0
 
 
 def seed_titles(
@@ -213,65 +184,6 @@ def from_cache(
         else:
             found.add(seed, row["documents"], cfg.per_prompt)
     return found, missing, hits
-
-
-def build_requests(
-    found: TitleSet, forms: list[str], cfg: TitlesConfig, template: PromptTemplate
-) -> list[LLMRequest]:
-    """One structured-output request per batch."""
-    wording = FORMS[tuple(sorted(set(forms)))]
-    reqs = []
-    for b in found.batches:
-        # titles are untrusted: each on its line, none able to close the fenced block
-        lines = "\n".join(f"{i}. {fence_safe(t['title'])}" for i, t in enumerate(b.titles, 1))
-        reqs.append(
-            LLMRequest(
-                id=f"titles:{b.seed}:{b.titles[0]['link']}",
-                messages=template.render(seed=b.seed, n=len(b.titles), titles=lines, forms=wording),
-                schema=TitleVerdicts,
-                temperature=cfg.temperature,
-                template_version=template.version,
-            )
-        )
-    return reqs
-
-
-def verdicts(
-    found: TitleSet, outcomes: list[LLMOutcome], model: str, template_version: str
-) -> Judged:
-    """The question rows and rejects the LLM's answers make of the titles.
-
-    Every title ends as exactly one of: a question row carrying the title, link and category
-    it came from; a reject with the LLM's drop reason; a reject ``unanswered`` (its number
-    was missing from the answer); or, when the whole request failed, a reject with the
-    request's reason. The last two are failures and count against ``llm.max_reject_rate``.
-    """
-    out = Judged()
-    for b, o in zip(found.batches, outcomes, strict=True):
-        if o.value is None:
-            out.rejects += [{**t, "reason": o.reject or "no answer"} for t in b.titles]
-            out.lost += len(b.titles)
-            continue
-        answers: dict[int, dict[str, Any]] = {}
-        for item in o.value["items"]:
-            answers.setdefault(item["index"], item)  # a repeated number: the first counts
-        for i, t in enumerate(b.titles, 1):
-            item = answers.get(i)
-            if item is None:
-                out.rejects.append({**t, "reason": "unanswered"})
-                out.lost += 1
-            elif item["drop"] is not None:
-                out.rejects.append({**t, "reason": item["drop"]})
-            else:
-                out.rows.append(
-                    {
-                        "question": item["question"],
-                        **t,
-                        "model": o.model or model,  # as the server answered
-                        "template": template_version,
-                    }
-                )
-    return out
 
 
 def metrics(found: TitleSet, judged: Judged) -> dict[str, Any]:

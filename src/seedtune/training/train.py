@@ -23,7 +23,7 @@ from seedtune.core.errors import InputError, one_line
 from seedtune.core.machine import resolve_model
 from seedtune.core.paths import INSTRUCTIONS
 from seedtune.core.records import atomic_write_text
-from seedtune.llm.rag import rag_prompt
+from seedtune.tasks.ask_rag import rag_prompt
 from seedtune.training.checkpoints import latest_complete
 from seedtune.training.configure import lora_config, model_kwargs, sft_config
 from seedtune.training.lora_path import fuse_lora_add, uncast_lora_inputs
@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 def to_conversation(row: dict[str, Any], with_passages: bool = False) -> dict[str, Any]:
     """One instruction row as a conversational prompt/completion example; with passages, the
     user turn carries the passages the answer was grounded on, exactly as ``seedtune ask
-    --rag`` will show them (:func:`seedtune.llm.prompts.rag_prompt`)."""
+    --rag`` will show them (:func:`seedtune.tasks.ask_rag.rag_prompt`)."""
     question = row["question"]
     if with_passages:
         passages = [{"passage": p} for p in row.get("passages") or []]

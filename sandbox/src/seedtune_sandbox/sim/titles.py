@@ -13,7 +13,7 @@ one of question / drop per item). It reads the numbered titles between ``<참고
 - else a standalone Korean question: bracketed prefixes, emoticons, ``ㅠㅠ``, repeated
   punctuation, ellipses and personal data dropped; numbers, prices, Latin acronyms and names
   kept; ended with "?" or as an instruction ("~알려 주세요.") as the prompt's forms sentence
-  (the wording of ``FORMS`` in ``seedtune.synthesis.titles``: 의문문 and/or 지시문) asks.
+  (the wording of ``FORMS`` in ``seedtune.tasks.titles``: 의문문 and/or 지시문) asks.
 
 Every index is answered once, in order. Word lists: :mod:`~seedtune_sandbox.sim.forum_words`.
 """
@@ -141,7 +141,7 @@ def seeds_of(prompt: str) -> tuple[str, ...]:
 
 def form_of(prompt: str) -> str:
     """What the prompt's forms sentence asks for (the wording of ``FORMS`` in
-    ``seedtune.synthesis.titles`` and ``.queries``): ``question`` (의문문), ``instruction``
+    ``seedtune.tasks.titles`` and ``.queries``): ``question`` (의문문), ``instruction``
     (지시문 or 명령문), both: ``fitting`` (whichever fits the title: "어울리는 쪽") or
     ``mixed`` (mostly that, some the other way); neither: questions."""
     asks_q = "의문문" in prompt
