@@ -7,6 +7,7 @@ seedtune estimate [--json]                     LLM, Naver and crawl costs before
 seedtune ask "QUESTION" [--rag]                 the tuned model answers (streamed)
 seedtune demo [--workdir DIR]                  the whole DAG offline, in minutes
 seedtune export [--out models/merged]          adapter merged into a standalone model
+seedtune serve [--print]                       vLLM serving the base and the adapter by name
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ask": ("seedtune.cli.ask", "answer with the tuned model (--rag: grounded by search)"),
     "demo": ("seedtune.offline.demo", "the whole pipeline offline: simulators, tiny models"),
     "export": ("seedtune.cli.export", "merge models/adapter into a standalone model directory"),
+    "serve": ("seedtune.cli.serve", "print (or run) the vLLM command serving base + adapter"),
 }
 
 
