@@ -8,6 +8,7 @@ seedtune ask "QUESTION" [--rag]                 the tuned model answers (streame
 seedtune demo [--workdir DIR]                  the whole DAG offline, in minutes
 seedtune export [--out models/merged]          adapter merged into a standalone model
 seedtune serve [--print]                       vLLM serving the base and the adapter by name
+seedtune publish --model-repo O/N --dataset-repo O/N   adapter + dataset with cards to the Hub
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("seedtune.offline.demo", "the whole pipeline offline: simulators, tiny models"),
     "export": ("seedtune.cli.export", "merge models/adapter into a standalone model directory"),
     "serve": ("seedtune.cli.serve", "print (or run) the vLLM command serving base + adapter"),
+    "publish": ("seedtune.cli.publish", "push the adapter and the dataset, with cards, to the Hub"),
 }
 
 
