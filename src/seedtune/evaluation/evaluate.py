@@ -20,7 +20,12 @@ from seedtune.core.records import (
     write_jsonl,
 )
 from seedtune.core.stage import check_reject_rate, stage_metrics, write_rejects
-from seedtune.evaluation.generation import attach_adapter, generate_answers, load_model
+from seedtune.evaluation.generation import (
+    attach_adapter,
+    generate_answers,
+    is_merged,
+    load_model,
+)
 from seedtune.evaluation.judging import (
     bootstrap_ci,
     build_requests,
@@ -119,7 +124,7 @@ def generate_all(
             p.evaluate.batch_size,
             desc=f"answers ({label})",
         )
-    return Generated(answers, {"generator": "in-process"})
+    return Generated(answers, {"generator": "in-process", "generator_merged": is_merged(model)})
 
 
 def judge_model(p: Params) -> str:
