@@ -24,9 +24,10 @@ def main() -> None:
     instructions = read_jsonl(INSTRUCTIONS)
     questions = ev.eval_questions(p, instructions)
     require_llm_key(p.llm.api_key_env, "the judge needs it: checked before generating answers")
-    answers = ev.answer_all(p, questions, ADAPTER)
+    # from generate.base_url's server when set (answers cached beside the judge's), else here
+    gen = ev.generate_all(p, questions, ADAPTER, CACHE_DIR / "evaluate" / "answers")
     client = LLMClient(p.llm, ResponseCache(CACHE_DIR / "evaluate"), desc="judge")
-    ev.judge_and_report(p, client, questions, answers, instructions)
+    ev.judge_and_report(p, client, questions, gen.answers, instructions, gen.info)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,8 @@
 Installed packages add commands through the ``seedtune.commands`` entry-point group (the
 repository's stand-ins add ``sim``, ``tiny-models`` and ``demo``); ``seedtune --help`` lists
 them with the rest.
+    seedtune serve [--print]                       vLLM serving the base and the adapter by name
+    seedtune publish --model-repo O/N --dataset-repo O/N   adapter + dataset with cards to the Hub
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ask": ("seedtune.cli.ask", "answer with the tuned model (--rag: grounded by search)"),
     "export": ("seedtune.cli.export", "merge models/adapter into a standalone model directory"),
     "batches": ("seedtune.cli.batches", "list (or --cancel) the Batch API batches of this machine"),
+    "serve": ("seedtune.cli.serve", "print (or run) the vLLM command serving base + adapter"),
+    "publish": ("seedtune.cli.publish", "push the adapter and the dataset, with cards, to the Hub"),
 }
 #: Where other installed packages register commands: ``name = "module:function"``, a
 #: ``function(argv) -> int`` whose docstring's first line is its help.

@@ -2,7 +2,9 @@
 
 Run: ``seedtune ask "전세 계약 시 주의할 점은?" [--rag] [--adapter models/adapter]``.
 Loads the base model named in params.yaml with the adapter, renders the question with the
-model's own chat template (as in training) and streams the answer to the terminal. With
+model's own chat template (as in training) and streams the answer to the terminal (with
+``generate.base_url`` set, an inference server answers instead, asked for the adapter by
+name: :mod:`seedtune.evaluation.remote`). With
 ``--rag`` it first searches Naver, reads the pages behind the top results and ranks their
 passages with e5 through the functions the search, crawl and rank stages run, and puts the
 passages the synthesize stage would show the LLM into the prompt, numbered and fenced as
@@ -137,13 +139,17 @@ def main(argv: list[str] | None = None) -> int:
     p = load_params(
         args.params, ("train", "search", "crawl", "rank", "synthesize") if args.rag else ("train",)
     )
-    # before any paid-for search: an id that resolves nowhere is one line, not a traceback
-    locate_model(
-        p.train.model.name_or_path,
-        "params.yaml: train.model.name_or_path",
-        p.train.model.revision,
-        hf_token(),
-    )
+    from seedtune.evaluation.remote import answer_one, generate_settings
+
+    gen = generate_settings()  # generate.base_url set: the inference server answers
+    if not gen.base_url:
+        # before any paid-for search: an id that resolves nowhere is one line, not a traceback
+        locate_model(
+            p.train.model.name_or_path,
+            "params.yaml: train.model.name_or_path",
+            p.train.model.revision,
+            hf_token(),
+        )
     adapter = None if args.adapter == "none" else args.adapter
     if adapter and not (Path(adapter) / "adapter_config.json").is_file():
         raise ConfigError(
@@ -156,7 +162,12 @@ def main(argv: list[str] | None = None) -> int:
     prompt = build_prompt(
         args.question, passages, p.synthesize.top_k if passages is not None else 0
     )
-    answer(p, prompt, adapter, args.max_new_tokens, args.temperature)
+    if gen.base_url:
+        served = Path(adapter) if adapter else None
+        base = p.train.model.name_or_path
+        print(answer_one(gen, base, served, prompt, args.max_new_tokens, args.temperature))
+    else:
+        answer(p, prompt, adapter, args.max_new_tokens, args.temperature)
     if passages:
         print("\n\n출처 (sources):")
         for i, doc in enumerate(passages[: p.synthesize.top_k], 1):

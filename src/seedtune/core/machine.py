@@ -56,6 +56,17 @@ MACHINE_KEYS: dict[str, tuple[str, ...]] = {
     ),
     "rank": ("device", "batch_size"),
     "evaluate": ("batch_size",),
+    # an OpenAI-compatible inference server for evaluate's and `seedtune ask`'s answers
+    # (seedtune.evaluation.remote); no pipeline param has this section
+    "generate": (
+        "base_url",
+        "api_key_env",
+        "base_model",
+        "tuned_model",
+        "concurrency",
+        "timeout_s",
+        "max_retries",
+    ),
 }
 MACHINE_FILE = Path("conf/machine.yaml")
 LOCAL_FILE = Path("conf/local/default.yaml")

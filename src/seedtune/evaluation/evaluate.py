@@ -22,8 +22,9 @@ from seedtune.core.records import (
     write_jsonl,
 )
 from seedtune.core.stage import check_reject_rate, stage_metrics, write_rejects
-from seedtune.evaluation.generation import attach_adapter, generate_answers, load_model
+from seedtune.evaluation.generation import attach_adapter, generate_answers, is_merged, load_model
 from seedtune.evaluation.judging import bootstrap_ci, report_markdown, win_rate
+from seedtune.evaluation.remote import Generated, answer_via_server, generate_settings
 from seedtune.evaluation.summary import score_distribution
 from seedtune.llm.client import LLMClient, LLMRequest
 from seedtune.llm.costs import usage_metrics
@@ -78,7 +79,28 @@ def references(instructions: list[dict[str, Any]], questions: list[str]) -> list
 
 
 def answer_all(p: Params, questions: list[str], adapter: str) -> dict[str, list[str]]:
-    """Greedy answers of the base model, then of base + adapter (the base weights load once)."""
+    """Greedy answers of the base model, then of base + adapter (see :func:`generate_all`)."""
+    return generate_all(p, questions, adapter).answers
+
+
+def generate_all(
+    p: Params, questions: list[str], adapter: str, cache_dir: Path | None = None
+) -> Generated:
+    """Both models' greedy answers, from the inference server ``generate.base_url`` names
+    (:mod:`seedtune.evaluation.remote`; answers cached under ``cache_dir``), else
+    in-process (the base weights load once, the adapter then goes on top), with which
+    generator made them."""
+    gen = generate_settings()
+    if gen.base_url:
+        return answer_via_server(
+            gen,
+            p.train.model.name_or_path,
+            p.train.model.revision,
+            questions,
+            Path(adapter),
+            p.evaluate.max_new_tokens,
+            cache_dir,
+        )
     model, tok = load_model(p.train.model.name_or_path, None, p.train.model.revision)
     answers: dict[str, list[str]] = {}
     for label in LABELS:  # base first, then the adapter goes on top of the same weights
@@ -92,7 +114,7 @@ def answer_all(p: Params, questions: list[str], adapter: str) -> dict[str, list[
             p.evaluate.batch_size,
             desc=f"answers ({label})",
         )
-    return answers
+    return Generated(answers, {"generator": "in-process", "generator_merged": is_merged(model)})
 
 
 def judge_model(p: Params) -> str:
@@ -204,11 +226,13 @@ def judge_and_report(
     questions: list[str],
     answers: dict[str, list[str]],
     instructions: list[dict[str, Any]],
+    generator: dict[str, Any] | None = None,
 ) -> None:
     """Judge both models' answers, then write the stage's outputs: rejects, the reject-rate
     check, reports/evaluation.md, reports/scores.json, reports/answers.jsonl and
     metrics/evaluate.json, the metrics also when the stage fails (what was spent is
-    there)."""
+    there); ``generator``: which generator made the answers (in both report and metrics)."""
+    generator = generator or {}
     judge = judge_model(p)
     with stage_metrics(
         "evaluate",
@@ -232,9 +256,10 @@ def judge_and_report(
             "evaluate", 4 * len(questions), client.stats.rejects, p.llm.max_reject_rate
         )
         atomic_write_text(
-            paths.EVALUATION_REPORT, report_markdown({**results, "judge_model": judge}, rows)
+            paths.EVALUATION_REPORT,
+            report_markdown({**results, "judge_model": judge, **generator}, rows),
         )
         write_json(paths.SCORES, score_distribution(rows, LABELS))
         write_answers(questions, answers)  # estimate rebuilds the judge's requests from it
         # which adapter was judged: the merged model's card quotes the verdict only for it
-        metrics.update(results, adapter_md5=weights_md5(paths.ADAPTER))
+        metrics.update(results, **generator, adapter_md5=weights_md5(paths.ADAPTER))

@@ -257,3 +257,45 @@ def _licence_text(front: dict[str, Any]) -> str:
 
 def _fmt(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+#: The intended use a published adapter's card states (what seedtune makes it for).
+INTENDED_USE = """\
+A Korean question-answering assistant for the domain of the seed words it was tuned on,
+for research, prototyping and evaluation. Its training answers were written by an LLM from
+web pages and search results (personal data masked), so it can be wrong, out of date or
+echo its sources: check what it says before relying on it, and do not use it for legal,
+medical or financial advice, for decisions about people, or outside Korean. The base
+model's licence and use policy apply to it as well."""
+
+
+def render_published_card(
+    adapter_card: str,
+    evaluation: dict[str, Any] | None,
+    evaluation_path: str,
+    dataset_repo: str | None = None,
+) -> str:
+    """The adapter's card as ``seedtune publish`` pushes it: the train stage's card with
+    the judge's verdict (win rate with its interval) in place of the note that evaluate
+    comes later, an intended-use section, and the dataset repository it was tuned on."""
+    front = front_matter(adapter_card)
+    body = adapter_card.split("---", 2)[2] if front else adapter_card
+    if dataset_repo:
+        front = {**front, "datasets": [dataset_repo]}
+    head, _, rest = body.partition("## Evaluation")
+    _, _, rest = rest.partition("\n## ")
+    rest = f"\n## {rest.lstrip()}" if rest else ""
+    return f"""---
+{yaml.safe_dump(front, allow_unicode=True, sort_keys=False).strip()}
+---
+
+{head.strip()}
+
+## Intended use
+
+{INTENDED_USE}
+
+## Evaluation
+
+{_evaluation_text(evaluation, evaluation_path)}
+{rest}"""
