@@ -263,7 +263,11 @@ def test_card_metadata_parses_and_sections_carry_the_numbers(built: Workspace) -
         "hosts": 4,
         "pages_share": 0.6111,
         "rejects": 20,
+        "pii_unmasked": {},
     }
+    assert (
+        "Left unmasked in the rows (a scan of every text field after masking): none found." in card
+    )
 
 
 def test_card_counts_rows_per_source_and_shows_a_titles_example(built: Workspace) -> None:
@@ -427,3 +431,25 @@ def test_page_script_parses(tmp_path) -> None:
         [node, "--check", str(script)], text=True, capture_output=True, timeout=30
     )
     assert proc.returncode == 0, proc.stderr
+
+
+def test_card_counts_personal_data_the_masking_missed() -> None:
+    """What masking missed in a row's question, answer or passages is counted (metrics/
+    card.json's ``pii_unmasked``, which `seedtune publish` refuses on) and named in the card;
+    links and tags are not personal data."""
+    from seedtune.synthesis.card import Tally, card_metrics
+
+    tally = Tally()
+    rows = [
+        {
+            "question": "전세 보증금은 언제 돌려받나요?",
+            "answer": "집주인에게 010-1234-5678로 연락하세요. [이메일]로 보내도 됩니다.",
+            "passages": ["문의: agent@example.co.kr", "등기부등본을 확인하세요."],
+            "sources": ["https://blog.naver.com/u/223456789012"],
+            "split": "train",
+        },
+        {"question": "월세는?", "answer": "[전화번호]로 문의하세요.", "split": "eval"},
+    ]
+    list(tally.feed(rows))
+    stats = tally.statistics({}, {})
+    assert card_metrics(stats)["pii_unmasked"] == {"email": 1, "phone": 1}

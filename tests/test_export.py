@@ -4,25 +4,6 @@ adapter did."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
-
-import pytest
-from train_support import make_rows, train_tiny
-
-
-@pytest.fixture(scope="module")
-def rows() -> list[dict[str, Any]]:
-    return make_rows()
-
-
-@pytest.fixture(scope="module")
-def gemma(tiny_models) -> Path:
-    return tiny_models.gemma
-
-
-@pytest.fixture(scope="module")
-def trained(gemma: Path, rows: list[dict[str, Any]], tmp_path_factory: pytest.TempPathFactory):
-    return train_tiny(gemma, rows, tmp_path_factory.mktemp("run"))
 
 
 def test_export_merges_into_a_standalone_model(trained, tmp_path: Path) -> None:

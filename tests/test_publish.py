@@ -164,6 +164,17 @@ def test_unmasked_personal_data_is_refused(project: Workspace) -> None:
     assert hub.calls == []
 
 
+def test_what_the_card_stage_counted_unmasked_is_refused(project: Workspace) -> None:
+    """metrics/card.json's ``pii_unmasked`` (the card stage's scan) is what publish goes by."""
+    card = project.path / "metrics/card.json"
+    card.write_text(json.dumps({"rows": 2, "pii_unmasked": {"email": 2}}))
+    with HubSim() as hub:
+        proc = _publish(project, hub)
+    assert proc.returncode != 0
+    assert "unmasked (2 email)" in last_line(proc.stderr)
+    assert hub.calls == []
+
+
 def test_a_token_the_hub_refuses_is_one_line(project: Workspace) -> None:
     with HubSim() as hub:
         proc = _publish(project, hub, "hf_wrong")

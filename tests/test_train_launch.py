@@ -10,18 +10,7 @@ from typing import Any
 
 import pytest
 from support import Workspace
-from train_support import make_cfg, make_rows, train_ws
-
-
-@pytest.fixture(scope="module")
-def rows() -> list[dict[str, Any]]:
-    return make_rows()
-
-
-@pytest.fixture(scope="module")
-def gemma(tiny_models) -> Path:
-    return tiny_models.gemma
-
+from train_support import make_cfg, train_ws
 
 # ------------------------------------------------------------------------ launching
 

@@ -12,23 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
-from train_support import make_cfg, make_rows, train_tiny
-
-
-@pytest.fixture(scope="module")
-def rows() -> list[dict[str, Any]]:
-    return make_rows()
-
-
-@pytest.fixture(scope="module")
-def gemma(tiny_models) -> Path:
-    return tiny_models.gemma
-
-
-@pytest.fixture(scope="module")
-def trained(gemma: Path, rows: list[dict[str, Any]], tmp_path_factory: pytest.TempPathFactory):
-    return train_tiny(gemma, rows, tmp_path_factory.mktemp("run"))
-
+from train_support import make_cfg
 
 # ------------------------------------------------------------------------ a short run
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 from support import Workspace
 
 from seedtune.core.config import TrainConfig
@@ -89,3 +90,21 @@ def train_tiny(gemma: Path, rows: list[dict[str, Any]], tmp: Path) -> tuple[Path
     with live_or_none(tmp / "metrics", True) as live:
         metrics = train(make_cfg(gemma), rows, 42, out, tmp / "ckpt", live)
     return out, metrics, tmp / "metrics"
+
+
+@pytest.fixture(scope="module")
+def rows() -> list[dict[str, Any]]:
+    """:func:`make_rows`, once per test module."""
+    return make_rows()
+
+
+@pytest.fixture(scope="module")
+def gemma(tiny_models) -> Path:
+    """The tiny Gemma's directory."""
+    return tiny_models.gemma
+
+
+@pytest.fixture(scope="module")
+def trained(gemma: Path, rows: list[dict[str, Any]], tmp_path_factory: pytest.TempPathFactory):
+    """:func:`train_tiny`'s short run, once per test module."""
+    return train_tiny(gemma, rows, tmp_path_factory.mktemp("run"))

@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from seedtune.core import pii
 from seedtune.core.errors import InputError
 from seedtune.core.markdown import Markdown, md_code, md_text
 from seedtune.core.paths import INSTRUCTIONS
@@ -289,6 +290,9 @@ class Tally:
         self.models: Counter[str] = Counter()
         self.templates: Counter[str] = Counter()
         self.types: dict[str, set[str]] = {}
+        # personal data the masking missed, per kind, in any text of any row: the card says
+        # so, and `seedtune publish` refuses a dataset where it counts any
+        self.unmasked: Counter[str] = Counter()
         # the example: the first train titles row, else the first train row, else (no
         # train rows) the first titles row, else the first row
         self.examples: dict[str, dict[str, Any]] = {}
@@ -316,6 +320,8 @@ class Tally:
         self.models[_str(row.get("model")) or "(none)"] += 1
         self.templates[_str(row.get("template")) or "(none)"] += 1
         _column_types(self.types, row)
+        for text in _texts(row):
+            self.unmasked.update(kind for _, _, kind in pii.find(text))
         train, titles = split == "train", row.get("question_source") == "titles"
         for key, wanted in (
             ("train titles", train and titles),
@@ -390,6 +396,7 @@ class Tally:
             "models": sorted(self.models.items(), key=_by_count),
             "templates": sorted(self.templates.items(), key=_by_count),
             "pii": dict(sorted(pii.items())),
+            "pii_unmasked": dict(sorted(self.unmasked.items())),
             "rejects": {s: _reasons(r) for s, r in rejects.items()},
             "columns": [(k, "|".join(sorted(t)) or "null") for k, t in self.types.items()],
             "example": self.example(),
@@ -417,6 +424,8 @@ def card_metrics(stats: dict[str, Any]) -> dict[str, Any]:
         "hosts": len(stats["hosts"]),
         "pages_share": stats["pages_share"],
         "rejects": sum(r["total"] for r in stats["rejects"].values()),
+        # {kind: count} found in the rows' text after masking: {} is what may be published
+        "pii_unmasked": stats["pii_unmasked"],
     }
 
 
@@ -697,6 +706,12 @@ def render_card(inputs: CardInputs, stats: dict[str, Any]) -> str:
             ],
         )
     )
+    missed = stats.get("pii_unmasked") or {}
+    s.append(
+        "\nLeft unmasked in the rows (a scan of every text field after masking): "
+        + (", ".join(f"{n} {k}" for k, n in missed.items()) if missed else "none found")
+        + ".\n"
+    )
     s.append("\n## Rejects\n")
     s.append(
         f"Items that produced no row, by stage and reason (top {TOP_REASONS} reasons "
@@ -725,3 +740,16 @@ def render_card(inputs: CardInputs, stats: dict[str, Any]) -> str:
         "and links, and every reject.\n"
     )
     return "\n".join(x.rstrip("\n") + "\n" for x in s).replace("\n\n\n", "\n\n")
+
+
+#: The columns of a row that carry text people wrote (links, models and ids do not).
+TEXT_COLUMNS = ("question", "answer", "passages")
+
+
+def _texts(row: dict[str, Any]) -> Iterator[str]:
+    """The text of a row's :data:`TEXT_COLUMNS` (``passages`` is a list)."""
+    for column in TEXT_COLUMNS:
+        value = row.get(column)
+        for text in value if isinstance(value, list) else [value]:
+            if isinstance(text, str):
+                yield text
