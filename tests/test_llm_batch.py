@@ -141,6 +141,29 @@ def test_out_of_wait_stops_in_one_line_and_the_rerun_resumes(sim, tmp_path, llm_
     assert BatchState().records()[0].collected
 
 
+def test_input_lines_are_spooled_to_disk_and_removed_and_a_killed_runs_spool_is_never_read(
+    sim, tmp_path, llm_key
+) -> None:
+    spool_dir = state_path().parent / batch.SPOOL_DIR
+    spool_dir.mkdir(parents=True)
+    # a kill -9's leftover: a line that would be a paid request if anything read it
+    left = spool_dir / ".spool-killed.tmp"
+    left.write_bytes(batch._input_line("0" * 64, {"model": "sim-gpt", "messages": []}))
+    old = spool_dir / ".spool-old.tmp"
+    old.write_bytes(b"{}")
+    os.utime(old, (time.time() - 7200, time.time() - 7200))
+    sim.batch_store.hold = True
+    with pytest.raises(BatchPending):
+        list(_client(sim, tmp_path / "c", batch_wait_s=0).stream(iter(_requests(5))))
+    assert sorted(p.name for p in spool_dir.iterdir()) == [left.name]  # own spool gone, old swept
+    uploaded = [f for f in sim.batch_store.files.values() if f.purpose == "batch"]
+    assert [f.data.count(b"\n") for f in uploaded] == [5] and b"0" * 64 not in uploaded[0].data
+    sim.batch_store.hold = False
+    out = _client(sim, tmp_path / "c").run(_requests(5))
+    assert all(o.value for o in out) and sim.stats()["batch"]["distinct"] == 5
+    assert sorted(p.name for p in spool_dir.iterdir()) == [left.name]
+
+
 def test_a_batch_created_but_not_recorded_is_found_by_its_input_file(
     sim, tmp_path, llm_key
 ) -> None:
