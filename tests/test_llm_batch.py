@@ -127,6 +127,39 @@ def test_failed_batch_and_transport_errors_go_again_item_errors_are_rejects(
     assert sim.stats()["batch"]["requests"] - before == len(rejects)  # rejects are asked again
 
 
+def _until_batches_done(sim: SimServer) -> None:
+    deadline = time.monotonic() + 30  # only against a hang
+    while set(sim.stats()["batch"]["status"]) - {"completed"} and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+def test_a_request_failing_in_every_batch_is_a_reject_after_max_retries_over_reruns(
+    sim, tmp_path, llm_key
+) -> None:
+    """Each run stops at llm.batch_wait_s after one round: the bound holds across reruns."""
+    reqs = _requests(3)
+    bad = request_key(LLMConfig(model="sim-gpt", mode="batch"), reqs[0])
+    sim.batch_store.fail_ids = {bad}
+    outcomes, runs = None, 0
+    while outcomes is None and runs < 8:
+        runs += 1
+        try:
+            outcomes = _client(sim, tmp_path / "c", max_retries=2, batch_wait_s=0).run(reqs)
+        except BatchPending:
+            _until_batches_done(sim)
+    assert outcomes is not None and runs == 4  # sent in runs 1-3, rejected in run 4
+    assert [bool(o.value) for o in outcomes] == [False, True, True]
+    assert "llm.max_retries=2" in outcomes[0].reject and "HTTP 500" in outcomes[0].reject
+    assert sim.batch_store.submitted[bad] == 3  # the first try and 2 resubmissions
+    # a rerun keeps it a reject without sending it again
+    again = _client(sim, tmp_path / "c", max_retries=2).run(reqs)
+    assert again[0].reject == outcomes[0].reject and sim.batch_store.submitted[bad] == 3
+    # more retries allowed: it goes again (and is answered once the server is fine)
+    sim.batch_store.fail_ids = set()
+    assert _client(sim, tmp_path / "c", max_retries=3).run(reqs)[0].value
+    assert not BatchState().tries(sim.openai_base_url, [bad])  # answered: counts forgotten
+
+
 def test_out_of_wait_stops_in_one_line_and_the_rerun_resumes(sim, tmp_path, llm_key) -> None:
     sim.batch_store.hold = True
     with pytest.raises(BatchPending, match=r"batch batch_\w+ in progress .*rerun `dvc repro`"):

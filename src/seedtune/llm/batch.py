@@ -16,8 +16,11 @@ the stage stops with one line (:class:`BatchPending`) and writes nothing that lo
 A finished batch's output and error files are read line by line: every answer goes through
 the sync path's own validation (:meth:`LLMClient._parse`) and is cached the moment it is
 read. A per-request error becomes a reject, or for a transport-like code (429, 5xx) waits
-for a later batch; the requests an expired, failed or cancelled batch left unanswered are
-resubmitted, and only those (at most ``llm.max_retries`` times each). Tokens are priced at
+for a later batch, as an unusable answer does; each request's such failures are counted in
+the batch state, across runs, and once they pass ``llm.max_retries`` (or the parse budget)
+the request is a reject, in this run and the next ones. The requests an expired, failed or
+cancelled batch left unanswered are resubmitted, and only those (at most
+``llm.max_retries`` times each in a run; then the stage stops). Tokens are priced at
 the Batch API columns of the price table (:mod:`seedtune.llm.costs`).
 """
 
@@ -40,7 +43,7 @@ from tqdm.auto import tqdm
 from seedtune.core.errors import ConfigError, SeedtuneError, ServiceError
 from seedtune.core.retry import backoff_s, retry_after_s
 from seedtune.llm.batch_spool import Spool
-from seedtune.llm.batch_state import PENDING, TERMINAL, BatchState, state_path
+from seedtune.llm.batch_state import PENDING, TERMINAL, BatchState, Tries, state_path
 from seedtune.llm.errors import parse_error
 
 log = logging.getLogger(__name__)
@@ -54,6 +57,8 @@ TRANSPORT_STATUS = {408, 409, 429, 500, 502, 503, 504}
 #: ``llm.batch_wait_s: null``: the API's completion window, and an hour to spare.
 WINDOW_S = 25 * 3600
 LISTED = 100  # batches read per page of GET /batches when adopting a pending record
+#: Why a result line goes into another batch (see :meth:`_Run._collect`).
+LOST, RESENT, UNUSABLE = "lost", "resent", "unusable"
 SPOOL_DIR = "batch-spool"  # beside the batch records (see seedtune.llm.batch_spool)
 
 
@@ -134,8 +139,7 @@ class _Run:
         self.base = self.cfg.base_url.rstrip("/")
         self.live: set[str] = set()  # answered in this run
         self.rejects: dict[str, str] = {}
-        self.tries: Counter[str] = Counter()  # batches that left a request unanswered
-        self.parse_tries: Counter[str] = Counter()
+        self.tries: Counter[str] = Counter()  # batches of this run that lost a request
         self.session: Any = None
 
     # --- the loop ---------------------------------------------------------------------------
@@ -161,6 +165,12 @@ class _Run:
         waiting = await self._resume(state)
         held = set().union(*waiting.values()) if waiting else set()
         unsent = [k for k in self.todo if k not in held]
+        # failures counted in earlier runs: a request past its bound is not sent again
+        for key, tries in state.tries(self.cfg.base_url, unsent).items():
+            spent = self._spent(tries)
+            if spent is not None:
+                self.rejects[key] = spent
+        unsent = [k for k in unsent if k not in self.rejects]
         wait_s = WINDOW_S if self.cfg.batch_wait_s is None else self.cfg.batch_wait_s
         started = time.monotonic()
         desc = f"{self.client.desc} (batch)"
@@ -178,7 +188,7 @@ class _Run:
                     status = str(batch.get("status"))
                     statuses[status] += 1
                     if status in TERMINAL:
-                        unsent += await self._collect(batch, waiting.pop(batch_id))
+                        unsent += await self._collect(state, batch, waiting.pop(batch_id))
                         state.collect(batch_id)
                 settled = len(self.live) + len(self.rejects)
                 bar.update(settled - bar.n)
@@ -278,10 +288,19 @@ class _Run:
         return await self._json("POST", "/files", form=(path, name))
 
     # --- collect ----------------------------------------------------------------------------
-    async def _collect(self, batch: dict[str, Any], keys: set[str]) -> list[str]:
-        """Cache the answers of a finished batch; the keys to send again."""
+    async def _collect(self, state: BatchState, batch: dict[str, Any], keys: set[str]) -> list[str]:
+        """Cache the answers of a finished batch; the keys to send again.
+
+        A request the batch lost (expired, cancelled, failed: no answer of its own) goes
+        again, at most ``llm.max_retries`` times in a run, then the stage stops (the
+        endpoint's trouble, not the item's). A request answered with a transport-like
+        error or an unusable answer goes again until its counts in ``state`` (kept across
+        runs) pass ``llm.max_retries`` or the parse budget: then it is a reject.
+        """
         seen: set[str] = set()
-        again: list[str] = []
+        lost: list[str] = []
+        failed: dict[str, tuple[str, str]] = {}
+        answered: list[str] = []
         for file_key in ("output_file_id", "error_file_id"):
             if not batch.get(file_key):
                 continue
@@ -301,8 +320,14 @@ class _Run:
                         if key not in keys or key in seen:
                             continue
                         seen.add(key)
-                        if self._settle(key, line):
-                            again.append(key)
+                        outcome = self._settle(key, line)
+                        if outcome is None:
+                            if key in self.live:
+                                answered.append(key)
+                        elif outcome[0] == LOST:
+                            lost.append(key)
+                        else:
+                            failed[key] = outcome
             finally:
                 path.unlink(missing_ok=True)
         missing = [k for k in keys if k not in seen]
@@ -313,10 +338,18 @@ class _Run:
                 self.client.desc,
                 batch["id"],
                 batch.get("status"),
-                len(missing),
+                len(missing) + len(lost),
                 f" ({why})" if why else "",
             )
-        for key in missing + again:
+        state.forget_tries(self.cfg.base_url, answered)
+        again: list[str] = []
+        for key, tries in state.add_tries(self.cfg.base_url, failed).items():
+            spent = self._spent(tries)
+            if spent is None:
+                again.append(key)
+            else:
+                self.rejects[key] = spent
+        for key in missing + lost:
             self.tries[key] += 1
             if self.tries[key] > self.cfg.max_retries:
                 raise ServiceError(
@@ -325,22 +358,36 @@ class _Run:
                     f"{batch['id']} {batch.get('status')}{': ' + why if why else ''}); answers "
                     "so far are cached, a rerun resumes from them"
                 )
-        return missing + again
+        return missing + lost + again
 
-    def _settle(self, key: str, line: dict[str, Any]) -> bool:
-        """One result line: cached, a reject, or (True) worth another batch."""
+    def _spent(self, tries: Tries) -> str | None:
+        """The reject once a request's failures over every run pass their bound, else None."""
+        if tries.unusable > self.client.parse_retries:
+            return tries.last  # as the sync path's reject for an unusable answer
+        if tries.resent > self.cfg.max_retries:
+            return (
+                f"no answer after llm.max_retries={self.cfg.max_retries} resubmissions, "
+                f"counted over every run (last: {tries.last}); raise llm.max_retries to "
+                "try it again"
+            )
+        return None
+
+    def _settle(self, key: str, line: dict[str, Any]) -> tuple[str, str] | None:
+        """One result line: cached or a reject (None), or why it is worth another batch:
+        ``(LOST | RESENT | UNUSABLE, reason)``."""
         req = self.todo[key]
         response = line.get("response")
         if not isinstance(response, dict):  # expired, cancelled, ...: no answer
-            return True
+            return LOST, str((line.get("error") or {}).get("code") or "no response")
         status = int(response.get("status_code") or 0)
         body = response.get("body")
         if status != 200:
             err = parse_error(json.dumps(body), [self.client._secret])
+            said = f"HTTP {status}: {err.message or 'no message'}"
             if status in TRANSPORT_STATUS:
-                return True
-            self.rejects[key] = f"HTTP {status}: {err.message or 'no message'}"
-            return False
+                return RESENT, said
+            self.rejects[key] = said
+            return None
         self.client.stats.calls += 1
         got = self.client._parse(req, json.dumps(body, ensure_ascii=False))
         self.client._probe(got)
@@ -349,13 +396,11 @@ class _Run:
             entry = {"answer": got.value, "usage": got.usage, "model": model, "served": got.served}
             self.client._store(key, self.displaced.get(key), entry)
             self.live.add(key)
-            return False
-        self.parse_tries[key] += 1
-        if self.parse_tries[key] > self.client.parse_retries or got.reason.startswith("refusal"):
+            return None
+        if got.reason.startswith("refusal"):  # a refusal is its answer
             self.rejects[key] = got.reason
-            return False
-        self.tries[key] -= 1  # an unusable answer has its own budget, as in the sync path
-        return True
+            return None
+        return UNUSABLE, got.reason  # its own budget, as in the sync path
 
     # --- HTTP -------------------------------------------------------------------------------
     async def _check_endpoint(self) -> None:
