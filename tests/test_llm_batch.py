@@ -6,12 +6,14 @@ test_offline_batches.py."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import sqlite3
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -25,7 +27,7 @@ from seedtune.core.errors import ConfigError
 from seedtune.llm import batch
 from seedtune.llm.batch import BatchPending
 from seedtune.llm.batch_state import BatchState, state_path
-from seedtune.llm.client import LLMClient, LLMRequest, request_key
+from seedtune.llm.client import LLMClient, LLMRequest, request_body, request_key
 from seedtune.llm.costs import usage_metrics
 from seedtune.llm.schemas import QuestionList
 
@@ -158,6 +160,31 @@ def test_a_request_failing_in_every_batch_is_a_reject_after_max_retries_over_rer
     sim.batch_store.fail_ids = set()
     assert _client(sim, tmp_path / "c", max_retries=3).run(reqs)[0].value
     assert not BatchState().tries(sim.openai_base_url, [bad])  # answered: counts forgotten
+
+
+@pytest.mark.parametrize("status", (500, 400))
+def test_a_server_refusing_the_system_role_is_sent_folded_requests_in_the_next_batch(
+    sim, tmp_path, llm_key, caplog, status: int
+) -> None:
+    caplog.set_level(logging.WARNING)
+    sim.batch_store.refuse_system = status
+    system = {"role": "system", "content": "당신은 부동산 전문가입니다. JSON으로 답하세요."}
+    reqs = [replace(r, messages=[system, *r.messages]) for r in _requests(4)]
+    client = _client(sim, tmp_path / "c")
+    out = client.run(reqs)
+    assert all(o.value for o in out)
+    stats = sim.stats()["batch"]
+    assert (stats["batches"], stats["requests"]) == (2, 8)  # refused once, then folded
+    folded = list(sim.batch_store.batches.values())[-1].lines
+    assert [line["body"] for line in folded] == [
+        request_body(client.cfg, r, folded=True) for r in reqs
+    ]  # what the sync path sends once it folds
+    assert folded[0]["body"]["messages"][0]["content"].startswith(system["content"] + "\n\n용어:")
+    assert sum("refuses system messages" in r.message for r in caplog.records) == 1
+    # the same cache keys as the sync path's folded requests: all found, nothing asked
+    synced = _client(sim, tmp_path / "c", mode="sync", system_role="fold")
+    assert [o.value for o in synced.run(reqs)] == [o.value for o in out]
+    assert synced.stats.calls == 0 and sim.stats()["chat"]["ok"] == 0
 
 
 def test_out_of_wait_stops_in_one_line_and_the_rerun_resumes(sim, tmp_path, llm_key) -> None:

@@ -20,8 +20,11 @@ for a later batch, as an unusable answer does; each request's such failures are 
 the batch state, across runs, and once they pass ``llm.max_retries`` (or the parse budget)
 the request is a reject, in this run and the next ones. The requests an expired, failed or
 cancelled batch left unanswered are resubmitted, and only those (at most
-``llm.max_retries`` times each in a run; then the stage stops). Tokens are priced at
-the Batch API columns of the price table (:mod:`seedtune.llm.costs`).
+``llm.max_retries`` times each in a run; then the stage stops). A server whose chat template
+refuses the system turn (:mod:`seedtune.llm.system_role`) is learnt from the error lines as
+the sync path learns it from its answers: the refused requests go again in the next batch,
+and every later one, with the system turn folded into the user turn (same cache keys).
+Tokens are priced at the Batch API columns of the price table (:mod:`seedtune.llm.costs`).
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ from seedtune.core.retry import backoff_s, retry_after_s
 from seedtune.llm.batch_spool import Spool
 from seedtune.llm.batch_state import PENDING, TERMINAL, BatchState, Tries, state_path
 from seedtune.llm.errors import parse_error
+from seedtune.llm.system_role import fold
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +62,7 @@ TRANSPORT_STATUS = {408, 409, 429, 500, 502, 503, 504}
 WINDOW_S = 25 * 3600
 LISTED = 100  # batches read per page of GET /batches when adopting a pending record
 #: Why a result line goes into another batch (see :meth:`_Run._collect`).
-LOST, RESENT, UNUSABLE = "lost", "resent", "unusable"
+LOST, RESENT, UNUSABLE, FOLD = "lost", "resent", "unusable", "fold"
 SPOOL_DIR = "batch-spool"  # beside the batch records (see seedtune.llm.batch_spool)
 
 
@@ -140,6 +144,7 @@ class _Run:
         self.live: set[str] = set()  # answered in this run
         self.rejects: dict[str, str] = {}
         self.tries: Counter[str] = Counter()  # batches of this run that lost a request
+        self.sent_folded: set[str] = set()  # submitted with the system turn folded
         self.session: Any = None
 
     # --- the loop ---------------------------------------------------------------------------
@@ -257,7 +262,7 @@ class _Run:
             by_model.setdefault(self.todo[key].model or self.cfg.model, []).append(key)
         created: dict[str, set[str]] = {}
         for model_keys in by_model.values():
-            lines = self.spool.lines(model_keys)
+            lines = self._folded(self.spool.lines(model_keys))
             for path, chunk_keys in self.spool.chunks(lines, MAX_REQUESTS, MAX_BYTES):
                 file = await self._upload(path)
                 pending = state.intend(file["id"], self.client.desc, self.cfg.base_url, chunk_keys)
@@ -283,6 +288,18 @@ class _Run:
                 log.info("%s: batch %s: %d requests", self.client.desc, batch["id"], n)
         return created
 
+    def _folded(self, lines: Iterator[tuple[str, bytes]]) -> Iterator[tuple[str, bytes]]:
+        """``lines`` as sent now: once this server refused a system turn (or
+        ``llm.system_role`` folds up front), with it folded into the user turn, as the sync
+        path sends it (:func:`~seedtune.llm.system_role.fold`; the cache key is the same)."""
+        for key, raw in lines:
+            if self.client._system.folding:
+                line = json.loads(raw)
+                line["body"]["messages"] = fold(line["body"]["messages"])
+                raw = (json.dumps(line, ensure_ascii=False) + "\n").encode("utf-8")
+                self.sent_folded.add(key)
+            yield key, raw
+
     async def _upload(self, path: Path) -> dict[str, Any]:
         name = f"seedtune-{self.client.desc}.jsonl"
         return await self._json("POST", "/files", form=(path, name))
@@ -301,6 +318,7 @@ class _Run:
         lost: list[str] = []
         failed: dict[str, tuple[str, str]] = {}
         answered: list[str] = []
+        refolded: list[str] = []  # refused for their system turn: again, folded, uncounted
         for file_key in ("output_file_id", "error_file_id"):
             if not batch.get(file_key):
                 continue
@@ -326,6 +344,8 @@ class _Run:
                                 answered.append(key)
                         elif outcome[0] == LOST:
                             lost.append(key)
+                        elif outcome[0] == FOLD:
+                            refolded.append(key)
                         else:
                             failed[key] = outcome
             finally:
@@ -358,7 +378,16 @@ class _Run:
                     f"{batch['id']} {batch.get('status')}{': ' + why if why else ''}); answers "
                     "so far are cached, a rerun resumes from them"
                 )
-        return missing + lost + again
+        return missing + lost + refolded + again
+
+    def _refused_system(self, key: str, status: int, text: str) -> bool:
+        """Whether this error is the server refusing the system turn the request was sent
+        with (:meth:`SystemRole.refused`, as the sync path learns it: from now on every
+        request is folded, logged once). A request sent folded is never refused for it."""
+        if key in self.sent_folded:
+            return False
+        sent = json.loads(self.spool.read(key))["body"]["messages"]
+        return bool(self.client._system.refused(status, text, sent, self.cfg.base_url))
 
     def _spent(self, tries: Tries) -> str | None:
         """The reject once a request's failures over every run pass their bound, else None."""
@@ -382,8 +411,11 @@ class _Run:
         status = int(response.get("status_code") or 0)
         body = response.get("body")
         if status != 200:
-            err = parse_error(json.dumps(body), [self.client._secret])
+            text = json.dumps(body, ensure_ascii=False)
+            err = parse_error(text, [self.client._secret])
             said = f"HTTP {status}: {err.message or 'no message'}"
+            if self._refused_system(key, status, text):
+                return FOLD, said
             if status in TRANSPORT_STATUS:
                 return RESENT, said
             self.rejects[key] = said
