@@ -406,3 +406,29 @@ def test_batches_command_lists_and_cancels(sim, workspace) -> None:
     assert ws.rows("data/questions.jsonl")
     missing = _seedtune(ws, "batches", "--cancel", "batch_nope")
     assert missing.returncode != 0 and "no such batch" in last_line(missing.stderr)
+
+
+def test_cancel_retries_an_unavailable_endpoint_and_names_the_batch_when_it_gives_up(
+    sim, workspace
+) -> None:
+    ws = _queries_ws(workspace, sim, batch_wait_s=0)
+    sim.batch_store.hold = True
+    assert ws.run("queries", SIM_ENV).returncode != 0  # out of wait: the batch stays open
+    (rec,) = BatchState().records()
+    sim.batch_store.unavailable = 2  # two 503s, then the endpoint is back
+    cancelled = _seedtune(ws, "batches", "--cancel", rec.id)
+    assert cancelled.returncode == 0, cancelled.stderr
+    assert cancelled.stdout.strip() == f"{rec.id}: cancelling"
+    assert sim.batch_store.unavailable == 0 and sim.stats()["batch"]["status"] == {"cancelled": 1}
+    # down for good: one line naming the batch, after llm.max_retries retries
+    sim.batch_store.unavailable = 100
+    down = subprocess.run(
+        [sys.executable, "-m", "seedtune.cli", "batches", "--cancel", rec.id],
+        cwd=ws.path,
+        env=ws.env({**SIM_ENV, "SEEDTUNE_LLM_MAX_RETRIES": "1"}),
+        text=True,
+        capture_output=True,
+    )
+    line = last_line(down.stderr)
+    assert down.returncode != 0 and rec.id in line and "HTTP 503" in line
+    assert "llm.max_retries=1" in line and sim.batch_store.unavailable == 98
