@@ -6,12 +6,14 @@ test_offline_batches.py."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import sqlite3
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -25,7 +27,7 @@ from seedtune.core.errors import ConfigError
 from seedtune.llm import batch
 from seedtune.llm.batch import BatchPending
 from seedtune.llm.batch_state import BatchState, state_path
-from seedtune.llm.client import LLMClient, LLMRequest, request_key
+from seedtune.llm.client import LLMClient, LLMRequest, request_body, request_key
 from seedtune.llm.costs import usage_metrics
 from seedtune.tasks.queries import QuestionList
 
@@ -127,6 +129,64 @@ def test_failed_batch_and_transport_errors_go_again_item_errors_are_rejects(
     assert sim.stats()["batch"]["requests"] - before == len(rejects)  # rejects are asked again
 
 
+def _until_batches_done(sim: SimServer) -> None:
+    deadline = time.monotonic() + 30  # only against a hang
+    while set(sim.stats()["batch"]["status"]) - {"completed"} and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+def test_a_request_failing_in_every_batch_is_a_reject_after_max_retries_over_reruns(
+    sim, tmp_path, llm_key
+) -> None:
+    """Each run stops at llm.batch_wait_s after one round: the bound holds across reruns."""
+    reqs = _requests(3)
+    bad = request_key(LLMConfig(model="sim-gpt", mode="batch"), reqs[0])
+    sim.batch_store.fail_ids = {bad}
+    outcomes, runs = None, 0
+    while outcomes is None and runs < 8:
+        runs += 1
+        try:
+            outcomes = _client(sim, tmp_path / "c", max_retries=2, batch_wait_s=0).run(reqs)
+        except BatchPending:
+            _until_batches_done(sim)
+    assert outcomes is not None and runs == 4  # sent in runs 1-3, rejected in run 4
+    assert [bool(o.value) for o in outcomes] == [False, True, True]
+    assert "llm.max_retries=2" in outcomes[0].reject and "HTTP 500" in outcomes[0].reject
+    assert sim.batch_store.submitted[bad] == 3  # the first try and 2 resubmissions
+    # a rerun keeps it a reject without sending it again
+    again = _client(sim, tmp_path / "c", max_retries=2).run(reqs)
+    assert again[0].reject == outcomes[0].reject and sim.batch_store.submitted[bad] == 3
+    # more retries allowed: it goes again (and is answered once the server is fine)
+    sim.batch_store.fail_ids = set()
+    assert _client(sim, tmp_path / "c", max_retries=3).run(reqs)[0].value
+    assert not BatchState().tries(sim.openai_base_url, [bad])  # answered: counts forgotten
+
+
+@pytest.mark.parametrize("status", (500, 400))
+def test_a_server_refusing_the_system_role_is_sent_folded_requests_in_the_next_batch(
+    sim, tmp_path, llm_key, caplog, status: int
+) -> None:
+    caplog.set_level(logging.WARNING)
+    sim.batch_store.refuse_system = status
+    system = {"role": "system", "content": "당신은 부동산 전문가입니다. JSON으로 답하세요."}
+    reqs = [replace(r, messages=[system, *r.messages]) for r in _requests(4)]
+    client = _client(sim, tmp_path / "c")
+    out = client.run(reqs)
+    assert all(o.value for o in out)
+    stats = sim.stats()["batch"]
+    assert (stats["batches"], stats["requests"]) == (2, 8)  # refused once, then folded
+    folded = list(sim.batch_store.batches.values())[-1].lines
+    assert [line["body"] for line in folded] == [
+        request_body(client.cfg, r, folded=True) for r in reqs
+    ]  # what the sync path sends once it folds
+    assert folded[0]["body"]["messages"][0]["content"].startswith(system["content"] + "\n\n용어:")
+    assert sum("refuses system messages" in r.message for r in caplog.records) == 1
+    # the same cache keys as the sync path's folded requests: all found, nothing asked
+    synced = _client(sim, tmp_path / "c", mode="sync", system_role="fold")
+    assert [o.value for o in synced.run(reqs)] == [o.value for o in out]
+    assert synced.stats.calls == 0 and sim.stats()["chat"]["ok"] == 0
+
+
 def test_out_of_wait_stops_in_one_line_and_the_rerun_resumes(sim, tmp_path, llm_key) -> None:
     sim.batch_store.hold = True
     with pytest.raises(BatchPending, match=r"batch batch_\w+ in progress .*rerun `dvc repro`"):
@@ -139,6 +199,29 @@ def test_out_of_wait_stops_in_one_line_and_the_rerun_resumes(sim, tmp_path, llm_
     assert all(o.value for o in out)
     assert sim.stats()["batch"]["requests"] == 6  # the open batch was polled, not resent
     assert BatchState().records()[0].collected
+
+
+def test_input_lines_are_spooled_to_disk_and_removed_and_a_killed_runs_spool_is_never_read(
+    sim, tmp_path, llm_key
+) -> None:
+    spool_dir = state_path().parent / batch.SPOOL_DIR
+    spool_dir.mkdir(parents=True)
+    # a kill -9's leftover: a line that would be a paid request if anything read it
+    left = spool_dir / ".spool-killed.tmp"
+    left.write_bytes(batch._input_line("0" * 64, {"model": "sim-gpt", "messages": []}))
+    old = spool_dir / ".spool-old.tmp"
+    old.write_bytes(b"{}")
+    os.utime(old, (time.time() - 7200, time.time() - 7200))
+    sim.batch_store.hold = True
+    with pytest.raises(BatchPending):
+        list(_client(sim, tmp_path / "c", batch_wait_s=0).stream(iter(_requests(5))))
+    assert sorted(p.name for p in spool_dir.iterdir()) == [left.name]  # own spool gone, old swept
+    uploaded = [f for f in sim.batch_store.files.values() if f.purpose == "batch"]
+    assert [f.data.count(b"\n") for f in uploaded] == [5] and b"0" * 64 not in uploaded[0].data
+    sim.batch_store.hold = False
+    out = _client(sim, tmp_path / "c").run(_requests(5))
+    assert all(o.value for o in out) and sim.stats()["batch"]["distinct"] == 5
+    assert sorted(p.name for p in spool_dir.iterdir()) == [left.name]
 
 
 def test_a_batch_created_but_not_recorded_is_found_by_its_input_file(
@@ -323,3 +406,29 @@ def test_batches_command_lists_and_cancels(sim, workspace) -> None:
     assert ws.rows("data/questions.jsonl")
     missing = _seedtune(ws, "batches", "--cancel", "batch_nope")
     assert missing.returncode != 0 and "no such batch" in last_line(missing.stderr)
+
+
+def test_cancel_retries_an_unavailable_endpoint_and_names_the_batch_when_it_gives_up(
+    sim, workspace
+) -> None:
+    ws = _queries_ws(workspace, sim, batch_wait_s=0)
+    sim.batch_store.hold = True
+    assert ws.run("queries", SIM_ENV).returncode != 0  # out of wait: the batch stays open
+    (rec,) = BatchState().records()
+    sim.batch_store.unavailable = 2  # two 503s, then the endpoint is back
+    cancelled = _seedtune(ws, "batches", "--cancel", rec.id)
+    assert cancelled.returncode == 0, cancelled.stderr
+    assert cancelled.stdout.strip() == f"{rec.id}: cancelling"
+    assert sim.batch_store.unavailable == 0 and sim.stats()["batch"]["status"] == {"cancelled": 1}
+    # down for good: one line naming the batch, after llm.max_retries retries
+    sim.batch_store.unavailable = 100
+    down = subprocess.run(
+        [sys.executable, "-m", "seedtune.cli", "batches", "--cancel", rec.id],
+        cwd=ws.path,
+        env=ws.env({**SIM_ENV, "SEEDTUNE_LLM_MAX_RETRIES": "1"}),
+        text=True,
+        capture_output=True,
+    )
+    line = last_line(down.stderr)
+    assert down.returncode != 0 and rec.id in line and "HTTP 503" in line
+    assert "llm.max_retries=1" in line and sim.batch_store.unavailable == 98

@@ -5,6 +5,8 @@ status and request counts as last seen, age, and whether its answers are collect
 the stage's cache. ``--cancel ID`` asks the endpoint to cancel a batch (``POST
 {base_url}/batches/{id}/cancel``, with the key named by ``llm.api_key_env``); its answered
 requests are still read by the stage's next run and the rest are submitted again then.
+A cancel that meets a transport error, a 429 or a 5xx is tried again with backoff, up to
+``llm.max_retries`` times.
 """
 
 from __future__ import annotations
@@ -14,12 +16,16 @@ import json
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from typing import Any
 
+from seedtune.core.config import LLMConfig
 from seedtune.core.credentials import get_secret
 from seedtune.core.errors import ConfigError, ServiceError
 from seedtune.core.machine import load_machine
+from seedtune.core.retry import backoff_s, retry_after_s
 from seedtune.llm.batch_state import BatchRecord, BatchState
+from seedtune.llm.errors import parse_error
 
 
 def age(seconds: float) -> str:
@@ -45,23 +51,51 @@ def format_rows(records: list[BatchRecord], now: float | None = None) -> str:
     return "\n".join(lines)
 
 
-def cancel(record: BatchRecord, machine: dict[str, Any]) -> dict[str, Any]:
-    """Ask ``record``'s endpoint to cancel it; the batch object it answers with."""
+#: Answers worth another try (the rest, e.g. 409 for a batch already done, are final).
+RETRY_STATUS = {408, 429, 500, 502, 503, 504}
+
+
+def cancel(
+    record: BatchRecord, machine: dict[str, Any], sleep: Callable[[float], None] = time.sleep
+) -> dict[str, Any]:
+    """Ask ``record``'s endpoint to cancel it; the batch object it answers with.
+
+    Transport errors, timeouts, 429 and 5xx are tried again with backoff (honouring
+    Retry-After), up to ``llm.max_retries`` times; then, or on any other error, one line
+    naming the batch (:class:`ServiceError`)."""
     llm = machine.get("llm") or {}
     key_env = llm.get("api_key_env", "OPENAI_API_KEY")
-    req = urllib.request.Request(
-        f"{record.base_url.rstrip('/')}/batches/{record.id}/cancel", data=b"", method="POST"
-    )
-    if key_env:
-        req.add_header("Authorization", f"Bearer {get_secret(key_env, record.base_url)}")
-    try:
-        with urllib.request.urlopen(req, timeout=float(llm.get("timeout_s") or 60)) as resp:
-            return json.loads(resp.read().decode("utf-8"))
-    except urllib.error.HTTPError as exc:
-        said = exc.read().decode("utf-8", "replace")[:200]
-        raise ServiceError(f"{req.full_url}: HTTP {exc.code}: {said}") from None
-    except (urllib.error.URLError, TimeoutError) as exc:
-        raise ServiceError(f"{req.full_url}: {exc}; check llm.base_url") from None
+    retries = llm.get("max_retries")
+    retries = LLMConfig.model_fields["max_retries"].default if retries is None else int(retries)
+    url = f"{record.base_url.rstrip('/')}/batches/{record.id}/cancel"
+    secret = get_secret(key_env, record.base_url) if key_env else ""
+    what = f"seedtune batches --cancel {record.id}"
+    tries = 0
+    while True:
+        req = urllib.request.Request(url, data=b"", method="POST")
+        if secret:
+            req.add_header("Authorization", f"Bearer {secret}")
+        wait: float | None = None
+        try:
+            with urllib.request.urlopen(req, timeout=float(llm.get("timeout_s") or 60)) as resp:
+                return dict(json.loads(resp.read().decode("utf-8")))
+        except urllib.error.HTTPError as exc:
+            text = exc.read().decode("utf-8", "replace")
+            said = " ".join((parse_error(text, [secret]).message or text).split())[:200]
+            if exc.code not in RETRY_STATUS:
+                raise ServiceError(f"{what}: {url}: HTTP {exc.code}: {said}") from None
+            reason, wait = f"HTTP {exc.code} ({said})", retry_after_s(exc.headers)
+        except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
+            reason = " ".join(str(getattr(exc, "reason", exc) or type(exc).__name__).split())
+        except ValueError:  # a 200 that is not JSON: the cancel may have gone through
+            raise ServiceError(f"{what}: {url} answered with no batch object") from None
+        tries += 1
+        if tries > retries:
+            raise ServiceError(
+                f"{what}: {url}: {reason} after llm.max_retries={retries} retries; the batch "
+                "goes on until a cancel gets through: check llm.base_url and try again"
+            )
+        sleep(backoff_s(tries, wait))
 
 
 def main(argv: list[str] | None = None) -> int:

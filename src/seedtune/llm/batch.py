@@ -4,7 +4,10 @@ The same requests as the sync path (:func:`seedtune.llm.client.request_body`, mo
 rules included), written as JSON Lines input files (``custom_id`` = the cache key; one model
 per file, split at :data:`MAX_REQUESTS` requests and :data:`MAX_BYTES` bytes, the API's
 limits), uploaded through ``POST {base_url}/files`` and started through ``POST
-{base_url}/batches``. Each batch is recorded with its requests in
+{base_url}/batches``. Memory holds a key and an id per request, not its prompt: the input
+lines are spooled to disk as the requests are read (:mod:`seedtune.llm.batch_spool`), the
+input files cut from the spool and uploaded from disk, and the result files downloaded to
+disk and read a line at a time. Each batch is recorded with its requests in
 :mod:`seedtune.llm.batch_state` before it is created, so a killed or stopped run polls the
 same batches again and never submits a request twice. The open batches are looked at every
 ``llm.batch_poll_s`` (a progress bar counts the answers); when ``llm.batch_wait_s`` runs out
@@ -13,27 +16,39 @@ the stage stops with one line (:class:`BatchPending`) and writes nothing that lo
 A finished batch's output and error files are read line by line: every answer goes through
 the sync path's own validation (:meth:`LLMClient._parse`) and is cached the moment it is
 read. A per-request error becomes a reject, or for a transport-like code (429, 5xx) waits
-for a later batch; the requests an expired, failed or cancelled batch left unanswered are
-resubmitted, and only those (at most ``llm.max_retries`` times each). Tokens are priced at
-the Batch API columns of the price table (:mod:`seedtune.llm.costs`).
+for a later batch, as an unusable answer does; each request's such failures are counted in
+the batch state, across runs, and once they pass ``llm.max_retries`` (or the parse budget)
+the request is a reject, in this run and the next ones. The requests an expired, failed or
+cancelled batch left unanswered are resubmitted, and only those (at most
+``llm.max_retries`` times each in a run; then the stage stops). A server whose chat template
+refuses the system turn (:mod:`seedtune.llm.system_role`) is learnt from the error lines as
+the sync path learns it from its answers: the refused requests go again in the next batch,
+and every later one, with the system turn folded into the user turn (same cache keys).
+Tokens are priced at the Batch API columns of the price table (:mod:`seedtune.llm.costs`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import os
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from typing import Any
+from pathlib import Path
+from typing import Any, BinaryIO, NamedTuple
 
 from tqdm.auto import tqdm
 
 from seedtune.core.errors import ConfigError, SeedtuneError, ServiceError
 from seedtune.core.retry import backoff_s, retry_after_s
-from seedtune.llm.batch_state import PENDING, TERMINAL, BatchState
+from seedtune.llm.batch_spool import Spool
+from seedtune.llm.batch_state import PENDING, TERMINAL, BatchState, Tries, state_path
 from seedtune.llm.errors import parse_error
+from seedtune.llm.system_role import fold
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +61,9 @@ TRANSPORT_STATUS = {408, 409, 429, 500, 502, 503, 504}
 #: ``llm.batch_wait_s: null``: the API's completion window, and an hour to spare.
 WINDOW_S = 25 * 3600
 LISTED = 100  # batches read per page of GET /batches when adopting a pending record
+#: Why a result line goes into another batch (see :meth:`_Run._collect`).
+LOST, RESENT, UNUSABLE, FOLD = "lost", "resent", "unusable", "fold"
+SPOOL_DIR = "batch-spool"  # beside the batch records (see seedtune.llm.batch_spool)
 
 
 class BatchPending(SeedtuneError):
@@ -57,51 +75,76 @@ def stream(client: Any, requests: Iterable[Any], total: int | None = None) -> It
     batches first. ``client``: the :class:`~seedtune.llm.client.LLMClient` (which imports
     this module, so it is not named here), whose cache, stats and validation are used.
 
-    Nothing is yielded until every batch is done: a stopped run leaves no partial output.
+    One pass reads the requests: each one's key and id stay in memory, the uncached ones'
+    input lines go to a :class:`~seedtune.llm.batch_spool.Spool` on disk (memory does not
+    grow with the size of the prompts). Nothing is yielded until every batch is done: a
+    stopped run leaves no partial output.
     """
-    reqs = list(requests)
-    keys = [client.key_of(r) for r in reqs]
-    todo: dict[str, Any] = {}
+    order: list[tuple[str, _Item]] = []
+    todo: dict[str, _Item] = {}
     displaced: dict[str, dict[str, Any]] = {}
-    for key, req in zip(keys, reqs, strict=True):
-        if key in todo:
-            continue
-        hit, held = client._usable(key, req)
-        if hit is None:
-            todo[key] = req
-            if held is not None:
-                displaced[key] = held
-    run = _Run(client, todo, displaced)
-    client.stats.rejects = 0
-    if todo:
-        asyncio.run(run.fetch())
-    for key, req in zip(keys, reqs, strict=True):
+    with Spool(state_path().parent / SPOOL_DIR) as spool:
+        for req in requests:
+            key = client.key_of(req)
+            item = _Item(req.id, req.schema, req.model)
+            order.append((key, item))
+            if key in todo:
+                continue
+            hit, held = client._usable(key, req)
+            if hit is None:
+                todo[key] = item
+                if held is not None:
+                    displaced[key] = held
+                spool.add(key, _input_line(key, client.body_of(req)))
+        run = _Run(client, todo, displaced, spool)
+        client.stats.rejects = 0
+        if todo:
+            asyncio.run(run.fetch())
+    for key, item in order:
         if key in run.rejects:
             client.stats.rejects += 1
-            yield client.outcome(req.id, reject=run.rejects[key])
+            yield client.outcome(item.id, reject=run.rejects[key])
             continue
         entry = client.cache.get(key) if key in run.live else None
         if entry is not None:
-            yield client.outcome(req.id, value=entry["answer"], model=entry.get("served"))
+            yield client.outcome(item.id, value=entry["answer"], model=entry.get("served"))
             continue
-        hit = client._cached(key, req)
+        hit = client._cached(key, item)
         if hit is None:  # damaged since it was read: asked again next run
             client.stats.rejects += 1
-            yield client.outcome(req.id, reject="cache entry unreadable after the batch")
+            yield client.outcome(item.id, reject="cache entry unreadable after the batch")
             continue
-        yield client._from_cache(req, hit)
+        yield client._from_cache(item, hit)
+
+
+class _Item(NamedTuple):
+    """What a request's outcome needs once its line is spooled: the fields of an
+    ``LLMRequest`` that the client's cache and validation read (its messages are on disk)."""
+
+    id: str
+    schema: Any
+    model: str | None
+
+
+def _input_line(key: str, body: dict[str, Any]) -> bytes:
+    """One line of a batch input file."""
+    line = {"custom_id": key, "method": "POST", "url": ENDPOINT, "body": body}
+    return (json.dumps(line, ensure_ascii=False) + "\n").encode("utf-8")
 
 
 class _Run:
     """One stage's batches: submit, poll, collect."""
 
-    def __init__(self, client: Any, todo: dict[str, Any], displaced: dict[str, Any]) -> None:
+    def __init__(
+        self, client: Any, todo: dict[str, _Item], displaced: dict[str, Any], spool: Spool
+    ) -> None:
         self.client, self.cfg, self.todo, self.displaced = client, client.cfg, todo, displaced
+        self.spool = spool
         self.base = self.cfg.base_url.rstrip("/")
         self.live: set[str] = set()  # answered in this run
         self.rejects: dict[str, str] = {}
-        self.tries: Counter[str] = Counter()  # batches that left a request unanswered
-        self.parse_tries: Counter[str] = Counter()
+        self.tries: Counter[str] = Counter()  # batches of this run that lost a request
+        self.sent_folded: set[str] = set()  # submitted with the system turn folded
         self.session: Any = None
 
     # --- the loop ---------------------------------------------------------------------------
@@ -127,6 +170,12 @@ class _Run:
         waiting = await self._resume(state)
         held = set().union(*waiting.values()) if waiting else set()
         unsent = [k for k in self.todo if k not in held]
+        # failures counted in earlier runs: a request past its bound is not sent again
+        for key, tries in state.tries(self.cfg.base_url, unsent).items():
+            spent = self._spent(tries)
+            if spent is not None:
+                self.rejects[key] = spent
+        unsent = [k for k in unsent if k not in self.rejects]
         wait_s = WINDOW_S if self.cfg.batch_wait_s is None else self.cfg.batch_wait_s
         started = time.monotonic()
         desc = f"{self.client.desc} (batch)"
@@ -144,7 +193,7 @@ class _Run:
                     status = str(batch.get("status"))
                     statuses[status] += 1
                     if status in TERMINAL:
-                        unsent += await self._collect(batch, waiting.pop(batch_id))
+                        unsent += await self._collect(state, batch, waiting.pop(batch_id))
                         state.collect(batch_id)
                 settled = len(self.live) + len(self.rejects)
                 bar.update(settled - bar.n)
@@ -206,20 +255,16 @@ class _Run:
 
     # --- submit -----------------------------------------------------------------------------
     async def _submit(self, state: BatchState, keys: list[str]) -> dict[str, set[str]]:
-        """Input files for ``keys`` (one model each, within the limits), each recorded before
-        its batch is created."""
-        by_model: dict[str, list[bytes]] = {}
-        owners: dict[str, list[str]] = {}
+        """Input files for ``keys`` (one model each, within the limits, cut from the spool
+        and uploaded from disk), each recorded before its batch is created."""
+        by_model: dict[str, list[str]] = {}
         for key in keys:
-            body = self.client.body_of(self.todo[key])
-            line = {"custom_id": key, "method": "POST", "url": ENDPOINT, "body": body}
-            raw = (json.dumps(line, ensure_ascii=False) + "\n").encode("utf-8")
-            by_model.setdefault(body["model"], []).append(raw)
-            owners.setdefault(body["model"], []).append(key)
+            by_model.setdefault(self.todo[key].model or self.cfg.model, []).append(key)
         created: dict[str, set[str]] = {}
-        for model, lines in by_model.items():
-            for chunk, chunk_keys in _split(lines, owners[model]):
-                file = await self._upload(b"".join(chunk))
+        for model_keys in by_model.values():
+            lines = self._folded(self.spool.lines(model_keys))
+            for path, chunk_keys in self.spool.chunks(lines, MAX_REQUESTS, MAX_BYTES):
+                file = await self._upload(path)
                 pending = state.intend(file["id"], self.client.desc, self.cfg.base_url, chunk_keys)
                 try:
                     batch = await self._json(
@@ -239,35 +284,72 @@ class _Run:
                 self.client.stats.batches += 1
                 self.client.stats.batch_requests += len(chunk_keys)
                 created[batch["id"]] = set(chunk_keys)
-                log.info("%s: batch %s: %d requests", self.client.desc, batch["id"], len(chunk))
+                n = len(chunk_keys)
+                log.info("%s: batch %s: %d requests", self.client.desc, batch["id"], n)
         return created
 
-    async def _upload(self, data: bytes) -> dict[str, Any]:
+    def _folded(self, lines: Iterator[tuple[str, bytes]]) -> Iterator[tuple[str, bytes]]:
+        """``lines`` as sent now: once this server refused a system turn (or
+        ``llm.system_role`` folds up front), with it folded into the user turn, as the sync
+        path sends it (:func:`~seedtune.llm.system_role.fold`; the cache key is the same)."""
+        for key, raw in lines:
+            if self.client._system.folding:
+                line = json.loads(raw)
+                line["body"]["messages"] = fold(line["body"]["messages"])
+                raw = (json.dumps(line, ensure_ascii=False) + "\n").encode("utf-8")
+                self.sent_folded.add(key)
+            yield key, raw
+
+    async def _upload(self, path: Path) -> dict[str, Any]:
         name = f"seedtune-{self.client.desc}.jsonl"
-        return await self._json("POST", "/files", form=(data, name))
+        return await self._json("POST", "/files", form=(path, name))
 
     # --- collect ----------------------------------------------------------------------------
-    async def _collect(self, batch: dict[str, Any], keys: set[str]) -> list[str]:
-        """Cache the answers of a finished batch; the keys to send again."""
+    async def _collect(self, state: BatchState, batch: dict[str, Any], keys: set[str]) -> list[str]:
+        """Cache the answers of a finished batch; the keys to send again.
+
+        A request the batch lost (expired, cancelled, failed: no answer of its own) goes
+        again, at most ``llm.max_retries`` times in a run, then the stage stops (the
+        endpoint's trouble, not the item's). A request answered with a transport-like
+        error or an unusable answer goes again until its counts in ``state`` (kept across
+        runs) pass ``llm.max_retries`` or the parse budget: then it is a reject.
+        """
         seen: set[str] = set()
-        again: list[str] = []
+        lost: list[str] = []
+        failed: dict[str, tuple[str, str]] = {}
+        answered: list[str] = []
+        refolded: list[str] = []  # refused for their system turn: again, folded, uncounted
         for file_key in ("output_file_id", "error_file_id"):
             if not batch.get(file_key):
                 continue
-            text = await self._text(f"/files/{batch[file_key]}/content")
-            for raw in text.splitlines():
-                try:
-                    line = json.loads(raw)
-                    key = line["custom_id"]
-                except (json.JSONDecodeError, KeyError, TypeError):
-                    if raw.strip():
-                        log.warning("%s: skipping an unreadable result line", self.client.desc)
-                    continue
-                if key not in keys or key in seen:
-                    continue
-                seen.add(key)
-                if self._settle(key, line):
-                    again.append(key)
+            path = await self._download(f"/files/{batch[file_key]}/content")
+            try:
+                with path.open("rb") as results:
+                    for raw in results:  # each answer is cached as it is read
+                        try:
+                            line = json.loads(raw)
+                            key = line["custom_id"]
+                        except (ValueError, KeyError, TypeError):
+                            if raw.strip():
+                                log.warning(
+                                    "%s: skipping an unreadable result line", self.client.desc
+                                )
+                            continue
+                        if key not in keys or key in seen:
+                            continue
+                        seen.add(key)
+                        outcome = self._settle(key, line)
+                        if outcome is None:
+                            if key in self.live:
+                                answered.append(key)
+                        elif outcome[0] == LOST:
+                            lost.append(key)
+                        elif outcome[0] == FOLD:
+                            refolded.append(key)
+                        else:
+                            failed[key] = outcome
+            finally:
+                path.unlink(missing_ok=True)
         missing = [k for k in keys if k not in seen]
         why = _batch_errors(batch)
         if batch.get("status") != "completed" or missing:
@@ -276,10 +358,18 @@ class _Run:
                 self.client.desc,
                 batch["id"],
                 batch.get("status"),
-                len(missing),
+                len(missing) + len(lost),
                 f" ({why})" if why else "",
             )
-        for key in missing + again:
+        state.forget_tries(self.cfg.base_url, answered)
+        again: list[str] = []
+        for key, tries in state.add_tries(self.cfg.base_url, failed).items():
+            spent = self._spent(tries)
+            if spent is None:
+                again.append(key)
+            else:
+                self.rejects[key] = spent
+        for key in missing + lost:
             self.tries[key] += 1
             if self.tries[key] > self.cfg.max_retries:
                 raise ServiceError(
@@ -288,22 +378,48 @@ class _Run:
                     f"{batch['id']} {batch.get('status')}{': ' + why if why else ''}); answers "
                     "so far are cached, a rerun resumes from them"
                 )
-        return missing + again
+        return missing + lost + refolded + again
 
-    def _settle(self, key: str, line: dict[str, Any]) -> bool:
-        """One result line: cached, a reject, or (True) worth another batch."""
+    def _refused_system(self, key: str, status: int, text: str) -> bool:
+        """Whether this error is the server refusing the system turn the request was sent
+        with (:meth:`SystemRole.refused`, as the sync path learns it: from now on every
+        request is folded, logged once). A request sent folded is never refused for it."""
+        if key in self.sent_folded:
+            return False
+        sent = json.loads(self.spool.read(key))["body"]["messages"]
+        return bool(self.client._system.refused(status, text, sent, self.cfg.base_url))
+
+    def _spent(self, tries: Tries) -> str | None:
+        """The reject once a request's failures over every run pass their bound, else None."""
+        if tries.unusable > self.client.parse_retries:
+            return tries.last  # as the sync path's reject for an unusable answer
+        if tries.resent > self.cfg.max_retries:
+            return (
+                f"no answer after llm.max_retries={self.cfg.max_retries} resubmissions, "
+                f"counted over every run (last: {tries.last}); raise llm.max_retries to "
+                "try it again"
+            )
+        return None
+
+    def _settle(self, key: str, line: dict[str, Any]) -> tuple[str, str] | None:
+        """One result line: cached or a reject (None), or why it is worth another batch:
+        ``(LOST | RESENT | UNUSABLE, reason)``."""
         req = self.todo[key]
         response = line.get("response")
         if not isinstance(response, dict):  # expired, cancelled, ...: no answer
-            return True
+            return LOST, str((line.get("error") or {}).get("code") or "no response")
         status = int(response.get("status_code") or 0)
         body = response.get("body")
         if status != 200:
-            err = parse_error(json.dumps(body), [self.client._secret])
+            text = json.dumps(body, ensure_ascii=False)
+            err = parse_error(text, [self.client._secret])
+            said = f"HTTP {status}: {err.message or 'no message'}"
+            if self._refused_system(key, status, text):
+                return FOLD, said
             if status in TRANSPORT_STATUS:
-                return True
-            self.rejects[key] = f"HTTP {status}: {err.message or 'no message'}"
-            return False
+                return RESENT, said
+            self.rejects[key] = said
+            return None
         self.client.stats.calls += 1
         got = self.client._parse(req, json.dumps(body, ensure_ascii=False))
         self.client._probe(got)
@@ -312,13 +428,11 @@ class _Run:
             entry = {"answer": got.value, "usage": got.usage, "model": model, "served": got.served}
             self.client._store(key, self.displaced.get(key), entry)
             self.live.add(key)
-            return False
-        self.parse_tries[key] += 1
-        if self.parse_tries[key] > self.client.parse_retries or got.reason.startswith("refusal"):
+            return None
+        if got.reason.startswith("refusal"):  # a refusal is its answer
             self.rejects[key] = got.reason
-            return False
-        self.tries[key] -= 1  # an unusable answer has its own budget, as in the sync path
-        return True
+            return None
+        return UNUSABLE, got.reason  # its own budget, as in the sync path
 
     # --- HTTP -------------------------------------------------------------------------------
     async def _check_endpoint(self) -> None:
@@ -336,7 +450,7 @@ class _Run:
         method: str,
         path: str,
         body: dict[str, Any] | None = None,
-        form: tuple[bytes, str] | None = None,
+        form: tuple[Path, str] | None = None,
     ) -> dict[str, Any]:
         status, text = await self._raw(method, path, body, form)
         self._check(status, text, path.split("?")[0])
@@ -348,10 +462,20 @@ class _Run:
             raise ServiceError(f"{self.base}{path}: not a JSON object (HTTP {status})")
         return data
 
-    async def _text(self, path: str) -> str:
-        status, text = await self._raw("GET", path)
-        self._check(status, text, path)
-        return text
+    async def _download(self, path: str) -> Path:
+        """A file's content (``GET path``), streamed to a temp file beside the spool (a
+        result file is as large as its answers: not read into memory); the caller removes
+        it."""
+        fd, name = tempfile.mkstemp(prefix=".spool-", suffix=".tmp", dir=self.spool.directory)
+        dest = Path(name)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                status, text = await self._raw("GET", path, sink=out)
+            self._check(status, text, path)
+        except BaseException:
+            dest.unlink(missing_ok=True)
+            raise
+        return dest
 
     def _check(self, status: int, text: str, path: str) -> None:
         if status == 200:
@@ -370,29 +494,43 @@ class _Run:
         method: str,
         path: str,
         body: dict[str, Any] | None = None,
-        form: tuple[bytes, str] | None = None,
+        form: tuple[Path, str] | None = None,
+        sink: BinaryIO | None = None,
     ) -> tuple[int, str]:
         """One call with the sync path's transport retries (429, 5xx, timeouts); ``form``:
-        a file (content, name) uploaded as multipart ``purpose=batch``."""
+        a file (path, name) uploaded from disk as multipart ``purpose=batch``; ``sink``: a
+        200 answer's body is written there (the text returned is then "")."""
         import aiohttp
 
         url = f"{self.base}{path}"
         tries = 0
         while True:
             wait: float | None = None
-            data = None
-            if form is not None:  # a form is consumed by its send: one per attempt
-                data = aiohttp.FormData()
-                data.add_field("purpose", "batch")
-                data.add_field("file", form[0], filename=form[1], content_type="application/jsonl")
             try:
-                async with self.session.request(
-                    method, url, json=body, data=data, allow_redirects=False
-                ) as resp:
-                    text = await resp.text(encoding="utf-8", errors="replace")
-                    if resp.status not in TRANSPORT_STATUS:
-                        return resp.status, text
-                    reason, wait = f"HTTP {resp.status}", retry_after_s(resp.headers)
+                with contextlib.ExitStack() as files:
+                    data = None
+                    if form is not None:  # a form is consumed by its send: one per attempt
+                        data = aiohttp.FormData()
+                        data.add_field("purpose", "batch")
+                        data.add_field(
+                            "file",
+                            files.enter_context(form[0].open("rb")),
+                            filename=form[1],
+                            content_type="application/jsonl",
+                        )
+                    async with self.session.request(
+                        method, url, json=body, data=data, allow_redirects=False
+                    ) as resp:
+                        if sink is not None and resp.status == 200:
+                            sink.seek(0)
+                            sink.truncate()  # what a broken earlier attempt wrote
+                            async for block in resp.content.iter_chunked(1 << 16):
+                                sink.write(block)
+                            return resp.status, ""
+                        text = await resp.text(encoding="utf-8", errors="replace")
+                        if resp.status not in TRANSPORT_STATUS:
+                            return resp.status, text
+                        reason, wait = f"HTTP {resp.status}", retry_after_s(resp.headers)
             except (TimeoutError, aiohttp.ClientError) as exc:
                 reason = type(exc).__name__
             tries += 1
@@ -404,22 +542,6 @@ class _Run:
                 )
             self.client.stats.retries += 1
             await asyncio.sleep(backoff_s(tries, wait))
-
-
-def _split(lines: list[bytes], keys: list[str]) -> Iterator[tuple[list[bytes], list[str]]]:
-    """Consecutive chunks within :data:`MAX_REQUESTS` lines and :data:`MAX_BYTES` bytes."""
-    chunk: list[bytes] = []
-    owners: list[str] = []
-    size = 0
-    for line, key in zip(lines, keys, strict=True):
-        if chunk and (len(chunk) >= MAX_REQUESTS or size + len(line) > MAX_BYTES):
-            yield chunk, owners
-            chunk, owners, size = [], [], 0
-        chunk.append(line)
-        owners.append(key)
-        size += len(line)
-    if chunk:
-        yield chunk, owners
 
 
 def _batch_errors(batch: dict[str, Any]) -> str:

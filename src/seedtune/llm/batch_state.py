@@ -7,6 +7,12 @@ is recorded, with the cache key (``custom_id``) of every request in it, *before*
 created, under ``pending:<input file id>``, and renamed to its id the moment the API answers:
 a run killed at any point finds its batches again (a pending record by its input file in the
 endpoint's batch list) and never submits a request twice. ``seedtune batches`` lists it.
+
+Each request's failures at an endpoint are counted here too, across runs (:meth:`tries`,
+:meth:`add_tries`): how often a batch answered it with a transport-like error and sent it
+back, and how often its answer was unusable; ``llm.max_retries`` and the parse budget bound
+those over every run, not each one (a stage that stops at ``llm.batch_wait_s`` and is rerun
+must not resubmit a failing request for ever). A request's counts go once it is answered.
 """
 
 from __future__ import annotations
@@ -33,7 +39,13 @@ CREATE TABLE IF NOT EXISTS batches (
 CREATE TABLE IF NOT EXISTS batch_requests (
     batch_id TEXT, key TEXT, PRIMARY KEY (batch_id, key)
 );
+CREATE TABLE IF NOT EXISTS request_tries (
+    base_url TEXT, key TEXT, resent INTEGER DEFAULT 0, unusable INTEGER DEFAULT 0,
+    last TEXT, PRIMARY KEY (base_url, key)
+);
 """
+#: Keys per statement of :meth:`BatchState.tries` (under SQLite's variable limit).
+_IN_CHUNK = 500
 
 
 def state_path() -> Path:
@@ -45,6 +57,16 @@ def state_path() -> Path:
         return Path(os.environ[LEDGER_ENV]).parent / "llm_batches.sqlite3"
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     return cache / "seedtune" / "llm_batches.sqlite3"
+
+
+@dataclass(frozen=True)
+class Tries:
+    """A request's failures at one endpoint so far: resubmitted after a transport-like
+    error (``resent``), answered unusably (``unusable``), and the last reason."""
+
+    resent: int = 0
+    unusable: int = 0
+    last: str = ""
 
 
 @dataclass(frozen=True)
@@ -157,3 +179,47 @@ class BatchState:
             )
             for r in rows
         ]
+
+    def tries(self, base_url: str, keys: Iterable[str]) -> dict[str, Tries]:
+        """The failures counted so far for those of ``keys`` that have any."""
+        keys = list(keys)
+        out: dict[str, Tries] = {}
+        for i in range(0, len(keys), _IN_CHUNK):
+            part = keys[i : i + _IN_CHUNK]
+            rows = self._db.execute(
+                "SELECT key, resent, unusable, last FROM request_tries WHERE base_url = ? "
+                f"AND key IN ({','.join('?' * len(part))})",
+                [base_url, *part],
+            )
+            out.update({r[0]: Tries(r[1], r[2], r[3] or "") for r in rows})
+        return out
+
+    def add_tries(self, base_url: str, failures: dict[str, tuple[str, str]]) -> dict[str, Tries]:
+        """Count one failure per key: ``{key: (kind, reason)}``, kind ``resent`` or
+        ``unusable``; every key's counts after it, in one transaction."""
+        if not failures:
+            return {}
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            for key, (kind, reason) in failures.items():
+                column = "resent" if kind == "resent" else "unusable"
+                self._db.execute(
+                    "INSERT INTO request_tries (base_url, key, last) VALUES (?, ?, ?) "
+                    "ON CONFLICT (base_url, key) DO NOTHING",
+                    (base_url, key, reason),
+                )
+                self._db.execute(
+                    f"UPDATE request_tries SET {column} = {column} + 1, last = ? "
+                    "WHERE base_url = ? AND key = ?",
+                    (reason, base_url, key),
+                )
+        return self.tries(base_url, failures)
+
+    def forget_tries(self, base_url: str, keys: Iterable[str]) -> None:
+        """Drop the counts of answered requests."""
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.executemany(
+                "DELETE FROM request_tries WHERE base_url = ? AND key = ?",
+                [(base_url, k) for k in keys],
+            )

@@ -14,8 +14,12 @@ moves it to ``cancelling`` then ``cancelled``; ``GET /v1/batches`` lists, newest
 Faults (switchable on :class:`BatchStore`, in-process, or through ``SimConfig``): the first
 ``expire_first`` batches expire with only ``expire_share`` of their requests answered; the
 first ``fail_first`` fail validation; ``error_rate`` of the requests get a 500 (transport-
-like, worth another batch), ``reject_rate`` a 400; ``hold`` keeps every batch in progress
-until cleared. Answers are those of :func:`seedtune_sandbox.sim.openai_api.chat_completion`.
+like, worth another batch), ``reject_rate`` a 400, and the requests whose ``custom_id`` is in
+``fail_ids`` a 500 every time; ``refuse_system`` (an HTTP status, 0: off) answers every
+request with a system turn as a chat template that refuses it does (llama-server's "System
+role not supported"); ``unavailable`` answers the next that many calls to these endpoints
+503; ``hold`` keeps every batch in progress until cleared. Answers are those of
+:func:`seedtune_sandbox.sim.openai_api.chat_completion`.
 """
 
 from __future__ import annotations
@@ -146,6 +150,9 @@ class BatchStore:
         self.fail_first = 0
         self.error_rate = 0.0
         self.reject_rate = 0.0
+        self.fail_ids: set[str] = set()
+        self.refuse_system = 0
+        self.unavailable = 0
         self.reset()
 
     def reset(self) -> None:
@@ -344,7 +351,7 @@ class BatchStore:
                     }
                 )
                 continue
-            code, payload = self._answer(line.get("body"))
+            code, payload = self._answer(line)
             row = {
                 "id": rid,
                 "custom_id": line.get("custom_id"),
@@ -364,8 +371,22 @@ class BatchStore:
         b.status = status
         b.stamps[status] = int(time.time())
 
-    def _answer(self, body: Any) -> tuple[int, dict[str, Any]]:
+    def _answer(self, line: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        body = line.get("body")
         u = self.rng.random()
+        if line.get("custom_id") in self.fail_ids:
+            return 500, openai_api.server_error_body(500)
+        if self.refuse_system and any(
+            isinstance(m, dict) and m.get("role") == "system"
+            for m in (body.get("messages") or [] if isinstance(body, dict) else [])
+        ):
+            return self.refuse_system, {
+                "error": {
+                    "code": self.refuse_system,
+                    "message": "System role not supported",
+                    "type": "server_error",
+                }
+            }
         if u < self.error_rate:
             return 500, openai_api.server_error_body(500)
         if u < self.error_rate + self.reject_rate:
@@ -432,6 +453,11 @@ def handle(
     """Route one ``/v1/files...`` or ``/v1/batches...`` request: (status, payload, type);
     a ``bytes`` payload is a file's content."""
     parts = [p for p in path.split("/") if p][1:]  # drop "v1"
+    with store.lock:
+        down = store.unavailable > 0
+        store.unavailable -= down
+    if down:
+        return 503, openai_api.server_error_body(503), "application/json"
     try:
         if parts == ["files"] and method == "POST":
             return 200, store.upload(content_type, body), "application/json"

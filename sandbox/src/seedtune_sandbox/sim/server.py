@@ -303,6 +303,8 @@ class _Handler(BaseHTTPRequestHandler):
             sys.stderr.flush()
 
     def _read_body(self) -> bytes:
+        # a batch input file may be up to batches.MAX_BYTES (the API's limit), plus its form
+        cap = batches.MAX_BYTES + (1 << 20) if self.path.startswith("/v1/files") else _MAX_BODY
         if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
             chunks = []
             total = 0
@@ -313,13 +315,13 @@ class _Handler(BaseHTTPRequestHandler):
                         pass
                     break
                 total += size
-                if total > _MAX_BODY:
+                if total > cap:
                     raise ValueError("request body too large")
                 chunks.append(self.rfile.read(size))
                 self.rfile.readline()
             return b"".join(chunks)
         length = int(self.headers.get("Content-Length") or 0)
-        if length > _MAX_BODY:
+        if length > cap:
             raise ValueError("request body too large")
         return self.rfile.read(length) if length > 0 else b""
 
