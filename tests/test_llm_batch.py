@@ -256,6 +256,20 @@ def test_a_batch_created_but_not_recorded_is_found_by_its_input_file(
     assert [r.id.startswith("batch_") for r in state.records()] == [True]
 
 
+def test_a_server_without_the_batch_list_still_answers_every_request(
+    sim, tmp_path, llm_key
+) -> None:
+    """The list route (GET /v1/batches) is only needed to adopt a batch a kill left
+    unrecorded: without it, upload, create, retrieve and the result files are enough."""
+    sim.batch_store.no_list = True
+    client = _client(sim, tmp_path / "c")
+    assert all(o.value for o in client.run(_requests(5)))
+    assert sim.stats()["batch"]["requests"] == 5 and client.stats.batches == 1
+    again = _client(sim, tmp_path / "c")
+    assert all(o.value for o in again.run(_requests(5)))  # cached: nothing submitted
+    assert sim.stats()["batch"]["requests"] == 5 and again.stats.batches == 0
+
+
 def test_an_endpoint_without_batches_fails_in_one_line_naming_llm_mode(tmp_path, llm_key) -> None:
     with SimServer(sim_config(batches=False)) as sim:
         with pytest.raises(ConfigError, match=r"^llm.mode=batch: .* has no Batch API .*HTTP 404"):

@@ -61,6 +61,8 @@ TRANSPORT_STATUS = {408, 409, 429, 500, 502, 503, 504}
 #: ``llm.batch_wait_s: null``: the API's completion window, and an hour to spare.
 WINDOW_S = 25 * 3600
 LISTED = 100  # batches read per page of GET /batches when adopting a pending record
+#: What a server answers for a route it does not have.
+NO_SUCH_ROUTE = (404, 405, 501)
 #: Why a result line goes into another batch (see :meth:`_Run._collect`).
 LOST, RESENT, UNUSABLE, FOLD = "lost", "resent", "unusable", "fold"
 SPOOL_DIR = "batch-spool"  # beside the batch records (see seedtune.llm.batch_spool)
@@ -161,7 +163,6 @@ class _Run:
         async with aiohttp.ClientSession(headers=headers, timeout=timeout, trust_env=True) as s:
             self.session = s
             try:
-                await self._check_endpoint()
                 await self._loop(state)
             finally:
                 state.close()
@@ -244,7 +245,22 @@ class _Run:
         after: str | None = None
         for _ in range(10):
             query = f"/batches?limit={LISTED}" + (f"&after={after}" if after else "")
-            page = await self._json("GET", query)
+            status, text = await self._raw("GET", query)
+            if status in NO_SUCH_ROUTE:  # no list to look in: the record cannot be checked
+                log.warning(
+                    "%s: GET %s/batches: HTTP %d: cannot tell whether the batch of %s was "
+                    "created before the last run stopped; its requests are sent again",
+                    self.client.desc,
+                    self.base,
+                    status,
+                    input_file_id,
+                )
+                return None
+            self._check(status, text, "/batches")
+            try:
+                page = json.loads(text)
+            except ValueError:
+                raise ServiceError(f"{self.base}/batches: not JSON (HTTP {status})") from None
             for batch in page.get("data") or []:
                 if batch.get("input_file_id") == input_file_id:
                     return batch
@@ -435,16 +451,6 @@ class _Run:
         return UNUSABLE, got.reason  # its own budget, as in the sync path
 
     # --- HTTP -------------------------------------------------------------------------------
-    async def _check_endpoint(self) -> None:
-        """Fail in one line naming ``llm.mode`` where the endpoint has no Batch API."""
-        status, text = await self._raw("GET", "/batches?limit=1")
-        if status in (404, 405, 501):
-            raise ConfigError(
-                f"llm.mode=batch: {self.base} has no Batch API (GET {self.base}/batches: "
-                f"HTTP {status}); set llm.mode: sync for this endpoint"
-            )
-        self._check(status, text, "/batches")
-
     async def _json(
         self,
         method: str,
@@ -453,7 +459,7 @@ class _Run:
         form: tuple[Path, str] | None = None,
     ) -> dict[str, Any]:
         status, text = await self._raw(method, path, body, form)
-        self._check(status, text, path.split("?")[0])
+        self._check(status, text, path.split("?")[0], method)
         try:
             data = json.loads(text)
         except json.JSONDecodeError:
@@ -477,9 +483,17 @@ class _Run:
             raise
         return dest
 
-    def _check(self, status: int, text: str, path: str) -> None:
+    def _check(self, status: int, text: str, path: str, method: str = "GET") -> None:
         if status == 200:
             return
+        # the collections themselves missing: an endpoint without the Batch API (vLLM,
+        # llama.cpp, Ollama), found at the first upload, before anything is paid for; no
+        # list call is needed first, so a server without GET /batches still works
+        if status in NO_SUCH_ROUTE and path in ("/files", "/batches"):
+            raise ConfigError(
+                f"llm.mode=batch: {self.base} has no Batch API ({method} {self.base}{path}: "
+                f"HTTP {status}); set llm.mode: sync for this endpoint"
+            )
         err = parse_error(text, [self.client._secret])
         said = f": {err.message}" if err.message else ""
         if status in (401, 403):

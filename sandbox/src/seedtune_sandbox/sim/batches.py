@@ -18,7 +18,8 @@ like, worth another batch), ``reject_rate`` a 400, and the requests whose ``cust
 ``fail_ids`` a 500 every time; ``refuse_system`` (an HTTP status, 0: off) answers every
 request with a system turn as a chat template that refuses it does (llama-server's "System
 role not supported"); ``unavailable`` answers the next that many calls to these endpoints
-503; ``hold`` keeps every batch in progress until cleared. Answers are those of
+503; ``hold`` keeps every batch in progress until cleared; ``no_list`` answers 404 on
+``GET /v1/batches`` (a server, or a stub, that has every route but the list). Answers are those of
 :func:`seedtune_sandbox.sim.openai_api.chat_completion`.
 """
 
@@ -153,6 +154,7 @@ class BatchStore:
         self.fail_ids: set[str] = set()
         self.refuse_system = 0
         self.unavailable = 0
+        self.no_list = False
         self.reset()
 
     def reset(self) -> None:
@@ -471,7 +473,7 @@ def handle(
             except (UnicodeDecodeError, json.JSONDecodeError):
                 req = None
             return 200, store.create(req), "application/json"
-        if parts == ["batches"] and method == "GET":
+        if parts == ["batches"] and method == "GET" and not store.no_list:
             return 200, store.list(query), "application/json"
         if len(parts) == 2 and parts[0] == "batches" and method == "GET":
             return 200, store.retrieve(parts[1]), "application/json"
