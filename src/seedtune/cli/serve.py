@@ -19,6 +19,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from seedtune.core import paths
 from seedtune.core.config import load_params
 from seedtune.core.errors import ConfigError
 from seedtune.core.machine import resolve_model
@@ -64,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     extra = argv[argv.index("--") + 1 :] if "--" in argv else []
     argv = argv[: argv.index("--")] if "--" in argv else argv
     ap = argparse.ArgumentParser(prog="seedtune serve", description=__doc__.splitlines()[0])
-    ap.add_argument("--adapter", default="models/adapter", help="the LoRA adapter directory")
+    ap.add_argument("--adapter", default=paths.ADAPTER, help="the LoRA adapter directory")
     ap.add_argument("--name", default="tuned", help="its model name (generate.tuned_model)")
     ap.add_argument("--port", type=int, default=8000)
     ap.add_argument("--params", default="params.yaml")

@@ -27,6 +27,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from seedtune.core import paths
 from seedtune.core.cache import ResponseCache
 from seedtune.core.config import LLMConfig, problems
 from seedtune.core.errors import ConfigError, ServiceError
@@ -36,8 +37,6 @@ from seedtune.llm.client import LLMClient, LLMRequest, _Parsed
 
 log = logging.getLogger(__name__)
 
-#: The adapter dvc makes (the train stage's output).
-DEFAULT_ADAPTER = "models/adapter"
 #: Bumped when what is sent for an answer changes: part of each cached answer's key.
 REQUEST_VERSION = "generate-1"
 
@@ -343,7 +342,7 @@ def answer_one(
     the base model's when ``adapter`` is None (``seedtune ask --adapter none``; it stops at
     the end of turn of models/adapter's template, the base's own, when there is one)."""
     base = gen.base_model or base_id
-    dirs = (adapter, Path(DEFAULT_ADAPTER), Path(resolve_model(base_id)))
+    dirs = (adapter, Path(paths.ADAPTER), Path(resolve_model(base_id)))
     template_dir = next((d for d in dirs if d is not None and d.is_dir()), Path("."))
     with tempfile.TemporaryDirectory(prefix="seedtune-ask-") as tmp:
         cache = ResponseCache(Path(tmp))  # nothing kept: a sampled answer differs each time

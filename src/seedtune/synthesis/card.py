@@ -320,8 +320,7 @@ class Tally:
         self.models[_str(row.get("model")) or "(none)"] += 1
         self.templates[_str(row.get("template")) or "(none)"] += 1
         _column_types(self.types, row)
-        for text in _texts(row):
-            self.unmasked.update(kind for _, _, kind in pii.find(text))
+        self.unmasked.update(pii.unmasked_in_row(row))
         train, titles = split == "train", row.get("question_source") == "titles"
         for key, wanted in (
             ("train titles", train and titles),
@@ -740,16 +739,3 @@ def render_card(inputs: CardInputs, stats: dict[str, Any]) -> str:
         "and links, and every reject.\n"
     )
     return "\n".join(x.rstrip("\n") + "\n" for x in s).replace("\n\n\n", "\n\n")
-
-
-#: The columns of a row that carry text people wrote (links, models and ids do not).
-TEXT_COLUMNS = ("question", "answer", "passages")
-
-
-def _texts(row: dict[str, Any]) -> Iterator[str]:
-    """The text of a row's :data:`TEXT_COLUMNS` (``passages`` is a list)."""
-    for column in TEXT_COLUMNS:
-        value = row.get(column)
-        for text in value if isinstance(value, list) else [value]:
-            if isinstance(text, str):
-                yield text

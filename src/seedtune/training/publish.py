@@ -14,25 +14,24 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import yaml
 
-from seedtune.core import pii
+from seedtune.core import paths, pii
 from seedtune.core.errors import ConfigError, ServiceError
-from seedtune.core.records import read_jsonl, read_yaml_mapping
+from seedtune.core.records import iter_jsonl, read_yaml_mapping
 from seedtune.training.model_card import evaluation_of, render_published_card
 
 log = logging.getLogger(__name__)
 
-ADAPTER = "models/adapter"
-DATASET = "data/instructions.jsonl"
-EVALUATION = "metrics/evaluate.json"
-CARD_METRICS = "metrics/card.json"
-#: Keys of metrics/card.json that would count personal data left unmasked in the dataset.
-UNMASKED_KEYS = ("pii_unmasked", "unmasked_pii")
+ADAPTER, DATASET = paths.ADAPTER, paths.INSTRUCTIONS
+EVALUATION = str(paths.metrics_file("evaluate"))
+CARD_METRICS = str(paths.metrics_file("card"))
+#: The key of metrics/card.json counting personal data left unmasked (the card stage's).
+UNMASKED_KEY = "pii_unmasked"
 
 
 @dataclass
@@ -89,33 +88,18 @@ def dirty(root: Path) -> list[str]:
 
 
 def unmasked_personal_data(root: Path, dataset: str) -> dict[str, int]:
-    """Personal data left in the dataset: what the card stage counted as unmasked (when
-    metrics/card.json counts it), else what :func:`seedtune.core.pii.find` finds in the
-    rows' text (masking leaves bracketed tags, which it does not match)."""
+    """Personal data left in the dataset: what the card stage counted as unmasked
+    (``pii_unmasked`` in metrics/card.json), else, for a card made before it counted, the
+    same scan here (:func:`seedtune.core.pii.unmasked_in_row`)."""
     card = root / CARD_METRICS
     metrics = json.loads(card.read_text(encoding="utf-8")) if card.is_file() else {}
-    for key in UNMASKED_KEYS:
-        counted = metrics.get(key)
-        if isinstance(counted, dict):
-            return {k: int(v) for k, v in counted.items() if int(v or 0) > 0}
-        if isinstance(counted, int | float):
-            return {"personal data": int(counted)} if counted > 0 else {}
-    found: dict[str, int] = {}
-    for row in read_jsonl(root / dataset):
-        for text in _texts(row):
-            for _start, _end, kind in pii.find(text):
-                found[kind] = found.get(kind, 0) + 1
-    return found
-
-
-def _texts(value: Any) -> list[str]:
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, dict):
-        return [t for v in value.values() for t in _texts(v)]
-    if isinstance(value, list):
-        return [t for v in value for t in _texts(v)]
-    return []
+    counted = metrics.get(UNMASKED_KEY)
+    if isinstance(counted, dict):
+        return {k: int(v) for k, v in counted.items() if int(v or 0) > 0}
+    found: Counter[str] = Counter()
+    for row in iter_jsonl(root / dataset):  # streamed: a dataset may be large
+        found.update(pii.unmasked_in_row(row))
+    return dict(found)
 
 
 def plan(root: Path, model_repo: str, dataset_repo: str) -> list[Push]:
