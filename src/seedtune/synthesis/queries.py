@@ -9,12 +9,20 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from seedtune.core.config import QueriesConfig
+from seedtune.core.config import Params, QueriesConfig
 from seedtune.core.errors import ConfigError, InputError
-from seedtune.core.records import read_lines
+from seedtune.core.paths import QUESTIONS
+from seedtune.core.records import read_lines, write_jsonl
+from seedtune.core.stage import check_reject_rate, stage_metrics, write_rejects
 from seedtune.core.text import hangul_share, normalize
+from seedtune.llm.client import LLMClient, LLMRequest
+from seedtune.llm.costs import usage_metrics
+from seedtune.llm.prompts import PromptTemplate
 from seedtune.retrieval.documents import link_key
+from seedtune.synthesis import titles
 from seedtune.synthesis.dedup import deduplicate
+from seedtune.tasks import queries as queries_task
+from seedtune.tasks import titles as titles_task
 
 
 def load_seeds(cfg: QueriesConfig, root: Path = Path(".")) -> list[str]:
@@ -135,3 +143,49 @@ def source_metrics(rows: list[dict[str, Any]], kept: list[dict[str, Any]]) -> di
     """Questions generated and kept, per source."""
     made, left = Counter(r["source"] for r in rows), Counter(r["source"] for r in kept)
     return {"sources": {s: {"generated": made[s], "kept": left[s]} for s in sorted(made | left)}}
+
+
+def write_questions(
+    p: Params,
+    client: LLMClient,
+    llm_reqs: list[LLMRequest],
+    found: titles.TitleSet,
+    seeds: list[str],
+    extra: list[str],
+    template: PromptTemplate,
+    title_template: PromptTemplate,
+) -> None:
+    """The queries stage's work once its inputs are read: the LLM's questions per seed word
+    (``llm_reqs``) and the forum titles' verdicts in one client run, filtered and
+    deduplicated with ``extra`` (the user's own questions) into data/questions.jsonl, with
+    rejects and metrics (written even when it fails: what was spent is there to read)."""
+    cfg = p.queries
+    with stage_metrics(
+        "queries", lambda: usage_metrics(p.llm.model, client.stats, p.price_table())
+    ) as metrics:
+        outcomes = client.run(
+            llm_reqs
+            + titles_task.build_requests(found.batches, cfg.forms, cfg.titles, title_template)
+        )
+        llm_out = outcomes[: len(llm_reqs)]
+        judged = titles_task.verdicts(
+            found.batches, outcomes[len(llm_reqs) :], p.llm.model, title_template.version
+        )
+        rows = queries_task.candidates(llm_out, p.llm.model, template.version, extra)
+        rows += judged.rows
+        kept, counts, drops = filter_questions(rows, cfg)
+        failed = queries_task.failures(llm_out)
+        lost = len(failed) + judged.lost
+        metrics.update(
+            {
+                "seeds": len(seeds),
+                **counts,
+                "rejects": lost,
+                **source_metrics(rows, kept),
+                **titles.metrics(found, judged),
+            }
+        )
+        write_rejects("queries", failed + found.rejects + judged.rejects + drops)
+        check_reject_rate("queries", len(llm_reqs) + found.sent, lost, p.llm.max_reject_rate)
+        require_kept(kept, counts, drops, cfg)  # never an empty file that looks done
+        write_jsonl(QUESTIONS, kept)
