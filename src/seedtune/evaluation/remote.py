@@ -100,18 +100,11 @@ class TextClient(LLMClient):
         return "generate.base_model" if model == self.cfg.model else "generate.tuned_model"
 
     def _parse(self, req: LLMRequest, text: str) -> _Parsed:
-        try:
-            data = json.loads(text)
-            choice = data["choices"][0]
-            content = choice["message"].get("content") or ""
-        except (json.JSONDecodeError, AttributeError, KeyError, IndexError, TypeError):
-            return _Parsed(None, {}, "response without choices[0].message")
-        usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
-        usage = {k: int(usage.get(k) or 0) for k in ("prompt_tokens", "completion_tokens")}
-        self.stats.prompt_tokens += usage["prompt_tokens"]
-        self.stats.completion_tokens += usage["completion_tokens"]
-        served = data.get("model") if isinstance(data.get("model"), str) else None
-        return _Parsed({"text": cut(str(content), self.stop)}, usage, "", served)
+        choice, got = self._choice(req, text)  # the client's own reading, surrogates mended
+        if choice is None:
+            return got
+        content = str(choice["message"].get("content") or "")
+        return _Parsed({"text": cut(content, self.stop)}, got.usage, "", got.served)
 
 
 def cut(text: str, stop: list[str]) -> str:

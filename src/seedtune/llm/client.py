@@ -290,8 +290,14 @@ class LLMClient:
                     key = request_key(self.cfg, req)
                     hit, held = self._usable(key, req)
                     model = req.model or self.cfg.model
-                    if hit is not None and model not in self._current and model not in self._named:
-                        # trusted by its name alone: does this endpoint serve that name?
+                    if (
+                        hit is not None
+                        and model not in self._current
+                        and model not in self._named
+                        and _snapshot_of(hit, model)
+                    ):
+                        # a snapshot of the name trusted by the name alone: does this
+                        # endpoint's list have the name? (only then can the answer differ)
                         self._named[model] = loop.run_until_complete(self._lists(model))
                         hit, held = self._usable(key, req)
                     if hit is not None:
@@ -369,14 +375,9 @@ class LLMClient:
         """Whether ``hit`` is used before this endpoint has said what it serves: its served
         model is the configured name (or unrecorded), and not a snapshot of it that an
         endpoint whose model list lacks the name is unlikely to serve."""
-        served = hit.get("served")
-        if not reusable(served, None, model):
+        if not reusable(hit.get("served"), None, model):
             return False
-        return not (
-            self._named.get(model) is False
-            and isinstance(served, str)
-            and identity(served) != identity(model)
-        )
+        return not (self._named.get(model) is False and _snapshot_of(hit, model))
 
     def _cached(self, key: str, req: LLMRequest) -> dict[str, Any] | None:
         """A cache entry whose answer still satisfies the request's schema, else None."""
@@ -777,15 +778,16 @@ class LLMClient:
                 "llm.structured_output: json_object or none for this server"
             )
 
-    def _parse(self, req: LLMRequest, text: str) -> _Parsed:
-        """The validated answer or why there is none, usage and served model of one
-        completion body."""
+    def _choice(self, req: LLMRequest, text: str) -> tuple[dict[str, Any] | None, _Parsed]:
+        """``choices[0]`` of one completion body (None when it has none) and a
+        :class:`_Parsed` carrying its usage and served model, with the failure when there
+        is no choice; the tokens are counted in :attr:`stats`."""
         usage: dict[str, int] = {}
         try:
             data = json.loads(text)
         except json.JSONDecodeError:
             # a body cut off mid-way: the call happened, the answer is unusable
-            return _Parsed(None, usage, "malformed response body")
+            return None, _Parsed(None, usage, "malformed response body")
         # JSON may carry a lone surrogate (an emoji cut in half), which cannot be written as
         # UTF-8: made safe here, where the text enters (and again for the JSON inside the
         # content, below), so a paid answer can always be cached
@@ -807,10 +809,20 @@ class LLMClient:
                 usage["completion_tokens"],
             )
             choice = data["choices"][0]
-            content = choice["message"].get("content") or ""
-            refusal = choice["message"].get("refusal")
+            choice["message"].get("content")
         except (AttributeError, KeyError, IndexError, TypeError, ValueError):
-            return _Parsed(None, usage, "response without choices[0].message", served)
+            return None, _Parsed(None, usage, "response without choices[0].message", served)
+        return choice, _Parsed(None, usage, "", served)
+
+    def _parse(self, req: LLMRequest, text: str) -> _Parsed:
+        """The validated answer or why there is none, usage and served model of one
+        completion body."""
+        choice, got = self._choice(req, text)
+        if choice is None:
+            return got
+        usage, served = got.usage, got.served
+        content = choice["message"].get("content") or ""
+        refusal = choice["message"].get("refusal")
         if refusal:
             return _Parsed(None, usage, f"refusal: {str(refusal)[:200]}", served)
         if choice.get("finish_reason") == "length":
@@ -844,6 +856,13 @@ class LLMClient:
                 str(content),
             )
         return _Parsed(value.model_dump(), usage, "", served)
+
+
+def _snapshot_of(hit: dict[str, Any], model: str) -> bool:
+    """Whether a cache entry was served as another name than ``model`` (a dated snapshot of
+    it): the one case in which the endpoint's model list decides its reuse."""
+    served = hit.get("served")
+    return isinstance(served, str) and identity(served) != identity(model)
 
 
 @dataclass
