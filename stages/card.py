@@ -11,12 +11,11 @@ no calls: free to rerun, and the same inputs give the same bytes.
 
 import _guard  # noqa: F401  (one line, not a traceback, outside the venv)
 
-from seedtune.core.paths import DATASET_CARD, DATASET_PAGE, PARAMS_FILE
+from seedtune.core.paths import DATASET_CARD, DATASET_PAGE, INSTRUCTIONS, PARAMS_FILE
 from seedtune.core.records import atomic_write_text
 from seedtune.core.stage import METRICS_DIR, REJECTS_DIR, run_stage, write_metrics
 from seedtune.synthesis.browse import write_html
 from seedtune.synthesis.card import (
-    DATA_FILE,
     Tally,
     card_metrics,
     iter_rows,
@@ -27,7 +26,7 @@ from seedtune.synthesis.card import (
 
 def main() -> None:
     context = read_context(REJECTS_DIR, METRICS_DIR, PARAMS_FILE)
-    rows = iter_rows(DATA_FILE)
+    rows = iter_rows(INSTRUCTIONS)
     tally = Tally()
     write_html(DATASET_PAGE, tally.feed(rows), context.rejects)
     stats = tally.statistics(context.metrics, context.rejects)

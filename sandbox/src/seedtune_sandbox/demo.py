@@ -29,7 +29,7 @@ from seedtune.core.compose import set_conf_values
 from seedtune.core.errors import ConfigError
 
 # the workspace's simulator record: the demo writes it, `seedtune sim --workspace` reads it
-from seedtune_sandbox.sim.workspace import SIM_STATE, save_sim_state, workspace_sim  # noqa: F401
+from seedtune_sandbox.sim.workspace import save_sim_state
 
 log = logging.getLogger(__name__)
 

@@ -5,12 +5,12 @@
     seedtune ask "QUESTION" [--rag]                 the tuned model answers (streamed)
     seedtune export [--out models/merged]          adapter merged into a standalone model
     seedtune batches [--cancel ID]                 the Batch API batches of llm.mode: batch
+    seedtune serve [--print]                       vLLM serving the base and the adapter by name
+    seedtune publish --model-repo O/N --dataset-repo O/N   adapter + dataset with cards to the Hub
 
 Installed packages add commands through the ``seedtune.commands`` entry-point group (the
 repository's stand-ins add ``sim``, ``tiny-models`` and ``demo``); ``seedtune --help`` lists
 them with the rest.
-    seedtune serve [--print]                       vLLM serving the base and the adapter by name
-    seedtune publish --model-repo O/N --dataset-repo O/N   adapter + dataset with cards to the Hub
 """
 
 from __future__ import annotations

@@ -13,13 +13,12 @@ win rate and interval from metrics/evaluate.json when that judged this adapter.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 from pathlib import Path
 from typing import Any
 
+from seedtune.core.adapter import adapter_config
 from seedtune.core.credentials import hf_token
-from seedtune.core.errors import ConfigError
 from seedtune.core.machine import locate_model
 from seedtune.core.paths import ADAPTER, MERGED, metrics_file
 from seedtune.core.records import atomic_write_text, save_atomically
@@ -36,13 +35,7 @@ EVALUATION = metrics_file("evaluate")
 
 def adapter_base(adapter: Path) -> tuple[str, str | None]:
     """(base model id or path, revision) recorded in ``adapter/adapter_config.json``."""
-    cfg_path = adapter / "adapter_config.json"
-    if not cfg_path.is_file():
-        raise ConfigError(
-            f"{adapter}: not a PEFT adapter directory (no adapter_config.json); "
-            "run `dvc repro train` first"
-        )
-    cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+    cfg = adapter_config(adapter)
     return cfg["base_model_name_or_path"], cfg.get("revision")
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import os
 import shlex
 import shutil
@@ -20,9 +19,11 @@ import sys
 from pathlib import Path
 
 from seedtune.core import paths
+from seedtune.core.adapter import adapter_config
 from seedtune.core.config import load_params
 from seedtune.core.errors import ConfigError
 from seedtune.core.machine import resolve_model
+from seedtune.evaluation.remote import generate_settings
 
 #: The LoRA ranks vLLM's ``--max-lora-rank`` takes; it must be at least the adapter's rank.
 VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
@@ -30,14 +31,9 @@ VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
 
 def lora_rank(adapter: Path) -> int:
     """The adapter's rank (``r`` of its adapter_config.json)."""
-    config = adapter / "adapter_config.json"
-    if not config.is_file():
-        raise ConfigError(
-            f"{config}: missing; run `dvc repro train` or `dvc pull` first (or pass --adapter)"
-        )
-    r = json.loads(config.read_text(encoding="utf-8")).get("r")
+    r = adapter_config(adapter).get("r")
     if not isinstance(r, int) or r < 1:
-        raise ConfigError(f"{config}: r: not a positive integer (got {r!r})")
+        raise ConfigError(f"{adapter}/adapter_config.json: r: not a positive integer (got {r!r})")
     return r
 
 
@@ -66,9 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = argv[: argv.index("--")] if "--" in argv else argv
     ap = argparse.ArgumentParser(prog="seedtune serve", description=__doc__.splitlines()[0])
     ap.add_argument("--adapter", default=paths.ADAPTER, help="the LoRA adapter directory")
-    ap.add_argument("--name", default="tuned", help="its model name (generate.tuned_model)")
+    ap.add_argument("--name", help="its model name (default: generate.tuned_model)")
     ap.add_argument("--port", type=int, default=8000)
-    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--params", default=paths.PARAMS_FILE)
     ap.add_argument("--print", action="store_true", help="print the command, never run it")
     args = ap.parse_args(argv)
     p = load_params(args.params, ("train",))
@@ -76,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         p.train.model.name_or_path,
         p.train.model.revision,
         Path(args.adapter),
-        args.name,
+        args.name or generate_settings().tuned_model,
         args.port,
         extra,
     )

@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from seedtune.core import paths
+from seedtune.core.adapter import weights_md5
 from seedtune.core.config import Params
 from seedtune.core.records import (
     atomic_write_text,
-    data_version,
     read_jsonl,
     read_lines,
     write_json,
@@ -76,11 +76,6 @@ def references(instructions: list[dict[str, Any]], questions: list[str]) -> list
     """The synthesized (grounded) answer of each question, "" for your own questions."""
     known = {r["question"]: r.get("answer") or "" for r in instructions}
     return [known.get(q, "") for q in questions]
-
-
-def answer_all(p: Params, questions: list[str], adapter: str) -> dict[str, list[str]]:
-    """Greedy answers of the base model, then of base + adapter (see :func:`generate_all`)."""
-    return generate_all(p, questions, adapter).answers
 
 
 def generate_all(
@@ -153,12 +148,6 @@ def answers_rows(questions: list[str], answers: dict[str, list[str]]) -> list[di
 def write_answers(questions: list[str], answers: dict[str, list[str]]) -> None:
     """Write :data:`ANSWERS_FILE` (see :func:`answers_rows`)."""
     write_jsonl(ANSWERS_FILE, answers_rows(questions, answers))
-
-
-def weights_md5(adapter: Path | str) -> str | None:
-    """md5 of the adapter's weights file (None without one): which adapter was judged."""
-    weights = Path(adapter) / "adapter_model.safetensors"
-    return data_version(weights) if weights.is_file() else None
 
 
 def last_answers(path: Path) -> dict[str, dict[str, str]]:

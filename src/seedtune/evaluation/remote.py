@@ -28,6 +28,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from seedtune.core import paths
+from seedtune.core.adapter import adapter_config, weights_md5
 from seedtune.core.cache import ResponseCache
 from seedtune.core.config import LLMConfig, problems
 from seedtune.core.errors import ConfigError, ServiceError
@@ -139,12 +140,9 @@ def stop_strings(directory: Path) -> list[str]:
 
 def adapter_base(adapter: Path) -> str:
     """``base_model_name_or_path`` of the adapter's ``adapter_config.json``."""
-    config = adapter / "adapter_config.json"
-    if not config.is_file():
-        raise ConfigError(f"{config}: missing; run `dvc repro train` or `dvc pull`")
-    base = json.loads(config.read_text(encoding="utf-8")).get("base_model_name_or_path")
+    base = adapter_config(adapter).get("base_model_name_or_path")
     if not isinstance(base, str) or not base:
-        raise ConfigError(f"{config}: no base_model_name_or_path")
+        raise ConfigError(f"{adapter}/adapter_config.json: no base_model_name_or_path")
     return base
 
 
@@ -294,15 +292,10 @@ def answer_via_server(
     Answers are cached under ``cache_dir`` (a temporary directory when None) by model
     name, question, settings, the base revision and the adapter's weights: a rerun after a
     failure resumes, and another adapter asks again."""
-    from seedtune.core.records import data_version
 
     base = gen.base_model or base_id
     stop = stop_strings(adapter)
-    weights = adapter / "adapter_model.safetensors"
-    versions = {
-        "base": f"{base_id}@{revision}",
-        "tuned": data_version(weights) if weights.is_file() else "",
-    }
+    versions = {"base": f"{base_id}@{revision}", "tuned": weights_md5(adapter) or ""}
     with tempfile.TemporaryDirectory(prefix="seedtune-generate-") as tmp:
         cache = ResponseCache(cache_dir or Path(tmp))
         try:

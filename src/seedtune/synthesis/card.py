@@ -29,8 +29,6 @@ from seedtune.core.paths import INSTRUCTIONS
 from seedtune.core.pii import TAGS
 from seedtune.core.records import iter_jsonl, read_json, read_jsonl, read_yaml_mapping
 
-#: Where the instructions live, relative to the repository (and to a Hub dataset repo).
-DATA_FILE = INSTRUCTIONS
 #: Stages whose data/rejects/<stage>.jsonl the card reads, when it exists.
 REJECT_STAGES = ("queries", "search", "crawl", "rank", "synthesize")
 #: Stages whose metrics/<stage>.json the card reads, when it exists.
@@ -485,7 +483,7 @@ def front_matter(stats: dict[str, Any]) -> dict[str, Any]:
         # one file, one Hub split: pointing a train and an eval split at the same file would
         # put every row in both; the rows' own `split` column tells them apart
         "configs": [
-            {"config_name": "default", "data_files": [{"split": "train", "path": DATA_FILE}]}
+            {"config_name": "default", "data_files": [{"split": "train", "path": INSTRUCTIONS}]}
         ],
     }
 
@@ -562,11 +560,11 @@ def render_card(inputs: CardInputs, stats: dict[str, Any]) -> str:
     )
     s.append("## Loading it\n")
     s.append(
-        f"Both splits are in one JSON Lines file, `{DATA_FILE}`, told apart by its "
+        f"Both splits are in one JSON Lines file, `{INSTRUCTIONS}`, told apart by its "
         "`split` column. Loaded as one file (here, or from the Hub with the `configs` "
         "above) every row is in the one split `datasets` makes: filter on `split`.\n\n"
         "```python\nimport datasets\n\n"
-        f'rows = datasets.load_dataset("json", data_files="{DATA_FILE}", '
+        f'rows = datasets.load_dataset("json", data_files="{INSTRUCTIONS}", '
         'split="train")\n'
         'train = rows.filter(lambda r: r["split"] == "train")\n'
         'eval_ = rows.filter(lambda r: r["split"] == "eval")\n```\n\n'

@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from seedtune.core.adapter import weights_md5
 from seedtune.core.config import TrainConfig
 from seedtune.core.records import atomic_write_text, data_version, read_json
 
@@ -29,8 +30,6 @@ KNOWN_LICENCES = {
     "google/codegemma": {"license": "gemma", "license_link": "https://ai.google.dev/gemma/terms"},
 }
 LICENCE_KEYS = ("license", "license_name", "license_link")
-#: What the weights file of a PEFT adapter is called (evaluate records its md5).
-ADAPTER_WEIGHTS = "adapter_model.safetensors"
 
 
 def front_matter(text: str) -> dict[str, Any]:
@@ -168,11 +167,11 @@ def write_model_card(
 def evaluation_of(adapter: Path, metrics_path: Path) -> dict[str, Any] | None:
     """metrics/evaluate.json when it judged this adapter (the md5 of its weights matches
     what evaluate recorded), else None."""
-    weights = adapter / ADAPTER_WEIGHTS
-    if not metrics_path.is_file() or not weights.is_file():
+    judged = weights_md5(adapter)
+    if not metrics_path.is_file() or judged is None:
         return None
     got = read_json(metrics_path)
-    if not isinstance(got, dict) or got.get("adapter_md5") != data_version(weights):
+    if not isinstance(got, dict) or got.get("adapter_md5") != judged:
         return None
     return got
 

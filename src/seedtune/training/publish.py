@@ -12,7 +12,6 @@ what is pushed must be what the lock file records.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import Counter
 from dataclasses import dataclass
@@ -22,38 +21,27 @@ import yaml
 
 from seedtune.core import paths, pii
 from seedtune.core.errors import ConfigError, ServiceError
-from seedtune.core.records import iter_jsonl, read_yaml_mapping
+from seedtune.core.records import iter_jsonl, read_json, read_yaml_mapping
 from seedtune.training.model_card import evaluation_of, render_published_card
 
 log = logging.getLogger(__name__)
 
-ADAPTER, DATASET = paths.ADAPTER, paths.INSTRUCTIONS
+ADAPTER, DATASET, CARD = paths.ADAPTER, paths.INSTRUCTIONS, paths.DATASET_CARD
 EVALUATION = str(paths.metrics_file("evaluate"))
-CARD_METRICS = str(paths.metrics_file("card"))
 #: The key of metrics/card.json counting personal data left unmasked (the card stage's).
 UNMASKED_KEY = "pii_unmasked"
 
 
 @dataclass
 class Push:
-    """One repository's commit: where, what (path in repo -> bytes), and its message."""
+    """One repository's commit: where, what (path in repo -> a file here, streamed by the
+    upload, or bytes made for it), and its message."""
 
     repo_id: str
     repo_type: str  # model or dataset
-    files: dict[str, bytes]
+    files: dict[str, Path | bytes]
     message: str
     description: str
-
-
-def stage_out(root: Path, stage: str, suffix: str) -> str:
-    """The output of dvc.yaml's ``stage`` whose path ends in ``suffix`` (e.g. the card
-    stage's dataset card, ``.md``)."""
-    stages = read_yaml_mapping(root / "dvc.yaml").get("stages") or {}
-    for out in (stages.get(stage) or {}).get("outs") or []:
-        path = next(iter(out)) if isinstance(out, dict) else out
-        if str(path).endswith(suffix):
-            return str(path)
-    raise ConfigError(f"dvc.yaml: stage {stage} has no output ending in {suffix}")
 
 
 def lock_md5(root: Path, path: str) -> str:
@@ -91,8 +79,8 @@ def unmasked_personal_data(root: Path, dataset: str) -> dict[str, int]:
     """Personal data left in the dataset: what the card stage counted as unmasked
     (``pii_unmasked`` in metrics/card.json), else, for a card made before it counted, the
     same scan here (:func:`seedtune.core.pii.unmasked_in_row`)."""
-    card = root / CARD_METRICS
-    metrics = json.loads(card.read_text(encoding="utf-8")) if card.is_file() else {}
+    card = root / paths.metrics_file("card")
+    metrics = read_json(card) if card.is_file() else {}
     counted = metrics.get(UNMASKED_KEY)
     if isinstance(counted, dict):
         return {k: int(v) for k, v in counted.items() if int(v or 0) > 0}
@@ -104,12 +92,12 @@ def unmasked_personal_data(root: Path, dataset: str) -> dict[str, int]:
 
 def plan(root: Path, model_repo: str, dataset_repo: str) -> list[Push]:
     """The two commits, or one line saying why nothing may be pushed."""
-    adapter, card_md = root / ADAPTER, stage_out(root, "card", ".md")
+    adapter = root / ADAPTER
     adapter_card = adapter / "README.md"
     if not adapter_card.is_file():
         raise ConfigError(f"{ADAPTER}/README.md: the model card is missing; run `dvc repro train`")
-    if not (root / card_md).is_file():
-        raise ConfigError(f"{card_md}: the dataset card is missing; run `dvc repro card`")
+    if not (root / CARD).is_file():
+        raise ConfigError(f"{CARD}: the dataset card is missing; run `dvc repro card`")
     evaluation = evaluation_of(adapter, root / EVALUATION)
     if evaluation is None or evaluation.get("win_rate") is None:
         raise ConfigError(
@@ -134,8 +122,8 @@ def plan(root: Path, model_repo: str, dataset_repo: str) -> list[Push]:
     card = render_published_card(
         adapter_card.read_text(encoding="utf-8"), evaluation, EVALUATION, dataset_repo
     )
-    files = {
-        p.relative_to(adapter).as_posix(): p.read_bytes()
+    files: dict[str, Path | bytes] = {
+        p.relative_to(adapter).as_posix(): p
         for p in sorted(adapter.rglob("*"))
         if p.is_file() and p.name != "README.md"
     }
@@ -155,8 +143,8 @@ def plan(root: Path, model_repo: str, dataset_repo: str) -> list[Push]:
             dataset_repo,
             "dataset",
             {
-                Path(DATASET).name: (root / DATASET).read_bytes(),
-                "README.md": (root / card_md).read_bytes(),
+                Path(DATASET).name: root / DATASET,
+                "README.md": root / CARD,
             },
             f"seedtune: {DATASET} (dvc.lock md5 {data_md5})",
             f"The data {model_repo} was tuned on.\n\n{described}",
@@ -177,7 +165,10 @@ def push(pushes: list[Push], token: str, private: bool = True) -> list[str]:
             api.create_repo(p.repo_id, repo_type=p.repo_type, private=private, exist_ok=True)
             info = api.create_commit(
                 p.repo_id,
-                [CommitOperationAdd(path, data) for path, data in sorted(p.files.items())],
+                [
+                    CommitOperationAdd(path, data if isinstance(data, bytes) else str(data))
+                    for path, data in sorted(p.files.items())
+                ],
                 commit_message=p.message,
                 commit_description=p.description,
                 repo_type=p.repo_type,
