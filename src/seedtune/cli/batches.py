@@ -25,7 +25,7 @@ from seedtune.core.errors import ConfigError, ServiceError
 from seedtune.core.machine import load_machine
 from seedtune.core.retry import backoff_s, retry_after_s
 from seedtune.llm.batch_state import BatchRecord, BatchState
-from seedtune.llm.errors import parse_error
+from seedtune.llm.errors import one_line, parse_error, scrub
 
 
 def age(seconds: float) -> str:
@@ -63,10 +63,9 @@ def cancel(
     Transport errors, timeouts, 429 and 5xx are tried again with backoff (honouring
     Retry-After), up to ``llm.max_retries`` times; then, or on any other error, one line
     naming the batch (:class:`ServiceError`)."""
-    llm = machine.get("llm") or {}
-    key_env = llm.get("api_key_env", "OPENAI_API_KEY")
-    retries = llm.get("max_retries")
-    retries = LLMConfig.model_fields["max_retries"].default if retries is None else int(retries)
+    # the machine's llm settings as the stages read them: defaults, names and the rules
+    cfg = LLMConfig.model_validate(machine.get("llm") or {})
+    key_env, retries = cfg.api_key_env, cfg.max_retries
     url = f"{record.base_url.rstrip('/')}/batches/{record.id}/cancel"
     secret = get_secret(key_env, record.base_url) if key_env else ""
     what = f"seedtune batches --cancel {record.id}"
@@ -77,11 +76,11 @@ def cancel(
             req.add_header("Authorization", f"Bearer {secret}")
         wait: float | None = None
         try:
-            with urllib.request.urlopen(req, timeout=float(llm.get("timeout_s") or 60)) as resp:
+            with urllib.request.urlopen(req, timeout=cfg.timeout_s) as resp:
                 return dict(json.loads(resp.read().decode("utf-8")))
         except urllib.error.HTTPError as exc:
             text = exc.read().decode("utf-8", "replace")
-            said = " ".join((parse_error(text, [secret]).message or text).split())[:200]
+            said = one_line(parse_error(text, [secret]).message or scrub(text, [secret]), 200)
             if exc.code not in RETRY_STATUS:
                 raise ServiceError(f"{what}: {url}: HTTP {exc.code}: {said}") from None
             reason, wait = f"HTTP {exc.code} ({said})", retry_after_s(exc.headers)

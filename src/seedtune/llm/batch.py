@@ -47,7 +47,7 @@ from seedtune.core.errors import ConfigError, SeedtuneError, ServiceError
 from seedtune.core.retry import backoff_s, retry_after_s
 from seedtune.llm.batch_spool import Spool
 from seedtune.llm.batch_state import PENDING, TERMINAL, BatchState, Tries, state_path
-from seedtune.llm.errors import parse_error
+from seedtune.llm.errors import RETRYABLE_STATUS, key_refused, parse_error
 from seedtune.llm.system_role import fold
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ MAX_REQUESTS = 50_000
 MAX_BYTES = 200 * 1024 * 1024
 ENDPOINT = "/v1/chat/completions"
 #: Per-request status codes worth another batch (the rest are the item's reject).
-TRANSPORT_STATUS = {408, 409, 429, 500, 502, 503, 504}
+TRANSPORT_STATUS = RETRYABLE_STATUS
 #: ``llm.batch_wait_s: null``: the API's completion window, and an hour to spare.
 WINDOW_S = 25 * 3600
 LISTED = 100  # batches read per page of GET /batches when adopting a pending record
@@ -497,10 +497,7 @@ class _Run:
         err = parse_error(text, [self.client._secret])
         said = f": {err.message}" if err.message else ""
         if status in (401, 403):
-            raise ConfigError(
-                f"{self.base} rejected the key in {self.cfg.api_key_env} (HTTP {status}{said}); "
-                "check the key, llm.api_key_env and llm.base_url"
-            )
+            raise key_refused(self.base, self.cfg.api_key_env, status, said)
         raise ServiceError(f"{self.base}{path}: HTTP {status}{said} (llm.mode=batch)")
 
     async def _raw(

@@ -62,7 +62,7 @@ log = logging.getLogger(__name__)
 PARSE_RETRIES = 2
 #: Requests in flight or waiting for an earlier one, per slot of ``llm.concurrency``.
 WINDOW_PER_SLOT = 4
-RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504}
+RETRYABLE_STATUS = errors.RETRYABLE_STATUS
 #: A stage stops when its first answers, this many before any that parses, show the server
 #: ignored the schema it was asked to apply (later failures are rejects, as always).
 PROBE_ANSWERS = 3
@@ -646,17 +646,7 @@ class LLMClient:
                 f"(HTTP {status}{said}); {await self._served(client, model)}"
             )
         if status in (401, 403):
-            if self.cfg.api_key_env is None:
-                raise ConfigError(
-                    f"{self.cfg.base_url} answered HTTP {status}{said or ' (unauthorized)'} "
-                    "and no key was sent (llm.api_key_env is null): this server needs one; set "
-                    "llm.api_key_env to the NAME of the environment variable that holds it"
-                )
-            raise ConfigError(
-                f"{self.cfg.base_url} rejected the key in {self.cfg.api_key_env} "
-                f"(HTTP {status}{said}); check the key, llm.api_key_env and "
-                "llm.base_url"
-            )
+            raise errors.key_refused(self.cfg.base_url, self.cfg.api_key_env, status, said)
         if status == 429 and err.code == "insufficient_quota":
             raise LLMQuotaExceeded(
                 f"{self.cfg.base_url}: account quota exhausted (insufficient_quota); "

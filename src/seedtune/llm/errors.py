@@ -29,6 +29,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from seedtune.core.credentials import redact
+from seedtune.core.errors import ConfigError
+
 #: Characters of a server's message kept in a one-line error.
 MAX_MESSAGE = 300
 #: Bodies longer than this are not parsed for nested structures (only their start is read).
@@ -65,12 +68,29 @@ class ServerError:
 
 def scrub(text: str, secrets: Sequence[str | None] = ()) -> str:
     """``text`` without ``secrets`` and without anything shaped like a key or Bearer token."""
-    for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "***")
+    text = redact(text, list(secrets))
     for pattern, repl in _KEYLIKE:
         text = pattern.sub(repl, text)
     return text
+
+
+#: Statuses a call is tried again on (the sync client's retries, the batch path's
+#: resubmissions and its file and batch calls).
+RETRYABLE_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
+
+
+def key_refused(base_url: str, api_key_env: str | None, status: int, said: str) -> ConfigError:
+    """The one line for a 401/403: the key in ``api_key_env`` refused, or none sent."""
+    if api_key_env is None:
+        return ConfigError(
+            f"{base_url} answered HTTP {status}{said or ' (unauthorized)'} "
+            "and no key was sent (llm.api_key_env is null): this server needs one; set "
+            "llm.api_key_env to the NAME of the environment variable that holds it"
+        )
+    return ConfigError(
+        f"{base_url} rejected the key in {api_key_env} (HTTP {status}{said}); check the "
+        "key, llm.api_key_env and llm.base_url"
+    )
 
 
 def one_line(text: str, limit: int = MAX_MESSAGE) -> str:
