@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import functools
 import re
 import sys
 from collections.abc import Callable, Iterator
@@ -62,9 +63,21 @@ def module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
+@functools.cache
+def _nodes(path: Path, mtime_ns: int) -> tuple[ast.AST, ...]:
+    """Every node of ``path``'s syntax tree, parsed once per version of the file (every
+    stage's closure walks the same core modules)."""
+    return tuple(ast.walk(ast.parse(path.read_text(encoding="utf-8"))))
+
+
+def nodes(path: Path) -> tuple[ast.AST, ...]:
+    """:func:`_nodes` of the file as it is now."""
+    return _nodes(path, path.stat().st_mtime_ns)
+
+
 def imports(path: Path) -> Iterator[str]:
     """Every seedtune module ``path`` imports, at the top or inside a function."""
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    for node in nodes(path):
         if isinstance(node, ast.Import):
             names = [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
@@ -79,7 +92,7 @@ def imports(path: Path) -> Iterator[str]:
 
 def templates(path: Path) -> Iterator[str]:
     """Prompt templates ``path`` loads by name (``load_template("queries")``)."""
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    for node in nodes(path):
         if (
             isinstance(node, ast.Call)
             and getattr(node.func, "id", None) == "load_template"

@@ -22,12 +22,14 @@ from seedtune.core.records import read_yaml_mapping
 _ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
 
 
-class _Section(BaseModel):
+class Section(BaseModel):
+    """One section of params or machine settings: strict and immutable."""
+
     # extra="forbid": a typo such as `train.lora.rank` is an error, not silently ignored.
     model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
 
 
-class LLMConfig(_Section):
+class LLMConfig(Section):
     base_url: str = "https://api.openai.com/v1"
     model: str = "gpt-4o-mini"
     api_key_env: str | None = "OPENAI_API_KEY"  # None: the endpoint needs no key
@@ -67,7 +69,7 @@ class LLMConfig(_Section):
 EXTRA_QUESTIONS_DIR = "data/extra_questions"
 
 
-class TitlesConfig(_Section):
+class TitlesConfig(Section):
     """``queries.titles``: questions from the titles of real people's forum posts."""
 
     # kin (지식iN) and cafearticle titles are what people asked; blog and news titles are not
@@ -80,7 +82,7 @@ class TitlesConfig(_Section):
     temperature: float = Field(0.2, ge=0, le=2)
 
 
-class QueriesConfig(_Section):
+class QueriesConfig(Section):
     seed_file: str = "data/seed_words.txt"
     # llm: the LLM writes questions per seed word; titles: forum titles rewritten as questions
     sources: list[Literal["llm", "titles"]] = Field(default=["llm", "titles"], min_length=1)
@@ -120,7 +122,7 @@ class QueriesConfig(_Section):
 SearchCategory = Literal["blog", "news", "kin", "webkr", "cafearticle", "encyc"]
 
 
-class SearchConfig(_Section):
+class SearchConfig(Section):
     base_url: str = "https://openapi.naver.com"
     categories: list[SearchCategory] = Field(default=["blog", "news", "kin"], min_length=1)
     display: int = Field(10, ge=1, le=100)
@@ -132,7 +134,7 @@ class SearchConfig(_Section):
     daily_quota: int = Field(25000, ge=1)
 
 
-class CrawlConfig(_Section):
+class CrawlConfig(Section):
     per_question: int = Field(3, ge=0)
     respect_robots: bool = True
     max_bytes: int = Field(2_000_000, ge=10_000)
@@ -152,7 +154,7 @@ class CrawlConfig(_Section):
     max_crawl_delay_s: float = Field(10.0, gt=0)
 
 
-class RankConfig(_Section):
+class RankConfig(Section):
     model: str = "intfloat/multilingual-e5-small"
     top_k: int = Field(5, ge=1)
     max_gap: float = Field(0.1, ge=0, le=2)
@@ -163,7 +165,7 @@ class RankConfig(_Section):
     device: Literal["auto", "cuda", "mps", "cpu"] = "auto"
 
 
-class SynthesizeConfig(_Section):
+class SynthesizeConfig(Section):
     top_k: int = Field(3, ge=0)
     target_words: int = Field(150, ge=10)
     min_chars: int = Field(20, ge=1)
@@ -173,7 +175,7 @@ class SynthesizeConfig(_Section):
     min_eval: int = Field(4, ge=0)
 
 
-class ModelConfig(_Section):
+class ModelConfig(Section):
     """``train.model``: the base causal LM and how it is loaded."""
 
     name_or_path: str = "google/gemma-2b-it"
@@ -184,7 +186,7 @@ class ModelConfig(_Section):
     load_in_4bit: bool = False  # QLoRA (bitsandbytes NF4); CUDA only
 
 
-class LoraConfigModel(_Section):
+class LoraConfigModel(Section):
     r: int = Field(4, gt=0)
     alpha: float = Field(32, gt=0)
     dropout: float = Field(0.0, ge=0, lt=1)
@@ -192,7 +194,7 @@ class LoraConfigModel(_Section):
     bias: Literal["none", "all", "lora_only"] = "none"
 
 
-class OptimConfig(_Section):
+class OptimConfig(Section):
     name: str = "adamw_torch_fused"
     lr: float = Field(1e-4, gt=0)
     scheduler: str = "cosine"
@@ -201,7 +203,7 @@ class OptimConfig(_Section):
     max_grad_norm: float = Field(0.3, gt=0)
 
 
-class TrainConfig(_Section):
+class TrainConfig(Section):
     """``train``: LoRA SFT (mapped onto PEFT/TRL in :mod:`seedtune.training.configure`)."""
 
     model: ModelConfig
@@ -243,7 +245,7 @@ class TrainConfig(_Section):
         )
 
 
-class EvaluateConfig(_Section):
+class EvaluateConfig(Section):
     judge_model: str | None = None
     # a DVC dependency (${evaluate.questions_file} in dvc.yaml), so never null: an empty
     # file means no questions of your own
@@ -254,7 +256,7 @@ class EvaluateConfig(_Section):
     bootstrap: int = Field(1000, ge=10)
 
 
-class Price(_Section):
+class Price(Section):
     input: float = Field(ge=0)  # USD per 1M prompt tokens
     output: float = Field(ge=0)  # USD per 1M completion tokens
     # the Batch API's prices (OpenAI: half); absent: a batch run is unpriced, never guessed
@@ -286,15 +288,16 @@ class Params(BaseModel):
 FIX = "fix it under conf/ or in your -S override"
 
 
-def problems(exc: ValidationError, source_of: Callable[[str], str]) -> list[str]:
+def problems(exc: ValidationError, source_of: Callable[[str], str], prefix: str = "") -> list[str]:
     """One line per validation error: ``<file>: <key>: <what is wrong> (got <value>)``.
 
-    ``source_of(key)`` names the file that set the key. A value is never shown for keys
+    ``source_of(key)`` names the file that set the key; ``prefix`` (e.g. ``"generate."``)
+    is put before each key a model of one section reports. A value is never shown for keys
     whose name ends in ``_env`` (they may hold a pasted key) or for unknown keys.
     """
     lines = []
     for err in exc.errors():
-        key = ".".join(str(p) for p in err["loc"])
+        key = prefix + ".".join(str(p) for p in err["loc"])
         got = err.get("input")
         if err["type"] == "extra_forbidden":
             msg = "unknown key (a typo? see conf/ for the keys that exist)"

@@ -25,12 +25,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from seedtune.core import paths
 from seedtune.core.adapter import adapter_config, weights_md5
 from seedtune.core.cache import ResponseCache
-from seedtune.core.config import LLMConfig, problems
+from seedtune.core.config import LLMConfig, Section, problems
 from seedtune.core.errors import ConfigError, ServiceError
 from seedtune.core.machine import load_machine, resolve_model, source_of
 from seedtune.evaluation.generation import END_OF_TURN_TOKENS
@@ -42,10 +42,9 @@ log = logging.getLogger(__name__)
 REQUEST_VERSION = "generate-1"
 
 
-class GenerateConfig(BaseModel):
+class GenerateConfig(Section):
     """``generate.*``: the inference server (machine settings; unset: in-process)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
     base_url: str | None = None
     api_key_env: str | None = None
     base_model: str | None = None  # None: train.model.name_or_path
@@ -66,8 +65,7 @@ def generate_settings(root: Path = Path(".")) -> GenerateConfig:
     try:
         return GenerateConfig.model_validate(raw)
     except ValidationError as exc:
-        lines = problems(exc, lambda key: source_of(f"generate.{key}", root))
-        lines = [line.replace(": ", ": generate.", 1) for line in lines]
+        lines = problems(exc, lambda key: source_of(key, root), prefix="generate.")
         raise ConfigError(lines[0], lines) from None
 
 
