@@ -12,7 +12,7 @@ import _guard  # noqa: F401  (one line, not a traceback, outside the venv)
 
 from seedtune.core.cache import ResponseCache
 from seedtune.core.config import load_params
-from seedtune.core.credentials import optional_secret
+from seedtune.core.credentials import naver_credentials
 from seedtune.core.paths import DOCUMENTS, QUESTIONS
 from seedtune.core.records import JsonlWriter
 from seedtune.core.stage import CACHE_DIR, run_stage, write_metrics
@@ -25,9 +25,7 @@ def main() -> None:
     p = load_params(sections=("search",))
     questions = read_questions(QUESTIONS)
     cache = ResponseCache(CACHE_DIR / "search")
-    client = NaverClient(
-        p.search, cache, optional_secret("NAVER_CLIENT_ID"), optional_secret("NAVER_CLIENT_SECRET")
-    )
+    client = NaverClient(p.search, cache, *naver_credentials())
     run = SearchRun(client, questions, rows=derived_rows(CACHE_DIR / "search", p.search))
     tally = DocumentTally()
     with JsonlWriter(DOCUMENTS) as out:

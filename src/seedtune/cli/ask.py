@@ -37,7 +37,7 @@ def retrieve(p: Params, question: str, cache_dir: Path) -> list[dict[str, Any]]:
     Searches, pages and embeddings are kept in ``cache_dir`` and beside it (``../crawl``,
     ``../rank``)."""
     from seedtune.core.cache import ResponseCache
-    from seedtune.core.credentials import optional_secret
+    from seedtune.core.credentials import naver_credentials
     from seedtune.retrieval.crawl import crawl_questions
     from seedtune.retrieval.embeddings import EmbeddingStore, encoder_fingerprint
     from seedtune.retrieval.naver import NaverClient
@@ -46,7 +46,7 @@ def retrieve(p: Params, question: str, cache_dir: Path) -> list[dict[str, Any]]:
     from seedtune.retrieval.search import SearchRun, derived_rows
     from seedtune.tasks.synthesize import shown_documents
 
-    cid, secret = optional_secret("NAVER_CLIENT_ID"), optional_secret("NAVER_CLIENT_SECRET")
+    cid, secret = naver_credentials()
     if not (cid and secret):
         raise ConfigError(
             "--rag searches Naver: set NAVER_CLIENT_ID and NAVER_CLIENT_SECRET "

@@ -60,6 +60,18 @@ def redact(text: str, secrets: list[str | None]) -> str:
     return text
 
 
+#: Naver's keys (id, secret), needed by search, by the titles of queries and by ``seedtune
+#: ask --rag``.
+NAVER_KEYS = ("NAVER_CLIENT_ID", "NAVER_CLIENT_SECRET")
+
+
+def naver_credentials() -> tuple[str | None, str | None]:
+    """Naver's client id and secret from the environment or ``.env`` (None where unset: a
+    client needs them only for what its cache lacks)."""
+    client_id, secret = (optional_secret(name) for name in NAVER_KEYS)
+    return client_id, secret
+
+
 #: Redirect statuses that carry a ``Location`` to follow.
 REDIRECT_STATUS = frozenset({301, 302, 303, 307, 308})
 #: Same-origin redirect hops a credentialed client follows before giving up.

@@ -17,20 +17,18 @@ import os
 from pathlib import Path
 from typing import Any
 
-from seedtune.core.credentials import optional_secret
+from seedtune.core.config import LLMConfig
+from seedtune.core.credentials import NAVER_KEYS, optional_secret
 from seedtune.core.errors import ConfigError
 from seedtune.core.machine import load_machine
 
 log = logging.getLogger(__name__)
 
-#: Naver's keys, needed by search, by the titles of queries and by ``seedtune ask --rag``.
-NAVER_KEYS = ("NAVER_CLIENT_ID", "NAVER_CLIENT_SECRET")
-
 
 def llm_key_name(machine: dict[str, Any] | None = None) -> str | None:
     """The variable ``llm.api_key_env`` names (None: the endpoint needs no key)."""
     settings = (load_machine() if machine is None else machine).get("llm") or {}
-    return settings.get("api_key_env", "OPENAI_API_KEY")
+    return settings.get("api_key_env", LLMConfig.model_fields["api_key_env"].default)
 
 
 def missing_keys(machine: dict[str, Any] | None = None) -> list[str]:

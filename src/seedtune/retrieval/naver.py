@@ -28,7 +28,13 @@ from requests.adapters import HTTPAdapter
 
 from seedtune.core.cache import ResponseCache, cache_key
 from seedtune.core.config import SearchConfig
-from seedtune.core.credentials import MAX_REDIRECTS, REDIRECT_STATUS, redact, same_origin
+from seedtune.core.credentials import (
+    MAX_REDIRECTS,
+    NAVER_KEYS,
+    REDIRECT_STATUS,
+    redact,
+    same_origin,
+)
 from seedtune.core.errors import ConfigError, ServiceError
 from seedtune.core.retry import RateLimiter, RetryWarnings, backoff_s, retry_after_s
 from seedtune.core.stats import CallStats
@@ -131,11 +137,7 @@ class NaverClient:
         return body
 
     def _check_credentials(self) -> None:
-        missing = [
-            n
-            for n, v in (("NAVER_CLIENT_ID", self._id), ("NAVER_CLIENT_SECRET", self._secret))
-            if not v
-        ]
+        missing = [n for n, v in zip(NAVER_KEYS, (self._id, self._secret), strict=True) if not v]
         if missing:
             raise ConfigError(
                 f"environment variable(s) {' and '.join(missing)} not set (needed "

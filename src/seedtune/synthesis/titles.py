@@ -25,7 +25,7 @@ from typing import Any
 
 from seedtune.core.cache import ResponseCache
 from seedtune.core.config import SearchConfig, TitlesConfig
-from seedtune.core.credentials import optional_secret
+from seedtune.core.credentials import naver_credentials
 from seedtune.core.machine import load_machine
 from seedtune.retrieval.documents import link_key, text_key
 from seedtune.retrieval.naver import NaverClient
@@ -148,12 +148,7 @@ def fetch(client: NaverClient, seeds: list[str], cfg: TitlesConfig) -> TitleSet:
 def fetch_naver(seeds: list[str], cfg: TitlesConfig, cache: ResponseCache) -> TitleSet:
     """:func:`fetch` through a Naver client of :func:`search_config` on ``cache``; its keys
     (NAVER_CLIENT_ID, NAVER_CLIENT_SECRET) are read only for what the cache lacks."""
-    client = NaverClient(
-        search_config(cfg),
-        cache,
-        optional_secret("NAVER_CLIENT_ID"),
-        optional_secret("NAVER_CLIENT_SECRET"),
-    )
+    client = NaverClient(search_config(cfg), cache, *naver_credentials())
     return fetch(client, seeds, cfg)
 
 
