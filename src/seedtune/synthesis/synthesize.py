@@ -140,7 +140,8 @@ def synthesize(
     """Answer each ranked question, streaming: rows and rejects are written as outcomes come
     (memory holds the LLM's window and one ``(question, source)`` pair per answer), the
     reject rate is checked, then the train/eval split (:func:`assign_split`, which needs
-    every answered question) is added on a second pass into ``out``. Returns the counts."""
+    every answered question) is added on a second pass into ``out``. ``answers`` is this
+    run's (fresh): it counts the questions and rejects. Returns the counts."""
     out = Path(out)
     shown: deque[dict[str, Any]] = deque()  # the rows whose requests are in the window
 
@@ -150,21 +151,19 @@ def synthesize(
             yield build_request(row, cfg, template)
 
     sources: dict[str, str | None] = {}
-    n = n_rejects = 0
     unsplit = out.with_name(f".{out.name}.unsplit")
     with (
         JsonlWriter(unsplit, durable=False) as rows,
         JsonlWriter(rejects, never_empty=True) as missing,
     ):
         for outcome in client.stream(requests()):
-            n += 1
             row, reject = answers.add(shown.popleft(), outcome)
             if row is None:
-                n_rejects += 1
                 missing.write(reject)  # type: ignore[arg-type]
             else:
                 sources[row["question"]] = row["question_source"]
                 rows.write(row)
+    n = answers.seen  # ``answers`` counts this run's questions and rejects
     try:
         if answers.missing:
             log.warning(
@@ -177,7 +176,7 @@ def synthesize(
                 "synthesize: no ranked question to answer (data/ranked.jsonl has "
                 "no rows); check the rank stage's output"
             )
-        check_reject_rate("synthesize", n, n_rejects, max_reject_rate)
+        check_reject_rate("synthesize", n, answers.rejected, max_reject_rate)
         if not sources:  # every answer rejected, under a max_reject_rate of 1
             raise InputError(f"synthesize: none of the {n} answers is usable; see {rejects}")
         split = assign_split(list(sources), cfg.eval_fraction, cfg.min_eval, seed, sources)
@@ -188,7 +187,7 @@ def synthesize(
     return {
         "questions": n,
         "answers": len(split),
-        "rejects": n_rejects,
+        "rejects": answers.rejected,
         "train": len(split) - n_eval,
         "eval": n_eval,
     }
