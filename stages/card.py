@@ -11,9 +11,16 @@ no calls: free to rerun, and the same inputs give the same bytes.
 
 import _guard  # noqa: F401  (one line, not a traceback, outside the venv)
 
-from seedtune.core.paths import DATASET_CARD, DATASET_PAGE, INSTRUCTIONS, PARAMS_FILE
+from seedtune.core.paths import (
+    DATASET_CARD,
+    DATASET_PAGE,
+    INSTRUCTIONS,
+    METRICS_DIR,
+    PARAMS_FILE,
+    REJECTS_DIR,
+)
 from seedtune.core.records import atomic_write_text
-from seedtune.core.stage import METRICS_DIR, REJECTS_DIR, run_stage, write_metrics
+from seedtune.core.stage import run_stage, write_metrics
 from seedtune.synthesis.browse import write_html
 from seedtune.synthesis.card import (
     Tally,

@@ -12,8 +12,8 @@ extracts only pages it has not seen under today's settings.
 import _guard  # noqa: F401  (one line, not a traceback, outside the venv)
 
 from seedtune.core.config import load_params
-from seedtune.core.paths import DOCUMENTS, PAGES
-from seedtune.core.stage import CACHE_DIR, REJECTS_DIR, run_stage, write_metrics
+from seedtune.core.paths import CACHE_DIR, DOCUMENTS, PAGES, rejects_file
+from seedtune.core.stage import run_stage, write_metrics
 from seedtune.retrieval.crawl import check_reachable, crawl_questions, write_pages
 from seedtune.retrieval.documents import iter_documents
 
@@ -22,7 +22,7 @@ def main() -> None:
     c = load_params(sections=("crawl",)).crawl
     result = crawl_questions(iter_documents(DOCUMENTS), c, CACHE_DIR / "crawl")
     check_reachable(result)
-    tally = write_pages(result, PAGES, REJECTS_DIR / "crawl.jsonl")
+    tally = write_pages(result, PAGES, rejects_file("crawl"))
     write_metrics("crawl", tally.metrics(result.fetcher, result.from_rows))
 
 

@@ -10,10 +10,10 @@ import _guard  # noqa: F401  (one line, not a traceback, outside the venv)
 
 from seedtune.core.cache import ResponseCache
 from seedtune.core.config import load_params
-from seedtune.core.paths import ADAPTER, INSTRUCTIONS
+from seedtune.core.paths import ADAPTER, CACHE_DIR, INSTRUCTIONS
 from seedtune.core.preflight import require_llm_key
 from seedtune.core.records import read_jsonl
-from seedtune.core.stage import CACHE_DIR, ignore_peft_checkpointing_warning, run_stage
+from seedtune.core.stage import ignore_peft_checkpointing_warning, run_stage
 from seedtune.evaluation import evaluate as ev
 from seedtune.llm.client import LLMClient
 

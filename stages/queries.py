@@ -9,9 +9,10 @@ import _guard  # noqa: F401  (one line, not a traceback, outside the venv)
 
 from seedtune.core.cache import ResponseCache
 from seedtune.core.config import load_params
+from seedtune.core.paths import CACHE_DIR
 from seedtune.core.preflight import require_llm_key
 from seedtune.core.records import read_lines
-from seedtune.core.stage import CACHE_DIR, run_stage
+from seedtune.core.stage import run_stage
 from seedtune.llm.client import LLMClient
 from seedtune.synthesis import queries, titles
 from seedtune.tasks import queries as queries_task

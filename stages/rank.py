@@ -16,9 +16,9 @@ import _guard  # noqa: F401  (one line, not a traceback, outside the venv)
 from tqdm.auto import tqdm
 
 from seedtune.core.config import load_params
-from seedtune.core.paths import DOCUMENTS, PAGES, RANKED
+from seedtune.core.paths import CACHE_DIR, DOCUMENTS, PAGES, RANKED
 from seedtune.core.records import JsonlWriter
-from seedtune.core.stage import CACHE_DIR, run_stage, write_metrics
+from seedtune.core.stage import run_stage, write_metrics
 from seedtune.retrieval.documents import iter_documents
 from seedtune.retrieval.embeddings import EmbeddingStore, encoder_fingerprint
 from seedtune.retrieval.page_index import PageIndex

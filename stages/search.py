@@ -13,9 +13,9 @@ import _guard  # noqa: F401  (one line, not a traceback, outside the venv)
 from seedtune.core.cache import ResponseCache
 from seedtune.core.config import load_params
 from seedtune.core.credentials import naver_credentials
-from seedtune.core.paths import DOCUMENTS, QUESTIONS
+from seedtune.core.paths import CACHE_DIR, DOCUMENTS, QUESTIONS
 from seedtune.core.records import JsonlWriter
-from seedtune.core.stage import CACHE_DIR, run_stage, write_metrics
+from seedtune.core.stage import run_stage, write_metrics
 from seedtune.retrieval.naver import NaverClient
 from seedtune.retrieval.quota import QuotaExceeded
 from seedtune.retrieval.search import DocumentTally, SearchRun, derived_rows, read_questions

@@ -7,9 +7,9 @@ tokens/s and MFU, and the cost of every LLM answer behind the run. Costs nothing
 
 import _guard  # noqa: F401  (one line, not a traceback, outside the venv)
 
-from seedtune.core.paths import metrics_file
+from seedtune.core.paths import METRICS_DIR, metrics_file
 from seedtune.core.records import write_json
-from seedtune.core.stage import METRICS_DIR, run_stage
+from seedtune.core.stage import run_stage
 from seedtune.evaluation.summary import SOURCES, headline, stage_metrics
 
 

@@ -10,9 +10,9 @@ import _guard  # noqa: F401  (one line, not a traceback, outside the venv)
 
 from seedtune.core.cache import ResponseCache
 from seedtune.core.config import load_params
-from seedtune.core.paths import INSTRUCTIONS, QUESTIONS, RANKED
+from seedtune.core.paths import CACHE_DIR, INSTRUCTIONS, QUESTIONS, RANKED, rejects_file
 from seedtune.core.records import iter_jsonl
-from seedtune.core.stage import CACHE_DIR, REJECTS_DIR, run_stage, stage_metrics
+from seedtune.core.stage import run_stage, stage_metrics
 from seedtune.llm.client import LLMClient
 from seedtune.llm.costs import usage_metrics
 from seedtune.synthesis.synthesize import Answers, read_provenance, synthesize
@@ -40,7 +40,7 @@ def main() -> None:
                 answers,
                 p.seed,
                 INSTRUCTIONS,
-                REJECTS_DIR / "synthesize.jsonl",
+                rejects_file("synthesize"),
                 p.llm.max_reject_rate,
             )
         )

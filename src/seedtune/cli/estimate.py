@@ -40,8 +40,8 @@ from seedtune.core.cache import ResponseCache
 from seedtune.core.config import Params, load_params
 from seedtune.core.credentials import optional_secret
 from seedtune.core.machine import load_machine
+from seedtune.core.paths import CACHE_DIR
 from seedtune.core.records import read_jsonl
-from seedtune.core.stage import CACHE_DIR
 from seedtune.llm.client import LLMClient, LLMRequest
 from seedtune.llm.costs import cost_usd, estimate_tokens, messages_tokens
 from seedtune.retrieval.naver import NaverClient

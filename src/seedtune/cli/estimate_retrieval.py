@@ -11,9 +11,8 @@ from typing import Any
 
 from seedtune.core.cache import ResponseCache
 from seedtune.core.config import Params
-from seedtune.core.paths import DOCUMENTS, QUESTIONS
+from seedtune.core.paths import CACHE_DIR, DOCUMENTS, QUESTIONS
 from seedtune.core.records import read_jsonl
-from seedtune.core.stage import CACHE_DIR
 from seedtune.retrieval import forecast
 from seedtune.retrieval.naver import NaverClient
 from seedtune.retrieval.quota import DailyBudget

@@ -45,3 +45,8 @@ METRICS_DIR = Path("metrics")
 def metrics_file(stage: str) -> Path:
     """metrics/<stage>.json: a stage's accounting (summary's is the headline)."""
     return METRICS_DIR / f"{stage}.json"
+
+
+def rejects_file(stage: str) -> Path:
+    """data/rejects/<stage>.jsonl: what a stage could not turn into output, and why."""
+    return REJECTS_DIR / f"{stage}.jsonl"

@@ -10,12 +10,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from seedtune.core.errors import RejectRateError, SeedtuneError, one_line, run_main
-from seedtune.core.paths import (
-    CACHE_DIR,  # noqa: F401  (stages import it from here)
-    METRICS_DIR,
-    REJECTS_DIR,
-    metrics_file,
-)
+from seedtune.core.paths import METRICS_DIR, metrics_file, rejects_file
 from seedtune.core.records import write_json, write_jsonl
 from seedtune.core.signals import interrupted, stop_on_signals
 
@@ -100,7 +95,7 @@ def stage_metrics(stage: str, *parts: Callable[[], dict[str, Any]]) -> Iterator[
 def write_rejects(stage: str, rejects: list[dict[str, Any]]) -> None:
     """data/rejects/<stage>.jsonl: every item that produced no usable output, with why
     (none: one newline, so DVC does not warn that the output is empty)."""
-    write_jsonl(REJECTS_DIR / f"{stage}.jsonl", rejects, never_empty=True)
+    write_jsonl(rejects_file(stage), rejects, never_empty=True)
 
 
 def check_reject_rate(stage: str, n_items: int, n_rejects: int, max_rate: float) -> None:
@@ -108,5 +103,5 @@ def check_reject_rate(stage: str, n_items: int, n_rejects: int, max_rate: float)
     if n_items and n_rejects / n_items > max_rate:
         raise RejectRateError(
             f"{stage}: {n_rejects}/{n_items} items rejected (> llm.max_reject_rate={max_rate}); "
-            f"see {REJECTS_DIR}/{stage}.jsonl"
+            f"see {rejects_file(stage)}"
         )
