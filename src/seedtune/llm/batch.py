@@ -85,6 +85,7 @@ def stream(client: Any, requests: Iterable[Any], total: int | None = None) -> It
     order: list[tuple[str, _Item]] = []
     todo: dict[str, _Item] = {}
     displaced: dict[str, dict[str, Any]] = {}
+    spooled_folded: set[str] = set()  # spooled with the system turn already folded
     with Spool(state_path().parent / SPOOL_DIR) as spool:
         for req in requests:
             key = client.key_of(req)
@@ -98,7 +99,10 @@ def stream(client: Any, requests: Iterable[Any], total: int | None = None) -> It
                 if held is not None:
                     displaced[key] = held
                 spool.add(key, _input_line(key, client.body_of(req)))
+                if client._system.folding:
+                    spooled_folded.add(key)
         run = _Run(client, todo, displaced, spool)
+        run.sent_folded |= spooled_folded
         client.stats.rejects = 0
         if todo:
             asyncio.run(run.fetch())
@@ -309,7 +313,8 @@ class _Run:
         ``llm.system_role`` folds up front), with it folded into the user turn, as the sync
         path sends it (:func:`~seedtune.llm.system_role.fold`; the cache key is the same)."""
         for key, raw in lines:
-            if self.client._system.folding:
+            # only lines spooled before a refusal taught folding need it (re-encoded)
+            if self.client._system.folding and key not in self.sent_folded:
                 line = json.loads(raw)
                 line["body"]["messages"] = fold(line["body"]["messages"])
                 raw = (json.dumps(line, ensure_ascii=False) + "\n").encode("utf-8")
