@@ -211,11 +211,17 @@ def write_params(
             os.environ["DVC_EXP_NAME"],
         )
         composed = read_yaml_mapping(out)
-        check_params(
-            composed,
-            override_sources(conf_dir, composed, compose_config(conf_dir), out),
-            f"{out} (your -S override?)",
-        )
+        fallback = f"{out} (your -S override?)"
+        try:
+            check_params(composed, key_sources(conf_dir), fallback)
+        except ConfigError:
+            # only a bad value needs conf/ composed: to name `-S` rather than the conf file
+            check_params(
+                composed,
+                override_sources(conf_dir, composed, compose_config(conf_dir), out),
+                fallback,
+            )
+            raise
         return False
     base_path = out.with_name(BASE_NAME)
     current = read_yaml_mapping(out) if out.is_file() else None
