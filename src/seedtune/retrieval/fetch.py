@@ -492,7 +492,8 @@ class PageFetcher:
         self._warnings = RetryWarnings(log, desc)
         self._gate: asyncio.Semaphore | None = None  # made in each run's event loop
         # parsed now, so a bad crawl.allow_networks entry stops the stage before any fetch
-        self.policy = AddressPolicy.parse(cfg.allow_networks)
+        # (each run builds its own policy, with the proxies of its environment: _run_policy)
+        AddressPolicy.parse(cfg.allow_networks)
         self._resolver: GuardedResolver | None = None
         self._proxies: dict[str, Any] = {}
         self._proxied_checks: dict[tuple[str, int], asyncio.Future[str | None]] = {}
@@ -845,6 +846,9 @@ class PageFetcher:
         url = f"{site}/robots.txt"
         result: dict[str, Any] = {}
         for _ in range(MAX_ROBOTS_REDIRECTS + 1):
+            refused = await self._refused(url)  # each hop checked, as a page's are
+            if refused:
+                return {"status": refused, "http_status": None}
             result = await self._get(session, url, robots=True)
             if "location" not in result:
                 return result
@@ -953,9 +957,7 @@ class PageFetcher:
         ``{"location"}`` for a redirect."""
         import aiohttp
 
-        refused = await self._refused(url)
-        if refused:
-            return {"status": refused, "http_status": None}
+        # the caller checked ``url`` against the address policy (a page hop, a robots hop)
         host = urlsplit(url).netloc
         gate = self._host_gate.setdefault(host, asyncio.Semaphore(self.cfg.per_host))
         for attempt in range(self.cfg.max_retries + 1):
