@@ -18,7 +18,6 @@ import pytest
 import yaml
 from seedtune_sandbox.demo import (
     SIM_ENV,
-    SIM_STATE,
     demo_params,
     local_config,
     next_steps,
@@ -27,6 +26,7 @@ from seedtune_sandbox.demo import (
     sim_config,
     tool_env,
 )
+from seedtune_sandbox.sim.workspace import SIM_STATE
 
 pytestmark = pytest.mark.slow
 
